@@ -1,0 +1,1 @@
+//! netc-compiler: lowering, the graph IR, shapes, costs, reports and passes.

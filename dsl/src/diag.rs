@@ -1,0 +1,311 @@
+//! Diagnostics: every user mistake, in any phase, is one of these, never a panic. They are
+//! plain data (message, labelled spans, a hint) until rendered with the source text through
+//! miette's graphical handler: `file:line:col`, the offending line, an underline, the hint.
+
+use std::fmt;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+
+use crate::span::{SourceMap, Span};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// A message attached to a span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Label {
+    pub span: Span,
+    pub message: String,
+}
+
+/// One error or warning. The first label is the primary one: its file is the one shown.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// A stable kebab-case name for the kind of mistake, shown as `netc::CODE`.
+    pub code: &'static str,
+    pub message: String,
+    pub labels: Vec<Label>,
+    pub help: Option<String>,
+    /// Extra lines, such as where a name in another file was defined.
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    pub fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
+    }
+
+    pub fn label(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+        });
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn maybe_help(self, help: Option<String>) -> Diagnostic {
+        match help {
+            Some(h) => self.help(h),
+            None => self,
+        }
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Diagnostic {
+        self.notes.push(note.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// The primary span, if any.
+    pub fn span(&self) -> Option<Span> {
+        self.labels.first().map(|l| l.span)
+    }
+
+    /// Renders with source context, without colour (stable for snapshots and logs).
+    pub fn render(&self, sources: &SourceMap) -> String {
+        self.render_with(sources, false)
+    }
+
+    /// Renders with source context; `color` for a terminal.
+    pub fn render_with(&self, sources: &SourceMap, color: bool) -> String {
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_links(false);
+        let report = Report::new(self, sources);
+        let mut out = String::new();
+        if handler.render_report(&mut out, &report).is_err() {
+            // Rendering into a String cannot fail in practice; fall back to one line.
+            out = self.to_string();
+        }
+        out
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{kind}: {}", self.message)
+    }
+}
+
+/// Renders a list of diagnostics, separated by blank lines.
+pub fn render_all(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
+    let mut out = String::new();
+    for d in diags {
+        out.push_str(&d.render_with(sources, color));
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The diagnostic as miette sees it: the primary file as source, labels in other files as notes.
+struct Report {
+    code: String,
+    message: String,
+    severity: miette::Severity,
+    source: Option<NamedSource<String>>,
+    labels: Vec<LabeledSpan>,
+    help: Option<String>,
+}
+
+impl Report {
+    fn new(d: &Diagnostic, sources: &SourceMap) -> Report {
+        let primary = d.labels.first().map(|l| l.span.file);
+        let mut labels = Vec::new();
+        let mut notes = d.notes.clone();
+        for (i, l) in d.labels.iter().enumerate() {
+            if Some(l.span.file) == primary {
+                let text = sources.get(l.span.file).text.len();
+                let start = (l.span.start as usize).min(text);
+                let len = l.span.len().min(text - start);
+                let span = SourceSpan::new(start.into(), len);
+                let msg = (!l.message.is_empty()).then(|| l.message.clone());
+                labels.push(if i == 0 {
+                    LabeledSpan::new_primary_with_span(msg, span)
+                } else {
+                    LabeledSpan::new_with_span(msg, span)
+                });
+            } else {
+                notes.push(format!("{}: {}", sources.location(l.span), l.message));
+            }
+        }
+        let mut help = d.help.clone();
+        if !notes.is_empty() {
+            let mut text = help.map(|h| format!("{h}\n")).unwrap_or_default();
+            text.push_str(
+                &notes
+                    .iter()
+                    .map(|n| format!("note: {n}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+            help = Some(text);
+        }
+        Report {
+            code: format!("netc::{}", d.code),
+            message: d.message.clone(),
+            severity: match d.severity {
+                Severity::Error => miette::Severity::Error,
+                Severity::Warning => miette::Severity::Warning,
+            },
+            source: primary.map(|f| {
+                let file = sources.get(f);
+                NamedSource::new(file.name.clone(), file.text.clone())
+            }),
+            labels,
+            help,
+        }
+    }
+}
+
+impl fmt::Debug for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Report {}
+
+impl miette::Diagnostic for Report {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(&self.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(self.severity)
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.labels.iter().cloned()))
+        }
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(cur)
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The candidate nearest to `name`, if it is near enough to be a likely typo.
+pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|&(d, c)| d <= limit && c != name)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// `did you mean `x`?` when a near candidate exists.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    nearest(name, candidates).map(|c| format!("did you mean `{c}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("conv", "conv"), 0);
+        assert_eq!(edit_distance("convv", "conv"), 1);
+        assert_eq!(edit_distance("maxpol", "maxpool"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("relu", "lrn"), 3);
+    }
+
+    #[test]
+    fn nearest_picks_close_names_only() {
+        let ops = ["conv", "conv_t", "maxpool", "avgpool", "relu"];
+        assert_eq!(nearest("convv", ops), Some("conv"));
+        assert_eq!(nearest("maxpol", ops), Some("maxpool"));
+        assert_eq!(nearest("softplus", ops), None);
+    }
+
+    #[test]
+    fn renders_file_line_col_and_underline() {
+        let mut sources = SourceMap::new();
+        let f = sources.add("x.net", "network n(x: [1]) {\n  y = x -> convv;\n}\n");
+        let d = Diagnostic::error("unknown-op", "unknown op `convv`")
+            .label(Span::new(f, 31, 36), "not an op or block")
+            .help("did you mean `conv`?");
+        let text = d.render(&sources);
+        assert!(text.contains("x.net:2:12"), "{text}");
+        assert!(text.contains("─────"), "{text}");
+        assert!(text.contains("did you mean `conv`?"), "{text}");
+    }
+}

@@ -1,0 +1,11 @@
+//! netc-dsl: the `.net` language. A pest grammar (`net.pest`), an AST in which every node
+//! keeps its span, the parser, and diagnostics rendered with source context.
+
+pub mod ast;
+pub mod diag;
+pub mod parse;
+pub mod span;
+
+pub use diag::{Diagnostic, Severity};
+pub use parse::parse;
+pub use span::{FileId, SourceMap, Span};

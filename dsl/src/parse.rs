@@ -1,0 +1,609 @@
+//! Parsing: the pest grammar (`net.pest`) turns text into pairs, and one function per rule
+//! turns pairs into the AST. A parse error becomes a [`Diagnostic`] that says, in prose, what
+//! was expected and what was found.
+
+use pest::iterators::Pair;
+use pest::Parser as _;
+use pest_derive::Parser;
+
+use crate::ast::*;
+use crate::diag::Diagnostic;
+use crate::span::{FileId, Span};
+
+#[derive(Parser)]
+#[grammar = "net.pest"]
+struct NetParser;
+
+/// How deeply brackets may nest. Real networks nest a few levels; the limit keeps the
+/// recursive parser and the phases after it far from the end of the stack on hostile input.
+pub const MAX_NESTING: usize = 64;
+
+/// Parses one `.net` source text. `file` is the id its spans will carry.
+pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
+    check_nesting(file, text)?;
+    pest::set_error_detail(true);
+    let mut pairs = NetParser::parse(Rule::file, text).map_err(|e| parse_error(file, text, e))?;
+    let top = pairs
+        .next()
+        .expect("the file rule always produces one pair");
+    let cx = Cx { file };
+    Ok(cx.file(top))
+}
+
+struct Cx {
+    file: FileId,
+}
+
+impl Cx {
+    fn span(&self, pair: &Pair<Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(self.file, s.start(), s.end())
+    }
+
+    fn ident(&self, pair: Pair<Rule>) -> Ident {
+        debug_assert_eq!(pair.as_rule(), Rule::ident);
+        Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
+    }
+
+    fn file(&self, pair: Pair<Rule>) -> File {
+        let span = self.span(&pair);
+        let items = pair
+            .into_inner()
+            .filter_map(|p| match p.as_rule() {
+                Rule::use_item => Some(Item::Use(self.use_item(p))),
+                Rule::const_item => Some(Item::Const(self.const_item(p))),
+                Rule::block_item => Some(Item::Block(self.block_item(p))),
+                Rule::network_item => Some(Item::Network(self.network_item(p))),
+                _ => None, // EOI
+            })
+            .collect();
+        File { items, span }
+    }
+
+    fn use_item(&self, pair: Pair<Rule>) -> Use {
+        let span = self.span(&pair);
+        let string = pair
+            .into_inner()
+            .find(|p| p.as_rule() == Rule::string)
+            .expect("use has a string");
+        Use {
+            path: unescape(string.as_str()),
+            path_span: self.span(&string),
+            span,
+        }
+    }
+
+    fn const_item(&self, pair: Pair<Rule>) -> Const {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner().skip(1); // kw_const
+        let name = self.ident(inner.next().unwrap());
+        let value = self.expr(inner.next().unwrap());
+        Const { name, value, span }
+    }
+
+    fn block_item(&self, pair: Pair<Rule>) -> Block {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner().skip(1); // kw_block
+        let name = self.ident(inner.next().unwrap());
+        let params = inner
+            .next()
+            .unwrap()
+            .into_inner()
+            .map(|p| self.ident(p))
+            .collect();
+        let mut binds = Vec::new();
+        let mut ret = None;
+        for p in inner {
+            match p.as_rule() {
+                Rule::bind => binds.push(self.bind(p)),
+                Rule::return_stmt => {
+                    let chain = p.into_inner().nth(1).unwrap();
+                    ret = Some(self.chain(chain));
+                }
+                _ => unreachable!("block body: {:?}", p.as_rule()),
+            }
+        }
+        Block {
+            name,
+            params,
+            binds,
+            ret: ret.expect("the grammar requires a return"),
+            span,
+        }
+    }
+
+    fn network_item(&self, pair: Pair<Rule>) -> Network {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner().skip(1); // kw_network
+        let name = self.ident(inner.next().unwrap());
+        let inputs = inner
+            .next()
+            .unwrap()
+            .into_inner()
+            .map(|p| self.input(p))
+            .collect();
+        let stmts = inner
+            .map(|p| match p.as_rule() {
+                Rule::bind => Stmt::Bind(self.bind(p)),
+                Rule::loss_stmt => Stmt::Loss(self.loss(p)),
+                Rule::output_stmt => Stmt::Output(self.output(p)),
+                Rule::train_stmt => Stmt::Train(self.train(p)),
+                r => unreachable!("network body: {r:?}"),
+            })
+            .collect();
+        Network {
+            name,
+            inputs,
+            stmts,
+            span,
+        }
+    }
+
+    fn input(&self, pair: Pair<Rule>) -> Input {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = self.ident(inner.next().unwrap());
+        let ty = inner.next().unwrap();
+        let kind = match ty.as_rule() {
+            Rule::shape => InputKind::Shape(ty.into_inner().map(|p| self.expr(p)).collect()),
+            Rule::class_type => InputKind::Class(self.expr(ty.into_inner().nth(1).unwrap())),
+            r => unreachable!("input type: {r:?}"),
+        };
+        Input { name, kind, span }
+    }
+
+    fn bind(&self, pair: Pair<Rule>) -> Bind {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = self.ident(inner.next().unwrap());
+        let chain = self.chain(inner.next().unwrap());
+        Bind { name, chain, span }
+    }
+
+    fn loss(&self, pair: Pair<Rule>) -> Loss {
+        let span = self.span(&pair);
+        let terms = pair
+            .into_inner()
+            .skip(1) // kw_loss
+            .map(|t| {
+                let span = self.span(&t);
+                let mut weight = None;
+                let mut call = None;
+                for p in t.into_inner() {
+                    match p.as_rule() {
+                        Rule::loss_weight => {
+                            let w = p.into_inner().next().unwrap();
+                            weight = Some(match w.as_rule() {
+                                Rule::number => {
+                                    let s = self.span(&w);
+                                    let v = match self.number(w) {
+                                        ExprKind::Int(i) => i as f64,
+                                        ExprKind::Float(f) => f,
+                                        _ => unreachable!(),
+                                    };
+                                    LossWeight::Number(v, s)
+                                }
+                                _ => LossWeight::Name(self.ident(w)),
+                            });
+                        }
+                        Rule::call => call = Some(self.call(p)),
+                        r => unreachable!("loss term: {r:?}"),
+                    }
+                }
+                LossTerm {
+                    weight,
+                    call: call.unwrap(),
+                    span,
+                }
+            })
+            .collect();
+        Loss { terms, span }
+    }
+
+    fn output(&self, pair: Pair<Rule>) -> Output {
+        let span = self.span(&pair);
+        let names = pair.into_inner().skip(1).map(|p| self.ident(p)).collect();
+        Output { names, span }
+    }
+
+    fn train(&self, pair: Pair<Rule>) -> Train {
+        let span = self.span(&pair);
+        let entries = pair
+            .into_inner()
+            .skip(1) // kw_train
+            .map(|e| {
+                let span = self.span(&e);
+                let mut inner = e.into_inner();
+                let key = self.ident(inner.next().unwrap());
+                let value = self.expr(inner.next().unwrap());
+                TrainEntry { key, value, span }
+            })
+            .collect();
+        Train { entries, span }
+    }
+
+    fn chain(&self, pair: Pair<Rule>) -> Chain {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let head = self.stage(inner.next().unwrap());
+        let stages = inner.map(|p| self.stage(p)).collect();
+        Chain { head, stages, span }
+    }
+
+    /// `head` and `stage` have the same form.
+    fn stage(&self, pair: Pair<Rule>) -> Stage {
+        let span = self.span(&pair);
+        let mut target = None;
+        let mut alias = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::call => target = Some(Target::Call(self.call(p))),
+                Rule::ident => target = Some(Target::Name(self.ident(p))),
+                Rule::alias => alias = Some(self.ident(p.into_inner().nth(1).unwrap())),
+                r => unreachable!("stage: {r:?}"),
+            }
+        }
+        Stage {
+            target: target.unwrap(),
+            alias,
+            span,
+        }
+    }
+
+    fn call(&self, pair: Pair<Rule>) -> Call {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let callee = self.ident(inner.next().unwrap());
+        let args = inner
+            .map(|a| {
+                let span = self.span(&a);
+                let mut name = None;
+                let mut value = None;
+                for p in a.into_inner() {
+                    match p.as_rule() {
+                        Rule::arg_name => name = Some(self.ident(p.into_inner().next().unwrap())),
+                        Rule::expr => value = Some(self.expr(p)),
+                        r => unreachable!("arg: {r:?}"),
+                    }
+                }
+                Arg {
+                    name,
+                    value: value.unwrap(),
+                    span,
+                }
+            })
+            .collect();
+        Call { callee, args, span }
+    }
+
+    fn expr(&self, pair: Pair<Rule>) -> Expr {
+        debug_assert_eq!(pair.as_rule(), Rule::expr);
+        self.binary(pair, Rule::product)
+    }
+
+    /// `expr` and `product`: operands separated by left-associative operators.
+    fn binary(&self, pair: Pair<Rule>, operand: Rule) -> Expr {
+        let mut inner = pair.into_inner();
+        let first = inner.next().unwrap();
+        let mut acc = self.operand(first, operand);
+        while let Some(op) = inner.next() {
+            let op = match op.as_str() {
+                "+" => BinOp::Add,
+                "-" => BinOp::Sub,
+                "*" => BinOp::Mul,
+                _ => BinOp::Div,
+            };
+            let rhs = self.operand(inner.next().unwrap(), operand);
+            let span = acc.span.to(rhs.span);
+            acc = Expr {
+                kind: ExprKind::Binary(op, Box::new(acc), Box::new(rhs)),
+                span,
+            };
+        }
+        acc
+    }
+
+    fn operand(&self, pair: Pair<Rule>, rule: Rule) -> Expr {
+        match rule {
+            Rule::product => self.binary(pair, Rule::unary),
+            _ => self.unary(pair),
+        }
+    }
+
+    fn unary(&self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        let mut negs = 0;
+        let mut atom = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::neg => negs += 1,
+                _ => atom = Some(self.atom(p)),
+            }
+        }
+        let mut e = atom.unwrap();
+        for _ in 0..negs {
+            e = Expr {
+                kind: ExprKind::Neg(Box::new(e)),
+                span,
+            };
+        }
+        e
+    }
+
+    fn atom(&self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        let kind = match pair.as_rule() {
+            Rule::number => self.number(pair),
+            Rule::string => ExprKind::Str(unescape(pair.as_str())),
+            Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
+            Rule::shape => ExprKind::List(pair.into_inner().map(|p| self.expr(p)).collect()),
+            Rule::chain => ExprKind::Chain(Box::new(self.chain(pair))),
+            Rule::expr => return self.expr(pair),
+            r => unreachable!("atom: {r:?}"),
+        };
+        Expr { kind, span }
+    }
+
+    fn number(&self, pair: Pair<Rule>) -> ExprKind {
+        let inner = pair.into_inner().next().unwrap();
+        let text: String = inner.as_str().chars().filter(|&c| c != '_').collect();
+        match inner.as_rule() {
+            // Too large for i64: kept as a float so that the size check reports it.
+            Rule::int => text
+                .parse::<i64>()
+                .map(ExprKind::Int)
+                .unwrap_or_else(|_| ExprKind::Float(text.parse().unwrap_or(f64::INFINITY))),
+            _ => ExprKind::Float(text.parse().unwrap_or(f64::INFINITY)),
+        }
+    }
+}
+
+/// The value of a string literal (the grammar only admits `\"`, `\\`, `\n`, `\t`).
+fn unescape(lit: &str) -> String {
+    let body = &lit[1..lit.len() - 1];
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Rejects bracket nesting deeper than [`MAX_NESTING`] before the recursive parser sees it.
+fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut prev = '\0';
+    for (i, c) in text.char_indices() {
+        if in_string {
+            if c == '"' && prev != '\\' {
+                in_string = false;
+            }
+        } else {
+            match c {
+                '"' => in_string = true,
+                '(' | '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Err(Diagnostic::error(
+                            "nesting",
+                            format!("brackets nest more than {MAX_NESTING} deep"),
+                        )
+                        .label(Span::new(file, i, i + 1), "too deep here")
+                        .help("bind the inner part to a name and refer to it"));
+                    }
+                }
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        prev = if prev == '\\' && c == '\\' { '\0' } else { c };
+    }
+    Ok(())
+}
+
+/// Turns pest's error into prose: what was expected at the farthest point the parser
+/// reached, and the token it found there.
+fn parse_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+
+    let mut pos = match err.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let mut expected: Vec<String> = Vec::new();
+    if let Some(attempts) = err.parse_attempts() {
+        if attempts.max_position >= pos {
+            pos = attempts.max_position;
+            for t in attempts.expected_tokens() {
+                // `ParsingToken` is not exported; its Display is the literal token.
+                if let Some(p) = token_prose(&t.to_string()) {
+                    expected.push(p);
+                }
+            }
+        }
+    }
+    if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
+        for r in positives {
+            if let Some(p) = rule_prose(*r) {
+                expected.push(p.to_string());
+            }
+        }
+    }
+    expected.sort();
+    expected.dedup();
+    // Prose for a rule subsumes the keywords and punctuation it starts with.
+    if expected.iter().any(|e| e == "a value") {
+        expected.retain(|e| {
+            !matches!(
+                e.as_str(),
+                "`(`" | "`[`" | "`-`" | "a number" | "a name" | "a string" | "`true`" | "`false`"
+            )
+        });
+    }
+    if expected.iter().any(|e| e == "an op or block") {
+        expected.retain(|e| e != "a name");
+    }
+
+    let (found, found_span) = found_token(file, text, pos);
+    let message = if expected.is_empty() {
+        format!("unexpected {found}")
+    } else {
+        format!("expected {}, found {found}", join_or(&expected))
+    };
+    let mut d = Diagnostic::error("parse", message).label(found_span, "unexpected here");
+    if let Some(h) = hint(text, pos, &expected) {
+        d = d.help(h);
+    }
+    d
+}
+
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// The token at `pos` as the user wrote it, and its span.
+fn found_token(file: FileId, text: &str, pos: usize) -> (String, Span) {
+    let pos = pos.min(text.len());
+    let rest = &text[pos..];
+    let Some(c) = rest.chars().next() else {
+        return ("end of file".to_string(), Span::new(file, pos, pos));
+    };
+    let len = if c.is_alphanumeric() || c == '_' {
+        rest.find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '.'))
+            .unwrap_or(rest.len())
+    } else if rest.starts_with("->") || rest.starts_with("//") || rest.starts_with("/*") {
+        2
+    } else {
+        c.len_utf8()
+    };
+    let tok = &rest[..len];
+    let shown = if KEYWORDS.contains(&tok) {
+        format!("keyword `{tok}`")
+    } else {
+        format!("`{tok}`")
+    };
+    (shown, Span::new(file, pos, pos + len))
+}
+
+const KEYWORDS: &[&str] = &[
+    "network", "block", "const", "use", "return", "loss", "output", "train", "as", "class", "true",
+    "false",
+];
+
+fn hint(text: &str, pos: usize, expected: &[String]) -> Option<String> {
+    let pos = pos.min(text.len());
+    // The whole word around the error: in `k=3x3` pest stops after the `3`.
+    let start = text[..pos]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
+        .last()
+        .map_or(pos, |(i, _)| i);
+    let start = if text[start..].starts_with(|c: char| c.is_ascii_digit()) {
+        start
+    } else {
+        pos
+    };
+    let rest = &text[start..];
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    let bytes = word.as_bytes();
+    if !word.is_empty() && bytes[0].is_ascii_digit() {
+        if let Some((a, b)) = word.split_once('x') {
+            if a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit()) {
+                return Some(format!(
+                    "`{word}` is not a token: the language is made of Rust tokens; write `k={a}` or `k=[{a}, {b}]`"
+                ));
+            }
+        }
+        return Some("a name cannot start with a digit".to_string());
+    }
+    if rest.starts_with('#') {
+        return Some("comments are `// ...` or `/* ... */`".to_string());
+    }
+    let before = text[..pos].trim_end();
+    let prev_word = &before[before
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1)..];
+    if rest.starts_with('=') && KEYWORDS.contains(&prev_word) {
+        return Some(format!(
+            "`{prev_word}` is a keyword and cannot be used as a name"
+        ));
+    }
+    if KEYWORDS.contains(&word.as_str()) && expected.iter().any(|e| e.contains("name")) {
+        return Some(format!(
+            "`{word}` is a keyword and cannot be used as a name"
+        ));
+    }
+    if expected.iter().any(|e| e == "`return`") {
+        return Some("a block ends with `return VALUE;`".to_string());
+    }
+    if expected.iter().any(|e| e == "`;`") {
+        return Some("is a `;` missing at the end of the previous statement?".to_string());
+    }
+    None
+}
+
+/// Literal tokens as prose; whitespace and comment openers are never what the user missed.
+fn token_prose(token: &str) -> Option<String> {
+    const NOISE: &[&str] = &[
+        " ", "\t", "\r", "\n", "//", "/*", "*/", "\"", "\\", "_", ".", "e", "E",
+    ];
+    match token {
+        "0..9" => return Some("a number".to_string()),
+        "A..Z" | "a..z" => return Some("a name".to_string()),
+        _ => {}
+    }
+    if NOISE.contains(&token) || token.contains("..") || token.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!("`{token}`"))
+}
+
+fn rule_prose(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::ident => "a name",
+        Rule::number | Rule::int | Rule::float => "a number",
+        Rule::string => "a string",
+        Rule::boolean => "`true` or `false`",
+        Rule::expr | Rule::product | Rule::unary | Rule::chain | Rule::head | Rule::shape => {
+            "a value"
+        }
+        Rule::call => "a call",
+        Rule::stage => "an op or block",
+        Rule::arg | Rule::arg_name => "an argument",
+        Rule::bind => "a binding `name = ...;`",
+        Rule::kw_use => "`use`",
+        Rule::kw_const => "`const`",
+        Rule::kw_block => "`block`",
+        Rule::kw_return => "`return`",
+        Rule::kw_network => "`network`",
+        Rule::kw_class => "`class`",
+        Rule::kw_loss => "`loss`",
+        Rule::kw_output => "`output`",
+        Rule::kw_train => "`train`",
+        Rule::kw_as => "`as`",
+        Rule::EOI => "end of file",
+        Rule::train_entry => "a setting `name = value;`",
+        _ => return None,
+    })
+}
