@@ -1,1 +1,257 @@
-fn main() {}
+//! The `netc` command line: check a network (report its shapes, parameters and costs) and
+//! draw its graph. Exit status 0 when the input is valid, 1 when it has errors, 2 for bad
+//! usage.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use netc_compiler::{dot, Checked, Report};
+
+#[derive(Parser)]
+#[command(name = "netc", version, about = "A compiler for convolutional networks", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a network: every shape, parameter and multiply-accumulate, in a Table-1-style report.
+    Check {
+        /// The `.net` file.
+        file: PathBuf,
+        /// Which network of the file (default: all of them).
+        #[arg(long)]
+        network: Option<String>,
+        /// One row per layer (by path) instead of one per top-level binding.
+        #[arg(long)]
+        expand: bool,
+        #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
+        format: CheckFormat,
+    },
+    /// Draw the graph of a network: block instances as clusters, edges labelled with shapes.
+    Graph {
+        /// The `.net` file.
+        file: PathBuf,
+        /// Which network of the file (required when it has more than one).
+        #[arg(long)]
+        network: Option<String>,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CheckFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Svg,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Lowering recurses through blocks and bindings; a large stack keeps hostile inputs an
+    // error rather than an overflow.
+    let worker = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || run(cli));
+    match worker.map(|h| h.join()) {
+        Ok(Ok(code)) => code,
+        _ => {
+            eprintln!("netc: internal error (this is a bug in netc; please report it)");
+            ExitCode::from(101)
+        }
+    }
+}
+
+fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check {
+            file,
+            network,
+            expand,
+            format,
+        } => check(&file, network.as_deref(), expand, format),
+        Command::Graph {
+            file,
+            network,
+            format,
+            output,
+        } => graph(&file, network.as_deref(), format, output.as_deref()),
+    }
+}
+
+/// Prints diagnostics to stderr; returns whether there were errors.
+fn report_diagnostics(checked: &Checked) -> bool {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let text = netc_dsl::diag::render_all(&checked.diagnostics, &checked.sources, color);
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let errors = checked.errors().count();
+    if errors > 0 {
+        let warnings = checked.warnings().count();
+        let _ = writeln!(
+            err,
+            "netc: {errors} error{}{}",
+            if errors == 1 { "" } else { "s" },
+            if warnings > 0 {
+                format!(
+                    ", {warnings} warning{}",
+                    if warnings == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    errors > 0
+}
+
+fn check(file: &Path, network: Option<&str>, expand: bool, format: CheckFormat) -> ExitCode {
+    let checked = netc_compiler::check_file(file, network);
+    if report_diagnostics(&checked) {
+        return ExitCode::from(1);
+    }
+    if checked.graphs.is_empty() {
+        eprintln!(
+            "netc: {} defines no network ({} block{} checked)",
+            file.display(),
+            checked.blocks,
+            if checked.blocks == 1 { "" } else { "s" }
+        );
+        return ExitCode::SUCCESS;
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        CheckFormat::Table => {
+            for (i, g) in checked.graphs.iter().enumerate() {
+                if i > 0 {
+                    let _ = writeln!(out);
+                }
+                let _ = write!(out, "{}", Report::new(g).table(expand));
+            }
+        }
+        CheckFormat::Json => {
+            let docs: Vec<serde_json::Value> = checked
+                .graphs
+                .iter()
+                .map(|g| Report::new(g).to_json(g))
+                .collect();
+            // One network: one object. Several: an array of them.
+            let doc = if docs.len() == 1 {
+                docs.into_iter().next().unwrap()
+            } else {
+                serde_json::Value::Array(docs)
+            };
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn graph(
+    file: &Path,
+    network: Option<&str>,
+    format: GraphFormat,
+    output: Option<&Path>,
+) -> ExitCode {
+    let checked = netc_compiler::check_file(file, network);
+    if report_diagnostics(&checked) {
+        return ExitCode::from(1);
+    }
+    let g = match checked.graphs.as_slice() {
+        [g] => g,
+        [] => {
+            eprintln!("netc: {} defines no network to draw", file.display());
+            return ExitCode::from(1);
+        }
+        many => {
+            let names: Vec<&str> = many.iter().map(|g| g.name.as_str()).collect();
+            eprintln!(
+                "netc: {} defines {} networks ({}); choose one with --network NAME",
+                file.display(),
+                many.len(),
+                names.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let text = dot::to_dot(g);
+    let bytes = match format {
+        GraphFormat::Dot => text.into_bytes(),
+        GraphFormat::Svg => match render_svg(&text) {
+            Ok(svg) => svg,
+            Err(msg) => {
+                eprintln!("netc: {msg}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let written = match output {
+        Some(path) => std::fs::write(path, &bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => std::io::stdout()
+            .lock()
+            .write_all(&bytes)
+            .map_err(|e| format!("cannot write to standard output: {e}")),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("netc: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Renders DOT to SVG with Graphviz's `dot`, which netc does not bundle.
+fn render_svg(dot_text: &str) -> Result<Vec<u8>, String> {
+    use std::process::{Command, Stdio};
+    let child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err("`--format svg` needs Graphviz's `dot` program, which is not installed.\n\
+                 Install it with `apt-get install graphviz` (Debian, Ubuntu), `dnf install graphviz` \
+                 (Fedora) or `brew install graphviz` (macOS), or write DOT with `--format dot` \
+                 and render it elsewhere."
+                .to_string())
+        }
+        Err(e) => return Err(format!("cannot run `dot`: {e}")),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(dot_text.as_bytes())
+            .map_err(|e| format!("cannot write to `dot`: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("`dot` failed: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`dot` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(out.stdout)
+}

@@ -1,1 +1,148 @@
-//! netc-compiler: lowering, the graph IR, shapes, costs, reports and passes.
+//! netc-compiler: from `.net` source to a checked graph. Loading (`use`), name resolution,
+//! lowering with shape inference, costs, pruning, and the report and picture of a network.
+
+pub mod dot;
+pub mod graph;
+pub mod load;
+pub mod lower;
+pub mod ops;
+pub mod report;
+pub mod resolve;
+pub mod train;
+pub mod value;
+
+use std::path::Path;
+
+use netc_dsl::ast::Item;
+use netc_dsl::diag::did_you_mean;
+use netc_dsl::{Diagnostic, SourceMap};
+
+pub use graph::Graph;
+pub use load::{FsLoader, Loader};
+pub use report::Report;
+
+/// The result of checking a program: its networks as graphs, and every diagnostic.
+#[derive(Debug)]
+pub struct Checked {
+    pub sources: SourceMap,
+    /// The networks checked, in source order (empty when there were errors).
+    pub graphs: Vec<Graph>,
+    /// Errors and warnings, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// How many blocks and consts were defined (for a file that defines no network).
+    pub blocks: usize,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| !d.is_error())
+    }
+
+    /// Every diagnostic rendered with source context, without colour.
+    pub fn render(&self) -> String {
+        netc_dsl::diag::render_all(&self.diagnostics, &self.sources, false)
+    }
+}
+
+/// Checks the file at `path` (and the files it uses). With `network`, only that network.
+pub fn check_file(path: &Path, network: Option<&str>) -> Checked {
+    let (prog, diags) = load::load_file(path, &FsLoader);
+    check_program(prog, diags, network)
+}
+
+/// Checks source text; `use` paths resolve against the directory of `path`.
+pub fn check_source(name: &str, text: &str, path: &Path, network: Option<&str>) -> Checked {
+    let (prog, diags) = load::load_source(name, text, path, &FsLoader);
+    check_program(prog, diags, network)
+}
+
+/// Checks a loaded program: resolution of every block, then lowering of the networks.
+pub fn check_program(
+    prog: load::Program,
+    mut diags: Vec<Diagnostic>,
+    network: Option<&str>,
+) -> Checked {
+    let mut graphs = Vec::new();
+    let mut blocks = 0;
+    if !diags.iter().any(Diagnostic::is_error) {
+        let defs = load::defs(&prog, &mut diags);
+        blocks = defs.blocks.len();
+        for (_, file) in prog.parsed() {
+            for item in &file.items {
+                if let Item::Block(b) = item {
+                    diags.extend(resolve::block(&defs, b));
+                }
+            }
+        }
+        let all = prog.networks();
+        for (i, n) in all.iter().enumerate() {
+            if let Some(first) = all[..i].iter().find(|m| m.name.name == n.name.name) {
+                diags.push(
+                    Diagnostic::error(
+                        "duplicate",
+                        format!("network `{}` is defined twice", n.name.name),
+                    )
+                    .label(n.name.span, "defined again here")
+                    .label(first.name.span, "first defined here"),
+                );
+            }
+        }
+        let selected: Vec<_> = match network {
+            None => all.clone(),
+            Some(name) => {
+                let found: Vec<_> = all
+                    .iter()
+                    .copied()
+                    .filter(|n| n.name.name == name)
+                    .collect();
+                if found.is_empty() {
+                    let names: Vec<&str> = all.iter().map(|n| n.name.name.as_str()).collect();
+                    let mut d = Diagnostic::error(
+                        "no-network",
+                        format!(
+                            "`{}` defines no network `{name}`",
+                            prog.sources.get(prog.root).name
+                        ),
+                    );
+                    d = match did_you_mean(name, names.iter().copied()) {
+                        Some(h) => d.help(h),
+                        None if names.is_empty() => d.help("the file defines no network"),
+                        None => d.help(format!("its networks are {}", names.join(", "))),
+                    };
+                    diags.push(d);
+                }
+                found
+            }
+        };
+        for net in selected {
+            diags.extend(resolve::network(&defs, net));
+            let g = lower::network(&defs, net, &mut diags);
+            graphs.push(g);
+        }
+    }
+    // Source order, errors of one place before its warnings; identical ones once.
+    diags.sort_by_key(|d| {
+        (
+            d.span().map(|s| (s.file, s.start)),
+            std::cmp::Reverse(d.severity),
+        )
+    });
+    diags.dedup();
+    if diags.iter().any(Diagnostic::is_error) {
+        graphs.clear();
+    }
+    Checked {
+        sources: prog.sources,
+        graphs,
+        diagnostics: diags,
+        blocks,
+    }
+}

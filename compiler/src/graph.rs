@@ -1,0 +1,199 @@
+//! The graph IR: nodes are ops with their dotted paths, spans and inferred per-sample shapes;
+//! edges are tensors and carry the input port they feed, because petgraph returns incoming
+//! neighbours in reverse insertion order and the order of `concat`'s inputs matters.
+
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::{EdgeRef, NodeIndexable};
+use petgraph::Direction;
+
+use netc_dsl::Span;
+
+use crate::ops::Op;
+use crate::train::TrainConfig;
+
+/// A per-sample shape: `[C, H, W]` for images, `[F]` for features, `[]` for a class label.
+pub type Shape = Vec<usize>;
+
+/// One layer (or input) of the network.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// The dotted path of LANGUAGE.md "Names" (`i3a.b2.0`), or the input's name.
+    pub path: String,
+    pub op: Op,
+    /// Output shape per sample.
+    pub shape: Shape,
+    /// The stage or call that made this node.
+    pub span: Span,
+    /// The top-level binding (report row) this node was made for.
+    pub row: Option<usize>,
+    /// The innermost block instance this node belongs to.
+    pub instance: Option<usize>,
+}
+
+/// An edge: the producer's output feeds input `port` of the consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edge {
+    pub port: usize,
+}
+
+/// A top-level binding of the network: one row of the report.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub name: String,
+    pub span: Span,
+    /// The op or block name of each stage of the bound chain, in order.
+    pub stages: Vec<String>,
+    /// The value the binding names, when it is a tensor.
+    pub output: Option<NodeIndex>,
+}
+
+/// A block instance: a cluster in pictures, a prefix of paths.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub path: String,
+    pub block: String,
+    pub parent: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossKind {
+    /// Softmax cross-entropy of logits `[C]` against a `class(C)` label, mean over the batch.
+    Ce,
+    /// Mean squared error over all elements.
+    Mse,
+}
+
+impl LossKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::Ce => "ce",
+            LossKind::Mse => "mse",
+        }
+    }
+}
+
+/// One weighted term of the training objective.
+#[derive(Clone, Debug)]
+pub struct LossTerm {
+    pub kind: LossKind,
+    pub weight: f64,
+    pub inputs: [NodeIndex; 2],
+    pub span: Span,
+}
+
+/// A whole network after lowering.
+#[derive(Clone, Debug)]
+pub struct Graph {
+    pub name: String,
+    pub g: StableDiGraph<Node, Edge>,
+    /// Network inputs by name, in declaration order.
+    pub inputs: Vec<(String, NodeIndex)>,
+    /// What inference returns, by name, in `output` order.
+    pub outputs: Vec<(String, NodeIndex)>,
+    pub losses: Vec<LossTerm>,
+    pub rows: Vec<Row>,
+    pub instances: Vec<Instance>,
+    pub train: TrainConfig,
+}
+
+impl Graph {
+    pub fn new(name: impl Into<String>) -> Graph {
+        Graph {
+            name: name.into(),
+            g: StableDiGraph::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            losses: Vec::new(),
+            rows: Vec::new(),
+            instances: Vec::new(),
+            train: TrainConfig::default(),
+        }
+    }
+
+    pub fn node(&self, n: NodeIndex) -> &Node {
+        &self.g[n]
+    }
+
+    /// Adds a node fed by `inputs` in port order.
+    pub fn add(&mut self, node: Node, inputs: &[NodeIndex]) -> NodeIndex {
+        let n = self.g.add_node(node);
+        for (port, &src) in inputs.iter().enumerate() {
+            self.g.add_edge(src, n, Edge { port });
+        }
+        n
+    }
+
+    /// The producers of `n`'s inputs, in port order.
+    pub fn inputs_of(&self, n: NodeIndex) -> Vec<NodeIndex> {
+        let mut ins: Vec<(usize, NodeIndex)> = self
+            .g
+            .edges_directed(n, Direction::Incoming)
+            .map(|e| (e.weight().port, e.source()))
+            .collect();
+        ins.sort_unstable_by_key(|&(port, _)| port);
+        ins.into_iter().map(|(_, src)| src).collect()
+    }
+
+    /// The consumers of `n`, in node order.
+    pub fn consumers_of(&self, n: NodeIndex) -> Vec<NodeIndex> {
+        let mut outs: Vec<NodeIndex> = self.g.neighbors_directed(n, Direction::Outgoing).collect();
+        outs.sort_unstable();
+        outs.dedup();
+        outs
+    }
+
+    /// Every node in creation order, which is a topological order: a node is always made
+    /// after the nodes that feed it.
+    pub fn nodes(&self) -> Vec<NodeIndex> {
+        let mut v: Vec<NodeIndex> = self.g.node_indices().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Every node except the network inputs: the layers.
+    pub fn layers(&self) -> Vec<NodeIndex> {
+        self.nodes()
+            .into_iter()
+            .filter(|&n| !matches!(self.g[n].op, Op::Input(_)))
+            .collect()
+    }
+
+    /// Finds a node by its path.
+    pub fn find(&self, path: &str) -> Option<NodeIndex> {
+        self.g.node_indices().find(|&n| self.g[n].path == path)
+    }
+
+    /// The nodes from which some node of `roots` can be reached (roots included).
+    pub fn ancestors(&self, roots: impl IntoIterator<Item = NodeIndex>) -> Vec<bool> {
+        let mut seen = vec![false; self.g.node_bound()];
+        let mut stack: Vec<NodeIndex> = roots.into_iter().collect();
+        while let Some(n) = stack.pop() {
+            if std::mem::replace(&mut seen[n.index()], true) {
+                continue;
+            }
+            stack.extend(self.g.neighbors_directed(n, Direction::Incoming));
+        }
+        seen
+    }
+
+    /// The nodes that inference needs: those that reach an `output`.
+    pub fn inference_set(&self) -> Vec<bool> {
+        self.ancestors(self.outputs.iter().map(|&(_, n)| n))
+    }
+
+    /// The nodes that training needs: those that reach an output or a loss.
+    pub fn training_set(&self) -> Vec<bool> {
+        self.ancestors(
+            self.outputs
+                .iter()
+                .map(|&(_, n)| n)
+                .chain(self.losses.iter().flat_map(|l| l.inputs)),
+        )
+    }
+}
+
+/// `[3, 224, 224]`
+pub fn shape_str(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", dims.join(", "))
+}

@@ -1,0 +1,287 @@
+//! Name resolution, before anything is evaluated: every name a block or network body refers
+//! to must be one of its parameters, inputs, bindings or `as` names, or a const; every op
+//! called must be built in or a block. Checking bodies statically means a block is checked
+//! even when no network instantiates it, and lowering can treat an unknown name as already
+//! reported. Unused parameters, inputs and bindings are warnings.
+
+use std::collections::HashMap;
+
+use netc_dsl::ast::{self, Chain, Expr, ExprKind, Stmt, Target};
+use netc_dsl::diag::did_you_mean;
+use netc_dsl::{Diagnostic, Span};
+
+use crate::load::Defs;
+use crate::ops;
+
+/// What a body declares, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Param,
+    Input,
+    Bind,
+    Alias,
+}
+
+struct Body<'a> {
+    defs: &'a Defs<'a>,
+    declared: HashMap<&'a str, (Kind, Span)>,
+    used: HashMap<&'a str, usize>,
+    diags: Vec<Diagnostic>,
+}
+
+/// Resolves a block's body.
+pub fn block(defs: &Defs, b: &ast::Block) -> Vec<Diagnostic> {
+    let mut body = Body::new(defs);
+    for p in &b.params {
+        body.declare(&p.name, Kind::Param, p.span);
+    }
+    for bind in &b.binds {
+        body.declare(&bind.name.name, Kind::Bind, bind.name.span);
+    }
+    // `as` names in the return chain name layers only: nothing can refer to them.
+    for bind in &b.binds {
+        body.declare_aliases(&bind.chain);
+    }
+    for bind in &b.binds {
+        body.chain(&bind.chain);
+    }
+    body.chain(&b.ret);
+    for p in &b.params {
+        if body.unused(&p.name) {
+            body.diags.push(
+                Diagnostic::warning(
+                    "unused",
+                    format!(
+                        "parameter `{}` of block `{}` is never used",
+                        p.name, b.name.name
+                    ),
+                )
+                .label(p.span, "unused parameter"),
+            );
+        }
+    }
+    for bind in &b.binds {
+        if body.unused(&bind.name.name) {
+            body.diags.push(
+                Diagnostic::warning("unused", format!("`{}` is never used", bind.name.name))
+                    .label(bind.name.span, "bound here")
+                    .help(format!(
+                        "use it in another binding or in `return` of block `{}`",
+                        b.name.name
+                    )),
+            );
+        }
+    }
+    body.diags
+}
+
+/// Resolves a network's body.
+pub fn network(defs: &Defs, n: &ast::Network) -> Vec<Diagnostic> {
+    let mut body = Body::new(defs);
+    for i in &n.inputs {
+        body.declare(&i.name.name, Kind::Input, i.name.span);
+    }
+    for s in &n.stmts {
+        if let Stmt::Bind(b) = s {
+            body.declare(&b.name.name, Kind::Bind, b.name.span);
+        }
+    }
+    for s in &n.stmts {
+        if let Stmt::Bind(b) = s {
+            body.declare_aliases(&b.chain);
+        }
+    }
+    for s in &n.stmts {
+        match s {
+            Stmt::Bind(b) => body.chain(&b.chain),
+            Stmt::Output(o) => {
+                for name in &o.names {
+                    body.name(name);
+                }
+            }
+            Stmt::Loss(l) => {
+                for t in &l.terms {
+                    if !ops::LOSSES.contains(&t.call.callee.name.as_str()) {
+                        body.diags.push(unknown_loss(&t.call.callee));
+                    }
+                    for a in &t.call.args {
+                        body.expr(&a.value);
+                    }
+                }
+            }
+            Stmt::Train(_) => {}
+        }
+    }
+    for i in &n.inputs {
+        if body.unused(&i.name.name) {
+            body.diags.push(
+                Diagnostic::warning("unused", format!("input `{}` is never used", i.name.name))
+                    .label(i.name.span, "declared here"),
+            );
+        }
+    }
+    for s in &n.stmts {
+        if let Stmt::Bind(b) = s {
+            if body.unused(&b.name.name) {
+                body.diags.push(
+                    Diagnostic::warning("unused", format!("`{}` is never used", b.name.name))
+                        .label(b.name.span, "bound here")
+                        .help("it reaches neither an output nor a loss; name it in `output`, a `loss`, or another binding"),
+                );
+            }
+        }
+    }
+    body.diags
+}
+
+fn unknown_loss(callee: &ast::Ident) -> Diagnostic {
+    Diagnostic::error("unknown-loss", format!("unknown loss `{}`", callee.name))
+        .label(callee.span, "not a loss")
+        .help(
+            did_you_mean(&callee.name, ops::LOSSES.iter().copied())
+                .unwrap_or_else(|| "the losses are `ce` and `mse`".to_string()),
+        )
+}
+
+impl<'a> Body<'a> {
+    fn new(defs: &'a Defs<'a>) -> Body<'a> {
+        Body {
+            defs,
+            declared: HashMap::new(),
+            used: HashMap::new(),
+            diags: Vec::new(),
+        }
+    }
+
+    fn declare(&mut self, name: &'a str, kind: Kind, span: Span) {
+        if let Some(&(_, first)) = self.declared.get(name) {
+            self.diags.push(
+                Diagnostic::error("duplicate", format!("`{name}` is defined twice"))
+                    .label(span, "defined again here")
+                    .label(first, "first defined here"),
+            );
+            return;
+        }
+        self.declared.insert(name, (kind, span));
+    }
+
+    fn declare_aliases(&mut self, chain: &'a Chain) {
+        for st in std::iter::once(&chain.head).chain(&chain.stages) {
+            if let Some(a) = &st.alias {
+                self.declare(&a.name, Kind::Alias, a.span);
+            }
+        }
+    }
+
+    fn unused(&self, name: &str) -> bool {
+        !self.used.contains_key(name)
+    }
+
+    /// A name in value position.
+    fn name(&mut self, id: &'a ast::Ident) {
+        if self.declared.contains_key(id.name.as_str()) {
+            *self.used.entry(&id.name).or_default() += 1;
+            return;
+        }
+        if self.defs.consts.contains_key(id.name.as_str()) {
+            return;
+        }
+        let mut d = Diagnostic::error("undefined", format!("undefined name `{}`", id.name))
+            .label(id.span, "not defined here");
+        let is_op =
+            ops::lookup(&id.name).is_some() || self.defs.blocks.contains_key(id.name.as_str());
+        if is_op {
+            d = d.help(format!(
+                "`{0}` is an op: apply it to a value with `x -> {0}`",
+                id.name
+            ));
+        } else {
+            let candidates = self
+                .declared
+                .keys()
+                .copied()
+                .chain(self.defs.consts.keys().copied());
+            d = d.maybe_help(did_you_mean(&id.name, candidates));
+        }
+        self.diags.push(d);
+    }
+
+    fn callee(&mut self, id: &'a ast::Ident) {
+        let name = id.name.as_str();
+        if ops::lookup(name).is_some() || self.defs.blocks.contains_key(name) {
+            return;
+        }
+        if ops::LOSSES.contains(&name) {
+            self.diags.push(
+                Diagnostic::error("misplaced-loss", format!("`{name}` is a loss, not a layer"))
+                    .label(id.span, "used as a layer")
+                    .help(format!(
+                        "losses go in the `loss` line: `loss {name}(a, b);`"
+                    )),
+            );
+            return;
+        }
+        let candidates = ops::OPS
+            .iter()
+            .map(|s| s.name)
+            .chain(self.defs.blocks.keys().copied());
+        let mut d = Diagnostic::error("unknown-op", format!("unknown op `{name}`"))
+            .label(id.span, "not an op or block");
+        d = match did_you_mean(name, candidates) {
+            Some(h) => d.help(h),
+            None if self.declared.contains_key(name) => d.help(format!(
+                "`{name}` is a value; a stage after `->` must be an op or block"
+            )),
+            None => d.help("see the op table in LANGUAGE.md, or define a `block`"),
+        };
+        self.diags.push(d);
+    }
+
+    fn chain(&mut self, chain: &'a Chain) {
+        match &chain.head.target {
+            Target::Name(id) => {
+                self.name(id);
+                if let Some(a) = &chain.head.alias {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "misplaced-as",
+                            "`as` names a layer, but this is a value",
+                        )
+                        .label(a.span, "nothing to name")
+                        .help(format!(
+                            "put `as {}` after an op: `{} -> relu as {}`",
+                            a.name, id.name, a.name
+                        )),
+                    );
+                }
+            }
+            Target::Call(c) => self.call(c),
+        }
+        for st in &chain.stages {
+            match &st.target {
+                Target::Name(id) => self.callee(id),
+                Target::Call(c) => self.call(c),
+            }
+        }
+    }
+
+    fn call(&mut self, c: &'a ast::Call) {
+        self.callee(&c.callee);
+        for a in &c.args {
+            self.expr(&a.value);
+        }
+    }
+
+    fn expr(&mut self, e: &'a Expr) {
+        match &e.kind {
+            ExprKind::Chain(c) => self.chain(c),
+            ExprKind::List(items) => items.iter().for_each(|i| self.expr(i)),
+            ExprKind::Binary(_, a, b) => {
+                self.expr(a);
+                self.expr(b);
+            }
+            ExprKind::Neg(a) => self.expr(a),
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Str(_) | ExprKind::Bool(_) => {}
+        }
+    }
+}
