@@ -261,6 +261,17 @@ impl<'p> Lowerer<'p> {
                         }
                     }
                 }
+                let elements: u128 = shape.iter().map(|&d| d as u128).product();
+                if elements > ops::MAX_ELEMENTS {
+                    self.error(
+                        Diagnostic::error(
+                            "bad-size",
+                            format!("input `{}` has {elements} elements per sample, more than netc handles", input.name.name),
+                        )
+                        .label(input.span, "too large"),
+                    );
+                    shape = vec![1; shape.len()];
+                }
                 if shape.len() != 1 && shape.len() != 3 {
                     self.error(
                         Diagnostic::error(

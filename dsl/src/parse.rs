@@ -290,11 +290,12 @@ impl Cx {
         let first = inner.next().unwrap();
         let mut acc = self.operand(first, operand);
         while let Some(op) = inner.next() {
-            let op = match op.as_str() {
+            let op = match op.as_str().trim() {
                 "+" => BinOp::Add,
                 "-" => BinOp::Sub,
                 "*" => BinOp::Mul,
-                _ => BinOp::Div,
+                "/" => BinOp::Div,
+                other => unreachable!("operator {other:?}"),
             };
             let rhs = self.operand(inner.next().unwrap(), operand);
             let span = acc.span.to(rhs.span);
