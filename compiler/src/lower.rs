@@ -65,6 +65,8 @@ struct Scope<'p> {
     alias_of: HashMap<&'p str, usize>,
     state: Vec<State>,
     is_network: bool,
+    /// Names declared twice (reported by resolution): their layers' paths clash too.
+    dups: HashSet<String>,
 }
 
 enum ConstState {
@@ -144,6 +146,7 @@ impl<'p> Lowerer<'p> {
             alias_of: HashMap::new(),
             state: Vec::new(),
             is_network: true,
+            dups: HashSet::new(),
         };
         for input in &net.inputs {
             let (op, shape) = self.input_type(input);
@@ -175,7 +178,7 @@ impl<'p> Lowerer<'p> {
         }
         self.scopes.push(scope);
         for i in 0..self.scopes[0].binds.len() {
-            self.force(0, i);
+            self.force_unique(0, i);
         }
         for (i, row) in self.graph.rows.iter_mut().enumerate() {
             let name = &self.scopes[0].binds[i].name.name;
@@ -222,7 +225,12 @@ impl<'p> Lowerer<'p> {
                 }
             }
         }
-        if self.graph.outputs.is_empty() {
+        // What follows judges the whole graph; after an error it would judge a broken one.
+        if self.diags.iter().any(Diagnostic::is_error) {
+            return;
+        }
+        let has_output_line = net.stmts.iter().any(|s| matches!(s, Stmt::Output(_)));
+        if !has_output_line {
             self.warn(
                 Diagnostic::warning(
                     "no-output",
@@ -546,6 +554,15 @@ impl<'p> Lowerer<'p> {
         Value::Poison
     }
 
+    /// Evaluates binding `i` unless it repeats an earlier binding's name (which resolution
+    /// reported); the repeat would only add a second error about the same line.
+    fn force_unique(&mut self, s: usize, i: usize) {
+        let name = self.scopes[s].binds[i].name.name.as_str();
+        if self.scopes[s].bind_of.get(name) == Some(&i) {
+            self.force(s, i);
+        }
+    }
+
     /// Evaluates binding `i` of scope `s` once.
     fn force(&mut self, s: usize, i: usize) {
         let bind = self.scopes[s].binds[i];
@@ -807,7 +824,7 @@ impl<'p> Lowerer<'p> {
         }
         vals.extend(self.args(s, args, &path, first));
         let v = if let Some(spec) = ops::lookup(&callee.name) {
-            self.op(spec, callee, st.span, vals, &path)
+            self.op(spec, st.span, vals, &path, first == 0)
         } else if let Some(block) = self.defs.blocks.get(callee.name.as_str()).copied() {
             self.instantiate(block, callee, st.span, vals, &path)
         } else {
@@ -848,10 +865,10 @@ impl<'p> Lowerer<'p> {
     fn op(
         &mut self,
         spec: &'static OpSpec,
-        callee: &ast::Ident,
         span: Span,
         args: Vec<ArgVal<'p>>,
         path: &str,
+        at_head: bool,
     ) -> Value {
         let (positional, named): (Vec<ArgVal>, Vec<ArgVal>) =
             args.into_iter().partition(|a| a.name.is_none());
@@ -969,10 +986,9 @@ impl<'p> Lowerer<'p> {
                         ),
                     )
                     .label(a.span, "not a tensor");
-                    if callee.span == span && spec.arity == Arity::One && !spec.params.is_empty() {
+                    if at_head && spec.arity == Arity::One && !spec.params.is_empty() {
                         d = d.help(format!(
-                            "pipe the input in: `x -> {}`, or pass it first: `{name}(x, ..)`",
-                            span_text_hint(name)
+                            "pipe the input in: `x -> {name}(..)`, or pass it first: `{name}(x, ..)`"
                         ));
                     }
                     return self.error(d);
@@ -1136,6 +1152,14 @@ impl<'p> Lowerer<'p> {
         inputs: &[NodeIndex],
     ) -> Value {
         if let Some(&first) = self.paths.get(path) {
+            let scope = self.scopes.last().expect("layers are made inside a scope");
+            let local = path
+                .strip_prefix(&scope.prefix)
+                .unwrap_or(path)
+                .trim_start_matches('.');
+            if scope.dups.contains(local) {
+                return Value::Poison; // the name clash was reported by resolution
+            }
             return self.error(
                 Diagnostic::error("duplicate-path", format!("two layers are named `{path}`"))
                     .label(span, "this layer")
@@ -1277,6 +1301,7 @@ impl<'p> Lowerer<'p> {
             alias_of: HashMap::new(),
             state: Vec::new(),
             is_network: false,
+            dups: HashSet::new(),
         };
         for b in &block.binds {
             add_bind(&mut scope, b);
@@ -1285,7 +1310,7 @@ impl<'p> Lowerer<'p> {
         self.instances.push(name);
         let s = self.scopes.len() - 1;
         for i in 0..block.binds.len() {
-            self.force(s, i);
+            self.force_unique(s, i);
         }
         let v = self.chain(s, &block.ret, path);
         self.instances.pop();
@@ -1298,10 +1323,20 @@ fn add_bind<'p>(scope: &mut Scope<'p>, b: &'p ast::Bind) {
     let i = scope.binds.len();
     scope.binds.push(b);
     scope.state.push(State::Todo);
-    scope.bind_of.entry(&b.name.name).or_insert(i);
-    for st in std::iter::once(&b.chain.head).chain(&b.chain.stages) {
-        if let Some(a) = &st.alias {
-            scope.alias_of.entry(&a.name).or_insert(i);
+    let names = std::iter::once(&b.name.name).chain(
+        std::iter::once(&b.chain.head)
+            .chain(&b.chain.stages)
+            .filter_map(|st| st.alias.as_ref().map(|a| &a.name)),
+    );
+    for (j, name) in names.enumerate() {
+        let seen =
+            scope.bind_of.contains_key(name.as_str()) || scope.alias_of.contains_key(name.as_str());
+        if seen {
+            scope.dups.insert(name.clone());
+        } else if j == 0 {
+            scope.bind_of.insert(name, i);
+        } else {
+            scope.alias_of.insert(name, i);
         }
     }
 }
@@ -1334,8 +1369,4 @@ fn block_params(b: &ast::Block) -> String {
         .map(|p| format!("`{}`", p.name))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn span_text_hint(name: &str) -> String {
-    format!("{name}(..)")
 }

@@ -465,6 +465,18 @@ fn wrong_kind(name: &'static str, kind: Kind, found: &Value) -> OpError {
 /// Builds an op from its bound arguments. `invert` is not built here: it needs the conv
 /// it inverts (see [`invert`]).
 pub fn build(spec: &'static OpSpec, args: &dyn ArgSource) -> Result<Op, OpError> {
+    build_op(spec, args).map_err(|mut e| {
+        // "`k` must be positive" → "`conv`'s `k` must be positive"
+        if let Some(arg) = e.arg {
+            if e.message.starts_with(&format!("`{arg}`")) {
+                e.message = format!("`{}`'s {}", spec.name, e.message);
+            }
+        }
+        e
+    })
+}
+
+fn build_op(spec: &'static OpSpec, args: &dyn ArgSource) -> Result<Op, OpError> {
     let r = Reader { spec, args };
     Ok(match spec.name {
         "conv" => {
@@ -1006,8 +1018,9 @@ mod tests {
         // Ceil mode drops a last window starting in the right padding: d=4 k=2 s=2 p=1
         // gives ceil(4/2)+1 = 3 windows starting at -1, 1, 3; all start inside d+p = 5.
         assert_eq!(window_out(4, 2, 2, 1, 1, true), Some(3));
-        // d=5 k=2 s=2 p=1: ceil(5/2)+1 = 4 windows at -1,1,3,5; 5 >= d+p=6? no -> 4.
-        assert_eq!(window_out(5, 2, 2, 1, 1, true), Some(4));
+        // d=5 k=2 s=2 p=1: ceil(5/2)+1 = 4 windows, starting at 0, 2, 4, 6 of the padded
+        // input; the last starts at 6 >= d + p = 6, past the input, and is dropped.
+        assert_eq!(window_out(5, 2, 2, 1, 1, true), Some(3));
         // d=6 k=3 s=3 p=1: ceil(5/3)+1 = 3, third starts at 6-1=5 < 7 -> 3.
         assert_eq!(window_out(6, 3, 3, 1, 1, true), Some(3));
         // d=5 k=3 s=2 p=1: floor 3, ceil 3.

@@ -134,9 +134,9 @@ pub fn lower<'a>(
         seen.push((key, e.key.span));
         let r = match key {
             "optimizer" => optimizer(&e.value, eval).map(|o| cfg.optimizer = Some(o)),
-            "batch" => count(&e.value, eval, 1).map(|v| cfg.batch = Some(v)),
-            "epochs" => count(&e.value, eval, 1).map(|v| cfg.epochs = Some(v)),
-            "seed" => count(&e.value, eval, 0).map(|v| cfg.seed = Some(v)),
+            "batch" => count(key, &e.value, eval, 1).map(|v| cfg.batch = Some(v)),
+            "epochs" => count(key, &e.value, eval, 1).map(|v| cfg.epochs = Some(v)),
+            "seed" => count(key, &e.value, eval, 0).map(|v| cfg.seed = Some(v)),
             "init" => match word(&e.value) {
                 Some("he") => Ok(cfg.init = Some(Init::He)),
                 Some("xavier") => Ok(cfg.init = Some(Init::Xavier)),
@@ -174,7 +174,8 @@ fn word(e: &ast::Expr) -> Option<&str> {
 }
 
 fn choice(e: &ast::Expr, key: &str, options: &[&str]) -> Diagnostic {
-    let found = word(e)
+    let name = word(e).or_else(|| call_of(e).map(|(c, _)| c.name.as_str()));
+    let found = name
         .map(|w| format!("`{w}`"))
         .unwrap_or_else(|| "something else".to_string());
     Diagnostic::error(
@@ -182,10 +183,11 @@ fn choice(e: &ast::Expr, key: &str, options: &[&str]) -> Diagnostic {
         format!("`{key}` must be one of {}, found {found}", quoted(options)),
     )
     .label(e.span, "not an option")
-    .maybe_help(word(e).and_then(|w| did_you_mean(w, options.iter().copied())))
+    .maybe_help(name.and_then(|w| did_you_mean(w, options.iter().copied())))
 }
 
 fn count<'a>(
+    key: &str,
     e: &'a ast::Expr,
     eval: &mut dyn FnMut(&'a ast::Expr) -> Value,
     min: i64,
@@ -196,7 +198,7 @@ fn count<'a>(
         v => Err(Diagnostic::error(
             "bad-setting",
             format!(
-                "expected {} integer, found {}",
+                "`{key}` must be {} integer, found {}",
                 if min == 0 {
                     "a non-negative"
                 } else {
@@ -350,7 +352,7 @@ fn optimizer<'a>(
                 decoupled,
             })
         }
-        _ => Err(choice(e, "optimizer", &options).label(callee.span, "")),
+        _ => Err(choice(e, "optimizer", &options)),
     }
 }
 

@@ -236,29 +236,42 @@ impl miette::Diagnostic for Report {
     }
 }
 
-/// Levenshtein distance, for "did you mean" hints.
+/// Edit distance counting insertions, deletions, substitutions and swaps of adjacent
+/// characters (optimal string alignment), for "did you mean" hints: `stme` is one edit
+/// from `stem`.
 pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == cb {
-                prev
-            } else {
-                1 + prev.min(row[j]).min(cur)
-            };
-            prev = cur;
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        d[i * w] = i;
+    }
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
         }
     }
-    row[b.len()]
+    d[a.len() * w + b.len()]
 }
 
 /// The candidate nearest to `name`, if it is near enough to be a likely typo.
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let len = name.chars().count();
+    if len < 3 {
+        return None; // every short name is near every other
+    }
+    let limit = (len / 3).max(1);
     candidates
         .into_iter()
         .map(|c| (edit_distance(name, c), c))
@@ -285,7 +298,8 @@ mod tests {
         assert_eq!(edit_distance("convv", "conv"), 1);
         assert_eq!(edit_distance("maxpol", "maxpool"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("relu", "lrn"), 3);
+        assert_eq!(edit_distance("relu", "lrn"), 4);
+        assert_eq!(edit_distance("stme", "stem"), 1);
     }
 
     #[test]
@@ -305,7 +319,7 @@ mod tests {
             .help("did you mean `conv`?");
         let text = d.render(&sources);
         assert!(text.contains("x.net:2:12"), "{text}");
-        assert!(text.contains("─────"), "{text}");
+        assert!(text.contains("──┬──"), "{text}");
         assert!(text.contains("did you mean `conv`?"), "{text}");
     }
 }

@@ -382,35 +382,80 @@ fn unescape(lit: &str) -> String {
     out
 }
 
-/// Rejects bracket nesting deeper than [`MAX_NESTING`] before the recursive parser sees it.
+/// A lexical pass before the parser: rejects bracket nesting deeper than [`MAX_NESTING`]
+/// (so that the recursive parser and the phases after it stay far from the end of the
+/// stack on hostile input), and unterminated comments and strings, which pest would report
+/// only as an unexpected end of file.
 fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
+    let bytes = text.as_bytes();
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut prev = '\0';
-    for (i, c) in text.char_indices() {
-        if in_string {
-            if c == '"' && prev != '\\' {
-                in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
             }
-        } else {
-            match c {
-                '"' => in_string = true,
-                '(' | '[' | '{' => {
-                    depth += 1;
-                    if depth > MAX_NESTING {
-                        return Err(Diagnostic::error(
-                            "nesting",
-                            format!("brackets nest more than {MAX_NESTING} deep"),
-                        )
-                        .label(Span::new(file, i, i + 1), "too deep here")
-                        .help("bind the inner part to a name and refer to it"));
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let start = i;
+                let mut level = 0usize;
+                loop {
+                    if i + 1 >= bytes.len() {
+                        return Err(Diagnostic::error("parse", "unterminated block comment")
+                            .label(
+                                Span::new(file, start, start + 2),
+                                "this comment is never closed",
+                            )
+                            .help("close it with `*/` (block comments nest, as in Rust)"));
+                    }
+                    match (bytes[i], bytes[i + 1]) {
+                        (b'/', b'*') => {
+                            level += 1;
+                            i += 2;
+                        }
+                        (b'*', b'/') => {
+                            level -= 1;
+                            i += 2;
+                            if level == 0 {
+                                break;
+                            }
+                        }
+                        _ => i += 1,
                     }
                 }
-                ')' | ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
+                continue;
             }
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if i >= bytes.len() {
+                    return Err(Diagnostic::error("parse", "unterminated string")
+                        .label(
+                            Span::new(file, start, start + 1),
+                            "this string is never closed",
+                        )
+                        .help("close it with `\"`"));
+                }
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Diagnostic::error(
+                        "nesting",
+                        format!("brackets nest more than {MAX_NESTING} deep"),
+                    )
+                    .label(Span::new(file, i, i + 1), "too deep here")
+                    .help("bind the inner part to a name and refer to it"));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
-        prev = if prev == '\\' && c == '\\' { '\0' } else { c };
+        i += 1;
     }
     Ok(())
 }

@@ -1,0 +1,228 @@
+//! Every kind of mistake in LANGUAGE.md "Errors" (and the warnings), rendered in full and
+//! compared with a reviewed snapshot: the file, line and column, the underlined span, what
+//! was expected and found, and the hint.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use netc_compiler::load::{self, Loader};
+use netc_compiler::{check_program, Checked};
+
+/// Files in memory, for `use`.
+struct Files(HashMap<PathBuf, String>);
+
+impl Loader for Files {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        self.0.get(path).cloned().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory")
+        })
+    }
+}
+
+fn check_with(files: &[(&str, &str)], network: Option<&str>) -> Checked {
+    let loader = Files(
+        files
+            .iter()
+            .map(|(p, t)| (PathBuf::from(p), t.to_string()))
+            .collect(),
+    );
+    let (prog, diags) = load::load_file(Path::new(files[0].0), &loader);
+    check_program(prog, diags, network)
+}
+
+/// Snapshots the rendered diagnostics of `src`, which must have at least one error.
+fn error(name: &str, src: &str) {
+    let checked = check_with(&[("net/t.net", src)], None);
+    assert!(
+        checked.has_errors(),
+        "{name}: expected an error\n{}",
+        checked.render()
+    );
+    insta::assert_snapshot!(name, checked.render());
+}
+
+/// Snapshots the rendered diagnostics of `src`, which must be valid but warn.
+fn warning(name: &str, src: &str) {
+    let checked = check_with(&[("net/t.net", src)], None);
+    assert!(
+        !checked.has_errors(),
+        "{name}: expected no error\n{}",
+        checked.render()
+    );
+    assert!(checked.warnings().count() > 0, "{name}: expected a warning");
+    insta::assert_snapshot!(name, checked.render());
+}
+
+macro_rules! errors {
+    ($($name:ident: $src:expr;)*) => { $( #[test] fn $name() { error(stringify!($name), $src); } )* };
+}
+macro_rules! warnings {
+    ($($name:ident: $src:expr;)*) => { $( #[test] fn $name() { warning(stringify!($name), $src); } )* };
+}
+
+const NET: &str = "network n(x: [3, 32, 32]) {";
+const NET_L: &str = "network n(x: [3, 32, 32], label: class(10)) {";
+
+errors! {
+    parse_missing_semicolon: "network n(x: [1, 8, 8]) {\n    y = x -> relu\n    output y;\n}\n";
+    parse_3x3_literal: "network n(x: [1, 8, 8]) {\n    y = x -> conv(4, k=3x3);\n    output y;\n}\n";
+    parse_hash_comment: "# a comment\nnetwork n(x: [1, 8, 8]) { output x; }\n";
+    parse_keyword_as_name: "network n(x: [1, 8, 8]) {\n    output = x -> relu;\n}\n";
+    parse_unclosed_block: "block b(x) {\n    y = x -> relu;\n}\n";
+    parse_unterminated_comment: "network n(x: [1, 8, 8]) { output x; }\n/* never /* nested */ closed\n";
+    parse_unterminated_string: "use \"blocks.net;\nnetwork n(x: [1, 8, 8]) { output x; }\n";
+    nesting_too_deep: &format!("const a = {}1{};\n", "(".repeat(80), ")".repeat(80));
+    unknown_op: &format!("{NET}\n    y = x -> convv(8, k=3) -> relu;\n    output y;\n}}\n");
+    unknown_op_no_suggestion: &format!("{NET}\n    y = x -> softplus;\n    output y;\n}}\n");
+    loss_used_as_layer: &format!("{NET}\n    y = x -> ce;\n    output y;\n}}\n");
+    unknown_loss: &format!("{NET_L}\n    y = x -> flatten -> linear(10);\n    loss cee(y, label);\n    output y;\n}}\n");
+    unknown_argument: &format!("{NET}\n    y = x -> conv(8, k=3, stride=2);\n    output y;\n}}\n");
+    unknown_argument_near: &format!("{NET}\n    y = x -> conv(8, k=3, dill=2);\n    output y;\n}}\n");
+    missing_argument: &format!("{NET}\n    y = x -> conv(k=3);\n    output y;\n}}\n");
+    too_many_arguments: &format!("{NET}\n    y = x -> relu(3);\n    output y;\n}}\n");
+    duplicate_argument: &format!("{NET}\n    y = x -> conv(8, 3, k=5);\n    output y;\n}}\n");
+    wrong_argument_type: &format!("{NET}\n    y = x -> conv(8, k=\"3\");\n    output y;\n}}\n");
+    zero_size: &format!("{NET}\n    y = x -> conv(0, k=3);\n    output y;\n}}\n");
+    zero_stride: &format!("{NET}\n    y = x -> maxpool(k=2, s=0);\n    output y;\n}}\n");
+    negative_padding: &format!("{NET}\n    y = x -> conv(8, k=3, p=-1);\n    output y;\n}}\n");
+    fractional_size: &format!("const width = 5;\n{NET}\n    y = x -> conv(width / 2, k=3);\n    output y;\n}}\n");
+    dropout_probability: &format!("{NET}\n    y = x -> dropout(1.5);\n    output y;\n}}\n");
+    no_input_to_op: &format!("{NET}\n    y = conv(8, k=3);\n    output y;\n}}\n");
+    window_too_large: "network n(x: [3, 5, 5]) {\n    y = x -> conv(8, k=7);\n    output y;\n}\n";
+    same_padding_needs_stride_1: &format!("{NET}\n    y = x -> conv(8, k=3, s=2, p=\"same\");\n    output y;\n}}\n");
+    groups_must_divide: &format!("{NET}\n    y = x -> conv(8, k=3, groups=2);\n    output y;\n}}\n");
+    pool_padding_over_half: &format!("{NET}\n    y = x -> maxpool(k=3, s=2, p=2);\n    output y;\n}}\n");
+    conv_t_output_padding: &format!("{NET}\n    y = x -> conv_t(8, k=3, s=2, op=2);\n    output y;\n}}\n");
+    concat_mismatch: &format!("{NET}\n    a = x -> conv(8, k=3, p=1);\n    b = x -> conv(8, k=3, s=2, p=1);\n    y = concat(a, b);\n    output y;\n}}\n");
+    add_mismatch: &format!("{NET}\n    a = x -> conv(16, k=3, p=1);\n    y = add(x, a);\n    output y;\n}}\n");
+    concat_needs_two: &format!("{NET}\n    y = concat(x);\n    output y;\n}}\n");
+    linear_on_image: &format!("{NET}\n    y = x -> conv(8, k=3) -> linear(10);\n    output y;\n}}\n");
+    conv_on_features: "network n(x: [64]) {\n    y = x -> conv(8, k=3);\n    output y;\n}\n";
+    invert_of_non_conv: &format!("{NET}\n    e = x -> conv(8, k=3, s=2, p=1) -> relu;\n    y = e -> invert(of=e);\n    output y;\n}}\n");
+    invert_wrong_size: &format!("{NET}\n    e = x -> conv(8, k=3, s=2, p=1);\n    y = x -> invert(of=e);\n    output y;\n}}\n");
+    invert_without_of: &format!("{NET}\n    y = x -> invert;\n    output y;\n}}\n");
+    cycle: &format!("{NET}\n    a = b -> relu;\n    b = a -> conv(8, k=1);\n    output b;\n}}\n");
+    self_cycle: &format!("{NET}\n    a = a -> relu;\n    output a;\n}}\n");
+    block_recursion: &format!("block f(x) {{\n    return x -> g;\n}}\nblock g(x) {{\n    return x -> f;\n}}\n{NET}\n    y = x -> f;\n    output y;\n}}\n");
+    const_cycle: "const a = b + 1;\nconst b = a * 2;\nnetwork n(x: [a]) { output x; }\n";
+    undefined_name: &format!("{NET}\n    stem = x -> conv(8, k=3);\n    y = stme -> relu;\n    output y;\n}}\n");
+    undefined_const: "network n(x: [3, size, size]) { output x; }\n";
+    undefined_output: &format!("{NET}\n    y = x -> relu;\n    output logits;\n}}\n");
+    op_used_as_value: &format!("{NET}\n    y = relu;\n    output y;\n}}\n");
+    duplicate_binding: &format!("{NET}\n    y = x -> relu;\n    y = x -> tanh;\n    output y;\n}}\n");
+    duplicate_path: &format!("{NET}\n    y = x -> conv(8, k=3) as c -> relu -> conv(8, k=3) as c;\n    output y;\n}}\n");
+    duplicate_block: "block b(x) { return x -> relu; }\nblock b(x) { return x -> tanh; }\n";
+    block_named_like_op: "block conv(x) { return x -> relu; }\n";
+    block_missing_argument: &format!("block unit(x, c) {{\n    return x -> conv(c, k=3, p=1);\n}}\n{NET}\n    y = x -> unit;\n    output y;\n}}\n");
+    block_unknown_parameter: &format!("block unit(x, c) {{\n    return x -> conv(c, k=3, p=1);\n}}\n{NET}\n    y = x -> unit(chans=8);\n    output y;\n}}\n");
+    error_inside_block: &format!("block unit(x, c) {{\n    y = x -> conv(c, k=3) -> linear(c);\n    return y;\n}}\n{NET}\n    a = x -> unit(8);\n    output a;\n}}\n");
+    label_as_tensor: &format!("{NET_L}\n    y = label -> relu;\n    output y;\n}}\n");
+    ce_shape: &format!("{NET_L}\n    y = x -> flatten -> linear(12);\n    loss ce(y, label);\n    output y;\n}}\n");
+    ce_argument_order: &format!("{NET_L}\n    y = x -> flatten -> linear(10);\n    loss ce(label, y);\n    output y;\n}}\n");
+    mse_shape: &format!("{NET}\n    y = x -> conv(3, k=3);\n    loss mse(y, x);\n    output y;\n}}\n");
+    two_loss_lines: &format!("{NET_L}\n    y = x -> flatten -> linear(10);\n    loss ce(y, label);\n    loss ce(y, label);\n    output y;\n}}\n");
+    arithmetic_on_tensor: &format!("{NET}\n    y = x -> flatten -> linear(x + 1);\n    output y;\n}}\n");
+    division_by_zero: "const a = 4 / 0;\nnetwork n(x: [a]) { output x; }\n";
+    input_with_batch_dim: "network n(x: [32, 3, 28, 28]) { output x; }\n";
+    output_not_tensor: "const c = 3;\nnetwork n(x: [8]) {\n    k = c;\n    output k;\n}\n";
+    unknown_train_setting: &format!("{NET}\n    y = x -> relu;\n    output y;\n    train {{ optimiser = sgd(lr=0.1); }}\n}}\n");
+    bad_optimizer: &format!("{NET}\n    y = x -> relu;\n    output y;\n    train {{ optimizer = sdg(lr=0.1); batch = 0; }}\n}}\n");
+    optimizer_missing_lr: &format!("{NET}\n    y = x -> relu;\n    output y;\n    train {{ optimizer = adam(beta1=0.8); init = kaiming; }}\n}}\n");
+    misplaced_as: &format!("{NET}\n    y = x as z -> relu;\n    output y;\n}}\n");
+    many_errors_at_once: &format!("{NET}\n    a = x -> convv(8, k=3);\n    b = x -> conv(8, k=0);\n    c = x -> flatten -> linear(10) -> conv(4, k=1);\n    output a, b, c, d;\n}}\n");
+}
+
+warnings! {
+    window_drops_rows: "network n(x: [3, 32, 32]) {\n    y = x -> conv(8, k=3, s=2);\n    output y;\n}\n";
+    window_drops_only_padding: "network n(x: [3, 224, 224]) {\n    y = x -> conv(64, k=7, s=2, p=3);\n    output y;\n}\n";
+    unused_binding: &format!("{NET}\n    y = x -> relu;\n    z = x -> tanh;\n    output y;\n}}\n");
+    dead_binding: &format!("{NET}\n    y = x -> relu;\n    z = y -> tanh;\n    w = z -> sigmoid;\n    output y;\n}}\n");
+    unused_block_parameter: &format!("block b(x, c) {{ return x -> relu; }}\n{NET}\n    y = x -> b(3);\n    output y;\n}}\n");
+    unused_input: "network n(x: [3, 8, 8], label: class(10)) {\n    y = x -> relu;\n    output y;\n}\n";
+    no_output: "network n(x: [3, 8, 8], t: [3, 8, 8]) {\n    y = x -> conv(3, k=1);\n    loss mse(y, t);\n}\n";
+}
+
+#[test]
+fn use_cycle() {
+    let checked = check_with(
+        &[
+            (
+                "net/a.net",
+                "use \"b.net\";\nnetwork n(x: [4]) { y = x -> f; output y; }\n",
+            ),
+            (
+                "net/b.net",
+                "use \"sub/c.net\";\nblock f(x) { return x -> g; }\n",
+            ),
+            (
+                "net/sub/c.net",
+                "use \"../a.net\";\nblock g(x) { return x -> relu; }\n",
+            ),
+        ],
+        None,
+    );
+    assert!(checked.has_errors());
+    insta::assert_snapshot!("use_cycle", checked.render());
+}
+
+#[test]
+fn use_missing_file() {
+    let checked = check_with(
+        &[(
+            "net/a.net",
+            "use \"blocks.net\";\nnetwork n(x: [4]) { output x; }\n",
+        )],
+        None,
+    );
+    assert!(checked.has_errors());
+    insta::assert_snapshot!("use_missing_file", checked.render());
+}
+
+#[test]
+fn error_in_used_file() {
+    let checked = check_with(
+        &[
+            (
+                "net/a.net",
+                "use \"lib.net\";\nnetwork n(x: [3, 8, 8]) { y = x -> unit(4); output y; }\n",
+            ),
+            (
+                "net/lib.net",
+                "block unit(x, c) {\n    return x -> conv(c, k=3) -> linear(c);\n}\n",
+            ),
+        ],
+        None,
+    );
+    assert!(checked.has_errors());
+    insta::assert_snapshot!("error_in_used_file", checked.render());
+}
+
+#[test]
+fn unknown_network() {
+    let checked = check_with(
+        &[(
+            "net/a.net",
+            "network lenet(x: [4]) { output x; }\nnetwork vgg(x: [4]) { output x; }\n",
+        )],
+        Some("lenett"),
+    );
+    assert!(checked.has_errors());
+    insta::assert_snapshot!("unknown_network", checked.render());
+}
+
+#[test]
+fn use_brings_blocks_and_consts() {
+    let checked = check_with(
+        &[
+            ("net/a.net", "use \"lib/blocks.net\";\nnetwork n(x: [3, 8, 8]) { y = x -> unit(width); output y; }\n"),
+            ("net/lib/blocks.net", "use \"consts.net\";\nblock unit(x, c) { return x -> conv(c, k=3, p=1) -> relu; }\n"),
+            ("net/lib/consts.net", "const width = 2 * 8;\n"),
+        ],
+        None,
+    );
+    assert!(!checked.has_errors(), "{}", checked.render());
+    assert_eq!(
+        checked.graphs[0].node(checked.graphs[0].outputs[0].1).shape,
+        vec![16, 8, 8]
+    );
+}
