@@ -588,8 +588,10 @@ fn hint(text: &str, pos: usize, expected: &[String]) -> Option<String> {
     }
     let before = text[..pos].trim_end();
     let prev_word = &before[before
-        .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .map_or(0, |i| i + 1)..];
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_alphanumeric() || c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8())..];
     if rest.starts_with('=') && KEYWORDS.contains(&prev_word) {
         return Some(format!(
             "`{prev_word}` is a keyword and cannot be used as a name"
