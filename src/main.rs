@@ -2,6 +2,8 @@
 //! draw its graph. Exit status 0 when the input is valid, 1 when it has errors, 2 for bad
 //! usage.
 
+#![forbid(unsafe_code)]
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

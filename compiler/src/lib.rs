@@ -1,6 +1,8 @@
 //! netc-compiler: from `.net` source to a checked graph. Loading (`use`), name resolution,
 //! lowering with shape inference, costs, pruning, and the report and picture of a network.
 
+#![forbid(unsafe_code)]
+
 pub mod dot;
 pub mod graph;
 pub mod load;

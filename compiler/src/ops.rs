@@ -746,16 +746,17 @@ fn checked_shape(shape: Shape) -> Result<Shape, OpError> {
     Ok(shape)
 }
 
-fn window_shape(
-    op: &str,
-    x: &Shape,
-    out_c: usize,
+/// A window's geometry, per dimension.
+struct Window {
     k: Pair,
     s: Pair,
     p: Pair,
     dil: Pair,
     ceil: bool,
-) -> Result<Shape, OpError> {
+}
+
+fn window_shape(op: &str, x: &Shape, out_c: usize, w: Window) -> Result<Shape, OpError> {
+    let Window { k, s, p, dil, ceil } = w;
     let mut out = vec![out_c, 0, 0];
     for i in 0..2 {
         let span = dil[i] * (k[i] - 1) + 1;
@@ -792,7 +793,18 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, OpError> {
                 .at("groups"));
             }
             weights_fit(c.out as u128 * (x[0] / c.groups) as u128 * (c.k[0] * c.k[1]) as u128)?;
-            window_shape("conv", x, c.out, c.k, c.s, c.p, c.dil, false)
+            window_shape(
+                "conv",
+                x,
+                c.out,
+                Window {
+                    k: c.k,
+                    s: c.s,
+                    p: c.p,
+                    dil: c.dil,
+                    ceil: false,
+                },
+            )
         }
         Op::ConvT(c) => {
             let name = op.name();
@@ -854,7 +866,18 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, OpError> {
                     ));
                 }
             }
-            window_shape(name, x, x[0], pl.k, pl.s, pl.p, [1, 1], pl.ceil)
+            window_shape(
+                name,
+                x,
+                x[0],
+                Window {
+                    k: pl.k,
+                    s: pl.s,
+                    p: pl.p,
+                    dil: [1, 1],
+                    ceil: pl.ceil,
+                },
+            )
         }
         Op::GlobalAvgPool => {
             expect_image("global_avgpool", x)?;

@@ -138,10 +138,11 @@ pub fn lower<'a>(
             "epochs" => count(key, &e.value, eval, 1).map(|v| cfg.epochs = Some(v)),
             "seed" => count(key, &e.value, eval, 0).map(|v| cfg.seed = Some(v)),
             "init" => match word(&e.value) {
-                Some("he") => Ok(cfg.init = Some(Init::He)),
-                Some("xavier") => Ok(cfg.init = Some(Init::Xavier)),
+                Some("he") => Ok(Init::He),
+                Some("xavier") => Ok(Init::Xavier),
                 _ => Err(choice(&e.value, "init", &["he", "xavier"])),
-            },
+            }
+            .map(|i| cfg.init = Some(i)),
             "schedule" => schedule(&e.value, eval).map(|s| cfg.schedule = Some(s)),
             _ => Err(Diagnostic::error(
                 "unknown-setting",

@@ -1,6 +1,8 @@
 //! netc-dsl: the `.net` language. A pest grammar (`net.pest`), an AST in which every node
 //! keeps its span, the parser, and diagnostics rendered with source context.
 
+#![forbid(unsafe_code)]
+
 pub mod ast;
 pub mod diag;
 pub mod parse;

@@ -1,0 +1,160 @@
+//! The `netc` command line, run as a user runs it: exit codes, where output goes, and the
+//! JSON shape that other tools read.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn netc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("netc runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A file in a fresh temporary directory.
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("netc-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn check_googlenet_json_has_the_documented_shape() {
+    let out = netc(&["check", "examples/googlenet.net", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["network"], "googlenet");
+    assert_eq!(v["inputs"]["image"], serde_json::json!([3, 224, 224]));
+    assert_eq!(v["inputs"]["label"], serde_json::json!({"classes": 1000}));
+    assert_eq!(v["outputs"]["logits"], serde_json::json!([1000]));
+    assert_eq!(v["total"]["params"], 13_378_280);
+    assert_eq!(v["total"]["macs"], 1_591_044_096u64);
+    assert_eq!(v["inference"]["params"], 6_998_552);
+    assert_eq!(v["inference"]["macs"], 1_582_671_872u64);
+    let layer = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["path"] == "i3a.b2.0")
+        .unwrap();
+    assert_eq!(layer["op"], "conv");
+    assert_eq!(layer["output"], serde_json::json!([96, 28, 28]));
+    assert_eq!(layer["params"], 18528);
+    assert_eq!(layer["macs"], 14_450_688);
+    assert_eq!(layer["inputs"], serde_json::json!(["stem.9"]));
+    assert_eq!(layer["attrs"]["k"], serde_json::json!([1, 1]));
+    let row = v["rows"].as_array().unwrap().iter().find(|r| r["name"] == "i3a").unwrap();
+    assert_eq!(row["output"], serde_json::json!([256, 28, 28]));
+    assert_eq!(row["params"], 163_696);
+    assert_eq!(row["macs"], 128_049_152);
+    // The warnings about windows go to stderr, not into the JSON.
+    assert!(text(&out.stderr).contains("window-drops"));
+}
+
+#[test]
+fn check_table_lists_every_network_of_a_file() {
+    let out = netc(&["check", "examples/lecture.net"]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("network naive(x: [192, 28, 28])"), "{stdout}");
+    assert!(stdout.contains("221,312"), "{stdout}");
+    assert!(stdout.contains("network reduced"), "{stdout}");
+    assert!(stdout.contains("129,248"), "{stdout}");
+    let only = netc(&["check", "examples/lecture.net", "--network", "reduced", "--expand"]);
+    assert!(only.status.success());
+    let stdout = text(&only.stdout);
+    assert!(!stdout.contains("naive") && stdout.contains("y.2"), "{stdout}");
+}
+
+#[test]
+fn invalid_file_exits_1_with_the_diagnostic_on_stderr() {
+    let path = temp_file(
+        "bad.net",
+        "network n(x: [3, 8, 8]) {\n    y = x -> conv(8, k=3) -> linear(10);\n    output y;\n}\n",
+    );
+    let out = netc(&["check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("bad.net:2:30"), "{stderr}");
+    assert!(stderr.contains("`linear` expects a feature vector [F], found [8, 6, 6]"), "{stderr}");
+    assert!(stderr.contains("-> flatten"), "{stderr}");
+    assert!(stderr.contains("netc: 1 error"), "{stderr}");
+}
+
+#[test]
+fn missing_file_and_unknown_network_are_errors() {
+    let out = netc(&["check", "examples/nope.net"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read `examples/nope.net`"));
+    let out = netc(&["check", "examples/lecture.net", "--network", "reduce"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("did you mean `reduced`?"));
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    let out = netc(&["check", "examples/lenet.net", "--format", "yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("possible values"));
+    let out = netc(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn graph_dot_is_deterministic_with_clusters_and_shapes() {
+    let a = netc(&["graph", "examples/googlenet.net"]);
+    let b = netc(&["graph", "examples/googlenet.net"]);
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    let dot = text(&a.stdout);
+    assert!(dot.starts_with("digraph \"googlenet\" {"));
+    assert!(dot.contains("label=\"i3a: inception\""), "block instances are clusters");
+    assert!(dot.contains("[label=\"64×28×28 (0)\"]"), "edges carry shapes and ports");
+    assert!(dot.contains("shape=diamond"), "losses are drawn");
+    assert!(dot.contains("style=\"rounded,dashed\""), "auxiliary heads are dashed");
+    let path = std::env::temp_dir().join(format!("netc-cli-{}-g.dot", std::process::id()));
+    let out = netc(&["graph", "examples/lenet.net", "-o", path.to_str().unwrap()]);
+    assert!(out.status.success() && out.stdout.is_empty());
+    assert!(std::fs::read_to_string(&path).unwrap().contains("digraph \"lenet\""));
+}
+
+#[test]
+fn graph_of_a_file_with_two_networks_needs_a_choice() {
+    let out = netc(&["graph", "examples/lecture.net"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--network"));
+}
+
+#[test]
+fn graph_svg_needs_graphviz_and_says_how_to_get_it() {
+    let has_dot = Command::new("dot").arg("-V").output().is_ok();
+    let out = netc(&["graph", "examples/lenet.net", "--format", "svg"]);
+    if has_dot {
+        assert!(out.status.success());
+        assert!(text(&out.stdout).contains("<svg"));
+    } else {
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains("apt-get install graphviz"));
+    }
+}
+
+#[test]
+fn every_example_checks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "net") {
+            let out = netc(&["check", path.to_str().unwrap()]);
+            assert!(out.status.success(), "{}: {}", path.display(), text(&out.stderr));
+        }
+    }
+}
