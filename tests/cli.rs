@@ -51,7 +51,12 @@ fn check_googlenet_json_has_the_documented_shape() {
     assert_eq!(layer["macs"], 14_450_688);
     assert_eq!(layer["inputs"], serde_json::json!(["stem.9"]));
     assert_eq!(layer["attrs"]["k"], serde_json::json!([1, 1]));
-    let row = v["rows"].as_array().unwrap().iter().find(|r| r["name"] == "i3a").unwrap();
+    let row = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "i3a")
+        .unwrap();
     assert_eq!(row["output"], serde_json::json!([256, 28, 28]));
     assert_eq!(row["params"], 163_696);
     assert_eq!(row["macs"], 128_049_152);
@@ -64,14 +69,26 @@ fn check_table_lists_every_network_of_a_file() {
     let out = netc(&["check", "examples/lecture.net"]);
     assert!(out.status.success());
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("network naive(x: [192, 28, 28])"), "{stdout}");
+    assert!(
+        stdout.contains("network naive(x: [192, 28, 28])"),
+        "{stdout}"
+    );
     assert!(stdout.contains("221,312"), "{stdout}");
     assert!(stdout.contains("network reduced"), "{stdout}");
     assert!(stdout.contains("129,248"), "{stdout}");
-    let only = netc(&["check", "examples/lecture.net", "--network", "reduced", "--expand"]);
+    let only = netc(&[
+        "check",
+        "examples/lecture.net",
+        "--network",
+        "reduced",
+        "--expand",
+    ]);
     assert!(only.status.success());
     let stdout = text(&only.stdout);
-    assert!(!stdout.contains("naive") && stdout.contains("y.2"), "{stdout}");
+    assert!(
+        !stdout.contains("naive") && stdout.contains("y.2"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -85,7 +102,10 @@ fn invalid_file_exits_1_with_the_diagnostic_on_stderr() {
     assert!(out.stdout.is_empty());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("bad.net:2:30"), "{stderr}");
-    assert!(stderr.contains("`linear` expects a feature vector [F], found [8, 6, 6]"), "{stderr}");
+    assert!(
+        stderr.contains("`linear` expects a feature vector [F], found [8, 6, 6]"),
+        "{stderr}"
+    );
     assert!(stderr.contains("-> flatten"), "{stderr}");
     assert!(stderr.contains("netc: 1 error"), "{stderr}");
 }
@@ -117,14 +137,25 @@ fn graph_dot_is_deterministic_with_clusters_and_shapes() {
     assert_eq!(a.stdout, b.stdout);
     let dot = text(&a.stdout);
     assert!(dot.starts_with("digraph \"googlenet\" {"));
-    assert!(dot.contains("label=\"i3a: inception\""), "block instances are clusters");
-    assert!(dot.contains("[label=\"64×28×28 (0)\"]"), "edges carry shapes and ports");
+    assert!(
+        dot.contains("label=\"i3a: inception\""),
+        "block instances are clusters"
+    );
+    assert!(
+        dot.contains("[label=\"64×28×28 (0)\"]"),
+        "edges carry shapes and ports"
+    );
     assert!(dot.contains("shape=diamond"), "losses are drawn");
-    assert!(dot.contains("style=\"rounded,dashed\""), "auxiliary heads are dashed");
+    assert!(
+        dot.contains("style=\"rounded,dashed\""),
+        "auxiliary heads are dashed"
+    );
     let path = std::env::temp_dir().join(format!("netc-cli-{}-g.dot", std::process::id()));
     let out = netc(&["graph", "examples/lenet.net", "-o", path.to_str().unwrap()]);
     assert!(out.status.success() && out.stdout.is_empty());
-    assert!(std::fs::read_to_string(&path).unwrap().contains("digraph \"lenet\""));
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("digraph \"lenet\""));
 }
 
 #[test]
@@ -154,7 +185,12 @@ fn every_example_checks() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "net") {
             let out = netc(&["check", path.to_str().unwrap()]);
-            assert!(out.status.success(), "{}: {}", path.display(), text(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                text(&out.stderr)
+            );
         }
     }
 }

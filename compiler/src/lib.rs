@@ -8,10 +8,12 @@ pub mod graph;
 pub mod load;
 pub mod lower;
 pub mod ops;
+pub mod passes;
 pub mod report;
 pub mod resolve;
 pub mod train;
 pub mod value;
+pub mod verify;
 
 use std::path::Path;
 
@@ -127,6 +129,15 @@ pub fn check_program(
         for net in selected {
             diags.extend(resolve::network(&defs, net));
             let g = lower::network(&defs, net, &mut diags);
+            if !diags.iter().any(Diagnostic::is_error) {
+                if let Err(e) = verify::graph(&g) {
+                    diags.push(
+                        Diagnostic::error("internal", format!("after lowering: {e}"))
+                            .label(net.name.span, "")
+                            .help("this is a bug in netc; please report it with the .net file"),
+                    );
+                }
+            }
             graphs.push(g);
         }
     }

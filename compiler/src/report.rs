@@ -20,6 +20,9 @@ pub struct Layer {
     pub cost: Cost,
     /// Whether inference needs it (false for auxiliary heads).
     pub inference: bool,
+    /// Conv and linear layers on the longest path from an input to this layer, itself
+    /// included.
+    pub depth: usize,
 }
 
 /// One top-level binding with the summed cost of its layers.
@@ -43,11 +46,15 @@ pub struct Report {
     pub rows: Vec<RowReport>,
     pub total: Cost,
     pub inference: Cost,
+    /// Conv and linear layers on the longest path from an input to an output: GoogLeNet's
+    /// "22 layers".
+    pub depth: usize,
 }
 
 impl Report {
     pub fn new(g: &Graph) -> Report {
         let infer = g.inference_set();
+        let depths = depths(g);
         let layers: Vec<Layer> = g
             .layers()
             .into_iter()
@@ -66,6 +73,7 @@ impl Report {
                     output: node.shape.clone(),
                     cost: ops::cost(&node.op, &x, &node.shape),
                     inference: infer[n.index()],
+                    depth: depths[n.index()],
                 }
             })
             .collect();
@@ -123,6 +131,12 @@ impl Report {
                 .iter()
                 .map(|(name, n)| (name.clone(), g.node(*n).shape.clone()))
                 .collect(),
+            depth: g
+                .outputs
+                .iter()
+                .map(|(_, n)| depths[n.index()])
+                .max()
+                .unwrap_or(0),
             layers,
             rows,
             total,
@@ -161,6 +175,7 @@ impl Report {
                     "weights": l.cost.weights,
                     "macs": l.cost.macs,
                     "inference": l.inference,
+                    "depth": l.depth,
                     "inputs": g.inputs_of(l.node).iter().map(|&i| g.node(i).path.clone()).collect::<Vec<_>>(),
                     "attrs": node.op.attrs(),
                 })
@@ -200,6 +215,7 @@ impl Report {
             "layers": layers,
             "rows": rows,
             "losses": losses,
+            "depth": self.depth,
             "total": { "params": self.total.params(), "weights": self.total.weights, "macs": self.total.macs },
             "inference": { "params": self.inference.params(), "weights": self.inference.weights, "macs": self.inference.macs },
             "train": g.train.to_json(),
@@ -229,7 +245,7 @@ impl Report {
                     l.op.to_string(),
                     l.window.clone().unwrap_or_default(),
                     dims(&l.output),
-                    String::new(),
+                    l.depth.to_string(),
                     thousands(l.cost.params()),
                     thousands(l.cost.macs),
                 ]);
@@ -308,6 +324,10 @@ impl Report {
             out.push_str(&line(&r));
             out.push('\n');
         }
+        out.push_str(&format!(
+            "depth: {} conv and linear layers on the longest path from input to output\n",
+            self.depth
+        ));
         if expand && self.layers.iter().any(|l| !l.inference) {
             out.push_str("* trained through a loss, left out of inference\n");
         }
@@ -321,6 +341,21 @@ impl Report {
         }
         out
     }
+}
+
+/// For every node, the conv and linear layers on the longest path from an input to it.
+fn depths(g: &Graph) -> Vec<usize> {
+    let mut d = vec![0usize; g.g.node_indices().map(|n| n.index() + 1).max().unwrap_or(0)];
+    for n in g.nodes() {
+        let before = g
+            .inputs_of(n)
+            .iter()
+            .map(|i| d[i.index()])
+            .max()
+            .unwrap_or(0);
+        d[n.index()] = before + usize::from(g.node(n).op.is_weighted_layer());
+    }
+    d
 }
 
 /// Conv and linear layers on the longest path through the nodes of row `row`.

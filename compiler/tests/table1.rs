@@ -110,6 +110,8 @@ fn googlenet_totals_equal_caffe_bvlc_googlenet() {
     assert_eq!(r.total.params(), 13_378_280);
     assert_eq!(r.total.macs, 1_591_044_096);
     assert_eq!(r.inference.macs, 1_582_671_872);
+    // "GoogLeNet ... 22 layers deep when counting only layers with parameters".
+    assert_eq!(r.depth, 22);
 }
 
 #[test]
@@ -184,4 +186,25 @@ fn lenet_and_autoencoder() {
             ("recon.4".to_string(), vec![1, 28, 28]),
         ]
     );
+}
+
+/// The prune pass leaves exactly the layers the report counts for inference.
+#[test]
+fn pruned_graph_is_the_inference_graph() {
+    let mut g = example("googlenet.net").remove(0);
+    let changed =
+        netc_compiler::passes::run(&mut g, netc_compiler::passes::INFERENCE, &[]).unwrap();
+    assert_eq!(changed, ["prune"]);
+    let r = Report::new(&g);
+    assert_eq!(r.total.params(), 6_998_552);
+    assert_eq!(r.total.macs, 1_582_671_872);
+    assert!(g.losses.is_empty());
+    assert_eq!(
+        g.inputs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["image"]
+    );
+    assert!(g.find("aux1.1").is_none() && g.find("logits.3").is_some());
+    // Pruning twice changes nothing more.
+    let again = netc_compiler::passes::run(&mut g, netc_compiler::passes::INFERENCE, &[]).unwrap();
+    assert!(again.is_empty());
 }

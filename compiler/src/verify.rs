@@ -1,0 +1,69 @@
+//! Graph invariants, checked after lowering and after every pass: acyclic, input ports
+//! numbered 0..n, unique paths, every shape equal to what its op infers from its inputs, and
+//! outputs and losses that name live nodes. A failure is a bug in netc, never the user's.
+
+use std::collections::HashSet;
+
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+
+use crate::graph::Graph;
+use crate::ops::{self, Op};
+
+/// Checks `g`; the error says what is broken.
+pub fn graph(g: &Graph) -> Result<(), String> {
+    petgraph::algo::toposort(&g.g, None).map_err(|c| {
+        format!(
+            "the graph has a cycle through `{}`",
+            g.node(c.node_id()).path
+        )
+    })?;
+    let mut paths = HashSet::new();
+    for n in g.g.node_indices() {
+        let node = g.node(n);
+        if !paths.insert(node.path.as_str()) {
+            return Err(format!("two nodes are named `{}`", node.path));
+        }
+        let mut ports: Vec<usize> =
+            g.g.edges_directed(n, Direction::Incoming)
+                .map(|e| e.weight().port)
+                .collect();
+        ports.sort_unstable();
+        if ports.iter().enumerate().any(|(i, &p)| i != p) {
+            return Err(format!("`{}` has input ports {ports:?}", node.path));
+        }
+        if let Op::Input(_) = node.op {
+            if !ports.is_empty() {
+                return Err(format!("input `{}` has producers", node.path));
+            }
+            continue;
+        }
+        let ins = g.inputs_of(n);
+        if ins.is_empty() {
+            return Err(format!("`{}` has no input", node.path));
+        }
+        let shapes: Vec<&Vec<usize>> = ins.iter().map(|&i| &g.node(i).shape).collect();
+        match ops::infer(&node.op, &shapes) {
+            Ok(s) if s == node.shape => {}
+            Ok(s) => {
+                return Err(format!(
+                    "`{}` has shape {:?} but its op gives {:?}",
+                    node.path, node.shape, s
+                ))
+            }
+            Err(e) => return Err(format!("`{}`: {}", node.path, e.message)),
+        }
+    }
+    let live = |n: petgraph::stable_graph::NodeIndex| g.g.contains_node(n);
+    for (name, n) in &g.outputs {
+        if !live(*n) {
+            return Err(format!("output `{name}` names a removed node"));
+        }
+    }
+    for l in &g.losses {
+        if !l.inputs.iter().all(|&n| live(n)) {
+            return Err(format!("a `{}` loss reads a removed node", l.kind.name()));
+        }
+    }
+    Ok(())
+}
