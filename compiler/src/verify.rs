@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 
-use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
 use crate::graph::Graph;
