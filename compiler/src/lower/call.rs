@@ -1,0 +1,568 @@
+//! Chains, op calls and block instances: `a -> f(args)` applied stage by stage, arguments
+//! bound to an op's parameters or a block's, each layer named and its shape inferred as it
+//! is made.
+
+use super::*;
+
+impl<'p> Lowerer<'p> {
+    /// Evaluates a chain bound to the path `base` in scope `s`.
+    pub(super) fn chain(&mut self, s: usize, chain: &'p Chain, base: &str) -> Value {
+        let head_is_call = matches!(chain.head.target, Target::Call(_));
+        let count = chain.stages.len() + usize::from(head_is_call);
+        let path_of = |l: &Self, i: usize, st: &'p ast::Stage| match &st.alias {
+            Some(a) => join(&l.scopes[s].prefix, &a.name),
+            None if count == 1 => base.to_string(),
+            None => format!("{base}.{i}"),
+        };
+        let mut cur = match &chain.head.target {
+            Target::Name(id) => self.lookup(s, &id.name),
+            Target::Call(_) => {
+                let path = path_of(self, 0, &chain.head);
+                self.stage(s, &chain.head, None, path)
+            }
+        };
+        let mut cur_span = chain.head.span;
+        for (j, st) in chain.stages.iter().enumerate() {
+            let path = path_of(self, j + usize::from(head_is_call), st);
+            cur = self.stage(s, st, Some((cur, cur_span)), path);
+            cur_span = cur_span.to(st.span);
+        }
+        cur
+    }
+
+    /// Applies one stage to the piped value (if any); the result is named `path`.
+    pub(super) fn stage(
+        &mut self,
+        s: usize,
+        st: &'p ast::Stage,
+        piped: Option<(Value, Span)>,
+        path: String,
+    ) -> Value {
+        let (callee, args): (&ast::Ident, &'p [ast::Arg]) = match &st.target {
+            Target::Name(id) => (id, &[]),
+            Target::Call(c) => (&c.callee, &c.args),
+        };
+        let first = usize::from(piped.is_some());
+        let mut vals: Vec<ArgVal> = Vec::new();
+        if let Some((v, span)) = piped {
+            vals.push(ArgVal {
+                name: None,
+                value: v,
+                span,
+            });
+        }
+        vals.extend(self.args(s, args, &path, first));
+        let v = if let Some(spec) = ops::lookup(&callee.name) {
+            self.op(spec, st.span, vals, &path, first == 0)
+        } else if let Some(block) = self.defs.blocks.get(callee.name.as_str()).copied() {
+            self.instantiate(block, callee, st.span, vals, &path)
+        } else {
+            Value::Poison // unknown op or a loss used as a layer: reported by resolve
+        };
+        if let Some(a) = &st.alias {
+            self.scopes[s].values.insert(a.name.clone(), v.clone());
+        }
+        v
+    }
+
+    /// Evaluates call arguments; an argument that is itself a chain is named
+    /// `PATH.INDEX` (`PATH.NAME` when named), counting the piped value as argument 0.
+    pub(super) fn args(
+        &mut self,
+        s: usize,
+        args: &'p [ast::Arg],
+        path: &str,
+        first: usize,
+    ) -> Vec<ArgVal<'p>> {
+        args.iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let base = match &a.name {
+                    Some(n) => format!("{path}.{}", n.name),
+                    None => format!("{path}.{}", i + first),
+                };
+                let value = self.expr(s, &a.value, &base);
+                ArgVal {
+                    name: a.name.as_ref(),
+                    value,
+                    span: a.value.span,
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn op(
+        &mut self,
+        spec: &'static OpSpec,
+        span: Span,
+        args: Vec<ArgVal<'p>>,
+        path: &str,
+        at_head: bool,
+    ) -> Value {
+        let (positional, named): (Vec<ArgVal>, Vec<ArgVal>) =
+            args.into_iter().partition(|a| a.name.is_none());
+        let name = spec.name;
+        let n_inputs = match spec.arity {
+            Arity::One => 1,
+            Arity::Many => positional.len(),
+        };
+        if positional.is_empty() {
+            return self.error(
+                Diagnostic::error("missing-input", format!("`{name}` has no input"))
+                    .label(span, "nothing flows into this")
+                    .help(format!(
+                        "pipe a value into it (`x -> {name}`) or pass it first (`{name}(x, ..)`)"
+                    )),
+            );
+        }
+        if spec.arity == Arity::Many && positional.len() < 2 {
+            return self.error(
+                Diagnostic::error("arity", format!("`{name}` needs two or more inputs"))
+                    .label(span, "only one input"),
+            );
+        }
+        // Bind the remaining positional arguments, then the named ones, to parameters.
+        let mut bound = Bound {
+            values: HashMap::new(),
+        };
+        let mut poisoned = false;
+        for (i, a) in positional.iter().enumerate().skip(n_inputs) {
+            let Some(param) = spec.params.get(i - n_inputs) else {
+                let help = if spec.params.is_empty() {
+                    format!("`{name}` takes no arguments besides its input")
+                } else {
+                    format!("`{name}` takes {}", param_list(spec))
+                };
+                return self.error(
+                    Diagnostic::error(
+                        "too-many-arguments",
+                        format!("too many arguments to `{name}`"),
+                    )
+                    .label(a.span, "extra argument")
+                    .help(help),
+                );
+            };
+            poisoned |= a.value.is_poison();
+            bound.values.insert(param.name, (a.value.clone(), a.span));
+        }
+        for a in &named {
+            let id = a.name.expect("named");
+            let Some(param) = spec.params.iter().find(|p| p.name == id.name) else {
+                let help = did_you_mean(&id.name, spec.params.iter().map(|p| p.name))
+                    .unwrap_or_else(|| {
+                        if spec.params.is_empty() {
+                            format!("`{name}` takes no arguments besides its input")
+                        } else {
+                            format!("`{name}` takes {}", param_list(spec))
+                        }
+                    });
+                return self.error(
+                    Diagnostic::error(
+                        "unknown-argument",
+                        format!("`{name}` has no argument `{}`", id.name),
+                    )
+                    .label(id.span, "unknown argument")
+                    .help(help),
+                );
+            };
+            if let Some((_, first)) = bound.values.get(param.name) {
+                let first = *first;
+                return self.error(
+                    Diagnostic::error(
+                        "duplicate",
+                        format!("argument `{}` is given twice", param.name),
+                    )
+                    .label(id.span, "given again here")
+                    .label(first, "first given here"),
+                );
+            }
+            poisoned |= a.value.is_poison();
+            bound.values.insert(param.name, (a.value.clone(), a.span));
+        }
+        let inputs = &positional[..n_inputs];
+        if poisoned || inputs.iter().any(|a| a.value.is_poison()) {
+            return Value::Poison;
+        }
+        let mut nodes = Vec::new();
+        for a in inputs {
+            match a.value {
+                Value::Tensor(n) => {
+                    if let Op::Input(InputKind::Class(_)) = self.graph.node(n).op {
+                        return self.error(
+                            Diagnostic::error(
+                                "label-as-tensor",
+                                format!(
+                                    "`{}` is a class label; only `ce` reads labels",
+                                    self.graph.node(n).path
+                                ),
+                            )
+                            .label(a.span, "a class label"),
+                        );
+                    }
+                    nodes.push(n);
+                }
+                ref other => {
+                    let what = if inputs.len() == 1 {
+                        "its input"
+                    } else {
+                        "every input"
+                    };
+                    let mut d = Diagnostic::error(
+                        "not-a-tensor",
+                        format!(
+                            "`{name}` needs a tensor as {what}, found {}",
+                            other.describe()
+                        ),
+                    )
+                    .label(a.span, "not a tensor");
+                    if at_head && spec.arity == Arity::One && !spec.params.is_empty() {
+                        d = d.help(format!(
+                            "pipe the input in: `x -> {name}(..)`, or pass it first: `{name}(x, ..)`"
+                        ));
+                    }
+                    return self.error(d);
+                }
+            }
+        }
+
+        let op_result = if name == "invert" {
+            self.invert(&bound, nodes[0])
+        } else {
+            ops::build(spec, &bound)
+        };
+        let op = match op_result {
+            Ok(op) => op,
+            Err(e) => return self.op_error(e, &bound, span),
+        };
+        let shapes: Vec<Shape> = nodes
+            .iter()
+            .map(|&n| self.graph.node(n).shape.clone())
+            .collect();
+        let shape = match ops::infer(&op, &shapes.iter().collect::<Vec<_>>()) {
+            Ok(s) => s,
+            Err(e) => return self.op_error(e, &bound, span),
+        };
+        self.window_warning(&op, &shapes[0], path, span);
+        self.add_node(path, op, shape, span, &nodes)
+    }
+
+    pub(super) fn invert(&mut self, bound: &Bound, input: NodeIndex) -> Result<Op, OpError> {
+        let bias = match bound.values.get("bias") {
+            None => true,
+            Some((Value::Bool(b), _)) => *b,
+            Some((other, _)) => {
+                return Err(OpError {
+                    message: format!(
+                        "`bias` must be `true` or `false`, found {}",
+                        other.describe()
+                    ),
+                    arg: Some("bias"),
+                    help: None,
+                })
+            }
+        };
+        let of = match bound.values.get("of") {
+            Some((Value::Tensor(n), _)) => *n,
+            Some((other, _)) => {
+                return Err(OpError {
+                    message: format!(
+                        "`invert` needs `of` = a conv's output, found {}",
+                        other.describe()
+                    ),
+                    arg: Some("of"),
+                    help: None,
+                })
+            }
+            None => {
+                return Err(OpError {
+                    message: "`invert` needs the argument `of`: the conv to invert".into(),
+                    arg: None,
+                    help: Some("`x -> invert(of=e1)` where `e1 = image -> conv(..);`".into()),
+                })
+            }
+        };
+        let node = self.graph.node(of);
+        let Op::Conv(conv) = &node.op else {
+            return Err(OpError {
+                message: format!(
+                    "`invert` needs a conv's output, but `{}` is the output of `{}`",
+                    node.path,
+                    node.op.name()
+                ),
+                arg: Some("of"),
+                help: Some(
+                    "bind the conv on its own (`e1 = x -> conv(..);`) or name it with `as`, and invert that"
+                        .into(),
+                ),
+            });
+        };
+        let of_in = self.graph.node(self.graph.inputs_of(of)[0]).shape.clone();
+        let of_out = node.shape.clone();
+        let x = &self.graph.node(input).shape;
+        if x.len() == 3 && x[1..] != of_out[1..] {
+            return Err(OpError {
+                message: format!(
+                    "`invert(of={})` maps {}×{} back to {}×{}, but its input is {}",
+                    node.path,
+                    of_out[1],
+                    of_out[2],
+                    of_in[1],
+                    of_in[2],
+                    shape_str(x)
+                ),
+                arg: None,
+                help: Some(format!(
+                    "its input must have the spatial size of `{}`'s output",
+                    node.path
+                )),
+            });
+        }
+        ops::invert(conv, &of_in, &of_out, &node.path, bias)
+    }
+
+    pub(super) fn op_error(&mut self, e: OpError, bound: &Bound, span: Span) -> Value {
+        let at = e
+            .arg
+            .and_then(|a| bound.values.get(a).map(|(_, s)| *s))
+            .unwrap_or(span);
+        let d = Diagnostic::error("op", e.message)
+            .label(at, "")
+            .maybe_help(e.help);
+        self.error(d)
+    }
+
+    pub(super) fn window_warning(&mut self, op: &Op, x: &Shape, path: &str, span: Span) {
+        let (k, s, p, dil) = match op {
+            Op::Conv(c) => (c.k, c.s, c.p, c.dil),
+            Op::MaxPool(pl) | Op::AvgPool(pl) if !pl.ceil => (pl.k, pl.s, pl.p, [1, 1]),
+            _ => return,
+        };
+        if x.len() != 3 {
+            return;
+        }
+        let rows = ops::dropped(x[1], k[0], s[0], p[0], dil[0]);
+        let cols = ops::dropped(x[2], k[1], s[1], p[1], dil[1]);
+        if rows == 0 && cols == 0 {
+            return;
+        }
+        let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+        let lost = match (rows, cols) {
+            (r, 0) => plural(r, "row"),
+            (0, c) => plural(c, "column"),
+            (r, c) => format!("{} and {}", plural(r, "row"), plural(c, "column")),
+        };
+        let window = op.window().unwrap_or_default();
+        self.warn(
+            Diagnostic::warning(
+                "window-drops",
+                format!(
+                    "`{}` ({} {window}) never reads the last {lost} of its padded {}×{} input",
+                    path,
+                    op.name(),
+                    x[1] + 2 * p[0],
+                    x[2] + 2 * p[1]
+                ),
+            )
+            .label(span, format!("drops {lost}"))
+            .help(if rows <= p[0] && cols <= p[1] {
+                "only padding is dropped, no input is lost; (d + 2p - k) is not a multiple of the stride"
+            } else {
+                "(d + 2p - k) is not a multiple of the stride; adjust the padding, or use `ceil=true` on a pool"
+            }),
+        );
+    }
+
+    pub(super) fn add_node(
+        &mut self,
+        path: &str,
+        op: Op,
+        shape: Shape,
+        span: Span,
+        inputs: &[NodeIndex],
+    ) -> Value {
+        if let Some(&first) = self.paths.get(path) {
+            let scope = self.scopes.last().expect("layers are made inside a scope");
+            let local = path
+                .strip_prefix(&scope.prefix)
+                .unwrap_or(path)
+                .trim_start_matches('.');
+            if scope.dups.contains(local) {
+                return Value::Poison; // the name clash was reported by resolution
+            }
+            return self.error(
+                Diagnostic::error("duplicate-path", format!("two layers are named `{path}`"))
+                    .label(span, "this layer")
+                    .label(first, "has the same path as this one")
+                    .help("rename one of them with `as`, or rename a binding"),
+            );
+        }
+        self.paths.insert(path.to_string(), span);
+        let instance = self.scopes.last().and_then(|s| s.instance);
+        let node = Node {
+            path: path.to_string(),
+            op,
+            shape,
+            span,
+            row: self.row,
+            instance,
+        };
+        Value::Tensor(self.graph.add(node, inputs))
+    }
+
+    pub(super) fn instantiate(
+        &mut self,
+        block: &'p ast::Block,
+        callee: &ast::Ident,
+        span: Span,
+        args: Vec<ArgVal<'p>>,
+        path: &str,
+    ) -> Value {
+        let name = block.name.name.as_str();
+        if self.instances.contains(&name) {
+            let mut chain: Vec<&str> = self.instances.clone();
+            chain.push(name);
+            return self.error(
+                Diagnostic::error("cycle", format!("block `{name}` calls itself"))
+                    .label(callee.span, "recursive call")
+                    .help(format!(
+                        "{}; blocks are expanded, so they cannot recurse",
+                        chain.join(" → ")
+                    )),
+            );
+        }
+        if self.instances.len() >= MAX_INSTANCE_DEPTH {
+            return self.error(
+                Diagnostic::error(
+                    "nesting",
+                    format!("blocks nest more than {MAX_INSTANCE_DEPTH} deep"),
+                )
+                .label(callee.span, ""),
+            );
+        }
+        // Bind arguments to parameters: positional in order, then by name.
+        let mut values: HashMap<String, Value> = HashMap::new();
+        let mut given: HashMap<&str, Span> = HashMap::new();
+        let mut positional = 0;
+        for a in &args {
+            let param = match a.name {
+                None => {
+                    let Some(p) = block.params.get(positional) else {
+                        return self.error(
+                            Diagnostic::error(
+                                "too-many-arguments",
+                                format!("block `{name}` takes {} arguments", block.params.len()),
+                            )
+                            .label(a.span, "extra argument")
+                            .help(format!("its parameters are {}", block_params(block))),
+                        );
+                    };
+                    positional += 1;
+                    p
+                }
+                Some(id) => match block.params.iter().find(|p| p.name == id.name) {
+                    Some(p) => p,
+                    None => {
+                        let help =
+                            did_you_mean(&id.name, block.params.iter().map(|p| p.name.as_str()))
+                                .unwrap_or_else(|| {
+                                    format!("its parameters are {}", block_params(block))
+                                });
+                        return self.error(
+                            Diagnostic::error(
+                                "unknown-argument",
+                                format!("block `{name}` has no parameter `{}`", id.name),
+                            )
+                            .label(id.span, "unknown parameter")
+                            .help(help),
+                        );
+                    }
+                },
+            };
+            if let Some(&first) = given.get(param.name.as_str()) {
+                return self.error(
+                    Diagnostic::error(
+                        "duplicate",
+                        format!("parameter `{}` is given twice", param.name),
+                    )
+                    .label(a.span, "given again here")
+                    .label(first, "first given here"),
+                );
+            }
+            given.insert(&param.name, a.span);
+            values.insert(param.name.clone(), a.value.clone());
+        }
+        let missing: Vec<&str> = block
+            .params
+            .iter()
+            .filter(|p| !values.contains_key(&p.name))
+            .map(|p| p.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return self.error(
+                Diagnostic::error(
+                    "missing-argument",
+                    format!(
+                        "block `{name}` needs {}",
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .label(span, "missing arguments")
+                .help(format!("its parameters are {}", block_params(block))),
+            );
+        }
+
+        let parent = self.scopes.last().and_then(|s| s.instance);
+        self.graph.instances.push(Instance {
+            path: path.to_string(),
+            block: name.to_string(),
+            parent,
+        });
+        let mut scope = Scope {
+            prefix: path.to_string(),
+            instance: Some(self.graph.instances.len() - 1),
+            values,
+            binds: Vec::new(),
+            bind_of: HashMap::new(),
+            alias_of: HashMap::new(),
+            state: Vec::new(),
+            is_network: false,
+            dups: HashSet::new(),
+        };
+        for b in &block.binds {
+            add_bind(&mut scope, b);
+        }
+        self.scopes.push(scope);
+        self.instances.push(name);
+        let s = self.scopes.len() - 1;
+        for i in 0..block.binds.len() {
+            self.force_unique(s, i);
+        }
+        let v = self.chain(s, &block.ret, path);
+        self.instances.pop();
+        self.scopes.pop();
+        v
+    }
+}
+
+fn param_list(spec: &OpSpec) -> String {
+    spec.params
+        .iter()
+        .map(|p| match p.default {
+            ops::ParamDefault::Required => format!("`{}`", p.name),
+            _ => format!("`{}=`", p.name),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn block_params(b: &ast::Block) -> String {
+    b.params
+        .iter()
+        .map(|p| format!("`{}`", p.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
