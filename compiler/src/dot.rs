@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::graph::Graph;
+use crate::graph::{dims, Graph};
 use crate::ops::{InputKind, Op};
 
 /// Renders `g` as a DOT digraph. Deterministic: the same graph gives the same text.
@@ -116,14 +116,6 @@ fn cluster(g: &Graph, i: usize, nodes: &[Vec<String>], depth: usize, out: &mut S
         }
     }
     let _ = writeln!(out, "{pad}}}");
-}
-
-fn dims(shape: &[usize]) -> String {
-    shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("×")
 }
 
 fn escape(s: &str) -> String {

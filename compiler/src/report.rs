@@ -6,7 +6,7 @@
 use petgraph::stable_graph::NodeIndex;
 use serde_json::{json, Value as Json};
 
-use crate::graph::{shape_str, Graph, Shape};
+use crate::graph::{dims, shape_str, Graph, Shape};
 use crate::ops::{self, Cost, InputKind, Op};
 
 /// One layer with its cost.
@@ -387,15 +387,6 @@ fn describe_stages(stages: &[String]) -> String {
         1..=3 => stages.join(" → "),
         n => format!("{} → … → {} ({n} stages)", stages[0], stages[n - 1]),
     }
-}
-
-/// `256×28×28`, `1000`.
-fn dims(shape: &[usize]) -> String {
-    shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("×")
 }
 
 /// `13,378,280`

@@ -387,15 +387,8 @@ impl<'p> Lowerer<'p> {
         if let Some(v) = self.scopes[s].values.get(name) {
             return v.clone();
         }
-        if let Some(&i) = self.scopes[s].bind_of.get(name) {
-            self.force(s, i);
-            return self.scopes[s]
-                .values
-                .get(name)
-                .cloned()
-                .unwrap_or(Value::Poison);
-        }
-        if let Some(&i) = self.scopes[s].alias_of.get(name) {
+        let scope = &self.scopes[s];
+        if let Some(&i) = scope.bind_of.get(name).or_else(|| scope.alias_of.get(name)) {
             self.force(s, i);
             return self.scopes[s]
                 .values
