@@ -1,0 +1,458 @@
+//! SGEMM against a naive triple loop (f64 accumulation), over every kernel of the build, every
+//! layout of A, B and C, edge sizes around each kernel's tile and blocks, alpha/beta special
+//! cases and every epilogue; and bitwise determinism across thread counts.
+
+use netc_runtime::gemm::{Bias, Context, Epilogue, KernelKind};
+
+/// Every kernel this machine can run; fails if the CPU reports AVX2 and FMA (as seen by std
+/// and, on Linux, by /proc/cpuinfo) but the AVX2 kernel is not available.
+fn kernels() -> Vec<KernelKind> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let std_says = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        let cpuinfo_says = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+            info.lines()
+                .find(|l| l.starts_with("flags"))
+                .is_some_and(|l| {
+                    l.split_whitespace().any(|f| f == "avx2")
+                        && l.split_whitespace().any(|f| f == "fma")
+                })
+        });
+        if std_says || cpuinfo_says {
+            assert!(
+                KernelKind::Avx2Fma.is_available(),
+                "this CPU has AVX2 and FMA but the AVX2 kernel is not available"
+            );
+            assert_eq!(KernelKind::detect(), KernelKind::Avx2Fma);
+        }
+    }
+    let kernels: Vec<KernelKind> = KernelKind::ALL
+        .into_iter()
+        .filter(|k| k.is_available())
+        .collect();
+    assert!(kernels.contains(&KernelKind::Generic));
+    kernels
+}
+
+fn context(kernel: KernelKind, threads: usize) -> Context {
+    Context::new(threads)
+        .with_kernel(kernel)
+        .expect("kernels() only lists available kernels")
+}
+
+/// How a matrix is laid out in its slice.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Layout {
+    RowMajor,
+    ColMajor,
+    /// Neither stride is 1, with gaps between elements.
+    General,
+    /// Row-major with rows in reverse order (negative row stride).
+    Flipped,
+}
+
+const LAYOUTS: [Layout; 4] = [
+    Layout::RowMajor,
+    Layout::ColMajor,
+    Layout::General,
+    Layout::Flipped,
+];
+
+/// A rows×cols matrix stored in `data` with the given strides; gaps hold `gap`.
+struct Strided {
+    data: Vec<f32>,
+    rs: isize,
+    cs: isize,
+    origin: isize,
+    /// Which indices of `data` hold elements (rather than gaps).
+    is_element: Vec<bool>,
+}
+
+impl Strided {
+    fn new(
+        rows: usize,
+        cols: usize,
+        layout: Layout,
+        gap: f32,
+        value: impl Fn(usize, usize) -> f32,
+    ) -> Strided {
+        let (r, c) = (rows as isize, cols as isize);
+        let (rs, cs, origin, len) = match layout {
+            Layout::RowMajor => (c, 1, 0, r * c),
+            Layout::ColMajor => (1, r, 0, r * c),
+            Layout::General => (2, 2 * r + 3, 0, (2 * r + 3) * c),
+            Layout::Flipped => (-c, 1, (r - 1).max(0) * c, r * c),
+        };
+        let mut data = vec![gap; len as usize];
+        let mut is_element = vec![false; len as usize];
+        for i in 0..rows {
+            for j in 0..cols {
+                let idx = (origin + i as isize * rs + j as isize * cs) as usize;
+                data[idx] = value(i, j);
+                is_element[idx] = true;
+            }
+        }
+        Strided {
+            data,
+            rs,
+            cs,
+            origin,
+            is_element,
+        }
+    }
+
+    fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[(self.origin + i as isize * self.rs + j as isize * self.cs) as usize]
+    }
+}
+
+/// Deterministic values in [-1, 1).
+fn value(seed: usize, i: usize, j: usize) -> f32 {
+    let mut x =
+        (seed as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((i as u64) << 32 | j as u64);
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 29;
+    (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+}
+
+/// One GEMM problem; `check` runs it on a context and compares with the naive reference.
+struct Case {
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    beta: f32,
+    layouts: [Layout; 3],
+    bias: Option<bool>, // Some(true): per row, Some(false): per column
+    relu: bool,
+}
+
+impl Case {
+    fn new(m: usize, n: usize, k: usize) -> Case {
+        Case {
+            m,
+            n,
+            k,
+            alpha: 1.0,
+            beta: 0.0,
+            layouts: [Layout::RowMajor; 3],
+            bias: None,
+            relu: false,
+        }
+    }
+
+    fn run(&self, ctx: &Context) -> (Strided, Vec<f32>) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let a = Strided::new(m, k, self.layouts[0], f32::NAN, |i, p| value(1, i, p));
+        let b = Strided::new(k, n, self.layouts[1], f32::NAN, |p, j| value(2, p, j));
+        // With beta == 0, C starts as NaN: it must not be read.
+        let c0 = |i, j| {
+            if self.beta == 0.0 {
+                f32::NAN
+            } else {
+                value(3, i, j)
+            }
+        };
+        let mut c = Strided::new(m, n, self.layouts[2], -7.0, c0);
+        let bias: Vec<f32> = match self.bias {
+            Some(true) => (0..m).map(|i| value(4, i, 0)).collect(),
+            Some(false) => (0..n).map(|j| value(4, 0, j)).collect(),
+            None => Vec::new(),
+        };
+        let epilogue = Epilogue {
+            bias: match self.bias {
+                Some(true) => Bias::PerRow(&bias),
+                Some(false) => Bias::PerCol(&bias),
+                None => Bias::None,
+            },
+            relu: self.relu,
+        };
+        ctx.sgemm(
+            m,
+            n,
+            k,
+            self.alpha,
+            &a.data,
+            a.rs,
+            a.cs,
+            &b.data,
+            b.rs,
+            b.cs,
+            self.beta,
+            &mut c.data,
+            c.rs,
+            c.cs,
+            epilogue,
+        );
+        // The reference, with its error bound per element.
+        let mut expected = Vec::with_capacity(m * n);
+        for i in 0..m {
+            for j in 0..n {
+                let (mut ab, mut magnitude) = (0.0f64, 0.0f64);
+                for p in 0..k {
+                    let x = a.at(i, p) as f64 * b.at(p, j) as f64;
+                    ab += x;
+                    magnitude += x.abs();
+                }
+                let mut v = self.alpha as f64 * ab;
+                magnitude *= (self.alpha as f64).abs();
+                if self.beta != 0.0 {
+                    v += self.beta as f64 * c0(i, j) as f64;
+                    magnitude += (self.beta as f64 * c0(i, j) as f64).abs();
+                }
+                if let Some(per_row) = self.bias {
+                    let x = bias[if per_row { i } else { j }] as f64;
+                    v += x;
+                    magnitude += x.abs();
+                }
+                if self.relu {
+                    v = v.max(0.0);
+                }
+                expected.push((
+                    v,
+                    4.0 * f32::EPSILON as f64 * (k as f64 + 3.0) * magnitude + 1e-30,
+                ));
+            }
+        }
+        let mut bad = Vec::new();
+        for i in 0..m {
+            for j in 0..n {
+                let (want, tol) = expected[i * n + j];
+                let got = c.at(i, j) as f64;
+                let close = (got - want).abs() <= tol; // false for NaN
+                if !close {
+                    bad.push((i, j, got, want, tol));
+                }
+            }
+        }
+        let worst = bad.iter().map(|b| (b.2 - b.3).abs()).fold(0.0f64, |w, d| {
+            if d.is_nan() || d > w {
+                d
+            } else {
+                w
+            }
+        });
+        assert!(
+            bad.is_empty(),
+            "{ctx:?} {}: {} of {} elements wrong, largest difference {worst:e}; first at (i, j) = ({}, {}): got {}, want {} ± {:e}",
+            self.describe(),
+            bad.len(),
+            m * n,
+            bad[0].0,
+            bad[0].1,
+            bad[0].2,
+            bad[0].3,
+            bad[0].4
+        );
+        let gaps_ok = c
+            .data
+            .iter()
+            .enumerate()
+            .all(|(idx, &x)| x == -7.0 || c.is_element[idx]);
+        assert!(gaps_ok, "{ctx:?} {}: wrote outside C", self.describe());
+        let values = c.data.clone();
+        (c, values)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "m={} n={} k={} alpha={} beta={} layouts(A, B, C)={:?} bias per row={:?} relu={}",
+            self.m, self.n, self.k, self.alpha, self.beta, self.layouts, self.bias, self.relu
+        )
+    }
+}
+
+#[test]
+fn every_layout_of_a_b_and_c() {
+    for kernel in kernels() {
+        let bl = kernel.blocking();
+        let ctx = context(kernel, 1);
+        for la in LAYOUTS {
+            for lb in LAYOUTS {
+                for lc in LAYOUTS {
+                    for (m, n, k) in [
+                        (bl.mr + 1, bl.nr + 3, 5),
+                        (2 * bl.mr, bl.nr, 1),
+                        (3, 2 * bl.nr + 1, 9),
+                    ] {
+                        let case = Case {
+                            alpha: -1.5,
+                            beta: 1.0,
+                            layouts: [la, lb, lc],
+                            ..Case::new(m, n, k)
+                        };
+                        case.run(&ctx);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sizes_around_tiles_and_blocks() {
+    for kernel in kernels() {
+        let bl = kernel.blocking();
+        let ctx = context(kernel, 1);
+        let (mr, nr) = (bl.mr, bl.nr);
+        let dims = [0, 1, mr - 1, mr, mr + 1, nr - 1, nr + 1, 2 * nr + mr + 1];
+        for &m in &dims {
+            for &n in &dims {
+                for k in [0, 1, 3, 8] {
+                    Case {
+                        beta: 0.5,
+                        ..Case::new(m, n, k)
+                    }
+                    .run(&ctx);
+                }
+            }
+        }
+        // Several k blocks; a block edge of m (3·MC + 5) and of n (NC + 1) with few rows.
+        for (m, n, k) in [
+            (mr + 1, nr + 1, bl.kc + 1),
+            (2 * mr + 1, 3, 2 * bl.kc + 7),
+            (3 * bl.mc + 5, nr + 1, 20),
+            (mr - 1, bl.nc + 1, 6),
+        ] {
+            Case {
+                beta: 0.5,
+                ..Case::new(m, n, k)
+            }
+            .run(&ctx);
+            Case {
+                beta: 0.5,
+                layouts: [Layout::ColMajor; 3],
+                ..Case::new(m, n, k)
+            }
+            .run(&ctx);
+        }
+    }
+}
+
+#[test]
+fn alpha_and_beta_special_values() {
+    for kernel in kernels() {
+        let bl = kernel.blocking();
+        let ctx = context(kernel, 1);
+        for alpha in [0.0, 1.0, -1.5] {
+            for beta in [0.0, 1.0, -1.5] {
+                for (m, n, k) in [
+                    (bl.mr, bl.nr, 7),
+                    (bl.mr + 2, bl.nr + 5, bl.kc + 3),
+                    (4, 5, 0),
+                ] {
+                    for layout in [Layout::RowMajor, Layout::ColMajor] {
+                        Case {
+                            alpha,
+                            beta,
+                            layouts: [layout; 3],
+                            ..Case::new(m, n, k)
+                        }
+                        .run(&ctx);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_epilogue_once_after_the_full_reduction() {
+    for kernel in kernels() {
+        let bl = kernel.blocking();
+        let ctx = context(kernel, 1);
+        for bias in [None, Some(true), Some(false)] {
+            for relu in [false, true] {
+                // k spans two blocks: an epilogue applied per block would show.
+                for (m, n, k) in [
+                    (bl.mr, bl.nr, 5),
+                    (2 * bl.mr + 1, 2 * bl.nr + 3, bl.kc + 9),
+                    (3, 4, 0),
+                ] {
+                    for layouts in [
+                        [Layout::RowMajor; 3],
+                        [Layout::RowMajor, Layout::RowMajor, Layout::ColMajor],
+                        [Layout::General; 3],
+                    ] {
+                        for (alpha, beta) in [(1.0, 0.0), (-1.5, 1.0), (0.0, -1.5)] {
+                            Case {
+                                alpha,
+                                beta,
+                                layouts,
+                                bias,
+                                relu,
+                                ..Case::new(m, n, k)
+                            }
+                            .run(&ctx);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    for kernel in kernels() {
+        let one = context(kernel, 1);
+        let two = context(kernel, 2);
+        // Sizes that split by columns, by rows, and a column-major C.
+        for (m, n, k, layout) in [
+            (70, 1000, 300, Layout::RowMajor),
+            (1000, 40, 300, Layout::RowMajor),
+            (129, 300, 600, Layout::ColMajor),
+        ] {
+            let case = Case {
+                alpha: -1.5,
+                beta: 1.0,
+                layouts: [layout; 3],
+                bias: Some(true),
+                relu: true,
+                ..Case::new(m, n, k)
+            };
+            let (_, single) = case.run(&one);
+            let (_, double) = case.run(&two);
+            let same = single
+                .iter()
+                .zip(&double)
+                .all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(
+                same,
+                "{kernel:?} {}: 1 and 2 threads differ",
+                case.describe()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_global_context_follows_set_num_threads() {
+    netc_runtime::gemm::set_num_threads(2);
+    assert_eq!(netc_runtime::gemm::num_threads(), 2);
+    let (m, n, k) = (2, 3, 4);
+    let a: Vec<f32> = (0..m * k).map(|x| x as f32).collect();
+    let b: Vec<f32> = (0..k * n).map(|x| x as f32).collect();
+    let mut c = vec![f32::NAN; m * n];
+    netc_runtime::gemm::sgemm(
+        m,
+        n,
+        k,
+        1.0,
+        &a,
+        k as isize,
+        1,
+        &b,
+        n as isize,
+        1,
+        0.0,
+        &mut c,
+        n as isize,
+        1,
+        Epilogue::NONE,
+    );
+    assert_eq!(c, vec![42.0, 48.0, 54.0, 114.0, 136.0, 158.0]);
+}
