@@ -75,6 +75,24 @@ unsafe fn kernel_6x16(
 ) {
     use std::arch::x86_64::*;
 
+    // Start fetching the C tile now, so it arrives during the k loop: C is usually far
+    // (each tile is visited once per k block), and reading or writing it would stall.
+    macro_rules! prefetch_row {
+        ($i:expr) => {
+            // A prefetch cannot fault, so these are safe; they name the first and last
+            // element of row i.
+            let row = c.wrapping_offset($i as isize * rsc);
+            _mm_prefetch::<_MM_HINT_T0>(row.cast());
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1).cast());
+        };
+    }
+    prefetch_row!(0);
+    prefetch_row!(1);
+    prefetch_row!(2);
+    prefetch_row!(3);
+    prefetch_row!(4);
+    prefetch_row!(5);
+
     // ab[i] holds row i of the tile: columns 0..8 and 8..16.
     let mut ab = [[_mm256_setzero_ps(); 2]; MR];
     let mut a = a;

@@ -81,46 +81,62 @@ unsafe fn pack_r<const R: usize>(
     rp: isize,
     dst: &mut [f32],
 ) {
-    let panels = len.div_ceil(R);
+    let (full, panels) = (len / R, len.div_ceil(R));
     assert!(dst.len() >= panels * k * R, "pack: destination too short");
-    for (q, panel) in dst.chunks_exact_mut(k * R).take(panels).enumerate() {
-        let rows = R.min(len - q * R);
-        // SAFETY: row q*R is < len, so in bounds by the caller's guarantee.
-        let src = unsafe { src.offset((q * R) as isize * ri) };
-        if rows < R {
-            // Edge panel: zero first, then copy the rows that exist.
-            panel.fill(0.0);
-            for (p, step) in panel.chunks_exact_mut(R).enumerate() {
-                for (r, x) in step[..rows].iter_mut().enumerate() {
+    let (dst, edge) = dst[..panels * k * R].split_at_mut(full * k * R);
+
+    if ri == 1 {
+        // The R values of a step are contiguous (B row-major, A column-major): copy. Walk
+        // the source row by row (p outer), so reads stream through memory instead of
+        // touching k far-apart lines for every panel.
+        for p in 0..k {
+            // SAFETY: src(0..full*R, p) is in bounds and contiguous (ri == 1).
+            let row = unsafe { std::slice::from_raw_parts(src.offset(p as isize * rp), full * R) };
+            for (q, from) in row.chunks_exact(R).enumerate() {
+                dst[(q * k + p) * R..][..R].copy_from_slice(from);
+            }
+        }
+    } else {
+        for (q, panel) in dst.chunks_exact_mut(k * R).enumerate() {
+            // SAFETY: row q*R is < len, so in bounds by the caller's guarantee.
+            let src = unsafe { src.offset((q * R) as isize * ri) };
+            if rp == 1 {
+                // Each row is contiguous along k (A row-major, B column-major): gather R
+                // streams.
+                let mut rows_in: [&[f32]; R] = [&[]; R];
+                for (r, row) in rows_in.iter_mut().enumerate() {
+                    // SAFETY: src(r, 0..k) is in bounds and contiguous (rp == 1).
+                    *row = unsafe { std::slice::from_raw_parts(src.offset(r as isize * ri), k) };
+                }
+                for (p, step) in panel.chunks_exact_mut(R).enumerate() {
+                    for (x, row) in step.iter_mut().zip(&rows_in) {
+                        *x = row[p];
+                    }
+                }
+            } else {
+                for (p, step) in panel.chunks_exact_mut(R).enumerate() {
+                    for (r, x) in step.iter_mut().enumerate() {
+                        // SAFETY: r < R and p < k, in bounds by the caller's guarantee.
+                        *x = unsafe { *src.offset(r as isize * ri + p as isize * rp) };
+                    }
+                }
+            }
+        }
+    }
+
+    if full < panels {
+        // The edge panel: the rows that exist, then zeros.
+        let rows = len - full * R;
+        // SAFETY: row full*R is < len, so in bounds by the caller's guarantee.
+        let src = unsafe { src.offset((full * R) as isize * ri) };
+        for (p, step) in edge.chunks_exact_mut(R).enumerate() {
+            for (r, x) in step.iter_mut().enumerate() {
+                *x = if r < rows {
                     // SAFETY: r < rows and p < k, in bounds by the caller's guarantee.
-                    *x = unsafe { *src.offset(r as isize * ri + p as isize * rp) };
-                }
-            }
-        } else if ri == 1 {
-            // The R values of one step are contiguous (B row-major, A column-major): copy.
-            for (p, step) in panel.chunks_exact_mut(R).enumerate() {
-                // SAFETY: the R floats src(0..R, p) are in bounds and contiguous (ri == 1).
-                let from = unsafe { std::slice::from_raw_parts(src.offset(p as isize * rp), R) };
-                step.copy_from_slice(from);
-            }
-        } else if rp == 1 {
-            // Each row is contiguous along k (A row-major, B column-major): gather R streams.
-            let mut rows_in: [&[f32]; R] = [&[]; R];
-            for (r, row) in rows_in.iter_mut().enumerate() {
-                // SAFETY: src(r, 0..k) is in bounds and contiguous (rp == 1).
-                *row = unsafe { std::slice::from_raw_parts(src.offset(r as isize * ri), k) };
-            }
-            for (p, step) in panel.chunks_exact_mut(R).enumerate() {
-                for (x, row) in step.iter_mut().zip(&rows_in) {
-                    *x = row[p];
-                }
-            }
-        } else {
-            for (p, step) in panel.chunks_exact_mut(R).enumerate() {
-                for (r, x) in step.iter_mut().enumerate() {
-                    // SAFETY: r < R = rows and p < k, in bounds by the caller's guarantee.
-                    *x = unsafe { *src.offset(r as isize * ri + p as isize * rp) };
-                }
+                    unsafe { *src.offset(r as isize * ri + p as isize * rp) }
+                } else {
+                    0.0
+                };
             }
         }
     }
