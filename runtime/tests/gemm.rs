@@ -333,6 +333,29 @@ fn sizes_around_tiles_and_blocks() {
 }
 
 #[test]
+fn edge_tiles_of_every_height_and_width() {
+    for kernel in kernels() {
+        let bl = kernel.blocking();
+        let ctx = context(kernel, 1);
+        for rows in 1..=bl.mr {
+            for cols in [1, bl.nr / 2 - 1, bl.nr / 2, bl.nr / 2 + 1, bl.nr - 1, bl.nr] {
+                for (bias, relu) in [(None, false), (Some(true), true), (Some(false), false)] {
+                    let (m, n) = (bl.mr + rows, bl.nr + cols);
+                    let case = Case {
+                        alpha: -1.5,
+                        beta: 0.5,
+                        bias,
+                        relu,
+                        ..Case::new(m, n, 11)
+                    };
+                    case.run(&ctx);
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn alpha_and_beta_special_values() {
     for kernel in kernels() {
         let bl = kernel.blocking();

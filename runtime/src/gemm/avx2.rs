@@ -47,9 +47,9 @@ impl Kernel for Avx2Fma {
     ) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller upholds the kernel contract, which includes that this CPU has
-        // AVX2 and FMA (the only requirement `kernel_6x16` adds).
+        // AVX2 and FMA (the only requirement `kernel_avx2` adds).
         unsafe {
-            kernel_6x16(k, alpha, a, b, beta, c, rsc, epi)
+            kernel_avx2::<MR, 2>(k, alpha, a, b, beta, c, rsc, epi)
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -57,13 +57,55 @@ impl Kernel for Avx2Fma {
             unreachable!("the AVX2 kernel is never selected off x86_64");
         }
     }
+
+    /// Computes only the rows and 8-column halves that the edge tile needs: on a 4-row or
+    /// 4-column edge this saves a third or a half of the work of the edge strip.
+    unsafe fn kernel_edge(
+        mr: usize,
+        nr: usize,
+        k: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        epi: TileEpilogue,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller upholds the contract of `kernel_edge`; every instance below
+        // touches a subset of the full tile.
+        unsafe {
+            macro_rules! dispatch {
+                ($($rows:literal)*) => {
+                    match (mr, nr <= NR / 2) {
+                        $(
+                            ($rows, true) => kernel_avx2::<$rows, 1>(k, alpha, a, b, beta, c, rsc, epi),
+                            ($rows, false) => kernel_avx2::<$rows, 2>(k, alpha, a, b, beta, c, rsc, epi),
+                        )*
+                        _ => unreachable!("an edge tile has 1 to MR rows"),
+                    }
+                };
+            }
+            dispatch!(1 2 3 4 5 6)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (mr, nr, k, alpha, a, b, beta, c, rsc, epi);
+            unreachable!("the AVX2 kernel is never selected off x86_64");
+        }
+    }
 }
 
-/// See [`Kernel::kernel`] for the contract; additionally the CPU must support AVX2 and FMA.
+/// The first `ROWS` rows and `8·NV` columns of the MR×NR kernel (`ROWS = MR, NV = 2` is the
+/// full tile); every element gets exactly the operations the full kernel would give it.
+///
+/// See [`Kernel::kernel`] for the contract (with the tile cut down to ROWS × 8·NV);
+/// additionally the CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel_6x16(
+unsafe fn kernel_avx2<const ROWS: usize, const NV: usize>(
     k: usize,
     alpha: f32,
     a: *const f32,
@@ -74,16 +116,22 @@ unsafe fn kernel_6x16(
     epi: TileEpilogue,
 ) {
     use std::arch::x86_64::*;
+    const { assert!(ROWS >= 1 && ROWS <= MR && (NV == 1 || NV == 2)) };
+
+    // Every `if $i < ROWS` and `if NV == 2` below is decided at compile time: each instance
+    // is straight-line code over registers.
 
     // Start fetching the C tile now, so it arrives during the k loop: C is usually far
     // (each tile is visited once per k block), and reading or writing it would stall.
     macro_rules! prefetch_row {
         ($i:expr) => {
-            // A prefetch cannot fault, so these are safe; they name the first and last
-            // element of row i.
-            let row = c.wrapping_offset($i as isize * rsc);
-            _mm_prefetch::<_MM_HINT_T0>(row.cast());
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1).cast());
+            if $i < ROWS {
+                // A prefetch cannot fault, so these are safe; they name the first and last
+                // element of row i.
+                let row = c.wrapping_offset($i as isize * rsc);
+                _mm_prefetch::<_MM_HINT_T0>(row.cast());
+                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(8 * NV - 1).cast());
+            }
         };
     }
     prefetch_row!(0);
@@ -102,15 +150,23 @@ unsafe fn kernel_6x16(
     macro_rules! step {
         () => {{
             // SAFETY: the contract gives k*MR floats at `a` and k*NR 64-byte-aligned floats at
-            // `b`; each step reads MR and NR of them and moves on, k steps in all.
+            // `b`; each step reads at most MR and NR of them and moves on, k steps in all.
             unsafe {
                 let b0 = _mm256_load_ps(b);
-                let b1 = _mm256_load_ps(b.add(8));
+                let b1 = if NV == 2 {
+                    _mm256_load_ps(b.add(8))
+                } else {
+                    b0
+                };
                 macro_rules! row {
                     ($i:expr) => {
-                        let ai = _mm256_broadcast_ss(&*a.add($i));
-                        ab[$i][0] = _mm256_fmadd_ps(ai, b0, ab[$i][0]);
-                        ab[$i][1] = _mm256_fmadd_ps(ai, b1, ab[$i][1]);
+                        if $i < ROWS {
+                            let ai = _mm256_broadcast_ss(&*a.add($i));
+                            ab[$i][0] = _mm256_fmadd_ps(ai, b0, ab[$i][0]);
+                            if NV == 2 {
+                                ab[$i][1] = _mm256_fmadd_ps(ai, b1, ab[$i][1]);
+                            }
+                        }
                     };
                 }
                 row!(0);
@@ -148,47 +204,45 @@ unsafe fn kernel_6x16(
 
     // Finish row i: scale, add beta*C (reading C only if beta != 0), bias, ReLU, store.
     macro_rules! finish_row {
-        ($i:expr) => {{
-            let mut r = ab[$i];
-            if alpha != 1.0 {
-                r[0] = _mm256_mul_ps(r[0], alpha_v);
-                r[1] = _mm256_mul_ps(r[1], alpha_v);
-            }
-            // SAFETY: the tile is MR×NR at `c` with row stride `rsc` and unit column stride.
-            let c_row = unsafe { c.offset($i as isize * rsc) };
-            if beta != 0.0 {
-                // SAFETY: as above, and beta != 0 so C may be read.
-                unsafe {
-                    r[0] = _mm256_fmadd_ps(_mm256_loadu_ps(c_row), beta_v, r[0]);
-                    r[1] = _mm256_fmadd_ps(_mm256_loadu_ps(c_row.add(8)), beta_v, r[1]);
-                }
-            }
-            match epi.bias {
-                TileBias::None => {}
-                TileBias::Row(bias) => {
-                    // SAFETY: a Row bias points to MR floats (contract).
-                    let bi = unsafe { _mm256_broadcast_ss(&*bias.add($i)) };
-                    r[0] = _mm256_add_ps(r[0], bi);
-                    r[1] = _mm256_add_ps(r[1], bi);
-                }
-                TileBias::Col(_) => {
-                    if let Some(bc) = col_bias {
-                        r[0] = _mm256_add_ps(r[0], bc[0]);
-                        r[1] = _mm256_add_ps(r[1], bc[1]);
+        ($i:expr) => {
+            if $i < ROWS {
+                // SAFETY: the tile has row stride `rsc` and unit column stride; row i < ROWS
+                // and its first 8·NV columns are inside it.
+                let c_row = unsafe { c.offset($i as isize * rsc) };
+                for v in 0..NV {
+                    let mut r = ab[$i][v];
+                    if alpha != 1.0 {
+                        r = _mm256_mul_ps(r, alpha_v);
                     }
+                    if beta != 0.0 {
+                        // SAFETY: as above, and beta != 0 so C may be read.
+                        r = _mm256_fmadd_ps(
+                            unsafe { _mm256_loadu_ps(c_row.add(8 * v)) },
+                            beta_v,
+                            r,
+                        );
+                    }
+                    match epi.bias {
+                        TileBias::None => {}
+                        TileBias::Row(bias) => {
+                            // SAFETY: a Row bias points to MR floats (contract).
+                            r = _mm256_add_ps(r, unsafe { _mm256_broadcast_ss(&*bias.add($i)) });
+                        }
+                        TileBias::Col(_) => {
+                            if let Some(bc) = col_bias {
+                                r = _mm256_add_ps(r, bc[v]);
+                            }
+                        }
+                    }
+                    if epi.relu {
+                        // max(x, 0) returns the second operand (0) when x is NaN.
+                        r = _mm256_max_ps(r, zero);
+                    }
+                    // SAFETY: as above; every element of the tile is writable.
+                    unsafe { _mm256_storeu_ps(c_row.add(8 * v), r) };
                 }
             }
-            if epi.relu {
-                // max(x, 0) returns the second operand (0) when x is NaN.
-                r[0] = _mm256_max_ps(r[0], zero);
-                r[1] = _mm256_max_ps(r[1], zero);
-            }
-            // SAFETY: as above; every element of the tile is writable.
-            unsafe {
-                _mm256_storeu_ps(c_row, r[0]);
-                _mm256_storeu_ps(c_row.add(8), r[1]);
-            }
-        }};
+        };
     }
     finish_row!(0);
     finish_row!(1);

@@ -75,6 +75,32 @@ pub(crate) trait Kernel {
         rsc: isize,
         epi: TileEpilogue,
     );
+
+    /// [`kernel`](Kernel::kernel) for an edge tile of which only the first `mr` rows and `nr`
+    /// columns are wanted (`1 <= mr <= MR`, `1 <= nr <= NR`). `c` is then always an MR×NR
+    /// temporary; a kernel may leave the unwanted part of it unwritten, but must give every
+    /// wanted element exactly the value [`kernel`](Kernel::kernel) would. The default runs
+    /// the full kernel.
+    ///
+    /// # Safety
+    /// As [`kernel`](Kernel::kernel).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel_edge(
+        mr: usize,
+        nr: usize,
+        k: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        epi: TileEpilogue,
+    ) {
+        let _ = (mr, nr);
+        // SAFETY: the same contract.
+        unsafe { Self::kernel(k, alpha, a, b, beta, c, rsc, epi) }
+    }
 }
 
 /// The micro-kernels of this build. Every kernel computes the same thing; only their speed and

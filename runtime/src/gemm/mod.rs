@@ -411,7 +411,9 @@ unsafe fn tile<K: Kernel>(
     };
     // SAFETY: `t` is a full MR×NR tile with row stride NR, initialized; `bias` covers MAX_SIDE.
     unsafe {
-        K::kernel(
+        K::kernel_edge(
+            mr,
+            nr,
             kc,
             alpha,
             a.as_ptr(),
