@@ -88,11 +88,14 @@ unsafe fn pack_r<const R: usize>(
     if ri == 1 {
         // The R values of a step are contiguous (B row-major, A column-major): copy. Walk
         // the source row by row (p outer), so reads stream through memory instead of
-        // touching k far-apart lines for every panel.
+        // touching k far-apart lines for every panel, and ask for the line two rows ahead,
+        // which the hardware prefetcher cannot guess (rows are far apart).
         for p in 0..k {
             // SAFETY: src(0..full*R, p) is in bounds and contiguous (ri == 1).
             let row = unsafe { std::slice::from_raw_parts(src.offset(p as isize * rp), full * R) };
+            let ahead = src.wrapping_offset((p + 2).min(k - 1) as isize * rp);
             for (q, from) in row.chunks_exact(R).enumerate() {
+                prefetch(ahead.wrapping_add(q * R));
                 dst[(q * k + p) * R..][..R].copy_from_slice(from);
             }
         }
@@ -140,6 +143,20 @@ unsafe fn pack_r<const R: usize>(
             }
         }
     }
+}
+
+/// Hints that the line holding `p` will be read soon; a no-op off x86_64. A prefetch never
+/// faults, so `p` may point anywhere.
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: `prefetch` only needs SSE, which every x86_64 CPU has, and cannot fault.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[cfg(test)]
