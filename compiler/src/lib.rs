@@ -15,6 +15,7 @@ pub mod train;
 pub mod value;
 pub mod verify;
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use netc_dsl::ast::Item;
@@ -79,13 +80,17 @@ pub fn check_program(
     if !diags.iter().any(Diagnostic::is_error) {
         let defs = load::defs(&prog, &mut diags);
         blocks = defs.blocks.len();
+        let mut globals = HashSet::new();
         for (_, file) in prog.parsed() {
             for item in &file.items {
-                if let Item::Block(b) = item {
-                    diags.extend(resolve::block(&defs, b));
+                match item {
+                    Item::Block(b) => diags.extend(resolve::block(&defs, b, &mut globals)),
+                    Item::Const(c) => resolve::constant(c, &mut globals),
+                    Item::Use(_) | Item::Network(_) => {}
                 }
             }
         }
+        let consts = lower::consts(&defs, &mut diags);
         let all = prog.networks();
         for (i, n) in all.iter().enumerate() {
             if let Some(first) = all[..i].iter().find(|m| m.name.name == n.name.name) {
@@ -126,9 +131,17 @@ pub fn check_program(
                 found
             }
         };
+        for net in &all {
+            let mut d = resolve::network(&defs, net, &mut globals);
+            if selected.iter().any(|s| std::ptr::eq(*s, *net)) {
+                diags.append(&mut d);
+            }
+        }
+        if !all.is_empty() {
+            unused_globals(&prog, &globals, &mut diags);
+        }
         for net in selected {
-            diags.extend(resolve::network(&defs, net));
-            let g = lower::network(&defs, net, &mut diags);
+            let g = lower::network(&defs, &consts, net, &mut diags);
             if !diags.iter().any(Diagnostic::is_error) {
                 if let Err(e) = verify::graph(&g) {
                     diags.push(
@@ -157,5 +170,26 @@ pub fn check_program(
         graphs,
         diagnostics: diags,
         blocks,
+    }
+}
+
+/// Warns about the consts and blocks of the root file that nothing uses (a file without a
+/// network is a library, and is not warned about).
+fn unused_globals(prog: &load::Program, used: &HashSet<String>, diags: &mut Vec<Diagnostic>) {
+    let Some(root) = &prog.files[prog.root.0 as usize] else {
+        return;
+    };
+    for item in &root.items {
+        let (what, id) = match item {
+            Item::Const(c) => ("const", &c.name),
+            Item::Block(b) => ("block", &b.name),
+            Item::Use(_) | Item::Network(_) => continue,
+        };
+        if !used.contains(&id.name) {
+            diags.push(
+                Diagnostic::warning("unused", format!("{what} `{}` is never used", id.name))
+                    .label(id.span, "defined here"),
+            );
+        }
     }
 }

@@ -20,6 +20,8 @@ pub struct Layer {
     pub cost: Cost,
     /// Whether inference needs it (false for auxiliary heads).
     pub inference: bool,
+    /// Whether training needs it: it reaches an output or a loss.
+    pub training: bool,
     /// Conv and linear layers on the longest path from an input to this layer, itself
     /// included.
     pub depth: usize,
@@ -54,6 +56,7 @@ pub struct Report {
 impl Report {
     pub fn new(g: &Graph) -> Report {
         let infer = g.inference_set();
+        let train = g.training_set();
         let depths = depths(g);
         let layers: Vec<Layer> = g
             .layers()
@@ -73,33 +76,40 @@ impl Report {
                     output: node.shape.clone(),
                     cost: ops::cost(&node.op, &x, &node.shape),
                     inference: infer[n.index()],
+                    training: train[n.index()],
                     depth: depths[n.index()],
                 }
             })
             .collect();
+        // Layers that reach neither an output nor a loss are computed by nothing: they count
+        // toward neither total (the check warns about them).
         let mut total = Cost::default();
         let mut inference = Cost::default();
         for l in &layers {
-            total += l.cost;
+            if l.training {
+                total += l.cost;
+            }
             if l.inference {
                 inference += l.cost;
             }
         }
+        // One pass over the layers for every row's sum, layers and depth.
+        let mut row_cost = vec![Cost::default(); g.rows.len()];
+        let mut row_layers: Vec<Vec<&Layer>> = vec![Vec::new(); g.rows.len()];
+        for l in &layers {
+            if let Some(r) = g.node(l.node).row {
+                row_cost[r] += l.cost;
+                row_layers[r].push(l);
+            }
+        }
+        let row_depth = row_depths(g);
         let rows = g
             .rows
             .iter()
             .enumerate()
             .map(|(i, row)| {
-                let mine: Vec<&Layer> = layers
-                    .iter()
-                    .filter(|l| g.node(l.node).row == Some(i))
-                    .collect();
-                let mut cost = Cost::default();
-                for l in &mine {
-                    cost += l.cost;
-                }
                 // The window column applies to a binding that is a single op.
-                let window = match (row.stages.len(), mine.as_slice()) {
+                let window = match (row.stages.len(), row_layers[i].as_slice()) {
                     (1, [only]) => only.window.clone(),
                     _ => None,
                 };
@@ -108,8 +118,8 @@ impl Report {
                     kind: describe_stages(&row.stages),
                     window,
                     output: row.output.map(|n| g.node(n).shape.clone()),
-                    depth: depth(g, i),
-                    cost,
+                    depth: row_depth[i],
+                    cost: row_cost[i],
                 }
             })
             .collect();
@@ -175,6 +185,7 @@ impl Report {
                     "weights": l.cost.weights,
                     "macs": l.cost.macs,
                     "inference": l.inference,
+                    "training": l.training,
                     "depth": l.depth,
                     "inputs": g.inputs_of(l.node).iter().map(|&i| g.node(i).path.clone()).collect::<Vec<_>>(),
                     "attrs": node.op.attrs(),
@@ -241,7 +252,15 @@ impl Report {
             rows[0][0] = "path".into();
             for l in &self.layers {
                 rows.push([
-                    format!("{}{}", l.path, if l.inference { "" } else { " *" }),
+                    format!(
+                        "{}{}",
+                        l.path,
+                        match (l.inference, l.training) {
+                            (true, _) => "",
+                            (false, true) => " *",
+                            (false, false) => " -",
+                        }
+                    ),
                     l.op.to_string(),
                     l.window.clone().unwrap_or_default(),
                     dims(&l.output),
@@ -328,8 +347,13 @@ impl Report {
             "depth: {} conv and linear layers on the longest path from input to output\n",
             self.depth
         ));
-        if expand && self.layers.iter().any(|l| !l.inference) {
+        if expand && self.layers.iter().any(|l| !l.inference && l.training) {
             out.push_str("* trained through a loss, left out of inference\n");
+        }
+        if expand && self.layers.iter().any(|l| !l.training) {
+            out.push_str(
+                "- reaches neither an output nor a loss: computed by nothing, counted nowhere\n",
+            );
         }
         let outs: Vec<String> = self
             .outputs
@@ -358,15 +382,13 @@ fn depths(g: &Graph) -> Vec<usize> {
     d
 }
 
-/// Conv and linear layers on the longest path through the nodes of row `row`.
-fn depth(g: &Graph, row: usize) -> usize {
+/// For every row, the conv and linear layers on the longest path through its own nodes.
+fn row_depths(g: &Graph) -> Vec<usize> {
     let mut d = vec![0usize; g.g.node_indices().map(|n| n.index() + 1).max().unwrap_or(0)];
-    let mut best = 0;
+    let mut best = vec![0usize; g.rows.len()];
     for n in g.nodes() {
         let node = g.node(n);
-        if node.row != Some(row) {
-            continue;
-        }
+        let Some(row) = node.row else { continue };
         let before = g
             .inputs_of(n)
             .iter()
@@ -375,7 +397,7 @@ fn depth(g: &Graph, row: usize) -> usize {
             .max()
             .unwrap_or(0);
         d[n.index()] = before + usize::from(node.op.is_weighted_layer());
-        best = best.max(d[n.index()]);
+        best[row] = best[row].max(d[n.index()]);
     }
     best
 }

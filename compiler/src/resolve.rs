@@ -4,7 +4,7 @@
 //! even when no network instantiates it, and lowering can treat an unknown name as already
 //! reported. Unused parameters, inputs and bindings are warnings.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use netc_dsl::ast::{self, Chain, Expr, ExprKind, Stmt, Target};
 use netc_dsl::diag::did_you_mean;
@@ -22,16 +22,42 @@ enum Kind {
     Alias,
 }
 
-struct Body<'a> {
+struct Body<'a, 'u> {
     defs: &'a Defs<'a>,
+    /// Consts and blocks referred to anywhere, for "never used" warnings.
+    globals: &'u mut HashSet<String>,
     declared: HashMap<&'a str, (Kind, Span)>,
     used: HashMap<&'a str, usize>,
     diags: Vec<Diagnostic>,
 }
 
+/// Records the consts that a const's value refers to (consts are checked when evaluated).
+pub fn constant(c: &ast::Const, globals: &mut HashSet<String>) {
+    let mut names = Vec::new();
+    expr_names(&c.value, &mut names);
+    globals.extend(names);
+}
+
+fn expr_names(e: &Expr, out: &mut Vec<String>) {
+    match &e.kind {
+        ExprKind::Chain(c) => {
+            if let Target::Name(id) = &c.head.target {
+                out.push(id.name.clone());
+            }
+        }
+        ExprKind::List(items) => items.iter().for_each(|i| expr_names(i, out)),
+        ExprKind::Binary(_, a, b) => {
+            expr_names(a, out);
+            expr_names(b, out);
+        }
+        ExprKind::Neg(a) => expr_names(a, out),
+        _ => {}
+    }
+}
+
 /// Resolves a block's body.
-pub fn block(defs: &Defs, b: &ast::Block) -> Vec<Diagnostic> {
-    let mut body = Body::new(defs);
+pub fn block(defs: &Defs, b: &ast::Block, globals: &mut HashSet<String>) -> Vec<Diagnostic> {
+    let mut body = Body::new(defs, globals);
     for p in &b.params {
         body.declare(&p.name, Kind::Param, p.span);
     }
@@ -76,10 +102,17 @@ pub fn block(defs: &Defs, b: &ast::Block) -> Vec<Diagnostic> {
 }
 
 /// Resolves a network's body.
-pub fn network(defs: &Defs, n: &ast::Network) -> Vec<Diagnostic> {
-    let mut body = Body::new(defs);
+pub fn network(defs: &Defs, n: &ast::Network, globals: &mut HashSet<String>) -> Vec<Diagnostic> {
+    let mut body = Body::new(defs, globals);
     for i in &n.inputs {
         body.declare(&i.name.name, Kind::Input, i.name.span);
+        // Input sizes are consts, checked when evaluated; here they only count as used.
+        let mut names = Vec::new();
+        match &i.kind {
+            ast::InputKind::Shape(dims) => dims.iter().for_each(|d| expr_names(d, &mut names)),
+            ast::InputKind::Class(c) => expr_names(c, &mut names),
+        }
+        body.globals.extend(names);
     }
     for s in &n.stmts {
         if let Stmt::Bind(b) = s {
@@ -101,6 +134,9 @@ pub fn network(defs: &Defs, n: &ast::Network) -> Vec<Diagnostic> {
             }
             Stmt::Loss(l) => {
                 for t in &l.terms {
+                    if let Some(ast::LossWeight::Name(id)) = &t.weight {
+                        body.name(id);
+                    }
                     if !ops::LOSSES.contains(&t.call.callee.name.as_str()) {
                         body.diags.push(unknown_loss(&t.call.callee));
                     }
@@ -109,7 +145,14 @@ pub fn network(defs: &Defs, n: &ast::Network) -> Vec<Diagnostic> {
                     }
                 }
             }
-            Stmt::Train(_) => {}
+            Stmt::Train(t) => {
+                // Settings are words (`xavier`) or numbers; consts they name are used.
+                for e in &t.entries {
+                    let mut names = Vec::new();
+                    expr_names(&e.value, &mut names);
+                    body.globals.extend(names);
+                }
+            }
         }
     }
     for i in &n.inputs {
@@ -143,10 +186,11 @@ fn unknown_loss(callee: &ast::Ident) -> Diagnostic {
         )
 }
 
-impl<'a> Body<'a> {
-    fn new(defs: &'a Defs<'a>) -> Body<'a> {
+impl<'a, 'u> Body<'a, 'u> {
+    fn new(defs: &'a Defs<'a>, globals: &'u mut HashSet<String>) -> Body<'a, 'u> {
         Body {
             defs,
+            globals,
             declared: HashMap::new(),
             used: HashMap::new(),
             diags: Vec::new(),
@@ -166,10 +210,8 @@ impl<'a> Body<'a> {
     }
 
     fn declare_aliases(&mut self, chain: &'a Chain) {
-        for st in std::iter::once(&chain.head).chain(&chain.stages) {
-            if let Some(a) = &st.alias {
-                self.declare(&a.name, Kind::Alias, a.span);
-            }
+        for a in chain.aliases() {
+            self.declare(&a.name, Kind::Alias, a.span);
         }
     }
 
@@ -184,6 +226,7 @@ impl<'a> Body<'a> {
             return;
         }
         if self.defs.consts.contains_key(id.name.as_str()) {
+            self.globals.insert(id.name.clone());
             return;
         }
         let mut d = Diagnostic::error("undefined", format!("undefined name `{}`", id.name))
@@ -208,7 +251,11 @@ impl<'a> Body<'a> {
 
     fn callee(&mut self, id: &'a ast::Ident) {
         let name = id.name.as_str();
-        if ops::lookup(name).is_some() || self.defs.blocks.contains_key(name) {
+        if ops::lookup(name).is_some() {
+            return;
+        }
+        if self.defs.blocks.contains_key(name) {
+            self.globals.insert(name.to_string());
             return;
         }
         if ops::LOSSES.contains(&name) {

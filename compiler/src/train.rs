@@ -169,9 +169,12 @@ fn quoted(items: &[&str]) -> String {
         .join(", ")
 }
 
-/// The bare word an expression is (`xavier`, `cosine`, `sgd`).
+/// The bare word an expression is (`xavier`, `cosine`; `xavier()` too).
 fn word(e: &ast::Expr) -> Option<&str> {
-    e.as_name().map(|id| id.name.as_str())
+    match call_of(e) {
+        Some((id, [])) => Some(id.name.as_str()),
+        _ => None,
+    }
 }
 
 fn choice(e: &ast::Expr, key: &str, options: &[&str]) -> Diagnostic {
@@ -223,36 +226,79 @@ fn call_of(e: &ast::Expr) -> Option<(&ast::Ident, &[ast::Arg])> {
     }
 }
 
-/// Binds the arguments of a setting's call to `params` (name, default; `None` = required).
+/// What a setting's argument accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Range {
+    /// A number > 0 (learning rates, eps, gamma).
+    Positive,
+    /// A number >= 0 (weight decay).
+    NonNeg,
+    /// A number in [0, 1) (momentum, Adam's betas).
+    Unit,
+    /// A whole number >= 1.
+    Count,
+    Bool,
+}
+
+impl Range {
+    fn describe(self) -> &'static str {
+        match self {
+            Range::Positive => "a positive number",
+            Range::NonNeg => "a non-negative number",
+            Range::Unit => "a number in [0, 1)",
+            Range::Count => "a positive integer",
+            Range::Bool => "`true` or `false`",
+        }
+    }
+
+    /// The value as a number (a bool as 0 or 1), if it is in range.
+    fn check(self, v: &Value) -> Option<f64> {
+        let x = match (self, v) {
+            (Range::Bool, Value::Bool(b)) => return Some(f64::from(u8::from(*b))),
+            (Range::Bool, _) | (_, Value::Bool(_)) => return None,
+            (Range::Count, Value::Int(i)) => return (*i >= 1).then_some(*i as f64),
+            (Range::Count, _) => return None,
+            (_, Value::Int(i)) => *i as f64,
+            (_, Value::Float(f)) => *f,
+            _ => return None,
+        };
+        let ok = x.is_finite()
+            && match self {
+                Range::Positive => x > 0.0,
+                Range::NonNeg => x >= 0.0,
+                Range::Unit => (0.0..1.0).contains(&x),
+                Range::Count | Range::Bool => true,
+            };
+        ok.then_some(x)
+    }
+}
+
+/// One argument of a setting's call: its name, what it accepts, its default (`None`:
+/// required).
+type Setting<'s> = (&'s str, Range, Option<f64>);
+
+/// Binds the arguments of a setting's call to `params` and checks each against its range.
 fn settings<'a>(
     callee: &ast::Ident,
     args: &'a [ast::Arg],
-    params: &[(&str, Option<Value>)],
+    params: &[Setting],
     eval: &mut dyn FnMut(&'a ast::Expr) -> Value,
 ) -> Result<Vec<f64>, Diagnostic> {
+    let names: Vec<&str> = params.iter().map(|p| p.0).collect();
     let mut vals: Vec<Option<(Value, Span)>> = vec![None; params.len()];
     for (i, a) in args.iter().enumerate() {
         let slot = match &a.name {
-            Some(n) => params
-                .iter()
-                .position(|(p, _)| *p == n.name)
-                .ok_or_else(|| {
-                    Diagnostic::error(
-                        "unknown-argument",
-                        format!("`{}` has no argument `{}`", callee.name, n.name),
-                    )
-                    .label(n.span, "unknown argument")
-                    .help(
-                        did_you_mean(&n.name, params.iter().map(|(p, _)| *p)).unwrap_or_else(
-                            || {
-                                format!(
-                                    "its arguments are {}",
-                                    quoted(&params.iter().map(|(p, _)| *p).collect::<Vec<_>>())
-                                )
-                            },
-                        ),
-                    )
-                })?,
+            Some(n) => names.iter().position(|p| *p == n.name).ok_or_else(|| {
+                Diagnostic::error(
+                    "unknown-argument",
+                    format!("`{}` has no argument `{}`", callee.name, n.name),
+                )
+                .label(n.span, "unknown argument")
+                .help(
+                    did_you_mean(&n.name, names.iter().copied())
+                        .unwrap_or_else(|| format!("its arguments are {}", quoted(&names))),
+                )
+            })?,
             None if i < params.len() => i,
             None => {
                 return Err(Diagnostic::error(
@@ -265,17 +311,29 @@ fn settings<'a>(
         if vals[slot].is_some() {
             return Err(Diagnostic::error(
                 "duplicate",
-                format!("`{}` is given twice", params[slot].0),
+                format!("`{}` is given twice", names[slot]),
             )
             .label(a.span, "given again here"));
         }
         vals[slot] = Some((eval(&a.value), a.value.span));
     }
     let mut out = Vec::new();
-    for ((name, default), v) in params.iter().zip(vals) {
-        let (v, span) = match (v, default) {
-            (Some(v), _) => v,
-            (None, Some(d)) => (d.clone(), callee.span),
+    for (&(name, range, default), v) in params.iter().zip(vals) {
+        let x = match (v, default) {
+            (Some((Value::Poison, _)), _) => return Err(Diagnostic::error("poison", "")),
+            (Some((v, span)), _) => range.check(&v).ok_or_else(|| {
+                Diagnostic::error(
+                    "bad-setting",
+                    format!(
+                        "`{}`'s `{name}` must be {}, found {}",
+                        callee.name,
+                        range.describe(),
+                        v.describe()
+                    ),
+                )
+                .label(span, "out of range")
+            })?,
+            (None, Some(d)) => d,
             (None, None) => {
                 return Err(Diagnostic::error(
                     "missing-argument",
@@ -284,19 +342,7 @@ fn settings<'a>(
                 .label(callee.span, format!("`{name}` missing")))
             }
         };
-        out.push(match v {
-            Value::Int(i) => i as f64,
-            Value::Float(f) if f.is_finite() => f,
-            Value::Bool(b) => f64::from(u8::from(b)),
-            Value::Poison => return Err(Diagnostic::error("poison", "")),
-            other => {
-                return Err(Diagnostic::error(
-                    "bad-setting",
-                    format!("`{name}` must be a number, found {}", other.describe()),
-                )
-                .label(span, "here"))
-            }
-        });
+        out.push(x);
     }
     Ok(out)
 }
@@ -309,17 +355,16 @@ fn optimizer<'a>(
     let Some((callee, args)) = call_of(e) else {
         return Err(choice(e, "optimizer", &options));
     };
-    let f = |v: f64| Some(Value::Float(v));
     match callee.name.as_str() {
         "sgd" => {
             let v = settings(
                 callee,
                 args,
                 &[
-                    ("lr", None),
-                    ("momentum", f(0.0)),
-                    ("weight_decay", f(0.0)),
-                    ("nesterov", Some(Value::Bool(false))),
+                    ("lr", Range::Positive, None),
+                    ("momentum", Range::Unit, Some(0.0)),
+                    ("weight_decay", Range::NonNeg, Some(0.0)),
+                    ("nesterov", Range::Bool, Some(0.0)),
                 ],
                 eval,
             )?;
@@ -336,11 +381,15 @@ fn optimizer<'a>(
                 callee,
                 args,
                 &[
-                    ("lr", None),
-                    ("beta1", f(0.9)),
-                    ("beta2", f(0.999)),
-                    ("eps", f(1e-8)),
-                    ("weight_decay", f(if decoupled { 0.01 } else { 0.0 })),
+                    ("lr", Range::Positive, None),
+                    ("beta1", Range::Unit, Some(0.9)),
+                    ("beta2", Range::Unit, Some(0.999)),
+                    ("eps", Range::Positive, Some(1e-8)),
+                    (
+                        "weight_decay",
+                        Range::NonNeg,
+                        Some(if decoupled { 0.01 } else { 0.0 }),
+                    ),
                 ],
                 eval,
             )?;
@@ -371,17 +420,15 @@ fn schedule<'a>(
             Ok(Schedule::Cosine)
         }
         "step" => {
-            let v = settings(callee, args, &[("every", None), ("gamma", None)], eval)?;
-            if v[0] < 1.0 || v[0].fract() != 0.0 {
-                return Err(Diagnostic::error(
-                    "bad-setting",
-                    format!(
-                        "`every` must be a positive whole number of epochs, found {}",
-                        v[0]
-                    ),
-                )
-                .label(e.span, "here"));
-            }
+            let v = settings(
+                callee,
+                args,
+                &[
+                    ("every", Range::Count, None),
+                    ("gamma", Range::Positive, None),
+                ],
+                eval,
+            )?;
             Ok(Schedule::Step {
                 every: v[0] as u64,
                 gamma: v[1],

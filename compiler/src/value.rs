@@ -20,7 +20,7 @@ impl Value {
     pub fn describe(&self) -> String {
         match self {
             Value::Int(i) => format!("the integer {i}"),
-            Value::Float(f) => format!("the number {f}"),
+            Value::Float(f) => format!("the number {f:?}"),
             Value::Str(s) => format!("the string {s:?}"),
             Value::Bool(b) => format!("`{b}`"),
             Value::List(items) => format!("a list of {}", items.len()),

@@ -85,7 +85,7 @@ errors! {
     zero_size: &format!("{NET}\n    y = x -> conv(0, k=3);\n    output y;\n}}\n");
     zero_stride: &format!("{NET}\n    y = x -> maxpool(k=2, s=0);\n    output y;\n}}\n");
     negative_padding: &format!("{NET}\n    y = x -> conv(8, k=3, p=-1);\n    output y;\n}}\n");
-    fractional_size: &format!("const width = 5;\n{NET}\n    y = x -> conv(width / 2, k=3);\n    output y;\n}}\n");
+    fractional_size: &format!("const width = 5;\n{NET}\n    y = x -> conv(width / 2.0, k=3);\n    output y;\n}}\n");
     dropout_probability: &format!("{NET}\n    y = x -> dropout(1.5);\n    output y;\n}}\n");
     no_input_to_op: &format!("{NET}\n    y = conv(8, k=3);\n    output y;\n}}\n");
     window_too_large: "network n(x: [3, 5, 5]) {\n    y = x -> conv(8, k=7);\n    output y;\n}\n";
@@ -120,7 +120,6 @@ errors! {
     ce_shape: &format!("{NET_L}\n    y = x -> flatten -> linear(12);\n    loss ce(y, label);\n    output y;\n}}\n");
     ce_argument_order: &format!("{NET_L}\n    y = x -> flatten -> linear(10);\n    loss ce(label, y);\n    output y;\n}}\n");
     mse_shape: &format!("{NET}\n    y = x -> conv(3, k=3);\n    loss mse(y, x);\n    output y;\n}}\n");
-    two_loss_lines: &format!("{NET_L}\n    y = x -> flatten -> linear(10);\n    loss ce(y, label);\n    loss ce(y, label);\n    output y;\n}}\n");
     arithmetic_on_tensor: &format!("{NET}\n    y = x -> flatten -> linear(x + 1);\n    output y;\n}}\n");
     division_by_zero: "const a = 4 / 0;\nnetwork n(x: [a]) { output x; }\n";
     input_with_batch_dim: "network n(x: [32, 3, 28, 28]) { output x; }\n";
@@ -128,11 +127,33 @@ errors! {
     unknown_train_setting: &format!("{NET}\n    y = x -> relu;\n    output y;\n    train {{ optimiser = sgd(lr=0.1); }}\n}}\n");
     bad_optimizer: &format!("{NET}\n    y = x -> relu;\n    output y;\n    train {{ optimizer = sdg(lr=0.1); batch = 0; }}\n}}\n");
     optimizer_missing_lr: &format!("{NET}\n    y = x -> relu;\n    output y;\n    train {{ optimizer = adam(beta1=0.8); init = kaiming; }}\n}}\n");
+    undefined_loss_weight: &format!("{NET_L}\n    y = x -> flatten -> linear(10);\n    loss w * ce(y, label);\n    output y;\n}}\n");
+    integer_overflow: &format!("{NET}\n    y = x -> flatten -> linear((-9223372036854775807 - 1) / -1);\n    output y;\n}}\n");
+    huge_conv_t: "network n(x: [1, 1048576, 1048576]) {\n    y = x -> conv_t(2147483648, k=1, s=2147483648);\n    output y;\n}\n";
+    exponential_blocks: &thirty_doubling_blocks();
+    long_expression: &format!("const a = {}1;\nnetwork n(x: [a]) {{ output x; }}\n", "1 + ".repeat(300));
+    unchecked_const: "const bad = nothing_here * 2;\nnetwork n(x: [3]) { output x; }\n";
+    train_values_out_of_range: &format!("{NET}\n    y = x -> relu;\n    output y;\n    train {{ optimizer = sgd(lr=true, nesterov=0.5); }}\n}}\n");
+    binding_is_a_number: &format!("{NET}\n    y = 3;\n    output y;\n}}\n");
     misplaced_as: &format!("{NET}\n    y = x as z -> relu;\n    output y;\n}}\n");
     many_errors_at_once: &format!("{NET}\n    a = x -> convv(8, k=3);\n    b = x -> conv(8, k=0);\n    c = x -> flatten -> linear(10) -> conv(4, k=1);\n    output a, b, c, d;\n}}\n");
 }
 
+/// Thirty blocks, each calling the one below twice: 2^30 layers if nothing stopped it.
+fn thirty_doubling_blocks() -> String {
+    let mut src = String::from("block b0(x) { return x -> relu; }\n");
+    for i in 1..=30 {
+        src.push_str(&format!(
+            "block b{i}(x) {{ return add(x -> b{j}, x -> b{j}); }}\n",
+            j = i - 1
+        ));
+    }
+    src.push_str("network n(x: [4]) { y = x -> b30; output y; }\n");
+    src
+}
+
 warnings! {
+    unused_const_and_block: &format!("const width = 8;\nblock spare(x) {{ return x -> relu; }}\n{NET}\n    y = x -> relu;\n    output y;\n}}\n");
     window_drops_rows: "network n(x: [3, 32, 32]) {\n    y = x -> conv(8, k=3, s=2);\n    output y;\n}\n";
     window_drops_only_padding: "network n(x: [3, 224, 224]) {\n    y = x -> conv(64, k=7, s=2, p=3);\n    output y;\n}\n";
     unused_binding: &format!("{NET}\n    y = x -> relu;\n    z = x -> tanh;\n    output y;\n}}\n");
@@ -225,4 +246,42 @@ fn use_brings_blocks_and_consts() {
         checked.graphs[0].node(checked.graphs[0].outputs[0].1).shape,
         vec![16, 8, 8]
     );
+}
+
+#[test]
+fn two_loss_lines_add_up() {
+    let src = format!("{NET_L}\n    y = x -> flatten -> linear(10);\n    loss ce(y, label);\n    loss 0.5 * ce(y, label);\n    output y;\n}}\n");
+    let checked = check_with(&[("net/t.net", &src)], None);
+    assert!(!checked.has_errors(), "{}", checked.render());
+    let weights: Vec<f64> = checked.graphs[0].losses.iter().map(|l| l.weight).collect();
+    assert_eq!(weights, [1.0, 0.5]);
+}
+
+/// An argument that is a chain is named after the parameter it fills, so it cannot collide
+/// with the stages of a block's `return` chain (`y.0`, `y.1`).
+#[test]
+fn argument_chains_are_named_after_their_parameter() {
+    let src = "block blk(x, z) { return add(x, z) -> relu; }\n\
+               network n(x: [3, 8, 8]) {\n    y = x -> blk(relu(x));\n    w = add(x, x -> tanh) -> invert(of = x -> conv(4, k=3, p=1) as c);\n    output y, w;\n}\n";
+    let checked = check_with(&[("net/t.net", src)], None);
+    assert!(!checked.has_errors(), "{}", checked.render());
+    let g = &checked.graphs[0];
+    let mut paths: Vec<&str> = g
+        .layers()
+        .iter()
+        .map(|&n| g.node(n).path.as_str())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["c", "w.0", "w.0.1", "w.1", "y.0", "y.1", "y.z"]);
+}
+
+/// A ceil-mode pool whose window is larger than its padded input still has one output, as
+/// in PyTorch.
+#[test]
+fn ceil_pool_larger_than_input() {
+    let src = "network n(x: [3, 2, 2]) { y = x -> maxpool(k=3, s=2, ceil=true); output y; }\n";
+    let checked = check_with(&[("net/t.net", src)], None);
+    assert!(!checked.has_errors(), "{}", checked.render());
+    let g = &checked.graphs[0];
+    assert_eq!(g.node(g.outputs[0].1).shape, vec![3, 1, 1]);
 }

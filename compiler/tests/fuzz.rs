@@ -315,3 +315,19 @@ fn deep_nesting_at_the_limit() {
         .join()
         .unwrap();
 }
+
+/// Twenty thousand chained bindings check in one pass (the report once was quadratic in the
+/// number of rows). Not a timing assertion: a quadratic report would take minutes here.
+#[test]
+fn many_bindings() {
+    let mut src = String::from("network n(x: [4]) {\n    b0 = x -> relu;\n");
+    for i in 1..20_000 {
+        src.push_str(&format!("    b{i} = b{} -> relu;\n", i - 1));
+    }
+    src.push_str("    output b19999;\n}\n");
+    let checked = check_source("many.net", &src, Path::new("many.net"), None);
+    assert!(!checked.has_errors(), "{}", checked.render());
+    let r = Report::new(&checked.graphs[0]);
+    assert_eq!(r.rows.len(), 20_000);
+    assert_eq!(r.table(false).lines().count(), 20_000 + 9); // header, rules, totals, depth, outputs
+}

@@ -208,3 +208,25 @@ fn pruned_graph_is_the_inference_graph() {
     let again = netc_compiler::passes::run(&mut g, netc_compiler::passes::INFERENCE, &[]).unwrap();
     assert!(again.is_empty());
 }
+
+/// Layers that reach neither an output nor a loss are computed by nothing and counted in
+/// neither total.
+#[test]
+fn dead_layers_count_nowhere() {
+    let src = "network n(x: [3, 8, 8], t: [4, 8, 8]) {
+        y = x -> conv(4, k=1);
+        spare = x -> conv(50, k=1);
+        aux = x -> conv(4, k=3, p=1);
+        loss mse(y, t) + 0.1 * mse(aux, t);
+        output y;
+    }";
+    let checked = netc_compiler::check_source("t.net", src, Path::new("t.net"), None);
+    assert!(!checked.has_errors(), "{}", checked.render());
+    let r = Report::new(&checked.graphs[0]);
+    assert_eq!(r.inference.params(), 3 * 4 + 4);
+    assert_eq!(r.total.params(), 3 * 4 + 4 + 3 * 4 * 9 + 4);
+    let spare = layer(&r, "spare");
+    assert!(!spare.training && !spare.inference);
+    let aux = layer(&r, "aux");
+    assert!(aux.training && !aux.inference);
+}

@@ -142,6 +142,43 @@ pub struct Chain {
     pub span: Span,
 }
 
+impl Chain {
+    /// Every `as NAME` in the chain, in its stages and in chains inside their arguments.
+    pub fn aliases(&self) -> Vec<&Ident> {
+        let mut out = Vec::new();
+        self.collect_aliases(&mut out);
+        out
+    }
+
+    fn collect_aliases<'a>(&'a self, out: &mut Vec<&'a Ident>) {
+        for st in std::iter::once(&self.head).chain(&self.stages) {
+            if let Some(a) = &st.alias {
+                out.push(a);
+            }
+            if let Target::Call(c) = &st.target {
+                for arg in &c.args {
+                    arg.value.collect_aliases(out);
+                }
+            }
+        }
+    }
+}
+
+impl Expr {
+    fn collect_aliases<'a>(&'a self, out: &mut Vec<&'a Ident>) {
+        match &self.kind {
+            ExprKind::Chain(c) => c.collect_aliases(out),
+            ExprKind::List(items) => items.iter().for_each(|i| i.collect_aliases(out)),
+            ExprKind::Binary(_, a, b) => {
+                a.collect_aliases(out);
+                b.collect_aliases(out);
+            }
+            ExprKind::Neg(a) => a.collect_aliases(out),
+            _ => {}
+        }
+    }
+}
+
 /// One link of a chain: a bare name (a value at the head, an op or block without arguments
 /// after `->`) or a call, optionally renamed with `as NAME`.
 #[derive(Clone, Debug, PartialEq)]

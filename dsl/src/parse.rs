@@ -26,12 +26,26 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
     let top = pairs
         .next()
         .expect("the file rule always produces one pair");
-    let cx = Cx { file };
-    Ok(cx.file(top))
+    let cx = Cx {
+        file,
+        error: std::cell::RefCell::new(None),
+    };
+    let ast = cx.file(top);
+    match cx.error.into_inner() {
+        Some(d) => Err(d),
+        None => Ok(ast),
+    }
 }
+
+/// How many operands one expression may chain (`a + b + ...`), and how many `-` may stand
+/// before one operand. Expressions become left-deep trees that later phases walk
+/// recursively; real programs use a handful.
+pub const MAX_OPERANDS: usize = 256;
 
 struct Cx {
     file: FileId,
+    /// The first limit exceeded while building the AST.
+    error: std::cell::RefCell<Option<Diagnostic>>,
 }
 
 impl Cx {
@@ -285,7 +299,28 @@ impl Cx {
     }
 
     /// `expr` and `product`: operands separated by left-associative operators.
+    fn too_long(&self, span: Span) {
+        let mut e = self.error.borrow_mut();
+        if e.is_none() {
+            *e = Some(
+                Diagnostic::error(
+                    "nesting",
+                    format!("an expression may have at most {MAX_OPERANDS} operands or signs"),
+                )
+                .label(span, "too long")
+                .help("split it into consts"),
+            );
+        }
+    }
+
     fn binary(&self, pair: Pair<Rule>, operand: Rule) -> Expr {
+        if pair.clone().into_inner().count() > 2 * MAX_OPERANDS {
+            self.too_long(self.span(&pair));
+            return Expr {
+                kind: ExprKind::Int(0),
+                span: self.span(&pair),
+            };
+        }
         let mut inner = pair.into_inner();
         let first = inner.next().unwrap();
         let mut acc = self.operand(first, operand);
@@ -325,6 +360,10 @@ impl Cx {
             }
         }
         let mut e = atom.unwrap();
+        if negs > MAX_OPERANDS {
+            self.too_long(span);
+            return e;
+        }
         for _ in 0..negs {
             e = Expr {
                 kind: ExprKind::Neg(Box::new(e)),
@@ -465,26 +504,42 @@ fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
 fn parse_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
 
-    let mut pos = match err.location {
+    let err_pos = match err.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     };
+    let mut pos = err_pos;
     let mut expected: Vec<String> = Vec::new();
     if let Some(attempts) = err.parse_attempts() {
         if attempts.max_position >= pos {
             pos = attempts.max_position;
+            // Characters that would only continue the word before `pos` (`x` in
+            // `n(x)`) are not what the user missed.
+            let continues_word = text[..pos.min(text.len())]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_');
             for t in attempts.expected_tokens() {
                 // `ParsingToken` is not exported; its Display is the literal token.
-                if let Some(p) = token_prose(&t.to_string()) {
+                let t = t.to_string();
+                let is_range = t.contains("..") || t == "_";
+                if is_range && continues_word {
+                    continue;
+                }
+                if let Some(p) = token_prose(&t) {
                     expected.push(p);
                 }
             }
         }
     }
-    if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
-        for r in positives {
-            if let Some(p) = rule_prose(*r) {
-                expected.push(p.to_string());
+    // pest's positives are the rules tried at its own error position, which may lie before
+    // the farthest point reached; they only describe that point when the two agree.
+    if pos == err_pos {
+        if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
+            for r in positives {
+                if let Some(p) = rule_prose(*r) {
+                    expected.push(p.to_string());
+                }
             }
         }
     }
@@ -495,15 +550,33 @@ fn parse_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diagn
         expected.retain(|e| {
             !matches!(
                 e.as_str(),
-                "`(`" | "`[`" | "`-`" | "a number" | "a name" | "a string" | "`true`" | "`false`"
+                "`(`"
+                    | "`[`"
+                    | "`-`"
+                    | "a number"
+                    | "a name"
+                    | "a string"
+                    | "`true`"
+                    | "`false`"
+                    | "a name or a call"
             )
         });
     }
-    if expected.iter().any(|e| e == "an op or block") {
+    if expected
+        .iter()
+        .any(|e| e == "an op or block" || e == "a name or a call")
+    {
         expected.retain(|e| e != "a name");
     }
 
-    let (found, found_span) = found_token(file, text, pos);
+    // Show the whole word an error lands inside (`3x3`, not `x3`).
+    let word_start = text[..pos.min(text.len())]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
+        .last()
+        .map_or(pos, |(i, _)| i);
+    let (found, found_span) = found_token(file, text, word_start);
     let message = if expected.is_empty() {
         format!("unexpected {found}")
     } else {
@@ -573,6 +646,14 @@ fn hint(text: &str, pos: usize, expected: &[String]) -> Option<String> {
         .take_while(|c| c.is_alphanumeric() || *c == '_')
         .collect();
     let bytes = word.as_bytes();
+    let literal =
+        rest.starts_with(['[', '"', '-', '(']) || bytes.first().is_some_and(u8::is_ascii_digit);
+    if literal && expected.iter().any(|e| e == "a name or a call") && !word.contains('x') {
+        return Some(
+            "a binding names layers: `y = x -> relu;`; numbers and lists go in a `const`"
+                .to_string(),
+        );
+    }
     if !word.is_empty() && bytes[0].is_ascii_digit() {
         if let Some((a, b)) = word.split_once('x') {
             if a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit()) {
@@ -581,7 +662,9 @@ fn hint(text: &str, pos: usize, expected: &[String]) -> Option<String> {
                 ));
             }
         }
-        return Some("a name cannot start with a digit".to_string());
+        if word.chars().any(|c| c.is_alphabetic()) {
+            return Some("a name cannot start with a digit".to_string());
+        }
     }
     if rest.starts_with('#') {
         return Some("comments are `// ...` or `/* ... */`".to_string());
@@ -606,7 +689,7 @@ fn hint(text: &str, pos: usize, expected: &[String]) -> Option<String> {
         return Some("a block ends with `return VALUE;`".to_string());
     }
     if expected.iter().any(|e| e == "`;`") {
-        return Some("is a `;` missing at the end of the previous statement?".to_string());
+        return Some("is a `;` missing before this?".to_string());
     }
     None
 }
@@ -614,7 +697,7 @@ fn hint(text: &str, pos: usize, expected: &[String]) -> Option<String> {
 /// Literal tokens as prose; whitespace and comment openers are never what the user missed.
 fn token_prose(token: &str) -> Option<String> {
     const NOISE: &[&str] = &[
-        " ", "\t", "\r", "\n", "//", "/*", "*/", "\"", "\\", "_", ".", "e", "E",
+        "\u{feff}", " ", "\t", "\r", "\n", "//", "/*", "*/", "\"", "\\", "_", ".", "e", "E",
     ];
     match token {
         "0..9" => return Some("a number".to_string()),
@@ -633,9 +716,9 @@ fn rule_prose(rule: Rule) -> Option<&'static str> {
         Rule::number | Rule::int | Rule::float => "a number",
         Rule::string => "a string",
         Rule::boolean => "`true` or `false`",
-        Rule::expr | Rule::product | Rule::unary | Rule::chain | Rule::head | Rule::shape => {
-            "a value"
-        }
+        Rule::expr | Rule::product | Rule::unary | Rule::shape => "a value",
+        // The right side of a binding: layers, not numbers.
+        Rule::chain | Rule::head => "a name or a call",
         Rule::call => "a call",
         Rule::stage => "an op or block",
         Rule::arg | Rule::arg_name => "an argument",

@@ -38,6 +38,22 @@ impl<'p> Lowerer<'p> {
         piped: Option<(Value, Span)>,
         path: String,
     ) -> Value {
+        self.stages += 1;
+        if self.stages > MAX_STAGES {
+            if self.stages == MAX_STAGES + 1 {
+                self.error(
+                    Diagnostic::error(
+                        "too-large",
+                        format!("the network expands to more than {MAX_STAGES} layer calls"),
+                    )
+                    .label(st.span, "the limit was reached here")
+                    .help(
+                        "blocks that call other blocks several times multiply: check the nesting",
+                    ),
+                );
+            }
+            return Value::Poison;
+        }
         let (callee, args): (&ast::Ident, &'p [ast::Arg]) = match &st.target {
             Target::Name(id) => (id, &[]),
             Target::Call(c) => (&c.callee, &c.args),
@@ -51,10 +67,22 @@ impl<'p> Lowerer<'p> {
                 span,
             });
         }
-        vals.extend(self.args(s, args, &path, first));
-        let v = if let Some(spec) = ops::lookup(&callee.name) {
+        // An argument that is a chain is named after the parameter it fills.
+        let spec = ops::lookup(&callee.name);
+        let block = self.defs.blocks.get(callee.name.as_str()).copied();
+        let param_of = |pos: usize| -> Option<&'p str> {
+            match (spec, block) {
+                (Some(spec), _) if spec.arity == Arity::One && pos > 0 => {
+                    spec.params.get(pos - 1).map(|p| p.name)
+                }
+                (_, Some(block)) => block.params.get(pos).map(|p| p.name.as_str()),
+                _ => None,
+            }
+        };
+        vals.extend(self.args(s, args, &path, first, &param_of));
+        let v = if let Some(spec) = spec {
             self.op(spec, st.span, vals, &path, first == 0)
-        } else if let Some(block) = self.defs.blocks.get(callee.name.as_str()).copied() {
+        } else if let Some(block) = block {
             self.instantiate(block, callee, st.span, vals, &path)
         } else {
             Value::Poison // unknown op or a loss used as a layer: reported by resolve
@@ -65,21 +93,31 @@ impl<'p> Lowerer<'p> {
         v
     }
 
-    /// Evaluates call arguments; an argument that is itself a chain is named
-    /// `PATH.INDEX` (`PATH.NAME` when named), counting the piped value as argument 0.
+    /// Evaluates call arguments. An argument that is itself a chain is named as if bound to
+    /// `PATH.NAME`, NAME being the parameter it fills (given by name, or by `param_of` for
+    /// its position, the piped value being position 0), or `PATH.POSITION` for an op's input
+    /// tensors. (Naming by position alone would collide with the stages of a block's
+    /// `return` chain, which are `PATH.0`, `PATH.1`, ...)
     pub(super) fn args(
         &mut self,
         s: usize,
         args: &'p [ast::Arg],
         path: &str,
         first: usize,
+        param_of: &dyn Fn(usize) -> Option<&'p str>,
     ) -> Vec<ArgVal<'p>> {
+        let mut pos = first;
         args.iter()
-            .enumerate()
-            .map(|(i, a)| {
+            .map(|a| {
                 let base = match &a.name {
                     Some(n) => format!("{path}.{}", n.name),
-                    None => format!("{path}.{}", i + first),
+                    None => {
+                        pos += 1;
+                        match param_of(pos - 1) {
+                            Some(name) => format!("{path}.{name}"),
+                            None => format!("{path}.{}", pos - 1),
+                        }
+                    }
                 };
                 let value = self.expr(s, &a.value, &base);
                 ArgVal {

@@ -5,7 +5,7 @@ use super::*;
 
 impl<'p> Lowerer<'p> {
     pub(super) fn const_named(&mut self, c: &'p ast::Const) -> Value {
-        match self.consts.get(c.name.name.as_str()) {
+        match self.consts.get(&c.name.name) {
             Some(ConstState::Done(v)) => return v.clone(),
             Some(ConstState::Busy) => {
                 return self.error(
@@ -18,7 +18,7 @@ impl<'p> Lowerer<'p> {
             }
             None => {}
         }
-        self.consts.insert(&c.name.name, ConstState::Busy);
+        self.consts.insert(c.name.name.clone(), ConstState::Busy);
         let v = self.const_expr(&c.value);
         let v = match v {
             Value::Tensor(_) => self.error(
@@ -31,7 +31,7 @@ impl<'p> Lowerer<'p> {
             v => v,
         };
         self.consts
-            .insert(&c.name.name, ConstState::Done(v.clone()));
+            .insert(c.name.name.clone(), ConstState::Done(v.clone()));
         v
     }
 
@@ -131,10 +131,8 @@ impl<'p> Lowerer<'p> {
                                 .label(sb, "this is 0"),
                         )
                     }
-                    // Exact integer division stays an integer; otherwise the result is a
-                    // number, and using it as a size is an error rather than a silent floor.
-                    BinOp::Div if a % b == 0 => a.checked_div(*b),
-                    BinOp::Div => return Float(*a as f64 / *b as f64),
+                    // Integer arithmetic as in Rust: `7 / 2` is 3.
+                    BinOp::Div => a.checked_div(*b),
                 };
                 match r {
                     Some(v) => Int(v),

@@ -5,7 +5,9 @@ use super::*;
 
 impl<'p> Lowerer<'p> {
     pub(super) fn loss(&mut self, l: &'p ast::Loss) {
-        for (ti, t) in l.terms.iter().enumerate() {
+        for t in &l.terms {
+            let ti = self.loss_terms;
+            self.loss_terms += 1;
             let kind = match t.call.callee.name.as_str() {
                 "ce" => LossKind::Ce,
                 "mse" => LossKind::Mse,
@@ -41,7 +43,7 @@ impl<'p> Lowerer<'p> {
                 continue;
             }
             let base = format!("loss.{ti}");
-            let args = self.args(0, &t.call.args, &base, 0);
+            let args = self.args(0, &t.call.args, &base, 0, &|_| None);
             if let Some(a) = args.iter().find(|a| a.name.is_some()) {
                 self.error(
                     Diagnostic::error(

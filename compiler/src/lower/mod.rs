@@ -28,22 +28,54 @@ use crate::value::Value;
 /// How deeply block instances may nest.
 const MAX_INSTANCE_DEPTH: usize = 48;
 
+/// How many stages (op and block calls) lowering one network may evaluate. GoogLeNet needs
+/// about 200; the limit stops a block that calls another twice, thirty levels down, from
+/// expanding to 2^30 layers.
+const MAX_STAGES: usize = 250_000;
+
+/// How many bindings may wait on one another (a binding written before those it uses).
+const MAX_FORCE_DEPTH: usize = 2_000;
+
+/// The value of every const of a program, evaluated once, used or not, so that every const
+/// is checked and each mistake in one is reported once.
+#[derive(Clone, Debug, Default)]
+pub struct Consts(HashMap<String, Value>);
+
+impl Consts {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+}
+
+/// Evaluates every const of the program, in source order.
+pub fn consts(defs: &Defs, diags: &mut Vec<Diagnostic>) -> Consts {
+    let mut l = Lowerer::new(defs, &Consts::default(), "");
+    let mut all: Vec<&ast::Const> = defs.consts.values().copied().collect();
+    all.sort_by_key(|c| c.span);
+    for c in all {
+        l.const_named(c);
+    }
+    diags.append(&mut l.diags);
+    Consts(
+        l.consts
+            .into_iter()
+            .filter_map(|(name, st)| match st {
+                ConstState::Done(v) => Some((name, v)),
+                ConstState::Busy => None,
+            })
+            .collect(),
+    )
+}
+
 /// Lowers `net` to a graph. Errors and warnings go to `diags`; the graph is meaningful only
 /// if no error was pushed.
-pub fn network(defs: &Defs, net: &ast::Network, diags: &mut Vec<Diagnostic>) -> Graph {
-    let mut l = Lowerer {
-        defs,
-        consts: HashMap::new(),
-        graph: Graph::new(net.name.name.clone()),
-        diags: Vec::new(),
-        scopes: Vec::new(),
-        row: None,
-        paths: HashMap::new(),
-        instances: Vec::new(),
-        forcing: Vec::new(),
-        referenced: HashSet::new(),
-        warned: HashSet::new(),
-    };
+pub fn network(
+    defs: &Defs,
+    consts: &Consts,
+    net: &ast::Network,
+    diags: &mut Vec<Diagnostic>,
+) -> Graph {
+    let mut l = Lowerer::new(defs, consts, &net.name.name);
     l.network(net);
     diags.append(&mut l.diags);
     l.graph
@@ -80,7 +112,7 @@ enum ConstState {
 
 struct Lowerer<'p> {
     defs: &'p Defs<'p>,
-    consts: HashMap<&'p str, ConstState>,
+    consts: HashMap<String, ConstState>,
     graph: Graph,
     diags: Vec<Diagnostic>,
     scopes: Vec<Scope<'p>>,
@@ -96,6 +128,10 @@ struct Lowerer<'p> {
     referenced: HashSet<String>,
     /// Warnings already given (span, message): a block instantiated twice warns once.
     warned: HashSet<(Span, String)>,
+    /// Stages evaluated so far, against [`MAX_STAGES`].
+    stages: usize,
+    /// Loss terms lowered so far (over every `loss` line), for their paths.
+    loss_terms: usize,
 }
 
 /// An argument after evaluation.
@@ -126,6 +162,28 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 impl<'p> Lowerer<'p> {
+    fn new(defs: &'p Defs<'p>, consts: &Consts, name: &str) -> Lowerer<'p> {
+        Lowerer {
+            defs,
+            consts: consts
+                .0
+                .iter()
+                .map(|(k, v)| (k.clone(), ConstState::Done(v.clone())))
+                .collect(),
+            graph: Graph::new(name),
+            diags: Vec::new(),
+            scopes: Vec::new(),
+            row: None,
+            paths: HashMap::new(),
+            instances: Vec::new(),
+            forcing: Vec::new(),
+            referenced: HashSet::new(),
+            warned: HashSet::new(),
+            stages: 0,
+            loss_terms: 0,
+        }
+    }
+
     fn error(&mut self, d: Diagnostic) -> Value {
         self.diags.push(d);
         Value::Poison
@@ -191,25 +249,13 @@ impl<'p> Lowerer<'p> {
             }
         }
 
-        let mut seen_loss: Option<Span> = None;
         let mut seen_train: Option<Span> = None;
         for s in &net.stmts {
             match s {
                 Stmt::Bind(_) => {}
                 Stmt::Output(o) => self.outputs(o),
-                Stmt::Loss(l) => {
-                    if let Some(first) = seen_loss {
-                        self.error(
-                            Diagnostic::error("duplicate", "the network has two `loss` lines")
-                                .label(l.span, "second `loss` line")
-                                .label(first, "first `loss` line")
-                                .help("write one objective: `loss ce(a, y) + 0.3 * ce(b, y);`"),
-                        );
-                        continue;
-                    }
-                    seen_loss = Some(l.span);
-                    self.loss(l);
-                }
+                // Several `loss` lines add up to one objective.
+                Stmt::Loss(l) => self.loss(l),
                 Stmt::Train(t) => {
                     if let Some(first) = seen_train {
                         self.error(
@@ -439,6 +485,20 @@ impl<'p> Lowerer<'p> {
             }
             State::Todo => {}
         }
+        if self.forcing.len() >= MAX_FORCE_DEPTH {
+            self.error(
+                Diagnostic::error(
+                    "nesting",
+                    format!("more than {MAX_FORCE_DEPTH} bindings wait on one another"),
+                )
+                .label(bind.name.span, "")
+                .help("write bindings before the bindings that use them"),
+            );
+            self.scopes[s]
+                .values
+                .insert(bind.name.name.clone(), Value::Poison);
+            return;
+        }
         self.scopes[s].state[i] = State::Busy;
         self.forcing.push((s, &bind.name.name));
         let saved_row = self.row;
@@ -462,11 +522,7 @@ fn add_bind<'p>(scope: &mut Scope<'p>, b: &'p ast::Bind) {
     let i = scope.binds.len();
     scope.binds.push(b);
     scope.state.push(State::Todo);
-    let names = std::iter::once(&b.name.name).chain(
-        std::iter::once(&b.chain.head)
-            .chain(&b.chain.stages)
-            .filter_map(|st| st.alias.as_ref().map(|a| &a.name)),
-    );
+    let names = std::iter::once(&b.name.name).chain(b.chain.aliases().into_iter().map(|a| &a.name));
     for (j, name) in names.enumerate() {
         let seen =
             scope.bind_of.contains_key(name.as_str()) || scope.alias_of.contains_key(name.as_str());

@@ -1,7 +1,7 @@
 //! Cost: trainable parameters and multiply-accumulates per sample, counted as LANGUAGE.md
 //! "Meaning" and Table 1 of the GoogLeNet paper count them.
 
-use super::Op;
+use super::{product, Op};
 use crate::graph::Shape;
 
 /// What a layer costs per sample.
@@ -35,23 +35,23 @@ pub fn cost(op: &Op, x: &Shape, y: &Shape) -> Cost {
     let sat = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
     match op {
         Op::Conv(c) => {
-            let w = c.out as u128 * (x[0] / c.groups) as u128 * (c.k[0] * c.k[1]) as u128;
+            let w = product(&[c.out, x[0] / c.groups, c.k[0], c.k[1]]);
             Cost {
                 weights: sat(w),
                 biases: if c.bias { c.out as u64 } else { 0 },
-                macs: sat(w * (y[1] * y[2]) as u128),
+                macs: sat(w.saturating_mul(product(&[y[1], y[2]]))),
             }
         }
         Op::ConvT(c) => {
-            let w = x[0] as u128 * (c.out / c.groups) as u128 * (c.k[0] * c.k[1]) as u128;
+            let w = product(&[x[0], c.out / c.groups, c.k[0], c.k[1]]);
             Cost {
                 weights: sat(w),
                 biases: if c.bias { c.out as u64 } else { 0 },
-                macs: sat(w * (x[1] * x[2]) as u128),
+                macs: sat(w.saturating_mul(product(&[x[1], x[2]]))),
             }
         }
         Op::Linear { out, bias } => {
-            let w = x[0] as u128 * *out as u128;
+            let w = product(&[x[0], *out]);
             Cost {
                 weights: sat(w),
                 biases: if *bias { *out as u64 } else { 0 },

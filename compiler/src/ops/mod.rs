@@ -224,3 +224,11 @@ impl Op {
 pub fn pair_str(p: Pair) -> String {
     format!("[{}, {}]", p[0], p[1])
 }
+
+/// The product of sizes, saturating: callers compare it with [`MAX_ELEMENTS`], so an
+/// overflow must read as "too large", never wrap around.
+pub(crate) fn product(sizes: &[usize]) -> u128 {
+    sizes
+        .iter()
+        .fold(1u128, |acc, &d| acc.saturating_mul(d as u128))
+}

@@ -1,27 +1,29 @@
 //! Shape inference: the output shape of every op from its input shapes, with the window
 //! rule of LANGUAGE.md (floor or PyTorch's ceil mode, padding, dilation).
 
-use super::{pair_str, Op, OpError, Pair, MAX_ELEMENTS};
+use super::{pair_str, product, Op, OpError, Pair, MAX_ELEMENTS};
 use crate::graph::{shape_str, Shape};
 
 /// One output size of a window op: `floor((d + 2p - dil(k-1) - 1) / s) + 1`, or with `ceil`
 /// PyTorch's ceil mode, which drops a last window that would start past the input and its
 /// left padding. `None` when the window does not fit.
 pub fn window_out(d: usize, k: usize, s: usize, p: usize, dil: usize, ceil: bool) -> Option<usize> {
-    let span = dil * (k - 1) + 1;
-    let padded = d + 2 * p;
-    if padded < span {
-        return None;
-    }
-    let room = padded - span;
-    if !ceil {
-        return Some(room / s + 1);
-    }
-    let mut o = room.div_ceil(s) + 1;
-    if (o - 1) * s >= d + p {
+    // Sizes are below 2^41 (MAX_ELEMENTS, MAX_DIM), so i128 holds every step exactly.
+    let (d, k, s, p, dil) = (d as i128, k as i128, s as i128, p as i128, dil as i128);
+    let room = d + 2 * p - dil * (k - 1) - 1;
+    let mut o = if ceil {
+        room.div_euclid(s) + i128::from(room.rem_euclid(s) != 0) + 1
+    } else {
+        room.div_euclid(s) + 1
+    };
+    if ceil && (o - 1) * s >= d + p {
         o -= 1;
     }
-    Some(o)
+    // PyTorch also needs the window to fit the padded input in floor mode.
+    if o < 1 || (!ceil && room < 0) {
+        return None;
+    }
+    usize::try_from(o).ok()
 }
 
 /// Rows (or columns) of the padded input that a floor-mode window never reaches.
@@ -46,7 +48,7 @@ fn expect_image(op: &str, x: &Shape) -> Result<(), OpError> {
 }
 
 fn checked_shape(shape: Shape) -> Result<Shape, OpError> {
-    let n: u128 = shape.iter().map(|&d| d as u128).product();
+    let n = product(&shape);
     if n > MAX_ELEMENTS {
         return Err(OpError::new(format!(
             "output {} has {n} elements per sample, more than netc handles ({MAX_ELEMENTS})",
@@ -102,7 +104,7 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, OpError> {
                 ))
                 .at("groups"));
             }
-            weights_fit(c.out as u128 * (x[0] / c.groups) as u128 * (c.k[0] * c.k[1]) as u128)?;
+            weights_fit(product(&[c.out, x[0] / c.groups, c.k[0], c.k[1]]))?;
             window_shape(
                 "conv",
                 x,
@@ -137,7 +139,7 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, OpError> {
                     .at("op"));
                 }
             }
-            weights_fit(x[0] as u128 * (c.out / c.groups) as u128 * (c.k[0] * c.k[1]) as u128)?;
+            weights_fit(product(&[x[0], c.out / c.groups, c.k[0], c.k[1]]))?;
             let mut out = vec![c.out, 0, 0];
             for i in 0..2 {
                 // (H-1)s - 2p + dil(k-1) + op + 1
@@ -227,7 +229,7 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, OpError> {
                 }
                 return Err(e);
             }
-            weights_fit(x[0] as u128 * *out as u128)?;
+            weights_fit(product(&[x[0], *out]))?;
             Ok(vec![*out])
         }
         Op::Concat => {
@@ -302,6 +304,11 @@ mod tests {
         // The dropping rule: d=3 k=1 s=2 p=0... use d=2,k=1,s=2: ceil((2-1)/2)+1 = 2, the
         // second starts at 2 >= d+p = 2 -> dropped.
         assert_eq!(window_out(2, 1, 2, 0, 1, true), Some(1));
+        // Ceil mode with a window larger than the padded input: ceil(-1/2) + 1 = 1, as in
+        // PyTorch; floor mode rejects it.
+        assert_eq!(window_out(2, 3, 2, 0, 1, true), Some(1));
+        assert_eq!(window_out(2, 3, 2, 0, 1, false), None);
+        assert_eq!(window_out(1, 4, 2, 0, 1, true), None);
         // Dilation: 3x3 dil 2 spans 5.
         assert_eq!(window_out(7, 3, 1, 0, 2, false), Some(3));
         assert_eq!(window_out(4, 3, 1, 0, 2, false), None);

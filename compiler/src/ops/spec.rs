@@ -30,7 +30,7 @@ pub enum Kind {
     Positive,
     /// A number in `[0, 1]`.
     Unit,
-    /// A number in `[0, 1)`.
+    /// A probability in `[0, 1]` (PyTorch accepts a dropout of 1).
     Prob,
     /// A value produced by a `conv`.
     Tensor,
@@ -47,7 +47,7 @@ impl Kind {
             Kind::Float => "a number",
             Kind::Positive => "a positive number",
             Kind::Unit => "a number from 0 to 1",
-            Kind::Prob => "a probability in [0, 1)",
+            Kind::Prob => "a probability in [0, 1]",
             Kind::Tensor => "a conv's output",
         }
     }
@@ -304,7 +304,7 @@ impl Reader<'_> {
             && match kind {
                 Kind::Positive => v > 0.0,
                 Kind::Unit => (0.0..=1.0).contains(&v),
-                Kind::Prob => (0.0..1.0).contains(&v),
+                Kind::Prob => (0.0..=1.0).contains(&v),
                 _ => true,
             };
         if ok {
