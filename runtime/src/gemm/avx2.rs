@@ -194,52 +194,56 @@ unsafe fn kernel_avx2<const ROWS: usize, const NV: usize>(
     let alpha_v = _mm256_set1_ps(alpha);
     let beta_v = _mm256_set1_ps(beta);
     let zero = _mm256_setzero_ps();
-    // SAFETY: a Col bias points to NR floats (contract).
     let col_bias = match epi.bias {
+        // SAFETY: a Col bias points to NR floats (contract).
         TileBias::Col(bias) => unsafe {
             Some([_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))])
         },
         _ => None,
     };
 
-    // Finish row i: scale, add beta*C (reading C only if beta != 0), bias, ReLU, store.
+    // Finish vector v (columns 8v..8v+8) of row i: scale, add beta*C (reading C only if
+    // beta != 0), bias, ReLU, store.
+    macro_rules! finish {
+        ($i:expr, $v:expr) => {{
+            // SAFETY: the tile has row stride `rsc` and unit column stride; row i < ROWS
+            // and columns 8v..8v+8 (v < NV) are inside it.
+            let c_v = unsafe { c.offset($i as isize * rsc).add(8 * $v) };
+            let mut r = ab[$i][$v];
+            if alpha != 1.0 {
+                r = _mm256_mul_ps(r, alpha_v);
+            }
+            if beta != 0.0 {
+                // SAFETY: as above, and beta != 0 so C may be read.
+                let c_old = unsafe { _mm256_loadu_ps(c_v) };
+                r = _mm256_fmadd_ps(c_old, beta_v, r);
+            }
+            match epi.bias {
+                TileBias::None => {}
+                TileBias::Row(bias) => {
+                    // SAFETY: a Row bias points to MR floats (contract).
+                    r = _mm256_add_ps(r, unsafe { _mm256_broadcast_ss(&*bias.add($i)) });
+                }
+                TileBias::Col(_) => {
+                    if let Some(bc) = col_bias {
+                        r = _mm256_add_ps(r, bc[$v]);
+                    }
+                }
+            }
+            if epi.relu {
+                // max(x, 0) returns the second operand (0) when x is NaN.
+                r = _mm256_max_ps(r, zero);
+            }
+            // SAFETY: as above; every element of the tile is writable.
+            unsafe { _mm256_storeu_ps(c_v, r) };
+        }};
+    }
     macro_rules! finish_row {
         ($i:expr) => {
             if $i < ROWS {
-                // SAFETY: the tile has row stride `rsc` and unit column stride; row i < ROWS
-                // and its first 8·NV columns are inside it.
-                let c_row = unsafe { c.offset($i as isize * rsc) };
-                for v in 0..NV {
-                    let mut r = ab[$i][v];
-                    if alpha != 1.0 {
-                        r = _mm256_mul_ps(r, alpha_v);
-                    }
-                    if beta != 0.0 {
-                        // SAFETY: as above, and beta != 0 so C may be read.
-                        r = _mm256_fmadd_ps(
-                            unsafe { _mm256_loadu_ps(c_row.add(8 * v)) },
-                            beta_v,
-                            r,
-                        );
-                    }
-                    match epi.bias {
-                        TileBias::None => {}
-                        TileBias::Row(bias) => {
-                            // SAFETY: a Row bias points to MR floats (contract).
-                            r = _mm256_add_ps(r, unsafe { _mm256_broadcast_ss(&*bias.add($i)) });
-                        }
-                        TileBias::Col(_) => {
-                            if let Some(bc) = col_bias {
-                                r = _mm256_add_ps(r, bc[v]);
-                            }
-                        }
-                    }
-                    if epi.relu {
-                        // max(x, 0) returns the second operand (0) when x is NaN.
-                        r = _mm256_max_ps(r, zero);
-                    }
-                    // SAFETY: as above; every element of the tile is writable.
-                    unsafe { _mm256_storeu_ps(c_row.add(8 * v), r) };
+                finish!($i, 0);
+                if NV == 2 {
+                    finish!($i, 1);
                 }
             }
         };

@@ -15,7 +15,7 @@ const TIMED: Duration = Duration::from_millis(1000);
 const MIN_RUNS: usize = 5;
 const MAX_RUNS: usize = 1000;
 
-/// What [`bench`] measured.
+/// What [`bench()`] measured.
 #[derive(Clone, Debug)]
 pub struct BenchResult {
     /// Rows of A and C.

@@ -52,10 +52,11 @@ impl Kernel for Generic {
                     // SAFETY: see above; beta != 0 so C may be read.
                     v += beta * unsafe { *c_row.add(j) };
                 }
-                // SAFETY: the caller guarantees MR (Row) or NR (Col) floats at the bias pointer.
                 match epi.bias {
                     TileBias::None => {}
+                    // SAFETY: the caller guarantees MR floats at a Row bias, i < MR.
                     TileBias::Row(bias) => v += unsafe { *bias.add(i) },
+                    // SAFETY: the caller guarantees NR floats at a Col bias, j < NR.
                     TileBias::Col(bias) => v += unsafe { *bias.add(j) },
                 }
                 if epi.relu {

@@ -9,21 +9,31 @@
 //!
 //! # Blocking for the target CPU
 //!
-//! The AVX2 kernel's sizes ([`avx2`]) are chosen for an AMD EPYC (Zen 4) core: L1d 32 KiB,
-//! L2 1 MiB private, L3 32 MiB shared, two 256-bit FMA pipes (~99 GFLOP/s FP32 at 3.1 GHz).
-//! The five loops keep each operand in the cache level that its reuse calls for:
+//! The AVX2 kernel's sizes (`avx2.rs`) are chosen for the machine netc is developed and
+//! benchmarked on: an AMD EPYC (Zen 4) core with L1d 32 KiB, L2 1 MiB private, L3 32 MiB
+//! shared, two 256-bit FMA pipes (99 GFLOP/s FP32 at the nominal 3.1 GHz; the core boosts
+//! higher, so measured rates above 99 are possible). MR×NR = 6×16 fills 12 of the 16 ymm
+//! registers with accumulators. The five loops keep each operand in the cache level its reuse
+//! calls for:
 //!
 //! - **KC = 256** (loop 4). The kernel streams one kc×NR panel of B (256·16·4 B = 16 KiB) and
-//!   one MR×kc panel of A (6 KiB) per tile: together 22 KiB, so the B panel stays in the
-//!   32 KiB L1 while loop 1 runs every A panel past it. A larger kc would push the B panel
-//!   out of L1; a smaller one re-reads and re-writes C more often (once per kc block).
-//!   Blocks are balanced: k = 864 becomes 4 blocks of 216, not 3×256 + 96.
-//! - **MC = 144** (loop 3). The packed A block, mc×kc = 144·256·4 B = 144 KiB, must stay in
-//!   L2 across the whole jr loop; 144 KiB is well under the 1 MiB L2, leaving room for the B
-//!   panels flowing through and for C. 144 = 24·MR.
+//!   one MR×kc panel of A (6 KiB) per tile: 22 KiB, so the B panel stays in the 32 KiB L1
+//!   while loop 1 runs every A panel past it. A smaller kc re-reads and re-writes C more often
+//!   (once per k block): kc = 192 cut 192×196×480 from 101 to 87 GFLOP/s; 320–512 measured
+//!   the same as 256 within noise, so the L1 argument decides. Blocks are balanced: k = 864
+//!   becomes 4 blocks of 216, not 3×256 + 96.
+//! - **MC = 144** (loop 3). The packed A block, mc×kc = 144·256·4 B = 144 KiB, stays in L2
+//!   across the whole jr loop: well under the 1 MiB L2, leaving room for the B panels flowing
+//!   through and for C. 144 = 24·MR.
 //! - **NC = 4080** (loop 5). The packed B block, kc×nc = 256·4080·4 B = 4 MiB, is shared by
-//!   every A block of loop 3 and lives in L3 (32 MiB). A large nc makes packing A (once per
-//!   nc columns) negligible. 4080 = 255·NR.
+//!   every A block of loop 3 and lives in L3 (32 MiB); a large nc makes packing A (once per nc
+//!   columns) negligible. 4080 = 255·NR. nc from 768 to 12800 measured within noise of each
+//!   other, 4080 best on 64×12544×147.
+//!
+//! Packing is part of the cost on the GoogLeNet shapes: with m = 64 channels every packed
+//! element of B feeds only 128 flops. Contiguous B is therefore packed row by row (streaming
+//! reads) with a software prefetch two rows ahead, which took 64×12544×147 from 76 to ~88
+//! GFLOP/s.
 //!
 //! The result of every element depends only on k, KC and the kernel: the k blocks do not
 //! depend on m, n, the thread count or where a tile sits, so results are bitwise identical
