@@ -340,6 +340,12 @@ mod tests {
         assert_eq!(split(128, 784, 864, 6, 16, 2), (1, 2));
         // many rows, few columns: split the rows.
         assert_eq!(split(3136, 64, 576, 6, 16, 2), (2, 1));
+        // the sizes of the determinism test in tests/gemm.rs do split, for both kernels.
+        for (mr, nr) in [(6, 16), (4, 8)] {
+            assert_eq!(split(70, 1000, 300, mr, nr, 2), (1, 2));
+            assert_eq!(split(1000, 40, 300, mr, nr, 2), (2, 1));
+            assert_ne!(split(129, 300, 600, mr, nr, 2), (1, 1));
+        }
         // too small to be worth a second thread.
         assert_eq!(split(32, 32, 32, 6, 16, 2), (1, 1));
         assert_eq!(split(1000, 1000, 1000, 6, 16, 1), (1, 1));
