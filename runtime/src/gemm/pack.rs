@@ -81,6 +81,9 @@ unsafe fn pack_r<const R: usize>(
     rp: isize,
     dst: &mut [f32],
 ) {
+    if k == 0 {
+        return;
+    }
     let (full, panels) = (len / R, len.div_ceil(R));
     assert!(dst.len() >= panels * k * R, "pack: destination too short");
     let (dst, edge) = dst[..panels * k * R].split_at_mut(full * k * R);
@@ -103,6 +106,13 @@ unsafe fn pack_r<const R: usize>(
         for (q, panel) in dst.chunks_exact_mut(k * R).enumerate() {
             // SAFETY: row q*R is < len, so in bounds by the caller's guarantee.
             let src = unsafe { src.offset((q * R) as isize * ri) };
+            #[cfg(target_arch = "x86_64")]
+            if R == 16 && rp == 1 && super::avx2::is_available() {
+                // SAFETY: the panel's 16 rows are in bounds and contiguous along k (rp == 1),
+                // the panel holds 16*k floats, and the CPU has AVX2 and FMA.
+                unsafe { super::avx2::pack_16_from_rows(k, src, ri, panel.as_mut_ptr()) };
+                continue;
+            }
             if rp == 1 {
                 // Each row is contiguous along k (A row-major, B column-major): gather R
                 // streams.
@@ -184,6 +194,25 @@ mod tests {
         // SAFETY: every offset i*ri + p*rp for i < 5, p < 3 is < 64 for the strides below.
         unsafe { pack_r::<2>(5, 3, src.as_ptr(), ri, rp, &mut dst) };
         dst
+    }
+
+    /// The AVX2 transposing path (16-wide panels from rows contiguous along k) against the
+    /// definition, for k around its blocks of 8 and an edge panel.
+    #[test]
+    fn sixteen_wide_panels_from_rows_match_the_definition() {
+        let (len, ri) = (35usize, 29usize);
+        for k in [0, 1, 7, 8, 9, 16, 23] {
+            let src: Vec<f32> = (0..len * ri).map(|x| x as f32).collect();
+            let mut dst = vec![f32::NAN; len.div_ceil(16) * 16 * k];
+            // SAFETY: src(i, p) = src[i*29 + p] with i < 35, p < 23 is inside the 35*29 floats.
+            unsafe { pack(16, len, k, src.as_ptr(), ri as isize, 1, &mut dst) };
+            for (idx, &x) in dst.iter().enumerate() {
+                let (q, p, r) = (idx / (16 * k), idx / 16 % k, idx % 16);
+                let i = q * 16 + r;
+                let want = if i < len { src[i * ri + p] } else { 0.0 };
+                assert_eq!(x, want, "k = {k}, panel {q}, step {p}, row {r}");
+            }
+        }
     }
 
     #[test]
