@@ -8,4 +8,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod act;
+pub mod conv;
+pub mod conv_t;
 pub mod gemm;
+pub mod im2col;
+pub mod init;
+pub mod linear;
+pub mod loss;
+pub mod norm;
+pub mod optim;
+pub mod pool;
+pub mod rng;
+pub mod tensor;

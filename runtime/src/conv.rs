@@ -1,0 +1,196 @@
+//! Convolution as im2col + GEMM, forward and backward, per image and per group.
+//!
+//! With `K = c/groups·kh·kw` and `P = ho·wo`, for image `i` and group `g`:
+//! - forward:         `Y[i,g] (og×P) = W[g] (og×K) · col(X[i,g]) (K×P) + b`
+//! - backward, data:  `dX[i,g] = col2im(W[g]ᵀ (K×og) · dY[i,g] (og×P))`
+//! - backward, weight: `dW[g] = Σ_i dY[i,g] (og×P) · col(X[i,g])ᵀ (P×K)`, `db = Σ_i,p dY`
+//!
+//! A 1×1 stride-1 unpadded conv skips im2col: its input already is the `K×P` operand. Tensors
+//! are NCHW, weights `[out, c/groups, kh, kw]` (PyTorch's layouts). Gradients are written,
+//! not accumulated. Work is split inside the GEMMs over output rows and columns only, and
+//! images are summed in order, so results do not depend on the thread count.
+
+use crate::gemm::{sgemm, Epilogue};
+pub use crate::im2col::Conv2d;
+use crate::im2col::{col2im, im2col};
+
+fn check_lens(g: &Conv2d, n: usize, x: usize, w: usize, y: usize, col: usize) {
+    g.check();
+    assert_eq!(x, n * g.c * g.h * g.w, "conv: input length for {g:?}");
+    assert_eq!(w, g.weight_len(), "conv: weight length for {g:?}");
+    assert_eq!(
+        y,
+        n * g.out * g.ho() * g.wo(),
+        "conv: output length for {g:?}"
+    );
+    assert!(col >= g.col_len(), "conv: col buffer too short for {g:?}");
+}
+
+/// `y = conv(x, w) + bias`, then ReLU if `relu` (the epilogue the compiler fuses).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+    col: &mut [f32],
+) {
+    check_lens(g, n, x.len(), w.len(), y.len(), col.len());
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.out, "conv: bias length");
+    }
+    let (k, p, og, cg) = (g.col_rows(), g.ho() * g.wo(), g.og(), g.cg());
+    let (xs, ys) = (g.c * g.h * g.w, g.out * p);
+    for i in 0..n {
+        let xi = &x[i * xs..(i + 1) * xs];
+        for grp in 0..g.groups {
+            let b: &[f32] = if g.is_pointwise() {
+                &xi[grp * cg * p..(grp + 1) * cg * p]
+            } else {
+                im2col(g, xi, grp * cg, col);
+                &col[..k * p]
+            };
+            let mut epi = match bias {
+                Some(bias) => Epilogue::bias_per_row(&bias[grp * og..(grp + 1) * og]),
+                None => Epilogue::default(),
+            };
+            if relu {
+                epi = epi.relu();
+            }
+            let yg = &mut y[i * ys + grp * og * p..i * ys + (grp + 1) * og * p];
+            let wg = &w[grp * og * k..(grp + 1) * og * k];
+            sgemm(
+                og, p, k, 1.0, wg, k as isize, 1, b, p as isize, 1, 0.0, yg, p as isize, 1, epi,
+            );
+        }
+    }
+}
+
+/// `dx = ∂L/∂x` given `dy = ∂L/∂y` (overwrites `dx`).
+pub fn conv2d_backward_data(
+    g: &Conv2d,
+    n: usize,
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    col: &mut [f32],
+) {
+    check_lens(g, n, dx.len(), w.len(), dy.len(), col.len());
+    let (k, p, og, cg) = (g.col_rows(), g.ho() * g.wo(), g.og(), g.cg());
+    let (xs, ys) = (g.c * g.h * g.w, g.out * p);
+    if !g.is_pointwise() {
+        dx.fill(0.0);
+    }
+    for i in 0..n {
+        for grp in 0..g.groups {
+            let dyg = &dy[i * ys + grp * og * p..i * ys + (grp + 1) * og * p];
+            let wg = &w[grp * og * k..(grp + 1) * og * k];
+            // Wᵀ: element (row r of K, column o) is w[o·K + r].
+            if g.is_pointwise() {
+                let dxg = &mut dx[i * xs + grp * cg * p..i * xs + (grp + 1) * cg * p];
+                sgemm(
+                    k,
+                    p,
+                    og,
+                    1.0,
+                    wg,
+                    1,
+                    k as isize,
+                    dyg,
+                    p as isize,
+                    1,
+                    0.0,
+                    dxg,
+                    p as isize,
+                    1,
+                    Epilogue::default(),
+                );
+            } else {
+                let c = &mut col[..k * p];
+                sgemm(
+                    k,
+                    p,
+                    og,
+                    1.0,
+                    wg,
+                    1,
+                    k as isize,
+                    dyg,
+                    p as isize,
+                    1,
+                    0.0,
+                    c,
+                    p as isize,
+                    1,
+                    Epilogue::default(),
+                );
+                col2im(g, c, grp * cg, &mut dx[i * xs..(i + 1) * xs]);
+            }
+        }
+    }
+}
+
+/// `dw = ∂L/∂w` and, if asked, `db = ∂L/∂b` (overwrites both).
+pub fn conv2d_backward_weight(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    col: &mut [f32],
+) {
+    check_lens(g, n, x.len(), dw.len(), dy.len(), col.len());
+    let (k, p, og, cg) = (g.col_rows(), g.ho() * g.wo(), g.og(), g.cg());
+    let (xs, ys) = (g.c * g.h * g.w, g.out * p);
+    for i in 0..n {
+        let xi = &x[i * xs..(i + 1) * xs];
+        let beta = if i == 0 { 0.0 } else { 1.0 };
+        for grp in 0..g.groups {
+            let b: &[f32] = if g.is_pointwise() {
+                &xi[grp * cg * p..(grp + 1) * cg * p]
+            } else {
+                im2col(g, xi, grp * cg, col);
+                &col[..k * p]
+            };
+            let dyg = &dy[i * ys + grp * og * p..i * ys + (grp + 1) * og * p];
+            let dwg = &mut dw[grp * og * k..(grp + 1) * og * k];
+            // colᵀ: element (pixel q, row r) is col[r·P + q].
+            sgemm(
+                og,
+                k,
+                p,
+                1.0,
+                dyg,
+                p as isize,
+                1,
+                b,
+                1,
+                p as isize,
+                beta,
+                dwg,
+                k as isize,
+                1,
+                Epilogue::default(),
+            );
+        }
+    }
+    if let Some(db) = db {
+        bias_backward(n, g.out, p, dy, db);
+    }
+}
+
+/// `db[c] = Σ_i Σ_q dy[i, c, q]` over `n` images of `channels × plane` (overwrites `db`).
+pub fn bias_backward(n: usize, channels: usize, plane: usize, dy: &[f32], db: &mut [f32]) {
+    assert_eq!(db.len(), channels, "bias gradient length");
+    assert_eq!(dy.len(), n * channels * plane, "bias gradient: dy length");
+    db.fill(0.0);
+    for img in dy.chunks_exact(channels * plane) {
+        for (d, ch) in db.iter_mut().zip(img.chunks_exact(plane)) {
+            *d += ch.iter().sum::<f32>();
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! im2col and col2im: the reshaping that turns a convolution into a GEMM (the lecture's
+//! `indcol`). For one image and one group of `cg` input channels, `col` is a matrix with
+//! `cg·kh·kw` rows and `ho·wo` columns: row `(c, i, j)` holds, for every output position, the
+//! input value that kernel tap `(i, j)` of channel `c` sees there (zero in the padding).
+//! `col2im` is its adjoint: it adds every column entry back to the input position it came
+//! from, which is the gradient of im2col.
+
+/// The geometry of one 2-D convolution over NCHW tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2d {
+    /// Input channels.
+    pub c: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub out: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride along the height.
+    pub sh: usize,
+    /// Stride along the width.
+    pub sw: usize,
+    /// Zero padding at the top and bottom.
+    pub ph: usize,
+    /// Zero padding at the left and right.
+    pub pw: usize,
+    /// Dilation along the height.
+    pub dh: usize,
+    /// Dilation along the width.
+    pub dw: usize,
+    /// Channels split into this many independent convolutions.
+    pub groups: usize,
+}
+
+impl Conv2d {
+    /// A square convolution without dilation or groups.
+    pub fn square(
+        c: usize,
+        h: usize,
+        w: usize,
+        out: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+    ) -> Conv2d {
+        Conv2d {
+            c,
+            h,
+            w,
+            out,
+            kh: k,
+            kw: k,
+            sh: s,
+            sw: s,
+            ph: p,
+            pw: p,
+            dh: 1,
+            dw: 1,
+            groups: 1,
+        }
+    }
+
+    /// Output height: `floor((h + 2p - d(k-1) - 1) / s) + 1`.
+    pub fn ho(&self) -> usize {
+        (self.h + 2 * self.ph - self.dh * (self.kh - 1) - 1) / self.sh + 1
+    }
+
+    /// Output width.
+    pub fn wo(&self) -> usize {
+        (self.w + 2 * self.pw - self.dw * (self.kw - 1) - 1) / self.sw + 1
+    }
+
+    /// Input channels per group.
+    pub fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+
+    /// Output channels per group.
+    pub fn og(&self) -> usize {
+        self.out / self.groups
+    }
+
+    /// Rows of the im2col matrix of one group: the GEMM's reduction length.
+    pub fn col_rows(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+
+    /// Weights: `[out, c/groups, kh, kw]`.
+    pub fn weight_len(&self) -> usize {
+        self.out * self.col_rows()
+    }
+
+    /// Length of the im2col buffer that the conv functions need (0 for a pointwise conv,
+    /// which reads its input directly).
+    pub fn col_len(&self) -> usize {
+        if self.is_pointwise() {
+            0
+        } else {
+            self.col_rows() * self.ho() * self.wo()
+        }
+    }
+
+    /// A 1×1, stride-1, unpadded conv reads its input as the GEMM operand directly.
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
+    }
+
+    /// Panics unless the geometry is one a conv can have (a bug in the caller).
+    pub fn check(&self) {
+        assert!(
+            self.c > 0 && self.out > 0 && self.groups > 0,
+            "conv: empty channels or groups in {self:?}"
+        );
+        assert!(
+            self.c % self.groups == 0 && self.out % self.groups == 0,
+            "conv: groups must divide channels in {self:?}"
+        );
+        assert!(
+            self.kh > 0 && self.kw > 0 && self.sh > 0 && self.sw > 0 && self.dh > 0 && self.dw > 0,
+            "conv: zero kernel, stride or dilation in {self:?}"
+        );
+        assert!(
+            self.h + 2 * self.ph > self.dh * (self.kh - 1)
+                && self.w + 2 * self.pw > self.dw * (self.kw - 1),
+            "conv: the window does not fit in {self:?}"
+        );
+    }
+}
+
+/// For each output position along one axis, which input index kernel tap `t` reads, or
+/// `None` in the padding: `i = o·s - p + t·d`.
+#[inline]
+fn source(o: usize, t: usize, s: usize, p: usize, d: usize, len: usize) -> Option<usize> {
+    let i = (o * s + t * d).wrapping_sub(p);
+    (i < len).then_some(i)
+}
+
+/// Fills `col` (`cg·kh·kw` × `ho·wo`, row-major) from channels `c0..c0+cg` of one image `x`
+/// (`c × h × w`).
+pub fn im2col(g: &Conv2d, x: &[f32], c0: usize, col: &mut [f32]) {
+    let (ho, wo) = (g.ho(), g.wo());
+    let plane = g.h * g.w;
+    assert!(x.len() >= (c0 + g.cg()) * plane, "im2col: input too short");
+    assert!(col.len() >= g.col_rows() * ho * wo, "im2col: col too short");
+    let mut rows = col.chunks_exact_mut(ho * wo);
+    for c in c0..c0 + g.cg() {
+        let xc = &x[c * plane..(c + 1) * plane];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = rows.next().expect("col has cg·kh·kw rows");
+                for oy in 0..ho {
+                    let out = &mut row[oy * wo..(oy + 1) * wo];
+                    let Some(iy) = source(oy, ki, g.sh, g.ph, g.dh, g.h) else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    let xr = &xc[iy * g.w..(iy + 1) * g.w];
+                    if g.sw == 1 {
+                        // Stride 1: a contiguous run of the input row, ix = ox + kj·d - p,
+                        // between zeros where the window hangs over the padding.
+                        let shift = kj * g.dw;
+                        let lo = g.pw.saturating_sub(shift).min(wo);
+                        let hi = (g.w + g.pw).saturating_sub(shift).clamp(lo, wo);
+                        out[..lo].fill(0.0);
+                        out[lo..hi].copy_from_slice(&xr[lo + shift - g.pw..hi + shift - g.pw]);
+                        out[hi..].fill(0.0);
+                    } else {
+                        for (ox, o) in out.iter_mut().enumerate() {
+                            *o = source(ox, kj, g.sw, g.pw, g.dw, g.w).map_or(0.0, |ix| xr[ix]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds every entry of `col` to the input position it was read
+/// from, into channels `c0..c0+cg` of one image `dx` (which the caller zeroes first).
+pub fn col2im(g: &Conv2d, col: &[f32], c0: usize, dx: &mut [f32]) {
+    let (ho, wo) = (g.ho(), g.wo());
+    let plane = g.h * g.w;
+    assert!(
+        dx.len() >= (c0 + g.cg()) * plane,
+        "col2im: output too short"
+    );
+    assert!(col.len() >= g.col_rows() * ho * wo, "col2im: col too short");
+    let mut rows = col.chunks_exact(ho * wo);
+    for c in c0..c0 + g.cg() {
+        let xc = &mut dx[c * plane..(c + 1) * plane];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = rows.next().expect("col has cg·kh·kw rows");
+                for oy in 0..ho {
+                    let Some(iy) = source(oy, ki, g.sh, g.ph, g.dh, g.h) else {
+                        continue;
+                    };
+                    let xr = &mut xc[iy * g.w..(iy + 1) * g.w];
+                    for (ox, &v) in row[oy * wo..(oy + 1) * wo].iter().enumerate() {
+                        if let Some(ix) = source(ox, kj, g.sw, g.pw, g.dw, g.w) {
+                            xr[ix] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn im2col_of_the_lectures_3x3_example() {
+        // A 3×3 image 1..9 and a 2×2 kernel: four output positions, each a 2×2 patch.
+        let g = Conv2d::square(1, 3, 3, 1, 2, 1, 0);
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let mut col = vec![0.0; 4 * 4];
+        im2col(&g, &x, 0, &mut col);
+        #[rustfmt::skip]
+        let want = [
+            1., 2., 4., 5.,   // tap (0, 0) at each output position
+            2., 3., 5., 6.,   // tap (0, 1)
+            4., 5., 7., 8.,   // tap (1, 0)
+            5., 6., 8., 9.,   // tap (1, 1)
+        ];
+        assert_eq!(col, want);
+    }
+
+    #[test]
+    fn padding_reads_zero() {
+        let g = Conv2d::square(1, 2, 2, 1, 3, 1, 1);
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let mut col = vec![f32::NAN; 9 * 4];
+        im2col(&g, &x, 0, &mut col);
+        // Tap (1, 1), the centre, sees the image itself.
+        assert_eq!(&col[4 * 4..5 * 4], &x);
+        // Tap (0, 0) sees padding except at output (1, 1).
+        assert_eq!(&col[0..4], &[0.0, 0.0, 0.0, 1.0]);
+    }
+
+    /// col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>.
+    #[test]
+    fn col2im_is_the_adjoint() {
+        let g = Conv2d {
+            c: 4,
+            h: 7,
+            w: 6,
+            out: 2,
+            kh: 3,
+            kw: 2,
+            sh: 2,
+            sw: 1,
+            ph: 1,
+            pw: 2,
+            dh: 2,
+            dw: 1,
+            groups: 2,
+        };
+        let x: Vec<f32> = (0..g.c * g.h * g.w)
+            .map(|i| ((i * 7) % 13) as f32 - 6.0)
+            .collect();
+        let n = g.col_rows() * g.ho() * g.wo();
+        let cv: Vec<f32> = (0..n).map(|i| ((i * 5) % 11) as f32 - 5.0).collect();
+        for c0 in [0, g.cg()] {
+            let mut col = vec![0.0; n];
+            im2col(&g, &x, c0, &mut col);
+            let lhs: f64 = col
+                .iter()
+                .zip(&cv)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum();
+            let mut dx = vec![0.0; x.len()];
+            col2im(&g, &cv, c0, &mut dx);
+            let rhs: f64 = x
+                .iter()
+                .zip(&dx)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum();
+            assert_eq!(lhs, rhs);
+        }
+    }
+}

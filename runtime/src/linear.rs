@@ -1,0 +1,125 @@
+//! The linear layer as one GEMM each way, with PyTorch's weight layout `[out, in]`:
+//! - forward:          `Y (n×out) = X (n×in) · Wᵀ (in×out) + b` (bias and ReLU in the epilogue)
+//! - backward, data:   `dX (n×in) = dY (n×out) · W (out×in)`
+//! - backward, weight: `dW (out×in) = dYᵀ (out×n) · X (n×in)`, `db = Σ_n dY`
+
+use crate::gemm::{sgemm, Epilogue};
+
+/// `y = x·wᵀ + bias`, then ReLU if `relu`.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_forward(
+    n: usize,
+    fin: usize,
+    fout: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) {
+    assert!(
+        x.len() == n * fin && w.len() == fout * fin && y.len() == n * fout,
+        "linear: lengths"
+    );
+    let mut epi = match bias {
+        Some(b) => Epilogue::bias_per_col(b),
+        None => Epilogue::default(),
+    };
+    if relu {
+        epi = epi.relu();
+    }
+    // Wᵀ: element (p of in, j of out) is w[j·in + p].
+    sgemm(
+        n,
+        fout,
+        fin,
+        1.0,
+        x,
+        fin as isize,
+        1,
+        w,
+        1,
+        fin as isize,
+        0.0,
+        y,
+        fout as isize,
+        1,
+        epi,
+    );
+}
+
+/// `dx = dy·w` (overwrites `dx`).
+pub fn linear_backward_data(
+    n: usize,
+    fin: usize,
+    fout: usize,
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+) {
+    assert!(
+        dx.len() == n * fin && w.len() == fout * fin && dy.len() == n * fout,
+        "linear: lengths"
+    );
+    sgemm(
+        n,
+        fin,
+        fout,
+        1.0,
+        dy,
+        fout as isize,
+        1,
+        w,
+        fin as isize,
+        1,
+        0.0,
+        dx,
+        fin as isize,
+        1,
+        Epilogue::default(),
+    );
+}
+
+/// `dw = dyᵀ·x` and, if asked, `db = Σ_n dy` (overwrites both).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward_weight(
+    n: usize,
+    fin: usize,
+    fout: usize,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    assert!(
+        x.len() == n * fin && dw.len() == fout * fin && dy.len() == n * fout,
+        "linear: lengths"
+    );
+    // dyᵀ: element (j of out, i of n) is dy[i·out + j].
+    sgemm(
+        fout,
+        fin,
+        n,
+        1.0,
+        dy,
+        1,
+        fout as isize,
+        x,
+        fin as isize,
+        1,
+        0.0,
+        dw,
+        fin as isize,
+        1,
+        Epilogue::default(),
+    );
+    if let Some(db) = db {
+        assert_eq!(db.len(), fout, "linear: bias gradient length");
+        db.fill(0.0);
+        for row in dy.chunks_exact(fout) {
+            for (d, &g) in db.iter_mut().zip(row) {
+                *d += g;
+            }
+        }
+    }
+}

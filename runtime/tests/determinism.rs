@@ -1,0 +1,48 @@
+//! Results do not depend on the thread count: convolution forward and both backward passes
+//! are bitwise equal on 1 and 2 threads (work is split over output rows and columns only,
+//! never over a reduction). One test in its own binary, since the thread count is global.
+
+use netc_runtime::conv::*;
+use netc_runtime::gemm::set_num_threads;
+use netc_runtime::rng::Rng;
+
+fn run(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]) -> [Vec<f32>; 4] {
+    let mut col = vec![0.0; g.col_len()];
+    let mut y = vec![0.0; dy.len()];
+    conv2d_forward(g, n, x, w, Some(b), true, &mut y, &mut col);
+    let mut dx = vec![0.0; x.len()];
+    conv2d_backward_data(g, n, w, dy, &mut dx, &mut col);
+    let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; g.out]);
+    conv2d_backward_weight(g, n, x, dy, &mut dw, Some(&mut db), &mut col);
+    [y, dx, dw, db]
+}
+
+#[test]
+fn conv_is_bitwise_equal_on_1_and_2_threads() {
+    let mut rng = Rng::new(11);
+    // Large enough that the GEMMs split: 96 → 128 channels, 3×3, on 28×28.
+    for g in [
+        Conv2d::square(96, 28, 28, 128, 3, 1, 1),
+        Conv2d::square(192, 28, 28, 64, 1, 1, 0),
+    ] {
+        let n = 2;
+        let x: Vec<f32> = (0..n * g.c * g.h * g.w)
+            .map(|_| rng.uniform(-1.0, 1.0))
+            .collect();
+        let w: Vec<f32> = (0..g.weight_len())
+            .map(|_| rng.uniform(-0.1, 0.1))
+            .collect();
+        let b: Vec<f32> = (0..g.out).map(|_| rng.uniform(-0.1, 0.1)).collect();
+        let dy: Vec<f32> = (0..n * g.out * g.ho() * g.wo())
+            .map(|_| rng.uniform(-1.0, 1.0))
+            .collect();
+        set_num_threads(1);
+        let one = run(&g, n, &x, &w, &b, &dy);
+        set_num_threads(2);
+        let two = run(&g, n, &x, &w, &b, &dy);
+        for (name, (a, b)) in ["y", "dx", "dw", "db"].iter().zip(one.iter().zip(&two)) {
+            let same = a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same, "{name} differs between 1 and 2 threads for {g:?}");
+        }
+    }
+}
