@@ -47,6 +47,48 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Measure the runtime's kernels: GFLOP/s and the fraction of this CPU's FP32 peak.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// C = A·B with A M×K and B K×N, row-major (the shape of a conv's im2col GEMM).
+    Gemm {
+        m: usize,
+        n: usize,
+        k: usize,
+        /// Threads (repeat for several); default: 1, then every CPU.
+        #[arg(long)]
+        threads: Vec<usize>,
+        #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
+        format: BenchFormat,
+    },
+    /// One conv layer on a batch, forward and forward+backward (data, weight, bias).
+    Conv {
+        batch: usize,
+        /// Input channels, height, width.
+        c: usize,
+        h: usize,
+        w: usize,
+        /// Output channels, kernel size, stride, padding.
+        out: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+        /// Threads (repeat for several); default: 1, then every CPU.
+        #[arg(long)]
+        threads: Vec<usize>,
+        #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
+        format: BenchFormat,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchFormat {
+    Table,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -91,7 +133,150 @@ fn run(cli: Cli) -> ExitCode {
             format,
             output,
         } => graph(&file, network.as_deref(), format, output.as_deref()),
+        Command::Bench(b) => bench(b),
     }
+}
+
+/// The thread counts to measure: as given, or 1 and then every CPU.
+fn thread_counts(given: Vec<usize>) -> Vec<usize> {
+    if !given.is_empty() {
+        return given;
+    }
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if all > 1 {
+        vec![1, all]
+    } else {
+        vec![1]
+    }
+}
+
+fn bench(b: Bench) -> ExitCode {
+    use netc_runtime::bench as rb;
+    use netc_runtime::gemm;
+    use serde_json::json;
+    let kernel = gemm::KernelKind::detect().name();
+    match b {
+        Bench::Gemm {
+            m,
+            n,
+            k,
+            threads,
+            format,
+        } => {
+            if m == 0 || n == 0 || k == 0 {
+                eprintln!("netc: M, N and K must be positive");
+                return ExitCode::from(2);
+            }
+            let results: Vec<_> = thread_counts(threads)
+                .into_iter()
+                .map(|t| gemm::bench(m, n, k, t))
+                .collect();
+            if format == BenchFormat::Json {
+                let rows: Vec<_> = results
+                    .iter()
+                    .map(|r| {
+                        json!({"m": r.m, "n": r.n, "k": r.k, "threads": r.threads,
+                               "kernel": r.kernel.name(), "runs": r.runs, "seconds": r.seconds,
+                               "gflops": r.gflops, "peak_fraction": r.peak_fraction})
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "sgemm {m}×{k} · {k}×{n}, kernel {kernel}, peak {} GFLOP/s per core",
+                    gemm::PEAK_GFLOPS_PER_CORE
+                );
+                println!(
+                    "{:>7}  {:>10}  {:>8}  {:>6}",
+                    "threads", "ms", "GFLOP/s", "% peak"
+                );
+                for r in &results {
+                    println!(
+                        "{:>7}  {:>10.3}  {:>8.1}  {:>5.1}%",
+                        r.threads,
+                        r.seconds * 1e3,
+                        r.gflops,
+                        100.0 * r.peak_fraction
+                    );
+                }
+            }
+        }
+        Bench::Conv {
+            batch,
+            c,
+            h,
+            w,
+            out,
+            k,
+            s,
+            p,
+            threads,
+            format,
+        } => {
+            let g = netc_runtime::conv::Conv2d::square(c, h, w, out, k, s, p);
+            if batch == 0
+                || c == 0
+                || out == 0
+                || k == 0
+                || s == 0
+                || h + 2 * p < k
+                || w + 2 * p < k
+            {
+                eprintln!(
+                    "netc: a conv needs positive sizes and a window that fits its padded input"
+                );
+                return ExitCode::from(2);
+            }
+            let results: Vec<_> = thread_counts(threads)
+                .into_iter()
+                .map(|t| rb::conv(g, batch, t))
+                .collect();
+            if format == BenchFormat::Json {
+                let rows: Vec<_> = results
+                    .iter()
+                    .map(|r| {
+                        json!({"batch": batch, "c": c, "h": h, "w": w, "out": out, "k": k, "s": s, "p": p,
+                               "threads": r.threads, "kernel": kernel, "macs": r.macs,
+                               "forward_seconds": r.forward, "forward_gflops": r.forward_gflops(),
+                               "forward_peak_fraction": r.peak_fraction(r.forward_gflops()),
+                               "forward_backward_seconds": r.forward_backward,
+                               "forward_backward_gflops": r.forward_backward_gflops(),
+                               "forward_backward_peak_fraction": r.peak_fraction(r.forward_backward_gflops())})
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "conv {c}→{out}, {k}×{k}/{s} pad {p}, on {batch}×{c}×{h}×{w}: {:.2} GMAC forward; kernel {kernel}",
+                    results.first().map_or(0.0, |r| r.macs as f64 / 1e9)
+                );
+                println!(
+                    "{:>7}  {:>10}  {:>8}  {:>6}  {:>12}  {:>8}  {:>6}",
+                    "threads", "fwd ms", "GFLOP/s", "% peak", "fwd+bwd ms", "GFLOP/s", "% peak"
+                );
+                for r in &results {
+                    let (f, fb) = (r.forward_gflops(), r.forward_backward_gflops());
+                    println!(
+                        "{:>7}  {:>10.2}  {:>8.1}  {:>5.1}%  {:>12.2}  {:>8.1}  {:>5.1}%",
+                        r.threads,
+                        r.forward * 1e3,
+                        f,
+                        100.0 * r.peak_fraction(f),
+                        r.forward_backward * 1e3,
+                        fb,
+                        100.0 * r.peak_fraction(fb)
+                    );
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Prints diagnostics to stderr; returns whether there were errors.

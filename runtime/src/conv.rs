@@ -183,6 +183,120 @@ pub fn conv2d_backward_weight(
     }
 }
 
+/// Both backward passes at once, image by image, so that each image's `dy` is still in
+/// cache when the second GEMM reads it: `dw` and `db` as [`conv2d_backward_weight`], `dx` as
+/// [`conv2d_backward_data`] (all overwritten). The results are bitwise those of the two
+/// separate calls.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    col: &mut [f32],
+) {
+    check_lens(g, n, x.len(), w.len(), dy.len(), col.len());
+    assert_eq!(dx.len(), x.len(), "conv: dx length");
+    assert_eq!(dw.len(), w.len(), "conv: dw length");
+    let (k, p, og, cg) = (g.col_rows(), g.ho() * g.wo(), g.og(), g.cg());
+    let (xs, ys) = (g.c * g.h * g.w, g.out * p);
+    let pointwise = g.is_pointwise();
+    if !pointwise {
+        dx.fill(0.0);
+    }
+    for i in 0..n {
+        let beta = if i == 0 { 0.0 } else { 1.0 };
+        for grp in 0..g.groups {
+            let dyg = &dy[i * ys + grp * og * p..i * ys + (grp + 1) * og * p];
+            let wg = &w[grp * og * k..(grp + 1) * og * k];
+            let dwg = &mut dw[grp * og * k..(grp + 1) * og * k];
+            let xg = &x[i * xs + grp * cg * p..i * xs + (grp + 1) * cg * p];
+            if pointwise {
+                sgemm(
+                    og,
+                    k,
+                    p,
+                    1.0,
+                    dyg,
+                    p as isize,
+                    1,
+                    xg,
+                    1,
+                    p as isize,
+                    beta,
+                    dwg,
+                    k as isize,
+                    1,
+                    Epilogue::default(),
+                );
+                let dxg = &mut dx[i * xs + grp * cg * p..i * xs + (grp + 1) * cg * p];
+                sgemm(
+                    k,
+                    p,
+                    og,
+                    1.0,
+                    wg,
+                    1,
+                    k as isize,
+                    dyg,
+                    p as isize,
+                    1,
+                    0.0,
+                    dxg,
+                    p as isize,
+                    1,
+                    Epilogue::default(),
+                );
+            } else {
+                im2col(g, &x[i * xs..(i + 1) * xs], grp * cg, col);
+                let c = &mut col[..k * p];
+                sgemm(
+                    og,
+                    k,
+                    p,
+                    1.0,
+                    dyg,
+                    p as isize,
+                    1,
+                    c,
+                    1,
+                    p as isize,
+                    beta,
+                    dwg,
+                    k as isize,
+                    1,
+                    Epilogue::default(),
+                );
+                sgemm(
+                    k,
+                    p,
+                    og,
+                    1.0,
+                    wg,
+                    1,
+                    k as isize,
+                    dyg,
+                    p as isize,
+                    1,
+                    0.0,
+                    c,
+                    p as isize,
+                    1,
+                    Epilogue::default(),
+                );
+                col2im(g, c, grp * cg, &mut dx[i * xs..(i + 1) * xs]);
+            }
+        }
+    }
+    if let Some(db) = db {
+        bias_backward(n, g.out, p, dy, db);
+    }
+}
+
 /// `db[c] = Σ_i Σ_q dy[i, c, q]` over `n` images of `channels × plane` (overwrites `db`).
 pub fn bias_backward(n: usize, channels: usize, plane: usize, dy: &[f32], db: &mut [f32]) {
     assert_eq!(db.len(), channels, "bias gradient length");

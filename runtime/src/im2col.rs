@@ -5,6 +5,10 @@
 //! `col2im` is its adjoint: it adds every column entry back to the input position it came
 //! from, which is the gradient of im2col.
 
+use rayon::prelude::*;
+
+use crate::gemm::Context;
+
 /// The geometry of one 2-D convolution over NCHW tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2d {
@@ -139,6 +143,25 @@ fn source(o: usize, t: usize, s: usize, p: usize, d: usize, len: usize) -> Optio
     (i < len).then_some(i)
 }
 
+/// Below this many elements of `col`, im2col and col2im stay on the calling thread.
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// Runs `f` over `(index, chunk)` for the chunks of `buf`, on the runtime's threads when the
+/// buffer is large. Each chunk is written by one call, so the result does not depend on the
+/// thread count.
+fn for_chunks(buf: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let ctx = Context::global();
+    if ctx.threads() > 1 && buf.len() >= PARALLEL_MIN && buf.len() > chunk {
+        ctx.install(|| {
+            buf.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, c)| f(i, c))
+        });
+    } else {
+        buf.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+    }
+}
+
 /// Fills `col` (`cg·kh·kw` × `ho·wo`, row-major) from channels `c0..c0+cg` of one image `x`
 /// (`c × h × w`).
 pub fn im2col(g: &Conv2d, x: &[f32], c0: usize, col: &mut [f32]) {
@@ -146,12 +169,14 @@ pub fn im2col(g: &Conv2d, x: &[f32], c0: usize, col: &mut [f32]) {
     let plane = g.h * g.w;
     assert!(x.len() >= (c0 + g.cg()) * plane, "im2col: input too short");
     assert!(col.len() >= g.col_rows() * ho * wo, "im2col: col too short");
-    let mut rows = col.chunks_exact_mut(ho * wo);
-    for c in c0..c0 + g.cg() {
-        let xc = &x[c * plane..(c + 1) * plane];
-        for ki in 0..g.kh {
-            for kj in 0..g.kw {
-                let row = rows.next().expect("col has cg·kh·kw rows");
+    // One chunk per (channel, kernel row): kw rows of col.
+    for_chunks(
+        &mut col[..g.col_rows() * ho * wo],
+        g.kw * ho * wo,
+        |r, rows| {
+            let (c, ki) = (c0 + r / g.kh, r % g.kh);
+            let xc = &x[c * plane..(c + 1) * plane];
+            for (kj, row) in rows.chunks_exact_mut(ho * wo).enumerate() {
                 for oy in 0..ho {
                     let out = &mut row[oy * wo..(oy + 1) * wo];
                     let Some(iy) = source(oy, ki, g.sh, g.ph, g.dh, g.h) else {
@@ -175,8 +200,8 @@ pub fn im2col(g: &Conv2d, x: &[f32], c0: usize, col: &mut [f32]) {
                     }
                 }
             }
-        }
-    }
+        },
+    );
 }
 
 /// The adjoint of [`im2col`]: adds every entry of `col` to the input position it was read
@@ -189,26 +214,41 @@ pub fn col2im(g: &Conv2d, col: &[f32], c0: usize, dx: &mut [f32]) {
         "col2im: output too short"
     );
     assert!(col.len() >= g.col_rows() * ho * wo, "col2im: col too short");
-    let mut rows = col.chunks_exact(ho * wo);
-    for c in c0..c0 + g.cg() {
-        let xc = &mut dx[c * plane..(c + 1) * plane];
-        for ki in 0..g.kh {
-            for kj in 0..g.kw {
-                let row = rows.next().expect("col has cg·kh·kw rows");
+    let taps = g.kh * g.kw;
+    // One chunk per input channel: all of its taps add into its own plane only.
+    for_chunks(
+        &mut dx[c0 * plane..(c0 + g.cg()) * plane],
+        plane,
+        |ci, xc| {
+            let rows = &col[ci * taps * ho * wo..(ci + 1) * taps * ho * wo];
+            for (t, row) in rows.chunks_exact(ho * wo).enumerate() {
+                let (ki, kj) = (t / g.kw, t % g.kw);
                 for oy in 0..ho {
                     let Some(iy) = source(oy, ki, g.sh, g.ph, g.dh, g.h) else {
                         continue;
                     };
                     let xr = &mut xc[iy * g.w..(iy + 1) * g.w];
-                    for (ox, &v) in row[oy * wo..(oy + 1) * wo].iter().enumerate() {
-                        if let Some(ix) = source(ox, kj, g.sw, g.pw, g.dw, g.w) {
-                            xr[ix] += v;
+                    let src = &row[oy * wo..(oy + 1) * wo];
+                    if g.sw == 1 {
+                        // Stride 1: the run that im2col copied, added back as one slice.
+                        let shift = kj * g.dw;
+                        let lo = g.pw.saturating_sub(shift).min(wo);
+                        let hi = (g.w + g.pw).saturating_sub(shift).clamp(lo, wo);
+                        let dst = &mut xr[lo + shift - g.pw..hi + shift - g.pw];
+                        for (d, &v) in dst.iter_mut().zip(&src[lo..hi]) {
+                            *d += v;
+                        }
+                    } else {
+                        for (ox, &v) in src.iter().enumerate() {
+                            if let Some(ix) = source(ox, kj, g.sw, g.pw, g.dw, g.w) {
+                                xr[ix] += v;
+                            }
                         }
                     }
                 }
             }
-        }
-    }
+        },
+    );
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod act;
+pub mod bench;
 pub mod conv;
 pub mod conv_t;
 pub mod gemm;

@@ -95,6 +95,16 @@ impl Context {
             .clone()
     }
 
+    /// Runs `f` in this context's pool, so that rayon's parallel iterators inside it use the
+    /// context's threads (and no others). Without a pool (one thread), `f` runs here; callers
+    /// check [`Context::threads`] and stay serial then.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
     /// The micro-kernel this context runs.
     pub fn kernel(&self) -> KernelKind {
         self.kernel
