@@ -197,19 +197,52 @@ fn every_example_checks() {
 
 #[test]
 fn bench_commands_report_gflops_and_peak() {
-    let out = netc(&["bench", "gemm", "16", "24", "8", "--threads", "1", "--format", "json"]);
+    let out = netc(&[
+        "bench",
+        "gemm",
+        "16",
+        "24",
+        "8",
+        "--threads",
+        "1",
+        "--format",
+        "json",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = &v[0];
-    assert_eq!((r["m"].as_u64(), r["n"].as_u64(), r["k"].as_u64()), (Some(16), Some(24), Some(8)));
+    assert_eq!(
+        (r["m"].as_u64(), r["n"].as_u64(), r["k"].as_u64()),
+        (Some(16), Some(24), Some(8))
+    );
     assert_eq!(r["threads"], 1);
     assert!(r["gflops"].as_f64().unwrap() > 0.0 && r["peak_fraction"].as_f64().unwrap() > 0.0);
 
-    let out = netc(&["bench", "conv", "2", "3", "8", "8", "4", "3", "1", "1", "--threads", "1"]);
+    let out = netc(&[
+        "bench",
+        "conv",
+        "2",
+        "3",
+        "8",
+        "8",
+        "4",
+        "3",
+        "1",
+        "1",
+        "--threads",
+        "1",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
-    assert!(table.contains("conv 3→4, 3×3/1 pad 1, on 2×3×8×8") && table.contains("% peak"), "{table}");
+    assert!(
+        table.contains("conv 3→4, 3×3/1 pad 1, on 2×3×8×8") && table.contains("% peak"),
+        "{table}"
+    );
 
     let out = netc(&["bench", "conv", "2", "3", "2", "2", "4", "5", "1", "0"]);
-    assert_eq!(out.status.code(), Some(2), "a window larger than its input is bad usage");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a window larger than its input is bad usage"
+    );
 }
