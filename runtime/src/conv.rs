@@ -26,6 +26,103 @@ fn check_lens(g: &Conv2d, n: usize, x: usize, w: usize, y: usize, col: usize) {
     assert!(col >= g.col_len(), "conv: col buffer too short for {g:?}");
 }
 
+/// The im2col operand of group `grp` of one image `xi`: the input itself for a pointwise
+/// conv, else `col` after im2col.
+fn operand<'a>(g: &Conv2d, xi: &'a [f32], grp: usize, col: &'a mut [f32]) -> &'a [f32] {
+    let (k, p, cg) = (g.col_rows(), g.ho() * g.wo(), g.cg());
+    if g.is_pointwise() {
+        &xi[grp * cg * p..(grp + 1) * cg * p]
+    } else {
+        im2col(g, xi, grp * cg, col);
+        &col[..k * p]
+    }
+}
+
+/// `dW[g] = beta·dW[g] + dY[g]·col(X[g])ᵀ` for every group of one image.
+fn weight_grad_image(
+    g: &Conv2d,
+    xi: &[f32],
+    dyi: &[f32],
+    dw: &mut [f32],
+    beta: f32,
+    col: &mut [f32],
+) {
+    let (k, p, og) = (g.col_rows(), g.ho() * g.wo(), g.og());
+    for grp in 0..g.groups {
+        let b = operand(g, xi, grp, col);
+        let dyg = &dyi[grp * og * p..(grp + 1) * og * p];
+        let dwg = &mut dw[grp * og * k..(grp + 1) * og * k];
+        // colᵀ: element (pixel q, row r) is col[r·P + q].
+        sgemm(
+            og,
+            k,
+            p,
+            1.0,
+            dyg,
+            p as isize,
+            1,
+            b,
+            1,
+            p as isize,
+            beta,
+            dwg,
+            k as isize,
+            1,
+            Epilogue::NONE,
+        );
+    }
+}
+
+/// `dX = col2im(Wᵀ·dY)` for every group of one image (`dxi` zeroed first unless pointwise).
+fn data_grad_image(g: &Conv2d, w: &[f32], dyi: &[f32], dxi: &mut [f32], col: &mut [f32]) {
+    let (k, p, og, cg) = (g.col_rows(), g.ho() * g.wo(), g.og(), g.cg());
+    for grp in 0..g.groups {
+        let dyg = &dyi[grp * og * p..(grp + 1) * og * p];
+        let wg = &w[grp * og * k..(grp + 1) * og * k];
+        // Wᵀ: element (row r of K, column o) is w[o·K + r].
+        if g.is_pointwise() {
+            let dxg = &mut dxi[grp * cg * p..(grp + 1) * cg * p];
+            sgemm(
+                k,
+                p,
+                og,
+                1.0,
+                wg,
+                1,
+                k as isize,
+                dyg,
+                p as isize,
+                1,
+                0.0,
+                dxg,
+                p as isize,
+                1,
+                Epilogue::NONE,
+            );
+        } else {
+            let c = &mut col[..k * p];
+            sgemm(
+                k,
+                p,
+                og,
+                1.0,
+                wg,
+                1,
+                k as isize,
+                dyg,
+                p as isize,
+                1,
+                0.0,
+                c,
+                p as isize,
+                1,
+                Epilogue::NONE,
+            );
+            col2im(g, c, grp * cg, dxi);
+        }
+    }
+}
+
 /// `y = conv(x, w) + bias`, then ReLU if `relu` (the epilogue the compiler fuses).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_forward(
@@ -42,20 +139,14 @@ pub fn conv2d_forward(
     if let Some(b) = bias {
         assert_eq!(b.len(), g.out, "conv: bias length");
     }
-    let (k, p, og, cg) = (g.col_rows(), g.ho() * g.wo(), g.og(), g.cg());
+    let (k, p, og) = (g.col_rows(), g.ho() * g.wo(), g.og());
     let (xs, ys) = (g.c * g.h * g.w, g.out * p);
     for i in 0..n {
-        let xi = &x[i * xs..(i + 1) * xs];
         for grp in 0..g.groups {
-            let b: &[f32] = if g.is_pointwise() {
-                &xi[grp * cg * p..(grp + 1) * cg * p]
-            } else {
-                im2col(g, xi, grp * cg, col);
-                &col[..k * p]
-            };
+            let b = operand(g, &x[i * xs..(i + 1) * xs], grp, col);
             let mut epi = match bias {
                 Some(bias) => Epilogue::bias_per_row(&bias[grp * og..(grp + 1) * og]),
-                None => Epilogue::default(),
+                None => Epilogue::NONE,
             };
             if relu {
                 epi = epi.relu();
@@ -79,57 +170,18 @@ pub fn conv2d_backward_data(
     col: &mut [f32],
 ) {
     check_lens(g, n, dx.len(), w.len(), dy.len(), col.len());
-    let (k, p, og, cg) = (g.col_rows(), g.ho() * g.wo(), g.og(), g.cg());
-    let (xs, ys) = (g.c * g.h * g.w, g.out * p);
+    let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
     if !g.is_pointwise() {
         dx.fill(0.0);
     }
     for i in 0..n {
-        for grp in 0..g.groups {
-            let dyg = &dy[i * ys + grp * og * p..i * ys + (grp + 1) * og * p];
-            let wg = &w[grp * og * k..(grp + 1) * og * k];
-            // Wᵀ: element (row r of K, column o) is w[o·K + r].
-            if g.is_pointwise() {
-                let dxg = &mut dx[i * xs + grp * cg * p..i * xs + (grp + 1) * cg * p];
-                sgemm(
-                    k,
-                    p,
-                    og,
-                    1.0,
-                    wg,
-                    1,
-                    k as isize,
-                    dyg,
-                    p as isize,
-                    1,
-                    0.0,
-                    dxg,
-                    p as isize,
-                    1,
-                    Epilogue::default(),
-                );
-            } else {
-                let c = &mut col[..k * p];
-                sgemm(
-                    k,
-                    p,
-                    og,
-                    1.0,
-                    wg,
-                    1,
-                    k as isize,
-                    dyg,
-                    p as isize,
-                    1,
-                    0.0,
-                    c,
-                    p as isize,
-                    1,
-                    Epilogue::default(),
-                );
-                col2im(g, c, grp * cg, &mut dx[i * xs..(i + 1) * xs]);
-            }
-        }
+        data_grad_image(
+            g,
+            w,
+            &dy[i * ys..(i + 1) * ys],
+            &mut dx[i * xs..(i + 1) * xs],
+            col,
+        );
     }
 }
 
@@ -144,42 +196,20 @@ pub fn conv2d_backward_weight(
     col: &mut [f32],
 ) {
     check_lens(g, n, x.len(), dw.len(), dy.len(), col.len());
-    let (k, p, og, cg) = (g.col_rows(), g.ho() * g.wo(), g.og(), g.cg());
-    let (xs, ys) = (g.c * g.h * g.w, g.out * p);
+    let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
     for i in 0..n {
-        let xi = &x[i * xs..(i + 1) * xs];
         let beta = if i == 0 { 0.0 } else { 1.0 };
-        for grp in 0..g.groups {
-            let b: &[f32] = if g.is_pointwise() {
-                &xi[grp * cg * p..(grp + 1) * cg * p]
-            } else {
-                im2col(g, xi, grp * cg, col);
-                &col[..k * p]
-            };
-            let dyg = &dy[i * ys + grp * og * p..i * ys + (grp + 1) * og * p];
-            let dwg = &mut dw[grp * og * k..(grp + 1) * og * k];
-            // colᵀ: element (pixel q, row r) is col[r·P + q].
-            sgemm(
-                og,
-                k,
-                p,
-                1.0,
-                dyg,
-                p as isize,
-                1,
-                b,
-                1,
-                p as isize,
-                beta,
-                dwg,
-                k as isize,
-                1,
-                Epilogue::default(),
-            );
-        }
+        weight_grad_image(
+            g,
+            &x[i * xs..(i + 1) * xs],
+            &dy[i * ys..(i + 1) * ys],
+            dw,
+            beta,
+            col,
+        );
     }
     if let Some(db) = db {
-        bias_backward(n, g.out, p, dy, db);
+        bias_backward(n, g.out, g.ho() * g.wo(), dy, db);
     }
 }
 
@@ -202,98 +232,18 @@ pub fn conv2d_backward(
     check_lens(g, n, x.len(), w.len(), dy.len(), col.len());
     assert_eq!(dx.len(), x.len(), "conv: dx length");
     assert_eq!(dw.len(), w.len(), "conv: dw length");
-    let (k, p, og, cg) = (g.col_rows(), g.ho() * g.wo(), g.og(), g.cg());
-    let (xs, ys) = (g.c * g.h * g.w, g.out * p);
-    let pointwise = g.is_pointwise();
-    if !pointwise {
+    let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
+    if !g.is_pointwise() {
         dx.fill(0.0);
     }
     for i in 0..n {
         let beta = if i == 0 { 0.0 } else { 1.0 };
-        for grp in 0..g.groups {
-            let dyg = &dy[i * ys + grp * og * p..i * ys + (grp + 1) * og * p];
-            let wg = &w[grp * og * k..(grp + 1) * og * k];
-            let dwg = &mut dw[grp * og * k..(grp + 1) * og * k];
-            let xg = &x[i * xs + grp * cg * p..i * xs + (grp + 1) * cg * p];
-            if pointwise {
-                sgemm(
-                    og,
-                    k,
-                    p,
-                    1.0,
-                    dyg,
-                    p as isize,
-                    1,
-                    xg,
-                    1,
-                    p as isize,
-                    beta,
-                    dwg,
-                    k as isize,
-                    1,
-                    Epilogue::default(),
-                );
-                let dxg = &mut dx[i * xs + grp * cg * p..i * xs + (grp + 1) * cg * p];
-                sgemm(
-                    k,
-                    p,
-                    og,
-                    1.0,
-                    wg,
-                    1,
-                    k as isize,
-                    dyg,
-                    p as isize,
-                    1,
-                    0.0,
-                    dxg,
-                    p as isize,
-                    1,
-                    Epilogue::default(),
-                );
-            } else {
-                im2col(g, &x[i * xs..(i + 1) * xs], grp * cg, col);
-                let c = &mut col[..k * p];
-                sgemm(
-                    og,
-                    k,
-                    p,
-                    1.0,
-                    dyg,
-                    p as isize,
-                    1,
-                    c,
-                    1,
-                    p as isize,
-                    beta,
-                    dwg,
-                    k as isize,
-                    1,
-                    Epilogue::default(),
-                );
-                sgemm(
-                    k,
-                    p,
-                    og,
-                    1.0,
-                    wg,
-                    1,
-                    k as isize,
-                    dyg,
-                    p as isize,
-                    1,
-                    0.0,
-                    c,
-                    p as isize,
-                    1,
-                    Epilogue::default(),
-                );
-                col2im(g, c, grp * cg, &mut dx[i * xs..(i + 1) * xs]);
-            }
-        }
+        let dyi = &dy[i * ys..(i + 1) * ys];
+        weight_grad_image(g, &x[i * xs..(i + 1) * xs], dyi, dw, beta, col);
+        data_grad_image(g, w, dyi, &mut dx[i * xs..(i + 1) * xs], col);
     }
     if let Some(db) = db {
-        bias_backward(n, g.out, p, dy, db);
+        bias_backward(n, g.out, g.ho() * g.wo(), dy, db);
     }
 }
 
