@@ -8,7 +8,8 @@ use crate::rng::Rng;
 pub fn relu_forward(x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "relu: lengths");
     for (o, &v) in y.iter_mut().zip(x) {
-        *o = if v > 0.0 { v } else { 0.0 };
+        // NaN passes through, as in PyTorch.
+        *o = if v < 0.0 { 0.0 } else { v };
     }
 }
 

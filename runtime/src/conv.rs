@@ -197,6 +197,9 @@ pub fn conv2d_backward_weight(
 ) {
     check_lens(g, n, x.len(), dw.len(), dy.len(), col.len());
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
+    if n == 0 {
+        dw.fill(0.0);
+    }
     for i in 0..n {
         let beta = if i == 0 { 0.0 } else { 1.0 };
         weight_grad_image(
@@ -235,6 +238,9 @@ pub fn conv2d_backward(
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
     if !g.is_pointwise() {
         dx.fill(0.0);
+    }
+    if n == 0 {
+        dw.fill(0.0);
     }
     for i in 0..n {
         let beta = if i == 0 { 0.0 } else { 1.0 };

@@ -191,7 +191,9 @@ pub fn im2col(g: &Conv2d, x: &[f32], c0: usize, col: &mut [f32]) {
                         let lo = g.pw.saturating_sub(shift).min(wo);
                         let hi = (g.w + g.pw).saturating_sub(shift).clamp(lo, wo);
                         out[..lo].fill(0.0);
-                        out[lo..hi].copy_from_slice(&xr[lo + shift - g.pw..hi + shift - g.pw]);
+                        if lo < hi {
+                            out[lo..hi].copy_from_slice(&xr[lo + shift - g.pw..hi + shift - g.pw]);
+                        }
                         out[hi..].fill(0.0);
                     } else {
                         for (ox, o) in out.iter_mut().enumerate() {
@@ -234,9 +236,11 @@ pub fn col2im(g: &Conv2d, col: &[f32], c0: usize, dx: &mut [f32]) {
                         let shift = kj * g.dw;
                         let lo = g.pw.saturating_sub(shift).min(wo);
                         let hi = (g.w + g.pw).saturating_sub(shift).clamp(lo, wo);
-                        let dst = &mut xr[lo + shift - g.pw..hi + shift - g.pw];
-                        for (d, &v) in dst.iter_mut().zip(&src[lo..hi]) {
-                            *d += v;
+                        if lo < hi {
+                            let dst = &mut xr[lo + shift - g.pw..hi + shift - g.pw];
+                            for (d, &v) in dst.iter_mut().zip(&src[lo..hi]) {
+                                *d += v;
+                            }
                         }
                     } else {
                         for (ox, &v) in src.iter().enumerate() {

@@ -29,6 +29,13 @@ pub fn batchnorm_train_forward(
     assert!(
         running_mean.len() == c && running_var.len() == c && mean.len() == c && rstd.len() == c
     );
+    if n * plane == 0 {
+        return; // nothing to normalize; the running statistics stay as they are (PyTorch)
+    }
+    assert!(
+        n * plane > 1,
+        "batchnorm: training needs more than one value per channel (PyTorch refuses it too)"
+    );
     let m = (n * plane) as f64;
     for ch in 0..c {
         let (mut s, mut s2) = (0.0f64, 0.0f64);
@@ -47,7 +54,7 @@ pub fn batchnorm_train_forward(
         let r = 1.0 / (var + eps as f64).sqrt();
         mean[ch] = mu as f32;
         rstd[ch] = r as f32;
-        let unbiased = if m > 1.0 { s2 / (m - 1.0) } else { var };
+        let unbiased = s2 / (m - 1.0);
         let mom = momentum as f64;
         running_mean[ch] = ((1.0 - mom) * running_mean[ch] as f64 + mom * mu) as f32;
         running_var[ch] = ((1.0 - mom) * running_var[ch] as f64 + mom * unbiased) as f32;
@@ -187,7 +194,7 @@ pub fn lrn_forward(
     }
 }
 
-/// The gradient of LRN (overwrites `dx`):
+/// The gradient of LRN (overwrites `dx`; `scratch` holds `c·plane` values):
 /// `dx[j] = dy[j]·s[j]^-β - 2αβ/size · x[j] · Σ_{c: j ∈ W(c)} dy[c]·x[c]·s[c]^(-β-1)`.
 #[allow(clippy::too_many_arguments)]
 pub fn lrn_backward(
@@ -201,6 +208,7 @@ pub fn lrn_backward(
     scale: &[f32],
     dy: &[f32],
     dx: &mut [f32],
+    scratch: &mut [f32],
 ) {
     assert!(
         x.len() == n * c * plane
@@ -211,7 +219,8 @@ pub fn lrn_backward(
     // j ∈ W(c) ⇔ c ∈ [j - (size-1)/2, j + size/2].
     let (before, after) = ((size - 1) / 2, size / 2);
     let coef = 2.0 * alpha * beta / size as f32;
-    let mut t = vec![0.0f32; c * plane];
+    assert_eq!(scratch.len(), c * plane, "lrn: scratch length");
+    let t = scratch;
     for i in 0..n {
         let r = i * c * plane..(i + 1) * c * plane;
         let (xs, ss, gs) = (&x[r.clone()], &scale[r.clone()], &dy[r.clone()]);

@@ -84,11 +84,12 @@ impl Adam {
             st.v = vec![0.0; p.len()];
         }
         st.step += 1;
+        // Bias corrections in f64, as PyTorch computes them: 1 - β^t loses digits in f32.
         let t = st.step as i32;
-        let bc1 = 1.0 - self.beta1.powi(t);
-        let bc2 = 1.0 - self.beta2.powi(t);
-        let step_size = self.lr / bc1;
-        let bc2_sqrt = bc2.sqrt();
+        let bc1 = 1.0 - (self.beta1 as f64).powi(t);
+        let bc2 = 1.0 - (self.beta2 as f64).powi(t);
+        let step_size = (self.lr as f64 / bc1) as f32;
+        let bc2_sqrt = bc2.sqrt() as f32;
         for (i, (pv, &gv)) in p.iter_mut().zip(g).enumerate() {
             let mut d = gv;
             if self.decoupled {

@@ -95,6 +95,37 @@ fn conv_gradients() {
             groups: 2,
         },
         Conv2d::square(5, 3, 4, 3, 1, 1, 0),
+        // Padding wider than the image along a stride-1 row (a 5×5 kernel on 1×2).
+        Conv2d {
+            c: 2,
+            h: 1,
+            w: 2,
+            out: 3,
+            kh: 5,
+            kw: 5,
+            sh: 1,
+            sw: 1,
+            ph: 2,
+            pw: 2,
+            dh: 1,
+            dw: 1,
+            groups: 1,
+        },
+        Conv2d {
+            c: 2,
+            h: 3,
+            w: 3,
+            out: 2,
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            ph: 4,
+            pw: 4,
+            dh: 3,
+            dw: 3,
+            groups: 1,
+        },
     ] {
         let n = 2;
         let x = rand(&mut rng, n * g.c * g.h * g.w);
@@ -347,7 +378,19 @@ fn batchnorm_and_lrn_gradients() {
         let (mut y, mut s) = (vec![0.0; x.len()], vec![0.0; x.len()]);
         lrn_forward(n, c, plane, size, alpha, beta, k, &x, &mut y, &mut s);
         let mut dx = vec![0.0; x.len()];
-        lrn_backward(n, c, plane, size, alpha, beta, &x, &s, &dy, &mut dx);
+        lrn_backward(
+            n,
+            c,
+            plane,
+            size,
+            alpha,
+            beta,
+            &x,
+            &s,
+            &dy,
+            &mut dx,
+            &mut vec![0.0; c * plane],
+        );
         check("lrn dx", std::slice::from_ref(&x), 0, &loss, &dx);
     }
 }
@@ -421,4 +464,41 @@ fn concat_and_add_gradients() {
     };
     check("add a", &[a.clone(), b.clone()], 0, &loss, &dy);
     check("add b", &[a, b], 1, &loss, &dy);
+}
+
+/// Edge cases from review: an empty batch writes zero weight gradients and leaves batchnorm's
+/// running statistics alone; ReLU passes NaN through (as PyTorch), in the kernel and in the
+/// GEMM epilogue.
+#[test]
+fn empty_batches_and_nan() {
+    let g = Conv2d::square(2, 4, 4, 3, 3, 1, 1);
+    let (mut dw, mut db) = (vec![9.0; g.weight_len()], vec![9.0; 3]);
+    let mut col = vec![0.0; g.col_len()];
+    conv2d_backward_weight(&g, 0, &[], &[], &mut dw, Some(&mut db), &mut col);
+    assert!(dw.iter().chain(&db).all(|&v| v == 0.0));
+    let (mut rm, mut rv) = (vec![0.5; 2], vec![2.0; 2]);
+    let (mut mean, mut rstd) = (vec![0.0; 2], vec![0.0; 2]);
+    batchnorm_train_forward(
+        0,
+        2,
+        9,
+        1e-5,
+        0.1,
+        &[],
+        &[1.0; 2],
+        &[0.0; 2],
+        &mut rm,
+        &mut rv,
+        &mut [],
+        &mut mean,
+        &mut rstd,
+    );
+    assert_eq!((rm, rv), (vec![0.5; 2], vec![2.0; 2]));
+
+    let mut y = [0.0; 3];
+    relu_forward(&[f32::NAN, -1.0, 2.0], &mut y);
+    assert!(y[0].is_nan() && y[1] == 0.0 && y[2] == 2.0);
+    let mut y = vec![0.0; 2];
+    linear_forward(2, 1, 1, &[f32::NAN, -3.0], &[1.0], None, true, &mut y);
+    assert!(y[0].is_nan() && y[1] == 0.0, "{y:?}");
 }

@@ -332,8 +332,19 @@ fn lrn_matches_pytorch() {
         );
         close(&format!("lrn {ci} y"), &y, &t(&case["outputs"]["y"]));
         let mut dx = vec![0.0; x.data.len()];
+        let mut scratch = vec![0.0; c * plane];
         lrn_backward(
-            n, c, plane, size, alpha, beta, &x.data, &scale, &dy.data, &mut dx,
+            n,
+            c,
+            plane,
+            size,
+            alpha,
+            beta,
+            &x.data,
+            &scale,
+            &dy.data,
+            &mut dx,
+            &mut scratch,
         );
         close(&format!("lrn {ci} dx"), &dx, &t(&case["outputs"]["dx"]));
     }

@@ -129,12 +129,12 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, OpError> {
                 .at("groups"));
             }
             for i in 0..2 {
-                if c.op[i] >= c.s[i].max(c.dil[i]) {
+                // LANGUAGE.md: 0 <= op < s (PyTorch also allows op < dil; netc does not).
+                if c.op[i] >= c.s[i] {
                     return Err(OpError::new(format!(
-                        "output padding `op={}` must be smaller than the stride ({}) or the dilation ({})",
+                        "output padding `op={}` must be smaller than the stride ({})",
                         pair_str(c.op),
                         pair_str(c.s),
-                        pair_str(c.dil)
                     ))
                     .at("op"));
                 }

@@ -231,8 +231,8 @@ unsafe fn kernel_avx2<const ROWS: usize, const NV: usize>(
                 }
             }
             if epi.relu {
-                // max(x, 0) returns the second operand (0) when x is NaN.
-                r = _mm256_max_ps(r, zero);
+                // max(0, x) returns the second operand when either is NaN: NaN propagates.
+                r = _mm256_max_ps(zero, r);
             }
             // SAFETY: as above; every element of the tile is writable.
             unsafe { _mm256_storeu_ps(c_v, r) };

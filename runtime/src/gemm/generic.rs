@@ -72,12 +72,13 @@ impl Kernel for Generic {
     }
 }
 
-/// `max(x, 0)` with NaN mapped to 0, as `_mm256_max_ps(x, 0)` does.
+/// `max(x, 0)`, NaN kept (as PyTorch's ReLU, and `_mm256_max_ps(0, x)`), so that a
+/// diverging network shows NaN rather than zeros.
 #[inline(always)]
 pub(crate) fn relu(x: f32) -> f32 {
-    if x > 0.0 {
-        x
-    } else {
+    if x < 0.0 {
         0.0
+    } else {
+        x
     }
 }
