@@ -7,6 +7,7 @@ pub mod ast;
 pub mod diag;
 pub mod parse;
 pub mod span;
+mod syntax_error;
 
 pub use diag::{Diagnostic, Severity};
 pub use parse::parse;
