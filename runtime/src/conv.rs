@@ -10,9 +10,9 @@
 //! not accumulated. Work is split inside the GEMMs over output rows and columns only, and
 //! images are summed in order, so results do not depend on the thread count.
 
-use crate::gemm::{sgemm, Epilogue};
+use crate::gemm::{sgemm, sgemm_source, Epilogue};
 pub use crate::im2col::Conv2d;
-use crate::im2col::{col2im, im2col};
+use crate::im2col::{col2im, im2col, pad_input, Im2colPlan};
 
 fn check_lens(g: &Conv2d, n: usize, x: usize, w: usize, y: usize, col: usize) {
     g.check();
@@ -38,9 +38,21 @@ fn operand<'a>(g: &Conv2d, xi: &'a [f32], grp: usize, col: &'a mut [f32]) -> &'a
     }
 }
 
+/// The tables of the implicit im2col (the GEMM packs col straight from a padded copy of the
+/// input, which lives in the `col` buffer), when it applies: not a pointwise conv, unit
+/// stride along the width (where panels are runs of the input), and `col` has room.
+fn implicit_plan(g: &Conv2d, col_len: usize) -> Option<Im2colPlan> {
+    if g.is_pointwise() || g.sw != 1 {
+        return None;
+    }
+    let plan = Im2colPlan::new(g);
+    (plan.padded_len() <= col_len).then_some(plan)
+}
+
 /// `dW[g] = beta·dW[g] + dY[g]·col(X[g])ᵀ` for every group of one image.
 fn weight_grad_image(
     g: &Conv2d,
+    plan: Option<&Im2colPlan>,
     xi: &[f32],
     dyi: &[f32],
     dw: &mut [f32],
@@ -49,6 +61,28 @@ fn weight_grad_image(
 ) {
     let (k, p, og) = (g.col_rows(), g.ho() * g.wo(), g.og());
     for grp in 0..g.groups {
+        if let Some(plan) = plan {
+            let xp = &mut col[..plan.padded_len()];
+            pad_input(g, xi, grp * g.cg(), xp);
+            let dyg = &dyi[grp * og * p..(grp + 1) * og * p];
+            let dwg = &mut dw[grp * og * k..(grp + 1) * og * k];
+            let b = plan.source(xp, true);
+            sgemm_source(
+                og,
+                k,
+                p,
+                1.0,
+                dyg,
+                p as isize,
+                1,
+                &b,
+                beta,
+                dwg,
+                k as isize,
+                Epilogue::NONE,
+            );
+            continue;
+        }
         let b = operand(g, xi, grp, col);
         let dyg = &dyi[grp * og * p..(grp + 1) * og * p];
         let dwg = &mut dw[grp * og * k..(grp + 1) * og * k];
@@ -141,9 +175,10 @@ pub fn conv2d_forward(
     }
     let (k, p, og) = (g.col_rows(), g.ho() * g.wo(), g.og());
     let (xs, ys) = (g.c * g.h * g.w, g.out * p);
+    let plan = implicit_plan(g, col.len());
     for i in 0..n {
         for grp in 0..g.groups {
-            let b = operand(g, &x[i * xs..(i + 1) * xs], grp, col);
+            let xi = &x[i * xs..(i + 1) * xs];
             let mut epi = match bias {
                 Some(bias) => Epilogue::bias_per_row(&bias[grp * og..(grp + 1) * og]),
                 None => Epilogue::NONE,
@@ -153,9 +188,19 @@ pub fn conv2d_forward(
             }
             let yg = &mut y[i * ys + grp * og * p..i * ys + (grp + 1) * og * p];
             let wg = &w[grp * og * k..(grp + 1) * og * k];
-            sgemm(
-                og, p, k, 1.0, wg, k as isize, 1, b, p as isize, 1, 0.0, yg, p as isize, 1, epi,
-            );
+            if let Some(plan) = &plan {
+                let xp = &mut col[..plan.padded_len()];
+                pad_input(g, xi, grp * g.cg(), xp);
+                let b = plan.source(xp, false);
+                sgemm_source(
+                    og, p, k, 1.0, wg, k as isize, 1, &b, 0.0, yg, p as isize, epi,
+                );
+            } else {
+                let b = operand(g, xi, grp, col);
+                sgemm(
+                    og, p, k, 1.0, wg, k as isize, 1, b, p as isize, 1, 0.0, yg, p as isize, 1, epi,
+                );
+            }
         }
     }
 }
@@ -200,10 +245,12 @@ pub fn conv2d_backward_weight(
     if n == 0 {
         dw.fill(0.0);
     }
+    let plan = implicit_plan(g, col.len());
     for i in 0..n {
         let beta = if i == 0 { 0.0 } else { 1.0 };
         weight_grad_image(
             g,
+            plan.as_ref(),
             &x[i * xs..(i + 1) * xs],
             &dy[i * ys..(i + 1) * ys],
             dw,
@@ -242,10 +289,19 @@ pub fn conv2d_backward(
     if n == 0 {
         dw.fill(0.0);
     }
+    let plan = implicit_plan(g, col.len());
     for i in 0..n {
         let beta = if i == 0 { 0.0 } else { 1.0 };
         let dyi = &dy[i * ys..(i + 1) * ys];
-        weight_grad_image(g, &x[i * xs..(i + 1) * xs], dyi, dw, beta, col);
+        weight_grad_image(
+            g,
+            plan.as_ref(),
+            &x[i * xs..(i + 1) * xs],
+            dyi,
+            dw,
+            beta,
+            col,
+        );
         data_grad_image(g, w, dyi, &mut dx[i * xs..(i + 1) * xs], col);
     }
     if let Some(db) = db {

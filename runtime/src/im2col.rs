@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::gemm::Context;
+use crate::gemm::{panel_from_two_runs, BSource, Context, Major};
 
 /// The geometry of one 2-D convolution over NCHW tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,6 +255,163 @@ pub fn col2im(g: &Conv2d, col: &[f32], c0: usize, dx: &mut [f32]) {
     );
 }
 
+/// Floats past the last plane of a padded input: the 16-wide fast path of
+/// [`Im2colSource`] reads (and discards) up to 15 values past the last one it needs.
+const PAD_SLACK: usize = 16;
+
+/// The im2col matrix of one image and group as a GEMM operand that is never stored: the
+/// GEMM asks for one panel at a time, and each is read from a zero-padded copy `xp` of the
+/// input. With padded planes of `hp × wp`, element (row `(c, i, j)`, pixel `(oy, ox)`) is
+/// `xp[tap[row] + pix[pixel]]`, where `tap = c·hp·wp + i·dh·wp + j·dw` and
+/// `pix = oy·sh·wp + ox·sw`: the two tables are all the geometry there is.
+pub struct Im2colSource<'a> {
+    xp: &'a [f32],
+    plan: &'a Im2colPlan,
+    /// As `col` (K×P, forward) or as `colᵀ` (P×K, the weight gradient's B).
+    transposed: bool,
+}
+
+/// The tables of [`Im2colSource`] for one geometry, shared by every image.
+#[derive(Debug)]
+pub struct Im2colPlan {
+    tap: Vec<usize>,
+    pix: Vec<usize>,
+    wo: usize,
+    unit_stride: bool,
+    padded_len: usize,
+}
+
+impl Im2colPlan {
+    /// The tables for `g`.
+    pub fn new(g: &Conv2d) -> Im2colPlan {
+        let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+        let mut tap = Vec::with_capacity(g.col_rows());
+        for c in 0..g.cg() {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    tap.push(c * hp * wp + i * g.dh * wp + j * g.dw);
+                }
+            }
+        }
+        let (ho, wo) = (g.ho(), g.wo());
+        let pix = (0..ho * wo)
+            .map(|q| q / wo * g.sh * wp + q % wo * g.sw)
+            .collect();
+        Im2colPlan {
+            tap,
+            pix,
+            wo,
+            unit_stride: g.sw == 1,
+            padded_len: g.cg() * hp * wp + PAD_SLACK,
+        }
+    }
+
+    /// Floats of the padded input of one group ([`pad_input`]).
+    pub fn padded_len(&self) -> usize {
+        self.padded_len
+    }
+
+    /// The im2col matrix (K×P) of the padded input `xp`, or its transpose (P×K).
+    pub fn source<'a>(&'a self, xp: &'a [f32], transposed: bool) -> Im2colSource<'a> {
+        assert!(
+            xp.len() >= self.padded_len,
+            "im2col: padded input too short"
+        );
+        Im2colSource {
+            xp,
+            plan: self,
+            transposed,
+        }
+    }
+}
+
+/// Copies channels `c0..c0+cg` of one image `x` into `xp` with `ph`, `pw` zeros around
+/// every plane, then [`PAD_SLACK`] zeros: the input of an [`Im2colSource`].
+pub fn pad_input(g: &Conv2d, x: &[f32], c0: usize, xp: &mut [f32]) {
+    let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+    let plane = g.h * g.w;
+    let (planes, slack) = xp[..g.cg() * hp * wp + PAD_SLACK].split_at_mut(g.cg() * hp * wp);
+    for_chunks(planes, hp * wp, |ci, xc| {
+        let src = &x[(c0 + ci) * plane..(c0 + ci + 1) * plane];
+        xc[..g.ph * wp].fill(0.0);
+        xc[(g.ph + g.h) * wp..].fill(0.0);
+        for (y, row) in xc[g.ph * wp..(g.ph + g.h) * wp]
+            .chunks_exact_mut(wp)
+            .enumerate()
+        {
+            row[..g.pw].fill(0.0);
+            row[g.pw..g.pw + g.w].copy_from_slice(&src[y * g.w..(y + 1) * g.w]);
+            row[g.pw + g.w..].fill(0.0);
+        }
+    });
+    slack.fill(0.0);
+}
+
+impl BSource for Im2colSource<'_> {
+    fn shape(&self) -> (usize, usize) {
+        let (k, p) = (self.plan.tap.len(), self.plan.pix.len());
+        if self.transposed {
+            (p, k)
+        } else {
+            (k, p)
+        }
+    }
+
+    fn major(&self) -> Major {
+        if self.transposed {
+            Major::Col
+        } else {
+            Major::Row
+        }
+    }
+
+    fn block(&self, pc: usize, kc: usize, j0: usize, w: usize, out: &mut [f32], ld: usize) {
+        let plan = self.plan;
+        if self.transposed {
+            // Column j of the block is row j0 + j of col, over pixels pc..pc+kc.
+            let taps = &plan.tap[j0..j0 + w];
+            let pix = &plan.pix[pc..pc + kc];
+            for (j, &t) in taps.iter().enumerate() {
+                let dst = &mut out[j * ld..j * ld + kc];
+                let xp = &self.xp[t..];
+                if plan.unit_stride {
+                    // Pixels of one output row are consecutive in xp: copy row by row.
+                    let mut p = 0;
+                    while p < kc {
+                        let len = (plan.wo - (pc + p) % plan.wo).min(kc - p);
+                        dst[p..p + len].copy_from_slice(&xp[pix[p]..pix[p] + len]);
+                        p += len;
+                    }
+                } else {
+                    for (d, &q) in dst.iter_mut().zip(pix) {
+                        *d = xp[q];
+                    }
+                }
+            }
+        } else {
+            // Row p of the block is row pc + p of col, over pixels j0..j0+w.
+            let taps = &plan.tap[pc..pc + kc];
+            let pix = &plan.pix[j0..j0 + w];
+            // A full panel of 16 pixels in at most two output rows is two runs of xp: the
+            // first `s` lanes from one, the rest from the other.
+            let s = plan.wo - j0 % plan.wo;
+            if w == 16 && plan.unit_stride && (s >= 16 || 16 - s <= plan.wo) {
+                let s = s.min(16);
+                let a = pix[0];
+                let b = if s < 16 { pix[s] - s } else { a };
+                panel_from_two_runs(self.xp, taps, a, b, s, out, ld);
+            } else {
+                for (p, &t) in taps.iter().enumerate() {
+                    let xp = &self.xp[t..];
+                    for (d, &q) in out[p * ld..p * ld + w].iter_mut().zip(pix) {
+                        *d = xp[q];
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +484,75 @@ mod tests {
                 .map(|(a, b)| (*a as f64) * (*b as f64))
                 .sum();
             assert_eq!(lhs, rhs);
+        }
+    }
+
+    /// Every block the GEMM can ask of the implicit im2col, in both orders, is the
+    /// corresponding block of the stored col matrix: wide and narrow outputs (panels in one,
+    /// two or more output rows), padding, dilation, strides, groups.
+    #[test]
+    fn implicit_im2col_blocks_match_im2col() {
+        let mut geometries = vec![
+            Conv2d::square(3, 28, 28, 4, 3, 1, 1),
+            Conv2d::square(2, 7, 9, 2, 3, 1, 2),
+            Conv2d::square(2, 11, 30, 2, 5, 2, 2),
+            Conv2d::square(1, 20, 17, 1, 1, 1, 0),
+        ];
+        geometries.push(Conv2d {
+            dh: 2,
+            dw: 3,
+            groups: 2,
+            c: 4,
+            ..Conv2d::square(4, 13, 40, 2, 3, 1, 3)
+        });
+        for g in geometries {
+            let x: Vec<f32> = (0..g.c * g.h * g.w).map(|i| i as f32 + 1.0).collect();
+            let (k, p) = (g.col_rows(), g.ho() * g.wo());
+            let plan = Im2colPlan::new(&g);
+            for c0 in (0..g.c).step_by(g.cg()) {
+                let mut col = vec![0.0; k * p];
+                im2col(&g, &x, c0, &mut col);
+                let mut xp = vec![f32::NAN; plan.padded_len()];
+                pad_input(&g, &x, c0, &mut xp);
+                for transposed in [false, true] {
+                    let src = plan.source(&xp, transposed);
+                    let (rows, cols) = src.shape();
+                    let ranges = [(0, rows), (1, rows - 1), (rows / 3, rows / 2 + 1)];
+                    for (pc, kc) in ranges.into_iter().filter(|&(_, kc)| kc > 0) {
+                        for j0 in 0..cols {
+                            for w in [1, 5, 16].into_iter().filter(|w| j0 + w <= cols) {
+                                let ld = if transposed { kc + 3 } else { 19 };
+                                let len = if transposed {
+                                    (w - 1) * ld + kc
+                                } else {
+                                    (kc - 1) * ld + w
+                                };
+                                let mut out = vec![f32::NAN; len];
+                                src.block(pc, kc, j0, w, &mut out, ld);
+                                for pp in 0..kc {
+                                    for j in 0..w {
+                                        let (r, q) = if transposed {
+                                            (j0 + j, pc + pp)
+                                        } else {
+                                            (pc + pp, j0 + j)
+                                        };
+                                        let got = if transposed {
+                                            out[j * ld + pp]
+                                        } else {
+                                            out[pp * ld + j]
+                                        };
+                                        assert_eq!(
+                                            got,
+                                            col[r * p + q],
+                                            "{g:?} c0 {c0} transposed {transposed} row {r} pixel {q}"
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! layout of A, B and C, edge sizes around each kernel's tile and blocks, alpha/beta special
 //! cases and every epilogue; and bitwise determinism across thread counts.
 
-use netc_runtime::gemm::{Bias, Context, Epilogue, KernelKind};
+use netc_runtime::gemm::{BSource, Bias, Context, Epilogue, KernelKind, Major};
 
 /// Every kernel this machine can run; fails if the CPU reports AVX2 and FMA (as seen by std
 /// and, on Linux, by /proc/cpuinfo) but the AVX2 kernel is not available.
@@ -478,4 +478,73 @@ fn the_global_context_follows_set_num_threads() {
         Epilogue::NONE,
     );
     assert_eq!(c, vec![42.0, 48.0, 54.0, 114.0, 136.0, 158.0]);
+}
+
+/// A stored row-major k×n matrix served as a generated B, in either order.
+struct Served {
+    b: Vec<f32>,
+    k: usize,
+    n: usize,
+    major: Major,
+}
+
+impl BSource for Served {
+    fn shape(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+    fn major(&self) -> Major {
+        self.major
+    }
+    fn block(&self, pc: usize, kc: usize, j0: usize, w: usize, out: &mut [f32], ld: usize) {
+        for p in 0..kc {
+            for j in 0..w {
+                let at = match self.major {
+                    Major::Row => p * ld + j,
+                    Major::Col => j * ld + p,
+                };
+                out[at] = self.b[(pc + p) * self.n + j0 + j];
+            }
+        }
+    }
+}
+
+/// A generated B gives bitwise the result of the same B stored, for every kernel, both
+/// orders, sizes around the tiles and blocks, and 1 or 2 threads (which split C).
+#[test]
+fn generated_b_matches_stored_b() {
+    for kernel in kernels() {
+        for threads in [1, 2] {
+            let ctx = context(kernel, threads);
+            for (m, n, k) in [(1, 1, 1), (7, 17, 5), (70, 1000, 300), (129, 33, 600)] {
+                let a: Vec<f32> = (0..m * k).map(|i| value(1, i / k, i % k)).collect();
+                let b: Vec<f32> = (0..k * n).map(|i| value(2, i / n, i % n)).collect();
+                let bias: Vec<f32> = (0..m).map(|i| value(3, i, 0)).collect();
+                let epi = Epilogue::bias_per_row(&bias).relu();
+                let c0: Vec<f32> = (0..m * n).map(|i| value(4, i / n, i % n)).collect();
+                let mut want = c0.clone();
+                ctx.sgemm(
+                    m, n, k, 0.5, &a, k as isize, 1, &b, n as isize, 1, 0.25, &mut want,
+                    n as isize, 1, epi,
+                );
+                for major in [Major::Row, Major::Col] {
+                    let src = Served {
+                        b: b.clone(),
+                        k,
+                        n,
+                        major,
+                    };
+                    let mut got = c0.clone();
+                    ctx.sgemm_source(
+                        m, n, k, 0.5, &a, k as isize, 1, &src, 0.25, &mut got, n as isize, epi,
+                    );
+                    assert!(
+                        got.iter()
+                            .zip(&want)
+                            .all(|(x, y)| x.to_bits() == y.to_bits()),
+                        "{kernel:?}, {threads} threads, {m}x{n}x{k}, {major:?}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::kernel::{KernelKind, TileBias};
-use super::{run_serial, Bias, Epilogue, Problem};
+use super::{run_serial, BSource, Bias, Epilogue, Problem};
 
 /// Work (2·m·n·k flops) below which a GEMM stays on the calling thread; also the least work
 /// worth one more thread. At ~90 GFLOP/s this is ~25 µs of compute, against a few µs to hand
@@ -146,13 +146,7 @@ impl Context {
         };
         let c_at = origin("C", c.len(), m, n, rsc, csc);
         check_no_alias(m, n, rsc, csc);
-        match epilogue.bias {
-            Bias::None => {}
-            Bias::PerRow(bias) => assert_eq!(bias.len(), m, "sgemm: a bias per row needs m values"),
-            Bias::PerCol(bias) => {
-                assert_eq!(bias.len(), n, "sgemm: a bias per column needs n values")
-            }
-        }
+        check_bias(m, n, epilogue);
         if m == 0 || n == 0 {
             return;
         }
@@ -176,13 +170,78 @@ impl Context {
             c: c[c_at..].as_mut_ptr(),
             rsc,
             csc,
-            bias: match epilogue.bias {
-                Bias::None => TileBias::None,
-                Bias::PerRow(bias) => TileBias::Row(bias.as_ptr()),
-                Bias::PerCol(bias) => TileBias::Col(bias.as_ptr()),
-            },
+            bias: tile_bias(epilogue),
             relu: epilogue.relu,
+            source: None,
+            j0: 0,
         };
+        // SAFETY: the problem was checked above.
+        unsafe { self.run(&problem) };
+    }
+
+    /// [`sgemm_source`](super::sgemm_source) on this context: same arguments, same contract.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sgemm_source(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f32,
+        a: &[f32],
+        rsa: isize,
+        csa: isize,
+        b: &dyn BSource,
+        beta: f32,
+        c: &mut [f32],
+        rsc: isize,
+        epilogue: Epilogue,
+    ) {
+        assert_eq!(b.shape(), (k, n), "sgemm: the shape of the generated B");
+        let ab_used = k > 0 && alpha != 0.0;
+        let a_at = if ab_used {
+            origin("A", a.len(), m, k, rsa, csa)
+        } else {
+            0
+        };
+        let c_at = origin("C", c.len(), m, n, rsc, 1);
+        check_no_alias(m, n, rsc, 1);
+        check_bias(m, n, epilogue);
+        if m == 0 || n == 0 {
+            return;
+        }
+        if !ab_used {
+            return scale_only(m, n, beta, c, c_at, rsc, 1, epilogue);
+        }
+        let problem = Problem {
+            m,
+            n,
+            k,
+            alpha,
+            a: a[a_at..].as_ptr(),
+            rsa,
+            csa,
+            b: std::ptr::null(),
+            rsb: 0,
+            csb: 0,
+            beta,
+            c: c[c_at..].as_mut_ptr(),
+            rsc,
+            csc: 1,
+            bias: tile_bias(epilogue),
+            relu: epilogue.relu,
+            source: Some(b),
+            j0: 0,
+        };
+        // SAFETY: the problem was checked above.
+        unsafe { self.run(&problem) };
+    }
+
+    /// Splits a checked problem among the pool's threads and runs it.
+    ///
+    /// # Safety
+    /// `problem` was built from checked arguments whose borrows outlive the call.
+    unsafe fn run(&self, problem: &Problem) {
+        let (m, n, k) = (problem.m, problem.n, problem.k);
         let super::Blocking { mr, nr, .. } = self.kernel.blocking();
         let (tm, tn) = split(m, n, k, mr, nr, self.threads);
         let kernel = self.kernel;
@@ -206,9 +265,29 @@ impl Context {
                     unsafe { run_serial(kernel, first) };
                 });
             }
-            // SAFETY: the problem was checked above; the kernel is available (it was detected
-            // or checked by `with_kernel`).
-            _ => unsafe { run_serial(kernel, &problem) },
+            // SAFETY: the problem was checked (caller); the kernel is available (it was
+            // detected or checked by `with_kernel`).
+            _ => unsafe { run_serial(kernel, problem) },
+        }
+    }
+}
+
+/// The tile epilogue's bias for a checked epilogue.
+fn tile_bias(epilogue: Epilogue) -> TileBias {
+    match epilogue.bias {
+        Bias::None => TileBias::None,
+        Bias::PerRow(bias) => TileBias::Row(bias.as_ptr()),
+        Bias::PerCol(bias) => TileBias::Col(bias.as_ptr()),
+    }
+}
+
+/// Panics unless the bias has m values (per row) or n (per column).
+fn check_bias(m: usize, n: usize, epilogue: Epilogue) {
+    match epilogue.bias {
+        Bias::None => {}
+        Bias::PerRow(bias) => assert_eq!(bias.len(), m, "sgemm: a bias per row needs m values"),
+        Bias::PerCol(bias) => {
+            assert_eq!(bias.len(), n, "sgemm: a bias per column needs n values")
         }
     }
 }

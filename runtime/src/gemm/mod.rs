@@ -4,6 +4,7 @@
 //! output only.
 //!
 //! Layout of this module: `mod.rs` (the API and the loop nest), `pack.rs` (panels),
+//! `source.rs` (B operands generated block by block, such as an implicit im2col),
 //! `kernel.rs` (the micro-kernel contract), `avx2.rs` and `generic.rs` (the kernels),
 //! `context.rs` (kernel choice, thread pool, splitting the work), `bench.rs` (timing).
 //!
@@ -46,10 +47,12 @@ mod context;
 mod generic;
 mod kernel;
 mod pack;
+mod source;
 
 pub use bench::{bench, BenchResult, PEAK_GFLOPS_PER_CORE};
 pub use context::{num_threads, set_num_threads, Context};
 pub use kernel::{Blocking, KernelKind};
+pub use source::{panel_from_two_runs, BSource, Major};
 
 use kernel::{Kernel, TileBias, TileEpilogue};
 use pack::AlignedBuf;
@@ -149,10 +152,35 @@ pub fn sgemm(
     );
 }
 
+/// `C = alpha·A·B + beta·C`, then the epilogue, like [`sgemm`], with B generated block by
+/// block by `b` (k×n, see [`BSource`]) instead of read from memory, and C row-major
+/// (`(i, j)` at `c[i*rsc + j]`). Every element of C gets the same arithmetic as from
+/// [`sgemm`] with B stored.
+///
+/// # Panics
+/// As [`sgemm`], and if `b.shape()` is not `(k, n)`.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_source(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+    b: &dyn BSource,
+    beta: f32,
+    c: &mut [f32],
+    rsc: isize,
+    epilogue: Epilogue,
+) {
+    Context::global().sgemm_source(m, n, k, alpha, a, rsa, csa, b, beta, c, rsc, epilogue);
+}
+
 /// A GEMM after its arguments were checked: raw pointers at element (0, 0) of each operand.
 /// Tasks of a parallel GEMM are sub-problems of one of these over disjoint parts of C.
-#[derive(Clone, Copy, Debug)]
-struct Problem {
+#[derive(Clone, Copy)]
+struct Problem<'s> {
     m: usize,
     n: usize,
     k: usize,
@@ -170,19 +198,28 @@ struct Problem {
     /// The bias pointer is at row 0 (Row) or column 0 (Col) of C.
     bias: TileBias,
     relu: bool,
+    /// B generated on demand instead of read through `b` (which is then unused), from
+    /// column `j0` of the source on.
+    source: Option<&'s dyn BSource>,
+    j0: usize,
 }
 
-// SAFETY: a `Problem` is only built by `Context::sgemm` from borrowed slices that outlive the
-// call, and only sent to the tasks of that call; each task writes a disjoint rectangle of C
-// (C's strides were checked not to alias) and only reads A, B and the bias.
-unsafe impl Send for Problem {}
+// SAFETY: a `Problem` is only built by `Context::sgemm` / `sgemm_source` from borrowed slices
+// (and a `Sync` B source) that outlive the call, and only sent to the tasks of that call; each
+// task writes a disjoint rectangle of C (C's strides were checked not to alias) and only
+// reads A, B and the bias.
+unsafe impl Send for Problem<'_> {}
 
-impl Problem {
+impl<'s> Problem<'s> {
     /// The sub-problem on rows `rows` and columns `cols` of C.
     ///
     /// # Safety
     /// The ranges must lie inside `0..m` and `0..n`.
-    unsafe fn sub(&self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) -> Problem {
+    unsafe fn sub(
+        &self,
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+    ) -> Problem<'s> {
         let (i, j) = (rows.start as isize, cols.start as isize);
         // SAFETY: (i, 0) of A, (0, j) of B and (i, j) of C are elements of the checked
         // operands (or one past a dimension of length 0, which is never dereferenced).
@@ -198,13 +235,16 @@ impl Problem {
                     TileBias::Row(p) => TileBias::Row(p.offset(i)),
                     TileBias::Col(p) => TileBias::Col(p.offset(j)),
                 },
+                j0: self.j0 + cols.start,
                 ..*self
             }
         }
     }
 
     /// The same product transposed: `Cᵀ = Bᵀ·Aᵀ`, so a column-major C becomes row-major.
-    fn transposed(&self) -> Problem {
+    /// Only for a stored B.
+    fn transposed(&self) -> Problem<'s> {
+        assert!(self.source.is_none(), "a generated B is never transposed");
         Problem {
             m: self.n,
             n: self.m,
@@ -226,16 +266,25 @@ impl Problem {
     }
 }
 
-/// Packing buffers of one thread, reused across calls.
+/// Packing buffers of one thread, reused across calls (`t`: blocks of a generated B).
 struct Scratch {
     a: AlignedBuf,
     b: AlignedBuf,
+    t: AlignedBuf,
+}
+
+impl Scratch {
+    const fn new() -> Scratch {
+        Scratch {
+            a: AlignedBuf::new(),
+            b: AlignedBuf::new(),
+            t: AlignedBuf::new(),
+        }
+    }
 }
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = const {
-        std::cell::RefCell::new(Scratch { a: AlignedBuf::new(), b: AlignedBuf::new() })
-    };
+    static SCRATCH: std::cell::RefCell<Scratch> = const { std::cell::RefCell::new(Scratch::new()) };
 }
 
 /// Runs `p` on this thread with kernel `kind`, using this thread's packing buffers.
@@ -253,10 +302,7 @@ unsafe fn run_serial(kind: KernelKind, p: &Problem) {
                 &mut *borrowed
             }
             Err(_) => {
-                fresh = Scratch {
-                    a: AlignedBuf::new(),
-                    b: AlignedBuf::new(),
-                };
+                fresh = Scratch::new();
                 &mut fresh
             }
         };
@@ -312,10 +358,16 @@ unsafe fn gemm_loops<K: Kernel>(p: &Problem, scratch: &mut Scratch) {
     for (jc, nc) in blocks(p.n, K::NC, K::NR) {
         // Loop 4 (pc): split k by KC, pack B.
         for (pc, kc) in blocks(p.k, K::KC, 1) {
-            // SAFETY: the kc×nc block at (pc, jc) lies inside B.
-            unsafe {
-                let b = p.b.offset(pc as isize * p.rsb + jc as isize * p.csb);
-                pack::pack(K::NR, nc, kc, b, p.csb, p.rsb, b_pack);
+            match p.source {
+                // SAFETY: the kc×nc block at (pc, jc) lies inside B.
+                None => unsafe {
+                    let b = p.b.offset(pc as isize * p.rsb + jc as isize * p.csb);
+                    pack::pack(K::NR, nc, kc, b, p.csb, p.rsb, b_pack);
+                },
+                Some(src) => {
+                    let j0 = p.j0 + jc;
+                    source::pack_source(K::NR, src, pc, kc, j0, nc, b_pack, &mut scratch.t);
+                }
             }
             // Only the first k block scales C by beta; only the last applies the epilogue.
             let beta = if pc == 0 { p.beta } else { 1.0 };
