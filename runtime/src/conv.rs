@@ -107,6 +107,86 @@ fn weight_grad_image(
     }
 }
 
+/// Backward data of a stride-1 conv as a forward conv: `dX = conv(dY, W̃)` with padding
+/// `d·(k-1) - p`, where `W̃[ci, o, i, j] = W[o, ci, kh-1-i, kw-1-j]` (per group). It replaces
+/// a GEMM with a short reduction (k = out channels) followed by col2im with one implicit
+/// im2col GEMM that writes dX directly. `W̃` lives at the end of the `col` buffer, the padded
+/// dY (and, in the fused backward, the padded X) before it.
+struct DataAsConv {
+    /// The geometry of the forward conv that computes dX.
+    gt: Conv2d,
+    plan: Im2colPlan,
+}
+
+impl DataAsConv {
+    /// The rewrite, when `g` is a stride-1 conv whose padding is at most its reach and
+    /// `col_len` floats hold the flipped weights and the padded dY.
+    fn new(g: &Conv2d, col_len: usize) -> Option<DataAsConv> {
+        let (reach_h, reach_w) = (g.dh * (g.kh - 1), g.dw * (g.kw - 1));
+        if g.is_pointwise() || g.sh != 1 || g.sw != 1 || g.ph > reach_h || g.pw > reach_w {
+            return None;
+        }
+        let gt = Conv2d {
+            c: g.out,
+            h: g.ho(),
+            w: g.wo(),
+            out: g.c,
+            ph: reach_h - g.ph,
+            pw: reach_w - g.pw,
+            ..*g
+        };
+        let plan = Im2colPlan::new(&gt);
+        (plan.padded_len() + g.weight_len() <= col_len).then_some(DataAsConv { gt, plan })
+    }
+
+    /// Splits `col` into the room before the flipped weights and the flipped weights,
+    /// written from `w`.
+    fn flip<'c>(&self, g: &Conv2d, w: &[f32], col: &'c mut [f32]) -> (&'c mut [f32], &'c [f32]) {
+        let at = col.len() - g.weight_len();
+        let (front, wt) = col.split_at_mut(at);
+        let (og, cg, taps) = (g.og(), g.cg(), g.kh * g.kw);
+        for grp in 0..g.groups {
+            for o in 0..og {
+                for ci in 0..cg {
+                    let from = &w[((grp * og + o) * cg + ci) * taps..][..taps];
+                    let to = &mut wt[((grp * cg + ci) * og + o) * taps..][..taps];
+                    for (t, v) in to.iter_mut().rev().zip(from) {
+                        *t = *v;
+                    }
+                }
+            }
+        }
+        (front, wt)
+    }
+
+    /// `dX = conv(dY, W̃)` for every group of one image (overwrites `dxi`).
+    fn image(&self, g: &Conv2d, wt: &[f32], dyi: &[f32], dxi: &mut [f32], room: &mut [f32]) {
+        let (kt, p, cg) = (self.gt.col_rows(), g.h * g.w, g.cg());
+        for grp in 0..g.groups {
+            let xp = &mut room[..self.plan.padded_len()];
+            pad_input(&self.gt, dyi, grp * g.og(), xp);
+            let b = self.plan.source(xp, false);
+            let wg = &wt[grp * cg * kt..(grp + 1) * cg * kt];
+            let dxg = &mut dxi[grp * cg * p..(grp + 1) * cg * p];
+            let epi = Epilogue::NONE;
+            sgemm_source(
+                cg,
+                p,
+                kt,
+                1.0,
+                wg,
+                kt as isize,
+                1,
+                &b,
+                0.0,
+                dxg,
+                p as isize,
+                epi,
+            );
+        }
+    }
+}
+
 /// `dX = col2im(Wᵀ·dY)` for every group of one image (`dxi` zeroed first unless pointwise).
 fn data_grad_image(g: &Conv2d, w: &[f32], dyi: &[f32], dxi: &mut [f32], col: &mut [f32]) {
     let (k, p, og, cg) = (g.col_rows(), g.ho() * g.wo(), g.og(), g.cg());
@@ -216,6 +296,13 @@ pub fn conv2d_backward_data(
 ) {
     check_lens(g, n, dx.len(), w.len(), dy.len(), col.len());
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
+    if let Some(dc) = DataAsConv::new(g, col.len()) {
+        let (room, wt) = dc.flip(g, w, col);
+        for (dyi, dxi) in dy.chunks_exact(ys).zip(dx.chunks_exact_mut(xs)) {
+            dc.image(g, wt, dyi, dxi, room);
+        }
+        return;
+    }
     if !g.is_pointwise() {
         dx.fill(0.0);
     }
@@ -283,16 +370,27 @@ pub fn conv2d_backward(
     assert_eq!(dx.len(), x.len(), "conv: dx length");
     assert_eq!(dw.len(), w.len(), "conv: dw length");
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
-    if !g.is_pointwise() {
-        dx.fill(0.0);
-    }
     if n == 0 {
         dw.fill(0.0);
     }
+    let data_as_conv = DataAsConv::new(g, col.len());
+    let (col, wt) = match &data_as_conv {
+        Some(dc) => {
+            let (room, wt) = dc.flip(g, w, col);
+            (room, Some(wt))
+        }
+        None => {
+            if !g.is_pointwise() {
+                dx.fill(0.0);
+            }
+            (col, None)
+        }
+    };
     let plan = implicit_plan(g, col.len());
     for i in 0..n {
         let beta = if i == 0 { 0.0 } else { 1.0 };
         let dyi = &dy[i * ys..(i + 1) * ys];
+        let dxi = &mut dx[i * xs..(i + 1) * xs];
         weight_grad_image(
             g,
             plan.as_ref(),
@@ -302,7 +400,10 @@ pub fn conv2d_backward(
             beta,
             col,
         );
-        data_grad_image(g, w, dyi, &mut dx[i * xs..(i + 1) * xs], col);
+        match (&data_as_conv, wt) {
+            (Some(dc), Some(wt)) => dc.image(g, wt, dyi, dxi, col),
+            _ => data_grad_image(g, w, dyi, dxi, col),
+        }
     }
     if let Some(db) = db {
         bias_backward(n, g.out, g.ho() * g.wo(), dy, db);
@@ -338,4 +439,50 @@ pub(crate) fn lane_sum(x: &[f32]) -> f32 {
         total += v;
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Backward data as a forward conv agrees with GEMM + col2im (different summation
+    /// order, so to rounding), with padding below, at and above half the kernel, dilation
+    /// and groups.
+    #[test]
+    fn data_as_conv_matches_col2im() {
+        let geometries = [
+            Conv2d::square(3, 5, 6, 4, 3, 1, 1),
+            Conv2d::square(2, 20, 18, 3, 3, 1, 0),
+            Conv2d::square(2, 4, 17, 3, 5, 1, 4),
+            Conv2d {
+                dh: 2,
+                dw: 3,
+                groups: 2,
+                ..Conv2d::square(4, 9, 19, 6, 3, 1, 2)
+            },
+        ];
+        for g in geometries {
+            let n = 2;
+            let dy: Vec<f32> = (0..n * g.out * g.ho() * g.wo())
+                .map(|i| ((i * 7) % 13) as f32 - 6.0)
+                .collect();
+            let w: Vec<f32> = (0..g.weight_len())
+                .map(|i| ((i * 5) % 11) as f32 - 5.0)
+                .collect();
+            let mut col = vec![0.0; g.col_len()];
+            let dc = DataAsConv::new(&g, col.len()).expect("the rewrite applies");
+            let (room, wt) = dc.flip(&g, &w, &mut col);
+            let xs = g.c * g.h * g.w;
+            let mut got = vec![f32::NAN; n * xs];
+            let mut want = vec![0.0; n * xs];
+            let mut col2 = vec![0.0; g.col_len()];
+            for i in 0..n {
+                let dyi = &dy[i * g.out * g.ho() * g.wo()..][..g.out * g.ho() * g.wo()];
+                dc.image(&g, wt, dyi, &mut got[i * xs..(i + 1) * xs], room);
+                data_grad_image(&g, &w, dyi, &mut want[i * xs..(i + 1) * xs], &mut col2);
+            }
+            // Small integers: both orders are exact.
+            assert_eq!(got, want, "{g:?}");
+        }
+    }
 }
