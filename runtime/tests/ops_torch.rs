@@ -525,3 +525,42 @@ fn optimizers_match_pytorch() {
         }
     }
 }
+
+#[test]
+fn concat_and_add_match_pytorch() {
+    use netc_runtime::tensor::*;
+    let case = &of("concat")[0];
+    let (a, b, dy) = (
+        t(&case["inputs"]["a"]),
+        t(&case["inputs"]["b"]),
+        t(&case["dy"]),
+    );
+    let (n, ca, cb) = (a.shape[0], a.shape[1], b.shape[1]);
+    let plane: usize = a.shape[2..].iter().product();
+    let mut y = vec![0.0; n * (ca + cb) * plane];
+    concat_channels(n, plane, ca, 0, ca + cb, &a.data, &mut y);
+    concat_channels(n, plane, cb, ca, ca + cb, &b.data, &mut y);
+    close("concat y", &y, &t(&case["outputs"]["y"]));
+    let (mut da, mut db) = (vec![0.0; a.data.len()], vec![0.0; b.data.len()]);
+    slice_channels(n, plane, ca, 0, ca + cb, &dy.data, &mut da);
+    slice_channels(n, plane, cb, ca, ca + cb, &dy.data, &mut db);
+    close("concat da", &da, &t(&case["outputs"]["da"]));
+    close("concat db", &db, &t(&case["outputs"]["db"]));
+
+    let case = &of("add")[0];
+    let ins: Vec<T> = ["a", "b", "c"]
+        .iter()
+        .map(|k| t(&case["inputs"][k]))
+        .collect();
+    let mut y = vec![0.0; ins[0].data.len()];
+    add_forward(&[&ins[0].data, &ins[1].data, &ins[2].data], &mut y);
+    close("add y", &y, &t(&case["outputs"]["y"]));
+    // The gradient of a sum reaches every input unchanged.
+    for k in ["da", "db", "dc"] {
+        close(
+            &format!("add {k}"),
+            &t(&case["dy"]).data,
+            &t(&case["outputs"][k]),
+        );
+    }
+}
