@@ -5,6 +5,7 @@
 
 pub mod dot;
 pub mod graph;
+pub mod interp;
 pub mod load;
 pub mod lower;
 pub mod ops;
