@@ -225,6 +225,7 @@ impl Report {
             "outputs": outputs,
             "layers": layers,
             "rows": rows,
+            "output_nodes": g.outputs.iter().map(|(name, n)| (name.clone(), json!(g.node(*n).path))).collect::<serde_json::Map<_, _>>(),
             "losses": losses,
             "depth": self.depth,
             "total": { "params": self.total.params(), "weights": self.total.weights, "macs": self.total.macs },
