@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use netc_compiler::{dot, Checked, Report};
 
+mod run;
+
 #[derive(Parser)]
 #[command(name = "netc", version, about = "A compiler for convolutional networks", long_about = None)]
 struct Cli {
@@ -46,6 +48,30 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Run a network on weights and inputs from safetensors files (names as LANGUAGE.md,
+    /// layouts as PyTorch), writing its outputs, and with --grads the loss and gradients.
+    Run {
+        /// The `.net` file.
+        file: PathBuf,
+        /// Which network of the file (required when it has more than one).
+        #[arg(long)]
+        network: Option<String>,
+        /// Parameters and batchnorm state: `PATH.weight`, `PATH.bias`, `PATH.running_mean`, ...
+        #[arg(long)]
+        weights: PathBuf,
+        /// Inputs by name, batch first (`image` f32 [N, C, H, W]; a label i64 or i32 [N]).
+        #[arg(long)]
+        inputs: PathBuf,
+        /// Where to write the outputs.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write `loss` and `grad.PATH.weight`, ... (training mode, dropout off).
+        #[arg(long)]
+        grads: bool,
+        /// Run the reference interpreter (the generated executor lands with code generation).
+        #[arg(long)]
+        interp: bool,
     },
     /// Measure the runtime's kernels: GFLOP/s and the fraction of this CPU's FP32 peak.
     #[command(subcommand)]
@@ -134,6 +160,74 @@ fn run(cli: Cli) -> ExitCode {
             output,
         } => graph(&file, network.as_deref(), format, output.as_deref()),
         Command::Bench(b) => bench(b),
+        Command::Run {
+            file,
+            network,
+            weights,
+            inputs,
+            out,
+            grads,
+            interp,
+        } => run_cmd(
+            &file,
+            network.as_deref(),
+            &weights,
+            &inputs,
+            &out,
+            grads,
+            interp,
+        ),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_cmd(
+    file: &Path,
+    network: Option<&str>,
+    weights: &Path,
+    inputs: &Path,
+    out: &Path,
+    grads: bool,
+    interp: bool,
+) -> ExitCode {
+    if !interp {
+        eprintln!(
+            "netc: running generated code needs code generation, which has not landed yet; \
+             pass --interp to run the reference interpreter"
+        );
+        return ExitCode::from(2);
+    }
+    let checked = netc_compiler::check_file(file, network);
+    if report_diagnostics(&checked) {
+        return ExitCode::from(1);
+    }
+    let g = match checked.graphs.as_slice() {
+        [g] => g,
+        [] => {
+            eprintln!("netc: {} defines no network to run", file.display());
+            return ExitCode::from(1);
+        }
+        many => {
+            let names: Vec<&str> = many.iter().map(|g| g.name.as_str()).collect();
+            eprintln!(
+                "netc: {} defines {} networks ({}); choose one with --network NAME",
+                file.display(),
+                many.len(),
+                names.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let result = run::load_weights(g, weights)
+        .and_then(|params| Ok((params, run::load_inputs(g, inputs)?)))
+        .and_then(|(params, feed)| run::run(g, params, &feed, grads))
+        .and_then(|tensors| run::write(out, &tensors));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("netc: {msg}");
+            ExitCode::from(1)
+        }
     }
 }
 

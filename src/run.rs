@@ -1,0 +1,272 @@
+//! `netc run`: one network on weights and inputs from safetensors files, outputs (and, with
+//! `--grads`, the loss and every parameter's gradient) to a safetensors file. Every mistake in
+//! the files (a missing, extra or mis-shaped tensor, a wrong dtype, a label out of range, a
+//! file that is not safetensors) is an error that names it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+
+use netc_compiler::interp::{self, Feed, Mode, Params, Tensor};
+use netc_compiler::ops::{InputKind, Op};
+use netc_compiler::Graph;
+
+/// Reads a safetensors file; the error says which file and why.
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, String> {
+    SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("{} is not a safetensors file: {e}", path.display()))
+}
+
+fn f32s(view: &TensorView) -> Vec<f32> {
+    view.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn shape_str(shape: &[usize]) -> String {
+    format!("{shape:?}")
+}
+
+/// The network's parameters and batchnorm state from `path`: exactly the names of
+/// LANGUAGE.md, in PyTorch layouts, as f32.
+pub fn load_weights(g: &Graph, path: &Path) -> Result<Params, String> {
+    let bytes = read(path)?;
+    let file = parse(path, &bytes)?;
+    let want = interp::param_shapes(g);
+    let mut params = Params::new();
+    let mut errors = Vec::new();
+    for (name, shape) in &want {
+        match file.tensor(name) {
+            Err(_) => errors.push(format!(
+                "`{name}` is missing (expected f32 {})",
+                shape_str(shape)
+            )),
+            Ok(view) if view.dtype() != Dtype::F32 => {
+                errors.push(format!("`{name}` is {:?}, expected F32", view.dtype()))
+            }
+            Ok(view) if view.shape() != &shape[..] => errors.push(format!(
+                "`{name}` has shape {}, expected {}",
+                shape_str(view.shape()),
+                shape_str(shape)
+            )),
+            Ok(view) => {
+                params.insert(
+                    name.clone(),
+                    Tensor {
+                        shape: shape.clone(),
+                        data: f32s(&view),
+                    },
+                );
+            }
+        }
+    }
+    let known: Vec<&str> = want.iter().map(|(n, _)| n.as_str()).collect();
+    let mut extra: Vec<String> = file
+        .names()
+        .into_iter()
+        .filter(|n| !known.contains(n))
+        .map(String::from)
+        .collect();
+    extra.sort();
+    for name in extra {
+        errors.push(format!(
+            "`{name}` is not a parameter of network `{}`",
+            g.name
+        ));
+    }
+    if errors.is_empty() {
+        Ok(params)
+    } else {
+        Err(format!("{}:\n  {}", path.display(), errors.join("\n  ")))
+    }
+}
+
+/// The network's inputs from `path`, batch first: f32 `[N, ...shape]` for tensors, i64 (or
+/// i32) `[N]` in `0..classes` for `class(classes)` labels.
+pub fn load_inputs(g: &Graph, path: &Path) -> Result<Feed, String> {
+    let bytes = read(path)?;
+    let file = parse(path, &bytes)?;
+    let mut feed = Feed::default();
+    let mut errors = Vec::new();
+    let mut batch: Option<(usize, String)> = None;
+    for (name, n) in &g.inputs {
+        let node = g.node(*n);
+        let Ok(view) = file.tensor(name) else {
+            errors.push(format!("input `{name}` is missing"));
+            continue;
+        };
+        let b = view.shape().first().copied().unwrap_or(0);
+        match &batch {
+            Some((first, by)) if *first != b => {
+                errors.push(format!(
+                    "input `{name}` has a batch of {b}, but `{by}` has {first}"
+                ));
+                continue;
+            }
+            None => batch = Some((b, name.clone())),
+            _ => {}
+        }
+        match node.op {
+            Op::Input(InputKind::Class(classes)) => {
+                if view.shape().len() != 1 {
+                    errors.push(format!(
+                        "label `{name}` has shape {}, expected [N]",
+                        shape_str(view.shape())
+                    ));
+                    continue;
+                }
+                let labels: Vec<i64> = match view.dtype() {
+                    Dtype::I64 => view
+                        .data()
+                        .chunks_exact(8)
+                        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                        .collect(),
+                    Dtype::I32 => view
+                        .data()
+                        .chunks_exact(4)
+                        .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
+                        .collect(),
+                    other => {
+                        errors.push(format!("label `{name}` is {other:?}, expected I64 or I32"));
+                        continue;
+                    }
+                };
+                if let Some((i, bad)) = labels
+                    .iter()
+                    .enumerate()
+                    .find(|(_, &l)| l < 0 || l >= classes as i64)
+                {
+                    errors.push(format!(
+                        "label `{name}`[{i}] is {bad}, outside 0..{classes}"
+                    ));
+                    continue;
+                }
+                feed.labels.insert(name.clone(), labels);
+            }
+            _ => {
+                let mut want = vec![b];
+                want.extend(&node.shape);
+                if view.dtype() != Dtype::F32 {
+                    errors.push(format!(
+                        "input `{name}` is {:?}, expected F32",
+                        view.dtype()
+                    ));
+                } else if view.shape() != &want[..] || b == 0 {
+                    errors.push(format!(
+                        "input `{name}` has shape {}, expected [N, {}] with N ≥ 1",
+                        shape_str(view.shape()),
+                        node.shape
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                } else {
+                    feed.tensors.insert(
+                        name.clone(),
+                        Tensor {
+                            shape: want,
+                            data: f32s(&view),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    let inputs: Vec<&str> = g.inputs.iter().map(|(n, _)| n.as_str()).collect();
+    for name in file.names() {
+        if !inputs.contains(&name) {
+            errors.push(format!("`{name}` is not an input of network `{}`", g.name));
+        }
+    }
+    if errors.is_empty() {
+        Ok(feed)
+    } else {
+        Err(format!("{}:\n  {}", path.display(), errors.join("\n  ")))
+    }
+}
+
+/// Runs `g` with the reference interpreter; with `grads`, in training mode (batchnorm on
+/// batch statistics, dropout the identity) and with the loss and every gradient.
+pub fn run(
+    g: &Graph,
+    mut params: Params,
+    feed: &Feed,
+    grads: bool,
+) -> Result<BTreeMap<String, Tensor>, String> {
+    let mut out = BTreeMap::new();
+    if grads {
+        if g.losses.is_empty() {
+            return Err(format!(
+                "`--grads` needs a loss, and network `{}` has none",
+                g.name
+            ));
+        }
+        let missing: Vec<&str> = g
+            .losses
+            .iter()
+            .flat_map(|l| l.inputs)
+            .filter_map(|n| match g.node(n).op {
+                Op::Input(InputKind::Class(_)) if !feed.labels.contains_key(&g.node(n).path) => {
+                    Some(g.node(n).path.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!("`--grads` needs the labels {}", missing.join(", ")));
+        }
+        let before = params.clone();
+        let f = interp::forward(g, &mut params, feed, Mode::Train);
+        out.extend(f.outputs(g));
+        out.insert(
+            "loss".into(),
+            Tensor {
+                shape: vec![],
+                data: vec![f.loss],
+            },
+        );
+        for (name, t) in interp::backward(g, &before, &f) {
+            out.insert(format!("grad.{name}"), t);
+        }
+    } else {
+        let f = interp::forward(g, &mut params, feed, Mode::Infer);
+        out.extend(f.outputs(g));
+    }
+    Ok(out)
+}
+
+/// Writes tensors as f32 safetensors, atomically (a temporary file, then a rename).
+pub fn write(path: &Path, tensors: &BTreeMap<String, Tensor>) -> Result<(), String> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                t.shape.clone(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = bytes
+        .iter()
+        .map(|(k, b, s)| {
+            (
+                k.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).expect("a view of a well-sized buffer"),
+            )
+        })
+        .collect();
+    let data = safetensors::serialize(views, None)
+        .map_err(|e| format!("cannot encode the outputs: {e}"))?;
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, data).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
