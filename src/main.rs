@@ -49,6 +49,18 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Write the Rust module that runs a network: Params, Grads, State, Workspace, forward,
+    /// forward_train and backward, one function per layer.
+    Emit {
+        /// The `.net` file.
+        file: PathBuf,
+        /// Which network of the file (required when it has more than one).
+        #[arg(long)]
+        network: Option<String>,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Run a network on weights and inputs from safetensors files (names as LANGUAGE.md,
     /// layouts as PyTorch), writing its outputs, and with --grads the loss and gradients.
     Run {
@@ -160,6 +172,11 @@ fn run(cli: Cli) -> ExitCode {
             output,
         } => graph(&file, network.as_deref(), format, output.as_deref()),
         Command::Bench(b) => bench(b),
+        Command::Emit {
+            file,
+            network,
+            output,
+        } => emit(&file, network.as_deref(), output.as_deref()),
         Command::Run {
             file,
             network,
@@ -177,6 +194,63 @@ fn run(cli: Cli) -> ExitCode {
             grads,
             interp,
         ),
+    }
+}
+
+/// The one network of a checked file, or the exit code after saying why there is none.
+fn one_network<'a>(
+    checked: &'a Checked,
+    file: &Path,
+) -> Result<&'a netc_compiler::Graph, ExitCode> {
+    match checked.graphs.as_slice() {
+        [g] => Ok(g),
+        [] => {
+            eprintln!("netc: {} defines no network", file.display());
+            Err(ExitCode::from(1))
+        }
+        many => {
+            let names: Vec<&str> = many.iter().map(|g| g.name.as_str()).collect();
+            eprintln!(
+                "netc: {} defines {} networks ({}); choose one with --network NAME",
+                file.display(),
+                many.len(),
+                names.join(", ")
+            );
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn emit(file: &Path, network: Option<&str>, output: Option<&Path>) -> ExitCode {
+    let checked = netc_compiler::check_file(file, network);
+    if report_diagnostics(&checked) {
+        return ExitCode::from(1);
+    }
+    let g = match one_network(&checked, file) {
+        Ok(g) => g,
+        Err(code) => return code,
+    };
+    let source = match netc_compiler::codegen::emit(g, &file.display().to_string()) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("netc: {msg}");
+            return ExitCode::from(1);
+        }
+    };
+    let written = match output {
+        Some(path) => std::fs::write(path, &source)
+            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => std::io::stdout()
+            .lock()
+            .write_all(source.as_bytes())
+            .map_err(|e| format!("cannot write to standard output: {e}")),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("netc: {msg}");
+            ExitCode::from(1)
+        }
     }
 }
 

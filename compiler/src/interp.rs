@@ -205,6 +205,16 @@ fn conv_t_geometry(c: &ops::ConvT, x: &[usize]) -> ConvT2d {
     }
 }
 
+/// The im2col buffer a conv layer needs (for generated code's workspace).
+pub fn conv_col_len(c: &ops::Conv, x: &[usize]) -> usize {
+    conv_geometry(c, x).col_len()
+}
+
+/// The col2im buffer a transposed conv layer needs.
+pub fn conv_t_col_len(c: &ops::ConvT, x: &[usize]) -> usize {
+    conv_t_geometry(c, x).col_len()
+}
+
 fn pool_geometry(p: &ops::Pool, x: &[usize]) -> Pool2d {
     Pool2d {
         c: x[0],

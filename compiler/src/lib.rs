@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod codegen;
 pub mod dot;
 pub mod graph;
 pub mod interp;

@@ -1,0 +1,29 @@
+//! The generated modules of the examples and test networks, compiled as part of the
+//! workspace (with warnings denied), for `tests/equal.rs` to run against the interpreter.
+
+#![deny(warnings)]
+
+/// LeNet-5 (`examples/lenet.net`).
+pub mod lenet {
+    include!(concat!(env!("OUT_DIR"), "/lenet.rs"));
+}
+
+/// The convolutional autoencoder (`examples/autoencoder.net`).
+pub mod autoencoder {
+    include!(concat!(env!("OUT_DIR"), "/autoencoder.rs"));
+}
+
+/// GoogLeNet with both auxiliary classifiers (`examples/googlenet.net`).
+pub mod googlenet {
+    include!(concat!(env!("OUT_DIR"), "/googlenet.rs"));
+}
+
+/// A small Inception network with an auxiliary head.
+pub mod small_inception {
+    include!(concat!(env!("OUT_DIR"), "/small_inception.rs"));
+}
+
+/// A network of every op.
+pub mod every_op {
+    include!(concat!(env!("OUT_DIR"), "/every_op.rs"));
+}

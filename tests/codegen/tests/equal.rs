@@ -1,0 +1,210 @@
+//! Generated code against the reference interpreter: on each network, the same parameters
+//! and inputs must give the same outputs (inference), the same loss and the same gradient
+//! for every parameter and the same batchnorm state after a training step.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use netc_codegen_tests::*;
+use netc_compiler::interp::{self, Feed, Mode, Params, Tensor};
+use netc_runtime::init::Init;
+use netc_runtime::rng::Rng;
+
+/// `|got - want| <= 1e-4·max|want|` (the same kernels in the same order: in practice equal).
+fn close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-4 * scale,
+            "{what}[{i}]: generated {g}, interpreter {w}"
+        );
+    }
+}
+
+struct Case {
+    graph: netc_compiler::Graph,
+    params: Params,
+    feed: Feed,
+}
+
+fn case(path: &str, batch: usize) -> Case {
+    let checked =
+        netc_compiler::check_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join(path), None);
+    assert!(!checked.has_errors(), "{}", checked.render());
+    let graph = checked.graphs.into_iter().next().unwrap();
+    let mut rng = Rng::new(5);
+    let params: Params = interp::init_params(&graph, Init::Xavier, 9)
+        .into_iter()
+        .map(|(k, mut t)| {
+            if k.ends_with(".bias") {
+                t.data.iter_mut().for_each(|v| *v = rng.uniform(-0.1, 0.1));
+            }
+            (k, t)
+        })
+        .collect();
+    let mut feed = Feed::default();
+    for (name, n) in &graph.inputs {
+        match graph.node(*n).op {
+            netc_compiler::ops::Op::Input(netc_compiler::ops::InputKind::Class(c)) => {
+                feed.labels.insert(
+                    name.clone(),
+                    (0..batch).map(|_| rng.below(c as u64) as i64).collect(),
+                );
+            }
+            _ => {
+                let mut shape = vec![batch];
+                shape.extend(&graph.node(*n).shape);
+                let mut t = Tensor::zeros(&shape);
+                t.data.iter_mut().for_each(|v| *v = rng.uniform(0.0, 1.0));
+                feed.tensors.insert(name.clone(), t);
+            }
+        }
+    }
+    Case {
+        graph,
+        params,
+        feed,
+    }
+}
+
+/// What the interpreter computes: the loss, every gradient (missing ones are zero), the
+/// state after the step, and the inference outputs.
+struct Reference {
+    loss: f32,
+    grads: BTreeMap<String, Vec<f32>>,
+    state_after: Params,
+    outs: BTreeMap<String, Vec<f32>>,
+}
+
+fn reference(c: &Case) -> Reference {
+    let mut p = c.params.clone();
+    let f = interp::forward(&c.graph, &mut p, &c.feed, Mode::Train);
+    let grads = interp::backward(&c.graph, &c.params, &f);
+    let grads = interp::param_shapes(&c.graph)
+        .into_iter()
+        .filter(|(n, _)| !interp::is_state(n))
+        .map(|(n, s)| {
+            let g = grads
+                .get(&n)
+                .map(|t| t.data.clone())
+                .unwrap_or_else(|| vec![0.0; s.iter().product()]);
+            (n, g)
+        })
+        .collect();
+    let mut q = c.params.clone();
+    let inf = interp::forward(&c.graph, &mut q, &c.feed, Mode::Infer);
+    let outs = inf
+        .outputs(&c.graph)
+        .into_iter()
+        .map(|(k, t)| (k, t.data))
+        .collect();
+    Reference {
+        loss: f.loss,
+        grads,
+        state_after: p,
+        outs,
+    }
+}
+
+macro_rules! equal {
+    ($test:ident, $m:ident, $path:expr, $batch:expr, [$($input:ident),*], [$($label:ident),*], [$($out:ident),*]) => {
+        #[test]
+        fn $test() {
+            let c = case($path, $batch);
+            let Reference { loss, grads, state_after, outs } = reference(&c);
+            let mut p = $m::Params::new();
+            for (name, _) in $m::Params::SHAPES {
+                p.get_mut(name).unwrap().copy_from_slice(&c.params[*name].data);
+            }
+            let mut s = $m::State::new();
+            for (name, _) in $m::State::SHAPES {
+                s.get_mut(name).unwrap().copy_from_slice(&c.params[*name].data);
+            }
+            let x = $m::Inputs {
+                $($input: &c.feed.tensors[stringify!($input)].data,)*
+                $($label: &c.feed.labels[stringify!($label)],)*
+            };
+            let mut ws = $m::Workspace::new($batch);
+            $m::forward(&p, &s, &mut ws, &x);
+            $(
+                let out = paste_output!($m, $out)(&ws).to_vec();
+                close(concat!(stringify!($m), " output ", stringify!($out)), &out, &outs[stringify!($out)]);
+            )*
+            let got = $m::forward_train(&p, &mut s, &mut ws, &x);
+            assert!((got - loss).abs() <= 1e-5 * loss.abs().max(1.0), "loss: generated {got}, interpreter {loss}");
+            let mut g = $m::Grads::new();
+            $m::backward(&p, &mut g, &mut ws);
+            for (name, want) in &grads {
+                close(&format!("grad {name}"), g.get(name).unwrap(), want);
+            }
+            for (name, _) in $m::State::SHAPES {
+                close(name, s.get(name).unwrap(), &state_after[*name].data);
+            }
+        }
+    };
+}
+
+macro_rules! paste_output {
+    (lenet, logits) => {
+        lenet::output_logits
+    };
+    (autoencoder, recon) => {
+        autoencoder::output_recon
+    };
+    (googlenet, logits) => {
+        googlenet::output_logits
+    };
+    (small_inception, logits) => {
+        small_inception::output_logits
+    };
+    (every_op, f) => {
+        every_op::output_f
+    };
+}
+
+equal!(
+    lenet_equals_the_interpreter,
+    lenet,
+    "../../examples/lenet.net",
+    3,
+    [image],
+    [label],
+    [logits]
+);
+equal!(
+    autoencoder_equals_the_interpreter,
+    autoencoder,
+    "../../examples/autoencoder.net",
+    2,
+    [image],
+    [],
+    [recon]
+);
+equal!(
+    googlenet_equals_the_interpreter,
+    googlenet,
+    "../../examples/googlenet.net",
+    2,
+    [image],
+    [label],
+    [logits]
+);
+equal!(
+    small_inception_equals_the_interpreter,
+    small_inception,
+    "../../compiler/tests/fixtures/torch_nets/small_inception.net",
+    3,
+    [image],
+    [label],
+    [logits]
+);
+equal!(
+    every_op_equals_the_interpreter,
+    every_op,
+    "nets/every_op.net",
+    3,
+    [image, t],
+    [label],
+    [f]
+);
