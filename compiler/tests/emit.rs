@@ -7,7 +7,9 @@ use std::path::Path;
 use netc_compiler::{check_file, codegen};
 
 fn emit(example: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(example);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(example);
     let checked = check_file(&path, None);
     assert!(!checked.has_errors(), "{}", checked.render());
     codegen::emit(&checked.graphs[0], &format!("examples/{example}")).unwrap()
@@ -28,10 +30,20 @@ fn googlenet_source_is_deterministic_and_commented() {
     let a = emit("googlenet.net");
     assert_eq!(a, emit("googlenet.net"));
     // Every layer is its own function, commented with the path it implements.
-    assert!(a.contains("/// Layer `i3a.b2.2`: conv 3×3/1 → [128, 28, 28]."), "comments");
+    assert!(
+        a.contains("/// Layer `i3a.b2.2`: conv 3×3/1 → [128, 28, 28]."),
+        "comments"
+    );
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/googlenet.net");
     let layers = check_file(&path, None).graphs[0].layers().len();
     assert_eq!(layers, 158);
-    assert_eq!(a.matches("#[inline(never)]").count(), 2 * layers, "a forward and a backward function per layer");
-    insta::assert_snapshot!("googlenet_head", a.lines().take(60).collect::<Vec<_>>().join("\n"));
+    assert_eq!(
+        a.matches("#[inline(never)]").count(),
+        2 * layers,
+        "a forward and a backward function per layer"
+    );
+    insta::assert_snapshot!(
+        "googlenet_head",
+        a.lines().take(60).collect::<Vec<_>>().join("\n")
+    );
 }
