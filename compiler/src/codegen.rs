@@ -179,19 +179,24 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
                 #fwd_n
                 #fwd_body
             }
-            #[doc = #doc]
-            #[inline(never)]
-            fn #bwd(p: &Params, g: &mut Grads, ws: &mut Workspace) {
-                let _ = (&p, &g);
-                #bwd_n
-                #bwd_body
-            }
         });
+        // A layer whose input takes no gradient and that has no parameters has no backward.
+        if !bwd_body.is_empty() {
+            layer_fns.push(quote! {
+                #[doc = #doc]
+                #[inline(never)]
+                fn #bwd(p: &Params, g: &mut Grads, ws: &mut Workspace) {
+                    let _ = (&p, &g);
+                    #bwd_n
+                    #bwd_body
+                }
+            });
+            back_calls.push(quote! { #bwd(p, g, ws); });
+        }
         if infer_set[i] {
             infer_calls.push(quote! { #fwd(p, &mut s, ws, false); });
         }
         train_calls.push(quote! { #fwd(p, s, ws, true); });
-        back_calls.push(quote! { #bwd(p, g, ws); });
     }
     back_calls.reverse();
 
@@ -279,7 +284,11 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             /// Images per batch.
             pub batch: usize,
             #(#ws_fields)*
+            /// im2col and LRN scratch (unused by networks without them).
+            #[allow(dead_code)]
             col: Vec<f32>,
+            /// Gradients on their way to being summed (unused by networks without any).
+            #[allow(dead_code)]
             scratch: Vec<f32>,
         }
 

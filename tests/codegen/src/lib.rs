@@ -27,3 +27,8 @@ pub mod small_inception {
 pub mod every_op {
     include!(concat!(env!("OUT_DIR"), "/every_op.rs"));
 }
+
+/// Random networks of every op (see `build.rs`), each compared with the interpreter.
+pub mod random {
+    include!(concat!(env!("OUT_DIR"), "/random_modules.rs"));
+}

@@ -145,6 +145,60 @@ macro_rules! equal {
     };
 }
 
+macro_rules! equal_random {
+    ($name:ident) => {
+        #[test]
+        fn $name() {
+            use netc_codegen_tests::random::$name as m;
+            let path = concat!(env!("OUT_DIR"), "/", stringify!($name), ".net");
+            let c = case(path, 3);
+            let Reference {
+                loss,
+                grads,
+                state_after,
+                outs,
+            } = reference(&c);
+            let mut p = m::Params::new();
+            for (name, _) in m::Params::SHAPES {
+                p.get_mut(name)
+                    .unwrap()
+                    .copy_from_slice(&c.params[*name].data);
+            }
+            let mut s = m::State::new();
+            for (name, _) in m::State::SHAPES {
+                s.get_mut(name)
+                    .unwrap()
+                    .copy_from_slice(&c.params[*name].data);
+            }
+            let x = m::Inputs {
+                image: &c.feed.tensors["image"].data,
+                label: &c.feed.labels["label"],
+            };
+            let mut ws = m::Workspace::new(3);
+            m::forward(&p, &s, &mut ws, &x);
+            close("logits", m::output_logits(&ws), &outs["logits"]);
+            let got = m::forward_train(&p, &mut s, &mut ws, &x);
+            assert!(
+                (got - loss).abs() <= 1e-5 * loss.abs().max(1.0),
+                "loss: generated {got}, interpreter {loss}"
+            );
+            let mut g = m::Grads::new();
+            m::backward(&p, &mut g, &mut ws);
+            for (name, want) in &grads {
+                close(&format!("grad {name}"), g.get(name).unwrap(), want);
+            }
+            for (name, _) in m::State::SHAPES {
+                close(name, s.get(name).unwrap(), &state_after[*name].data);
+            }
+        }
+    };
+}
+
+mod random {
+    use super::*;
+    include!(concat!(env!("OUT_DIR"), "/random_tests.rs"));
+}
+
 macro_rules! paste_output {
     (lenet, logits) => {
         lenet::output_logits
