@@ -91,7 +91,8 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             continue;
         }
         ws_fields.push(quote! { #[doc = #doc] pub #t: Vec<f32>, #d: Vec<f32>, });
-        ws_init.push(quote! { #t: vec![0.0; batch * #elems], #d: vec![0.0; batch * #elems], });
+        let len = per_batch(elems);
+        ws_init.push(quote! { #t: vec![0.0; #len], #d: vec![0.0; #len], });
         let x = g
             .inputs_of(n)
             .first()
@@ -103,7 +104,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             Op::MaxPool(_) => {
                 let a = format_ident!("a{}", n.index());
                 ws_fields.push(quote! { #a: Vec<u32>, });
-                ws_init.push(quote! { #a: vec![0; batch * #elems], });
+                ws_init.push(quote! { #a: vec![0; #len], });
             }
             Op::BatchNorm { .. } => {
                 let (m, r) = (
@@ -117,7 +118,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             Op::Lrn { .. } => {
                 let s = format_ident!("s{}", n.index());
                 ws_fields.push(quote! { #s: Vec<f32>, });
-                ws_init.push(quote! { #s: vec![0.0; batch * #elems], });
+                ws_init.push(quote! { #s: vec![0.0; #len], });
                 col_len = col_len.max(x.iter().product());
             }
             _ => {}
@@ -249,7 +250,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         .map(|&n| g.node(n).shape.iter().product::<usize>())
         .max()
         .unwrap_or(1);
-    let scratch = 2 * max_elems;
+    let scratch_len = per_batch(2 * max_elems);
     let outputs: Vec<TokenStream> = g
         .outputs
         .iter()
@@ -295,7 +296,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         impl Workspace {
             /// Buffers for batches of `batch` images.
             pub fn new(batch: usize) -> Workspace {
-                Workspace { batch, #(#ws_init)* col: vec![0.0; #col_len], scratch: vec![0.0; batch * #scratch] }
+                Workspace { batch, #(#ws_init)* col: vec![0.0; #col_len], scratch: vec![0.0; #scratch_len] }
             }
         }
 
@@ -327,6 +328,15 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
 
         #(#layer_fns)*
     })
+}
+
+/// `batch * elems`, or `batch` when a sample has one element.
+fn per_batch(elems: usize) -> TokenStream {
+    if elems == 1 {
+        quote! { batch }
+    } else {
+        quote! { batch * #elems }
+    }
 }
 
 /// Whether `ts` mentions the identifier `name` anywhere.
@@ -733,7 +743,8 @@ pub fn emit_main(g: &Graph) -> Result<String, String> {
             }
             _ => {
                 let elems: usize = g.node(*n).shape.iter().product();
-                buffers.push(quote! { let #id: Vec<f32> = (0..batch * #elems).map(|_| rng.uniform(0.0, 1.0)).collect(); });
+                let len = per_batch(elems);
+                buffers.push(quote! { let #id: Vec<f32> = (0..#len).map(|_| rng.uniform(0.0, 1.0)).collect(); });
             }
         }
         fields.push(quote! { #id: &#id, });
