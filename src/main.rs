@@ -96,7 +96,7 @@ enum Command {
         /// Also write `loss` and `grad.PATH.weight`, ... (training mode, dropout off).
         #[arg(long)]
         grads: bool,
-        /// Run the reference interpreter (the generated executor lands with code generation).
+        /// Run the reference interpreter instead of the generated code.
         #[arg(long)]
         interp: bool,
     },
@@ -377,13 +377,6 @@ fn run_cmd(
     grads: bool,
     interp: bool,
 ) -> ExitCode {
-    if !interp {
-        eprintln!(
-            "netc: running generated code needs code generation, which has not landed yet; \
-             pass --interp to run the reference interpreter"
-        );
-        return ExitCode::from(2);
-    }
     let checked = netc_compiler::check_file(file, network);
     if report_diagnostics(&checked) {
         return ExitCode::from(1);
@@ -407,8 +400,22 @@ fn run_cmd(
     };
     let result = run::load_weights(g, weights)
         .and_then(|params| Ok((params, run::load_inputs(g, inputs)?)))
-        .and_then(|(params, feed)| run::run(g, params, &feed, grads))
-        .and_then(|tensors| run::write(out, &tensors));
+        .and_then(|(params, feed)| {
+            if interp {
+                run::run(g, params, &feed, grads).and_then(|tensors| run::write(out, &tensors))
+            } else {
+                run::check_grads(g, &feed, grads)?;
+                run::run_generated(
+                    g,
+                    &file.display().to_string(),
+                    RUNTIME_DIR,
+                    weights,
+                    inputs,
+                    out,
+                    grads,
+                )
+            }
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {

@@ -265,3 +265,68 @@ fn bad_files_are_named_errors() {
     assert!(err.contains("cannot read"), "{err}");
     assert!(!out.exists(), "nothing is written when the run fails");
 }
+
+/// Without `--interp`, `netc run` builds (once, cached) and runs the generated code, which
+/// gives what the interpreter gives.
+#[test]
+fn generated_code_and_interpreter_agree_through_files() {
+    let d = dir("generated");
+    let (w, i, fixture) = lenet_files(&d);
+    let (gen, int) = (d.join("gen.safetensors"), d.join("int.safetensors"));
+    for (out, extra) in [(&gen, None), (&int, Some("--interp"))] {
+        let mut args = vec![
+            "run",
+            "examples/lenet.net",
+            "--weights",
+            w.to_str().unwrap(),
+            "--inputs",
+            i.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--grads",
+        ];
+        args.extend(extra);
+        let res = netc(&args);
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+    }
+    let (gb, ib) = (std::fs::read(&gen).unwrap(), std::fs::read(&int).unwrap());
+    let (gf, itf) = (
+        SafeTensors::deserialize(&gb).unwrap(),
+        SafeTensors::deserialize(&ib).unwrap(),
+    );
+    let mut names = gf.names();
+    names.sort();
+    let mut inames = itf.names();
+    inames.sort();
+    assert_eq!(names, inames);
+    for name in names {
+        let (a, b) = (gf.tensor(name).unwrap(), itf.tensor(name).unwrap());
+        assert_eq!(a.shape(), b.shape(), "{name}");
+        let fa: Vec<f32> = a
+            .data()
+            .chunks_exact(4)
+            .map(|x| f32::from_le_bytes(x.try_into().unwrap()))
+            .collect();
+        let fb: Vec<f32> = b
+            .data()
+            .chunks_exact(4)
+            .map(|x| f32::from_le_bytes(x.try_into().unwrap()))
+            .collect();
+        let scale = fb.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        assert!(
+            fa.iter()
+                .zip(&fb)
+                .all(|(x, y)| (x - y).abs() <= 1e-4 * scale),
+            "{name}"
+        );
+    }
+    let loss = f32::from_le_bytes(gf.tensor("loss").unwrap().data()[..4].try_into().unwrap());
+    assert!(
+        (loss - fixture["loss"].as_f64().unwrap() as f32).abs() < 1e-5,
+        "PyTorch's loss"
+    );
+}

@@ -804,3 +804,118 @@ pub fn emit_main(g: &Graph) -> Result<String, String> {
         unsuffix(&prettyplease::unparse(&file))
     ))
 }
+
+/// The `main.rs` of the crate behind `netc run`: reads weights and inputs from safetensors
+/// files (already checked by `netc run` against the network), runs the generated module,
+/// and writes the outputs, and with `--grads` the loss and every gradient.
+///
+/// Usage: `RUNNER WEIGHTS INPUTS OUT [--grads]`.
+pub fn emit_runner(g: &Graph) -> Result<String, String> {
+    let train = g.training_set();
+    let mut reads = Vec::new();
+    let mut fields = Vec::new();
+    for (name, n) in &g.inputs {
+        if !train[n.index()] {
+            continue;
+        }
+        let id = format_ident!("{}", name);
+        match g.node(*n).op {
+            Op::Input(InputKind::Class(_)) => reads.push(quote! { let #id = labels(&x, #name); }),
+            _ => reads.push(quote! { let #id = floats(&x, #name); }),
+        }
+        fields.push(quote! { #id: &#id, });
+    }
+    let first_input = g
+        .inputs
+        .iter()
+        .find(|(_, n)| train[n.index()])
+        .map(|(name, _)| name.clone())
+        .ok_or("the network has no input")?;
+    let outputs: Vec<TokenStream> = g
+        .outputs
+        .iter()
+        .map(|(name, n)| {
+            let f = format_ident!("output_{}", name);
+            let shape = &g.node(*n).shape;
+            quote! {
+                let mut shape = vec![batch];
+                shape.extend_from_slice(&[#(#shape),*]);
+                out.push((#name.to_string(), shape, net::#f(&ws).to_vec()));
+            }
+        })
+        .collect();
+    let tokens = quote! {
+        use safetensors::tensor::{Dtype, TensorView};
+        use safetensors::SafeTensors;
+
+        mod net;
+
+        fn read(path: &str) -> Vec<u8> {
+            std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+        }
+
+        fn floats(file: &SafeTensors, name: &str) -> Vec<f32> {
+            let v = file.tensor(name).unwrap_or_else(|_| panic!("`{name}` is missing"));
+            v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        }
+
+        fn labels(file: &SafeTensors, name: &str) -> Vec<i64> {
+            let v = file.tensor(name).unwrap_or_else(|_| panic!("`{name}` is missing"));
+            match v.dtype() {
+                Dtype::I32 => v.data().chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).collect(),
+                _ => v.data().chunks_exact(8).map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])).collect(),
+            }
+        }
+
+        fn main() {
+            let args: Vec<String> = std::env::args().collect();
+            let grads = args.iter().any(|a| a == "--grads");
+            let (wbytes, xbytes) = (read(&args[1]), read(&args[2]));
+            let w = SafeTensors::deserialize(&wbytes).expect("weights checked by netc");
+            let x = SafeTensors::deserialize(&xbytes).expect("inputs checked by netc");
+            let mut p = net::Params::new();
+            for (name, _) in net::Params::SHAPES {
+                p.get_mut(name).expect("listed").copy_from_slice(&floats(&w, name));
+            }
+            let mut s = net::State::new();
+            for (name, _) in net::State::SHAPES {
+                s.get_mut(name).expect("listed").copy_from_slice(&floats(&w, name));
+            }
+            let batch = x.tensor(#first_input).expect("checked").shape()[0];
+            #(#reads)*
+            let inputs = net::Inputs { #(#fields)* };
+            let mut ws = net::Workspace::new(batch);
+            let mut out: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+            if grads {
+                let loss = net::forward_train(&p, &mut s, &mut ws, &inputs);
+                let mut g = net::Grads::new();
+                net::backward(&p, &mut g, &mut ws);
+                #(#outputs)*
+                out.push(("loss".to_string(), vec![], vec![loss]));
+                for (name, shape) in net::Params::SHAPES {
+                    out.push((format!("grad.{name}"), shape.to_vec(), g.get(name).expect("listed").to_vec()));
+                }
+            } else {
+                net::forward(&p, &s, &mut ws, &inputs);
+                #(#outputs)*
+            }
+            let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = out
+                .into_iter()
+                .map(|(k, s, d)| (k, s, d.iter().flat_map(|v| v.to_le_bytes()).collect()))
+                .collect();
+            let views: Vec<(String, TensorView)> = bytes
+                .iter()
+                .map(|(k, s, b)| (k.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("sizes match")))
+                .collect();
+            let data = safetensors::serialize(views, None).expect("encodable");
+            std::fs::write(&args[3], data).unwrap_or_else(|e| panic!("cannot write {}: {e}", args[3]));
+        }
+    };
+    let file: syn::File = syn::parse2(tokens)
+        .map_err(|e| format!("internal error: generated runner does not parse: {e}"))?;
+    Ok(format!(
+        "// The runner behind `netc run` for network `{}`, generated by netc.\n\n{}",
+        g.name,
+        unsuffix(&prettyplease::unparse(&file))
+    ))
+}
