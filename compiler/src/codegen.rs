@@ -235,6 +235,15 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         };
         loss_calls.push(quote! { { #call loss += #w * l; } });
     }
+    let loss_expr = if loss_calls.is_empty() {
+        quote! { 0.0 }
+    } else {
+        quote! {
+            let mut loss = 0.0f32;
+            #(#loss_calls)*
+            loss
+        }
+    };
     let zero_grads: Vec<TokenStream> = nodes
         .iter()
         .filter(|&&n| !matches!(g.node(n).op, Op::Input(InputKind::Class(_))))
@@ -313,9 +322,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             #(#input_copy)*
             #(#train_calls)*
             #(#zero_grads)*
-            let mut loss = 0.0f32;
-            #(#loss_calls)*
-            loss
+            #loss_expr
         }
 
         /// The gradient of the loss of the last `forward_train` with respect to every

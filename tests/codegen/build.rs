@@ -3,19 +3,26 @@
 
 use std::path::Path;
 
-const NETS: &[(&str, &str)] = &[
-    ("lenet", "../../examples/lenet.net"),
-    ("autoencoder", "../../examples/autoencoder.net"),
-    ("googlenet", "../../examples/googlenet.net"),
+const NETS: &[(&str, &str, Option<&str>)] = &[
+    ("lenet", "../../examples/lenet.net", None),
+    ("autoencoder", "../../examples/autoencoder.net", None),
+    ("googlenet", "../../examples/googlenet.net", None),
+    ("lecture_naive", "../../examples/lecture.net", Some("naive")),
+    (
+        "lecture_reduced",
+        "../../examples/lecture.net",
+        Some("reduced"),
+    ),
     (
         "small_inception",
         "../../compiler/tests/fixtures/torch_nets/small_inception.net",
+        None,
     ),
-    ("every_op", "nets/every_op.net"),
+    ("every_op", "nets/every_op.net", None),
 ];
 
 /// How many random networks to generate and compare.
-const RANDOM: usize = 120;
+const RANDOM: usize = 240;
 
 /// A tiny LCG: the networks must be the same on every machine, and build scripts have no
 /// dependencies here.
@@ -140,9 +147,9 @@ fn main() {
     std::fs::write(Path::new(&out).join("random_modules.rs"), modules).expect("write");
     std::fs::write(Path::new(&out).join("random_tests.rs"), tests).expect("write");
 
-    for (name, path) in NETS {
+    for (name, path, network) in NETS {
         println!("cargo:rerun-if-changed={path}");
-        let checked = netc_compiler::check_file(Path::new(path), None);
+        let checked = netc_compiler::check_file(Path::new(path), *network);
         assert!(!checked.has_errors(), "{path}:\n{}", checked.render());
         let code = netc_compiler::codegen::emit(&checked.graphs[0], path).expect("emit");
         std::fs::write(Path::new(&out).join(format!("{name}.rs")), code).expect("write");

@@ -18,6 +18,16 @@ pub mod googlenet {
     include!(concat!(env!("OUT_DIR"), "/googlenet.rs"));
 }
 
+/// The lecture's 3×3 conv (`examples/lecture.net`, network `naive`).
+pub mod lecture_naive {
+    include!(concat!(env!("OUT_DIR"), "/lecture_naive.rs"));
+}
+
+/// The lecture's 3×3 conv after a 1×1 reduction (network `reduced`).
+pub mod lecture_reduced {
+    include!(concat!(env!("OUT_DIR"), "/lecture_reduced.rs"));
+}
+
 /// A small Inception network with an auxiliary head.
 pub mod small_inception {
     include!(concat!(env!("OUT_DIR"), "/small_inception.rs"));

@@ -29,8 +29,13 @@ struct Case {
 }
 
 fn case(path: &str, batch: usize) -> Case {
-    let checked =
-        netc_compiler::check_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join(path), None);
+    case_of(path, None, batch)
+}
+
+fn case_of(path: &str, network: Option<&str>, batch: usize) -> Case {
+    // An absolute path (the random networks in OUT_DIR) replaces the base in `join`.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let checked = netc_compiler::check_file(&path, network);
     assert!(!checked.has_errors(), "{}", checked.render());
     let graph = checked.graphs.into_iter().next().unwrap();
     let mut rng = Rng::new(5);
@@ -261,4 +266,35 @@ equal!(
     [image, t],
     [label],
     [f]
+);
+
+/// The lecture's networks have no loss: inference only.
+macro_rules! equal_inference {
+    ($test:ident, $m:ident, $network:expr) => {
+        #[test]
+        fn $test() {
+            let c = case_of("../../examples/lecture.net", Some($network), 2);
+            let mut q = c.params.clone();
+            let want = interp::forward(&c.graph, &mut q, &c.feed, Mode::Infer).outputs(&c.graph);
+            let mut p = $m::Params::new();
+            for (name, _) in $m::Params::SHAPES {
+                p.get_mut(name)
+                    .unwrap()
+                    .copy_from_slice(&c.params[*name].data);
+            }
+            let x = $m::Inputs {
+                x: &c.feed.tensors["x"].data,
+            };
+            let mut ws = $m::Workspace::new(2);
+            $m::forward(&p, &$m::State::new(), &mut ws, &x);
+            close("y", $m::output_y(&ws), &want["y"].data);
+        }
+    };
+}
+
+equal_inference!(lecture_naive_equals_the_interpreter, lecture_naive, "naive");
+equal_inference!(
+    lecture_reduced_equals_the_interpreter,
+    lecture_reduced,
+    "reduced"
 );
