@@ -278,7 +278,7 @@ pub fn run_generated(
     out: &Path,
     grads: bool,
 ) -> Result<(), String> {
-    let net = netc_compiler::codegen::emit(g, source)?;
+    let net = netc_compiler::codegen::emit_with(g, source, crate::skipped_passes())?;
     let main = netc_compiler::codegen::emit_runner(g)?;
     let package = format!("netc-run-{}", g.name.replace('_', "-"));
     let manifest = format!(

@@ -25,8 +25,17 @@ fn usizes(v: &[usize]) -> TokenStream {
     quote! { &[#(#v),*] }
 }
 
-/// The generated module for `g`, formatted. `source` names the `.net` file in the header.
+/// The generated module for `g` after the codegen passes, formatted. `source` names the
+/// `.net` file in the header.
 pub fn emit(g: &Graph, source: &str) -> Result<String, String> {
+    emit_with(g, source, &[])
+}
+
+/// [`emit`], skipping the passes named in `skip`.
+pub fn emit_with(g: &Graph, source: &str, skip: &[&str]) -> Result<String, String> {
+    let mut g = g.clone();
+    crate::passes::run(&mut g, crate::passes::CODEGEN, skip).map_err(|d| d.message)?;
+    let g = &g;
     let tokens = module(g)?;
     let file: syn::File = syn::parse2(tokens)
         .map_err(|e| format!("internal error: generated code does not parse: {e}"))?;
@@ -164,6 +173,15 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             shape_str(&node.shape)
         );
         let (fwd_body, bwd_body) = layer(g, n);
+        // A ReLU fused into the layer: its gradient first, on the layer's own output.
+        let fused_relu = matches!(&node.op, Op::Conv(c) if c.relu)
+            || matches!(node.op, Op::Linear { relu: true, .. });
+        let bwd_body = if fused_relu {
+            let (t, d) = (format_ident!("t{i}"), format_ident!("d{i}"));
+            quote! { rt::act::relu_backward_inplace(&ws.#t, &mut ws.#d); #bwd_body }
+        } else {
+            bwd_body
+        };
         let batch = |body: &TokenStream| {
             if uses_ident(body, "n") {
                 quote! { let n = ws.batch; }
@@ -491,7 +509,8 @@ fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenStream, Token
             } else {
                 quote! { None }
             };
-            let fwd = quote! { #geo rt::conv::conv2d_forward(&geo, n, &ws.#tx, &p.#wt, #b_fwd, false, &mut ws.#t, &mut ws.col); };
+            let relu = c.relu;
+            let fwd = quote! { #geo rt::conv::conv2d_forward(&geo, n, &ws.#tx, &p.#wt, #b_fwd, #relu, &mut ws.#t, &mut ws.col); };
             let data = accumulate_dx(quote! {
                 rt::conv::conv2d_backward_data(&geo, n, &p.#wt, &ws.#d, &mut ws.scratch[..len], &mut ws.col);
             });
@@ -658,7 +677,7 @@ fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenStream, Token
                 }),
             )
         }
-        Op::Linear { out, bias } => {
+        Op::Linear { out, bias, relu } => {
             let fin = x[0];
             let (wt, bs) = (pw("weight"), pw("bias"));
             let b_fwd = if *bias {
@@ -675,7 +694,7 @@ fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenStream, Token
                 rt::linear::linear_backward_data(n, #fin, #out, &p.#wt, &ws.#d, &mut ws.scratch[..len]);
             });
             (
-                quote! { rt::linear::linear_forward(n, #fin, #out, &ws.#tx, &p.#wt, #b_fwd, false, &mut ws.#t); },
+                quote! { rt::linear::linear_forward(n, #fin, #out, &ws.#tx, &p.#wt, #b_fwd, #relu, &mut ws.#t); },
                 quote! {
                     rt::linear::linear_backward_weight(n, #fin, #out, &ws.#tx, &ws.#d, &mut g.#wt, #db);
                     #data

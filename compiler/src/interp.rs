@@ -82,7 +82,7 @@ pub fn param_shapes(g: &Graph) -> Vec<(String, Vec<usize>)> {
                     out.push((format!("{p}.bias"), vec![c.out]));
                 }
             }
-            Op::Linear { out: o, bias } => {
+            Op::Linear { out: o, bias, .. } => {
                 out.push((format!("{p}.weight"), vec![*o, x[0]]));
                 if *bias {
                     out.push((format!("{p}.bias"), vec![*o]));
@@ -295,7 +295,7 @@ pub fn forward(g: &Graph, params: &mut Params, feed: &Feed, mode: Mode) -> Forwa
                     &f.values[&ins[0]],
                     w,
                     bias,
-                    false,
+                    c.relu,
                     &mut y,
                     &mut col,
                 );
@@ -409,7 +409,7 @@ pub fn forward(g: &Graph, params: &mut Params, feed: &Feed, mode: Mode) -> Forwa
                     &mut saved.lrn_scale,
                 );
             }
-            Op::Linear { out, bias } => {
+            Op::Linear { out, bias, relu } => {
                 let b = bias.then(|| param(params, &format!("{p}.bias")));
                 rt::linear::linear_forward(
                     batch,
@@ -418,7 +418,7 @@ pub fn forward(g: &Graph, params: &mut Params, feed: &Feed, mode: Mode) -> Forwa
                     &f.values[&ins[0]],
                     param(params, &format!("{p}.weight")),
                     b,
-                    false,
+                    *relu,
                     &mut y,
                 );
             }
@@ -489,7 +489,9 @@ pub fn backward(g: &Graph, params: &Params, f: &Forward) -> Params {
     // Reverse creation order is a reverse topological order: every consumer of a node is
     // done before the node itself, so its gradient is complete when it is read.
     for n in g.nodes().into_iter().rev() {
-        let Some(dy) = grads.remove(&n) else { continue };
+        let Some(mut dy) = grads.remove(&n) else {
+            continue;
+        };
         let node = g.node(n);
         let ins = g.inputs_of(n);
         let xs = ins
@@ -506,6 +508,12 @@ pub fn backward(g: &Graph, params: &Params, f: &Forward) -> Params {
             let shape = params[&name].shape.clone();
             out.insert(name, Tensor { shape, data: grad });
         };
+        // A ReLU fused into the layer: its gradient first, on the layer's own output.
+        if matches!(&node.op, Op::Conv(c) if c.relu)
+            || matches!(node.op, Op::Linear { relu: true, .. })
+        {
+            rt::act::relu_backward_inplace(&f.values[&n], &mut dy);
+        }
         match &node.op {
             Op::Input(_) => {}
             Op::Conv(c) => {
@@ -652,7 +660,7 @@ pub fn backward(g: &Graph, params: &Params, f: &Forward) -> Params {
                 );
                 dxs.push((ins[0], dx));
             }
-            Op::Linear { out: o, bias } => {
+            Op::Linear { out: o, bias, .. } => {
                 let x = &f.values[&ins[0]];
                 let w = param(params, &format!("{p}.weight"));
                 let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; *o]);

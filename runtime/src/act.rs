@@ -21,6 +21,17 @@ pub fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// `dy ← dy · [y > 0]` in place: the backward of a ReLU fused into the layer before it,
+/// whose output `y` is the ReLU's.
+pub fn relu_backward_inplace(y: &[f32], dy: &mut [f32]) {
+    assert_eq!(y.len(), dy.len(), "relu: lengths");
+    for (d, &v) in dy.iter_mut().zip(y) {
+        if v <= 0.0 || v.is_nan() {
+            *d = 0.0;
+        }
+    }
+}
+
 /// `y = x` for `x > 0`, else `slope·x`.
 pub fn leaky_relu_forward(slope: f32, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "leaky_relu: lengths");

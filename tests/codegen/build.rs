@@ -135,7 +135,10 @@ fn main() {
             continue;
         }
         let name = format!("r{seed}");
-        let code = netc_compiler::codegen::emit(&checked.graphs[0], &name).expect("emit");
+        // Every other network skips the epilogue pass: both schedules meet the interpreter.
+        let skip: &[&str] = if made % 2 == 0 { &[] } else { &["epilogue"] };
+        let code =
+            netc_compiler::codegen::emit_with(&checked.graphs[0], &name, skip).expect("emit");
         std::fs::write(Path::new(&out).join(format!("{name}.rs")), code).expect("write");
         std::fs::write(Path::new(&out).join(format!("{name}.net")), &src).expect("write");
         modules.push_str(&format!(
@@ -153,5 +156,9 @@ fn main() {
         assert!(!checked.has_errors(), "{path}:\n{}", checked.render());
         let code = netc_compiler::codegen::emit(&checked.graphs[0], path).expect("emit");
         std::fs::write(Path::new(&out).join(format!("{name}.rs")), code).expect("write");
+        // The same network with every optional pass skipped.
+        let code = netc_compiler::codegen::emit_with(&checked.graphs[0], path, &["epilogue"])
+            .expect("emit");
+        std::fs::write(Path::new(&out).join(format!("{name}_unfused.rs")), code).expect("write");
     }
 }

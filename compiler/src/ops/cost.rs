@@ -50,7 +50,7 @@ pub fn cost(op: &Op, x: &Shape, y: &Shape) -> Cost {
                 macs: sat(w.saturating_mul(product(&[x[1], x[2]]))),
             }
         }
-        Op::Linear { out, bias } => {
+        Op::Linear { out, bias, .. } => {
             let w = product(&[x[0], *out]);
             Cost {
                 weights: sat(w),

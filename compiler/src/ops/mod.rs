@@ -33,6 +33,8 @@ pub struct Conv {
     pub dil: Pair,
     pub groups: usize,
     pub bias: bool,
+    /// ReLU applied in the GEMM's epilogue (set by the `epilogue` pass, never by users).
+    pub relu: bool,
 }
 
 /// A transposed convolution; `inverts` names the conv it was made from by `invert(of=..)`.
@@ -96,6 +98,8 @@ pub enum Op {
     Linear {
         out: usize,
         bias: bool,
+        /// ReLU fused into the GEMM's epilogue by the `epilogue` pass.
+        relu: bool,
     },
     Concat,
     Add,
@@ -183,10 +187,16 @@ impl Op {
         let v = match self {
             Op::Input(InputKind::Tensor) => json!({}),
             Op::Input(InputKind::Class(n)) => json!({ "classes": n }),
-            Op::Conv(c) => json!({
-                "out": c.out, "k": c.k, "s": c.s, "p": c.p, "dil": c.dil,
-                "groups": c.groups, "bias": c.bias,
-            }),
+            Op::Conv(c) => {
+                let mut v = json!({
+                    "out": c.out, "k": c.k, "s": c.s, "p": c.p, "dil": c.dil,
+                    "groups": c.groups, "bias": c.bias,
+                });
+                if c.relu {
+                    v["relu"] = json!(true);
+                }
+                v
+            }
             Op::ConvT(c) => {
                 let mut v = json!({
                     "out": c.out, "k": c.k, "s": c.s, "p": c.p, "op": c.op, "dil": c.dil,
@@ -211,7 +221,13 @@ impl Op {
                 json!({ "size": size, "alpha": alpha, "beta": beta, "k": k })
             }
             Op::Dropout { p } => json!({ "p": p }),
-            Op::Linear { out, bias } => json!({ "out": out, "bias": bias }),
+            Op::Linear { out, bias, relu } => {
+                let mut v = json!({ "out": out, "bias": bias });
+                if *relu {
+                    v["relu"] = json!(true);
+                }
+                v
+            }
             _ => json!({}),
         };
         match v {

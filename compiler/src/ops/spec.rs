@@ -394,6 +394,7 @@ fn build_op(spec: &'static OpSpec, args: &dyn ArgSource) -> Result<Op, OpError> 
                 dil,
                 groups: r.size("groups")?,
                 bias: r.bool("bias")?,
+                relu: false,
             })
         }
         "conv_t" => Op::ConvT(ConvT {
@@ -444,6 +445,7 @@ fn build_op(spec: &'static OpSpec, args: &dyn ArgSource) -> Result<Op, OpError> 
         "linear" => Op::Linear {
             out: r.size("out")?,
             bias: r.bool("bias")?,
+            relu: false,
         },
         "concat" => Op::Concat,
         "add" => Op::Add,

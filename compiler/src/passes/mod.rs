@@ -2,6 +2,7 @@
 //! log lines) and a `run`, and the graph is verified after every pass, so a broken rewrite
 //! is caught where it happens ("after pass NAME").
 
+pub mod epilogue;
 pub mod prune;
 
 use netc_dsl::Diagnostic;
@@ -25,6 +26,18 @@ pub const INFERENCE: &[Pass] = &[Pass {
     name: "prune",
     run: prune::run,
 }];
+
+/// The passes that turn the checked graph into the one code is generated from (training
+/// and inference both run it; inference skips what reaches no output).
+pub const CODEGEN: &[Pass] = &[Pass {
+    name: "epilogue",
+    run: epilogue::run,
+}];
+
+/// Every pass, by name (for `--skip-pass`).
+pub fn names() -> Vec<&'static str> {
+    INFERENCE.iter().chain(CODEGEN).map(|p| p.name).collect()
+}
 
 /// Runs `passes` in order, skipping those named in `skip`, verifying the graph after each.
 /// Returns the names of the passes that changed something.

@@ -38,6 +38,41 @@ pub mod every_op {
     include!(concat!(env!("OUT_DIR"), "/every_op.rs"));
 }
 
+/// `lenet` with every optional pass skipped.
+pub mod lenet_unfused {
+    include!(concat!(env!("OUT_DIR"), "/lenet_unfused.rs"));
+}
+
+/// `autoencoder` with every optional pass skipped.
+pub mod autoencoder_unfused {
+    include!(concat!(env!("OUT_DIR"), "/autoencoder_unfused.rs"));
+}
+
+/// `googlenet` with every optional pass skipped.
+pub mod googlenet_unfused {
+    include!(concat!(env!("OUT_DIR"), "/googlenet_unfused.rs"));
+}
+
+/// `lecture_naive` with every optional pass skipped.
+pub mod lecture_naive_unfused {
+    include!(concat!(env!("OUT_DIR"), "/lecture_naive_unfused.rs"));
+}
+
+/// `lecture_reduced` with every optional pass skipped.
+pub mod lecture_reduced_unfused {
+    include!(concat!(env!("OUT_DIR"), "/lecture_reduced_unfused.rs"));
+}
+
+/// `small_inception` with every optional pass skipped.
+pub mod small_inception_unfused {
+    include!(concat!(env!("OUT_DIR"), "/small_inception_unfused.rs"));
+}
+
+/// `every_op` with every optional pass skipped.
+pub mod every_op_unfused {
+    include!(concat!(env!("OUT_DIR"), "/every_op_unfused.rs"));
+}
+
 /// Random networks of every op (see `build.rs`), each compared with the interpreter.
 pub mod random {
     include!(concat!(env!("OUT_DIR"), "/random_modules.rs"));

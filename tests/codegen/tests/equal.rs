@@ -113,7 +113,7 @@ fn reference(c: &Case) -> Reference {
 }
 
 macro_rules! equal {
-    ($test:ident, $m:ident, $path:expr, $batch:expr, [$($input:ident),*], [$($label:ident),*], [$($out:ident),*]) => {
+    ($test:ident, $m:ident, $path:expr, $batch:expr, [$($input:ident),*], [$($label:ident),*], [$($out:ident: $outf:ident),*]) => {
         #[test]
         fn $test() {
             let c = case($path, $batch);
@@ -133,7 +133,7 @@ macro_rules! equal {
             let mut ws = $m::Workspace::new($batch);
             $m::forward(&p, &s, &mut ws, &x);
             $(
-                let out = paste_output!($m, $out)(&ws).to_vec();
+                let out = $m::$outf(&ws).to_vec();
                 close(concat!(stringify!($m), " output ", stringify!($out)), &out, &outs[stringify!($out)]);
             )*
             let got = $m::forward_train(&p, &mut s, &mut ws, &x);
@@ -204,24 +204,6 @@ mod random {
     include!(concat!(env!("OUT_DIR"), "/random_tests.rs"));
 }
 
-macro_rules! paste_output {
-    (lenet, logits) => {
-        lenet::output_logits
-    };
-    (autoencoder, recon) => {
-        autoencoder::output_recon
-    };
-    (googlenet, logits) => {
-        googlenet::output_logits
-    };
-    (small_inception, logits) => {
-        small_inception::output_logits
-    };
-    (every_op, f) => {
-        every_op::output_f
-    };
-}
-
 equal!(
     lenet_equals_the_interpreter,
     lenet,
@@ -229,8 +211,7 @@ equal!(
     3,
     [image],
     [label],
-    [logits]
-);
+    [logits: output_logits]);
 equal!(
     autoencoder_equals_the_interpreter,
     autoencoder,
@@ -238,8 +219,7 @@ equal!(
     2,
     [image],
     [],
-    [recon]
-);
+    [recon: output_recon]);
 equal!(
     googlenet_equals_the_interpreter,
     googlenet,
@@ -247,8 +227,7 @@ equal!(
     2,
     [image],
     [label],
-    [logits]
-);
+    [logits: output_logits]);
 equal!(
     small_inception_equals_the_interpreter,
     small_inception,
@@ -256,8 +235,7 @@ equal!(
     3,
     [image],
     [label],
-    [logits]
-);
+    [logits: output_logits]);
 equal!(
     every_op_equals_the_interpreter,
     every_op,
@@ -265,8 +243,7 @@ equal!(
     3,
     [image, t],
     [label],
-    [f]
-);
+    [f: output_f]);
 
 /// The lecture's networks have no loss: inference only.
 macro_rules! equal_inference {
@@ -296,5 +273,56 @@ equal_inference!(lecture_naive_equals_the_interpreter, lecture_naive, "naive");
 equal_inference!(
     lecture_reduced_equals_the_interpreter,
     lecture_reduced,
+    "reduced"
+);
+
+equal!(
+    lenet_unfused_equals_the_interpreter,
+    lenet_unfused,
+    "../../examples/lenet.net",
+    3,
+    [image],
+    [label],
+    [logits: output_logits]);
+equal!(
+    autoencoder_unfused_equals_the_interpreter,
+    autoencoder_unfused,
+    "../../examples/autoencoder.net",
+    2,
+    [image],
+    [],
+    [recon: output_recon]);
+equal!(
+    googlenet_unfused_equals_the_interpreter,
+    googlenet_unfused,
+    "../../examples/googlenet.net",
+    2,
+    [image],
+    [label],
+    [logits: output_logits]);
+equal!(
+    small_inception_unfused_equals_the_interpreter,
+    small_inception_unfused,
+    "../../compiler/tests/fixtures/torch_nets/small_inception.net",
+    3,
+    [image],
+    [label],
+    [logits: output_logits]);
+equal!(
+    every_op_unfused_equals_the_interpreter,
+    every_op_unfused,
+    "nets/every_op.net",
+    3,
+    [image, t],
+    [label],
+    [f: output_f]);
+equal_inference!(
+    lecture_naive_unfused_equals_the_interpreter,
+    lecture_naive_unfused,
+    "naive"
+);
+equal_inference!(
+    lecture_reduced_unfused_equals_the_interpreter,
+    lecture_reduced_unfused,
     "reduced"
 );
