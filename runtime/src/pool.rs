@@ -3,6 +3,13 @@
 //! ignores padding, average pooling that counts it (`count_include_pad=True`, the divisor
 //! being the window clipped to the padded input), and global average pooling.
 
+use rayon::prelude::*;
+
+use crate::gemm::Context;
+
+/// Below this many input elements a pool stays on the calling thread.
+const PARALLEL_MIN: usize = 1 << 16;
+
 /// The geometry of one 2-D pool over NCHW tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool2d {
@@ -99,10 +106,8 @@ pub fn maxpool2d_forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32], argmax:
     p.check(n, x.len(), y.len());
     assert_eq!(argmax.len(), y.len(), "maxpool: argmax length");
     let (ho, wo, plane) = (p.ho(), p.wo(), p.h * p.w);
-    for (xp, (yp, ap)) in x.chunks_exact(plane).zip(
-        y.chunks_exact_mut(ho * wo)
-            .zip(argmax.chunks_exact_mut(ho * wo)),
-    ) {
+    let one = |(pi, (yp, ap)): (usize, (&mut [f32], &mut [u32]))| {
+        let xp = &x[pi * plane..(pi + 1) * plane];
         for oy in 0..ho {
             let (_, _, y0, y1) = Pool2d::window(oy, p.kh, p.sh, p.ph, p.h);
             for ox in 0..wo {
@@ -123,6 +128,21 @@ pub fn maxpool2d_forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32], argmax:
                 ap[oy * wo + ox] = at;
             }
         }
+    };
+    // Planes are independent: on the runtime's threads when there is enough work.
+    let ctx = Context::global();
+    if ctx.threads() > 1 && x.len() >= PARALLEL_MIN {
+        ctx.install(|| {
+            y.par_chunks_mut(ho * wo)
+                .zip(argmax.par_chunks_mut(ho * wo))
+                .enumerate()
+                .for_each(one)
+        });
+    } else {
+        y.chunks_mut(ho * wo)
+            .zip(argmax.chunks_mut(ho * wo))
+            .enumerate()
+            .for_each(one);
     }
 }
 
