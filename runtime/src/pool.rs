@@ -106,12 +106,23 @@ pub fn maxpool2d_forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32], argmax:
     p.check(n, x.len(), y.len());
     assert_eq!(argmax.len(), y.len(), "maxpool: argmax length");
     let (ho, wo, plane) = (p.ho(), p.wo(), p.h * p.w);
+    // The windows are the same in every plane: work them out once.
+    let rows: Vec<(usize, usize)> = (0..ho)
+        .map(|o| {
+            let (_, _, a, b) = Pool2d::window(o, p.kh, p.sh, p.ph, p.h);
+            (a, b)
+        })
+        .collect();
+    let cols: Vec<(usize, usize)> = (0..wo)
+        .map(|o| {
+            let (_, _, a, b) = Pool2d::window(o, p.kw, p.sw, p.pw, p.w);
+            (a, b)
+        })
+        .collect();
     let one = |(pi, (yp, ap)): (usize, (&mut [f32], &mut [u32]))| {
         let xp = &x[pi * plane..(pi + 1) * plane];
-        for oy in 0..ho {
-            let (_, _, y0, y1) = Pool2d::window(oy, p.kh, p.sh, p.ph, p.h);
-            for ox in 0..wo {
-                let (_, _, x0, x1) = Pool2d::window(ox, p.kw, p.sw, p.pw, p.w);
+        for (oy, &(y0, y1)) in rows.iter().enumerate() {
+            for (ox, &(x0, x1)) in cols.iter().enumerate() {
                 let mut best = f32::NEG_INFINITY;
                 let mut at = (y0 * p.w + x0) as u32;
                 for iy in y0..y1 {
