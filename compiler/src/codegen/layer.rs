@@ -1,0 +1,296 @@
+//! The forward and backward statements of each op: kernel calls with constant geometry over
+//! the workspace's buffers; a gradient reaches its input's buffer through the scratch buffer
+//! and an accumulate, so fan-out sums come for free.
+
+use super::*;
+
+/// The forward and backward statements of one layer.
+pub(super) fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenStream, TokenStream) {
+    let node = g.node(n);
+    let ins = g.inputs_of(n);
+    let x = ins
+        .first()
+        .map(|&i| g.node(i).shape.clone())
+        .unwrap_or_default();
+    let i = n.index();
+    let (t, d) = (format_ident!("t{i}"), format_ident!("d{i}"));
+    let (tx, dx) = ins
+        .first()
+        .map(|j| {
+            (
+                format_ident!("t{}", j.index()),
+                format_ident!("d{}", j.index()),
+            )
+        })
+        .unwrap_or_else(|| (t.clone(), d.clone()));
+    // Whether the first input takes a gradient (a network input does not).
+    let wants = |j: petgraph::stable_graph::NodeIndex| !matches!(g.node(j).op, Op::Input(_));
+    let accumulate_dx = |body: TokenStream| -> TokenStream {
+        if ins.first().is_some_and(|&j| wants(j)) {
+            quote! {
+                let len = ws.#tx.len();
+                #body
+                rt::tensor::accumulate(&ws.scratch[..len], &mut ws.#dx);
+            }
+        } else {
+            quote! {}
+        }
+    };
+    let pw = |suffix: &str| field(&format!("{}.{suffix}", node.path));
+    match &node.op {
+        Op::Input(_) => (quote! {}, quote! {}),
+        Op::Conv(c) => {
+            let (kh, kw, sh, sw, ph, pwd, dh, dw) = (
+                c.k[0], c.k[1], c.s[0], c.s[1], c.p[0], c.p[1], c.dil[0], c.dil[1],
+            );
+            let (cin, h, w, out, groups) = (x[0], x[1], x[2], c.out, c.groups);
+            let geo = quote! {
+                let geo = rt::conv::Conv2d { c: #cin, h: #h, w: #w, out: #out, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
+                                             ph: #ph, pw: #pwd, dh: #dh, dw: #dw, groups: #groups };
+            };
+            let (wt, bias) = (pw("weight"), pw("bias"));
+            let b_fwd = if c.bias {
+                quote! { Some(&p.#bias[..]) }
+            } else {
+                quote! { None }
+            };
+            let db = if c.bias {
+                quote! { Some(&mut g.#bias[..]) }
+            } else {
+                quote! { None }
+            };
+            let relu = c.relu;
+            let fwd = quote! { #geo rt::conv::conv2d_forward(&geo, n, &ws.#tx, &p.#wt, #b_fwd, #relu, &mut ws.#t, &mut ws.col); };
+            let data = accumulate_dx(quote! {
+                rt::conv::conv2d_backward_data(&geo, n, &p.#wt, &ws.#d, &mut ws.scratch[..len], &mut ws.col);
+            });
+            let bwd = quote! {
+                #geo
+                rt::conv::conv2d_backward_weight(&geo, n, &ws.#tx, &ws.#d, &mut g.#wt, #db, &mut ws.col);
+                #data
+            };
+            (fwd, bwd)
+        }
+        Op::ConvT(c) => {
+            let (kh, kw, sh, sw, ph, pwd, oph, opw, dh, dw) = (
+                c.k[0], c.k[1], c.s[0], c.s[1], c.p[0], c.p[1], c.op[0], c.op[1], c.dil[0],
+                c.dil[1],
+            );
+            let (cin, h, w, out, groups) = (x[0], x[1], x[2], c.out, c.groups);
+            let geo = quote! {
+                let geo = rt::conv_t::ConvT2d { c: #cin, h: #h, w: #w, out: #out, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
+                    ph: #ph, pw: #pwd, oph: #oph, opw: #opw, dh: #dh, dw: #dw, groups: #groups };
+            };
+            let (wt, bias) = (pw("weight"), pw("bias"));
+            let b_fwd = if c.bias {
+                quote! { Some(&p.#bias[..]) }
+            } else {
+                quote! { None }
+            };
+            let db = if c.bias {
+                quote! { Some(&mut g.#bias[..]) }
+            } else {
+                quote! { None }
+            };
+            let fwd = quote! { #geo rt::conv_t::conv_t2d_forward(&geo, n, &ws.#tx, &p.#wt, #b_fwd, &mut ws.#t, &mut ws.col); };
+            let data = accumulate_dx(quote! {
+                rt::conv_t::conv_t2d_backward_data(&geo, n, &p.#wt, &ws.#d, &mut ws.scratch[..len], &mut ws.col);
+            });
+            let bwd = quote! {
+                #geo
+                rt::conv_t::conv_t2d_backward_weight(&geo, n, &ws.#tx, &ws.#d, &mut g.#wt, #db, &mut ws.col);
+                #data
+            };
+            (fwd, bwd)
+        }
+        Op::MaxPool(pl) | Op::AvgPool(pl) => {
+            let (c, h, w) = (x[0], x[1], x[2]);
+            let (k, s, p, ceil) = (pair(pl.k), pair(pl.s), pair(pl.p), pl.ceil);
+            let geo = quote! {
+                let [kh, kw] = [#k]; let [sh, sw] = [#s]; let [ph, pw] = [#p];
+                let geo = rt::pool::Pool2d { c: #c, h: #h, w: #w, kh, kw, sh, sw, ph, pw, ceil: #ceil };
+            };
+            if matches!(node.op, Op::MaxPool(_)) {
+                let a = format_ident!("a{i}");
+                (
+                    quote! { #geo rt::pool::maxpool2d_forward(&geo, n, &ws.#tx, &mut ws.#t, &mut ws.#a); },
+                    accumulate_dx(
+                        quote! { #geo rt::pool::maxpool2d_backward(&geo, n, &ws.#d, &ws.#a, &mut ws.scratch[..len]); },
+                    ),
+                )
+            } else {
+                (
+                    quote! { #geo rt::pool::avgpool2d_forward(&geo, n, &ws.#tx, &mut ws.#t); },
+                    accumulate_dx(
+                        quote! { #geo rt::pool::avgpool2d_backward(&geo, n, &ws.#d, &mut ws.scratch[..len]); },
+                    ),
+                )
+            }
+        }
+        Op::GlobalAvgPool => {
+            let plane = x[1] * x[2];
+            (
+                quote! { rt::pool::global_avgpool_forward(#plane, &ws.#tx, &mut ws.#t); },
+                accumulate_dx(
+                    quote! { rt::pool::global_avgpool_backward(#plane, &ws.#d, &mut ws.scratch[..len]); },
+                ),
+            )
+        }
+        Op::Relu => (
+            quote! { rt::act::relu_forward(&ws.#tx, &mut ws.#t); },
+            accumulate_dx(
+                quote! { rt::act::relu_backward(&ws.#t, &ws.#d, &mut ws.scratch[..len]); },
+            ),
+        ),
+        Op::Sigmoid => (
+            quote! { rt::act::sigmoid_forward(&ws.#tx, &mut ws.#t); },
+            accumulate_dx(
+                quote! { rt::act::sigmoid_backward(&ws.#t, &ws.#d, &mut ws.scratch[..len]); },
+            ),
+        ),
+        Op::Tanh => (
+            quote! { rt::act::tanh_forward(&ws.#tx, &mut ws.#t); },
+            accumulate_dx(
+                quote! { rt::act::tanh_backward(&ws.#t, &ws.#d, &mut ws.scratch[..len]); },
+            ),
+        ),
+        Op::LeakyRelu { slope } => {
+            let s = *slope as f32;
+            (
+                quote! { rt::act::leaky_relu_forward(#s, &ws.#tx, &mut ws.#t); },
+                accumulate_dx(
+                    quote! { rt::act::leaky_relu_backward(#s, &ws.#tx, &ws.#d, &mut ws.scratch[..len]); },
+                ),
+            )
+        }
+        Op::Softmax => {
+            let (c, plane) = (x[0], x[1..].iter().product::<usize>());
+            (
+                quote! { rt::act::softmax_forward(#c, #plane, &ws.#tx, &mut ws.#t); },
+                accumulate_dx(
+                    quote! { rt::act::softmax_backward(#c, #plane, &ws.#t, &ws.#d, &mut ws.scratch[..len]); },
+                ),
+            )
+        }
+        Op::Dropout { .. } | Op::Flatten => (
+            quote! { ws.#t.copy_from_slice(&ws.#tx); },
+            if ins.first().is_some_and(|&j| wants(j)) {
+                quote! { rt::tensor::accumulate(&ws.#d, &mut ws.#dx); }
+            } else {
+                quote! {}
+            },
+        ),
+        Op::BatchNorm { eps, momentum } => {
+            let (c, plane) = (x[0], x[1..].iter().product::<usize>());
+            let (eps, mom) = (*eps as f32, *momentum as f32);
+            let (gw, gb) = (pw("weight"), pw("bias"));
+            let (rm, rv) = (pw("running_mean"), pw("running_var"));
+            let (m, r) = (format_ident!("m{i}"), format_ident!("r{i}"));
+            (
+                quote! {
+                    if train {
+                        rt::norm::batchnorm_train_forward(n, #c, #plane, #eps, #mom, &ws.#tx, &p.#gw, &p.#gb,
+                            &mut s.#rm, &mut s.#rv, &mut ws.#t, &mut ws.#m, &mut ws.#r);
+                    } else {
+                        rt::norm::batchnorm_eval_forward(n, #c, #plane, #eps, &ws.#tx, &p.#gw, &p.#gb, &s.#rm, &s.#rv, &mut ws.#t);
+                    }
+                },
+                {
+                    let body = quote! {
+                        let len = ws.#tx.len();
+                        rt::norm::batchnorm_train_backward(n, #c, #plane, &ws.#tx, &p.#gw, &ws.#m, &ws.#r, &ws.#d,
+                            &mut ws.scratch[..len], &mut g.#gw, &mut g.#gb);
+                    };
+                    if ins.first().is_some_and(|&j| wants(j)) {
+                        quote! { #body rt::tensor::accumulate(&ws.scratch[..len], &mut ws.#dx); }
+                    } else {
+                        body
+                    }
+                },
+            )
+        }
+        Op::Lrn {
+            size,
+            alpha,
+            beta,
+            k,
+        } => {
+            let (c, plane) = (x[0], x[1..].iter().product::<usize>());
+            let (a, b, k) = (*alpha as f32, *beta as f32, *k as f32);
+            let s = format_ident!("s{i}");
+            let cp = c * plane;
+            (
+                quote! { rt::norm::lrn_forward(n, #c, #plane, #size, #a, #b, #k, &ws.#tx, &mut ws.#t, &mut ws.#s); },
+                accumulate_dx(quote! {
+                    rt::norm::lrn_backward(n, #c, #plane, #size, #a, #b, &ws.#tx, &ws.#s, &ws.#d,
+                        &mut ws.scratch[..len], &mut ws.col[..#cp]);
+                }),
+            )
+        }
+        Op::Linear { out, bias, relu } => {
+            let fin = x[0];
+            let (wt, bs) = (pw("weight"), pw("bias"));
+            let b_fwd = if *bias {
+                quote! { Some(&p.#bs[..]) }
+            } else {
+                quote! { None }
+            };
+            let db = if *bias {
+                quote! { Some(&mut g.#bs[..]) }
+            } else {
+                quote! { None }
+            };
+            let data = accumulate_dx(quote! {
+                rt::linear::linear_backward_data(n, #fin, #out, &p.#wt, &ws.#d, &mut ws.scratch[..len]);
+            });
+            (
+                quote! { rt::linear::linear_forward(n, #fin, #out, &ws.#tx, &p.#wt, #b_fwd, #relu, &mut ws.#t); },
+                quote! {
+                    rt::linear::linear_backward_weight(n, #fin, #out, &ws.#tx, &ws.#d, &mut g.#wt, #db);
+                    #data
+                },
+            )
+        }
+        Op::Concat => {
+            let (cy, plane) = (node.shape[0], node.shape[1..].iter().product::<usize>());
+            let mut fwd = Vec::new();
+            let mut bwd = Vec::new();
+            let mut c0 = 0usize;
+            for &j in &ins {
+                let cx = g.node(j).shape[0];
+                let (tj, dj) = (
+                    format_ident!("t{}", j.index()),
+                    format_ident!("d{}", j.index()),
+                );
+                fwd.push(quote! { rt::tensor::concat_channels(n, #plane, #cx, #c0, #cy, &ws.#tj, &mut ws.#t); });
+                if wants(j) {
+                    bwd.push(quote! {
+                        let len = ws.#tj.len();
+                        rt::tensor::slice_channels(n, #plane, #cx, #c0, #cy, &ws.#d, &mut ws.scratch[..len]);
+                        rt::tensor::accumulate(&ws.scratch[..len], &mut ws.#dj);
+                    });
+                }
+                c0 += cx;
+            }
+            (quote! { #(#fwd)* }, quote! { #(#bwd)* })
+        }
+        Op::Add => {
+            let ts: Vec<Ident> = ins
+                .iter()
+                .map(|j| format_ident!("t{}", j.index()))
+                .collect();
+            let bwd: Vec<TokenStream> = ins
+                .iter()
+                .filter(|&&j| wants(j))
+                .map(|j| {
+                    let dj = format_ident!("d{}", j.index());
+                    quote! { rt::tensor::accumulate(&ws.#d, &mut ws.#dj); }
+                })
+                .collect();
+            (
+                quote! { rt::tensor::add_forward(&[#(&ws.#ts[..]),*], &mut ws.#t); },
+                quote! { #(#bwd)* },
+            )
+        }
+    }
+}
