@@ -111,9 +111,30 @@ enum Command {
         #[arg(long)]
         interp: bool,
     },
-    /// Measure the runtime's kernels: GFLOP/s and the fraction of this CPU's FP32 peak.
-    #[command(subcommand)]
-    Bench(Bench),
+    /// Measure a network's generated code (`netc bench FILE`): per-layer forward and backward
+    /// times, images/s for inference and for a training step, peak memory; or the runtime's
+    /// kernels (`netc bench gemm`, `netc bench conv`): GFLOP/s and the fraction of peak.
+    #[command(args_conflicts_with_subcommands = true)]
+    Bench {
+        #[command(subcommand)]
+        kernel: Option<Bench>,
+        /// The `.net` file.
+        file: Option<PathBuf>,
+        /// Which network of the file (required when it has more than one).
+        #[arg(long)]
+        network: Option<String>,
+        /// Images per batch (default: the network's `train { batch }`, else 8).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Threads (default: every CPU).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Timed steps (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
+        format: BenchFormat,
+    },
 }
 
 #[derive(Subcommand)]
@@ -212,7 +233,24 @@ fn run(cli: Cli) -> ExitCode {
             format,
             output,
         } => graph(&file, network.as_deref(), format, output.as_deref()),
-        Command::Bench(b) => bench(b),
+        Command::Bench {
+            kernel: Some(b), ..
+        } => bench(b),
+        Command::Bench {
+            kernel: None,
+            file,
+            network,
+            batch,
+            threads,
+            steps,
+            format,
+        } => match file {
+            Some(file) => bench_network(&file, network.as_deref(), batch, threads, steps, format),
+            None => {
+                eprintln!("netc: `netc bench` needs a .net file, or `gemm` or `conv`");
+                ExitCode::from(2)
+            }
+        },
         Command::Emit {
             file,
             network,
@@ -448,6 +486,65 @@ fn run_cmd(
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("netc: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn bench_network(
+    file: &Path,
+    network: Option<&str>,
+    batch: Option<usize>,
+    threads: usize,
+    steps: usize,
+    format: BenchFormat,
+) -> ExitCode {
+    let checked = netc_compiler::check_file(file, network);
+    if report_diagnostics(&checked) {
+        return ExitCode::from(1);
+    }
+    let g = match one_network(&checked, file) {
+        Ok(g) => g,
+        Err(code) => return code,
+    };
+    let batch = batch.or(g.train.batch.map(|b| b as usize)).unwrap_or(8);
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    let macs = Report::new(g).total.macs;
+    let result = netc_compiler::codegen::emit_bench(g, macs).and_then(|main| {
+        run::cached_crate(
+            g,
+            &file.display().to_string(),
+            RUNTIME_DIR,
+            "bench",
+            &main,
+            "",
+        )
+    });
+    let exe = match result {
+        Ok(exe) => exe,
+        Err(msg) => {
+            eprintln!("netc: {msg}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args([
+        batch.to_string(),
+        threads.to_string(),
+        steps.max(1).to_string(),
+    ]);
+    if format == BenchFormat::Json {
+        cmd.arg("--json");
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("netc: cannot run {}: {e}", exe.display());
             ExitCode::from(1)
         }
     }

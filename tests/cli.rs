@@ -281,3 +281,45 @@ fn emit_and_build_a_standalone_crate() {
         "{stdout}"
     );
 }
+
+#[test]
+fn bench_a_network_reports_layers_images_and_memory() {
+    let out = netc(&[
+        "bench",
+        "examples/lenet.net",
+        "--batch",
+        "16",
+        "--threads",
+        "1",
+        "--steps",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "batch",
+        "threads",
+        "infer_img_s",
+        "train_img_s",
+        "train_gflops",
+        "peak_bytes",
+        "layers",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(
+        (v["batch"].as_u64(), v["threads"].as_u64()),
+        (Some(16), Some(1))
+    );
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(
+        layers[0]["path"], "c1.0",
+        "the fused conv (its ReLU is in the epilogue)"
+    );
+    assert!(layers
+        .iter()
+        .all(|l| l["forward_ms"].as_f64().unwrap() >= 0.0));
+    assert!(v["peak_bytes"].as_u64().unwrap() > 4 * 3 * 61_706);
+}

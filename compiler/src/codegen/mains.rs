@@ -203,3 +203,126 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
         unsuffix(&prettyplease::unparse(&file))
     ))
 }
+
+/// The `main.rs` of the crate behind `netc bench FILE`: times inference and whole training
+/// steps (forward, backward, SGD update) of the generated code on a random batch, and each
+/// layer's forward and backward, and prints them as a table or JSON.
+///
+/// Usage: `BENCH BATCH THREADS STEPS [--json]`. `train_macs` are the multiply-accumulates of
+/// one sample's training forward pass (a step does three times as many).
+pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
+    let mut buffers = Vec::new();
+    let mut fields = Vec::new();
+    for (name, n) in &g.inputs {
+        if !g.training_set()[n.index()] {
+            continue;
+        }
+        let id = format_ident!("{}", name);
+        match g.node(*n).op {
+            Op::Input(InputKind::Class(c)) => {
+                buffers.push(quote! { let #id: Vec<i64> = (0..batch).map(|_| rng.below(#c as u64) as i64).collect(); });
+            }
+            _ => {
+                let len = per_batch(g.node(*n).shape.iter().product());
+                buffers.push(quote! { let #id: Vec<f32> = (0..#len).map(|_| rng.uniform(0.0, 1.0)).collect(); });
+            }
+        }
+        fields.push(quote! { #id: &#id, });
+    }
+    let tokens = quote! {
+        use netc_runtime as rt;
+
+        mod net;
+
+        fn median(mut v: Vec<f64>) -> f64 {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        }
+
+        fn main() {
+            let args: Vec<String> = std::env::args().collect();
+            let batch: usize = args[1].parse().expect("batch");
+            let threads: usize = args[2].parse().expect("threads");
+            let steps: usize = args[3].parse().expect("steps");
+            let json = args.iter().any(|a| a == "--json");
+            rt::gemm::set_num_threads(threads);
+            let mut rng = rt::rng::Rng::new(1);
+            let mut p = net::Params::new();
+            for (name, shape) in net::Params::SHAPES {
+                let t = p.get_mut(name).expect("listed");
+                if name.ends_with(".weight") && shape.len() > 1 {
+                    rt::init::init_weight(rt::init::Init::He, shape, &mut rng, t);
+                } else if name.ends_with(".weight") {
+                    t.fill(1.0);
+                }
+            }
+            let mut s = net::State::new();
+            #(#buffers)*
+            let x = net::Inputs { #(#fields)* };
+            let mut ws = net::Workspace::new(batch);
+            let mut g = net::Grads::new();
+            let sgd = rt::optim::Sgd { lr: 0.001, momentum: 0.9, weight_decay: 0.0, nesterov: false };
+            let mut opt = vec![rt::optim::OptState::default(); net::Params::SHAPES.len()];
+            let mut step = |p: &mut net::Params, s: &mut net::State, g: &mut net::Grads, ws: &mut net::Workspace,
+                            fwd: &mut [f64; net::LAYERS.len()], bwd: &mut [f64; net::LAYERS.len()]| {
+                net::train_step_timed(p, s, g, ws, &x, fwd, bwd);
+                for (k, (name, _)) in net::Params::SHAPES.iter().enumerate() {
+                    sgd.step(p.get_mut(name).expect("listed"), g.get(name).expect("listed"), &mut opt[k]);
+                }
+            };
+            let (mut fwd, mut bwd) = ([0.0f64; net::LAYERS.len()], [0.0f64; net::LAYERS.len()]);
+            // Warm-up: first touches of every buffer, the thread pool, the caches.
+            step(&mut p, &mut s, &mut g, &mut ws, &mut fwd, &mut bwd);
+            net::forward(&p, &s, &mut ws, &x);
+            let (mut fwd, mut bwd) = ([0.0f64; net::LAYERS.len()], [0.0f64; net::LAYERS.len()]);
+            let mut train = Vec::new();
+            for _ in 0..steps {
+                let t = std::time::Instant::now();
+                step(&mut p, &mut s, &mut g, &mut ws, &mut fwd, &mut bwd);
+                train.push(t.elapsed().as_secs_f64());
+            }
+            let mut infer = Vec::new();
+            for _ in 0..steps {
+                let t = std::time::Instant::now();
+                net::forward(&p, &s, &mut ws, &x);
+                infer.push(t.elapsed().as_secs_f64());
+            }
+            let (train, infer) = (median(train), median(infer));
+            let params: usize = net::Params::SHAPES.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+            // Workspace, parameters, gradients and momenta.
+            let peak = ws.bytes() + 3 * 4 * params;
+            let gflops = 6.0 * #train_macs as f64 * batch as f64 / train / 1e9;
+            let per = |v: f64| v / steps as f64 * 1e3;
+            if json {
+                let layers: Vec<String> = net::LAYERS
+                    .iter()
+                    .enumerate()
+                    .map(|(k, l)| format!("{{\"path\":\"{l}\",\"forward_ms\":{:.4},\"backward_ms\":{:.4}}}", per(fwd[k]), per(bwd[k])))
+                    .collect();
+                println!(
+                    "{{\"network\":\"{}\",\"batch\":{batch},\"threads\":{},\"infer_img_s\":{:.3},\"train_img_s\":{:.3},\"train_gflops\":{:.2},\"peak_fraction\":{:.4},\"peak_bytes\":{peak},\"layers\":[{}]}}",
+                    net::NAME, rt::gemm::num_threads(), batch as f64 / infer, batch as f64 / train, gflops,
+                    gflops / (rt::gemm::PEAK_GFLOPS_PER_CORE * rt::gemm::num_threads() as f64), layers.join(",")
+                );
+            } else {
+                println!("{:<28} {:>10} {:>11}", "layer", "forward ms", "backward ms");
+                for (k, l) in net::LAYERS.iter().enumerate() {
+                    println!("{l:<28} {:>10.3} {:>11.3}", per(fwd[k]), per(bwd[k]));
+                }
+                println!(
+                    "{}: batch {batch}, {} threads: inference {:.1} img/s, training {:.1} img/s ({:.1} GFLOP/s, {:.0}% of peak), peak memory {:.1} MiB",
+                    net::NAME, rt::gemm::num_threads(), batch as f64 / infer, batch as f64 / train, gflops,
+                    100.0 * gflops / (rt::gemm::PEAK_GFLOPS_PER_CORE * rt::gemm::num_threads() as f64),
+                    peak as f64 / (1 << 20) as f64
+                );
+            }
+        }
+    };
+    let file: syn::File = syn::parse2(tokens)
+        .map_err(|e| format!("internal error: generated bench does not parse: {e}"))?;
+    Ok(format!(
+        "// The benchmark behind `netc bench` for network `{}`, generated by netc.\n\n{}",
+        g.name,
+        unsuffix(&prettyplease::unparse(&file))
+    ))
+}

@@ -11,7 +11,7 @@
 mod layer;
 mod mains;
 
-pub use mains::{emit_main, emit_runner};
+pub use mains::{emit_bench, emit_main, emit_runner};
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
@@ -87,6 +87,8 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
     // Workspace: one activation and one gradient buffer per node, plus what backward keeps.
     let mut ws_fields = Vec::new();
     let mut ws_init = Vec::new();
+    // Every buffer of the workspace, for `Workspace::bytes`.
+    let mut ws_names: Vec<Ident> = Vec::new();
     let mut col_len = 0usize;
     for &n in &nodes {
         let node = g.node(n);
@@ -105,6 +107,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             continue;
         }
         ws_fields.push(quote! { #[doc = #doc] pub #t: Vec<f32>, #d: Vec<f32>, });
+        ws_names.extend([t.clone(), d.clone()]);
         let len = per_batch(elems);
         ws_init.push(quote! { #t: vec![0.0; #len], #d: vec![0.0; #len], });
         let x = g
@@ -118,6 +121,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             Op::MaxPool(_) => {
                 let a = format_ident!("a{}", n.index());
                 ws_fields.push(quote! { #a: Vec<u32>, });
+                ws_names.push(a.clone());
                 ws_init.push(quote! { #a: vec![0; #len], });
             }
             Op::BatchNorm { .. } => {
@@ -127,11 +131,13 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
                 );
                 let c = x[0];
                 ws_fields.push(quote! { #m: Vec<f32>, #r: Vec<f32>, });
+                ws_names.extend([m.clone(), r.clone()]);
                 ws_init.push(quote! { #m: vec![0.0; #c], #r: vec![0.0; #c], });
             }
             Op::Lrn { .. } => {
                 let s = format_ident!("s{}", n.index());
                 ws_fields.push(quote! { #s: Vec<f32>, });
+                ws_names.push(s.clone());
                 ws_init.push(quote! { #s: vec![0.0; #len], });
                 col_len = col_len.max(x.iter().product());
             }
@@ -160,6 +166,8 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
     // Layers, forward and backward.
     let mut layer_fns = Vec::new();
     let (mut infer_calls, mut train_calls, mut back_calls) = (Vec::new(), Vec::new(), Vec::new());
+    // The same calls, timed per layer, for `netc bench`.
+    let (mut layer_paths, mut timed_fwd, mut timed_bwd) = (Vec::new(), Vec::new(), Vec::new());
     for &n in &nodes {
         let node = g.node(n);
         if matches!(node.op, Op::Input(_)) {
@@ -216,13 +224,28 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
                 }
             });
             back_calls.push(quote! { #bwd(p, g, ws); });
+            let k = layer_paths.len();
+            timed_bwd.push(quote! {
+                let t = std::time::Instant::now();
+                #bwd(p, g, ws);
+                bwd[#k] += t.elapsed().as_secs_f64();
+            });
         }
         if infer_set[i] {
             infer_calls.push(quote! { #fwd(p, &mut s, ws, false); });
         }
         train_calls.push(quote! { #fwd(p, s, ws, true); });
+        let k = layer_paths.len();
+        timed_fwd.push(quote! {
+            let t = std::time::Instant::now();
+            #fwd(p, s, ws, true);
+            fwd[#k] += t.elapsed().as_secs_f64();
+        });
+        layer_paths.push(node.path.clone());
     }
     back_calls.reverse();
+    timed_bwd.reverse();
+    let layer_count = layer_paths.len();
 
     // Losses: each term seeds the gradients of its inputs.
     let mut loss_calls = Vec::new();
@@ -330,6 +353,11 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             pub fn new(batch: usize) -> Workspace {
                 Workspace { batch, #(#ws_init)* col: vec![0.0; #col_len], scratch: vec![0.0; #scratch_len] }
             }
+
+            /// Bytes held by every buffer (each element is 4 bytes).
+            pub fn bytes(&self) -> usize {
+                4 * (self.col.len() + self.scratch.len() #(+ self.#ws_names.len())*)
+            }
         }
 
         /// Inference: batchnorm on its running statistics, dropout the identity.
@@ -352,6 +380,31 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         /// parameter (overwrites `g`).
         pub fn backward(p: &Params, g: &mut Grads, ws: &mut Workspace) {
             #(#back_calls)*
+        }
+
+        /// Every layer's path, in the order of `forward_train`.
+        pub const LAYERS: [&str; #layer_count] = [#(#layer_paths),*];
+
+        /// `forward_train` then `backward`, adding each layer's seconds forward to `fwd` and
+        /// backward to `bwd` (indexed as [`LAYERS`]). Returns the loss.
+        pub fn train_step_timed(
+            p: &Params,
+            s: &mut State,
+            g: &mut Grads,
+            ws: &mut Workspace,
+            x: &Inputs,
+            fwd: &mut [f64; #layer_count],
+            bwd: &mut [f64; #layer_count],
+        ) -> f32 {
+            #(#input_copy)*
+            #(#timed_fwd)*
+            let loss = {
+                #(#zero_grads)*
+                #loss_expr
+            };
+            #(#timed_bwd)*
+            let _ = (&fwd, &bwd);
+            loss
         }
 
         #(#outputs)*

@@ -1,0 +1,86 @@
+"""A whole network, netc's generated code against PyTorch on CPU, side by side.
+
+    pip install torch
+    python3 bench/net_torch.py examples/googlenet.net [--batch 8] [--threads 1 2] [--steps 5]
+
+PyTorch runs the same network, built from netc's JSON by bench/torch_from_json.py (dropout as
+the identity, batchnorm in training mode), timing inference (no autograd) and a training step
+(forward, backward, SGD with momentum), median of `--steps` after a warm-up. netc's side is
+`netc bench FILE --format json`. Prints both and the ratio (above 1: netc is faster).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_from_json import ROOT, build, netc_json  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("file")
+ap.add_argument("--batch", type=int, default=8)
+ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+ap.add_argument("--steps", type=int, default=5)
+args = ap.parse_args()
+
+doc = netc_json(args.file)
+
+
+def torch_side(threads):
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = build(doc)
+    feed = {}
+    for name, spec in doc["inputs"].items():
+        if isinstance(spec, dict):
+            feed[name] = torch.randint(0, spec["classes"], (args.batch,))
+        else:
+            feed[name] = torch.rand(args.batch, *spec)
+    opt = torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
+
+    def train():
+        opt.zero_grad(set_to_none=True)
+        loss, _ = net.objective(feed)
+        loss.backward()
+        opt.step()
+
+    def infer():
+        with torch.no_grad():
+            net.eval()
+            net.forward(feed)
+            net.train()
+
+    out = {}
+    for name, fn in [("train", train), ("infer", infer)]:
+        fn()
+        times = []
+        for _ in range(args.steps):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        out[name] = args.batch / statistics.median(times)
+    return out
+
+
+def netc_side(threads):
+    cmd = ["cargo", "run", "--release", "--quiet", "--", "bench", args.file, "--batch", str(args.batch),
+           "--threads", str(threads), "--steps", str(args.steps), "--format", "json"]
+    return json.loads(subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+
+
+print(f"{doc['network']}, batch {args.batch}; torch {torch.__version__}")
+print(f"{'threads':>7}  {'pass':<9} {'netc img/s':>10} {'torch img/s':>11} {'netc/torch':>10}")
+for threads in args.threads:
+    n = netc_side(threads)
+    t = torch_side(threads)
+    for name, key in [("inference", "infer"), ("training", "train")]:
+        ours = n[f"{key}_img_s"]
+        print(f"{threads:>7}  {name:<9} {ours:>10.2f} {t[key]:>11.2f} {ours / t[key]:>10.2f}")
+    print(f"{threads:>7}  netc training {n['train_gflops']:.1f} GFLOP/s ({100 * n['peak_fraction']:.0f}% of peak), "
+          f"peak memory {n['peak_bytes'] / 2**20:.0f} MiB")
