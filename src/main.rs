@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use netc_compiler::{dot, Checked, Report};
 
+mod bench;
 mod run;
 
 #[derive(Parser)]
@@ -235,7 +236,7 @@ fn run(cli: Cli) -> ExitCode {
         } => graph(&file, network.as_deref(), format, output.as_deref()),
         Command::Bench {
             kernel: Some(b), ..
-        } => bench(b),
+        } => bench::bench(b),
         Command::Bench {
             kernel: None,
             file,
@@ -245,7 +246,9 @@ fn run(cli: Cli) -> ExitCode {
             steps,
             format,
         } => match file {
-            Some(file) => bench_network(&file, network.as_deref(), batch, threads, steps, format),
+            Some(file) => {
+                bench::bench_network(&file, network.as_deref(), batch, threads, steps, format)
+            }
             None => {
                 eprintln!("netc: `netc bench` needs a .net file, or `gemm` or `conv`");
                 ExitCode::from(2)
@@ -279,6 +282,26 @@ fn run(cli: Cli) -> ExitCode {
             grads,
             interp,
         ),
+    }
+}
+
+/// Writes `bytes` to `output`, or to standard output; the exit code says how it went.
+fn write_output(output: Option<&Path>, bytes: &[u8]) -> ExitCode {
+    let written = match output {
+        Some(path) => {
+            std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+        None => std::io::stdout()
+            .lock()
+            .write_all(bytes)
+            .map_err(|e| format!("cannot write to standard output: {e}")),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("netc: {msg}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -323,21 +346,7 @@ fn emit(file: &Path, network: Option<&str>, output: Option<&Path>) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-    let written = match output {
-        Some(path) => std::fs::write(path, &source)
-            .map_err(|e| format!("cannot write {}: {e}", path.display())),
-        None => std::io::stdout()
-            .lock()
-            .write_all(source.as_bytes())
-            .map_err(|e| format!("cannot write to standard output: {e}")),
-    };
-    match written {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("netc: {msg}");
-            ExitCode::from(1)
-        }
-    }
+    write_output(output, source.as_bytes())
 }
 
 /// Where netc-runtime's sources are: generated crates depend on them by path.
@@ -447,22 +456,9 @@ fn run_cmd(
     if report_diagnostics(&checked) {
         return ExitCode::from(1);
     }
-    let g = match checked.graphs.as_slice() {
-        [g] => g,
-        [] => {
-            eprintln!("netc: {} defines no network to run", file.display());
-            return ExitCode::from(1);
-        }
-        many => {
-            let names: Vec<&str> = many.iter().map(|g| g.name.as_str()).collect();
-            eprintln!(
-                "netc: {} defines {} networks ({}); choose one with --network NAME",
-                file.display(),
-                many.len(),
-                names.join(", ")
-            );
-            return ExitCode::from(2);
-        }
+    let g = match one_network(&checked, file) {
+        Ok(g) => g,
+        Err(code) => return code,
     };
     let result = run::load_weights(g, weights)
         .and_then(|params| Ok((params, run::load_inputs(g, inputs)?)))
@@ -489,207 +485,6 @@ fn run_cmd(
             ExitCode::from(1)
         }
     }
-}
-
-fn bench_network(
-    file: &Path,
-    network: Option<&str>,
-    batch: Option<usize>,
-    threads: usize,
-    steps: usize,
-    format: BenchFormat,
-) -> ExitCode {
-    let checked = netc_compiler::check_file(file, network);
-    if report_diagnostics(&checked) {
-        return ExitCode::from(1);
-    }
-    let g = match one_network(&checked, file) {
-        Ok(g) => g,
-        Err(code) => return code,
-    };
-    let batch = batch.or(g.train.batch.map(|b| b as usize)).unwrap_or(8);
-    let threads = if threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        threads
-    };
-    let macs = Report::new(g).total.macs;
-    let result = netc_compiler::codegen::emit_bench(g, macs).and_then(|main| {
-        run::cached_crate(
-            g,
-            &file.display().to_string(),
-            RUNTIME_DIR,
-            "bench",
-            &main,
-            "",
-        )
-    });
-    let exe = match result {
-        Ok(exe) => exe,
-        Err(msg) => {
-            eprintln!("netc: {msg}");
-            return ExitCode::from(1);
-        }
-    };
-    let mut cmd = std::process::Command::new(&exe);
-    cmd.args([
-        batch.to_string(),
-        threads.to_string(),
-        steps.max(1).to_string(),
-    ]);
-    if format == BenchFormat::Json {
-        cmd.arg("--json");
-    }
-    match cmd.status() {
-        Ok(s) if s.success() => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("netc: cannot run {}: {e}", exe.display());
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// The thread counts to measure: as given, or 1 and then every CPU.
-fn thread_counts(given: Vec<usize>) -> Vec<usize> {
-    if !given.is_empty() {
-        return given;
-    }
-    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if all > 1 {
-        vec![1, all]
-    } else {
-        vec![1]
-    }
-}
-
-fn bench(b: Bench) -> ExitCode {
-    use netc_runtime::bench as rb;
-    use netc_runtime::gemm;
-    use serde_json::json;
-    let kernel = gemm::KernelKind::detect().name();
-    match b {
-        Bench::Gemm {
-            m,
-            n,
-            k,
-            threads,
-            format,
-        } => {
-            if m == 0 || n == 0 || k == 0 {
-                eprintln!("netc: M, N and K must be positive");
-                return ExitCode::from(2);
-            }
-            let results: Vec<_> = thread_counts(threads)
-                .into_iter()
-                .map(|t| gemm::bench(m, n, k, t))
-                .collect();
-            if format == BenchFormat::Json {
-                let rows: Vec<_> = results
-                    .iter()
-                    .map(|r| {
-                        json!({"m": r.m, "n": r.n, "k": r.k, "threads": r.threads,
-                               "kernel": r.kernel.name(), "runs": r.runs, "seconds": r.seconds,
-                               "gflops": r.gflops, "peak_fraction": r.peak_fraction})
-                    })
-                    .collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).unwrap_or_default()
-                );
-            } else {
-                println!(
-                    "sgemm {m}×{k} · {k}×{n}, kernel {kernel}, peak {} GFLOP/s per core",
-                    gemm::PEAK_GFLOPS_PER_CORE
-                );
-                println!(
-                    "{:>7}  {:>10}  {:>8}  {:>6}",
-                    "threads", "ms", "GFLOP/s", "% peak"
-                );
-                for r in &results {
-                    println!(
-                        "{:>7}  {:>10.3}  {:>8.1}  {:>5.1}%",
-                        r.threads,
-                        r.seconds * 1e3,
-                        r.gflops,
-                        100.0 * r.peak_fraction
-                    );
-                }
-            }
-        }
-        Bench::Conv {
-            batch,
-            c,
-            h,
-            w,
-            out,
-            k,
-            s,
-            p,
-            threads,
-            format,
-        } => {
-            let g = netc_runtime::conv::Conv2d::square(c, h, w, out, k, s, p);
-            if batch == 0
-                || c == 0
-                || out == 0
-                || k == 0
-                || s == 0
-                || h + 2 * p < k
-                || w + 2 * p < k
-            {
-                eprintln!(
-                    "netc: a conv needs positive sizes and a window that fits its padded input"
-                );
-                return ExitCode::from(2);
-            }
-            let results: Vec<_> = thread_counts(threads)
-                .into_iter()
-                .map(|t| rb::conv(g, batch, t))
-                .collect();
-            if format == BenchFormat::Json {
-                let rows: Vec<_> = results
-                    .iter()
-                    .map(|r| {
-                        json!({"batch": batch, "c": c, "h": h, "w": w, "out": out, "k": k, "s": s, "p": p,
-                               "threads": r.threads, "kernel": kernel, "macs": r.macs,
-                               "forward_seconds": r.forward, "forward_gflops": r.forward_gflops(),
-                               "forward_peak_fraction": r.peak_fraction(r.forward_gflops()),
-                               "forward_backward_seconds": r.forward_backward,
-                               "forward_backward_gflops": r.forward_backward_gflops(),
-                               "forward_backward_peak_fraction": r.peak_fraction(r.forward_backward_gflops())})
-                    })
-                    .collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).unwrap_or_default()
-                );
-            } else {
-                println!(
-                    "conv {c}→{out}, {k}×{k}/{s} pad {p}, on {batch}×{c}×{h}×{w}: {:.2} GMAC forward; kernel {kernel}",
-                    results.first().map_or(0.0, |r| r.macs as f64 / 1e9)
-                );
-                println!(
-                    "{:>7}  {:>10}  {:>8}  {:>6}  {:>12}  {:>8}  {:>6}",
-                    "threads", "fwd ms", "GFLOP/s", "% peak", "fwd+bwd ms", "GFLOP/s", "% peak"
-                );
-                for r in &results {
-                    let (f, fb) = (r.forward_gflops(), r.forward_backward_gflops());
-                    println!(
-                        "{:>7}  {:>10.2}  {:>8.1}  {:>5.1}%  {:>12.2}  {:>8.1}  {:>5.1}%",
-                        r.threads,
-                        r.forward * 1e3,
-                        f,
-                        100.0 * r.peak_fraction(f),
-                        r.forward_backward * 1e3,
-                        fb,
-                        100.0 * r.peak_fraction(fb)
-                    );
-                }
-            }
-        }
-    }
-    ExitCode::SUCCESS
 }
 
 /// Prints diagnostics to stderr; returns whether there were errors.
@@ -774,22 +569,9 @@ fn graph(
     if report_diagnostics(&checked) {
         return ExitCode::from(1);
     }
-    let g = match checked.graphs.as_slice() {
-        [g] => g,
-        [] => {
-            eprintln!("netc: {} defines no network to draw", file.display());
-            return ExitCode::from(1);
-        }
-        many => {
-            let names: Vec<&str> = many.iter().map(|g| g.name.as_str()).collect();
-            eprintln!(
-                "netc: {} defines {} networks ({}); choose one with --network NAME",
-                file.display(),
-                many.len(),
-                names.join(", ")
-            );
-            return ExitCode::from(2);
-        }
+    let g = match one_network(&checked, file) {
+        Ok(g) => g,
+        Err(code) => return code,
     };
     let text = dot::to_dot(g);
     let bytes = match format {
@@ -802,21 +584,7 @@ fn graph(
             }
         },
     };
-    let written = match output {
-        Some(path) => std::fs::write(path, &bytes)
-            .map_err(|e| format!("cannot write {}: {e}", path.display())),
-        None => std::io::stdout()
-            .lock()
-            .write_all(&bytes)
-            .map_err(|e| format!("cannot write to standard output: {e}")),
-    };
-    match written {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("netc: {msg}");
-            ExitCode::from(1)
-        }
-    }
+    write_output(output, &bytes)
 }
 
 /// Renders DOT to SVG with Graphviz's `dot`, which netc does not bundle.
