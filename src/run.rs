@@ -265,8 +265,9 @@ fn fnv(parts: &[&str]) -> u64 {
     h
 }
 
-/// Builds (once) a release crate of the generated module of `g` and `main`, cached under
-/// `target/netc-<kind>/` by a hash of its sources, and returns its binary.
+/// Builds a release crate of the generated module of `g` and `main`, kept under
+/// `target/netc-<kind>/` in a folder named by a hash of its sources (so rebuilding is
+/// incremental), and returns its binary.
 pub fn cached_crate(
     g: &Graph,
     source: &str,
@@ -290,38 +291,41 @@ pub fn cached_crate(
     // Each cached crate has its own target folder, so that two versions of a network's
     // binary never overwrite each other.
     let exe = dir.join("target/release").join(&package);
-    if !dir.join("built").exists() {
-        let src = dir.join("src");
-        std::fs::create_dir_all(&src)
-            .map_err(|e| format!("cannot create {}: {e}", src.display()))?;
-        for (path, text) in [
-            (dir.join("Cargo.toml"), manifest.as_str()),
-            (src.join("net.rs"), &net),
-            (src.join("main.rs"), main),
-        ] {
+    // Cargo decides what to rebuild: the sources here, or netc-runtime's (a path dependency),
+    // so a runtime change is never missed; a build with nothing to do takes a fraction of a
+    // second.
+    let fresh = !dir.join("Cargo.toml").exists();
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).map_err(|e| format!("cannot create {}: {e}", src.display()))?;
+    for (path, text) in [
+        (dir.join("Cargo.toml"), manifest.as_str()),
+        (src.join("net.rs"), &net),
+        (src.join("main.rs"), main),
+    ] {
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
             std::fs::write(&path, text)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
+    }
+    if fresh {
         eprintln!(
-            "netc: building the generated code for `{}` (once) in {}",
+            "netc: building the generated code for `{}` in {}",
             g.name,
             dir.display()
         );
-        let built =
-            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "--release", "--quiet"])
-                .current_dir(&dir)
-                .env_remove("CARGO_TARGET_DIR")
-                .output()
-                .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !built.status.success() {
-            return Err(format!(
-                "cargo could not build the generated code (a bug in netc):\n{}",
-                String::from_utf8_lossy(&built.stderr)
-            ));
-        }
-        std::fs::write(dir.join("built"), "")
-            .map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
+    }
+    let built =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--quiet"])
+            .current_dir(&dir)
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !built.status.success() {
+        return Err(format!(
+            "cargo could not build the generated code (a bug in netc):\n{}",
+            String::from_utf8_lossy(&built.stderr)
+        ));
     }
     Ok(exe)
 }

@@ -151,6 +151,18 @@ fn check(n: usize, c: usize, plane: usize, x: usize, y: usize, gamma: usize, bet
     assert!(gamma == c && beta == c, "batchnorm: parameter lengths");
 }
 
+/// `s^-β`; for β = 3/4 (LRN's usual exponent) as `1 / (√s · ⁴√s)`, several times cheaper
+/// than `powf`.
+#[inline]
+fn pow_neg(s: f32, beta: f32) -> f32 {
+    if beta == 0.75 {
+        let r = s.sqrt();
+        1.0 / (r * r.sqrt())
+    } else {
+        s.powf(-beta)
+    }
+}
+
 /// Local response normalization across channels, as PyTorch computes it:
 /// `y[c] = x[c] / (k + α/size · Σ_{c' ∈ W(c)} x[c']²)^β` with the window
 /// `W(c) = [c - size/2, c + (size-1)/2]` clipped to the channels. `scale` receives the
@@ -177,19 +189,23 @@ pub fn lrn_forward(
     for i in 0..n {
         let xs = &x[i * c * plane..(i + 1) * c * plane];
         let ss = &mut scale[i * c * plane..(i + 1) * c * plane];
+        // Channel rows at a time (the plane is contiguous, so this vectorizes), summing the
+        // window in the same order as one element at a time would.
         for ch in 0..c {
             let lo = ch.saturating_sub(before);
             let hi = (ch + after).min(c - 1);
-            for q in 0..plane {
-                let sum: f32 = (lo..=hi)
-                    .map(|j| xs[j * plane + q] * xs[j * plane + q])
-                    .sum();
-                ss[ch * plane + q] = k + a * sum;
+            let row = &mut ss[ch * plane..(ch + 1) * plane];
+            row.fill(0.0);
+            for j in lo..=hi {
+                for (r, &v) in row.iter_mut().zip(&xs[j * plane..(j + 1) * plane]) {
+                    *r += v * v;
+                }
             }
+            row.iter_mut().for_each(|r| *r = k + a * *r);
         }
         let ys = &mut y[i * c * plane..(i + 1) * c * plane];
         for ((o, &v), &s) in ys.iter_mut().zip(xs).zip(ss.iter()) {
-            *o = v * s.powf(-beta);
+            *o = v * pow_neg(s, beta);
         }
     }
 }
@@ -225,16 +241,23 @@ pub fn lrn_backward(
         let r = i * c * plane..(i + 1) * c * plane;
         let (xs, ss, gs) = (&x[r.clone()], &scale[r.clone()], &dy[r.clone()]);
         for (((tv, &g), &v), &s) in t.iter_mut().zip(gs).zip(xs).zip(ss) {
-            *tv = g * v * s.powf(-beta - 1.0);
+            // s^(-β-1) = s^-β / s
+            *tv = g * v * (pow_neg(s, beta) / s);
         }
         let ds = &mut dx[r];
         for j in 0..c {
             let lo = j.saturating_sub(before);
             let hi = (j + after).min(c - 1);
-            for q in 0..plane {
-                let sum: f32 = (lo..=hi).map(|ch| t[ch * plane + q]).sum();
+            let row = &mut ds[j * plane..(j + 1) * plane];
+            row.fill(0.0);
+            for ch in lo..=hi {
+                for (r, &tv) in row.iter_mut().zip(&t[ch * plane..(ch + 1) * plane]) {
+                    *r += tv;
+                }
+            }
+            for (q, r) in row.iter_mut().enumerate() {
                 let at = j * plane + q;
-                ds[at] = gs[at] * ss[at].powf(-beta) - coef * xs[at] * sum;
+                *r = gs[at] * pow_neg(ss[at], beta) - coef * xs[at] * *r;
             }
         }
     }
