@@ -47,6 +47,12 @@ enum Command {
         expand: bool,
         #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
         format: CheckFormat,
+        /// Also report what the passes fused and the memory the generated code takes.
+        #[arg(long)]
+        plan: bool,
+        /// The batch size the memory plan is sized for.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+        batch: u32,
     },
     /// Draw the graph of a network: block instances as clusters, edges labelled with shapes.
     Graph {
@@ -227,7 +233,15 @@ fn run(cli: Cli) -> ExitCode {
             network,
             expand,
             format,
-        } => check(&file, network.as_deref(), expand, format),
+            plan,
+            batch,
+        } => check(
+            &file,
+            network.as_deref(),
+            expand,
+            format,
+            plan.then_some(batch as usize),
+        ),
         Command::Graph {
             file,
             network,
@@ -513,10 +527,29 @@ fn report_diagnostics(checked: &Checked) -> bool {
     errors > 0
 }
 
-fn check(file: &Path, network: Option<&str>, expand: bool, format: CheckFormat) -> ExitCode {
+/// `plan`: the batch size to size the memory plan for, when one was asked for.
+fn check(
+    file: &Path,
+    network: Option<&str>,
+    expand: bool,
+    format: CheckFormat,
+    plan: Option<usize>,
+) -> ExitCode {
     let checked = netc_compiler::check_file(file, network);
     if report_diagnostics(&checked) {
         return ExitCode::from(1);
+    }
+    let mut summaries = Vec::new();
+    if plan.is_some() {
+        for g in &checked.graphs {
+            match netc_compiler::plan::summary(g, skipped_passes()) {
+                Ok(s) => summaries.push(s),
+                Err(d) => {
+                    eprintln!("netc: {}: {}", g.name, d.message);
+                    return ExitCode::from(1);
+                }
+            }
+        }
     }
     if checked.graphs.is_empty() {
         eprintln!(
@@ -535,13 +568,25 @@ fn check(file: &Path, network: Option<&str>, expand: bool, format: CheckFormat) 
                     let _ = writeln!(out);
                 }
                 let _ = write!(out, "{}", Report::new(g).table(expand));
+                if let (Some(batch), Some(s)) = (plan, summaries.get(i)) {
+                    let _ = write!(out, "{}", plan_table(s, batch));
+                }
             }
         }
         CheckFormat::Json => {
             let docs: Vec<serde_json::Value> = checked
                 .graphs
                 .iter()
-                .map(|g| Report::new(g).to_json(g))
+                .enumerate()
+                .map(|(i, g)| {
+                    let mut doc = Report::new(g).to_json(g);
+                    if let (Some(batch), Some(s), Some(obj)) =
+                        (plan, summaries.get(i), doc.as_object_mut())
+                    {
+                        obj.insert("plan".into(), plan_json(s, batch));
+                    }
+                    doc
+                })
                 .collect();
             // One network: one object. Several: an array of them.
             let doc = if docs.len() == 1 {
@@ -557,6 +602,52 @@ fn check(file: &Path, network: Option<&str>, expand: bool, format: CheckFormat) 
         }
     }
     ExitCode::SUCCESS
+}
+
+/// MiB with one decimal, for memory figures.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// The `--plan` section of the table report.
+fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
+    let ws = &s.workspace;
+    format!(
+        "\nplan (codegen passes, batch {batch}):\n\
+         \x20 GEMM layers        {}\n\
+         \x20 ReLUs fused        {} of {} (into the GEMM epilogue)\n\
+         \x20 concats            {} (copying {} values per sample)\n\
+         \x20 workspace          {} in {} buffers ({} per sample + {} im2col)\n\
+         \x20 parameters         {} (and as much again for gradients)\n\
+         \x20 training step      {} (optimizer state not included)\n",
+        s.gemm_layers,
+        s.relus_fused,
+        s.relus,
+        s.concats,
+        s.concat_elems,
+        mib(ws.bytes(batch)),
+        ws.buffers.len() + 2,
+        mib(ws.bytes(1) - 4 * ws.col as u64),
+        mib(4 * ws.col as u64),
+        mib(4 * s.params),
+        mib(s.training_bytes(batch)),
+    )
+}
+
+/// The `--plan` object of the JSON report (bytes, not MiB).
+fn plan_json(s: &netc_compiler::plan::Summary, batch: usize) -> serde_json::Value {
+    serde_json::json!({
+        "batch": batch,
+        "gemm_layers": s.gemm_layers,
+        "relus": s.relus,
+        "relus_fused": s.relus_fused,
+        "concats": s.concats,
+        "concat_elems_per_sample": s.concat_elems,
+        "workspace_bytes": s.workspace.bytes(batch),
+        "workspace_buffers": s.workspace.buffers.len() + 2,
+        "param_bytes": 4 * s.params,
+        "training_bytes": s.training_bytes(batch),
+    })
 }
 
 fn graph(

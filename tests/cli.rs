@@ -323,3 +323,50 @@ fn bench_a_network_reports_layers_images_and_memory() {
         .all(|l| l["forward_ms"].as_f64().unwrap() >= 0.0));
     assert!(v["peak_bytes"].as_u64().unwrap() > 4 * 3 * 61_706);
 }
+
+#[test]
+fn check_plan_reports_fusion_and_memory() {
+    let out = netc(&[
+        "check",
+        "examples/googlenet.net",
+        "--plan",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = &v["plan"];
+    assert_eq!(plan["batch"], 8);
+    assert_eq!(plan["relus_fused"], 61);
+    assert_eq!(plan["param_bytes"], 4 * 13_378_280u64);
+    let fused = plan["workspace_bytes"].as_u64().unwrap();
+
+    let out = netc(&[
+        "--skip-pass",
+        "epilogue",
+        "check",
+        "examples/googlenet.net",
+        "--plan",
+        "--batch",
+        "8",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["plan"]["relus_fused"], 0);
+    assert!(v["plan"]["workspace_bytes"].as_u64().unwrap() > fused);
+
+    let out = netc(&["check", "examples/lenet.net", "--plan", "--batch", "64"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.contains("plan (codegen passes, batch 64)"), "{table}");
+    assert!(table.contains("ReLUs fused        4 of 4"), "{table}");
+
+    let out = netc(&["check", "examples/lenet.net", "--plan", "--batch", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    // Without --plan the JSON has no plan.
+    let out = netc(&["check", "examples/lenet.net", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.get("plan").is_none());
+}

@@ -11,6 +11,7 @@ pub mod load;
 pub mod lower;
 pub mod ops;
 pub mod passes;
+pub mod plan;
 pub mod report;
 pub mod resolve;
 pub mod train;

@@ -84,66 +84,37 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         .filter(|n| train_set[n.index()])
         .collect();
 
-    // Workspace: one activation and one gradient buffer per node, plus what backward keeps.
+    // Workspace: the buffers of `plan::workspace`, declared and allocated.
+    let plan = crate::plan::workspace(g);
     let mut ws_fields = Vec::new();
     let mut ws_init = Vec::new();
-    // Every buffer of the workspace, for `Workspace::bytes`.
     let mut ws_names: Vec<Ident> = Vec::new();
-    let mut col_len = 0usize;
-    for &n in &nodes {
-        let node = g.node(n);
-        let elems: usize = node.shape.iter().product::<usize>().max(1);
-        let (t, d) = (
-            format_ident!("t{}", n.index()),
-            format_ident!("d{}", n.index()),
-        );
-        let doc = format!(
-            " `{}`: {} {}",
-            node.path,
-            node.op.name(),
-            shape_str(&node.shape)
-        );
-        if let Op::Input(InputKind::Class(_)) = node.op {
-            continue;
-        }
-        ws_fields.push(quote! { #[doc = #doc] pub #t: Vec<f32>, #d: Vec<f32>, });
-        ws_names.extend([t.clone(), d.clone()]);
-        let len = per_batch(elems);
-        ws_init.push(quote! { #t: vec![0.0; #len], #d: vec![0.0; #len], });
-        let x = g
-            .inputs_of(n)
-            .first()
-            .map(|&i| g.node(i).shape.clone())
-            .unwrap_or_default();
-        match &node.op {
-            Op::Conv(c) => col_len = col_len.max(crate::interp::conv_col_len(c, &x)),
-            Op::ConvT(c) => col_len = col_len.max(crate::interp::conv_t_col_len(c, &x)),
-            Op::MaxPool(_) => {
-                let a = format_ident!("a{}", n.index());
-                ws_fields.push(quote! { #a: Vec<u32>, });
-                ws_names.push(a.clone());
-                ws_init.push(quote! { #a: vec![0; #len], });
-            }
-            Op::BatchNorm { .. } => {
-                let (m, r) = (
-                    format_ident!("m{}", n.index()),
-                    format_ident!("r{}", n.index()),
-                );
-                let c = x[0];
-                ws_fields.push(quote! { #m: Vec<f32>, #r: Vec<f32>, });
-                ws_names.extend([m.clone(), r.clone()]);
-                ws_init.push(quote! { #m: vec![0.0; #c], #r: vec![0.0; #c], });
-            }
-            Op::Lrn { .. } => {
-                let s = format_ident!("s{}", n.index());
-                ws_fields.push(quote! { #s: Vec<f32>, });
-                ws_names.push(s.clone());
-                ws_init.push(quote! { #s: vec![0.0; #len], });
-                col_len = col_len.max(x.iter().product());
-            }
-            _ => {}
-        }
+    for b in &plan.buffers {
+        let name = format_ident!("{}", b.name);
+        let ty = if b.index {
+            quote! { u32 }
+        } else {
+            quote! { f32 }
+        };
+        let zero = if b.index {
+            quote! { 0 }
+        } else {
+            quote! { 0.0 }
+        };
+        let len = if b.fixed {
+            let e = b.elems;
+            quote! { #e }
+        } else {
+            per_batch(b.elems)
+        };
+        ws_fields.push(match &b.doc {
+            Some(doc) => quote! { #[doc = #doc] pub #name: Vec<#ty>, },
+            None => quote! { #name: Vec<#ty>, },
+        });
+        ws_init.push(quote! { #name: vec![#zero; #len], });
+        ws_names.push(name);
     }
+    let col_len = plan.col;
 
     // Inputs.
     let mut input_fields = Vec::new();
@@ -299,13 +270,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         })
         .collect();
 
-    let col_len = col_len.max(1);
-    let max_elems = nodes
-        .iter()
-        .map(|&n| g.node(n).shape.iter().product::<usize>())
-        .max()
-        .unwrap_or(1);
-    let scratch_len = per_batch(2 * max_elems);
+    let scratch_len = per_batch(plan.scratch);
     let outputs: Vec<TokenStream> = g
         .outputs
         .iter()

@@ -326,3 +326,39 @@ equal_inference!(
     lecture_reduced_unfused,
     "reduced"
 );
+
+/// `netc check --plan` reports the memory the generated code really allocates: the plan's
+/// workspace equals `Workspace::bytes` of the module built with and without the passes.
+#[test]
+fn the_plan_sizes_the_generated_workspace() {
+    use netc_codegen_tests::{every_op, every_op_unfused, googlenet, googlenet_unfused};
+    let plan = |path: &str, skip: &[&str]| {
+        let c = case(path, 1);
+        netc_compiler::plan::summary(&c.graph, skip).unwrap()
+    };
+    let g = "../../examples/googlenet.net";
+    let e = "nets/every_op.net";
+    for batch in [1, 5] {
+        let fused = plan(g, &[]).workspace.bytes(batch);
+        assert_eq!(fused, googlenet::Workspace::new(batch).bytes() as u64);
+        let unfused = plan(g, &["epilogue"]).workspace.bytes(batch);
+        assert_eq!(
+            unfused,
+            googlenet_unfused::Workspace::new(batch).bytes() as u64
+        );
+        assert!(fused < unfused, "fusing ReLUs frees their buffers");
+        let fused = plan(e, &[]).workspace.bytes(batch);
+        assert_eq!(fused, every_op::Workspace::new(batch).bytes() as u64);
+        let unfused = plan(e, &["epilogue"]).workspace.bytes(batch);
+        assert_eq!(
+            unfused,
+            every_op_unfused::Workspace::new(batch).bytes() as u64
+        );
+    }
+    let s = plan(g, &[]);
+    assert_eq!(
+        (s.gemm_layers, s.relus, s.relus_fused, s.concats),
+        (64, 61, 61, 9)
+    );
+    assert_eq!(s.params, 13_378_280);
+}
