@@ -190,6 +190,15 @@ impl Graph {
                 .chain(self.losses.iter().flat_map(|l| l.inputs)),
         )
     }
+
+    /// The nodes of `training_set`, in the order of `nodes`.
+    pub fn training_nodes(&self) -> Vec<NodeIndex> {
+        let train = self.training_set();
+        self.nodes()
+            .into_iter()
+            .filter(|n| train[n.index()])
+            .collect()
+    }
 }
 
 /// `[3, 224, 224]`

@@ -51,8 +51,7 @@ impl Workspace {
 
 /// The workspace of `g` (after its codegen passes) for training, which inference shares.
 pub fn workspace(g: &Graph) -> Workspace {
-    let train = g.training_set();
-    let nodes: Vec<_> = g.nodes().into_iter().filter(|n| train[n.index()]).collect();
+    let nodes = g.training_nodes();
     let mut buffers = Vec::new();
     let mut col = 0usize;
     for &n in &nodes {
@@ -139,21 +138,15 @@ impl Summary {
 /// Runs the codegen passes (but those in `skip`) on a copy of `g` and sums up the result.
 pub fn summary(g: &Graph, skip: &[&str]) -> Result<Summary, netc_dsl::Diagnostic> {
     let relus_of = |g: &Graph| {
-        let train = g.training_set();
-        g.nodes()
+        g.training_nodes()
             .into_iter()
-            .filter(|n| train[n.index()] && matches!(g.node(*n).op, Op::Relu))
+            .filter(|&n| matches!(g.node(n).op, Op::Relu))
             .count()
     };
     let relus = relus_of(g);
     let mut planned = g.clone();
     crate::passes::run(&mut planned, crate::passes::CODEGEN, skip)?;
-    let train = planned.training_set();
-    let nodes: Vec<_> = planned
-        .nodes()
-        .into_iter()
-        .filter(|n| train[n.index()])
-        .collect();
+    let nodes = planned.training_nodes();
     let ops = || nodes.iter().map(|&n| planned.node(n));
     let gemm_layers = ops()
         .filter(|n| matches!(n.op, Op::Conv(_) | Op::ConvT(_) | Op::Linear { .. }))

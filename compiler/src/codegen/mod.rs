@@ -78,11 +78,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
 
     let train_set = g.training_set();
     let infer_set = g.inference_set();
-    let nodes: Vec<_> = g
-        .nodes()
-        .into_iter()
-        .filter(|n| train_set[n.index()])
-        .collect();
+    let nodes = g.training_nodes();
 
     // Workspace: the buffers of `plan::workspace`, declared and allocated.
     let plan = crate::plan::workspace(g);
