@@ -614,13 +614,14 @@ fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
     let ws = &s.workspace;
     format!(
         "\nplan (codegen passes, batch {batch}):\n\
-         \x20 GEMM layers        {}\n\
+         \x20 GEMM layers        {} (checked graph: {})\n\
          \x20 ReLUs fused        {} of {} (into the GEMM epilogue)\n\
          \x20 concats            {} (copying {} values per sample)\n\
          \x20 workspace          {} in {} buffers ({} per sample + {} im2col)\n\
          \x20 parameters         {} (and as much again for gradients)\n\
          \x20 training step      {} (optimizer state not included)\n",
         s.gemm_layers,
+        s.gemm_layers_before,
         s.relus_fused,
         s.relus,
         s.concats,
@@ -639,6 +640,7 @@ fn plan_json(s: &netc_compiler::plan::Summary, batch: usize) -> serde_json::Valu
     serde_json::json!({
         "batch": batch,
         "gemm_layers": s.gemm_layers,
+        "gemm_layers_before": s.gemm_layers_before,
         "relus": s.relus,
         "relus_fused": s.relus_fused,
         "concats": s.concats,

@@ -338,6 +338,8 @@ fn check_plan_reports_fusion_and_memory() {
     let plan = &v["plan"];
     assert_eq!(plan["batch"], 8);
     assert_eq!(plan["relus_fused"], 61);
+    assert_eq!(plan["gemm_layers_before"], 64);
+    assert_eq!(plan["gemm_layers"], 64);
     assert_eq!(plan["param_bytes"], 4 * 13_378_280u64);
     let fused = plan["workspace_bytes"].as_u64().unwrap();
 

@@ -113,7 +113,9 @@ pub fn workspace(g: &Graph) -> Workspace {
 /// `netc check --plan`.
 #[derive(Clone, Debug)]
 pub struct Summary {
-    /// Layers that run as a GEMM (conv, transposed conv, linear) after the passes.
+    /// Layers that run as a GEMM (conv, transposed conv, linear) before and after the
+    /// passes.
+    pub gemm_layers_before: usize,
     pub gemm_layers: usize,
     /// ReLUs in the checked graph, and how many of them the `epilogue` pass folded into
     /// the GEMM before them.
@@ -137,26 +139,30 @@ impl Summary {
 
 /// Runs the codegen passes (but those in `skip`) on a copy of `g` and sums up the result.
 pub fn summary(g: &Graph, skip: &[&str]) -> Result<Summary, netc_dsl::Diagnostic> {
-    let relus_of = |g: &Graph| {
+    // Training-graph nodes whose op passes `f`.
+    let count = |g: &Graph, f: fn(&Op) -> bool| {
         g.training_nodes()
             .into_iter()
-            .filter(|&n| matches!(g.node(n).op, Op::Relu))
+            .filter(|&n| f(&g.node(n).op))
             .count()
     };
-    let relus = relus_of(g);
+    let gemm = |op: &Op| matches!(op, Op::Conv(_) | Op::ConvT(_) | Op::Linear { .. });
+    let relu = |op: &Op| matches!(op, Op::Relu);
+    let relus = count(g, relu);
     let mut planned = g.clone();
     crate::passes::run(&mut planned, crate::passes::CODEGEN, skip)?;
-    let nodes = planned.training_nodes();
-    let ops = || nodes.iter().map(|&n| planned.node(n));
-    let gemm_layers = ops()
-        .filter(|n| matches!(n.op, Op::Conv(_) | Op::ConvT(_) | Op::Linear { .. }))
-        .count();
-    let concats: Vec<_> = ops().filter(|n| matches!(n.op, Op::Concat)).collect();
+    let concats: Vec<_> = planned
+        .training_nodes()
+        .into_iter()
+        .map(|n| planned.node(n))
+        .filter(|n| matches!(n.op, Op::Concat))
+        .collect();
     let params = crate::report::Report::new(&planned).total;
     Ok(Summary {
-        gemm_layers,
+        gemm_layers_before: count(g, gemm),
+        gemm_layers: count(&planned, gemm),
         relus,
-        relus_fused: relus - relus_of(&planned),
+        relus_fused: relus - count(&planned, relu),
         concats: concats.len(),
         concat_elems: concats
             .iter()
