@@ -540,9 +540,9 @@ fn check(
         return ExitCode::from(1);
     }
     let mut summaries = Vec::new();
-    if plan.is_some() {
+    if let Some(batch) = plan {
         for g in &checked.graphs {
-            match netc_compiler::plan::summary(g, skipped_passes()) {
+            match netc_compiler::plan::summary(g, skipped_passes(), batch) {
                 Ok(s) => summaries.push(s),
                 Err(d) => {
                     eprintln!("netc: {}: {}", g.name, d.message);
@@ -619,7 +619,9 @@ fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
          \x20 concats            {} (copying {} values per sample)\n\
          \x20 workspace          {} in {} buffers ({} per sample + {} im2col)\n\
          \x20 parameters         {} (and as much again for gradients)\n\
-         \x20 training step      {} (optimizer state not included)\n",
+         \x20 training step      {} (optimizer state not included)\n\
+         \x20 reuse by liveness  {} for a training step, {} for inference, + {} scratch\n\
+         \x20                    (memplan; the generated code does not reuse buffers yet)\n",
         s.gemm_layers,
         s.gemm_layers_before,
         s.relus_fused,
@@ -632,6 +634,9 @@ fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
         mib(4 * ws.col as u64),
         mib(4 * s.params),
         mib(s.training_bytes(batch)),
+        mib(s.train_plan.peak),
+        mib(s.infer_plan.peak),
+        mib(s.scratch_bytes(batch)),
     )
 }
 
@@ -649,6 +654,9 @@ fn plan_json(s: &netc_compiler::plan::Summary, batch: usize) -> serde_json::Valu
         "workspace_buffers": s.workspace.buffers.len() + 2,
         "param_bytes": 4 * s.params,
         "training_bytes": s.training_bytes(batch),
+        "planned_training_bytes": s.train_plan.peak,
+        "planned_inference_bytes": s.infer_plan.peak,
+        "scratch_bytes": s.scratch_bytes(batch),
     })
 }
 

@@ -342,6 +342,9 @@ fn check_plan_reports_fusion_and_memory() {
     assert_eq!(plan["gemm_layers"], 64);
     assert_eq!(plan["param_bytes"], 4 * 13_378_280u64);
     let fused = plan["workspace_bytes"].as_u64().unwrap();
+    let planned = plan["planned_training_bytes"].as_u64().unwrap();
+    let infer = plan["planned_inference_bytes"].as_u64().unwrap();
+    assert!(infer < planned && planned < fused, "{plan}");
 
     let out = netc(&[
         "--skip-pass",

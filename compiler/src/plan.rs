@@ -11,6 +11,8 @@ use crate::ops::{InputKind, Op};
 pub struct Buffer {
     /// The field name in generated code (`t5`, `d5`, `a7`, ...).
     pub name: String,
+    /// The node it belongs to.
+    pub node: usize,
     /// Elements per sample (the buffer holds `batch ×` this), or, with `fixed`, in all.
     pub elems: usize,
     /// Whether the size does not grow with the batch.
@@ -70,6 +72,7 @@ pub fn workspace(g: &Graph) -> Workspace {
         let buf =
             |name: String, elems: usize, fixed: bool, index: bool, doc: Option<String>| Buffer {
                 name,
+                node: i,
                 elems,
                 fixed,
                 index,
@@ -127,6 +130,10 @@ pub struct Summary {
     /// Trainable parameters (weights and biases) of the training graph.
     pub params: u64,
     pub workspace: Workspace,
+    /// The workspace buffers planned by liveness (`memplan`) at the batch asked for, for a
+    /// training step and for inference.
+    pub train_plan: MemPlan,
+    pub infer_plan: MemPlan,
 }
 
 impl Summary {
@@ -135,10 +142,16 @@ impl Summary {
     pub fn training_bytes(&self, batch: usize) -> u64 {
         self.workspace.bytes(batch) + 2 * 4 * self.params
     }
+
+    /// Bytes the scratch that stays outside the plan takes (im2col, gradient scratch).
+    pub fn scratch_bytes(&self, batch: usize) -> u64 {
+        4 * (self.workspace.col + batch * self.workspace.scratch) as u64
+    }
 }
 
-/// Runs the codegen passes (but those in `skip`) on a copy of `g` and sums up the result.
-pub fn summary(g: &Graph, skip: &[&str]) -> Result<Summary, netc_dsl::Diagnostic> {
+/// Runs the codegen passes (but those in `skip`) on a copy of `g` and sums up the result,
+/// memory planned for `batch`.
+pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, netc_dsl::Diagnostic> {
     // Training-graph nodes whose op passes `f`.
     let count = |g: &Graph, f: fn(&Op) -> bool| {
         g.training_nodes()
@@ -158,6 +171,7 @@ pub fn summary(g: &Graph, skip: &[&str]) -> Result<Summary, netc_dsl::Diagnostic
         .filter(|n| matches!(n.op, Op::Concat))
         .collect();
     let params = crate::report::Report::new(&planned).total;
+    let ws = workspace(&planned);
     Ok(Summary {
         gemm_layers_before: count(g, gemm),
         gemm_layers: count(&planned, gemm),
@@ -169,6 +183,162 @@ pub fn summary(g: &Graph, skip: &[&str]) -> Result<Summary, netc_dsl::Diagnostic
             .map(|n| n.shape.iter().product::<usize>())
             .sum(),
         params: params.weights + params.biases,
-        workspace: workspace(&planned),
+        train_plan: memplan(&planned, &ws, batch, true),
+        infer_plan: memplan(&planned, &ws, batch, false),
+        workspace: ws,
     })
+}
+
+/// One buffer placed by `memplan`: live over the schedule steps `first..=last`, at byte
+/// `offset` of a shared arena.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placed {
+    pub name: String,
+    pub bytes: u64,
+    pub first: usize,
+    pub last: usize,
+    pub offset: u64,
+}
+
+/// Buffers sharing one arena by liveness: `peak` bytes hold them all.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemPlan {
+    pub placed: Vec<Placed>,
+    pub peak: u64,
+}
+
+/// Plans the workspace buffers of `ws` (from `workspace(g)`) into one arena at `batch`,
+/// over the schedule the generated code runs: the forward of every training node in
+/// order (steps `0..n`), then, for training, their backwards in reverse (step `2n-1-k` for
+/// the node at position `k`). Liveness is conservative where the backward of an op may
+/// read a buffer: an activation lives until its own node's backward (which comes after its
+/// consumers'), a gradient from the backward of its last consumer (or the loss seed) until
+/// its own. For inference only activations count, each until its last reader. The im2col
+/// and gradient scratch are live throughout and are not part of the arena.
+///
+/// The generated code does not use this plan yet: it is what buffer reuse will reach.
+pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> MemPlan {
+    let nodes = if training {
+        g.training_nodes()
+    } else {
+        let infer = g.inference_set();
+        g.nodes().into_iter().filter(|n| infer[n.index()]).collect()
+    };
+    let n = nodes.len();
+    use petgraph::visit::NodeIndexable;
+    let mut pos = vec![usize::MAX; g.g.node_bound()];
+    for (k, &v) in nodes.iter().enumerate() {
+        pos[v.index()] = k;
+    }
+    let bwd = |k: usize| 2 * n - 1 - k;
+    let mut placed = Vec::new();
+    for b in &ws.buffers {
+        let k = pos[b.node];
+        if k == usize::MAX {
+            continue;
+        }
+        let v = nodes[k];
+        let readers: Vec<usize> = g
+            .consumers_of(v)
+            .into_iter()
+            .map(|c| pos[c.index()])
+            .filter(|&c| c != usize::MAX)
+            .collect();
+        let is_output = g.outputs.iter().any(|&(_, o)| o == v);
+        let seeded = g.losses.iter().any(|l| l.inputs.contains(&v));
+        let (first, last) = match (b.name.as_bytes()[0], training) {
+            (b'd' | b'a' | b's' | b'm' | b'r', false) => continue,
+            // Outputs are read after the step.
+            (b't', true) if is_output => (k, 2 * n - 1),
+            // A loss seeds its inputs' gradients when the forward ends.
+            (b'd', true) if seeded => (n, bwd(k)),
+            (b'd', true) => (readers.iter().map(|&c| bwd(c)).min().unwrap_or(n), bwd(k)),
+            (_, true) => (k, bwd(k)),
+            (_, false) if is_output => (k, n - 1),
+            (_, false) => (k, readers.iter().copied().max().unwrap_or(k)),
+        };
+        let elems = if b.fixed { b.elems } else { batch * b.elems };
+        placed.push(Placed {
+            name: b.name.clone(),
+            bytes: 4 * elems as u64,
+            first,
+            last,
+            offset: 0,
+        });
+    }
+    // First fit, largest first: each buffer at the lowest offset clear of every buffer
+    // already placed whose lifetime overlaps its own.
+    let mut order: Vec<usize> = (0..placed.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(placed[i].bytes), i));
+    let mut done: Vec<usize> = Vec::new();
+    let mut peak = 0;
+    for i in order {
+        let mut taken: Vec<(u64, u64)> = done
+            .iter()
+            .map(|&j| &placed[j])
+            .filter(|q| q.first <= placed[i].last && placed[i].first <= q.last)
+            .map(|q| (q.offset, q.offset + q.bytes))
+            .collect();
+        taken.sort_unstable();
+        let mut offset = 0;
+        for (lo, hi) in taken {
+            if offset + placed[i].bytes <= lo {
+                break;
+            }
+            offset = offset.max(hi);
+        }
+        placed[i].offset = offset;
+        peak = peak.max(offset + placed[i].bytes);
+        done.push(i);
+    }
+    MemPlan { placed, peak }
+}
+
+impl MemPlan {
+    /// Checks the plan: no two buffers live at the same step share a byte, and every
+    /// buffer lies inside `peak`. Returns the first violation.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, p) in self.placed.iter().enumerate() {
+            if p.first > p.last {
+                return Err(format!(
+                    "`{}` dies (step {}) before it is made (step {})",
+                    p.name, p.last, p.first
+                ));
+            }
+            if p.offset + p.bytes > self.peak {
+                return Err(format!(
+                    "`{}` ends at byte {}, past the peak {}",
+                    p.name,
+                    p.offset + p.bytes,
+                    self.peak
+                ));
+            }
+            for q in &self.placed[i + 1..] {
+                let live = p.first <= q.last && q.first <= p.last;
+                let shared = p.offset < q.offset + q.bytes && q.offset < p.offset + p.bytes;
+                if live && shared && p.bytes > 0 && q.bytes > 0 {
+                    return Err(format!(
+                        "`{}` and `{}` are live together and overlap",
+                        p.name, q.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The most bytes live at any one step: no plan can need less.
+    pub fn live_peak(&self) -> u64 {
+        let steps = self.placed.iter().map(|p| p.last + 1).max().unwrap_or(0);
+        (0..steps)
+            .map(|t| {
+                self.placed
+                    .iter()
+                    .filter(|p| p.first <= t && t <= p.last)
+                    .map(|p| p.bytes)
+                    .sum()
+            })
+            .max()
+            .unwrap_or(0)
+    }
 }

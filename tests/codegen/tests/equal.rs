@@ -334,7 +334,7 @@ fn the_plan_sizes_the_generated_workspace() {
     use netc_codegen_tests::{every_op, every_op_unfused, googlenet, googlenet_unfused};
     let plan = |path: &str, skip: &[&str]| {
         let c = case(path, 1);
-        netc_compiler::plan::summary(&c.graph, skip).unwrap()
+        netc_compiler::plan::summary(&c.graph, skip, 1).unwrap()
     };
     let g = "../../examples/googlenet.net";
     let e = "nets/every_op.net";
@@ -361,4 +361,62 @@ fn the_plan_sizes_the_generated_workspace() {
         (64, 61, 61, 9)
     );
     assert_eq!(s.params, 13_378_280);
+}
+
+/// Every memory plan (training and inference, with and without the passes) of the examples
+/// and the random networks passes the checker, needs no less than the most bytes live at
+/// once and no more than the workspace without reuse; and the checker does catch overlap.
+#[test]
+fn every_memory_plan_checks() {
+    let mut paths: Vec<std::path::PathBuf> = [
+        "../../examples/googlenet.net",
+        "../../examples/lenet.net",
+        "../../examples/autoencoder.net",
+        "nets/every_op.net",
+    ]
+    .iter()
+    .map(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join(p))
+    .collect();
+    for entry in std::fs::read_dir(env!("OUT_DIR")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "net") {
+            paths.push(path);
+        }
+    }
+    assert!(paths.len() > 200, "the random networks are there");
+    for path in &paths {
+        let checked = netc_compiler::check_file(path, None);
+        assert!(!checked.has_errors(), "{}", checked.render());
+        let g = checked.graphs.into_iter().next().unwrap();
+        for skip in [&[][..], &["epilogue"][..]] {
+            let s = netc_compiler::plan::summary(&g, skip, 3).unwrap();
+            for plan in [&s.train_plan, &s.infer_plan] {
+                plan.check()
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(plan.peak >= plan.live_peak(), "{}", path.display());
+                assert!(plan.peak <= s.workspace.bytes(3), "{}", path.display());
+            }
+            assert!(s.infer_plan.peak <= s.train_plan.peak, "{}", path.display());
+        }
+    }
+    // The checker is not a rubber stamp: two live buffers at one offset fail it.
+    let g = netc_compiler::check_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/lenet.net"),
+        None,
+    )
+    .graphs
+    .remove(0);
+    let mut plan = netc_compiler::plan::summary(&g, &[], 2).unwrap().train_plan;
+    let (i, j) = (0..plan.placed.len())
+        .flat_map(|i| (i + 1..plan.placed.len()).map(move |j| (i, j)))
+        .find(|&(i, j)| {
+            let (p, q) = (&plan.placed[i], &plan.placed[j]);
+            p.first <= q.last && q.first <= p.last
+        })
+        .unwrap();
+    plan.placed[j].offset = plan.placed[i].offset;
+    assert!(plan.check().is_err());
+    let mut plan = netc_compiler::plan::summary(&g, &[], 2).unwrap().train_plan;
+    plan.peak -= 1;
+    assert!(plan.check().is_err());
 }
