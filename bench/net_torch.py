@@ -6,12 +6,15 @@
 PyTorch runs the same network, built from netc's JSON by bench/torch_from_json.py (dropout as
 the identity, batchnorm in training mode), timing inference (no autograd) and a training step
 (forward, backward, SGD with momentum), median of `--steps` after a warm-up. netc's side is
-`netc bench FILE --format json`. Prints both and the ratio (above 1: netc is faster).
+`netc bench FILE --format json`. Prints both and the ratio (above 1: netc is faster), and
+the peak memory of each: netc's buffers, parameters, gradients and momentum as allocated, and
+how far PyTorch's resident set grew over the run (first thread count only).
 """
 
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,9 +35,15 @@ args = ap.parse_args()
 doc = netc_json(args.file)
 
 
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def torch_side(threads):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    base = rss_bytes()
     net = build(doc)
     feed = {}
     for name, spec in doc["inputs"].items():
@@ -65,6 +74,10 @@ def torch_side(threads):
             fn()
             times.append(time.perf_counter() - t)
         out[name] = args.batch / statistics.median(times)
+    # The peak resident set (Linux: KiB) less what the process held before the network was
+    # built: the parameters, gradients, momentum and every tensor of the steps. Only the
+    # first call's figure is clean, since the peak never goes down.
+    out["peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
     return out
 
 
@@ -76,7 +89,7 @@ def netc_side(threads):
 
 print(f"{doc['network']}, batch {args.batch}; torch {torch.__version__}")
 print(f"{'threads':>7}  {'pass':<9} {'netc img/s':>10} {'torch img/s':>11} {'netc/torch':>10}")
-for threads in args.threads:
+for i, threads in enumerate(args.threads):
     n = netc_side(threads)
     t = torch_side(threads)
     for name, key in [("inference", "infer"), ("training", "train")]:
@@ -84,3 +97,6 @@ for threads in args.threads:
         print(f"{threads:>7}  {name:<9} {ours:>10.2f} {t[key]:>11.2f} {ours / t[key]:>10.2f}")
     print(f"{threads:>7}  netc training {n['train_gflops']:.1f} GFLOP/s ({100 * n['peak_fraction']:.0f}% of peak), "
           f"peak memory {n['peak_bytes'] / 2**20:.0f} MiB")
+    if i == 0:
+        print(f"{threads:>7}  torch peak resident memory of the run {t['peak_bytes'] / 2**20:.0f} MiB "
+              f"(netc / torch {n['peak_bytes'] / t['peak_bytes']:.2f})")

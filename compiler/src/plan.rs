@@ -1,7 +1,8 @@
 //! The buffers of a network's workspace, as the generated code allocates them: an
 //! activation and a gradient per value, what backward keeps (max-pool argmaxes, batchnorm
 //! statistics, LRN denominators), and scratch. Code generation declares exactly these, and
-//! `netc check --plan` reports their size; memory planning will shrink this list.
+//! `netc check --plan` reports their size. `memplan` places the same buffers in one arena
+//! by liveness, with a checker; the generated code does not use that placement yet.
 
 use crate::graph::{shape_str, Graph};
 use crate::ops::{InputKind, Op};
