@@ -627,7 +627,7 @@ fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
         s.relus_fused,
         s.relus,
         s.concats,
-        s.concat_elems,
+        netc_compiler::report::thousands(s.concat_elems as u64),
         mib(ws.bytes(batch)),
         ws.buffers.len() + 2,
         mib(ws.bytes(1) - 4 * ws.col as u64),
