@@ -14,25 +14,7 @@ pub fn emit_main(g: &Graph) -> Result<String, String> {
     };
     let seed = g.train.seed.unwrap_or(1);
     let batch = g.train.batch.unwrap_or(8) as usize;
-    let mut buffers = Vec::new();
-    let mut fields = Vec::new();
-    for (name, n) in &g.inputs {
-        if !g.training_set()[n.index()] {
-            continue;
-        }
-        let id = format_ident!("{}", name);
-        match g.node(*n).op {
-            Op::Input(InputKind::Class(c)) => {
-                buffers.push(quote! { let #id: Vec<i64> = (0..batch).map(|_| rng.below(#c as u64) as i64).collect(); });
-            }
-            _ => {
-                let elems: usize = g.node(*n).shape.iter().product();
-                let len = per_batch(elems);
-                buffers.push(quote! { let #id: Vec<f32> = (0..#len).map(|_| rng.uniform(0.0, 1.0)).collect(); });
-            }
-        }
-        fields.push(quote! { #id: &#id, });
-    }
+    let (buffers, fields) = random_inputs(g);
     let has_loss = !g.losses.is_empty();
     let step = if has_loss {
         quote! {
@@ -211,24 +193,7 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
 /// Usage: `BENCH BATCH THREADS STEPS [--json]`. `train_macs` are the multiply-accumulates of
 /// one sample's training forward pass (a step does three times as many).
 pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
-    let mut buffers = Vec::new();
-    let mut fields = Vec::new();
-    for (name, n) in &g.inputs {
-        if !g.training_set()[n.index()] {
-            continue;
-        }
-        let id = format_ident!("{}", name);
-        match g.node(*n).op {
-            Op::Input(InputKind::Class(c)) => {
-                buffers.push(quote! { let #id: Vec<i64> = (0..batch).map(|_| rng.below(#c as u64) as i64).collect(); });
-            }
-            _ => {
-                let len = per_batch(g.node(*n).shape.iter().product());
-                buffers.push(quote! { let #id: Vec<f32> = (0..#len).map(|_| rng.uniform(0.0, 1.0)).collect(); });
-            }
-        }
-        fields.push(quote! { #id: &#id, });
-    }
+    let (buffers, fields) = random_inputs(g);
     let tokens = quote! {
         use netc_runtime as rt;
 
@@ -325,4 +290,30 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
         g.name,
         unsuffix(&prettyplease::unparse(&file))
     ))
+}
+
+/// A random batch for every input training reads (uniform [0, 1) values, labels below the
+/// class count, drawn from `rng` for `batch` samples in the generated main), and the
+/// `Inputs` fields that borrow them.
+fn random_inputs(g: &Graph) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let train = g.training_set();
+    let mut buffers = Vec::new();
+    let mut fields = Vec::new();
+    for (name, n) in &g.inputs {
+        if !train[n.index()] {
+            continue;
+        }
+        let id = format_ident!("{}", name);
+        match g.node(*n).op {
+            Op::Input(InputKind::Class(c)) => {
+                buffers.push(quote! { let #id: Vec<i64> = (0..batch).map(|_| rng.below(#c as u64) as i64).collect(); });
+            }
+            _ => {
+                let len = per_batch(g.node(*n).shape.iter().product());
+                buffers.push(quote! { let #id: Vec<f32> = (0..#len).map(|_| rng.uniform(0.0, 1.0)).collect(); });
+            }
+        }
+        fields.push(quote! { #id: &#id, });
+    }
+    (buffers, fields)
 }
