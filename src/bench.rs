@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use netc_compiler::Report;
 
-use crate::{one_network, report_diagnostics, run, Bench, BenchFormat, RUNTIME_DIR};
+use crate::{one_network, run, Bench, BenchFormat, RUNTIME_DIR};
 
 pub(crate) fn bench_network(
     file: &Path,
@@ -16,11 +16,7 @@ pub(crate) fn bench_network(
     steps: usize,
     format: BenchFormat,
 ) -> ExitCode {
-    let checked = netc_compiler::check_file(file, network);
-    if report_diagnostics(&checked) {
-        return ExitCode::from(1);
-    }
-    let g = match one_network(&checked, file) {
+    let g = &match one_network(file, network) {
         Ok(g) => g,
         Err(code) => return code,
     };

@@ -319,13 +319,15 @@ fn write_output(output: Option<&Path>, bytes: &[u8]) -> ExitCode {
     }
 }
 
-/// The one network of a checked file, or the exit code after saying why there is none.
-fn one_network<'a>(
-    checked: &'a Checked,
-    file: &Path,
-) -> Result<&'a netc_compiler::Graph, ExitCode> {
+/// Checks `file` and returns its one network (or the one `--network` chose), after printing
+/// the diagnostics; the exit code when there are errors, or no network or several.
+fn one_network(file: &Path, network: Option<&str>) -> Result<netc_compiler::Graph, ExitCode> {
+    let mut checked = netc_compiler::check_file(file, network);
+    if report_diagnostics(&checked) {
+        return Err(ExitCode::from(1));
+    }
     match checked.graphs.as_slice() {
-        [g] => Ok(g),
+        [_] => Ok(checked.graphs.remove(0)),
         [] => {
             eprintln!("netc: {} defines no network", file.display());
             Err(ExitCode::from(1))
@@ -344,11 +346,7 @@ fn one_network<'a>(
 }
 
 fn emit(file: &Path, network: Option<&str>, output: Option<&Path>) -> ExitCode {
-    let checked = netc_compiler::check_file(file, network);
-    if report_diagnostics(&checked) {
-        return ExitCode::from(1);
-    }
-    let g = match one_network(&checked, file) {
+    let g = &match one_network(file, network) {
         Ok(g) => g,
         Err(code) => return code,
     };
@@ -367,11 +365,7 @@ fn emit(file: &Path, network: Option<&str>, output: Option<&Path>) -> ExitCode {
 const RUNTIME_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runtime");
 
 fn build(file: &Path, network: Option<&str>, output: Option<&Path>, no_build: bool) -> ExitCode {
-    let checked = netc_compiler::check_file(file, network);
-    if report_diagnostics(&checked) {
-        return ExitCode::from(1);
-    }
-    let g = match one_network(&checked, file) {
+    let g = &match one_network(file, network) {
         Ok(g) => g,
         Err(code) => return code,
     };
@@ -466,11 +460,7 @@ fn run_cmd(
     grads: bool,
     interp: bool,
 ) -> ExitCode {
-    let checked = netc_compiler::check_file(file, network);
-    if report_diagnostics(&checked) {
-        return ExitCode::from(1);
-    }
-    let g = match one_network(&checked, file) {
+    let g = &match one_network(file, network) {
         Ok(g) => g,
         Err(code) => return code,
     };
@@ -666,11 +656,7 @@ fn graph(
     format: GraphFormat,
     output: Option<&Path>,
 ) -> ExitCode {
-    let checked = netc_compiler::check_file(file, network);
-    if report_diagnostics(&checked) {
-        return ExitCode::from(1);
-    }
-    let g = match one_network(&checked, file) {
+    let g = &match one_network(file, network) {
         Ok(g) => g,
         Err(code) => return code,
     };
