@@ -193,46 +193,32 @@ fn data_grad_image(g: &Conv2d, w: &[f32], dyi: &[f32], dxi: &mut [f32], col: &mu
     for grp in 0..g.groups {
         let dyg = &dyi[grp * og * p..(grp + 1) * og * p];
         let wg = &w[grp * og * k..(grp + 1) * og * k];
-        // Wᵀ: element (row r of K, column o) is w[o·K + r].
-        if g.is_pointwise() {
-            let dxg = &mut dxi[grp * cg * p..(grp + 1) * cg * p];
-            sgemm(
-                k,
-                p,
-                og,
-                1.0,
-                wg,
-                1,
-                k as isize,
-                dyg,
-                p as isize,
-                1,
-                0.0,
-                dxg,
-                p as isize,
-                1,
-                Epilogue::NONE,
-            );
+        // A pointwise conv's Wᵀ·dY already is its dX; otherwise it is a col matrix.
+        let dst = if g.is_pointwise() {
+            &mut dxi[grp * cg * p..(grp + 1) * cg * p]
         } else {
-            let c = &mut col[..k * p];
-            sgemm(
-                k,
-                p,
-                og,
-                1.0,
-                wg,
-                1,
-                k as isize,
-                dyg,
-                p as isize,
-                1,
-                0.0,
-                c,
-                p as isize,
-                1,
-                Epilogue::NONE,
-            );
-            col2im(g, c, grp * cg, dxi);
+            &mut col[..k * p]
+        };
+        // Wᵀ: element (row r of K, column o) is w[o·K + r].
+        sgemm(
+            k,
+            p,
+            og,
+            1.0,
+            wg,
+            1,
+            k as isize,
+            dyg,
+            p as isize,
+            1,
+            0.0,
+            dst,
+            p as isize,
+            1,
+            Epilogue::NONE,
+        );
+        if !g.is_pointwise() {
+            col2im(g, &col[..k * p], grp * cg, dxi);
         }
     }
 }

@@ -33,7 +33,7 @@ pub struct ConvT2d {
     pub ph: usize,
     /// Zero padding at the left and right.
     pub pw: usize,
-    /// Output padding: extra rows and columns at the bottom and right.
+    /// Output padding: extra rows at the bottom.
     pub oph: usize,
     /// Output padding: extra columns at the right.
     pub opw: usize,
