@@ -49,16 +49,7 @@ pub(super) fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenSt
                                              ph: #ph, pw: #pwd, dh: #dh, dw: #dw, groups: #groups };
             };
             let (wt, bias) = (pw("weight"), pw("bias"));
-            let b_fwd = if c.bias {
-                quote! { Some(&p.#bias[..]) }
-            } else {
-                quote! { None }
-            };
-            let db = if c.bias {
-                quote! { Some(&mut g.#bias[..]) }
-            } else {
-                quote! { None }
-            };
+            let (b_fwd, db) = bias_args(c.bias, &bias);
             let relu = c.relu;
             let fwd = quote! { #geo rt::conv::conv2d_forward(&geo, n, &ws.#tx, &p.#wt, #b_fwd, #relu, &mut ws.#t, &mut ws.col); };
             let data = accumulate_dx(quote! {
@@ -82,16 +73,7 @@ pub(super) fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenSt
                     ph: #ph, pw: #pwd, oph: #oph, opw: #opw, dh: #dh, dw: #dw, groups: #groups };
             };
             let (wt, bias) = (pw("weight"), pw("bias"));
-            let b_fwd = if c.bias {
-                quote! { Some(&p.#bias[..]) }
-            } else {
-                quote! { None }
-            };
-            let db = if c.bias {
-                quote! { Some(&mut g.#bias[..]) }
-            } else {
-                quote! { None }
-            };
+            let (b_fwd, db) = bias_args(c.bias, &bias);
             let fwd = quote! { #geo rt::conv_t::conv_t2d_forward(&geo, n, &ws.#tx, &p.#wt, #b_fwd, &mut ws.#t, &mut ws.col); };
             let data = accumulate_dx(quote! {
                 rt::conv_t::conv_t2d_backward_data(&geo, n, &p.#wt, &ws.#d, &mut ws.scratch[..len], &mut ws.col);
@@ -230,16 +212,7 @@ pub(super) fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenSt
         Op::Linear { out, bias, relu } => {
             let fin = x[0];
             let (wt, bs) = (pw("weight"), pw("bias"));
-            let b_fwd = if *bias {
-                quote! { Some(&p.#bs[..]) }
-            } else {
-                quote! { None }
-            };
-            let db = if *bias {
-                quote! { Some(&mut g.#bs[..]) }
-            } else {
-                quote! { None }
-            };
+            let (b_fwd, db) = bias_args(*bias, &bs);
             let data = accumulate_dx(quote! {
                 rt::linear::linear_backward_data(n, #fin, #out, &p.#wt, &ws.#d, &mut ws.scratch[..len]);
             });
@@ -292,5 +265,18 @@ pub(super) fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenSt
                 quote! { #(#bwd)* },
             )
         }
+    }
+}
+
+/// The bias arguments of a GEMM layer's forward and weight gradient: `Some` of the
+/// parameter and of its gradient, or `None` twice for a layer without bias.
+fn bias_args(has_bias: bool, bias: &Ident) -> (TokenStream, TokenStream) {
+    if has_bias {
+        (
+            quote! { Some(&p.#bias[..]) },
+            quote! { Some(&mut g.#bias[..]) },
+        )
+    } else {
+        (quote! { None }, quote! { None })
     }
 }
