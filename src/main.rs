@@ -606,7 +606,7 @@ fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
         "\nplan (codegen passes, batch {batch}):\n\
          \x20 GEMM layers        {} (checked graph: {})\n\
          \x20 ReLUs fused        {} of {} (into the GEMM epilogue)\n\
-         \x20 concats            {} (copying {} values per sample)\n\
+         \x20 concats            {} (copying {} of their {} values per sample)\n\
          \x20 workspace          {} in {} buffers ({} per sample + {} im2col)\n\
          \x20 parameters         {} (and as much again for gradients)\n\
          \x20 training step      {} (optimizer state not included)\n\
@@ -617,6 +617,7 @@ fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
         s.relus_fused,
         s.relus,
         s.concats,
+        netc_compiler::report::thousands(s.concat_copied as u64),
         netc_compiler::report::thousands(s.concat_elems as u64),
         mib(ws.bytes(batch)),
         ws.buffers.len() + 2,
@@ -640,6 +641,7 @@ fn plan_json(s: &netc_compiler::plan::Summary, batch: usize) -> serde_json::Valu
         "relus_fused": s.relus_fused,
         "concats": s.concats,
         "concat_elems_per_sample": s.concat_elems,
+        "concat_copied_per_sample": s.concat_copied,
         "workspace_bytes": s.workspace.bytes(batch),
         "workspace_buffers": s.workspace.buffers.len() + 2,
         "param_bytes": 4 * s.params,

@@ -2,6 +2,8 @@
 //! edges are tensors and carry the input port they feed, because petgraph returns incoming
 //! neighbours in reverse insertion order and the order of `concat`'s inputs matters.
 
+use std::collections::BTreeMap;
+
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, NodeIndexable};
 use petgraph::Direction;
@@ -94,6 +96,17 @@ pub struct Graph {
     pub rows: Vec<Row>,
     pub instances: Vec<Instance>,
     pub train: TrainConfig,
+    /// Set by the `concat_in_place` pass: layers that write their output (and read their
+    /// gradient) in place, in their channel slice of a concat's buffers, keyed by layer:
+    /// the concat and the first channel.
+    pub slots: BTreeMap<NodeIndex, Slot>,
+}
+
+/// Where a layer's output lives when it is written in place into a concat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub concat: NodeIndex,
+    pub c0: usize,
 }
 
 impl Graph {
@@ -107,6 +120,7 @@ impl Graph {
             rows: Vec::new(),
             instances: Vec::new(),
             train: TrainConfig::default(),
+            slots: BTreeMap::new(),
         }
     }
 

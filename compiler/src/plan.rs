@@ -4,6 +4,8 @@
 //! `netc check --plan` reports their size. `memplan` places the same buffers in one arena
 //! by liveness, with a checker; the generated code does not use that placement yet.
 
+use petgraph::stable_graph::NodeIndex;
+
 use crate::graph::{shape_str, Graph};
 use crate::ops::{InputKind, Op};
 
@@ -79,8 +81,11 @@ pub fn workspace(g: &Graph) -> Workspace {
                 index,
                 doc,
             };
-        buffers.push(buf(format!("t{i}"), elems, false, false, Some(doc)));
-        buffers.push(buf(format!("d{i}"), elems, false, false, None));
+        // A layer in a concat's slot lives in the concat's buffers.
+        if !g.slots.contains_key(&n) {
+            buffers.push(buf(format!("t{i}"), elems, false, false, Some(doc)));
+            buffers.push(buf(format!("d{i}"), elems, false, false, None));
+        }
         let x = g
             .inputs_of(n)
             .first()
@@ -125,9 +130,11 @@ pub struct Summary {
     /// the GEMM before them.
     pub relus: usize,
     pub relus_fused: usize,
-    /// Concats, and the elements per sample they copy (concat is still a copy).
+    /// Concats, the elements per sample they hold, and how many of those they still copy
+    /// (the rest are written in place by `concat_in_place`).
     pub concats: usize,
     pub concat_elems: usize,
+    pub concat_copied: usize,
     /// Trainable parameters (weights and biases) of the training graph.
     pub params: u64,
     pub workspace: Workspace,
@@ -168,9 +175,9 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, netc_d
     let concats: Vec<_> = planned
         .training_nodes()
         .into_iter()
-        .map(|n| planned.node(n))
-        .filter(|n| matches!(n.op, Op::Concat))
+        .filter(|&n| matches!(planned.node(n).op, Op::Concat))
         .collect();
+    let elems = |n: NodeIndex| planned.node(n).shape.iter().product::<usize>();
     let params = crate::report::Report::new(&planned).total;
     let ws = workspace(&planned);
     Ok(Summary {
@@ -179,9 +186,12 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, netc_d
         relus,
         relus_fused: relus - count(&planned, relu),
         concats: concats.len(),
-        concat_elems: concats
+        concat_elems: concats.iter().map(|&n| elems(n)).sum(),
+        concat_copied: concats
             .iter()
-            .map(|n| n.shape.iter().product::<usize>())
+            .flat_map(|&n| planned.inputs_of(n))
+            .filter(|j| !planned.slots.contains_key(j))
+            .map(elems)
             .sum(),
         params: params.weights + params.biases,
         train_plan: memplan(&planned, &ws, batch, true),
@@ -232,13 +242,12 @@ pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> MemPl
         pos[v.index()] = k;
     }
     let bwd = |k: usize| 2 * n - 1 - k;
-    let mut placed = Vec::new();
-    for b in &ws.buffers {
-        let k = pos[b.node];
+    // The steps over which buffer kind `kind` (`t`, `d`, ...) of node `v` is live, if at all.
+    let lifetime = |kind: u8, v: NodeIndex| -> Option<(usize, usize)> {
+        let k = pos[v.index()];
         if k == usize::MAX {
-            continue;
+            return None;
         }
-        let v = nodes[k];
         let readers: Vec<usize> = g
             .consumers_of(v)
             .into_iter()
@@ -247,8 +256,8 @@ pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> MemPl
             .collect();
         let is_output = g.outputs.iter().any(|&(_, o)| o == v);
         let seeded = g.losses.iter().any(|l| l.inputs.contains(&v));
-        let (first, last) = match (b.name.as_bytes()[0], training) {
-            (b'd' | b'a' | b's' | b'm' | b'r', false) => continue,
+        Some(match (kind, training) {
+            (b'd' | b'a' | b's' | b'm' | b'r', false) => return None,
             // Outputs are read after the step.
             (b't', true) if is_output => (k, 2 * n - 1),
             // A loss seeds its inputs' gradients when the forward ends.
@@ -257,7 +266,25 @@ pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> MemPl
             (_, true) => (k, bwd(k)),
             (_, false) if is_output => (k, n - 1),
             (_, false) => (k, readers.iter().copied().max().unwrap_or(k)),
+        })
+    };
+    let mut placed = Vec::new();
+    for b in &ws.buffers {
+        let v = NodeIndex::new(b.node);
+        let kind = b.name.as_bytes()[0];
+        let Some(mut life) = lifetime(kind, v) else {
+            continue;
         };
+        // A concat's buffers also hold the layers written in place into them, from the
+        // first one's forward to the last one's backward.
+        if kind == b't' || kind == b'd' {
+            for (&layer, _) in g.slots.iter().filter(|(_, s)| s.concat == v) {
+                if let Some((first, last)) = lifetime(kind, layer) {
+                    life = (life.0.min(first), life.1.max(last));
+                }
+            }
+        }
+        let (first, last) = life;
         let elems = if b.fixed { b.elems } else { batch * b.elems };
         placed.push(Placed {
             name: b.name.clone(),

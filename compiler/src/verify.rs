@@ -4,9 +4,11 @@
 
 use std::collections::HashSet;
 
+use petgraph::stable_graph::NodeIndex;
+use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
-use crate::graph::Graph;
+use crate::graph::{Graph, Slot};
 use crate::ops::{self, Op};
 
 /// Checks `g`; the error says what is broken.
@@ -63,6 +65,53 @@ pub fn graph(g: &Graph) -> Result<(), String> {
         if !l.inputs.iter().all(|&n| live(n)) {
             return Err(format!("a `{}` loss reads a removed node", l.kind.name()));
         }
+    }
+    for (&layer, slot) in &g.slots {
+        in_place(g, layer, *slot)?;
+    }
+    Ok(())
+}
+
+/// A layer written in place into a concat: a conv whose one use is that concat, at the
+/// channel where the concat puts it, and that nothing else names.
+fn in_place(g: &Graph, layer: NodeIndex, slot: Slot) -> Result<(), String> {
+    if !g.g.contains_node(layer) || !g.g.contains_node(slot.concat) {
+        return Err("a concat slot names a removed node".into());
+    }
+    let path = &g.node(layer).path;
+    if !matches!(g.node(layer).op, Op::Conv(_)) || !matches!(g.node(slot.concat).op, Op::Concat) {
+        return Err(format!(
+            "`{path}` is in a concat slot but is not a conv feeding a concat"
+        ));
+    }
+    let uses: Vec<_> = g.g.edges_directed(layer, Direction::Outgoing).collect();
+    let [edge] = uses[..] else {
+        return Err(format!(
+            "`{path}` is in a concat slot but has {} uses",
+            uses.len()
+        ));
+    };
+    if edge.target() != slot.concat {
+        return Err(format!(
+            "`{path}` is in a concat slot of a concat it does not feed"
+        ));
+    }
+    let c0: usize = g.inputs_of(slot.concat)[..edge.weight().port]
+        .iter()
+        .map(|&i| g.node(i).shape[0])
+        .sum();
+    if c0 != slot.c0 {
+        return Err(format!(
+            "`{path}` is at channel {} of its concat, not {c0}",
+            slot.c0
+        ));
+    }
+    let named = g.outputs.iter().any(|&(_, o)| o == layer)
+        || g.losses.iter().any(|l| l.inputs.contains(&layer));
+    if named {
+        return Err(format!(
+            "`{path}` is in a concat slot but is an output or a loss input"
+        ));
     }
     Ok(())
 }

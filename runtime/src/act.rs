@@ -3,6 +3,7 @@
 //! the input for ReLU and leaky ReLU; the mask for dropout) and overwrite `dx`.
 
 use crate::rng::Rng;
+use crate::tensor::Slot;
 
 /// `y = max(x, 0)`
 pub fn relu_forward(x: &[f32], y: &mut [f32]) {
@@ -29,6 +30,16 @@ pub fn relu_backward_inplace(y: &[f32], dy: &mut [f32]) {
         if v <= 0.0 || v.is_nan() {
             *d = 0.0;
         }
+    }
+}
+
+/// [`relu_backward_inplace`] on `n` images of `len` elements at `slot` of `y` and `dy` (a
+/// layer that writes its slice of a concat in place).
+pub fn relu_backward_inplace_slot(n: usize, len: usize, slot: Slot, y: &[f32], dy: &mut [f32]) {
+    slot.check(n, len, y.len().min(dy.len()), "relu");
+    for i in 0..n {
+        let r = slot.image(i, len);
+        relu_backward_inplace(&y[r.clone()], &mut dy[r]);
     }
 }
 

@@ -13,16 +13,18 @@
 use crate::gemm::{sgemm, sgemm_source, Epilogue};
 pub use crate::im2col::Conv2d;
 use crate::im2col::{col2im, im2col, pad_input, Im2colPlan};
+use crate::tensor::Slot;
 
-fn check_lens(g: &Conv2d, n: usize, x: usize, w: usize, y: usize, col: usize) {
+/// Checks the lengths of a call: `x` dense, `y` (or `dy`) at `ys`, or dense when `None`.
+fn check_lens(g: &Conv2d, n: usize, x: usize, w: usize, y: usize, ys: Option<Slot>, col: usize) {
     g.check();
     assert_eq!(x, n * g.c * g.h * g.w, "conv: input length for {g:?}");
     assert_eq!(w, g.weight_len(), "conv: weight length for {g:?}");
-    assert_eq!(
-        y,
-        n * g.out * g.ho() * g.wo(),
-        "conv: output length for {g:?}"
-    );
+    let len = g.out * g.ho() * g.wo();
+    match ys {
+        None => assert_eq!(y, n * len, "conv: output length for {g:?}"),
+        Some(ys) => ys.check(n, len, y, "conv: output"),
+    }
     assert!(col >= g.col_len(), "conv: col buffer too short for {g:?}");
 }
 
@@ -235,14 +237,34 @@ pub fn conv2d_forward(
     y: &mut [f32],
     col: &mut [f32],
 ) {
-    check_lens(g, n, x.len(), w.len(), y.len(), col.len());
+    check_lens(g, n, x.len(), w.len(), y.len(), None, col.len());
+    let ys = Slot::dense(g.out * g.ho() * g.wo());
+    conv2d_forward_slot(g, n, x, w, bias, relu, y, ys, col);
+}
+
+/// [`conv2d_forward`] writing image `i` at `ys` of `y`: straight into a channel slice of a
+/// concat.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward_slot(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+    ys: Slot,
+    col: &mut [f32],
+) {
+    check_lens(g, n, x.len(), w.len(), y.len(), Some(ys), col.len());
     if let Some(b) = bias {
         assert_eq!(b.len(), g.out, "conv: bias length");
     }
     let (k, p, og) = (g.col_rows(), g.ho() * g.wo(), g.og());
-    let (xs, ys) = (g.c * g.h * g.w, g.out * p);
+    let xs = g.c * g.h * g.w;
     let plan = implicit_plan(g, col.len());
     for i in 0..n {
+        let yi = ys.image(i, g.out * p).start;
         for grp in 0..g.groups {
             let xi = &x[i * xs..(i + 1) * xs];
             let mut epi = match bias {
@@ -252,7 +274,7 @@ pub fn conv2d_forward(
             if relu {
                 epi = epi.relu();
             }
-            let yg = &mut y[i * ys + grp * og * p..i * ys + (grp + 1) * og * p];
+            let yg = &mut y[yi + grp * og * p..yi + (grp + 1) * og * p];
             let wg = &w[grp * og * k..(grp + 1) * og * k];
             if let Some(plan) = &plan {
                 let xp = &mut col[..plan.padded_len()];
@@ -280,12 +302,28 @@ pub fn conv2d_backward_data(
     dx: &mut [f32],
     col: &mut [f32],
 ) {
-    check_lens(g, n, dx.len(), w.len(), dy.len(), col.len());
+    let dys = Slot::dense(g.out * g.ho() * g.wo());
+    check_lens(g, n, dx.len(), w.len(), dy.len(), None, col.len());
+    conv2d_backward_data_slot(g, n, w, dy, dys, dx, col);
+}
+
+/// [`conv2d_backward_data`] reading image `i` of `dy` at `dys`: in place from a concat's
+/// gradient.
+pub fn conv2d_backward_data_slot(
+    g: &Conv2d,
+    n: usize,
+    w: &[f32],
+    dy: &[f32],
+    dys: Slot,
+    dx: &mut [f32],
+    col: &mut [f32],
+) {
+    check_lens(g, n, dx.len(), w.len(), dy.len(), Some(dys), col.len());
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
     if let Some(dc) = DataAsConv::new(g, col.len()) {
         let (room, wt) = dc.flip(g, w, col);
-        for (dyi, dxi) in dy.chunks_exact(ys).zip(dx.chunks_exact_mut(xs)) {
-            dc.image(g, wt, dyi, dxi, room);
+        for (i, dxi) in dx.chunks_exact_mut(xs).enumerate() {
+            dc.image(g, wt, &dy[dys.image(i, ys)], dxi, room);
         }
         return;
     }
@@ -296,7 +334,7 @@ pub fn conv2d_backward_data(
         data_grad_image(
             g,
             w,
-            &dy[i * ys..(i + 1) * ys],
+            &dy[dys.image(i, ys)],
             &mut dx[i * xs..(i + 1) * xs],
             col,
         );
@@ -313,7 +351,24 @@ pub fn conv2d_backward_weight(
     db: Option<&mut [f32]>,
     col: &mut [f32],
 ) {
-    check_lens(g, n, x.len(), dw.len(), dy.len(), col.len());
+    check_lens(g, n, x.len(), dw.len(), dy.len(), None, col.len());
+    let dys = Slot::dense(g.out * g.ho() * g.wo());
+    conv2d_backward_weight_slot(g, n, x, dy, dys, dw, db, col);
+}
+
+/// [`conv2d_backward_weight`] reading image `i` of `dy` at `dys`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_weight_slot(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    dy: &[f32],
+    dys: Slot,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    col: &mut [f32],
+) {
+    check_lens(g, n, x.len(), dw.len(), dy.len(), Some(dys), col.len());
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
     if n == 0 {
         dw.fill(0.0);
@@ -325,14 +380,14 @@ pub fn conv2d_backward_weight(
             g,
             plan.as_ref(),
             &x[i * xs..(i + 1) * xs],
-            &dy[i * ys..(i + 1) * ys],
+            &dy[dys.image(i, ys)],
             dw,
             beta,
             col,
         );
     }
     if let Some(db) = db {
-        bias_backward(n, g.out, g.ho() * g.wo(), dy, db);
+        bias_backward_slot(n, g.out, g.ho() * g.wo(), dy, dys, db);
     }
 }
 
@@ -352,7 +407,7 @@ pub fn conv2d_backward(
     db: Option<&mut [f32]>,
     col: &mut [f32],
 ) {
-    check_lens(g, n, x.len(), w.len(), dy.len(), col.len());
+    check_lens(g, n, x.len(), w.len(), dy.len(), None, col.len());
     assert_eq!(dx.len(), x.len(), "conv: dx length");
     assert_eq!(dw.len(), w.len(), "conv: dw length");
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
@@ -398,10 +453,24 @@ pub fn conv2d_backward(
 
 /// `db[c] = Σ_i Σ_q dy[i, c, q]` over `n` images of `channels × plane` (overwrites `db`).
 pub fn bias_backward(n: usize, channels: usize, plane: usize, dy: &[f32], db: &mut [f32]) {
-    assert_eq!(db.len(), channels, "bias gradient length");
     assert_eq!(dy.len(), n * channels * plane, "bias gradient: dy length");
+    bias_backward_slot(n, channels, plane, dy, Slot::dense(channels * plane), db);
+}
+
+/// [`bias_backward`] with image `i` of `dy` at `dys`.
+pub fn bias_backward_slot(
+    n: usize,
+    channels: usize,
+    plane: usize,
+    dy: &[f32],
+    dys: Slot,
+    db: &mut [f32],
+) {
+    assert_eq!(db.len(), channels, "bias gradient length");
+    dys.check(n, channels * plane, dy.len(), "bias gradient: dy");
     db.fill(0.0);
-    for img in dy.chunks_exact(channels * plane) {
+    for i in 0..n {
+        let img = &dy[dys.image(i, channels * plane)];
         for (d, ch) in db.iter_mut().zip(img.chunks_exact(plane)) {
             *d += lane_sum(ch);
         }
@@ -430,6 +499,69 @@ pub(crate) fn lane_sum(x: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A conv that writes (and reads its gradient from) a channel slice of a wider buffer
+    /// computes exactly what the dense calls do, and leaves the rest of the buffer alone.
+    #[test]
+    fn slots_equal_dense_calls() {
+        let geometries = [
+            Conv2d::square(3, 6, 5, 4, 3, 1, 1),
+            Conv2d::square(5, 4, 7, 3, 1, 1, 0),
+            Conv2d::square(2, 9, 4, 6, 3, 2, 1),
+        ];
+        for g in geometries {
+            let (n, p) = (3, g.ho() * g.wo());
+            let (c0, wide) = (2, g.out + 5);
+            let ys = Slot::channels(c0, wide, p);
+            let fill = |len: usize, m: usize| -> Vec<f32> {
+                (0..len)
+                    .map(|i| ((i * m) % 17) as f32 / 4.0 - 2.0)
+                    .collect()
+            };
+            let x = fill(n * g.c * g.h * g.w, 7);
+            let w = fill(g.weight_len(), 5);
+            let b = fill(g.out, 3);
+            let mut col = vec![0.0; g.col_len() + g.weight_len() + 4 * g.c * (g.h + 8) * (g.w + 8)];
+            let mut dense = vec![0.0; n * g.out * p];
+            conv2d_forward(&g, n, &x, &w, Some(&b), true, &mut dense, &mut col);
+            let mut wide_y = vec![f32::NAN; n * wide * p];
+            conv2d_forward_slot(&g, n, &x, &w, Some(&b), true, &mut wide_y, ys, &mut col);
+            for i in 0..n {
+                let got = &wide_y[ys.image(i, g.out * p)];
+                assert_eq!(got, &dense[i * g.out * p..][..g.out * p], "{g:?}");
+            }
+            let outside = wide_y.iter().filter(|v| v.is_nan()).count();
+            assert_eq!(
+                outside,
+                n * (wide - g.out) * p,
+                "{g:?}: wrote outside the slot"
+            );
+
+            let dy = fill(n * g.out * p, 11);
+            let mut wide_dy = vec![f32::NAN; n * wide * p];
+            for i in 0..n {
+                wide_dy[ys.image(i, g.out * p)].copy_from_slice(&dy[i * g.out * p..][..g.out * p]);
+            }
+            let (mut dw, mut db, mut dx) =
+                (vec![0.0; w.len()], vec![0.0; g.out], vec![0.0; x.len()]);
+            conv2d_backward_weight(&g, n, &x, &dy, &mut dw, Some(&mut db), &mut col);
+            conv2d_backward_data(&g, n, &w, &dy, &mut dx, &mut col);
+            let (mut dw2, mut db2, mut dx2) =
+                (vec![0.0; w.len()], vec![0.0; g.out], vec![0.0; x.len()]);
+            conv2d_backward_weight_slot(
+                &g,
+                n,
+                &x,
+                &wide_dy,
+                ys,
+                &mut dw2,
+                Some(&mut db2),
+                &mut col,
+            );
+            conv2d_backward_data_slot(&g, n, &w, &wide_dy, ys, &mut dx2, &mut col);
+            assert_eq!((dw, db, dx), (dw2, db2, dx2), "{g:?}");
+        }
+    }
 
     /// Backward data as a forward conv agrees with GEMM + col2im (different summation
     /// order, so to rounding), with padding below, at and above half the kernel, dilation

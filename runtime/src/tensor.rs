@@ -1,6 +1,54 @@
 //! Moving tensors around: concatenation along channels and its adjoint (slicing the
 //! gradient back out), elementwise sums, and accumulation of gradients where a value fans
-//! out. Tensors are NCHW; a channel slice of one image is contiguous.
+//! out. Tensors are NCHW; a channel slice of one image is contiguous, which is what lets a
+//! layer write its output straight into its slice of a concat ([`Slot`]).
+
+use std::ops::Range;
+
+/// Where the images of a batch tensor lie in a buffer: image `i` is the `len` elements
+/// from `offset + i·stride`. A dense tensor is `Slot::dense(len)`; channels `c0..c0+c` of a
+/// concat of `C` channels over `plane` pixels are `Slot::channels(c0, C, plane)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// Elements before image 0.
+    pub offset: usize,
+    /// Elements from one image to the next.
+    pub stride: usize,
+}
+
+impl Slot {
+    /// Images of `len` elements, one after another.
+    pub fn dense(len: usize) -> Slot {
+        Slot {
+            offset: 0,
+            stride: len,
+        }
+    }
+
+    /// Channels from `c0` of a tensor of `channels` channels of `plane` elements each.
+    pub fn channels(c0: usize, channels: usize, plane: usize) -> Slot {
+        Slot {
+            offset: c0 * plane,
+            stride: channels * plane,
+        }
+    }
+
+    /// The elements of image `i`, `len` long.
+    pub fn image(self, i: usize, len: usize) -> Range<usize> {
+        let at = self.offset + i * self.stride;
+        at..at + len
+    }
+
+    /// Panics unless `n` images of `len` elements fit a buffer of `buf` elements without
+    /// overlapping each other.
+    pub fn check(self, n: usize, len: usize, buf: usize, what: &str) {
+        assert!(n <= 1 || len <= self.stride, "{what}: images overlap");
+        assert!(
+            n == 0 || self.image(n - 1, len).end <= buf,
+            "{what}: buffer of {buf} too short for {n} images of {len} at {self:?}"
+        );
+    }
+}
 
 /// Copies `x` (`n × c_x × plane`) into channels `c0..c0+c_x` of `y` (`n × c_y × plane`).
 pub fn concat_channels(

@@ -1,25 +1,67 @@
 //! Emits the generated module of every network the tests compile (the examples and the
-//! test networks in `nets/`) into OUT_DIR, with `netc emit`'s code path.
+//! test networks in `nets/`) into OUT_DIR, with `netc emit`'s code path: each with every
+//! codegen pass, with each pass skipped in turn, and with all of them skipped. It also
+//! writes the test that compares each module with the interpreter.
 
 use std::path::Path;
 
-const NETS: &[(&str, &str, Option<&str>)] = &[
-    ("lenet", "../../examples/lenet.net", None),
-    ("autoencoder", "../../examples/autoencoder.net", None),
-    ("googlenet", "../../examples/googlenet.net", None),
-    ("lecture_naive", "../../examples/lecture.net", Some("naive")),
+/// A test network: module name, file, network, and the arguments of its test macro in
+/// `tests/equal.rs` after the test and module names.
+const NETS: &[(&str, &str, Option<&str>, &str)] = &[
+    (
+        "lenet",
+        "../../examples/lenet.net",
+        None,
+        r#"equal!("../../examples/lenet.net", 3, [image], [label], [logits: output_logits])"#,
+    ),
+    (
+        "autoencoder",
+        "../../examples/autoencoder.net",
+        None,
+        r#"equal!("../../examples/autoencoder.net", 2, [image], [], [recon: output_recon])"#,
+    ),
+    (
+        "googlenet",
+        "../../examples/googlenet.net",
+        None,
+        r#"equal!("../../examples/googlenet.net", 2, [image], [label], [logits: output_logits])"#,
+    ),
+    (
+        "lecture_naive",
+        "../../examples/lecture.net",
+        Some("naive"),
+        r#"equal_inference!("naive")"#,
+    ),
     (
         "lecture_reduced",
         "../../examples/lecture.net",
         Some("reduced"),
+        r#"equal_inference!("reduced")"#,
     ),
     (
         "small_inception",
         "../../compiler/tests/fixtures/torch_nets/small_inception.net",
         None,
+        r#"equal!("../../compiler/tests/fixtures/torch_nets/small_inception.net", 3, [image], [label], [logits: output_logits])"#,
     ),
-    ("every_op", "nets/every_op.net", None),
+    (
+        "every_op",
+        "nets/every_op.net",
+        None,
+        r#"equal!("nets/every_op.net", 3, [image, t], [label], [f: output_f])"#,
+    ),
 ];
+
+/// The schedules every network is built with: a module-name suffix and the passes skipped.
+fn variants() -> Vec<(String, Vec<&'static str>)> {
+    let passes: Vec<&str> = netc_compiler::passes::CODEGEN
+        .iter()
+        .map(|p| p.name)
+        .collect();
+    let mut v = vec![(String::new(), vec![]), ("_unfused".into(), passes.clone())];
+    v.extend(passes.iter().map(|p| (format!("_no_{p}"), vec![*p])));
+    v
+}
 
 /// How many random networks to generate and compare.
 const RANDOM: usize = 240;
@@ -94,10 +136,32 @@ fn random_net(seed: u64) -> String {
                 cur = format!("add(a{i}, b{i})");
                 continue;
             }
+            // Branches into a concat: convs that may write in place, 1×1 siblings.
             12 => {
-                lines.push(format!("    a{i} = {cur} -> conv({ch}, k=1) -> tanh;"));
-                lines.push(format!("    b{i} = {cur} -> maxpool(k=3, s=1, p=1);"));
+                let tail = r.pick(&["", " -> relu", " -> tanh"]);
+                let other = r.pick(&[
+                    "maxpool(k=3, s=1, p=1)",
+                    "conv(3, k=1) -> relu",
+                    "conv(2, k=3, p=1)",
+                ]);
+                lines.push(format!("    a{i} = {cur} -> conv({ch}, k=1){tail};"));
+                lines.push(format!("    b{i} = {cur} -> {other};"));
                 cur = format!("concat(a{i}, b{i})");
+                continue;
+            }
+            // A small Inception block: three sibling 1×1s, a pool branch, one concat.
+            13 => {
+                lines.push(format!("    a{i} = {cur} -> conv({ch}, k=1) -> relu;"));
+                lines.push(format!(
+                    "    b{i} = {cur} -> conv(2, k=1) -> relu -> conv({ch}, k=3, p=1) -> relu;"
+                ));
+                lines.push(format!(
+                    "    c{i} = {cur} -> conv(3, k=1) -> conv(2, k=3, p=1);"
+                ));
+                lines.push(format!(
+                    "    e{i} = {cur} -> maxpool(k=3, s=1, p=1) -> conv(2, k=1) -> relu;"
+                ));
+                cur = format!("concat(a{i}, b{i}, c{i}, e{i})");
                 continue;
             }
             _ => format!("conv({ch}, k={k}, p={}) -> relu", k / 2),
@@ -123,6 +187,7 @@ fn random_net(seed: u64) -> String {
 
 fn main() {
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    let variants = variants();
     // Random networks that check: their modules, and one test each.
     let (mut modules, mut tests) = (String::new(), String::new());
     let (mut seed, mut made) = (0u64, 0);
@@ -135,8 +200,8 @@ fn main() {
             continue;
         }
         let name = format!("r{seed}");
-        // Every other network skips the epilogue pass: both schedules meet the interpreter.
-        let skip: &[&str] = if made % 2 == 0 { &[] } else { &["epilogue"] };
+        // The networks take turns at the schedules: every one meets the interpreter.
+        let skip = &variants[made % variants.len()].1;
         let code =
             netc_compiler::codegen::emit_with(&checked.graphs[0], &name, skip).expect("emit");
         std::fs::write(Path::new(&out).join(format!("{name}.rs")), code).expect("write");
@@ -150,15 +215,36 @@ fn main() {
     std::fs::write(Path::new(&out).join("random_modules.rs"), modules).expect("write");
     std::fs::write(Path::new(&out).join("random_tests.rs"), tests).expect("write");
 
-    for (name, path, network) in NETS {
+    let (mut modules, mut tests) = (String::new(), String::new());
+    for (name, path, network, test) in NETS {
         println!("cargo:rerun-if-changed={path}");
         let checked = netc_compiler::check_file(Path::new(path), *network);
         assert!(!checked.has_errors(), "{path}:\n{}", checked.render());
-        let code = netc_compiler::codegen::emit(&checked.graphs[0], path).expect("emit");
-        std::fs::write(Path::new(&out).join(format!("{name}.rs")), code).expect("write");
-        // The same network with every optional pass skipped.
-        let code = netc_compiler::codegen::emit_with(&checked.graphs[0], path, &["epilogue"])
-            .expect("emit");
-        std::fs::write(Path::new(&out).join(format!("{name}_unfused.rs")), code).expect("write");
+        let fused = netc_compiler::codegen::emit(&checked.graphs[0], path).expect("emit");
+        for (suffix, skip) in &variants {
+            let module = format!("{name}{suffix}");
+            let code =
+                netc_compiler::codegen::emit_with(&checked.graphs[0], path, skip).expect("emit");
+            let doc = format!("`{path}`, skipping the passes {skip:?}.");
+            // A schedule that changes nothing is the same module (and compiles once).
+            if !suffix.is_empty() && code == fused {
+                modules.push_str(&format!(
+                    "/// {doc} Same code as `{name}`.\npub use {name} as {module};\n"
+                ));
+            } else {
+                std::fs::write(Path::new(&out).join(format!("{module}.rs")), code).expect("write");
+                modules.push_str(&format!(
+                    "/// {doc}\npub mod {module} {{ include!(concat!(env!(\"OUT_DIR\"), \"/{module}.rs\")); }}\n"
+                ));
+            }
+            let call = test.replacen(
+                '(',
+                &format!("({module}_equals_the_interpreter, {module}, "),
+                1,
+            );
+            tests.push_str(&format!("{call};\n"));
+        }
     }
+    std::fs::write(Path::new(&out).join("example_modules.rs"), modules).expect("write");
+    std::fs::write(Path::new(&out).join("example_tests.rs"), tests).expect("write");
 }

@@ -51,6 +51,20 @@ pub(super) fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenSt
             let (wt, bias) = (pw("weight"), pw("bias"));
             let (b_fwd, db) = bias_args(c.bias, &bias);
             let relu = c.relu;
+            if let Some((t, d, slot)) = in_place(g, n) {
+                let fwd = quote! {
+                    #geo rt::conv::conv2d_forward_slot(&geo, n, &ws.#tx, &p.#wt, #b_fwd, #relu, &mut ws.#t, #slot, &mut ws.col);
+                };
+                let data = accumulate_dx(quote! {
+                    rt::conv::conv2d_backward_data_slot(&geo, n, &p.#wt, &ws.#d, #slot, &mut ws.scratch[..len], &mut ws.col);
+                });
+                let bwd = quote! {
+                    #geo
+                    rt::conv::conv2d_backward_weight_slot(&geo, n, &ws.#tx, &ws.#d, #slot, &mut g.#wt, #db, &mut ws.col);
+                    #data
+                };
+                return (fwd, bwd);
+            }
             let fwd = quote! { #geo rt::conv::conv2d_forward(&geo, n, &ws.#tx, &p.#wt, #b_fwd, #relu, &mut ws.#t, &mut ws.col); };
             let data = accumulate_dx(quote! {
                 rt::conv::conv2d_backward_data(&geo, n, &p.#wt, &ws.#d, &mut ws.scratch[..len], &mut ws.col);
@@ -231,6 +245,11 @@ pub(super) fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenSt
             let mut c0 = 0usize;
             for &j in &ins {
                 let cx = g.node(j).shape[0];
+                // A layer that wrote its slice in place leaves nothing to copy.
+                if g.slots.contains_key(&j) {
+                    c0 += cx;
+                    continue;
+                }
                 let (tj, dj) = (
                     format_ident!("t{}", j.index()),
                     format_ident!("d{}", j.index()),
@@ -266,6 +285,27 @@ pub(super) fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenSt
             )
         }
     }
+}
+
+/// For a layer that the `concat_in_place` pass put in a concat's buffers: those buffers
+/// (activation and gradient) and the `rt::tensor::Slot` of the layer's channels.
+pub(super) fn in_place(
+    g: &Graph,
+    n: petgraph::stable_graph::NodeIndex,
+) -> Option<(Ident, Ident, TokenStream)> {
+    let slot = g.slots.get(&n)?;
+    let concat = g.node(slot.concat);
+    let (c0, cy, plane) = (
+        slot.c0,
+        concat.shape[0],
+        concat.shape[1..].iter().product::<usize>(),
+    );
+    let k = slot.concat.index();
+    Some((
+        format_ident!("t{k}"),
+        format_ident!("d{k}"),
+        quote! { rt::tensor::Slot::channels(#c0, #cy, #plane) },
+    ))
 }
 
 /// The bias arguments of a GEMM layer's forward and weight gradient: `Some` of the

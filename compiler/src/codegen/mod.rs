@@ -153,12 +153,21 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             shape_str(&node.shape)
         );
         let (fwd_body, bwd_body) = layer::layer(g, n);
+        // A concat whose branches all wrote in place has nothing left to do.
+        if fwd_body.is_empty() && bwd_body.is_empty() {
+            continue;
+        }
         // A ReLU fused into the layer: its gradient first, on the layer's own output.
         let fused_relu = matches!(&node.op, Op::Conv(c) if c.relu)
             || matches!(node.op, Op::Linear { relu: true, .. });
         let bwd_body = if fused_relu {
-            let (t, d) = (format_ident!("t{i}"), format_ident!("d{i}"));
-            quote! { rt::act::relu_backward_inplace(&ws.#t, &mut ws.#d); #bwd_body }
+            if let Some((t, d, slot)) = layer::in_place(g, n) {
+                let len = node.shape.iter().product::<usize>();
+                quote! { rt::act::relu_backward_inplace_slot(n, #len, #slot, &ws.#t, &mut ws.#d); #bwd_body }
+            } else {
+                let (t, d) = (format_ident!("t{i}"), format_ident!("d{i}"));
+                quote! { rt::act::relu_backward_inplace(&ws.#t, &mut ws.#d); #bwd_body }
+            }
         } else {
             bwd_body
         };
@@ -260,6 +269,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
     let zero_grads: Vec<TokenStream> = nodes
         .iter()
         .filter(|&&n| !matches!(g.node(n).op, Op::Input(InputKind::Class(_))))
+        .filter(|n| !g.slots.contains_key(n))
         .map(|n| {
             let d = format_ident!("d{}", n.index());
             quote! { ws.#d.fill(0.0); }

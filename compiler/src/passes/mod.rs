@@ -2,6 +2,7 @@
 //! log lines) and a `run`, and the graph is verified after every pass, so a broken rewrite
 //! is caught where it happens ("after pass NAME").
 
+pub mod concat_in_place;
 pub mod epilogue;
 pub mod prune;
 
@@ -29,10 +30,17 @@ pub const INFERENCE: &[Pass] = &[Pass {
 
 /// The passes that turn the checked graph into the one code is generated from (training
 /// and inference both run it; inference skips what reaches no output).
-pub const CODEGEN: &[Pass] = &[Pass {
-    name: "epilogue",
-    run: epilogue::run,
-}];
+pub const CODEGEN: &[Pass] = &[
+    Pass {
+        name: "epilogue",
+        run: epilogue::run,
+    },
+    // Last: it records where layers write, so nodes must not move after it.
+    Pass {
+        name: "concat_in_place",
+        run: concat_in_place::run,
+    },
+];
 
 /// Every pass, by name (for `--skip-pass`).
 pub fn names() -> Vec<&'static str> {

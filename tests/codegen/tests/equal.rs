@@ -204,47 +204,6 @@ mod random {
     include!(concat!(env!("OUT_DIR"), "/random_tests.rs"));
 }
 
-equal!(
-    lenet_equals_the_interpreter,
-    lenet,
-    "../../examples/lenet.net",
-    3,
-    [image],
-    [label],
-    [logits: output_logits]);
-equal!(
-    autoencoder_equals_the_interpreter,
-    autoencoder,
-    "../../examples/autoencoder.net",
-    2,
-    [image],
-    [],
-    [recon: output_recon]);
-equal!(
-    googlenet_equals_the_interpreter,
-    googlenet,
-    "../../examples/googlenet.net",
-    2,
-    [image],
-    [label],
-    [logits: output_logits]);
-equal!(
-    small_inception_equals_the_interpreter,
-    small_inception,
-    "../../compiler/tests/fixtures/torch_nets/small_inception.net",
-    3,
-    [image],
-    [label],
-    [logits: output_logits]);
-equal!(
-    every_op_equals_the_interpreter,
-    every_op,
-    "nets/every_op.net",
-    3,
-    [image, t],
-    [label],
-    [f: output_f]);
-
 /// The lecture's networks have no loss: inference only.
 macro_rules! equal_inference {
     ($test:ident, $m:ident, $network:expr) => {
@@ -269,63 +228,22 @@ macro_rules! equal_inference {
     };
 }
 
-equal_inference!(lecture_naive_equals_the_interpreter, lecture_naive, "naive");
-equal_inference!(
-    lecture_reduced_equals_the_interpreter,
-    lecture_reduced,
-    "reduced"
-);
+include!(concat!(env!("OUT_DIR"), "/example_tests.rs"));
 
-equal!(
-    lenet_unfused_equals_the_interpreter,
-    lenet_unfused,
-    "../../examples/lenet.net",
-    3,
-    [image],
-    [label],
-    [logits: output_logits]);
-equal!(
-    autoencoder_unfused_equals_the_interpreter,
-    autoencoder_unfused,
-    "../../examples/autoencoder.net",
-    2,
-    [image],
-    [],
-    [recon: output_recon]);
-equal!(
-    googlenet_unfused_equals_the_interpreter,
-    googlenet_unfused,
-    "../../examples/googlenet.net",
-    2,
-    [image],
-    [label],
-    [logits: output_logits]);
-equal!(
-    small_inception_unfused_equals_the_interpreter,
-    small_inception_unfused,
-    "../../compiler/tests/fixtures/torch_nets/small_inception.net",
-    3,
-    [image],
-    [label],
-    [logits: output_logits]);
-equal!(
-    every_op_unfused_equals_the_interpreter,
-    every_op_unfused,
-    "nets/every_op.net",
-    3,
-    [image, t],
-    [label],
-    [f: output_f]);
-equal_inference!(
-    lecture_naive_unfused_equals_the_interpreter,
-    lecture_naive_unfused,
-    "naive"
-);
-equal_inference!(
-    lecture_reduced_unfused_equals_the_interpreter,
-    lecture_reduced_unfused,
-    "reduced"
-);
+/// Every codegen pass, by name.
+fn all_passes() -> Vec<&'static str> {
+    netc_compiler::passes::CODEGEN
+        .iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+/// The schedules `build.rs` builds: every pass, none, and each one skipped.
+fn skips() -> Vec<Vec<&'static str>> {
+    let mut v = vec![vec![], all_passes()];
+    v.extend(all_passes().into_iter().map(|p| vec![p]));
+    v
+}
 
 /// `netc check --plan` reports the memory the generated code really allocates: the plan's
 /// workspace equals `Workspace::bytes` of the module built with and without the passes.
@@ -338,18 +256,28 @@ fn the_plan_sizes_the_generated_workspace() {
     };
     let g = "../../examples/googlenet.net";
     let e = "nets/every_op.net";
+    let all = all_passes();
     for batch in [1, 5] {
         let fused = plan(g, &[]).workspace.bytes(batch);
         assert_eq!(fused, googlenet::Workspace::new(batch).bytes() as u64);
-        let unfused = plan(g, &["epilogue"]).workspace.bytes(batch);
+        let unfused = plan(g, &all).workspace.bytes(batch);
         assert_eq!(
             unfused,
             googlenet_unfused::Workspace::new(batch).bytes() as u64
         );
         assert!(fused < unfused, "fusing ReLUs frees their buffers");
+        let in_place = plan(g, &["concat_in_place"]).workspace.bytes(batch);
+        assert_eq!(
+            in_place,
+            netc_codegen_tests::googlenet_no_concat_in_place::Workspace::new(batch).bytes() as u64
+        );
+        assert!(
+            fused < in_place,
+            "branches written in place free their buffers"
+        );
         let fused = plan(e, &[]).workspace.bytes(batch);
         assert_eq!(fused, every_op::Workspace::new(batch).bytes() as u64);
-        let unfused = plan(e, &["epilogue"]).workspace.bytes(batch);
+        let unfused = plan(e, &all).workspace.bytes(batch);
         assert_eq!(
             unfused,
             every_op_unfused::Workspace::new(batch).bytes() as u64
@@ -360,6 +288,10 @@ fn the_plan_sizes_the_generated_workspace() {
         (s.gemm_layers, s.relus, s.relus_fused, s.concats),
         (64, 61, 61, 9)
     );
+    // Every branch of every Inception block ends in a conv: nothing is copied.
+    assert_eq!((s.concat_elems, s.concat_copied), (1_235_584, 0));
+    let s = plan(g, &["concat_in_place"]);
+    assert_eq!(s.concat_copied, s.concat_elems);
     assert_eq!(s.params, 13_378_280);
 }
 
@@ -388,8 +320,8 @@ fn every_memory_plan_checks() {
         let checked = netc_compiler::check_file(path, None);
         assert!(!checked.has_errors(), "{}", checked.render());
         let g = checked.graphs.into_iter().next().unwrap();
-        for skip in [&[][..], &["epilogue"][..]] {
-            let s = netc_compiler::plan::summary(&g, skip, 3).unwrap();
+        for skip in skips() {
+            let s = netc_compiler::plan::summary(&g, &skip, 3).unwrap();
             for plan in [&s.train_plan, &s.infer_plan] {
                 plan.check()
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -1,0 +1,42 @@
+//! concat_in_place: a conv whose only use is a channel concat writes its output straight
+//! into its slice of the concat's buffer, and its backward reads its gradient from the same
+//! slice of the concat's gradient, so the concat copies nothing either way. NCHW makes this
+//! cheap: one image's channel slice is contiguous, so the conv's per-image GEMM just writes
+//! at another address (`rt::tensor::Slot`). The graph keeps its nodes; the pass records the
+//! slots in `Graph::slots`, which code generation and the memory plan read.
+//!
+//! Only convs take slots (Inception's branches end in one, with its ReLU fused by
+//! `epilogue`); a layer that is also an output or a loss input keeps its own buffer.
+
+use netc_dsl::Diagnostic;
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+
+use crate::graph::{Graph, Slot};
+use crate::ops::Op;
+use crate::passes::Changed;
+
+pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
+    let mut changed = false;
+    for concat in g.nodes() {
+        if !matches!(g.node(concat).op, Op::Concat) {
+            continue;
+        }
+        let mut c0 = 0;
+        for layer in g.inputs_of(concat) {
+            let at = c0;
+            c0 += g.node(layer).shape[0];
+            let one_use = g.g.edges_directed(layer, Direction::Outgoing).count() == 1
+                && g.g
+                    .edges_directed(layer, Direction::Outgoing)
+                    .all(|e| e.target() == concat);
+            let named = g.outputs.iter().any(|&(_, o)| o == layer)
+                || g.losses.iter().any(|l| l.inputs.contains(&layer));
+            if matches!(g.node(layer).op, Op::Conv(_)) && one_use && !named {
+                g.slots.insert(layer, Slot { concat, c0: at });
+                changed = true;
+            }
+        }
+    }
+    Ok(Changed(changed))
+}
