@@ -339,7 +339,11 @@ fn check_plan_reports_fusion_and_memory() {
     assert_eq!(plan["batch"], 8);
     assert_eq!(plan["relus_fused"], 61);
     assert_eq!(plan["gemm_layers_before"], 64);
-    assert_eq!(plan["gemm_layers"], 64);
+    // merge_1x1: each Inception block's three sibling 1×1 convs are one GEMM.
+    assert_eq!(plan["gemm_layers"], 64 - 9 * 2);
+    // concat_in_place: every branch writes its slice, no concat copies.
+    assert_eq!(plan["concat_copied_per_sample"], 0);
+    assert_eq!(plan["concat_elems_per_sample"], 1_235_584);
     assert_eq!(plan["param_bytes"], 4 * 13_378_280u64);
     let fused = plan["workspace_bytes"].as_u64().unwrap();
     let planned = plan["planned_training_bytes"].as_u64().unwrap();

@@ -100,6 +100,9 @@ pub struct Graph {
     /// gradient) in place, in their channel slice of a concat's buffers, keyed by layer:
     /// the concat and the first channel.
     pub slots: BTreeMap<NodeIndex, Slot>,
+    /// Set by the `merge_1x1` pass: groups of sibling pointwise convs computed as one GEMM,
+    /// each in node order (the first member computes the group).
+    pub merged: Vec<Vec<NodeIndex>>,
 }
 
 /// Where a layer's output lives when it is written in place into a concat.
@@ -121,6 +124,7 @@ impl Graph {
             instances: Vec::new(),
             train: TrainConfig::default(),
             slots: BTreeMap::new(),
+            merged: Vec::new(),
         }
     }
 
@@ -135,6 +139,11 @@ impl Graph {
             self.g.add_edge(src, n, Edge { port });
         }
         n
+    }
+
+    /// The merged group `n` belongs to (see `merge_1x1`), if any.
+    pub fn group_of(&self, n: NodeIndex) -> Option<&[NodeIndex]> {
+        self.merged.iter().find(|m| m.contains(&n)).map(|m| &m[..])
     }
 
     /// The producers of `n`'s inputs, in port order.

@@ -92,7 +92,14 @@ pub fn workspace(g: &Graph) -> Workspace {
             .map(|&j| g.node(j).shape.clone())
             .unwrap_or_default();
         match &node.op {
-            Op::Conv(c) => col = col.max(crate::interp::conv_col_len(c, &x)),
+            Op::Conv(c) => {
+                col = col.max(crate::interp::conv_col_len(c, &x));
+                if let Some(group) = g.group_of(n).filter(|m| m[0] == n) {
+                    let total = group.iter().map(|&j| g.node(j).shape[0]).sum();
+                    let plane = x[1..].iter().product();
+                    col = col.max(netc_runtime::conv::merged_col_len(x[0], total, plane));
+                }
+            }
             Op::ConvT(c) => col = col.max(crate::interp::conv_t_col_len(c, &x)),
             Op::MaxPool(_) => buffers.push(buf(format!("a{i}"), elems, false, true, None)),
             Op::BatchNorm { .. } => {
@@ -182,7 +189,8 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, netc_d
     let ws = workspace(&planned);
     Ok(Summary {
         gemm_layers_before: count(g, gemm),
-        gemm_layers: count(&planned, gemm),
+        gemm_layers: count(&planned, gemm)
+            - planned.merged.iter().map(|m| m.len() - 1).sum::<usize>(),
         relus,
         relus_fused: relus - count(&planned, relu),
         concats: concats.len(),
@@ -232,8 +240,13 @@ pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> MemPl
     let nodes = if training {
         g.training_nodes()
     } else {
+        // The first conv of a merged group writes every member, needed or not.
         let infer = g.inference_set();
-        g.nodes().into_iter().filter(|n| infer[n.index()]).collect()
+        let needed = |n: NodeIndex| match g.group_of(n) {
+            Some(group) => group.iter().any(|j| infer[j.index()]),
+            None => infer[n.index()],
+        };
+        g.nodes().into_iter().filter(|&n| needed(n)).collect()
     };
     let n = nodes.len();
     use petgraph::visit::NodeIndexable;
@@ -256,7 +269,7 @@ pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> MemPl
             .collect();
         let is_output = g.outputs.iter().any(|&(_, o)| o == v);
         let seeded = g.losses.iter().any(|l| l.inputs.contains(&v));
-        Some(match (kind, training) {
+        let (mut first, mut last) = match (kind, training) {
             (b'd' | b'a' | b's' | b'm' | b'r', false) => return None,
             // Outputs are read after the step.
             (b't', true) if is_output => (k, 2 * n - 1),
@@ -266,7 +279,18 @@ pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> MemPl
             (_, true) => (k, bwd(k)),
             (_, false) if is_output => (k, n - 1),
             (_, false) => (k, readers.iter().copied().max().unwrap_or(k)),
-        })
+        };
+        // A merged conv is written at its group's first forward step, and its gradient read
+        // at the group's backward, which comes after its own.
+        if let Some(group) = g.group_of(v) {
+            let lead = pos[group[0].index()];
+            match kind {
+                b't' => first = first.min(lead),
+                b'd' => last = last.max(bwd(lead)),
+                _ => {}
+            }
+        }
+        Some((first, last))
     };
     let mut placed = Vec::new();
     for b in &ws.buffers {

@@ -69,6 +69,41 @@ pub fn graph(g: &Graph) -> Result<(), String> {
     for (&layer, slot) in &g.slots {
         in_place(g, layer, *slot)?;
     }
+    let mut seen = HashSet::new();
+    for group in &g.merged {
+        merged(g, group)?;
+        if !group.iter().all(|&n| seen.insert(n)) {
+            return Err("a conv is in two merged groups".into());
+        }
+    }
+    Ok(())
+}
+
+/// A merged group: two or more pointwise convs in node order, reading one tensor, with the
+/// same bias and fused ReLU.
+fn merged(g: &Graph, group: &[NodeIndex]) -> Result<(), String> {
+    if group.len() < 2 || !group.windows(2).all(|w| w[0] < w[1]) {
+        return Err(format!(
+            "merged group {group:?} is not two or more convs in order"
+        ));
+    }
+    if !group.iter().all(|&n| g.g.contains_node(n)) {
+        return Err("a merged group names a removed node".into());
+    }
+    let first = g.node(group[0]);
+    let key = |n: NodeIndex| match &g.node(n).op {
+        Op::Conv(c) if crate::passes::merge_1x1::pointwise(c) => {
+            Some((g.inputs_of(n), c.bias, c.relu))
+        }
+        _ => None,
+    };
+    let want = key(group[0]);
+    if want.is_none() || group.iter().any(|&n| key(n) != want) {
+        return Err(format!(
+            "the group merged with `{}` is not pointwise convs of one input with the same bias and ReLU",
+            first.path
+        ));
+    }
     Ok(())
 }
 

@@ -51,6 +51,14 @@ pub(super) fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenSt
             let (wt, bias) = (pw("weight"), pw("bias"));
             let (b_fwd, db) = bias_args(c.bias, &bias);
             let relu = c.relu;
+            if let Some(group) = g.group_of(n) {
+                // The first member computes the group; the others have nothing to do.
+                if group[0] != n {
+                    return (quote! {}, quote! {});
+                }
+                let wants_dx = ins.first().is_some_and(|&j| wants(j));
+                return merged(g, group, (&tx, &dx), wants_dx);
+            }
             if let Some((t, d, slot)) = in_place(g, n) {
                 let fwd = quote! {
                     #geo rt::conv::conv2d_forward_slot(&geo, n, &ws.#tx, &p.#wt, #b_fwd, #relu, &mut ws.#t, #slot, &mut ws.col);
@@ -285,6 +293,85 @@ pub(super) fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenSt
             )
         }
     }
+}
+
+/// The forward and backward of a group of sibling pointwise convs merged into one GEMM
+/// (`merge_1x1`), reading `tx` and adding to its gradient `dx` when `wants_dx`.
+fn merged(
+    g: &Graph,
+    group: &[petgraph::stable_graph::NodeIndex],
+    (tx, dx): (&Ident, &Ident),
+    wants_dx: bool,
+) -> (TokenStream, TokenStream) {
+    let first = g.node(group[0]);
+    let Op::Conv(c) = &first.op else {
+        unreachable!("the verifier checks merged groups are convs")
+    };
+    let x = &g.node(g.inputs_of(group[0])[0]).shape;
+    let (cin, h, w) = (x[0], x[1], x[2]);
+    let total: usize = group.iter().map(|&j| g.node(j).shape[0]).sum();
+    let geo = quote! {
+        let geo = rt::conv::Conv2d { c: #cin, h: #h, w: #w, out: #total, kh: 1, kw: 1, sh: 1, sw: 1,
+                                     ph: 0, pw: 0, dh: 1, dw: 1, groups: 1 };
+    };
+    // Each member's output buffers (its own, or its concat's) and slot; buffers shared by
+    // two members are passed once.
+    let (mut tbufs, mut dbufs, mut dests): (Vec<Ident>, Vec<Ident>, Vec<TokenStream>) =
+        Default::default();
+    for &j in group {
+        let (t, d, slot) = in_place(g, j).unwrap_or_else(|| {
+            let len = g.node(j).shape.iter().product::<usize>();
+            (
+                format_ident!("t{}", j.index()),
+                format_ident!("d{}", j.index()),
+                quote! { rt::tensor::Slot::dense(#len) },
+            )
+        });
+        let b = tbufs.iter().position(|x| *x == t).unwrap_or_else(|| {
+            tbufs.push(t);
+            dbufs.push(d);
+            tbufs.len() - 1
+        });
+        dests.push(quote! { (#b, #slot) });
+    }
+    let field_of = |j: &petgraph::stable_graph::NodeIndex, what: &str| {
+        field(&format!("{}.{what}", g.node(*j).path))
+    };
+    let ws_: Vec<Ident> = group.iter().map(|j| field_of(j, "weight")).collect();
+    let bs: Vec<Ident> = group.iter().map(|j| field_of(j, "bias")).collect();
+    let (b_fwd, db) = if c.bias {
+        (
+            quote! { Some(&[#(&p.#bs[..]),*]) },
+            quote! { Some(&mut [#(&mut g.#bs[..]),*]) },
+        )
+    } else {
+        (quote! { None }, quote! { None })
+    };
+    let relu = c.relu;
+    let backward = |dx_arg: TokenStream| {
+        quote! {
+            rt::conv::conv1x1_merged_backward(&geo, n, &ws.#tx, &[#(&p.#ws_[..]),*], &[#(&ws.#dbufs[..]),*],
+                &[#(#dests),*], &mut [#(&mut g.#ws_[..]),*], #db, #dx_arg, &mut ws.col);
+        }
+    };
+    let data = if wants_dx {
+        let call = backward(quote! { Some(&mut ws.scratch[..len]) });
+        quote! {
+            let len = ws.#tx.len();
+            #call
+            rt::tensor::accumulate(&ws.scratch[..len], &mut ws.#dx);
+        }
+    } else {
+        backward(quote! { None })
+    };
+    (
+        quote! {
+            #geo
+            rt::conv::conv1x1_merged_forward(&geo, n, &ws.#tx, &[#(&p.#ws_[..]),*], #b_fwd, #relu,
+                &mut [#(&mut ws.#tbufs[..]),*], &[#(#dests),*], &mut ws.col);
+        },
+        quote! { #geo #data },
+    )
 }
 
 /// For a layer that the `concat_in_place` pass put in a concat's buffers: those buffers

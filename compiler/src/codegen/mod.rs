@@ -153,10 +153,6 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             shape_str(&node.shape)
         );
         let (fwd_body, bwd_body) = layer::layer(g, n);
-        // A concat whose branches all wrote in place has nothing left to do.
-        if fwd_body.is_empty() && bwd_body.is_empty() {
-            continue;
-        }
         // A ReLU fused into the layer: its gradient first, on the layer's own output.
         let fused_relu = matches!(&node.op, Op::Conv(c) if c.relu)
             || matches!(node.op, Op::Linear { relu: true, .. });
@@ -171,6 +167,12 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         } else {
             bwd_body
         };
+        // A concat whose branches all wrote in place has nothing left to do; a merged conv
+        // after the first of its group only masks its gradient.
+        if fwd_body.is_empty() && bwd_body.is_empty() {
+            continue;
+        }
+        let k = layer_paths.len();
         let batch = |body: &TokenStream| {
             if uses_ident(body, "n") {
                 quote! { let n = ws.batch; }
@@ -179,15 +181,31 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             }
         };
         let (fwd_n, bwd_n) = (batch(&fwd_body), batch(&bwd_body));
-        layer_fns.push(quote! {
-            #[doc = #doc]
-            #[inline(never)]
-            fn #fwd(p: &Params, s: &mut State, ws: &mut Workspace, train: bool) {
-                let _ = (&p, &s, train);
-                #fwd_n
-                #fwd_body
+        if !fwd_body.is_empty() {
+            layer_fns.push(quote! {
+                #[doc = #doc]
+                #[inline(never)]
+                fn #fwd(p: &Params, s: &mut State, ws: &mut Workspace, train: bool) {
+                    let _ = (&p, &s, train);
+                    #fwd_n
+                    #fwd_body
+                }
+            });
+            // The first conv of a merged group computes the group: it runs when any does.
+            let inferred = match g.group_of(n) {
+                Some(group) => group.iter().any(|j| infer_set[j.index()]),
+                None => infer_set[i],
+            };
+            if inferred {
+                infer_calls.push(quote! { #fwd(p, &mut s, ws, false); });
             }
-        });
+            train_calls.push(quote! { #fwd(p, s, ws, true); });
+            timed_fwd.push(quote! {
+                let t = std::time::Instant::now();
+                #fwd(p, s, ws, true);
+                fwd[#k] += t.elapsed().as_secs_f64();
+            });
+        }
         // A layer whose input takes no gradient and that has no parameters has no backward.
         if !bwd_body.is_empty() {
             layer_fns.push(quote! {
@@ -200,23 +218,12 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
                 }
             });
             back_calls.push(quote! { #bwd(p, g, ws); });
-            let k = layer_paths.len();
             timed_bwd.push(quote! {
                 let t = std::time::Instant::now();
                 #bwd(p, g, ws);
                 bwd[#k] += t.elapsed().as_secs_f64();
             });
         }
-        if infer_set[i] {
-            infer_calls.push(quote! { #fwd(p, &mut s, ws, false); });
-        }
-        train_calls.push(quote! { #fwd(p, s, ws, true); });
-        let k = layer_paths.len();
-        timed_fwd.push(quote! {
-            let t = std::time::Instant::now();
-            #fwd(p, s, ws, true);
-            fwd[#k] += t.elapsed().as_secs_f64();
-        });
         layer_paths.push(node.path.clone());
     }
     back_calls.reverse();

@@ -4,6 +4,7 @@
 
 pub mod concat_in_place;
 pub mod epilogue;
+pub mod merge_1x1;
 pub mod prune;
 
 use netc_dsl::Diagnostic;
@@ -34,6 +35,11 @@ pub const CODEGEN: &[Pass] = &[
     Pass {
         name: "epilogue",
         run: epilogue::run,
+    },
+    // After `epilogue`: members must agree on the ReLU it fuses.
+    Pass {
+        name: "merge_1x1",
+        run: merge_1x1::run,
     },
     // Last: it records where layers write, so nodes must not move after it.
     Pass {

@@ -10,16 +10,32 @@ use netc_compiler::interp::{self, Feed, Mode, Params, Tensor};
 use netc_runtime::init::Init;
 use netc_runtime::rng::Rng;
 
-/// `|got - want| <= 1e-4·max|want|` (the same kernels in the same order: in practice equal).
+/// `|got - want| <= 1e-4·max(max|want|, 1e-3)`.
 fn close(what: &str, got: &[f32], want: &[f32]) {
+    close_to(what, got, want, 1e-3);
+}
+
+/// `|got - want| <= 1e-4·max(max|want|, floor)`. Merged GEMMs sum in another order than the
+/// interpreter, so a gradient that is zero in exact arithmetic (a bias before batchnorm) is
+/// rounding noise on both sides, as large as rounding in the network's largest gradients:
+/// gradients are compared with a floor of 1% of those.
+fn close_to(what: &str, got: &[f32], want: &[f32], floor: f32) {
     assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    let scale = want.iter().fold(floor, |m, v| m.max(v.abs()));
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
             (g - w).abs() <= 1e-4 * scale,
             "{what}[{i}]: generated {g}, interpreter {w}"
         );
     }
+}
+
+/// 1% of the largest gradient of any parameter (see [`close_to`]).
+fn grad_floor(grads: &BTreeMap<String, Vec<f32>>) -> f32 {
+    1e-2 * grads
+        .values()
+        .flatten()
+        .fold(1e-3f32, |m, v| m.max(v.abs()))
 }
 
 struct Case {
@@ -140,8 +156,9 @@ macro_rules! equal {
             assert!((got - loss).abs() <= 1e-5 * loss.abs().max(1.0), "loss: generated {got}, interpreter {loss}");
             let mut g = $m::Grads::new();
             $m::backward(&p, &mut g, &mut ws);
+            let floor = grad_floor(&grads);
             for (name, want) in &grads {
-                close(&format!("grad {name}"), g.get(name).unwrap(), want);
+                close_to(&format!("grad {name}"), g.get(name).unwrap(), want, floor);
             }
             for (name, _) in $m::State::SHAPES {
                 close(name, s.get(name).unwrap(), &state_after[*name].data);
@@ -189,8 +206,9 @@ macro_rules! equal_random {
             );
             let mut g = m::Grads::new();
             m::backward(&p, &mut g, &mut ws);
+            let floor = grad_floor(&grads);
             for (name, want) in &grads {
-                close(&format!("grad {name}"), g.get(name).unwrap(), want);
+                close_to(&format!("grad {name}"), g.get(name).unwrap(), want, floor);
             }
             for (name, _) in m::State::SHAPES {
                 close(name, s.get(name).unwrap(), &state_after[*name].data);
@@ -285,9 +303,11 @@ fn the_plan_sizes_the_generated_workspace() {
     }
     let s = plan(g, &[]);
     assert_eq!(
-        (s.gemm_layers, s.relus, s.relus_fused, s.concats),
+        (s.gemm_layers_before, s.relus, s.relus_fused, s.concats),
         (64, 61, 61, 9)
     );
+    // Each Inception block's 1×1 branch and two reductions are one GEMM.
+    assert_eq!(s.gemm_layers, 64 - 9 * 2);
     // Every branch of every Inception block ends in a conv: nothing is copied.
     assert_eq!((s.concat_elems, s.concat_copied), (1_235_584, 0));
     let s = plan(g, &["concat_in_place"]);
