@@ -602,16 +602,20 @@ fn mib(bytes: u64) -> String {
 /// The `--plan` section of the table report.
 fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
     let ws = &s.workspace;
+    let arena = 4 * (batch * ws.arena_elems) as u64;
+    let scratch = s.scratch_bytes(batch);
     format!(
         "\nplan (codegen passes, batch {batch}):\n\
          \x20 GEMM layers        {} (checked graph: {})\n\
          \x20 ReLUs fused        {} of {} (into the GEMM epilogue)\n\
          \x20 concats            {} (copying {} of their {} values per sample)\n\
-         \x20 workspace          {} in {} buffers ({} per sample + {} im2col)\n\
+         \x20 workspace          {} ({} were no buffer to share memory)\n\
+         \x20   arena            {}: {} activations and gradients placed by liveness\n\
+         \x20   own buffers      {}: max-pool argmaxes, batchnorm statistics\n\
+         \x20   scratch          {}: im2col and gradients on their way to being summed\n\
          \x20 parameters         {} (and as much again for gradients)\n\
          \x20 training step      {} (optimizer state not included)\n\
-         \x20 reuse by liveness  {} for a training step, {} for inference, + {} scratch\n\
-         \x20                    (memplan; the generated code does not reuse buffers yet)\n",
+         \x20 inference alone    {} of buffers, planned on its own (the code shares the arena)\n",
         s.gemm_layers,
         s.gemm_layers_before,
         s.relus_fused,
@@ -620,14 +624,14 @@ fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
         netc_compiler::report::thousands(s.concat_copied as u64),
         netc_compiler::report::thousands(s.concat_elems as u64),
         mib(ws.bytes(batch)),
-        ws.buffers.len() + 2,
-        mib(ws.bytes(1) - 4 * ws.col as u64),
-        mib(4 * ws.col as u64),
+        mib(ws.unshared_bytes(batch)),
+        mib(arena),
+        ws.arena.len(),
+        mib(ws.bytes(batch) - arena - scratch),
+        mib(scratch),
         mib(4 * s.params),
         mib(s.training_bytes(batch)),
-        mib(s.train_plan.peak),
         mib(s.infer_plan.peak),
-        mib(s.scratch_bytes(batch)),
     )
 }
 
@@ -643,6 +647,8 @@ fn plan_json(s: &netc_compiler::plan::Summary, batch: usize) -> serde_json::Valu
         "concat_elems_per_sample": s.concat_elems,
         "concat_copied_per_sample": s.concat_copied,
         "workspace_bytes": s.workspace.bytes(batch),
+        "arena_bytes": 4 * (batch * s.workspace.arena_elems) as u64,
+        "unshared_bytes": s.workspace.unshared_bytes(batch),
         "workspace_buffers": s.workspace.buffers.len() + 2,
         "param_bytes": 4 * s.params,
         "training_bytes": s.training_bytes(batch),

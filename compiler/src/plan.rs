@@ -1,8 +1,9 @@
-//! The buffers of a network's workspace, as the generated code allocates them: an
-//! activation and a gradient per value, what backward keeps (max-pool argmaxes, batchnorm
-//! statistics, LRN denominators), and scratch. Code generation declares exactly these, and
-//! `netc check --plan` reports their size. `memplan` places the same buffers in one arena
-//! by liveness, with a checker; the generated code does not use that placement yet.
+//! The buffers of a network's workspace: an activation and a gradient per value, what
+//! backward keeps (max-pool argmaxes, batchnorm statistics, LRN denominators), and scratch.
+//! `memplan` places buffers in one arena by liveness over the forward+backward schedule,
+//! with a checker. The generated code allocates exactly what [`workspace`] says: the
+//! per-sample `f32` buffers at their planned offsets in one arena (the plan at one sample,
+//! scaled by the batch, which keeps it valid), the rest as buffers of their own.
 
 use petgraph::stable_graph::NodeIndex;
 
@@ -26,10 +27,31 @@ pub struct Buffer {
     pub doc: Option<String>,
 }
 
+/// One buffer's place in the arena, per sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub offset: usize,
+    pub elems: usize,
+    /// The schedule step the buffer comes alive at (see [`memplan`]): a gradient is zeroed
+    /// then, since until then its memory may hold another buffer.
+    pub first: usize,
+}
+
+impl Buffer {
+    /// Whether the buffer lives in the arena: `f32` and growing with the batch.
+    pub fn in_arena(&self) -> bool {
+        !self.fixed && !self.index
+    }
+}
+
 /// Every buffer of one network's workspace.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Workspace {
     pub buffers: Vec<Buffer>,
+    /// Where the arena buffers are, by name, placed by `memplan` over the training schedule.
+    pub arena: std::collections::BTreeMap<String, Placement>,
+    /// Elements of the arena per sample.
+    pub arena_elems: usize,
     /// im2col / col2im / LRN scratch, in elements (not per sample).
     pub col: usize,
     /// Gradient scratch, elements per sample.
@@ -37,20 +59,38 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Bytes of every buffer for a batch of `batch` (all elements are 4 bytes).
+    /// Bytes the generated code allocates for a batch of `batch`: the arena, the buffers
+    /// outside it, im2col and gradient scratch (all elements are 4 bytes).
     pub fn bytes(&self, batch: usize) -> u64 {
-        let per: u64 = self
+        let outside: u64 = self
             .buffers
             .iter()
-            .map(|b| {
-                if b.fixed {
-                    b.elems as u64
-                } else {
-                    (batch * b.elems) as u64
-                }
-            })
+            .filter(|b| !b.in_arena())
+            .map(|b| b.len(batch) as u64)
             .sum();
-        4 * (per + self.col as u64 + (batch * self.scratch) as u64)
+        4 * ((batch * self.arena_elems) as u64 + outside + self.scratch_elems(batch))
+    }
+
+    /// Bytes of every buffer were each its own allocation (no reuse).
+    pub fn unshared_bytes(&self, batch: usize) -> u64 {
+        let all: u64 = self.buffers.iter().map(|b| b.len(batch) as u64).sum();
+        4 * (all + self.scratch_elems(batch))
+    }
+
+    /// Elements of im2col and gradient scratch.
+    fn scratch_elems(&self, batch: usize) -> u64 {
+        self.col as u64 + (batch * self.scratch) as u64
+    }
+}
+
+impl Buffer {
+    /// Elements for a batch of `batch`.
+    pub fn len(&self, batch: usize) -> usize {
+        if self.fixed {
+            self.elems
+        } else {
+            batch * self.elems
+        }
     }
 }
 
@@ -81,10 +121,13 @@ pub fn workspace(g: &Graph) -> Workspace {
                 index,
                 doc,
             };
-        // A layer in a concat's slot lives in the concat's buffers.
+        // A layer in a concat's slot lives in the concat's buffers; a network input takes
+        // no gradient.
         if !g.slots.contains_key(&n) {
             buffers.push(buf(format!("t{i}"), elems, false, false, Some(doc)));
-            buffers.push(buf(format!("d{i}"), elems, false, false, None));
+            if !matches!(node.op, Op::Input(_)) {
+                buffers.push(buf(format!("d{i}"), elems, false, false, None));
+            }
         }
         let x = g
             .inputs_of(n)
@@ -118,11 +161,35 @@ pub fn workspace(g: &Graph) -> Workspace {
         .map(|&n| g.node(n).shape.iter().product::<usize>())
         .max()
         .unwrap_or(1);
-    Workspace {
+    let mut ws = Workspace {
         buffers,
+        arena: Default::default(),
+        arena_elems: 0,
         col: col.max(1),
         scratch: 2 * max_elems,
+    };
+    // The arena: the training plan of its buffers at one sample (inference uses it too;
+    // every activation lives at least as long there).
+    let only_arena = Workspace {
+        buffers: ws
+            .buffers
+            .iter()
+            .filter(|b| b.in_arena())
+            .cloned()
+            .collect(),
+        ..ws.clone()
+    };
+    let plan = memplan(g, &only_arena, 1, true);
+    for p in &plan.placed {
+        let place = Placement {
+            offset: p.offset as usize / 4,
+            elems: p.bytes as usize / 4,
+            first: p.first,
+        };
+        ws.arena.insert(p.name.clone(), place);
     }
+    ws.arena_elems = plan.peak as usize / 4;
+    ws
 }
 
 /// What the codegen passes made of one network, and the memory its generated code takes:
@@ -235,7 +302,8 @@ pub struct MemPlan {
 /// its own. For inference only activations count, each until its last reader. The im2col
 /// and gradient scratch are live throughout and are not part of the arena.
 ///
-/// The generated code does not use this plan yet: it is what buffer reuse will reach.
+/// The generated code's arena is this plan at one sample over the arena buffers (see
+/// [`workspace`]); gradients are zeroed at their `first` step.
 pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> MemPlan {
     let nodes = if training {
         g.training_nodes()
@@ -280,6 +348,10 @@ pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> MemPl
             (_, false) if is_output => (k, n - 1),
             (_, false) => (k, readers.iter().copied().max().unwrap_or(k)),
         };
+        // Inputs are copied in before the first layer runs.
+        if kind == b't' && matches!(g.node(v).op, Op::Input(_)) {
+            first = 0;
+        }
         // A merged conv is written at its group's first forward step, and its gradient read
         // at the group's backward, which comes after its own.
         if let Some(group) = g.group_of(v) {

@@ -50,6 +50,36 @@ impl Slot {
     }
 }
 
+/// Disjoint mutable views of `arena` for one call of generated code: part `j` is the
+/// `batch·len_j` elements from `batch·offset_j` (`parts` are per sample, as the memory plan
+/// places them). Buffers that share memory by the plan are never live in the same call;
+/// should they be, this panics instead of letting one call see two aliased buffers.
+pub fn carve<const K: usize>(
+    arena: &mut [f32],
+    batch: usize,
+    parts: [(usize, usize); K],
+) -> [&mut [f32]; K] {
+    let mut order: Vec<usize> = (0..K).collect();
+    order.sort_by_key(|&j| parts[j].0);
+    let mut views: Vec<Option<&mut [f32]>> = (0..K).map(|_| None).collect();
+    let (mut rest, mut at) = (arena, 0usize);
+    for j in order {
+        let (offset, len) = (batch * parts[j].0, batch * parts[j].1);
+        assert!(offset >= at, "carve: parts {parts:?} overlap");
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(offset - at);
+        let (view, tail) = tail.split_at_mut(len);
+        views[j] = Some(view);
+        rest = tail;
+        at = offset + len;
+    }
+    views
+        .into_iter()
+        .map(|v| v.expect("every part is carved"))
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("K views"))
+}
+
 /// Copies `x` (`n × c_x × plane`) into channels `c0..c0+c_x` of `y` (`n × c_y × plane`).
 pub fn concat_channels(
     n: usize,
@@ -109,5 +139,35 @@ pub fn accumulate(x: &[f32], acc: &mut [f32]) {
     assert_eq!(x.len(), acc.len(), "accumulate: lengths");
     for (a, &v) in acc.iter_mut().zip(x) {
         *a += v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carve_gives_each_part_its_range_in_any_order() {
+        let mut arena: Vec<f32> = (0..20).map(|i| i as f32).collect();
+        let [a, b, c] = carve(&mut arena, 2, [(6, 2), (0, 1), (3, 3)]);
+        assert_eq!(a, &[12.0, 13.0, 14.0, 15.0]);
+        assert_eq!(b, &[0.0, 1.0]);
+        assert_eq!(c, &[6.0, 7.0, 8.0, 9.0, 10.0, 11.0]);
+        a[0] = -1.0;
+        assert_eq!(arena[12], -1.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "overlap")]
+    fn carve_refuses_overlapping_parts() {
+        let mut arena = vec![0.0; 10];
+        let _ = carve(&mut arena, 1, [(0, 4), (3, 2)]);
+    }
+
+    #[test]
+    #[should_panic]
+    fn carve_refuses_parts_past_the_end() {
+        let mut arena = vec![0.0; 10];
+        let _ = carve(&mut arena, 2, [(4, 2)]);
     }
 }

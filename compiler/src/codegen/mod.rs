@@ -85,7 +85,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
     let mut ws_fields = Vec::new();
     let mut ws_init = Vec::new();
     let mut ws_names: Vec<Ident> = Vec::new();
-    for b in &plan.buffers {
+    for b in plan.buffers.iter().filter(|b| !b.in_arena()) {
         let name = format_ident!("{}", b.name);
         let ty = if b.index {
             quote! { u32 }
@@ -111,6 +111,8 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         ws_names.push(name);
     }
     let col_len = plan.col;
+    let arena_len = per_batch(plan.arena_elems);
+    let arena = |body: TokenStream| arena_views(body, &plan.arena);
 
     // Inputs.
     let mut input_fields = Vec::new();
@@ -125,24 +127,43 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             Op::Input(InputKind::Class(_)) => input_fields.push(quote! { pub #id: &'a [i64], }),
             _ => {
                 input_fields.push(quote! { pub #id: &'a [f32], });
-                input_copy.push(quote! { ws.#t.copy_from_slice(x.#id); });
+                let copy = arena(quote! { ws.#t.copy_from_slice(x.#id); });
+                input_copy.push(quote! { { #copy } });
             }
         }
     }
 
     // Layers, forward and backward.
+    // Gradients are zeroed when they come alive (their memory held other buffers before):
+    // at the end of the forward pass (loss seeds), or just before the backward of their first
+    // writer. Step `k` of the schedule is the forward of `nodes[k]`, step `2·len-1-k` its
+    // backward.
+    let steps = nodes.len();
+    let zero_at = |step: usize| -> TokenStream {
+        let fills: Vec<TokenStream> = plan
+            .arena
+            .iter()
+            .filter(|(name, place)| name.starts_with('d') && place.first == step)
+            .map(|(name, _)| {
+                let d = format_ident!("{name}");
+                arena(quote! { ws.#d.fill(0.0); })
+            })
+            .map(|fill| quote! { { #fill } })
+            .collect();
+        quote! { #(#fills)* }
+    };
     let mut layer_fns = Vec::new();
     let (mut infer_calls, mut train_calls, mut back_calls) = (Vec::new(), Vec::new(), Vec::new());
     // The same calls, timed per layer, for `netc bench`.
     let (mut layer_paths, mut timed_fwd, mut timed_bwd) = (Vec::new(), Vec::new(), Vec::new());
-    for &n in &nodes {
+    for (step, &n) in nodes.iter().enumerate() {
         let node = g.node(n);
         if matches!(node.op, Op::Input(_)) {
             continue;
         }
         let i = n.index();
         let (fwd, bwd) = (format_ident!("forward_{i}"), format_ident!("backward_{i}"));
-        let doc = format!(
+        let mut doc = format!(
             " Layer `{}`: {}{} → {}.",
             node.path,
             node.op.name(),
@@ -152,6 +173,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
                 .unwrap_or_default(),
             shape_str(&node.shape)
         );
+        doc.push_str(&fusion_note(g, n));
         let (fwd_body, bwd_body) = layer::layer(g, n);
         // A ReLU fused into the layer: its gradient first, on the layer's own output.
         let fused_relu = matches!(&node.op, Op::Conv(c) if c.relu)
@@ -180,6 +202,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
                 quote! {}
             }
         };
+        let (fwd_body, bwd_body) = (arena(fwd_body), arena(bwd_body));
         let (fwd_n, bwd_n) = (batch(&fwd_body), batch(&bwd_body));
         if !fwd_body.is_empty() {
             layer_fns.push(quote! {
@@ -217,20 +240,38 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
                     #bwd_body
                 }
             });
-            back_calls.push(quote! { #bwd(p, g, ws); });
-            timed_bwd.push(quote! {
-                let t = std::time::Instant::now();
-                #bwd(p, g, ws);
-                bwd[#k] += t.elapsed().as_secs_f64();
-            });
+            back_calls.push((step, quote! { #bwd(p, g, ws); }));
+            timed_bwd.push((
+                step,
+                quote! {
+                    let t = std::time::Instant::now();
+                    #bwd(p, g, ws);
+                    bwd[#k] += t.elapsed().as_secs_f64();
+                },
+            ));
         }
         layer_paths.push(node.path.clone());
     }
-    back_calls.reverse();
-    timed_bwd.reverse();
+    // Backward: the steps in reverse, each zeroing the gradients that come alive there
+    // (but the first, step `len`, which is the losses' too: `forward_train` zeroes those).
+    let backward_of = |calls: &[(usize, TokenStream)]| -> Vec<TokenStream> {
+        (0..steps)
+            .rev()
+            .flat_map(|step| {
+                let call = calls
+                    .iter()
+                    .filter(move |(s, _)| *s == step)
+                    .map(|(_, c)| c.clone());
+                let zero = (step + 1 < steps).then(|| zero_at(2 * steps - 1 - step));
+                zero.into_iter().chain(call)
+            })
+            .collect()
+    };
+    let (back_calls, timed_bwd) = (backward_of(&back_calls), backward_of(&timed_bwd));
     let layer_count = layer_paths.len();
 
-    // Losses: each term seeds the gradients of its inputs.
+    // Losses: each term seeds the gradients of its inputs (network inputs take none).
+    let takes_grad = |v: petgraph::stable_graph::NodeIndex| !matches!(g.node(v).op, Op::Input(_));
     let mut loss_calls = Vec::new();
     for l in &g.losses {
         let [a, b] = l.inputs;
@@ -243,9 +284,12 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             LossKind::Ce => {
                 let classes = g.node(a).shape[0];
                 let label = format_ident!("{}", g.node(b).path);
+                let seed = takes_grad(a).then(|| {
+                    quote! { rt::tensor::accumulate(&ws.scratch[..ws.#ta.len()], &mut ws.#da); }
+                });
                 quote! {
                     let l = rt::loss::softmax_ce(#classes, &ws.#ta, x.#label, #w, &mut ws.scratch[..ws.#ta.len()]);
-                    rt::tensor::accumulate(&ws.scratch[..ws.#ta.len()], &mut ws.#da);
+                    #seed
                 }
             }
             LossKind::Mse => {
@@ -253,16 +297,46 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
                     format_ident!("t{}", b.index()),
                     format_ident!("d{}", b.index()),
                 );
+                // A network input (a target) takes no gradient.
+                let (ga, gb) = (takes_grad(a), takes_grad(b));
+                let (arg_a, arg_b) = (
+                    if ga {
+                        quote! { Some(sa) }
+                    } else {
+                        quote! { None }
+                    },
+                    if gb {
+                        quote! { Some(&mut sb[..len]) }
+                    } else {
+                        quote! { None }
+                    },
+                );
+                let seed_a = ga.then(|| quote! { rt::tensor::accumulate(sa, &mut ws.#da); });
+                let seed_b =
+                    gb.then(|| quote! { rt::tensor::accumulate(&sb[..len], &mut ws.#db); });
+                let (pa, pb) = (
+                    if ga {
+                        quote! { sa }
+                    } else {
+                        quote! { _ }
+                    },
+                    if gb {
+                        quote! { sb }
+                    } else {
+                        quote! { _ }
+                    },
+                );
                 quote! {
                     let len = ws.#ta.len();
-                    let (sa, sb) = ws.scratch.split_at_mut(len);
-                    let l = rt::loss::mse(&ws.#ta, &ws.#tb, #w, Some(sa), Some(&mut sb[..len]));
-                    rt::tensor::accumulate(sa, &mut ws.#da);
-                    rt::tensor::accumulate(&sb[..len], &mut ws.#db);
+                    let (#pa, #pb) = ws.scratch.split_at_mut(len);
+                    let l = rt::loss::mse(&ws.#ta, &ws.#tb, #w, #arg_a, #arg_b);
+                    #seed_a
+                    #seed_b
                 }
             }
         };
-        loss_calls.push(quote! { { #call loss += #w * l; } });
+        let call = arena(quote! { #call loss += #w * l; });
+        loss_calls.push(quote! { { #call } });
     }
     let loss_expr = if loss_calls.is_empty() {
         quote! { 0.0 }
@@ -273,15 +347,8 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             loss
         }
     };
-    let zero_grads: Vec<TokenStream> = nodes
-        .iter()
-        .filter(|&&n| !matches!(g.node(n).op, Op::Input(InputKind::Class(_))))
-        .filter(|n| !g.slots.contains_key(n))
-        .map(|n| {
-            let d = format_ident!("d{}", n.index());
-            quote! { ws.#d.fill(0.0); }
-        })
-        .collect();
+    // Gradients that come alive when the forward pass ends: those the losses seed.
+    let zero_grads = zero_at(steps);
 
     let scratch_len = per_batch(plan.scratch);
     let outputs: Vec<TokenStream> = g
@@ -289,12 +356,24 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         .iter()
         .map(|(name, n)| {
             let f = format_ident!("output_{}", name);
-            let t = format_ident!("t{}", n.index());
+            let place = plan.arena[&format!("t{}", n.index())];
+            let (at, end) = (place.offset, place.offset + place.elems);
             let doc = format!(
-                " The output `{name}`: `{}` per sample, batch first.",
+                " The output `{name}` (`{}`): `{}` per sample, batch first.",
+                g.node(*n).path,
                 shape_str(&g.node(*n).shape)
             );
-            quote! { #[doc = #doc] pub fn #f(ws: &Workspace) -> &[f32] { &ws.#t } }
+            quote! { #[doc = #doc] pub fn #f(ws: &Workspace) -> &[f32] { &ws.arena[#at * ws.batch..#end * ws.batch] } }
+        })
+        .collect();
+    // Where each value's activation lies in the arena, by path (layers written in place
+    // into a concat are inside the concat's).
+    let activations: Vec<TokenStream> = nodes
+        .iter()
+        .filter_map(|&n| {
+            let place = plan.arena.get(&format!("t{}", n.index()))?;
+            let (path, at, len) = (&g.node(n).path, place.offset, place.elems);
+            Some(quote! { (#path, #at, #len) })
         })
         .collect();
     let name = &g.name;
@@ -317,6 +396,9 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         pub struct Workspace {
             /// Images per batch.
             pub batch: usize,
+            /// Activations and gradients, placed by liveness (`netc check --plan`): buffers
+            /// never live at the same time share memory.
+            arena: Vec<f32>,
             #(#ws_fields)*
             /// im2col and LRN scratch (unused by networks without them).
             #[allow(dead_code)]
@@ -329,12 +411,12 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         impl Workspace {
             /// Buffers for batches of `batch` images.
             pub fn new(batch: usize) -> Workspace {
-                Workspace { batch, #(#ws_init)* col: vec![0.0; #col_len], scratch: vec![0.0; #scratch_len] }
+                Workspace { batch, arena: vec![0.0; #arena_len], #(#ws_init)* col: vec![0.0; #col_len], scratch: vec![0.0; #scratch_len] }
             }
 
             /// Bytes held by every buffer (each element is 4 bytes).
             pub fn bytes(&self) -> usize {
-                4 * (self.col.len() + self.scratch.len() #(+ self.#ws_names.len())*)
+                4 * (self.arena.len() + self.col.len() + self.scratch.len() #(+ self.#ws_names.len())*)
             }
         }
 
@@ -350,7 +432,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         pub fn forward_train(p: &Params, s: &mut State, ws: &mut Workspace, x: &Inputs) -> f32 {
             #(#input_copy)*
             #(#train_calls)*
-            #(#zero_grads)*
+            #zero_grads
             #loss_expr
         }
 
@@ -377,7 +459,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
             #(#input_copy)*
             #(#timed_fwd)*
             let loss = {
-                #(#zero_grads)*
+                #zero_grads
                 #loss_expr
             };
             #(#timed_bwd)*
@@ -387,8 +469,50 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
 
         #(#outputs)*
 
+        /// Every value's activation in the arena, per sample: path, offset, elements.
+        pub const ACTIVATIONS: &[(&str, usize, usize)] = &[#(#activations),*];
+
+        /// The activation of the value at `path` (`i3a.b2.0`, an input's name), batch first.
+        /// Valid after `forward` or `forward_train`, until `backward` reuses its memory.
+        pub fn activation<'w>(ws: &'w Workspace, path: &str) -> Option<&'w [f32]> {
+            let &(_, at, len) = ACTIVATIONS.iter().find(|(p, _, _)| *p == path)?;
+            Some(&ws.arena[at * ws.batch..(at + len) * ws.batch])
+        }
+
         #(#layer_fns)*
     })
+}
+
+/// What the passes did to layer `n`, for its doc comment: merged into one GEMM with its
+/// siblings, written in place into a concat.
+fn fusion_note(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> String {
+    let mut note = String::new();
+    if let Some(group) = g.group_of(n) {
+        let paths = |js: &[petgraph::stable_graph::NodeIndex]| {
+            js.iter()
+                .map(|&j| format!("`{}`", g.node(j).path))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if group[0] == n {
+            note += &format!(
+                " One GEMM computes it with {} (merge_1x1).",
+                paths(&group[1..])
+            );
+        } else {
+            note += &format!(" Computed with {} (merge_1x1).", paths(&group[..1]));
+        }
+    }
+    if let Some(slot) = g.slots.get(&n) {
+        let c = g.node(n).shape[0];
+        note += &format!(
+            " Written in place as channels {}..{} of the concat `{}` (concat_in_place).",
+            slot.c0,
+            slot.c0 + c,
+            g.node(slot.concat).path
+        );
+    }
+    note
 }
 
 /// `batch * elems`, or `batch` when a sample has one element.
@@ -398,6 +522,80 @@ fn per_batch(elems: usize) -> TokenStream {
     } else {
         quote! { batch * #elems }
     }
+}
+
+/// `body` with every arena buffer it names (`ws.t5`) turned into a local view of the arena,
+/// carved out up front: `let [t5, d7] = rt::tensor::carve(&mut ws.arena, ws.batch, ..);`. A
+/// view taken by reference without indexing (`&ws.t5`, `&mut ws.t5`) becomes `&*t5`.
+fn arena_views(
+    body: TokenStream,
+    arena: &std::collections::BTreeMap<String, crate::plan::Placement>,
+) -> TokenStream {
+    let mut used = std::collections::BTreeSet::new();
+    let body = rewrite(body, arena, &mut used);
+    if used.is_empty() {
+        return body;
+    }
+    let names: Vec<Ident> = used.iter().map(|n| format_ident!("{n}")).collect();
+    let parts: Vec<TokenStream> = used
+        .iter()
+        .map(|n| {
+            let p = arena[n];
+            let (at, len) = (p.offset, p.elems);
+            quote! { (#at, #len) }
+        })
+        .collect();
+    quote! {
+        let [#(#names),*] = rt::tensor::carve(&mut ws.arena, ws.batch, [#(#parts),*]);
+        #body
+    }
+}
+
+/// The token rewrite of [`arena_views`].
+fn rewrite(
+    ts: TokenStream,
+    arena: &std::collections::BTreeMap<String, crate::plan::Placement>,
+    used: &mut std::collections::BTreeSet<String>,
+) -> TokenStream {
+    use proc_macro2::{Delimiter, Group, Punct, Spacing, TokenTree};
+    let tokens: Vec<TokenTree> = ts.into_iter().collect();
+    let mut out: Vec<TokenTree> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let buffer = match (&tokens[i], tokens.get(i + 1), tokens.get(i + 2)) {
+            (TokenTree::Ident(ws), Some(TokenTree::Punct(dot)), Some(TokenTree::Ident(name)))
+                if ws == "ws" && dot.as_char() == '.' && arena.contains_key(&name.to_string()) =>
+            {
+                Some(name.clone())
+            }
+            _ => None,
+        };
+        if let Some(name) = buffer {
+            used.insert(name.to_string());
+            let indexed = matches!(tokens.get(i + 3), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Bracket);
+            let borrowed = match out.last() {
+                Some(TokenTree::Punct(p)) => p.as_char() == '&',
+                Some(TokenTree::Ident(m)) => m == "mut",
+                _ => false,
+            };
+            if borrowed && !indexed {
+                out.push(TokenTree::Punct(Punct::new('*', Spacing::Alone)));
+            }
+            out.push(TokenTree::Ident(name));
+            i += 3;
+            continue;
+        }
+        out.push(match &tokens[i] {
+            TokenTree::Group(g) => {
+                let mut inner = Group::new(g.delimiter(), rewrite(g.stream(), arena, used));
+                inner.set_span(g.span());
+                TokenTree::Group(inner)
+            }
+            t => t.clone(),
+        });
+        i += 1;
+    }
+    out.into_iter().collect()
 }
 
 /// Whether `ts` mentions the identifier `name` anywhere.

@@ -96,6 +96,7 @@ struct Reference {
     grads: BTreeMap<String, Vec<f32>>,
     state_after: Params,
     outs: BTreeMap<String, Vec<f32>>,
+    acts: BTreeMap<String, Vec<Vec<f32>>>,
 }
 
 fn reference(c: &Case) -> Reference {
@@ -120,12 +121,67 @@ fn reference(c: &Case) -> Reference {
         .into_iter()
         .map(|(k, t)| (k, t.data))
         .collect();
+    // Each inference value by path, and, where a ReLU alone reads it, the ReLU's value too
+    // (the epilogue pass folds that ReLU into the layer, which then holds the ReLU's value).
+    let g = &c.graph;
+    let infer = g.inference_set();
+    let acts = g
+        .nodes()
+        .into_iter()
+        .filter(|n| {
+            infer[n.index()]
+                && !matches!(
+                    g.node(*n).op,
+                    netc_compiler::ops::Op::Input(netc_compiler::ops::InputKind::Class(_))
+                )
+        })
+        .map(|n| {
+            let mut values = vec![inf.value(n).to_vec()];
+            if let [r] = g.consumers_of(n)[..] {
+                if matches!(g.node(r).op, netc_compiler::ops::Op::Relu) {
+                    values.push(inf.value(r).to_vec());
+                }
+            }
+            (g.node(n).path.clone(), values)
+        })
+        .collect();
     Reference {
         loss: f.loss,
         grads,
         state_after: p,
         outs,
+        acts,
     }
+}
+
+/// After `forward`, every activation the generated module lists (`ACTIVATIONS`) that
+/// inference computes equals the interpreter's value of that path.
+fn check_activations<'w>(
+    acts: &BTreeMap<String, Vec<Vec<f32>>>,
+    list: &[(&str, usize, usize)],
+    get: impl Fn(&str) -> Option<&'w [f32]>,
+) {
+    let mut checked = 0;
+    for (path, _, _) in list {
+        let Some(want) = acts.get(*path) else {
+            continue;
+        };
+        let got = get(path).expect("a listed activation");
+        let near = |w: &Vec<f32>| {
+            let scale = w.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            w.len() == got.len()
+                && got
+                    .iter()
+                    .zip(w)
+                    .all(|(g, w)| (g - w).abs() <= 1e-4 * scale)
+        };
+        assert!(
+            want.iter().any(near),
+            "activation `{path}` differs from the interpreter's"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "no activation checked");
 }
 
 macro_rules! equal {
@@ -133,7 +189,7 @@ macro_rules! equal {
         #[test]
         fn $test() {
             let c = case($path, $batch);
-            let Reference { loss, grads, state_after, outs } = reference(&c);
+            let Reference { loss, grads, state_after, outs, acts } = reference(&c);
             let mut p = $m::Params::new();
             for (name, _) in $m::Params::SHAPES {
                 p.get_mut(name).unwrap().copy_from_slice(&c.params[*name].data);
@@ -148,6 +204,7 @@ macro_rules! equal {
             };
             let mut ws = $m::Workspace::new($batch);
             $m::forward(&p, &s, &mut ws, &x);
+            check_activations(&acts, $m::ACTIVATIONS, |path| $m::activation(&ws, path));
             $(
                 let out = $m::$outf(&ws).to_vec();
                 close(concat!(stringify!($m), " output ", stringify!($out)), &out, &outs[stringify!($out)]);
@@ -179,6 +236,7 @@ macro_rules! equal_random {
                 grads,
                 state_after,
                 outs,
+                acts,
             } = reference(&c);
             let mut p = m::Params::new();
             for (name, _) in m::Params::SHAPES {
@@ -198,6 +256,7 @@ macro_rules! equal_random {
             };
             let mut ws = m::Workspace::new(3);
             m::forward(&p, &s, &mut ws, &x);
+            check_activations(&acts, m::ACTIVATIONS, |path| m::activation(&ws, path));
             close("logits", m::output_logits(&ws), &outs["logits"]);
             let got = m::forward_train(&p, &mut s, &mut ws, &x);
             assert!(
