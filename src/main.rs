@@ -608,6 +608,7 @@ fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
         "\nplan (codegen passes, batch {batch}):\n\
          \x20 GEMM layers        {} (checked graph: {})\n\
          \x20 ReLUs fused        {} of {} (into the GEMM epilogue)\n\
+         \x20 in place           {} activations overwrite their input\n\
          \x20 concats            {} (copying {} of their {} values per sample)\n\
          \x20 workspace          {} ({} were no buffer to share memory)\n\
          \x20   arena            {}: {} activations and gradients placed by liveness\n\
@@ -620,6 +621,7 @@ fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
         s.gemm_layers_before,
         s.relus_fused,
         s.relus,
+        s.in_place,
         s.concats,
         netc_compiler::report::thousands(s.concat_copied as u64),
         netc_compiler::report::thousands(s.concat_elems as u64),
@@ -643,6 +645,7 @@ fn plan_json(s: &netc_compiler::plan::Summary, batch: usize) -> serde_json::Valu
         "gemm_layers_before": s.gemm_layers_before,
         "relus": s.relus,
         "relus_fused": s.relus_fused,
+        "activations_in_place": s.in_place,
         "concats": s.concats,
         "concat_elems_per_sample": s.concat_elems,
         "concat_copied_per_sample": s.concat_copied,

@@ -103,6 +103,9 @@ pub struct Graph {
     /// Set by the `merge_1x1` pass: groups of sibling pointwise convs computed as one GEMM,
     /// each in node order (the first member computes the group).
     pub merged: Vec<Vec<NodeIndex>>,
+    /// Set by the `inplace` pass: activations that overwrite their input's buffers, keyed
+    /// by activation, with the input whose buffers they use.
+    pub aliases: BTreeMap<NodeIndex, NodeIndex>,
 }
 
 /// Where a layer's output lives when it is written in place into a concat.
@@ -125,6 +128,7 @@ impl Graph {
             train: TrainConfig::default(),
             slots: BTreeMap::new(),
             merged: Vec::new(),
+            aliases: BTreeMap::new(),
         }
     }
 

@@ -121,9 +121,9 @@ pub fn workspace(g: &Graph) -> Workspace {
                 index,
                 doc,
             };
-        // A layer in a concat's slot lives in the concat's buffers; a network input takes
-        // no gradient.
-        if !g.slots.contains_key(&n) {
+        // A layer in a concat's slot lives in the concat's buffers, an activation run in
+        // place in its input's; a network input takes no gradient.
+        if !g.slots.contains_key(&n) && !g.aliases.contains_key(&n) {
             buffers.push(buf(format!("t{i}"), elems, false, false, Some(doc)));
             if !matches!(node.op, Op::Input(_)) {
                 buffers.push(buf(format!("d{i}"), elems, false, false, None));
@@ -204,6 +204,8 @@ pub struct Summary {
     /// the GEMM before them.
     pub relus: usize,
     pub relus_fused: usize,
+    /// Activations that overwrite their input's buffers (`inplace`).
+    pub in_place: usize,
     /// Concats, the elements per sample they hold, and how many of those they still copy
     /// (the rest are written in place by `concat_in_place`).
     pub concats: usize,
@@ -260,6 +262,7 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, netc_d
             - planned.merged.iter().map(|m| m.len() - 1).sum::<usize>(),
         relus,
         relus_fused: relus - count(&planned, relu),
+        in_place: planned.aliases.len(),
         concats: concats.len(),
         concat_elems: concats.iter().map(|&n| elems(n)).sum(),
         concat_copied: concats
@@ -371,11 +374,18 @@ pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> MemPl
         let Some(mut life) = lifetime(kind, v) else {
             continue;
         };
-        // A concat's buffers also hold the layers written in place into them, from the
-        // first one's forward to the last one's backward.
+        // A buffer also holds the values that share it (layers written in place into a
+        // concat, an activation run in place on its input), from the first one's forward to
+        // the last one's backward.
         if kind == b't' || kind == b'd' {
-            for (&layer, _) in g.slots.iter().filter(|(_, s)| s.concat == v) {
-                if let Some((first, last)) = lifetime(kind, layer) {
+            let slotted = g
+                .slots
+                .iter()
+                .filter(|(_, s)| s.concat == v)
+                .map(|(&l, _)| l);
+            let aliased = g.aliases.iter().filter(|(_, &x)| x == v).map(|(&a, _)| a);
+            for other in slotted.chain(aliased) {
+                if let Some((first, last)) = lifetime(kind, other) {
                     life = (life.0.min(first), life.1.max(last));
                 }
             }

@@ -69,12 +69,40 @@ pub fn graph(g: &Graph) -> Result<(), String> {
     for (&layer, slot) in &g.slots {
         in_place(g, layer, *slot)?;
     }
+    for (&a, &x) in &g.aliases {
+        aliased(g, a, x)?;
+    }
     let mut seen = HashSet::new();
     for group in &g.merged {
         merged(g, group)?;
         if !group.iter().all(|&n| seen.insert(n)) {
             return Err("a conv is in two merged groups".into());
         }
+    }
+    Ok(())
+}
+
+/// An activation `a` running in place on its input `x`'s buffers: see `passes::inplace`.
+fn aliased(g: &Graph, a: NodeIndex, x: NodeIndex) -> Result<(), String> {
+    use crate::passes::inplace;
+    if !g.g.contains_node(a) || !g.g.contains_node(x) {
+        return Err("an in-place activation names a removed node".into());
+    }
+    let path = &g.node(a).path;
+    let legal = inplace::activation(&g.node(a).op)
+        && g.inputs_of(a) == [x]
+        && g.g.edges_directed(x, Direction::Outgoing).count() == 1
+        && !matches!(g.node(x).op, Op::Input(_))
+        && !inplace::reads_own_output(&g.node(x).op)
+        && !g.outputs.iter().any(|&(_, o)| o == x)
+        && !g.losses.iter().any(|l| l.inputs.contains(&x))
+        && !g.slots.contains_key(&x)
+        && g.group_of(x).is_none();
+    if !legal {
+        return Err(format!(
+            "`{path}` runs in place on `{}`, which is not legal",
+            g.node(x).path
+        ));
     }
     Ok(())
 }

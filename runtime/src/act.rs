@@ -43,6 +43,46 @@ pub fn relu_backward_inplace_slot(n: usize, len: usize, slot: Slot, y: &[f32], d
     }
 }
 
+/// `x ← max(x, 0)`: a ReLU that shares its input's buffer (the `inplace` pass); its
+/// backward is [`relu_backward_inplace`].
+pub fn relu_inplace(x: &mut [f32]) {
+    for v in x {
+        if *v < 0.0 {
+            *v = 0.0;
+        }
+    }
+}
+
+/// `x ← 1 / (1 + e^-x)` in place; backward [`sigmoid_backward_inplace`].
+pub fn sigmoid_inplace(x: &mut [f32]) {
+    for v in x {
+        *v = 1.0 / (1.0 + (-*v).exp());
+    }
+}
+
+/// `dy ← dy · y(1 - y)` in place.
+pub fn sigmoid_backward_inplace(y: &[f32], dy: &mut [f32]) {
+    assert_eq!(y.len(), dy.len(), "sigmoid: lengths");
+    for (d, &v) in dy.iter_mut().zip(y) {
+        *d = *d * v * (1.0 - v);
+    }
+}
+
+/// `x ← tanh x` in place; backward [`tanh_backward_inplace`].
+pub fn tanh_inplace(x: &mut [f32]) {
+    for v in x {
+        *v = v.tanh();
+    }
+}
+
+/// `dy ← dy · (1 - y²)` in place.
+pub fn tanh_backward_inplace(y: &[f32], dy: &mut [f32]) {
+    assert_eq!(y.len(), dy.len(), "tanh: lengths");
+    for (d, &v) in dy.iter_mut().zip(y) {
+        *d *= 1.0 - v * v;
+    }
+}
+
 /// `y = x` for `x > 0`, else `slope·x`.
 pub fn leaky_relu_forward(slope: f32, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "leaky_relu: lengths");

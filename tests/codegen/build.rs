@@ -45,6 +45,12 @@ const NETS: &[(&str, &str, Option<&str>, &str)] = &[
         r#"equal!("../../compiler/tests/fixtures/torch_nets/small_inception.net", 3, [image], [label], [logits: output_logits])"#,
     ),
     (
+        "resnet_mini",
+        "../../compiler/tests/fixtures/torch_shapes/resnet_mini.net",
+        None,
+        r#"equal!("../../compiler/tests/fixtures/torch_shapes/resnet_mini.net", 2, [image], [label], [logits: output_logits])"#,
+    ),
+    (
         "every_op",
         "nets/every_op.net",
         None,

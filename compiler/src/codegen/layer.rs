@@ -37,6 +37,23 @@ pub(super) fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenSt
         }
     };
     let pw = |suffix: &str| field(&format!("{}.{suffix}", node.path));
+    // An activation run in place: `t{i}` and `d{i}` name its input's buffers (see
+    // `arena_views`), and the gradient is masked where it is.
+    if g.aliases.contains_key(&n) {
+        let (fwd, bwd) = match node.op {
+            Op::Relu => (quote! { relu_inplace }, quote! { relu_backward_inplace }),
+            Op::Sigmoid => (
+                quote! { sigmoid_inplace },
+                quote! { sigmoid_backward_inplace },
+            ),
+            Op::Tanh => (quote! { tanh_inplace }, quote! { tanh_backward_inplace }),
+            _ => unreachable!("the verifier checks in-place activations"),
+        };
+        return (
+            quote! { rt::act::#fwd(&mut ws.#t); },
+            quote! { rt::act::#bwd(&ws.#t, &mut ws.#d); },
+        );
+    }
     match &node.op {
         Op::Input(_) => (quote! {}, quote! {}),
         Op::Conv(c) => {

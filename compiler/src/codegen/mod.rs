@@ -112,7 +112,20 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
     }
     let col_len = plan.col;
     let arena_len = per_batch(plan.arena_elems);
-    let arena = |body: TokenStream| arena_views(body, &plan.arena);
+    // Activations run in place use their input's buffers.
+    let renames: std::collections::BTreeMap<String, String> = g
+        .aliases
+        .iter()
+        .flat_map(|(a, x)| {
+            let (a, x) = (a.index(), x.index());
+            [
+                (format!("t{a}"), format!("t{x}")),
+                (format!("d{a}"), format!("d{x}")),
+            ]
+        })
+        .collect();
+    let buffer = |name: String| renames.get(&name).cloned().unwrap_or(name);
+    let arena = |body: TokenStream| arena_views(body, &plan.arena, &renames);
 
     // Inputs.
     let mut input_fields = Vec::new();
@@ -356,7 +369,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         .iter()
         .map(|(name, n)| {
             let f = format_ident!("output_{}", name);
-            let place = plan.arena[&format!("t{}", n.index())];
+            let place = plan.arena[&buffer(format!("t{}", n.index()))];
             let (at, end) = (place.offset, place.offset + place.elems);
             let doc = format!(
                 " The output `{name}` (`{}`): `{}` per sample, batch first.",
@@ -367,11 +380,13 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         })
         .collect();
     // Where each value's activation lies in the arena, by path (layers written in place
-    // into a concat are inside the concat's).
+    // into a concat are inside the concat's; an activation run in place holds its input's
+    // buffer, whose own value is then gone).
     let activations: Vec<TokenStream> = nodes
         .iter()
+        .filter(|n| !g.aliases.values().any(|x| x == *n))
         .filter_map(|&n| {
-            let place = plan.arena.get(&format!("t{}", n.index()))?;
+            let place = plan.arena.get(&buffer(format!("t{}", n.index())))?;
             let (path, at, len) = (&g.node(n).path, place.offset, place.elems);
             Some(quote! { (#path, #at, #len) })
         })
@@ -530,9 +545,10 @@ fn per_batch(elems: usize) -> TokenStream {
 fn arena_views(
     body: TokenStream,
     arena: &std::collections::BTreeMap<String, crate::plan::Placement>,
+    renames: &std::collections::BTreeMap<String, String>,
 ) -> TokenStream {
     let mut used = std::collections::BTreeSet::new();
-    let body = rewrite(body, arena, &mut used);
+    let body = rewrite(body, arena, renames, &mut used);
     if used.is_empty() {
         return body;
     }
@@ -551,10 +567,11 @@ fn arena_views(
     }
 }
 
-/// The token rewrite of [`arena_views`].
+/// The token rewrite of [`arena_views`]; a name in `renames` stands for another buffer.
 fn rewrite(
     ts: TokenStream,
     arena: &std::collections::BTreeMap<String, crate::plan::Placement>,
+    renames: &std::collections::BTreeMap<String, String>,
     used: &mut std::collections::BTreeSet<String>,
 ) -> TokenStream {
     use proc_macro2::{Delimiter, Group, Punct, Spacing, TokenTree};
@@ -564,9 +581,11 @@ fn rewrite(
     while i < tokens.len() {
         let buffer = match (&tokens[i], tokens.get(i + 1), tokens.get(i + 2)) {
             (TokenTree::Ident(ws), Some(TokenTree::Punct(dot)), Some(TokenTree::Ident(name)))
-                if ws == "ws" && dot.as_char() == '.' && arena.contains_key(&name.to_string()) =>
+                if ws == "ws" && dot.as_char() == '.' =>
             {
-                Some(name.clone())
+                let name = name.to_string();
+                let name = renames.get(&name).cloned().unwrap_or(name);
+                arena.contains_key(&name).then(|| format_ident!("{name}"))
             }
             _ => None,
         };
@@ -587,7 +606,8 @@ fn rewrite(
         }
         out.push(match &tokens[i] {
             TokenTree::Group(g) => {
-                let mut inner = Group::new(g.delimiter(), rewrite(g.stream(), arena, used));
+                let mut inner =
+                    Group::new(g.delimiter(), rewrite(g.stream(), arena, renames, used));
                 inner.set_span(g.span());
                 TokenTree::Group(inner)
             }

@@ -4,6 +4,7 @@
 
 pub mod concat_in_place;
 pub mod epilogue;
+pub mod inplace;
 pub mod merge_1x1;
 pub mod prune;
 
@@ -40,6 +41,11 @@ pub const CODEGEN: &[Pass] = &[
     Pass {
         name: "merge_1x1",
         run: merge_1x1::run,
+    },
+    // After `epilogue`, which folds the ReLUs it can into GEMMs.
+    Pass {
+        name: "inplace",
+        run: inplace::run,
     },
     // Last: it records where layers write, so nodes must not move after it.
     Pass {

@@ -360,6 +360,26 @@ fn the_plan_sizes_the_generated_workspace() {
             every_op_unfused::Workspace::new(batch).bytes() as u64
         );
     }
+    // ResNet: every ReLU follows a batchnorm or an add, and runs in place.
+    let r = "../../compiler/tests/fixtures/torch_shapes/resnet_mini.net";
+    let s = plan(r, &[]);
+    assert_eq!((s.relus, s.relus_fused, s.in_place), (11, 0, 11));
+    for batch in [1, 5] {
+        let in_place = plan(r, &[]).workspace.bytes(batch);
+        assert_eq!(
+            in_place,
+            netc_codegen_tests::resnet_mini::Workspace::new(batch).bytes() as u64
+        );
+        let own = plan(r, &["inplace"]).workspace.bytes(batch);
+        assert_eq!(
+            own,
+            netc_codegen_tests::resnet_mini_no_inplace::Workspace::new(batch).bytes() as u64
+        );
+        assert!(
+            in_place < own,
+            "activations in place take no buffers of their own"
+        );
+    }
     let s = plan(g, &[]);
     assert_eq!(
         (s.gemm_layers_before, s.relus, s.relus_fused, s.concats),

@@ -1,0 +1,52 @@
+//! inplace: an activation (ReLU, sigmoid, tanh) that the `epilogue` pass could not fold
+//! into a GEMM (after batchnorm, an add, a pool, a concat) overwrites its input's buffers
+//! instead of taking its own: forward `x ← f(x)`, backward `dy ← dy·f'(y)` on the shared
+//! gradient. That is legal when the activation is its input's only use, the input is no
+//! network input, output or loss term, and the input's own backward does not read the
+//! input's value (which the activation overwrites): ReLU, sigmoid, tanh, softmax and
+//! layers with a fused ReLU read their own output, the rest read their inputs or nothing.
+//! The graph keeps its nodes; the pass records each pair in `Graph::aliases`.
+
+use netc_dsl::Diagnostic;
+use petgraph::Direction;
+
+use crate::graph::Graph;
+use crate::ops::Op;
+use crate::passes::Changed;
+
+/// Whether `op` is an activation the pass can run in place.
+pub fn activation(op: &Op) -> bool {
+    matches!(op, Op::Relu | Op::Sigmoid | Op::Tanh)
+}
+
+/// Whether the backward of `op` reads the op's own output.
+pub fn reads_own_output(op: &Op) -> bool {
+    matches!(op, Op::Relu | Op::Sigmoid | Op::Tanh | Op::Softmax)
+        || matches!(op, Op::Conv(c) if c.relu)
+        || matches!(op, Op::Linear { relu: true, .. })
+}
+
+pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
+    let mut changed = false;
+    for a in g.nodes() {
+        if !activation(&g.node(a).op) {
+            continue;
+        }
+        let x = g.inputs_of(a)[0];
+        let only_use = g.g.edges_directed(x, Direction::Outgoing).count() == 1;
+        let named = g.outputs.iter().any(|&(_, o)| o == x)
+            || g.losses.iter().any(|l| l.inputs.contains(&x));
+        let op = &g.node(x).op;
+        let shared_elsewhere = g.slots.contains_key(&x) || g.group_of(x).is_some();
+        if only_use
+            && !named
+            && !matches!(op, Op::Input(_))
+            && !reads_own_output(op)
+            && !shared_elsewhere
+        {
+            g.aliases.insert(a, x);
+            changed = true;
+        }
+    }
+    Ok(Changed(changed))
+}
