@@ -119,10 +119,9 @@ pub fn maxpool2d_forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32], argmax:
             (a, b)
         })
         .collect();
-    // Outputs whose window lies inside the row (no left or right padding) at unit stride:
-    // the vector path of the row pass (with a stride, splitting rows into their phases
-    // costs more than it saves; measured on 3×3/2 pools).
-    let inside = |ox: usize| p.sw == 1 && ox >= p.pw && ox - p.pw + p.kw <= p.w;
+    // Outputs whose window lies inside the row (no left or right padding): the branch-free
+    // path of the row pass.
+    let inside = |ox: usize| ox * p.sw >= p.pw && ox * p.sw - p.pw + p.kw <= p.w;
     let first_in = (0..wo).find(|&ox| inside(ox)).unwrap_or(wo);
     let end_in = (first_in..wo).find(|&ox| !inside(ox)).unwrap_or(wo);
     let one = |(pi, (yp, ap)): (usize, (&mut [f32], &mut [u32]))| {
@@ -210,8 +209,13 @@ fn max_plane_avx2(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
 fn max_plane_body(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
     let (p, wo) = (g.p, g.cols.len());
     let (a, b) = g.inside;
-    // Output a + j's window starts j columns after output a's.
-    let steps: Vec<u32> = (0..wo as u32).collect();
+    // Output a + j's window starts s·j columns after output a's.
+    let s = p.sw;
+    let steps: Vec<u32> = (0..wo).map(|j| (s * j) as u32).collect();
+    // With a stride, each row is first split into its `s` phases (the columns ≡ r mod s),
+    // so that every tap reads consecutive values of one phase and the update vectorizes.
+    let phase_len = p.w.div_ceil(s);
+    let mut phases = vec![0.0f32; if s == 1 { 0 } else { s * phase_len }];
     let mut hb = vec![0.0f32; p.h * wo];
     let mut hi = vec![0u32; p.h * wo];
     for iy in 0..p.h {
@@ -224,16 +228,30 @@ fn max_plane_body(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
             (hbr[ox], hir[ox]) = max_window(xp, p.w, (iy, iy + 1), g.cols[ox]);
         }
         if a < b {
-            // Output a + j's tap kx is input column x0 + j + kx.
-            let (x0, n) = (a - p.pw, b - a);
+            // Output a + j's tap kx is input column x0 + s·j + kx.
+            let (x0, n) = (a * s - p.pw, b - a);
             let (best, idx) = (&mut hbr[a..b], &mut hir[a..b]);
             best.fill(f32::NEG_INFINITY);
             for (i, &c) in idx.iter_mut().zip(&steps) {
                 *i = (row + x0) as u32 + c;
             }
+            let xr = &xp[row..row + p.w];
+            if s > 1 {
+                for (r, phase) in phases.chunks_exact_mut(phase_len).enumerate() {
+                    for (d, &v) in phase.iter_mut().zip(xr[r..].iter().step_by(s)) {
+                        *d = v;
+                    }
+                }
+            }
             for kx in 0..p.kw {
-                let c = row + x0 + kx;
-                take_max(&xp[c..c + n], c as u32, &steps, best, idx);
+                let c = x0 + kx;
+                let vals = if s == 1 {
+                    &xr[c..c + n]
+                } else {
+                    let at = c % s * phase_len + c / s;
+                    &phases[at..at + n]
+                };
+                take_max(vals, (row + c) as u32, &steps, best, idx);
             }
         }
     }
