@@ -103,8 +103,18 @@ impl Pool2d {
 /// Max pooling. `argmax` receives, for each output, the index in its input plane of the
 /// maximum (the first one on ties, as PyTorch's CPU kernel), for the backward pass.
 pub fn maxpool2d_forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
-    p.check(n, x.len(), y.len());
     assert_eq!(argmax.len(), y.len(), "maxpool: argmax length");
+    maxpool::<true>(p, n, x, y, argmax);
+}
+
+/// Max pooling without the argmaxes, for inference: the same values as
+/// [`maxpool2d_forward`].
+pub fn maxpool2d_forward_values(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32]) {
+    maxpool::<false>(p, n, x, y, &mut []);
+}
+
+fn maxpool<const ARG: bool>(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    p.check(n, x.len(), y.len());
     let (ho, wo, plane) = (p.ho(), p.wo(), p.h * p.w);
     // The windows are the same in every plane: work them out once.
     let rows: Vec<(usize, usize)> = (0..ho)
@@ -132,22 +142,33 @@ pub fn maxpool2d_forward(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32], argmax:
             cols: &cols,
             inside: (first_in, end_in),
         };
-        max_plane(&geometry, xp, yp, ap);
+        max_plane::<ARG>(&geometry, xp, yp, ap);
     };
     // Planes are independent: on the runtime's threads when there is enough work.
     let ctx = Context::global();
-    if ctx.threads() > 1 && x.len() >= PARALLEL_MIN {
-        ctx.install(|| {
-            y.par_chunks_mut(ho * wo)
-                .zip(argmax.par_chunks_mut(ho * wo))
+    let parallel = ctx.threads() > 1 && x.len() >= PARALLEL_MIN;
+    let outs = ho * wo;
+    match (ARG, parallel) {
+        (true, true) => ctx.install(|| {
+            y.par_chunks_mut(outs)
+                .zip(argmax.par_chunks_mut(outs))
                 .enumerate()
                 .for_each(one)
-        });
-    } else {
-        y.chunks_mut(ho * wo)
-            .zip(argmax.chunks_mut(ho * wo))
+        }),
+        (true, false) => y
+            .chunks_mut(outs)
+            .zip(argmax.chunks_mut(outs))
             .enumerate()
-            .for_each(one);
+            .for_each(one),
+        (false, true) => ctx.install(|| {
+            y.par_chunks_mut(outs)
+                .enumerate()
+                .for_each(|(pi, yp)| one((pi, (yp, &mut []))))
+        }),
+        (false, false) => y
+            .chunks_mut(outs)
+            .enumerate()
+            .for_each(|(pi, yp)| one((pi, (yp, &mut [])))),
     }
 }
 
@@ -189,24 +210,25 @@ fn max_window(
 /// first row holding the largest row maximum is the first in row-major order, and the last
 /// NaN of the last row holding one is the last NaN. Both passes run across whole rows,
 /// branch-free, so that they vectorize.
-fn max_plane(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
+/// `ARG`: whether to find the argmaxes too (`ap` is empty without).
+fn max_plane<const ARG: bool>(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above); the function is safe code otherwise.
-        return unsafe { max_plane_avx2(g, xp, yp, ap) };
+        return unsafe { max_plane_avx2::<ARG>(g, xp, yp, ap) };
     }
-    max_plane_body(g, xp, yp, ap);
+    max_plane_body::<ARG>(g, xp, yp, ap);
 }
 
 /// [`max_plane`] compiled for AVX2: eight outputs per compare and blend.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn max_plane_avx2(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
-    max_plane_body(g, xp, yp, ap);
+fn max_plane_avx2<const ARG: bool>(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
+    max_plane_body::<ARG>(g, xp, yp, ap);
 }
 
 #[inline(always)]
-fn max_plane_body(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
+fn max_plane_body<const ARG: bool>(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
     let (p, wo) = (g.p, g.cols.len());
     let (a, b) = g.inside;
     // Output a + j's window starts s·j columns after output a's.
@@ -217,20 +239,23 @@ fn max_plane_body(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
     let phase_len = p.w.div_ceil(s);
     let mut phases = vec![0.0f32; if s == 1 { 0 } else { s * phase_len }];
     let mut hb = vec![0.0f32; p.h * wo];
-    let mut hi = vec![0u32; p.h * wo];
+    let wide = |len: usize| if ARG { len } else { 0 };
+    let mut hi = vec![0u32; wide(p.h * wo)];
     for iy in 0..p.h {
         let row = iy * p.w;
-        let (hbr, hir) = (
-            &mut hb[iy * wo..(iy + 1) * wo],
-            &mut hi[iy * wo..(iy + 1) * wo],
-        );
+        let hbr = &mut hb[iy * wo..(iy + 1) * wo];
+        let hir = &mut hi[wide(iy * wo)..wide((iy + 1) * wo)];
         for ox in (0..a).chain(b..wo) {
-            (hbr[ox], hir[ox]) = max_window(xp, p.w, (iy, iy + 1), g.cols[ox]);
+            let (v, at) = max_window(xp, p.w, (iy, iy + 1), g.cols[ox]);
+            hbr[ox] = v;
+            if ARG {
+                hir[ox] = at;
+            }
         }
         if a < b {
             // Output a + j's tap kx is input column x0 + s·j + kx.
             let (x0, n) = (a * s - p.pw, b - a);
-            let (best, idx) = (&mut hbr[a..b], &mut hir[a..b]);
+            let (best, idx) = (&mut hbr[a..b], &mut hir[wide(a)..wide(b)]);
             best.fill(f32::NEG_INFINITY);
             for (i, &c) in idx.iter_mut().zip(&steps) {
                 *i = (row + x0) as u32 + c;
@@ -251,22 +276,20 @@ fn max_plane_body(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
                     let at = c % s * phase_len + c / s;
                     &phases[at..at + n]
                 };
-                take_max(vals, (row + c) as u32, &steps, best, idx);
+                take_max::<ARG>(vals, (row + c) as u32, &steps, best, idx);
             }
         }
     }
     for (oy, &(y0, y1)) in g.rows.iter().enumerate() {
-        let (best, idx) = (
-            &mut yp[oy * wo..(oy + 1) * wo],
-            &mut ap[oy * wo..(oy + 1) * wo],
-        );
+        let best = &mut yp[oy * wo..(oy + 1) * wo];
+        let idx = &mut ap[wide(oy * wo)..wide((oy + 1) * wo)];
         best.fill(f32::NEG_INFINITY);
         for (i, &(x0, _)) in idx.iter_mut().zip(g.cols) {
             *i = (y0 * p.w + x0) as u32;
         }
         for iy in y0..y1 {
-            let r = iy * wo..(iy + 1) * wo;
-            take_max_from(&hb[r.clone()], &hi[r], best, idx);
+            let at = &hi[wide(iy * wo)..wide((iy + 1) * wo)];
+            take_max_from::<ARG>(&hb[iy * wo..(iy + 1) * wo], at, best, idx);
         }
     }
 }
@@ -274,9 +297,16 @@ fn max_plane_body(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
 /// One row of row maxima into the outputs: `vals[j]` (at plane index `at[j]`) replaces
 /// `best[j]` when greater or NaN.
 #[inline(always)]
-fn take_max_from(vals: &[f32], at: &[u32], best: &mut [f32], idx: &mut [u32]) {
+fn take_max_from<const ARG: bool>(vals: &[f32], at: &[u32], best: &mut [f32], idx: &mut [u32]) {
     let n = vals.len();
-    let (at, best, idx) = (&at[..n], &mut best[..n], &mut idx[..n]);
+    let best = &mut best[..n];
+    if !ARG {
+        for (b, &v) in best.iter_mut().zip(vals) {
+            *b = max_nan(*b, v);
+        }
+        return;
+    }
+    let (at, idx) = (&at[..n], &mut idx[..n]);
     for j in 0..n {
         let (v, b) = (vals[j], best[j]);
         let m = u32::from((v > b) | v.is_nan()).wrapping_neg();
@@ -285,12 +315,32 @@ fn take_max_from(vals: &[f32], at: &[u32], best: &mut [f32], idx: &mut [u32]) {
     }
 }
 
+/// `v` if it is greater than `b` or NaN, else `b`, without a branch.
+#[inline(always)]
+fn max_nan(b: f32, v: f32) -> f32 {
+    let m = u32::from((v > b) | v.is_nan()).wrapping_neg();
+    f32::from_bits(v.to_bits() & m | b.to_bits() & !m)
+}
+
 /// One tap across a row of outputs: `vals[j]` (at plane index `base + offsets[j]`)
 /// replaces `best[j]` when greater or NaN.
 #[inline(always)]
-fn take_max(vals: &[f32], base: u32, offsets: &[u32], best: &mut [f32], idx: &mut [u32]) {
+fn take_max<const ARG: bool>(
+    vals: &[f32],
+    base: u32,
+    offsets: &[u32],
+    best: &mut [f32],
+    idx: &mut [u32],
+) {
     let n = vals.len();
-    let (best, idx, offsets) = (&mut best[..n], &mut idx[..n], &offsets[..n]);
+    let best = &mut best[..n];
+    if !ARG {
+        for (b, &v) in best.iter_mut().zip(vals) {
+            *b = max_nan(*b, v);
+        }
+        return;
+    }
+    let (idx, offsets) = (&mut idx[..n], &offsets[..n]);
     for j in 0..n {
         let (v, b) = (vals[j], best[j]);
         // All ones where `v` wins: selects by masks, which compile to blends, not branches.
@@ -414,6 +464,10 @@ mod tests {
             let mut y = vec![0.0; n * p.c * ho * wo];
             let mut a = vec![0u32; y.len()];
             maxpool2d_forward(&p, n, &x, &mut y, &mut a);
+            let mut values = vec![0.0; y.len()];
+            maxpool2d_forward_values(&p, n, &x, &mut values);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&values), bits(&y), "{p:?}: values without argmax");
             for (pi, xp) in x.chunks_exact(h * w).enumerate() {
                 for oy in 0..ho {
                     for ox in 0..wo {

@@ -134,7 +134,15 @@ pub(super) fn layer(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> (TokenSt
             if matches!(node.op, Op::MaxPool(_)) {
                 let a = format_ident!("a{i}");
                 (
-                    quote! { #geo rt::pool::maxpool2d_forward(&geo, n, &ws.#tx, &mut ws.#t, &mut ws.#a); },
+                    // Inference needs no argmaxes.
+                    quote! {
+                        #geo
+                        if train {
+                            rt::pool::maxpool2d_forward(&geo, n, &ws.#tx, &mut ws.#t, &mut ws.#a);
+                        } else {
+                            rt::pool::maxpool2d_forward_values(&geo, n, &ws.#tx, &mut ws.#t);
+                        }
+                    },
                     accumulate_dx(
                         quote! { #geo rt::pool::maxpool2d_backward(&geo, n, &ws.#d, &ws.#a, &mut ws.scratch[..len]); },
                     ),
