@@ -149,7 +149,7 @@ const PARALLEL_MIN: usize = 1 << 16;
 /// Runs `f` over `(index, chunk)` for the chunks of `buf`, on the runtime's threads when the
 /// buffer is large. Each chunk is written by one call, so the result does not depend on the
 /// thread count.
-fn for_chunks(buf: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+pub(crate) fn for_chunks(buf: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     let ctx = Context::global();
     if ctx.threads() > 1 && buf.len() >= PARALLEL_MIN && buf.len() > chunk {
         ctx.install(|| {

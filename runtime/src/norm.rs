@@ -5,6 +5,8 @@
 //! Tensors are `n × c × plane` (`plane = 1` for feature vectors). Statistics are accumulated
 //! in f64 per channel, in a fixed order, so they do not depend on the thread count.
 
+use crate::im2col::for_chunks;
+
 /// Batch normalization in training mode:
 /// `y = γ (x - μ_B) / sqrt(σ²_B + eps) + β` with the batch mean and biased variance, and
 /// `running ← (1 - momentum)·running + momentum·batch` (the variance unbiased, as PyTorch).
@@ -186,28 +188,29 @@ pub fn lrn_forward(
     );
     let (before, after) = (size / 2, (size - 1) / 2);
     let a = alpha / size as f32;
-    for i in 0..n {
+    // Channel rows at a time (the plane is contiguous, so this vectorizes), summing the
+    // window in the same order as one element at a time would; rows are independent, so
+    // they go to the runtime's threads.
+    for_chunks(scale, plane, |r, row| {
+        let (i, ch) = (r / c, r % c);
         let xs = &x[i * c * plane..(i + 1) * c * plane];
-        let ss = &mut scale[i * c * plane..(i + 1) * c * plane];
-        // Channel rows at a time (the plane is contiguous, so this vectorizes), summing the
-        // window in the same order as one element at a time would.
-        for ch in 0..c {
-            let lo = ch.saturating_sub(before);
-            let hi = (ch + after).min(c - 1);
-            let row = &mut ss[ch * plane..(ch + 1) * plane];
-            row.fill(0.0);
-            for j in lo..=hi {
-                for (r, &v) in row.iter_mut().zip(&xs[j * plane..(j + 1) * plane]) {
-                    *r += v * v;
-                }
+        let lo = ch.saturating_sub(before);
+        let hi = (ch + after).min(c - 1);
+        row.fill(0.0);
+        for j in lo..=hi {
+            for (r, &v) in row.iter_mut().zip(&xs[j * plane..(j + 1) * plane]) {
+                *r += v * v;
             }
-            row.iter_mut().for_each(|r| *r = k + a * *r);
         }
-        let ys = &mut y[i * c * plane..(i + 1) * c * plane];
-        for ((o, &v), &s) in ys.iter_mut().zip(xs).zip(ss.iter()) {
+        row.iter_mut().for_each(|r| *r = k + a * *r);
+    });
+    let scale = &*scale;
+    for_chunks(y, plane, |r, ys| {
+        let at = r * plane..(r + 1) * plane;
+        for ((o, &v), &s) in ys.iter_mut().zip(&x[at.clone()]).zip(&scale[at]) {
             *o = v * pow_neg(s, beta);
         }
-    }
+    });
 }
 
 /// The gradient of LRN (overwrites `dx`; `scratch` holds `c·plane` values):
@@ -240,15 +243,19 @@ pub fn lrn_backward(
     for i in 0..n {
         let r = i * c * plane..(i + 1) * c * plane;
         let (xs, ss, gs) = (&x[r.clone()], &scale[r.clone()], &dy[r.clone()]);
-        for (((tv, &g), &v), &s) in t.iter_mut().zip(gs).zip(xs).zip(ss) {
-            // s^(-β-1) = s^-β / s
-            *tv = g * v * (pow_neg(s, beta) / s);
-        }
-        let ds = &mut dx[r];
-        for j in 0..c {
+        // Both steps go row by row on the runtime's threads: rows are independent in each.
+        for_chunks(t, plane, |ch, trow| {
+            let at = ch * plane..(ch + 1) * plane;
+            let inputs = gs[at.clone()].iter().zip(&xs[at.clone()]).zip(&ss[at]);
+            for (tv, ((&g, &v), &s)) in trow.iter_mut().zip(inputs) {
+                // s^(-β-1) = s^-β / s
+                *tv = g * v * (pow_neg(s, beta) / s);
+            }
+        });
+        let t = &*t;
+        for_chunks(&mut dx[r], plane, |j, row| {
             let lo = j.saturating_sub(before);
             let hi = (j + after).min(c - 1);
-            let row = &mut ds[j * plane..(j + 1) * plane];
             row.fill(0.0);
             for ch in lo..=hi {
                 for (r, &tv) in row.iter_mut().zip(&t[ch * plane..(ch + 1) * plane]) {
@@ -259,6 +266,6 @@ pub fn lrn_backward(
                 let at = j * plane + q;
                 *r = gs[at] * pow_neg(ss[at], beta) - coef * xs[at] * *r;
             }
-        }
+        });
     }
 }

@@ -354,14 +354,19 @@ fn take_max<const ARG: bool>(
 pub fn maxpool2d_backward(p: &Pool2d, n: usize, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
     p.check(n, dx.len(), dy.len());
     let (outs, plane) = (p.ho() * p.wo(), p.h * p.w);
-    dx.fill(0.0);
-    for (dxp, (dyp, ap)) in dx
-        .chunks_exact_mut(plane)
-        .zip(dy.chunks_exact(outs).zip(argmax.chunks_exact(outs)))
-    {
-        for (&g, &a) in dyp.iter().zip(ap) {
+    // Planes are independent: on the runtime's threads when there is enough work.
+    let one = |(pi, dxp): (usize, &mut [f32])| {
+        dxp.fill(0.0);
+        let r = pi * outs..(pi + 1) * outs;
+        for (&g, &a) in dy[r.clone()].iter().zip(&argmax[r]) {
             dxp[a as usize] += g;
         }
+    };
+    let ctx = Context::global();
+    if ctx.threads() > 1 && dx.len() >= PARALLEL_MIN {
+        ctx.install(|| dx.par_chunks_mut(plane).enumerate().for_each(one));
+    } else {
+        dx.chunks_mut(plane).enumerate().for_each(one);
     }
 }
 
