@@ -134,15 +134,18 @@ fn maxpool<const ARG: bool>(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32], argm
     let inside = |ox: usize| ox * p.sw >= p.pw && ox * p.sw - p.pw + p.kw <= p.w;
     let first_in = (0..wo).find(|&ox| inside(ox)).unwrap_or(wo);
     let end_in = (first_in..wo).find(|&ox| !inside(ox)).unwrap_or(wo);
-    let one = |(pi, (yp, ap)): (usize, (&mut [f32], &mut [u32]))| {
+    let steps: Vec<u32> = (0..wo).map(|j| (p.sw * j) as u32).collect();
+    let geometry = Plane {
+        p,
+        rows: &rows,
+        cols: &cols,
+        inside: (first_in, end_in),
+        steps: &steps,
+    };
+    let scratch = || Scratch::new(p, ARG);
+    let one = |t: &mut Scratch, (pi, (yp, ap)): (usize, (&mut [f32], &mut [u32]))| {
         let xp = &x[pi * plane..(pi + 1) * plane];
-        let geometry = Plane {
-            p,
-            rows: &rows,
-            cols: &cols,
-            inside: (first_in, end_in),
-        };
-        max_plane::<ARG>(&geometry, xp, yp, ap);
+        max_plane::<ARG>(&geometry, t, xp, yp, ap);
     };
     // Planes are independent: on the runtime's threads when there is enough work.
     let ctx = Context::global();
@@ -153,22 +156,26 @@ fn maxpool<const ARG: bool>(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32], argm
             y.par_chunks_mut(outs)
                 .zip(argmax.par_chunks_mut(outs))
                 .enumerate()
-                .for_each(one)
+                .for_each_init(scratch, one)
         }),
-        (true, false) => y
-            .chunks_mut(outs)
-            .zip(argmax.chunks_mut(outs))
-            .enumerate()
-            .for_each(one),
+        (true, false) => {
+            let mut t = scratch();
+            y.chunks_mut(outs)
+                .zip(argmax.chunks_mut(outs))
+                .enumerate()
+                .for_each(|item| one(&mut t, item))
+        }
         (false, true) => ctx.install(|| {
             y.par_chunks_mut(outs)
                 .enumerate()
-                .for_each(|(pi, yp)| one((pi, (yp, &mut []))))
+                .for_each_init(scratch, |t, (pi, yp)| one(t, (pi, (yp, &mut []))))
         }),
-        (false, false) => y
-            .chunks_mut(outs)
-            .enumerate()
-            .for_each(|(pi, yp)| one((pi, (yp, &mut [])))),
+        (false, false) => {
+            let mut t = scratch();
+            y.chunks_mut(outs)
+                .enumerate()
+                .for_each(|(pi, yp)| one(&mut t, (pi, (yp, &mut []))))
+        }
     }
 }
 
@@ -179,6 +186,38 @@ struct Plane<'a> {
     rows: &'a [(usize, usize)],
     cols: &'a [(usize, usize)],
     inside: (usize, usize),
+    /// Output `a + j`'s window starts `sw·j` columns after output `a`'s.
+    steps: &'a [u32],
+}
+
+/// The working rows of [`max_plane`], allocated once per thread, not per plane.
+struct Scratch {
+    /// Each input row's maxima over the output columns' windows, and their indices.
+    hb: Vec<f32>,
+    hi: Vec<u32>,
+    /// One input row split into its `sw` phases.
+    phases: Vec<f32>,
+    /// Each tap of a [`reduce`].
+    taps: Vec<(usize, usize, u32)>,
+}
+
+impl Scratch {
+    fn new(p: &Pool2d, arg: bool) -> Scratch {
+        let wo = p.wo();
+        Scratch {
+            hb: vec![0.0; p.h * wo],
+            hi: vec![0; if arg { p.h * wo } else { 0 }],
+            phases: vec![
+                0.0;
+                if p.sw == 1 {
+                    0
+                } else {
+                    p.sw * p.w.div_ceil(p.sw)
+                }
+            ],
+            taps: Vec::with_capacity(p.kh.max(p.kw)),
+        }
+    }
 }
 
 /// The maximum of one window (rows `y0..y1`, columns `x0..x1` of a plane `w` wide) and its
@@ -211,36 +250,51 @@ fn max_window(
 /// NaN of the last row holding one is the last NaN. Both passes run across whole rows,
 /// branch-free, so that they vectorize.
 /// `ARG`: whether to find the argmaxes too (`ap` is empty without).
-fn max_plane<const ARG: bool>(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
+fn max_plane<const ARG: bool>(
+    g: &Plane,
+    t: &mut Scratch,
+    xp: &[f32],
+    yp: &mut [f32],
+    ap: &mut [u32],
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above); the function is safe code otherwise.
-        return unsafe { max_plane_avx2::<ARG>(g, xp, yp, ap) };
+        return unsafe { max_plane_avx2::<ARG>(g, t, xp, yp, ap) };
     }
-    max_plane_body::<ARG>(g, xp, yp, ap);
+    max_plane_body::<ARG>(g, t, xp, yp, ap);
 }
 
 /// [`max_plane`] compiled for AVX2: eight outputs per compare and blend.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn max_plane_avx2<const ARG: bool>(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
-    max_plane_body::<ARG>(g, xp, yp, ap);
+fn max_plane_avx2<const ARG: bool>(
+    g: &Plane,
+    t: &mut Scratch,
+    xp: &[f32],
+    yp: &mut [f32],
+    ap: &mut [u32],
+) {
+    max_plane_body::<ARG>(g, t, xp, yp, ap);
 }
 
 #[inline(always)]
-fn max_plane_body<const ARG: bool>(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
+fn max_plane_body<const ARG: bool>(
+    g: &Plane,
+    t: &mut Scratch,
+    xp: &[f32],
+    yp: &mut [f32],
+    ap: &mut [u32],
+) {
     let (p, wo) = (g.p, g.cols.len());
     let (a, b) = g.inside;
-    // Output a + j's window starts s·j columns after output a's.
-    let s = p.sw;
-    let steps: Vec<u32> = (0..wo).map(|j| (s * j) as u32).collect();
+    let (s, steps) = (p.sw, g.steps);
     // With a stride, each row is first split into its `s` phases (the columns ≡ r mod s),
     // so that every tap reads consecutive values of one phase and the update vectorizes.
     let phase_len = p.w.div_ceil(s);
-    let mut phases = vec![0.0f32; if s == 1 { 0 } else { s * phase_len }];
-    let mut hb = vec![0.0f32; p.h * wo];
+    let (hb, hi, phases) = (&mut t.hb[..], &mut t.hi[..], &mut t.phases[..]);
     let wide = |len: usize| if ARG { len } else { 0 };
-    let mut hi = vec![0u32; wide(p.h * wo)];
+    let mut taps = std::mem::take(&mut t.taps);
     for iy in 0..p.h {
         let row = iy * p.w;
         let hbr = &mut hb[iy * wo..(iy + 1) * wo];
@@ -254,10 +308,9 @@ fn max_plane_body<const ARG: bool>(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &m
         }
         if a < b {
             // Output a + j's tap kx is input column x0 + s·j + kx.
-            let (x0, n) = (a * s - p.pw, b - a);
+            let x0 = a * s - p.pw;
             let (best, idx) = (&mut hbr[a..b], &mut hir[wide(a)..wide(b)]);
-            best.fill(f32::NEG_INFINITY);
-            for (i, &c) in idx.iter_mut().zip(&steps) {
+            for (i, &c) in idx.iter_mut().zip(steps) {
                 *i = (row + x0) as u32 + c;
             }
             let xr = &xp[row..row + p.w];
@@ -268,85 +321,83 @@ fn max_plane_body<const ARG: bool>(g: &Plane, xp: &[f32], yp: &mut [f32], ap: &m
                     }
                 }
             }
-            for kx in 0..p.kw {
+            taps.clear();
+            taps.extend((0..p.kw).map(|kx| {
                 let c = x0 + kx;
-                let vals = if s == 1 {
-                    &xr[c..c + n]
-                } else {
-                    let at = c % s * phase_len + c / s;
-                    &phases[at..at + n]
-                };
-                take_max::<ARG>(vals, (row + c) as u32, &steps, best, idx);
-            }
+                let at = if s == 1 { c } else { c % s * phase_len + c / s };
+                // Tap kx of output j is at plane index (row + c) + steps[j].
+                (at, 0, (row + c) as u32)
+            }));
+            let src: &[f32] = if s == 1 { xr } else { phases };
+            reduce::<ARG>(src, steps, &taps, best, idx);
         }
     }
     for (oy, &(y0, y1)) in g.rows.iter().enumerate() {
         let best = &mut yp[oy * wo..(oy + 1) * wo];
         let idx = &mut ap[wide(oy * wo)..wide((oy + 1) * wo)];
-        best.fill(f32::NEG_INFINITY);
         for (i, &(x0, _)) in idx.iter_mut().zip(g.cols) {
             *i = (y0 * p.w + x0) as u32;
         }
-        for iy in y0..y1 {
-            let at = &hi[wide(iy * wo)..wide((iy + 1) * wo)];
-            take_max_from::<ARG>(&hb[iy * wo..(iy + 1) * wo], at, best, idx);
-        }
+        taps.clear();
+        // Row iy's maximum for output j is at plane index hi[iy·wo + j].
+        taps.extend((y0..y1).map(|iy| (iy * wo, wide(iy * wo), 0)));
+        reduce::<ARG>(hb, hi, &taps, best, idx);
     }
+    t.taps = taps;
 }
 
-/// One row of row maxima into the outputs: `vals[j]` (at plane index `at[j]`) replaces
-/// `best[j]` when greater or NaN.
+/// Reduces taps into outputs, the same comparisons in the same order as [`max_window`]:
+/// for output `j`, tap `(v, c, add)` (in order) offers `src[v + j]`, at plane index
+/// `at[c + j] + add`, which replaces the best so far when greater or NaN. `idx` holds each
+/// output's initial index. Eight outputs at a time stay in registers across all taps and
+/// are stored once, with selects by masks: no branches, no masked stores.
 #[inline(always)]
-fn take_max_from<const ARG: bool>(vals: &[f32], at: &[u32], best: &mut [f32], idx: &mut [u32]) {
-    let n = vals.len();
-    let best = &mut best[..n];
-    if !ARG {
-        for (b, &v) in best.iter_mut().zip(vals) {
-            *b = max_nan(*b, v);
-        }
-        return;
-    }
-    let (at, idx) = (&at[..n], &mut idx[..n]);
-    for j in 0..n {
-        let (v, b) = (vals[j], best[j]);
-        let m = u32::from((v > b) | v.is_nan()).wrapping_neg();
-        best[j] = f32::from_bits(v.to_bits() & m | b.to_bits() & !m);
-        idx[j] = at[j] & m | idx[j] & !m;
-    }
-}
-
-/// `v` if it is greater than `b` or NaN, else `b`, without a branch.
-#[inline(always)]
-fn max_nan(b: f32, v: f32) -> f32 {
-    let m = u32::from((v > b) | v.is_nan()).wrapping_neg();
-    f32::from_bits(v.to_bits() & m | b.to_bits() & !m)
-}
-
-/// One tap across a row of outputs: `vals[j]` (at plane index `base + offsets[j]`)
-/// replaces `best[j]` when greater or NaN.
-#[inline(always)]
-fn take_max<const ARG: bool>(
-    vals: &[f32],
-    base: u32,
-    offsets: &[u32],
+fn reduce<const ARG: bool>(
+    src: &[f32],
+    at: &[u32],
+    taps: &[(usize, usize, u32)],
     best: &mut [f32],
     idx: &mut [u32],
 ) {
-    let n = vals.len();
-    let best = &mut best[..n];
-    if !ARG {
-        for (b, &v) in best.iter_mut().zip(vals) {
-            *b = max_nan(*b, v);
+    const L: usize = 8;
+    let n = best.len();
+    let mut j = 0;
+    while j < n {
+        let w = (n - j).min(L);
+        let mut b = [f32::NEG_INFINITY; L];
+        let mut i = [0u32; L];
+        if ARG {
+            i[..w].copy_from_slice(&idx[j..j + w]);
         }
-        return;
-    }
-    let (idx, offsets) = (&mut idx[..n], &offsets[..n]);
-    for j in 0..n {
-        let (v, b) = (vals[j], best[j]);
-        // All ones where `v` wins: selects by masks, which compile to blends, not branches.
-        let m = u32::from((v > b) | v.is_nan()).wrapping_neg();
-        best[j] = f32::from_bits(v.to_bits() & m | b.to_bits() & !m);
-        idx[j] = (base + offsets[j]) & m | idx[j] & !m;
+        for &(v0, c0, add) in taps {
+            if w == L {
+                let v: &[f32; L] = src[v0 + j..v0 + j + L].try_into().expect("a full block");
+                let c: &[u32; L] = if ARG {
+                    at[c0 + j..c0 + j + L].try_into().expect("a full block")
+                } else {
+                    &[0; L]
+                };
+                for l in 0..L {
+                    let m = u32::from((v[l] > b[l]) | v[l].is_nan()).wrapping_neg();
+                    b[l] = f32::from_bits(v[l].to_bits() & m | b[l].to_bits() & !m);
+                    i[l] = (c[l] + add) & m | i[l] & !m;
+                }
+            } else {
+                for l in 0..w {
+                    let v = src[v0 + j + l];
+                    let m = u32::from((v > b[l]) | v.is_nan()).wrapping_neg();
+                    b[l] = f32::from_bits(v.to_bits() & m | b[l].to_bits() & !m);
+                    if ARG {
+                        i[l] = (at[c0 + j + l] + add) & m | i[l] & !m;
+                    }
+                }
+            }
+        }
+        best[j..j + w].copy_from_slice(&b[..w]);
+        if ARG {
+            idx[j..j + w].copy_from_slice(&i[..w]);
+        }
+        j += w;
     }
 }
 
