@@ -1,6 +1,6 @@
 """A whole network, netc's generated code against PyTorch on CPU, side by side.
 
-    pip install torch
+    pip install torch                  # and, for the onnxruntime column: pip install onnxruntime onnx
     python3 bench/net_torch.py examples/googlenet.net [--batch 8] [--threads 1 2] [--steps 5]
 
 PyTorch runs the same network, built from netc's JSON by bench/torch_from_json.py (dropout as
@@ -8,7 +8,9 @@ the identity, batchnorm in training mode), timing inference (no autograd) and a 
 (forward, backward, SGD with momentum), median of `--steps` after a warm-up. netc's side is
 `netc bench FILE --format json`. Prints both and the ratio (above 1: netc is faster), and
 the peak memory of each: netc's buffers, parameters, gradients and momentum as allocated, and
-how far PyTorch's resident set grew over the run (first thread count only).
+how far PyTorch's resident set grew over the run (first thread count only). When onnxruntime
+is installed, the same network exported to ONNX (the outputs only; onnxruntime's graph
+optimizations on) gives a third inference figure.
 """
 
 import argparse
@@ -81,6 +83,53 @@ def torch_side(threads):
     return out
 
 
+def ort_side(threads):
+    """Inference img/s of the network in onnxruntime, or None without it."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    import tempfile
+    import warnings
+
+    # The TorchScript exporter needs no onnxscript; its deprecation notice and constant
+    # folding remarks are noise here.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+
+    torch.manual_seed(0)
+    net = build(doc).eval()
+    names = [n for n, spec in doc["inputs"].items() if not isinstance(spec, dict)]
+    outputs = list(doc["output_nodes"].values())
+
+    class Outputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, *xs):
+            v = self.net.forward(dict(zip(names, xs)))
+            return tuple(v[o] for o in outputs)
+
+    xs = tuple(torch.rand(args.batch, *doc["inputs"][n]) for n in names)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "net.onnx")
+        with torch.no_grad():
+            torch.onnx.export(Outputs(), xs, path, input_names=names, dynamo=False)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    feed = {n: x.numpy() for n, x in zip(names, xs)}
+    sess.run(None, feed)
+    times = []
+    for _ in range(args.steps):
+        t = time.perf_counter()
+        sess.run(None, feed)
+        times.append(time.perf_counter() - t)
+    return args.batch / statistics.median(times)
+
+
 def netc_side(threads):
     cmd = ["cargo", "run", "--release", "--quiet", "--", "bench", args.file, "--batch", str(args.batch),
            "--threads", str(threads), "--steps", str(args.steps), "--format", "json"]
@@ -95,6 +144,10 @@ for i, threads in enumerate(args.threads):
     for name, key in [("inference", "infer"), ("training", "train")]:
         ours = n[f"{key}_img_s"]
         print(f"{threads:>7}  {name:<9} {ours:>10.2f} {t[key]:>11.2f} {ours / t[key]:>10.2f}")
+    o = ort_side(threads)
+    if o is not None:
+        ours = n["infer_img_s"]
+        print(f"{threads:>7}  inference: onnxruntime {o:.2f} img/s, netc / onnxruntime {ours / o:.2f}")
     print(f"{threads:>7}  netc training {n['train_gflops']:.1f} GFLOP/s ({100 * n['peak_fraction']:.0f}% of peak), "
           f"peak memory {n['peak_bytes'] / 2**20:.0f} MiB")
     if i == 0:
