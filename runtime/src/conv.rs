@@ -458,9 +458,19 @@ pub fn merged_col_len(c: usize, total: usize, plane: usize) -> usize {
     2 * total * c + total * (plane + 1)
 }
 
+/// Copies `parts` one after another into the front of `dst`: the parts' weights (or biases)
+/// stacked as one operand.
+fn stack(parts: &[&[f32]], dst: &mut [f32]) {
+    let mut at = 0;
+    for part in parts {
+        dst[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+}
+
 /// Checks a merged call: `g` is a pointwise stride-1 unpadded conv whose `out` is the sum of
-/// the parts' (each part's weights are `out_j × c`), and every destination fits its buffer.
-/// Returns the parts' output channels.
+/// the parts' (each part's weights are `out_j × c`), every destination fits its buffer, and
+/// `col` (`col_len` floats) has room. Returns the parts' output channels.
 fn merged_parts(
     g: &Conv2d,
     n: usize,
@@ -468,8 +478,13 @@ fn merged_parts(
     w: &[&[f32]],
     bufs: &[usize],
     dests: &[(usize, Slot)],
+    col_len: usize,
 ) -> Vec<usize> {
     g.check();
+    assert!(
+        col_len >= merged_col_len(g.c, g.out, g.h * g.w),
+        "merged conv: col too short"
+    );
     assert!(
         g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 && g.groups == 1,
         "merged conv: not a pointwise conv: {g:?}"
@@ -519,27 +534,17 @@ pub fn conv1x1_merged_forward(
     col: &mut [f32],
 ) {
     let lens: Vec<usize> = ys.iter().map(|y| y.len()).collect();
-    let outs = merged_parts(g, n, x.len(), w, &lens, dests);
+    let outs = merged_parts(g, n, x.len(), w, &lens, dests, col.len());
     let (c, p, total) = (g.c, g.h * g.w, g.out);
-    assert!(
-        col.len() >= merged_col_len(c, total, p),
-        "merged conv: col too short"
-    );
     let (wm, rest) = col.split_at_mut(total * c);
     let (bm, rest) = rest.split_at_mut(total);
     let tmp = &mut rest[..total * p];
-    let mut row = 0;
-    for (j, part) in w.iter().enumerate() {
-        wm[row * c..(row + outs[j]) * c].copy_from_slice(part);
-        if let Some(bias) = bias {
-            assert_eq!(
-                bias[j].len(),
-                outs[j],
-                "merged conv: bias length of part {j}"
-            );
-            bm[row..row + outs[j]].copy_from_slice(bias[j]);
+    stack(w, wm);
+    if let Some(bias) = bias {
+        for (j, b) in bias.iter().enumerate() {
+            assert_eq!(b.len(), outs[j], "merged conv: bias length of part {j}");
         }
-        row += outs[j];
+        stack(bias, bm);
     }
     let mut epi = match bias {
         Some(_) => Epilogue::bias_per_row(bm),
@@ -580,12 +585,8 @@ pub fn conv1x1_merged_backward(
     col: &mut [f32],
 ) {
     let lens: Vec<usize> = dys.iter().map(|y| y.len()).collect();
-    let outs = merged_parts(g, n, x.len(), w, &lens, dests);
+    let outs = merged_parts(g, n, x.len(), w, &lens, dests, col.len());
     let (c, p, total) = (g.c, g.h * g.w, g.out);
-    assert!(
-        col.len() >= merged_col_len(c, total, p),
-        "merged conv: col too short"
-    );
     assert!(
         dw.len() == w.len() && dw.iter().zip(w).all(|(d, w)| d.len() == w.len()),
         "merged conv: weight gradient lengths"
@@ -593,11 +594,7 @@ pub fn conv1x1_merged_backward(
     let (wm, rest) = col.split_at_mut(total * c);
     let (dwm, rest) = rest.split_at_mut(total * c);
     let dym = &mut rest[..total * p];
-    let mut row = 0;
-    for (j, part) in w.iter().enumerate() {
-        wm[row * c..(row + outs[j]) * c].copy_from_slice(part);
-        row += outs[j];
-    }
+    stack(w, wm);
     if n == 0 {
         dwm.fill(0.0);
     }
