@@ -13,6 +13,7 @@ pub mod act;
 pub mod bench;
 pub mod conv;
 pub mod conv_t;
+pub mod data;
 pub mod gemm;
 pub mod im2col;
 pub mod init;
