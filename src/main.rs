@@ -20,7 +20,8 @@ mod run;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Skip an optional compiler pass when generating code (repeatable; `epilogue`).
+    /// Skip an optional compiler pass when generating code (repeatable: `epilogue`, `merge_1x1`,
+    /// `inplace`, `concat_in_place`, `prune`).
     #[arg(long, global = true, value_name = "NAME")]
     skip_pass: Vec<String>,
 }
@@ -142,6 +143,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
         format: BenchFormat,
     },
+    /// Train a network: builds its trainer (cached; rebuilt only when the network or netc
+    /// changed) and runs it. Flags after the file go to the trainer: `netc train FILE --help`
+    /// lists them (--data, --epochs, --batch, --optimizer, --lr, ...); `netc help train`
+    /// shows this.
+    #[command(disable_help_flag = true)]
+    Train {
+        /// The `.net` file.
+        file: PathBuf,
+        /// Which network of the file (required when it has more than one).
+        #[arg(long)]
+        network: Option<String>,
+        /// The trainer's flags.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -251,6 +267,11 @@ fn run(cli: Cli) -> ExitCode {
         Command::Bench {
             kernel: Some(b), ..
         } => bench::bench(b),
+        Command::Train {
+            file,
+            network,
+            args,
+        } => train(&file, network.as_deref(), &args),
         Command::Bench {
             kernel: None,
             file,
@@ -363,6 +384,46 @@ fn emit(file: &Path, network: Option<&str>, output: Option<&Path>) -> ExitCode {
 
 /// Where netc-runtime's sources are: generated crates depend on them by path.
 const RUNTIME_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runtime");
+/// netc-train's sources, which trainers depend on, like [`RUNTIME_DIR`].
+const TRAIN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/train");
+
+/// `netc train`: builds the network's trainer (cached) and runs it with `args`, passing on
+/// its exit status.
+fn train(file: &Path, network: Option<&str>, args: &[String]) -> ExitCode {
+    let g = &match one_network(file, network) {
+        Ok(g) => g,
+        Err(code) => return code,
+    };
+    let main = match netc_compiler::codegen::emit_trainer(g) {
+        Ok(main) => main,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let deps = format!("netc-train = {{ path = {TRAIN_DIR:?} }}\n");
+    let exe = match run::cached_crate(
+        g,
+        &file.display().to_string(),
+        RUNTIME_DIR,
+        "train",
+        &main,
+        &deps,
+    ) {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match std::process::Command::new(&exe).args(args).status() {
+        Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("error: cannot run {}: {e}", exe.display());
+            ExitCode::FAILURE
+        }
+    }
+}
 
 fn build(file: &Path, network: Option<&str>, output: Option<&Path>, no_build: bool) -> ExitCode {
     let g = &match one_network(file, network) {

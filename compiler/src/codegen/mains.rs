@@ -317,3 +317,159 @@ fn random_inputs(g: &Graph) -> (Vec<TokenStream>, Vec<TokenStream>) {
     }
     (buffers, fields)
 }
+
+/// The `main.rs` of the trainer behind `netc train`: implements `netc_train::Network` over
+/// the generated module and hands over to `netc_train::main`, with the network's `train { }`
+/// section as the flags' defaults. The trainer takes networks with one image input
+/// (`[C, H, W]`), one class label, a loss and an output of one score per class; anything else
+/// is refused with the reason.
+pub fn emit_trainer(g: &Graph) -> Result<String, String> {
+    let train = g.training_set();
+    let used: Vec<&(String, petgraph::stable_graph::NodeIndex)> =
+        g.inputs.iter().filter(|(_, n)| train[n.index()]).collect();
+    let images: Vec<_> = used
+        .iter()
+        .filter(|(_, n)| !matches!(g.node(*n).op, Op::Input(InputKind::Class(_))))
+        .collect();
+    let labels: Vec<_> = used
+        .iter()
+        .filter_map(|(name, n)| match g.node(*n).op {
+            Op::Input(InputKind::Class(k)) => Some((name, k)),
+            _ => None,
+        })
+        .collect();
+    let unfit = |why: &str| {
+        Err(format!(
+            "the trainer takes a network with one image input [C, H, W], one `class(N)` label, a loss and an output of N scores; `{}` {why}",
+            g.name
+        ))
+    };
+    let [(label, classes)] = labels[..] else {
+        return unfit(&format!("has {} `class(N)` labels", labels.len()));
+    };
+    let [(image, image_node)] = images[..] else {
+        return unfit(&format!("has {} tensor inputs", images.len()));
+    };
+    let shape = &g.node(*image_node).shape;
+    let [c, h, w] = shape[..] else {
+        return unfit("has an input that is not an image");
+    };
+    if g.losses.is_empty() {
+        return unfit("has no loss");
+    }
+    let Some((output, _)) = g
+        .outputs
+        .iter()
+        .find(|(_, n)| g.node(*n).shape == [classes])
+    else {
+        return unfit(&format!("has no output of {classes} scores"));
+    };
+    let (image, label) = (format_ident!("{}", image), format_ident!("{}", label));
+    let output = format_ident!("output_{}", output);
+    let t = &g.train;
+    let optimizer = match t.optimizer {
+        Some(crate::train::Optimizer::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled,
+        }) => {
+            let (lr, b1, b2, eps, wd) = (
+                lr as f32,
+                beta1 as f32,
+                beta2 as f32,
+                eps as f32,
+                weight_decay as f32,
+            );
+            quote! { netc_train::Optimizer::Adam { lr: #lr, beta1: #b1, beta2: #b2, eps: #eps, weight_decay: #wd, decoupled: #decoupled } }
+        }
+        Some(crate::train::Optimizer::Sgd {
+            lr,
+            momentum,
+            weight_decay,
+            nesterov,
+        }) => {
+            let (lr, m, wd) = (lr as f32, momentum as f32, weight_decay as f32);
+            quote! { netc_train::Optimizer::Sgd { lr: #lr, momentum: #m, weight_decay: #wd, nesterov: #nesterov } }
+        }
+        None => {
+            quote! { netc_train::Optimizer::Sgd { lr: 0.01, momentum: 0.9, weight_decay: 0.0, nesterov: false } }
+        }
+    };
+    let epochs = t.epochs.unwrap_or(5) as usize;
+    let batch = t.batch.unwrap_or(64) as usize;
+    let seed = t.seed.unwrap_or(1);
+    let he = !matches!(t.init, Some(crate::train::Init::Xavier));
+    let tokens = quote! {
+        mod net;
+
+        /// The generated module, as the trainer sees it.
+        struct Net;
+
+        impl netc_train::Network for Net {
+            type Params = net::Params;
+            type State = net::State;
+            type Workspace = net::Workspace;
+            const NAME: &'static str = net::NAME;
+            const INPUT: [usize; 3] = [#c, #h, #w];
+            const CLASSES: usize = #classes;
+            const SHAPES: &'static [(&'static str, &'static [usize])] = net::Params::SHAPES;
+            const DEFAULTS: netc_train::Defaults = netc_train::Defaults {
+                epochs: #epochs,
+                batch: #batch,
+                optimizer: #optimizer,
+                seed: #seed,
+                he: #he,
+            };
+
+            fn params() -> net::Params {
+                net::Params::new()
+            }
+
+            fn state() -> net::State {
+                net::State::new()
+            }
+
+            fn workspace(batch: usize) -> net::Workspace {
+                net::Workspace::new(batch)
+            }
+
+            fn param_mut<'p>(p: &'p mut net::Params, name: &str) -> Option<&'p mut [f32]> {
+                p.get_mut(name)
+            }
+
+            fn param<'p>(p: &'p net::Params, name: &str) -> Option<&'p [f32]> {
+                p.get(name)
+            }
+
+            fn forward_train(p: &net::Params, s: &mut net::State, ws: &mut net::Workspace, images: &[f32], labels: &[i64]) -> f32 {
+                net::forward_train(p, s, ws, &net::Inputs { #image: images, #label: labels })
+            }
+
+            fn backward(p: &net::Params, g: &mut net::Params, ws: &mut net::Workspace) {
+                net::backward(p, g, ws)
+            }
+
+            fn forward(p: &net::Params, s: &net::State, ws: &mut net::Workspace, images: &[f32]) {
+                net::forward(p, s, ws, &net::Inputs { #image: images, #label: &[] })
+            }
+
+            fn logits(ws: &net::Workspace) -> &[f32] {
+                net::#output(ws)
+            }
+        }
+
+        fn main() -> std::process::ExitCode {
+            netc_train::main::<Net>()
+        }
+    };
+    let file: syn::File = syn::parse2(tokens)
+        .map_err(|e| format!("internal error: generated trainer does not parse: {e}"))?;
+    Ok(format!(
+        "// The trainer of network `{}`, generated by netc.\n\n{}",
+        g.name,
+        unsuffix(&prettyplease::unparse(&file))
+    ))
+}

@@ -11,7 +11,7 @@
 mod layer;
 mod mains;
 
-pub use mains::{emit_bench, emit_main, emit_runner};
+pub use mains::{emit_bench, emit_main, emit_runner, emit_trainer};
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};

@@ -1,0 +1,484 @@
+//! netc-train: the training loop of the binaries `netc build` writes and `netc train` runs.
+//! A generated network plugs in through [`Network`] (its `main.rs` implements it over the
+//! generated module); [`main`] parses the trainer's flags, with the network's `train { }`
+//! section as defaults, loads and checks the data, and trains: seeded initialization,
+//! shuffled minibatches, SGD with momentum, and a validation pass after every epoch, with a
+//! progress line now and then and a summary per epoch.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Parser;
+use netc_runtime as rt;
+use rt::data::{Dataset, Source};
+
+/// What the trainer needs of a generated network with one image input and one class label.
+pub trait Network {
+    /// Trainable parameters (and, in the same type, their gradients).
+    type Params;
+    /// Batchnorm running statistics.
+    type State;
+    /// The buffers of one batch size.
+    type Workspace;
+    /// The network's name.
+    const NAME: &'static str;
+    /// `[C, H, W]` of the image input.
+    const INPUT: [usize; 3];
+    /// Classes of the label input.
+    const CLASSES: usize;
+    /// Every parameter, by PyTorch name, with its shape.
+    const SHAPES: &'static [(&'static str, &'static [usize])];
+    /// The network's `train { }` section: defaults for the flags.
+    const DEFAULTS: Defaults;
+
+    /// Parameters (or gradients) of zeros.
+    fn params() -> Self::Params;
+    /// Fresh batchnorm statistics.
+    fn state() -> Self::State;
+    /// Buffers for batches of `batch` images.
+    fn workspace(batch: usize) -> Self::Workspace;
+    /// The parameter `name`.
+    fn param_mut<'p>(p: &'p mut Self::Params, name: &str) -> Option<&'p mut [f32]>;
+    /// The parameter `name`.
+    fn param<'p>(p: &'p Self::Params, name: &str) -> Option<&'p [f32]>;
+    /// A training forward pass on a batch: the weighted loss.
+    fn forward_train(
+        p: &Self::Params,
+        s: &mut Self::State,
+        ws: &mut Self::Workspace,
+        images: &[f32],
+        labels: &[i64],
+    ) -> f32;
+    /// The gradients of the last `forward_train`, written into `g`.
+    fn backward(p: &Self::Params, g: &mut Self::Params, ws: &mut Self::Workspace);
+    /// An inference pass on a batch.
+    fn forward(p: &Self::Params, s: &Self::State, ws: &mut Self::Workspace, images: &[f32]);
+    /// The class scores the last pass left, batch first.
+    fn logits(ws: &Self::Workspace) -> &[f32];
+}
+
+/// The defaults a network's `train { }` section gives the flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults {
+    pub epochs: usize,
+    pub batch: usize,
+    pub optimizer: Optimizer,
+    pub seed: u64,
+    /// He (Kaiming) initialization when true, Xavier (Glorot) otherwise.
+    pub he: bool,
+}
+
+/// An optimizer and its settings (PyTorch's update rules, `rt::optim`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    Sgd {
+        lr: f32,
+        momentum: f32,
+        weight_decay: f32,
+        nesterov: bool,
+    },
+    /// Adam, or AdamW when `decoupled`.
+    Adam {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+        decoupled: bool,
+    },
+}
+
+impl Optimizer {
+    /// This optimizer with the flags' overrides: `--optimizer` switches kind (keeping the
+    /// learning rate and weight decay), `--lr`, `--momentum` and `--weight-decay` replace.
+    fn with(self, flags: &Flags) -> Result<Optimizer, String> {
+        let (lr, wd) = match self {
+            Optimizer::Sgd {
+                lr, weight_decay, ..
+            }
+            | Optimizer::Adam {
+                lr, weight_decay, ..
+            } => (lr, weight_decay),
+        };
+        let mut o = match flags.optimizer.as_deref() {
+            None => self,
+            Some("sgd") => match self {
+                Optimizer::Sgd { .. } => self,
+                _ => Optimizer::Sgd {
+                    lr,
+                    momentum: 0.9,
+                    weight_decay: wd,
+                    nesterov: false,
+                },
+            },
+            Some(kind @ ("adam" | "adamw")) => {
+                let decoupled = kind == "adamw";
+                match self {
+                    Optimizer::Adam {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
+                        ..
+                    } => Optimizer::Adam {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
+                        decoupled,
+                    },
+                    _ => Optimizer::Adam {
+                        lr,
+                        beta1: 0.9,
+                        beta2: 0.999,
+                        eps: 1e-8,
+                        weight_decay: wd,
+                        decoupled,
+                    },
+                }
+            }
+            Some(other) => {
+                return Err(format!(
+                    "unknown optimizer `{other}`\n  help: --optimizer takes sgd, adam or adamw"
+                ))
+            }
+        };
+        match &mut o {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+                ..
+            } => {
+                *lr = flags.lr.unwrap_or(*lr);
+                *momentum = flags.momentum.unwrap_or(*momentum);
+                *weight_decay = flags.weight_decay.unwrap_or(*weight_decay);
+            }
+            Optimizer::Adam {
+                lr, weight_decay, ..
+            } => {
+                if flags.momentum.is_some() {
+                    return Err("--momentum is SGD's; Adam has beta1 and beta2".into());
+                }
+                *lr = flags.lr.unwrap_or(*lr);
+                *weight_decay = flags.weight_decay.unwrap_or(*weight_decay);
+            }
+        }
+        Ok(o)
+    }
+
+    /// One update of parameter `p` with gradient `g`.
+    fn step(&self, p: &mut [f32], g: &[f32], st: &mut rt::optim::OptState) {
+        match *self {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+                nesterov,
+            } => rt::optim::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+                nesterov,
+            }
+            .step(p, g, st),
+            Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                decoupled,
+            } => rt::optim::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                decoupled,
+            }
+            .step(p, g, st),
+        }
+    }
+}
+
+impl std::fmt::Display for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+                nesterov,
+            } => write!(
+                f,
+                "sgd(lr={lr}, momentum={momentum}, weight_decay={weight_decay}{})",
+                if *nesterov { ", nesterov" } else { "" }
+            ),
+            Optimizer::Adam {
+                lr,
+                weight_decay,
+                decoupled,
+                ..
+            } => write!(
+                f,
+                "{}(lr={lr}, weight_decay={weight_decay})",
+                if *decoupled { "adamw" } else { "adam" }
+            ),
+        }
+    }
+}
+
+/// The trainer's flags; every one defaults to the network's `train { }` section.
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Trains the network this binary was generated for.", long_about = None)]
+pub struct Flags {
+    /// Where the images come from: idx:DIR, cifar10:DIR, csv:FILE[.gz] or synthetic[:N]
+    /// [default: the bundled MNIST digits, for a [1, 28, 28] input]
+    #[arg(long, value_name = "SPEC")]
+    pub data: Option<String>,
+    /// Passes over the training set [default: the network's `epochs`, else 5]
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per step [default: the network's `batch`, else 64]
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// sgd, adam or adamw [default: the network's optimizer, else sgd]
+    #[arg(long, value_name = "NAME")]
+    pub optimizer: Option<String>,
+    /// Learning rate [default: the network's optimizer, else 0.01]
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// SGD momentum [default: the network's optimizer, else 0.9]
+    #[arg(long)]
+    pub momentum: Option<f32>,
+    /// L2 weight decay [default: the network's optimizer, else 0]
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Seed of initialization, shuffling and the validation split [default: the network's
+    /// `seed`, else 1]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Threads for the kernels [default: every core]
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Fraction of the training images held out for validation
+    #[arg(long, default_value_t = 0.1)]
+    pub val_split: f64,
+    /// Print nothing but errors
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The bundled MNIST digits (see `data/README.md` in netc's repository).
+pub const BUNDLED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data");
+
+/// One epoch's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Epoch {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub images_per_second: f64,
+}
+
+/// The trainer's entry point for a generated `main`: parses the flags and trains, exiting
+/// with status 2 on bad flags or data and 1 if training fails.
+pub fn main<N: Network>() -> std::process::ExitCode {
+    let flags = Flags::parse();
+    match train::<N>(&flags) {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}: error: {e}", N::NAME);
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// Trains `N` as `flags` say and returns every epoch's figures.
+pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
+    let d = N::DEFAULTS;
+    let epochs = flags.epochs.unwrap_or(d.epochs);
+    let batch = flags.batch.unwrap_or(d.batch);
+    let seed = flags.seed.unwrap_or(d.seed);
+    let optimizer = d.optimizer.with(flags)?;
+    if batch == 0 {
+        return Err("--batch must be at least 1".into());
+    }
+    if let Some(t) = flags.threads {
+        if t == 0 {
+            return Err("--threads must be at least 1".into());
+        }
+        rt::gemm::set_num_threads(t);
+    }
+    let source = match &flags.data {
+        Some(spec) => spec.parse::<Source>().map_err(|e| e.to_string())?,
+        None if N::INPUT == [1, 28, 28] => Source::Idx(PathBuf::from(BUNDLED)),
+        None => {
+            return Err(format!(
+                "no --data given, and the bundled digits do not fit the input {:?}\n  help: pass --data idx:DIR, cifar10:DIR, csv:FILE or synthetic",
+                N::INPUT
+            ))
+        }
+    };
+    let loaded = rt::data::load(&source, N::INPUT, N::CLASSES, seed).map_err(|e| e.to_string())?;
+    let (train_set, val_set) = loaded
+        .train
+        .split(flags.val_split, seed)
+        .map_err(|e| e.to_string())?;
+    if train_set.len() < batch {
+        return Err(format!(
+            "{} training images are fewer than one batch of {batch}\n  help: lower --batch or --val-split",
+            train_set.len()
+        ));
+    }
+    let say = |line: String| {
+        if !flags.quiet {
+            eprintln!("{line}");
+        }
+    };
+    say(format!(
+        "{}: {} training and {} validation images, batch {batch}, {epochs} epochs, {optimizer}",
+        N::NAME,
+        train_set.len(),
+        val_set.len(),
+    ));
+
+    let mut rng = rt::rng::Rng::new(seed);
+    let mut p = N::params();
+    init::<N>(&mut p, d.he, &mut rng);
+    let mut s = N::state();
+    let mut g = N::params();
+    let mut opt: Vec<rt::optim::OptState> = N::SHAPES.iter().map(|_| Default::default()).collect();
+    let mut ws = N::workspace(batch);
+    let steps = train_set.len() / batch;
+    let image_len = train_set.image_len();
+    let (mut images, mut labels) = (vec![0.0f32; batch * image_len], vec![0i64; batch]);
+    let mut history = Vec::new();
+    for epoch in 1..=epochs {
+        let started = Instant::now();
+        let mut order: Vec<usize> = (0..train_set.len()).collect();
+        rng.shuffle(&mut order);
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        let mut last_report = Instant::now();
+        for step in 0..steps {
+            for (k, &i) in order[step * batch..(step + 1) * batch].iter().enumerate() {
+                images[k * image_len..(k + 1) * image_len].copy_from_slice(train_set.image(i));
+                labels[k] = train_set.labels[i];
+            }
+            let loss = N::forward_train(&p, &mut s, &mut ws, &images, &labels);
+            if !loss.is_finite() {
+                return Err(format!(
+                    "epoch {epoch}, step {}: the loss is {loss}\n  help: lower --lr",
+                    step + 1
+                ));
+            }
+            correct += hits(N::logits(&ws), &labels, N::CLASSES);
+            N::backward(&p, &mut g, &mut ws);
+            for ((name, _), st) in N::SHAPES.iter().zip(opt.iter_mut()) {
+                let grad = N::param(&g, name).expect("every listed gradient exists");
+                let param = N::param_mut(&mut p, name).expect("every listed parameter exists");
+                optimizer.step(param, grad, st);
+            }
+            loss_sum += loss as f64;
+            if last_report.elapsed().as_secs_f64() > 2.0 {
+                last_report = Instant::now();
+                let done = (step + 1) * batch;
+                say(format!(
+                    "epoch {epoch}/{epochs}: {done}/{} images, loss {:.4}, accuracy {:.1}%, {:.0} img/s",
+                    steps * batch,
+                    loss_sum / (step + 1) as f64,
+                    100.0 * correct as f64 / done as f64,
+                    done as f64 / started.elapsed().as_secs_f64()
+                ));
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let (val_loss, val_accuracy) = evaluate::<N>(&p, &s, &val_set, batch);
+        let e = Epoch {
+            epoch,
+            train_loss: loss_sum / steps as f64,
+            train_accuracy: correct as f64 / (steps * batch) as f64,
+            val_loss,
+            val_accuracy,
+            images_per_second: (steps * batch) as f64 / seconds,
+        };
+        say(format!(
+            "epoch {epoch}/{epochs}: train loss {:.4}, accuracy {:.2}%; validation loss {:.4}, top-1 {:.2}%; {:.0} img/s",
+            e.train_loss,
+            100.0 * e.train_accuracy,
+            e.val_loss,
+            100.0 * e.val_accuracy,
+            e.images_per_second
+        ));
+        history.push(e);
+    }
+    let _ = std::io::stderr().flush();
+    Ok(history)
+}
+
+/// Seeded initialization: He or Xavier for weights of two or more dimensions, 1 for
+/// batchnorm's γ, 0 for biases and β.
+fn init<N: Network>(p: &mut N::Params, he: bool, rng: &mut rt::rng::Rng) {
+    let kind = if he {
+        rt::init::Init::He
+    } else {
+        rt::init::Init::Xavier
+    };
+    for (name, shape) in N::SHAPES {
+        let t = N::param_mut(p, name).expect("every listed parameter exists");
+        if name.ends_with(".weight") && shape.len() > 1 {
+            rt::init::init_weight(kind, shape, rng, t);
+        } else if name.ends_with(".weight") {
+            t.fill(1.0);
+        }
+    }
+}
+
+/// How many rows of `logits` (`classes` wide) have their largest score at the label.
+fn hits(logits: &[f32], labels: &[i64], classes: usize) -> usize {
+    logits
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(row, &l)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
+            best as i64 == l
+        })
+        .count()
+}
+
+/// Mean cross-entropy and top-1 accuracy of `set`, in batches of `batch` (the last one
+/// smaller, on buffers of its own size).
+fn evaluate<N: Network>(p: &N::Params, s: &N::State, set: &Dataset, batch: usize) -> (f64, f64) {
+    if set.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    let mut ws = N::workspace(batch);
+    let len = set.image_len();
+    for start in (0..set.len()).step_by(batch) {
+        let n = batch.min(set.len() - start);
+        if n < batch {
+            ws = N::workspace(n);
+        }
+        let images = &set.images[start * len..(start + n) * len];
+        let labels = &set.labels[start..start + n];
+        N::forward(p, s, &mut ws, images);
+        let logits = N::logits(&ws);
+        correct += hits(logits, labels, N::CLASSES);
+        for (row, &l) in logits.chunks_exact(N::CLASSES).zip(labels) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let sum: f64 = row.iter().map(|&v| ((v - max) as f64).exp()).sum();
+            loss += sum.ln() - (row[l as usize] - max) as f64;
+        }
+    }
+    (loss / set.len() as f64, correct as f64 / set.len() as f64)
+}
