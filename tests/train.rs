@@ -113,3 +113,128 @@ fn networks_the_trainer_cannot_take_are_named() {
         "{err}"
     );
 }
+
+/// A checkpoint's tensors (name, bytes) and metadata (key, value), sorted.
+type Contents = (Vec<(String, Vec<u8>)>, Vec<(String, String)>);
+
+/// The tensors and metadata of a checkpoint (the header's order is not fixed: safetensors
+/// writes its metadata from a hash map).
+fn checkpoint(path: &std::path::Path) -> Contents {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<u8>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.data().to_vec()))
+        .collect();
+    tensors.sort();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta: Vec<(String, String)> = meta.metadata().clone().unwrap().into_iter().collect();
+    meta.sort();
+    (tensors, meta)
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("netc-train-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Two epochs straight equal one epoch, a checkpoint, a resume and one more, bitwise; one
+/// thread equals two; another network's checkpoint, a corrupt one and a diverging run are
+/// refused with the reason.
+#[test]
+fn checkpoints_resume_bit_for_bit_and_threads_do_not_matter() {
+    let (a, b) = (tmp("straight"), tmp("resumed"));
+    let lenet = |dir: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "examples/lenet.net",
+            "--checkpoint-dir",
+            dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = netc(&args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    lenet(&a, &["--epochs", "2", "--quiet", "--threads", "2"]);
+    lenet(&b, &["--epochs", "1", "--quiet", "--threads", "1"]);
+    let log = lenet(&b, &["--epochs", "2", "--resume"]);
+    assert!(
+        log.contains("resuming from") && log.contains("(epoch 1 done)"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("epoch 1/2"),
+        "the first epoch is not run again: {log}"
+    );
+    let name = "lenet-epoch0002.safetensors";
+    assert_eq!(checkpoint(&a.join(name)), checkpoint(&b.join(name)));
+    // Momentum buffers are saved, under names PyTorch ignores when loading by name.
+    let (tensors, meta) = checkpoint(&a.join(name));
+    assert!(tensors.iter().any(|(n, _)| n == "optimizer.m.c1.0.weight"));
+    assert!(tensors.iter().any(|(n, _)| n == "c1.0.weight"));
+    assert!(meta.contains(&("epoch".into(), "2".into())));
+
+    // Another network's checkpoint: the same file with another hash.
+    let bytes = std::fs::read(a.join(name)).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let hash = meta.metadata().as_ref().unwrap()["hash"].clone();
+    let mut other = bytes.clone();
+    let at = other
+        .windows(hash.len())
+        .position(|w| w == hash.as_bytes())
+        .unwrap();
+    other[at..at + hash.len()].copy_from_slice(b"0123456789abcdef");
+    let forged = a.join("forged.safetensors");
+    std::fs::write(&forged, &other).unwrap();
+    let out = netc(&[
+        "train",
+        "examples/lenet.net",
+        "--resume",
+        forged.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("a checkpoint of network `lenet` (hash 0123456789abcdef), not of `lenet`"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&forged, &bytes[..bytes.len() / 2]).unwrap();
+    let out = netc(&[
+        "train",
+        "examples/lenet.net",
+        "--resume",
+        forged.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stderr).contains("not a netc checkpoint"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A learning rate that makes the loss NaN stops training, names the layer and points at
+    // the last good checkpoint.
+    let out = netc(&[
+        "train",
+        "examples/lenet.net",
+        "--epochs",
+        "1",
+        "--lr",
+        "1e10",
+        "--checkpoint-dir",
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("the loss is NaN, first produced by `"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the last good checkpoint is") && err.contains("lower --lr"),
+        "{err}"
+    );
+}

@@ -5,8 +5,11 @@
 //! shuffled minibatches, SGD with momentum, and a validation pass after every epoch, with a
 //! progress line now and then and a summary per epoch.
 
+mod checkpoint;
+
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Instant;
 
 use clap::Parser;
@@ -56,6 +59,18 @@ pub trait Network {
     fn forward(p: &Self::Params, s: &Self::State, ws: &mut Self::Workspace, images: &[f32]);
     /// The class scores the last pass left, batch first.
     fn logits(ws: &Self::Workspace) -> &[f32];
+    /// Batchnorm statistics by name, with their shapes.
+    const STATE_SHAPES: &'static [(&'static str, &'static [usize])];
+    /// A batchnorm statistic.
+    fn state_mut<'s>(s: &'s mut Self::State, name: &str) -> Option<&'s mut [f32]>;
+    /// A batchnorm statistic.
+    fn state_ref<'s>(s: &'s Self::State, name: &str) -> Option<&'s [f32]>;
+    /// The first value, in forward order, with a non-finite element after the last forward
+    /// pass: its path.
+    fn first_non_finite(ws: &Self::Workspace) -> Option<&'static str>;
+    /// A hash of the network's parameters (names and shapes) and layers, which checkpoints
+    /// carry so that another network's are refused.
+    const HASH: u64;
 }
 
 /// The defaults a network's `train { }` section gives the flags.
@@ -67,6 +82,57 @@ pub struct Defaults {
     pub seed: u64,
     /// He (Kaiming) initialization when true, Xavier (Glorot) otherwise.
     pub he: bool,
+    pub schedule: Schedule,
+}
+
+/// How the learning rate changes over the epochs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    Constant,
+    /// Multiplied by `gamma` every `every` epochs.
+    Step {
+        every: usize,
+        gamma: f32,
+    },
+    /// Half a cosine from the initial rate down to 0 over the run, per epoch.
+    Cosine,
+}
+
+impl Schedule {
+    /// The factor on the initial rate in epoch `epoch` (from 1) of `epochs`.
+    pub fn factor(self, epoch: usize, epochs: usize) -> f32 {
+        match self {
+            Schedule::Constant => 1.0,
+            Schedule::Step { every, gamma } => gamma.powi(((epoch - 1) / every.max(1)) as i32),
+            Schedule::Cosine => {
+                let t = (epoch - 1) as f32 / epochs.max(1) as f32;
+                0.5 * (1.0 + (std::f32::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
+impl FromStr for Schedule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Schedule, String> {
+        let bad = || {
+            format!("unknown schedule `{s}`\n  help: --schedule takes constant, cosine or step:EVERY:GAMMA (step:10:0.1)")
+        };
+        match s.split(':').collect::<Vec<_>>()[..] {
+            ["constant"] => Ok(Schedule::Constant),
+            ["cosine"] => Ok(Schedule::Cosine),
+            ["step", every, gamma] => {
+                let every: usize = every.parse().map_err(|_| bad())?;
+                let gamma: f32 = gamma.parse().map_err(|_| bad())?;
+                if every == 0 || !(gamma > 0.0) {
+                    return Err(bad());
+                }
+                Ok(Schedule::Step { every, gamma })
+            }
+            _ => Err(bad()),
+        }
+    }
 }
 
 /// An optimizer and its settings (PyTorch's update rules, `rt::optim`).
@@ -90,6 +156,21 @@ pub enum Optimizer {
 }
 
 impl Optimizer {
+    /// The learning rate.
+    fn lr(&self) -> f32 {
+        match *self {
+            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => lr,
+        }
+    }
+
+    /// This optimizer at learning rate `lr`.
+    fn at(mut self, rate: f32) -> Optimizer {
+        match &mut self {
+            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => *lr = rate,
+        }
+        self
+    }
+
     /// This optimizer with the flags' overrides: `--optimizer` switches kind (keeping the
     /// learning rate and weight decay), `--lr`, `--momentum` and `--weight-decay` replace.
     fn with(self, flags: &Flags) -> Result<Optimizer, String> {
@@ -268,6 +349,22 @@ pub struct Flags {
     /// Fraction of the training images held out for validation
     #[arg(long, default_value_t = 0.1)]
     pub val_split: f64,
+    /// Learning-rate schedule: constant, cosine, or step:EVERY:GAMMA [default: the network's
+    /// `schedule`, else constant]
+    #[arg(long, value_name = "SCHEDULE")]
+    pub schedule: Option<String>,
+    /// Where checkpoints go (written atomically: a temporary file, then a rename)
+    #[arg(long, value_name = "DIR", default_value = "checkpoints")]
+    pub checkpoint_dir: PathBuf,
+    /// Write a checkpoint every N epochs (0: only at the end)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub checkpoint_every: usize,
+    /// Continue from a checkpoint: PATH, or the newest in --checkpoint-dir
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub resume: Option<Option<PathBuf>>,
+    /// Write per-step and per-epoch metrics to this CSV file
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
     /// Print nothing but errors
     #[arg(long)]
     pub quiet: bool,
@@ -300,6 +397,20 @@ pub fn main<N: Network>() -> std::process::ExitCode {
     }
 }
 
+/// Everything a run carries from step to step, which a checkpoint saves.
+pub struct Run<N: Network> {
+    pub params: N::Params,
+    pub state: N::State,
+    /// One optimizer state per parameter, in [`Network::SHAPES`] order.
+    pub opt: Vec<rt::optim::OptState>,
+    /// Epochs finished.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// The generator of the shuffles (and, before the first epoch, of the initialization).
+    pub rng: rt::rng::Rng,
+}
+
 /// Trains `N` as `flags` say and returns every epoch's figures.
 pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
     let d = N::DEFAULTS;
@@ -307,6 +418,10 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
     let batch = flags.batch.unwrap_or(d.batch);
     let seed = flags.seed.unwrap_or(d.seed);
     let optimizer = d.optimizer.with(flags)?;
+    let schedule = match &flags.schedule {
+        Some(s) => s.parse::<Schedule>()?,
+        None => d.schedule,
+    };
     if batch == 0 {
         return Err("--batch must be at least 1".into());
     }
@@ -342,6 +457,49 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
             eprintln!("{line}");
         }
     };
+    let mut metrics = match &flags.metrics {
+        Some(path) => {
+            let mut f = std::fs::File::create(path)
+                .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+            writeln!(
+                f,
+                "kind,epoch,step,lr,loss,accuracy,val_loss,val_accuracy,images_per_second"
+            )
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(f)
+        }
+        None => None,
+    };
+
+    let mut run = match &flags.resume {
+        Some(path) => {
+            let path = match path {
+                Some(path) => path.clone(),
+                None => checkpoint::newest(&flags.checkpoint_dir)?,
+            };
+            let run = checkpoint::load::<N>(&path)?;
+            say(format!(
+                "{}: resuming from {} (epoch {} done)",
+                N::NAME,
+                path.display(),
+                run.epoch
+            ));
+            run
+        }
+        None => {
+            let mut rng = rt::rng::Rng::new(seed);
+            let mut params = N::params();
+            init::<N>(&mut params, d.he, &mut rng);
+            Run {
+                params,
+                state: N::state(),
+                opt: N::SHAPES.iter().map(|_| Default::default()).collect(),
+                epoch: 0,
+                step: 0,
+                rng,
+            }
+        }
+    };
     say(format!(
         "{}: {} training and {} validation images, batch {batch}, {epochs} epochs, {optimizer}",
         N::NAME,
@@ -349,21 +507,18 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
         val_set.len(),
     ));
 
-    let mut rng = rt::rng::Rng::new(seed);
-    let mut p = N::params();
-    init::<N>(&mut p, d.he, &mut rng);
-    let mut s = N::state();
     let mut g = N::params();
-    let mut opt: Vec<rt::optim::OptState> = N::SHAPES.iter().map(|_| Default::default()).collect();
     let mut ws = N::workspace(batch);
     let steps = train_set.len() / batch;
     let image_len = train_set.image_len();
     let (mut images, mut labels) = (vec![0.0f32; batch * image_len], vec![0i64; batch]);
     let mut history = Vec::new();
-    for epoch in 1..=epochs {
+    for epoch in run.epoch + 1..=epochs {
         let started = Instant::now();
+        let lr = optimizer.lr() * schedule.factor(epoch, epochs);
+        let opt_now = optimizer.at(lr);
         let mut order: Vec<usize> = (0..train_set.len()).collect();
-        rng.shuffle(&mut order);
+        run.rng.shuffle(&mut order);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         let mut last_report = Instant::now();
         for step in 0..steps {
@@ -371,21 +526,41 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
                 images[k * image_len..(k + 1) * image_len].copy_from_slice(train_set.image(i));
                 labels[k] = train_set.labels[i];
             }
-            let loss = N::forward_train(&p, &mut s, &mut ws, &images, &labels);
+            let loss = N::forward_train(&run.params, &mut run.state, &mut ws, &images, &labels);
             if !loss.is_finite() {
-                return Err(format!(
-                    "epoch {epoch}, step {}: the loss is {loss}\n  help: lower --lr",
-                    step + 1
+                let at = N::first_non_finite(&ws)
+                    .map(|p| format!(", first produced by `{p}`"))
+                    .unwrap_or_default();
+                return Err(non_finite(
+                    epoch,
+                    step,
+                    &format!("the loss is {loss}{at}"),
+                    flags,
                 ));
             }
             correct += hits(N::logits(&ws), &labels, N::CLASSES);
-            N::backward(&p, &mut g, &mut ws);
-            for ((name, _), st) in N::SHAPES.iter().zip(opt.iter_mut()) {
-                let grad = N::param(&g, name).expect("every listed gradient exists");
-                let param = N::param_mut(&mut p, name).expect("every listed parameter exists");
-                optimizer.step(param, grad, st);
+            N::backward(&run.params, &mut g, &mut ws);
+            if let Some((name, _)) = N::SHAPES.iter().find(|(name, _)| {
+                !N::param(&g, name)
+                    .expect("listed")
+                    .iter()
+                    .all(|v| v.is_finite())
+            }) {
+                let why = format!("the gradient of `{name}` is not finite");
+                return Err(non_finite(epoch, step, &why, flags));
             }
+            for ((name, _), st) in N::SHAPES.iter().zip(run.opt.iter_mut()) {
+                let grad = N::param(&g, name).expect("every listed gradient exists");
+                let param =
+                    N::param_mut(&mut run.params, name).expect("every listed parameter exists");
+                opt_now.step(param, grad, st);
+            }
+            run.step += 1;
             loss_sum += loss as f64;
+            if let Some(f) = &mut metrics {
+                writeln!(f, "step,{epoch},{},{lr},{loss},,,,", run.step)
+                    .map_err(|e| format!("metrics: {e}"))?;
+            }
             if last_report.elapsed().as_secs_f64() > 2.0 {
                 last_report = Instant::now();
                 let done = (step + 1) * batch;
@@ -399,7 +574,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
             }
         }
         let seconds = started.elapsed().as_secs_f64();
-        let (val_loss, val_accuracy) = evaluate::<N>(&p, &s, &val_set, batch);
+        let (val_loss, val_accuracy) = evaluate::<N>(&run.params, &run.state, &val_set, batch);
         let e = Epoch {
             epoch,
             train_loss: loss_sum / steps as f64,
@@ -416,10 +591,46 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
             100.0 * e.val_accuracy,
             e.images_per_second
         ));
+        if let Some(f) = &mut metrics {
+            writeln!(
+                f,
+                "epoch,{epoch},{},{lr},{},{},{},{},{}",
+                run.step,
+                e.train_loss,
+                e.train_accuracy,
+                e.val_loss,
+                e.val_accuracy,
+                e.images_per_second
+            )
+            .map_err(|e| format!("metrics: {e}"))?;
+        }
+        run.epoch = epoch;
+        let every = flags.checkpoint_every;
+        if (every > 0 && epoch % every == 0) || epoch == epochs {
+            let path = checkpoint::save::<N>(&run, &flags.checkpoint_dir)?;
+            say(format!("checkpoint {}", path.display()));
+        }
         history.push(e);
     }
     let _ = std::io::stderr().flush();
     Ok(history)
+}
+
+/// The message for a non-finite loss or gradient, pointing at the last good checkpoint.
+fn non_finite(epoch: usize, step: usize, what: &str, flags: &Flags) -> String {
+    let kept = match checkpoint::newest(&flags.checkpoint_dir) {
+        Ok(p) => format!("; the last good checkpoint is {}", p.display()),
+        Err(_) => String::new(),
+    };
+    format!(
+        "epoch {epoch}, step {}: {what}{kept}\n  help: lower --lr (training diverged)",
+        step + 1
+    )
+}
+
+/// Whether `dir` exists and holds at least one checkpoint.
+pub fn has_checkpoint(dir: &Path) -> bool {
+    checkpoint::newest(dir).is_ok()
 }
 
 /// Seeded initialization: He or Xavier for weights of two or more dimensions, 1 for

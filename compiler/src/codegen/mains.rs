@@ -402,6 +402,35 @@ pub fn emit_trainer(g: &Graph) -> Result<String, String> {
     let batch = t.batch.unwrap_or(64) as usize;
     let seed = t.seed.unwrap_or(1);
     let he = !matches!(t.init, Some(crate::train::Init::Xavier));
+    let schedule = match t.schedule {
+        Some(crate::train::Schedule::Step { every, gamma }) => {
+            let (every, gamma) = (every as usize, gamma as f32);
+            quote! { netc_train::Schedule::Step { every: #every, gamma: #gamma } }
+        }
+        Some(crate::train::Schedule::Cosine) => quote! { netc_train::Schedule::Cosine },
+        None => quote! { netc_train::Schedule::Constant },
+    };
+    // What makes a checkpoint this network's: every layer (path, op, shape) and parameter.
+    let mut fnv: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |text: &str| {
+        for b in text.bytes().chain([0]) {
+            fnv ^= b as u64;
+            fnv = fnv.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for n in g.nodes() {
+        let node = g.node(n);
+        eat(&format!(
+            "{} {} {:?}",
+            node.path,
+            node.op.name(),
+            node.shape
+        ));
+    }
+    for (name, shape) in crate::interp::param_shapes(g) {
+        eat(&format!("{name} {shape:?}"));
+    }
+    let hash = fnv;
     let tokens = quote! {
         mod net;
 
@@ -422,7 +451,10 @@ pub fn emit_trainer(g: &Graph) -> Result<String, String> {
                 optimizer: #optimizer,
                 seed: #seed,
                 he: #he,
+                schedule: #schedule,
             };
+            const STATE_SHAPES: &'static [(&'static str, &'static [usize])] = net::State::SHAPES;
+            const HASH: u64 = #hash;
 
             fn params() -> net::Params {
                 net::Params::new()
@@ -458,6 +490,20 @@ pub fn emit_trainer(g: &Graph) -> Result<String, String> {
 
             fn logits(ws: &net::Workspace) -> &[f32] {
                 net::#output(ws)
+            }
+
+            fn state_mut<'s>(s: &'s mut net::State, name: &str) -> Option<&'s mut [f32]> {
+                s.get_mut(name)
+            }
+
+            fn state_ref<'s>(s: &'s net::State, name: &str) -> Option<&'s [f32]> {
+                s.get(name)
+            }
+
+            fn first_non_finite(ws: &net::Workspace) -> Option<&'static str> {
+                net::ACTIVATIONS.iter().map(|&(path, _, _)| path).find(|path| {
+                    net::activation(ws, path).is_some_and(|v| v.iter().any(|x| !x.is_finite()))
+                })
             }
         }
 
