@@ -125,7 +125,7 @@ impl FromStr for Schedule {
             ["step", every, gamma] => {
                 let every: usize = every.parse().map_err(|_| bad())?;
                 let gamma: f32 = gamma.parse().map_err(|_| bad())?;
-                if every == 0 || !(gamma > 0.0) {
+                if every == 0 || gamma.is_nan() || gamma <= 0.0 {
                     return Err(bad());
                 }
                 Ok(Schedule::Step { every, gamma })
