@@ -693,3 +693,70 @@ fn evaluate<N: Network>(p: &N::Params, s: &N::State, set: &Dataset, batch: usize
     }
     (loss / set.len() as f64, correct as f64 / set.len() as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut all = vec!["trainer"];
+        all.extend_from_slice(args);
+        Flags::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn schedules_parse_and_scale_the_rate() {
+        assert_eq!("constant".parse::<Schedule>().unwrap(), Schedule::Constant);
+        let step = "step:2:0.5".parse::<Schedule>().unwrap();
+        let f: Vec<f32> = (1..=5).map(|e| step.factor(e, 5)).collect();
+        assert_eq!(f, [1.0, 1.0, 0.5, 0.5, 0.25]);
+        let cos = "cosine".parse::<Schedule>().unwrap();
+        assert_eq!(cos.factor(1, 4), 1.0);
+        assert!((cos.factor(3, 4) - 0.5).abs() < 1e-6);
+        for bad in ["step:0:0.5", "step:2:-1", "step:2", "linear"] {
+            let e = bad.parse::<Schedule>().unwrap_err();
+            assert!(e.contains("step:EVERY:GAMMA"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_networks_optimizer() {
+        let sgd = Optimizer::Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            nesterov: false,
+        };
+        assert_eq!(sgd.with(&flags(&[])).unwrap(), sgd);
+        let o = sgd
+            .with(&flags(&["--lr", "0.1", "--momentum", "0.5"]))
+            .unwrap();
+        assert_eq!(
+            o,
+            Optimizer::Sgd {
+                lr: 0.1,
+                momentum: 0.5,
+                weight_decay: 0.0,
+                nesterov: false
+            }
+        );
+        // Switching kind keeps the rate and the decay.
+        let o = sgd
+            .with(&flags(&["--optimizer", "adamw", "--weight-decay", "0.01"]))
+            .unwrap();
+        assert_eq!(
+            o,
+            Optimizer::Adam {
+                lr: 0.05,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+                decoupled: true
+            }
+        );
+        assert!(o.with(&flags(&["--momentum", "0.9"])).is_err());
+        assert!(sgd.with(&flags(&["--optimizer", "rmsprop"])).is_err());
+        assert_eq!(sgd.at(0.5).lr(), 0.5);
+    }
+}
