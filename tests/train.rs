@@ -177,6 +177,39 @@ fn checkpoints_resume_bit_for_bit_and_threads_do_not_matter() {
     assert!(tensors.iter().any(|(n, _)| n == "c1.0.weight"));
     assert!(meta.contains(&("epoch".into(), "2".into())));
 
+    // --eval scores a checkpoint: the same top-1 as the epoch summary that wrote it.
+    let straight = lenet(
+        &b,
+        &["--epochs", "2", "--resume", b.join(name).to_str().unwrap()],
+    );
+    assert!(
+        !straight.contains("epoch 2/2"),
+        "nothing left to train: {straight}"
+    );
+    let out = netc(&[
+        "train",
+        "examples/lenet.net",
+        "--eval",
+        a.join(name).to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let scores = text(&out.stdout);
+    assert!(
+        scores.starts_with("validation: 1000 images, loss "),
+        "{scores}"
+    );
+    assert!(scores.contains(", top-5 "), "{scores}");
+    let top1: f64 = scores
+        .split("top-1 ")
+        .nth(1)
+        .unwrap()
+        .split('%')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(top1 > 90.0, "{scores}");
+
     // Another network's checkpoint: the same file with another hash.
     let bytes = std::fs::read(a.join(name)).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();

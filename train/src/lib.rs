@@ -7,7 +7,7 @@
 
 mod checkpoint;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
@@ -365,6 +365,10 @@ pub struct Flags {
     /// Write per-step and per-epoch metrics to this CSV file
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
+    /// Evaluate a checkpoint on the validation set (and the source's test set) instead of
+    /// training
+    #[arg(long, value_name = "PATH")]
+    pub eval: Option<PathBuf>,
     /// Print nothing but errors
     #[arg(long)]
     pub quiet: bool,
@@ -457,6 +461,31 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
             eprintln!("{line}");
         }
     };
+    let report = |what: &str, set: &Dataset, sc: Scores| {
+        let top5 = if N::CLASSES > 5 {
+            format!(", top-5 {:.2}%", 100.0 * sc.top5)
+        } else {
+            String::new()
+        };
+        format!(
+            "{what}: {} images, loss {:.4}, top-1 {:.2}%{top5}",
+            set.len(),
+            sc.loss,
+            100.0 * sc.top1
+        )
+    };
+    if let Some(path) = &flags.eval {
+        let run = checkpoint::load::<N>(path)?;
+        let mut sets = vec![("validation", &val_set)];
+        if let Some(test) = &loaded.test {
+            sets.push(("test", test));
+        }
+        for (what, set) in sets {
+            let sc = evaluate::<N>(&run.params, &run.state, set, batch);
+            println!("{}", report(what, set, sc));
+        }
+        return Ok(Vec::new());
+    }
     let mut metrics = match &flags.metrics {
         Some(path) => {
             let mut f = std::fs::File::create(path)
@@ -513,8 +542,22 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
     let image_len = train_set.image_len();
     let (mut images, mut labels) = (vec![0.0f32; batch * image_len], vec![0i64; batch]);
     let mut history = Vec::new();
+    // A bar on a terminal; otherwise (a log file, CI) a plain line every two seconds.
+    let bars = !flags.quiet && std::io::stderr().is_terminal();
     for epoch in run.epoch + 1..=epochs {
         let started = Instant::now();
+        let bar = bars.then(|| {
+            let bar = indicatif::ProgressBar::new(steps as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} steps, {msg}, ETA {eta}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+            bar
+        });
         let lr = optimizer.lr() * schedule.factor(epoch, epochs);
         let opt_now = optimizer.at(lr);
         let mut order: Vec<usize> = (0..train_set.len()).collect();
@@ -561,30 +604,49 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
                 writeln!(f, "step,{epoch},{},{lr},{loss},,,,", run.step)
                     .map_err(|e| format!("metrics: {e}"))?;
             }
-            if last_report.elapsed().as_secs_f64() > 2.0 {
-                last_report = Instant::now();
-                let done = (step + 1) * batch;
-                say(format!(
-                    "epoch {epoch}/{epochs}: {done}/{} images, loss {:.4}, accuracy {:.1}%, {:.0} img/s",
-                    steps * batch,
+            let done = (step + 1) * batch;
+            let status = || {
+                format!(
+                    "loss {:.4}, accuracy {:.1}%, {:.0} img/s",
                     loss_sum / (step + 1) as f64,
                     100.0 * correct as f64 / done as f64,
                     done as f64 / started.elapsed().as_secs_f64()
+                )
+            };
+            if let Some(bar) = &bar {
+                if step % 8 == 7 || step + 1 == steps {
+                    bar.set_message(status());
+                }
+                bar.set_position(step as u64 + 1);
+            } else if last_report.elapsed().as_secs_f64() > 2.0 {
+                last_report = Instant::now();
+                say(format!(
+                    "epoch {epoch}/{epochs}: {done}/{} images, {}",
+                    steps * batch,
+                    status()
                 ));
             }
         }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
         let seconds = started.elapsed().as_secs_f64();
-        let (val_loss, val_accuracy) = evaluate::<N>(&run.params, &run.state, &val_set, batch);
+        let val = evaluate::<N>(&run.params, &run.state, &val_set, batch);
         let e = Epoch {
             epoch,
             train_loss: loss_sum / steps as f64,
             train_accuracy: correct as f64 / (steps * batch) as f64,
-            val_loss,
-            val_accuracy,
+            val_loss: val.loss,
+            val_accuracy: val.top1,
             images_per_second: (steps * batch) as f64 / seconds,
         };
+        let top5 = if N::CLASSES > 5 {
+            format!(", top-5 {:.2}%", 100.0 * val.top5)
+        } else {
+            String::new()
+        };
         say(format!(
-            "epoch {epoch}/{epochs}: train loss {:.4}, accuracy {:.2}%; validation loss {:.4}, top-1 {:.2}%; {:.0} img/s",
+            "epoch {epoch}/{epochs}: train loss {:.4}, accuracy {:.2}%; validation loss {:.4}, top-1 {:.2}%{top5}; {:.0} img/s",
             e.train_loss,
             100.0 * e.train_accuracy,
             e.val_loss,
@@ -611,6 +673,10 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
             say(format!("checkpoint {}", path.display()));
         }
         history.push(e);
+    }
+    if let Some(test) = &loaded.test {
+        let sc = evaluate::<N>(&run.params, &run.state, test, batch);
+        say(report("test", test, sc));
     }
     let _ = std::io::stderr().flush();
     Ok(history)
@@ -666,13 +732,25 @@ fn hits(logits: &[f32], labels: &[i64], classes: usize) -> usize {
         .count()
 }
 
-/// Mean cross-entropy and top-1 accuracy of `set`, in batches of `batch` (the last one
-/// smaller, on buffers of its own size).
-fn evaluate<N: Network>(p: &N::Params, s: &N::State, set: &Dataset, batch: usize) -> (f64, f64) {
+/// A set's mean cross-entropy and top-1 and top-5 accuracy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scores {
+    pub loss: f64,
+    pub top1: f64,
+    pub top5: f64,
+}
+
+/// The scores of `set`, in batches of `batch` (the last one smaller, on buffers of its own
+/// size).
+pub fn evaluate<N: Network>(p: &N::Params, s: &N::State, set: &Dataset, batch: usize) -> Scores {
     if set.is_empty() {
-        return (f64::NAN, f64::NAN);
+        return Scores {
+            loss: f64::NAN,
+            top1: f64::NAN,
+            top5: f64::NAN,
+        };
     }
-    let (mut loss, mut correct) = (0.0f64, 0usize);
+    let (mut loss, mut top1, mut top5) = (0.0f64, 0usize, 0usize);
     let mut ws = N::workspace(batch);
     let len = set.image_len();
     for start in (0..set.len()).step_by(batch) {
@@ -684,14 +762,24 @@ fn evaluate<N: Network>(p: &N::Params, s: &N::State, set: &Dataset, batch: usize
         let labels = &set.labels[start..start + n];
         N::forward(p, s, &mut ws, images);
         let logits = N::logits(&ws);
-        correct += hits(logits, labels, N::CLASSES);
+        top1 += hits(logits, labels, N::CLASSES);
         for (row, &l) in logits.chunks_exact(N::CLASSES).zip(labels) {
             let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
             let sum: f64 = row.iter().map(|&v| ((v - max) as f64).exp()).sum();
             loss += sum.ln() - (row[l as usize] - max) as f64;
+            // In the top five: fewer than five classes score higher.
+            let target = row[l as usize];
+            if row.iter().filter(|&&v| v > target).count() < 5 {
+                top5 += 1;
+            }
         }
     }
-    (loss / set.len() as f64, correct as f64 / set.len() as f64)
+    let n = set.len() as f64;
+    Scores {
+        loss: loss / n,
+        top1: top1 as f64 / n,
+        top5: top5 as f64 / n,
+    }
 }
 
 #[cfg(test)]
