@@ -271,3 +271,54 @@ fn checkpoints_resume_bit_for_bit_and_threads_do_not_matter() {
         "{err}"
     );
 }
+
+/// `--metrics`, `--grad-norms` and `--plot`: a CSV row per step and per epoch with a gradient
+/// norm per layer, and three SVG charts.
+#[test]
+fn metrics_gradient_norms_and_plots_are_written() {
+    let dir = tmp("plots");
+    let csv = dir.join("m.csv");
+    let plots = dir.join("plots");
+    let out = netc(&[
+        "train",
+        "examples/lenet.net",
+        "--data",
+        "synthetic:640",
+        "--epochs",
+        "2",
+        "--grad-norms",
+        "--metrics",
+        csv.to_str().unwrap(),
+        "--plot",
+        plots.to_str().unwrap(),
+        "--checkpoint-dir",
+        dir.join("ck").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = table.lines().collect();
+    let header = rows[0];
+    assert!(header.ends_with(",grad_norm:c1.0.weight,grad_norm:c3.0.weight,grad_norm:f5.1.weight,grad_norm:f6.0.weight,grad_norm:logits.weight"), "{header}");
+    let width = header.split(',').count();
+    assert!(
+        rows.iter().all(|r| r.split(',').count() == width),
+        "{table}"
+    );
+    // 576 training images in batches of 64: 9 steps an epoch, then the epoch's row.
+    assert_eq!(rows.iter().filter(|r| r.starts_with("step,")).count(), 18);
+    assert_eq!(rows.iter().filter(|r| r.starts_with("epoch,")).count(), 2);
+    let norm: f64 = rows[1].split(',').nth(9).unwrap().parse().unwrap();
+    assert!(norm > 0.0 && norm.is_finite(), "{}", rows[1]);
+    for (chart, label) in [
+        ("loss.svg", "validation"),
+        ("accuracy.svg", "training"),
+        ("grad_norms.svg", "c3.0.weight"),
+    ] {
+        let svg = std::fs::read_to_string(plots.join(chart)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("<polyline"),
+            "{chart}"
+        );
+        assert!(svg.contains(label), "{chart} names {label}");
+    }
+}

@@ -6,6 +6,7 @@
 //! progress line now and then and a summary per epoch.
 
 mod checkpoint;
+mod plot;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -365,6 +366,14 @@ pub struct Flags {
     /// Write per-step and per-epoch metrics to this CSV file
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
+    /// Record the L2 norm of every layer's weight gradient at every step (into --metrics and
+    /// --plot)
+    #[arg(long)]
+    pub grad_norms: bool,
+    /// Write SVG charts of the loss, the accuracy and (with --grad-norms) the gradient norms
+    /// into DIR after every epoch
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
     /// Evaluate a checkpoint on the validation set (and the source's test set) instead of
     /// training
     #[arg(long, value_name = "PATH")]
@@ -486,18 +495,38 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
         }
         return Ok(Vec::new());
     }
+    // The layers whose weight-gradient norms --grad-norms records: weights of two or more
+    // dimensions (convolutions, linear layers), in forward order.
+    let layers: Vec<&str> = if flags.grad_norms {
+        N::SHAPES
+            .iter()
+            .filter(|(name, shape)| name.ends_with(".weight") && shape.len() > 1)
+            .map(|(name, _)| *name)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut metrics = match &flags.metrics {
         Some(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: cannot create: {e}", parent.display()))?;
+            }
             let mut f = std::fs::File::create(path)
                 .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+            let norms: String = layers.iter().map(|l| format!(",grad_norm:{l}")).collect();
             writeln!(
                 f,
-                "kind,epoch,step,lr,loss,accuracy,val_loss,val_accuracy,images_per_second"
+                "kind,epoch,step,lr,loss,accuracy,val_loss,val_accuracy,images_per_second{norms}"
             )
             .map_err(|e| format!("{}: {e}", path.display()))?;
             Some(f)
         }
         None => None,
+    };
+    let mut history_plot = plot::History {
+        layers: layers.iter().map(|l| l.to_string()).collect(),
+        ..Default::default()
     };
 
     let mut run = match &flags.resume {
@@ -600,9 +629,26 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
             }
             run.step += 1;
             loss_sum += loss as f64;
+            let norms: Vec<f64> = layers
+                .iter()
+                .map(|l| {
+                    let g = N::param(&g, l).expect("listed");
+                    g.iter()
+                        .map(|&v| (v as f64) * (v as f64))
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .collect();
             if let Some(f) = &mut metrics {
-                writeln!(f, "step,{epoch},{},{lr},{loss},,,,", run.step)
+                let cols: String = norms.iter().map(|n| format!(",{n}")).collect();
+                writeln!(f, "step,{epoch},{},{lr},{loss},,,,{cols}", run.step)
                     .map_err(|e| format!("metrics: {e}"))?;
+            }
+            if flags.plot.is_some() {
+                history_plot.steps.push((run.step, loss as f64));
+                if !norms.is_empty() {
+                    history_plot.norms.push((run.step, norms));
+                }
             }
             let done = (step + 1) * batch;
             let status = || {
@@ -656,15 +702,27 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
         if let Some(f) = &mut metrics {
             writeln!(
                 f,
-                "epoch,{epoch},{},{lr},{},{},{},{},{}",
+                "epoch,{epoch},{},{lr},{},{},{},{},{}{}",
                 run.step,
                 e.train_loss,
                 e.train_accuracy,
                 e.val_loss,
                 e.val_accuracy,
-                e.images_per_second
+                e.images_per_second,
+                ",".repeat(layers.len())
             )
             .map_err(|e| format!("metrics: {e}"))?;
+        }
+        if let Some(dir) = &flags.plot {
+            history_plot.steps_per_epoch = steps as u64;
+            history_plot.epochs.push((
+                epoch,
+                e.train_loss,
+                e.train_accuracy,
+                e.val_loss,
+                e.val_accuracy,
+            ));
+            plot::write(dir, N::NAME, &history_plot)?;
         }
         run.epoch = epoch;
         let every = flags.checkpoint_every;
