@@ -258,7 +258,7 @@ fn emit_and_build_a_standalone_crate() {
             && src.contains("/// Layer `c1.0`: conv 5×5/1 → [6, 28, 28].")
     );
 
-    // The crate builds in release mode and runs one training step.
+    // The crate builds in release mode: LeNet's is its trainer, `lenet-train`.
     let dir = std::env::temp_dir().join(format!("netc-cli-{}-crate", std::process::id()));
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/netc-build-tests");
     let out = Command::new(env!("CARGO_BIN_EXE_netc"))
@@ -271,15 +271,27 @@ fn emit_and_build_a_standalone_crate() {
     for f in ["Cargo.toml", "src/main.rs", "src/net.rs"] {
         assert!(dir.join(f).exists(), "{f}");
     }
-    let run = Command::new(target.join("release/lenet"))
-        .arg("4")
+    let checkpoints = dir.join("checkpoints");
+    let run = Command::new(target.join("release/lenet-train"))
+        .args(["--data", "synthetic:96", "--batch", "16", "--epochs", "1"])
+        .arg("--checkpoint-dir")
+        .arg(&checkpoints)
         .output()
         .unwrap();
-    let stdout = text(&run.stdout);
+    let log = text(&run.stderr);
     assert!(
-        run.status.success() && stdout.contains("lenet: step 2, batch 4, loss"),
-        "{stdout}"
+        run.status.success() && log.contains("lenet: 87 training and 9 validation images"),
+        "{log}"
     );
+    assert!(
+        checkpoints.join("lenet-epoch0001.safetensors").exists(),
+        "{log}"
+    );
+    let help = Command::new(target.join("release/lenet-train"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(text(&help.stdout).contains("--checkpoint-dir <DIR>"));
 }
 
 #[test]
