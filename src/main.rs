@@ -416,6 +416,9 @@ fn train(file: &Path, network: Option<&str>, args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Ctrl-C reaches the trainer too (the terminal signals the whole process group): it
+    // writes a checkpoint and exits, and netc waits for that rather than dying first.
+    let _ = ctrlc::set_handler(|| {});
     match std::process::Command::new(&exe).args(args).status() {
         Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
         Err(e) => {

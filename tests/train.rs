@@ -322,3 +322,74 @@ fn metrics_gradient_norms_and_plots_are_written() {
         assert!(svg.contains(label), "{chart} names {label}");
     }
 }
+
+/// Ctrl-C (SIGINT to netc's process group, as a terminal sends it) writes a checkpoint in the
+/// middle of an epoch and exits with 130; resuming from it ends exactly where a run without
+/// the interruption does.
+#[test]
+fn ctrl_c_checkpoints_mid_epoch_and_resumes_bit_for_bit() {
+    use std::os::unix::process::CommandExt;
+    let (a, b) = (tmp("uninterrupted"), tmp("interrupted"));
+    let args = |dir: &std::path::Path| -> Vec<String> {
+        [
+            "train",
+            "examples/lenet.net",
+            "--epochs",
+            "4",
+            "--batch",
+            "8",
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--checkpoint-dir".into(), dir.display().to_string()])
+        .collect()
+    };
+    let straight = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(args(&a))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(straight.status.success(), "{}", text(&straight.stderr));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(args(&b))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // Once the first epoch's checkpoint exists, the run is inside a later epoch.
+    let first = b.join("lenet-epoch0001.safetensors");
+    let t = std::time::Instant::now();
+    while !first.exists() && t.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let group = format!("-{}", child.id());
+    Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = text(&out.stderr);
+    if out.status.code() == Some(130) {
+        assert!(log.contains("lenet: interrupted in epoch "), "{log}");
+        let mid = std::fs::read_dir(&b)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().contains("-step"));
+        assert!(mid, "a mid-epoch checkpoint: {log}");
+        let mut resume = args(&b);
+        resume.push("--resume".into());
+        let out = Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(&resume)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    } else {
+        // The run ended before the signal came: nothing to resume, the results still agree.
+        assert!(out.status.success(), "{log}");
+    }
+    let name = "lenet-epoch0004.safetensors";
+    assert_eq!(checkpoint(&a.join(name)), checkpoint(&b.join(name)));
+}

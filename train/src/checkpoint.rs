@@ -38,6 +38,7 @@ pub fn save<N: Network>(run: &Run<N>, dir: &Path) -> Result<PathBuf, String> {
     meta.insert("network".into(), N::NAME.into());
     meta.insert("hash".into(), format!("{:016x}", N::HASH));
     meta.insert("epoch".into(), run.epoch.to_string());
+    meta.insert("epoch_step".into(), run.epoch_step.to_string());
     meta.insert("step".into(), run.step.to_string());
     let rng = run.rng.state().map(|w| w.to_string()).join(",");
     meta.insert("rng".into(), rng);
@@ -50,7 +51,15 @@ pub fn save<N: Network>(run: &Run<N>, dir: &Path) -> Result<PathBuf, String> {
         .collect();
     let data = safetensors::serialize(views, Some(meta))
         .map_err(|e| format!("cannot encode a checkpoint: {e}"))?;
-    let path = dir.join(format!("{}-epoch{:04}.safetensors", N::NAME, run.epoch));
+    // Mid-epoch (Ctrl-C): named after the epochs done and the steps into the next.
+    let path = match run.epoch_step {
+        0 => dir.join(format!("{}-epoch{:04}.safetensors", N::NAME, run.epoch)),
+        k => dir.join(format!(
+            "{}-epoch{:04}-step{k:06}.safetensors",
+            N::NAME,
+            run.epoch
+        )),
+    };
     let tmp = path.with_extension("safetensors.tmp");
     std::fs::write(&tmp, data).map_err(|e| format!("{}: cannot write: {e}", tmp.display()))?;
     std::fs::rename(&tmp, &path).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
@@ -61,9 +70,14 @@ pub fn save<N: Network>(run: &Run<N>, dir: &Path) -> Result<PathBuf, String> {
 pub fn newest(dir: &Path) -> Result<PathBuf, String> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: no checkpoints to resume from ({e})", dir.display()))?;
-    let epoch_of = |name: &str| -> Option<u64> {
+    // (epochs done, steps into the next): `-epochNNNN` or `-epochNNNN-stepMMMMMM`.
+    let epoch_of = |name: &str| -> Option<(u64, u64)> {
         let rest = name.strip_suffix(".safetensors")?;
-        rest.rsplit_once("-epoch")?.1.parse().ok()
+        let at = rest.rsplit_once("-epoch")?.1;
+        match at.split_once("-step") {
+            Some((e, k)) => Some((e.parse().ok()?, k.parse().ok()?)),
+            None => Some((at.parse().ok()?, 0)),
+        }
     };
     entries
         .filter_map(|e| e.ok())
@@ -165,6 +179,11 @@ pub fn load<N: Network>(path: &Path) -> Result<Run<N>, String> {
         state,
         opt,
         epoch: number("epoch")? as usize,
+        // Absent in checkpoints written at an epoch's end by earlier trainers.
+        epoch_step: meta
+            .get("epoch_step")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
         step: number("step")?,
         rng,
     })

@@ -403,6 +403,11 @@ pub fn main<N: Network>() -> std::process::ExitCode {
     let flags = Flags::parse();
     match train::<N>(&flags) {
         Ok(_) => std::process::ExitCode::SUCCESS,
+        // Ctrl-C: the checkpoint is written; exit as a process stopped by SIGINT does.
+        Err(e) if e.starts_with("interrupted") => {
+            eprintln!("{}: {e}", N::NAME);
+            std::process::ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("{}: error: {e}", N::NAME);
             std::process::ExitCode::from(2)
@@ -418,6 +423,9 @@ pub struct Run<N: Network> {
     pub opt: Vec<rt::optim::OptState>,
     /// Epochs finished.
     pub epoch: usize,
+    /// Steps done of the next epoch (a checkpoint written on Ctrl-C); `rng` is then the
+    /// generator as it was before that epoch's shuffle, so that the order comes back.
+    pub epoch_step: usize,
     /// Optimizer steps taken.
     pub step: u64,
     /// The generator of the shuffles (and, before the first epoch, of the initialization).
@@ -553,6 +561,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
                 state: N::state(),
                 opt: N::SHAPES.iter().map(|_| Default::default()).collect(),
                 epoch: 0,
+                epoch_step: 0,
                 step: 0,
                 rng,
             }
@@ -573,8 +582,18 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
     let mut history = Vec::new();
     // A bar on a terminal; otherwise (a log file, CI) a plain line every two seconds.
     let bars = !flags.quiet && std::io::stderr().is_terminal();
+    // Ctrl-C asks for a checkpoint at the end of the current step, then an exit.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // A second handler cannot be set (a library caller may have one): then Ctrl-C
+        // stops the process as usual.
+        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    }
     for epoch in run.epoch + 1..=epochs {
         let started = Instant::now();
+        let rng_before = run.rng.clone();
+        let skip = std::mem::take(&mut run.epoch_step);
         let bar = bars.then(|| {
             let bar = indicatif::ProgressBar::new(steps as u64);
             bar.set_style(
@@ -593,7 +612,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
         run.rng.shuffle(&mut order);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         let mut last_report = Instant::now();
-        for step in 0..steps {
+        for step in skip..steps {
             for (k, &i) in order[step * batch..(step + 1) * batch].iter().enumerate() {
                 images[k * image_len..(k + 1) * image_len].copy_from_slice(train_set.image(i));
                 labels[k] = train_set.labels[i];
@@ -650,13 +669,33 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
                     history_plot.norms.push((run.step, norms));
                 }
             }
+            if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                let now = Run::<N> {
+                    params: run.params,
+                    state: run.state,
+                    opt: run.opt,
+                    epoch: epoch - 1,
+                    epoch_step: step + 1,
+                    step: run.step,
+                    rng: rng_before,
+                };
+                let path = checkpoint::save::<N>(&now, &flags.checkpoint_dir)?;
+                return Err(format!(
+                    "interrupted in epoch {epoch} after step {}; checkpoint {}\n  help: --resume continues from it",
+                    step + 1,
+                    path.display()
+                ));
+            }
             let done = (step + 1) * batch;
             let status = || {
                 format!(
                     "loss {:.4}, accuracy {:.1}%, {:.0} img/s",
-                    loss_sum / (step + 1) as f64,
-                    100.0 * correct as f64 / done as f64,
-                    done as f64 / started.elapsed().as_secs_f64()
+                    loss_sum / (step + 1 - skip) as f64,
+                    100.0 * correct as f64 / ((step + 1 - skip) * batch) as f64,
+                    ((step + 1 - skip) * batch) as f64 / started.elapsed().as_secs_f64()
                 )
             };
             if let Some(bar) = &bar {
@@ -680,11 +719,11 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
         let val = evaluate::<N>(&run.params, &run.state, &val_set, batch);
         let e = Epoch {
             epoch,
-            train_loss: loss_sum / steps as f64,
-            train_accuracy: correct as f64 / (steps * batch) as f64,
+            train_loss: loss_sum / (steps - skip).max(1) as f64,
+            train_accuracy: correct as f64 / ((steps - skip).max(1) * batch) as f64,
             val_loss: val.loss,
             val_accuracy: val.top1,
-            images_per_second: (steps * batch) as f64 / seconds,
+            images_per_second: ((steps - skip) * batch) as f64 / seconds,
         };
         let top5 = if N::CLASSES > 5 {
             format!(", top-5 {:.2}%", 100.0 * val.top5)
