@@ -351,7 +351,7 @@ fn ctrl_c_checkpoints_mid_epoch_and_resumes_bit_for_bit() {
         .output()
         .unwrap();
     assert!(straight.status.success(), "{}", text(&straight.stderr));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+    let child = Command::new(env!("CARGO_BIN_EXE_netc"))
         .args(args(&b))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(std::process::Stdio::piped())
