@@ -100,6 +100,10 @@ pub enum Source {
     /// `synthetic` or `synthetic:N`: N seeded random images with random labels (1024 by
     /// default), for benchmarks.
     Synthetic(usize),
+    /// `folder:DIR`: one subfolder per class (classes in name order), PNG or JPEG files,
+    /// converted to the input's channels (gray or RGB) and resized to its size. With `train/`
+    /// and `test/` subfolders, those are the two sets. Needs the `images` feature.
+    Folder(PathBuf),
 }
 
 impl FromStr for Source {
@@ -119,6 +123,7 @@ impl FromStr for Source {
             "idx" => Ok(Source::Idx(path()?)),
             "cifar10" => Ok(Source::Cifar10(path()?)),
             "csv" => Ok(Source::Csv(path()?)),
+            "folder" => Ok(Source::Folder(path()?)),
             "synthetic" if rest.is_empty() => Ok(Source::Synthetic(1024)),
             "synthetic" => match rest.parse() {
                 Ok(n) if n > 0 => Ok(Source::Synthetic(n)),
@@ -128,7 +133,7 @@ impl FromStr for Source {
                 ),
             },
             _ => Err(DataError::new(format!("unknown data source `{spec}`"))
-                .hint("use idx:DIR, cifar10:DIR, csv:FILE[.gz] or synthetic[:N]")),
+                .hint("use idx:DIR, cifar10:DIR, csv:FILE[.gz], folder:DIR or synthetic[:N]")),
         }
     }
 }
@@ -161,7 +166,113 @@ pub fn load(
             train: synthetic(*n, shape, classes, seed),
             test: None,
         }),
+        Source::Folder(dir) => load_folder(dir, shape, classes),
     }
+}
+
+#[cfg(feature = "images")]
+fn load_folder(dir: &Path, shape: [usize; 3], classes: usize) -> Result<Loaded, DataError> {
+    let (train, test) = (dir.join("train"), dir.join("test"));
+    if train.is_dir() {
+        return Ok(Loaded {
+            train: folder_set(&train, shape, classes)?,
+            test: test
+                .is_dir()
+                .then(|| folder_set(&test, shape, classes))
+                .transpose()?,
+        });
+    }
+    Ok(Loaded {
+        train: folder_set(dir, shape, classes)?,
+        test: None,
+    })
+}
+
+#[cfg(not(feature = "images"))]
+fn load_folder(dir: &Path, _: [usize; 3], _: usize) -> Result<Loaded, DataError> {
+    Err(DataError::at(dir, "this binary reads no image files")
+        .hint("netc-runtime's `images` feature decodes PNG and JPEG; the trainers have it"))
+}
+
+/// One set of class folders: every PNG or JPEG in `dir/CLASS/`, labelled by the class's
+/// place among the folders' names, sorted.
+#[cfg(feature = "images")]
+fn folder_set(dir: &Path, shape: [usize; 3], classes: usize) -> Result<Dataset, DataError> {
+    let listing = |d: &Path| -> Result<Vec<PathBuf>, DataError> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(d)
+            .map_err(|e| DataError::at(d, format!("cannot read the folder: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        v.sort();
+        Ok(v)
+    };
+    let folders: Vec<PathBuf> = listing(dir)?.into_iter().filter(|p| p.is_dir()).collect();
+    if folders.is_empty() {
+        return Err(DataError::at(dir, "has no class folders")
+            .hint("folder:DIR wants one subfolder of images per class, such as DIR/cat/1.png"));
+    }
+    if folders.len() > classes {
+        return Err(DataError::at(
+            dir,
+            format!(
+                "has {} class folders, but the network has {classes} classes",
+                folders.len()
+            ),
+        )
+        .hint("the network's label input declares its classes: `label: class(N)`"));
+    }
+    let [c, h, w] = shape;
+    if c != 1 && c != 3 {
+        return Err(DataError::at(
+            dir,
+            format!("images have 1 or 3 channels, the network's input has {c}"),
+        ));
+    }
+    let mut set = Dataset {
+        shape,
+        classes,
+        images: Vec::new(),
+        labels: Vec::new(),
+    };
+    for (label, folder) in folders.iter().enumerate() {
+        for file in listing(folder)? {
+            let ext = file
+                .extension()
+                .map(|e| e.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            if !matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
+                continue;
+            }
+            let img = image::ImageReader::open(&file)
+                .and_then(|r| r.with_guessed_format())
+                .map_err(|e| DataError::at(&file, format!("cannot read: {e}")))?
+                .decode()
+                .map_err(|e| {
+                    DataError::at(&file, format!("not a readable image: {e}"))
+                        .hint("remove or replace the file")
+                })?;
+            let img = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle);
+            if c == 1 {
+                let g = img.to_luma8();
+                set.images
+                    .extend(g.as_raw().iter().map(|&b| b as f32 / 255.0));
+            } else {
+                let rgb = img.to_rgb8();
+                for ch in 0..3 {
+                    set.images
+                        .extend(rgb.as_raw().chunks_exact(3).map(|p| p[ch] as f32 / 255.0));
+                }
+            }
+            set.labels.push(label as i64);
+        }
+    }
+    if set.is_empty() {
+        return Err(DataError::at(
+            dir,
+            "has no PNG or JPEG files in its class folders",
+        ));
+    }
+    Ok(set)
 }
 
 /// `n` images of uniform noise with uniform labels, from `seed`.

@@ -244,3 +244,74 @@ fn sources_parse_and_synthetic_data_is_seeded() {
     assert!(a.labels.iter().all(|&l| (0..3).contains(&l)));
     assert!(a.split(1.0, 0).is_err());
 }
+
+/// Class folders of PNG and JPEG files: labels by folder name order, gray or RGB, resized to
+/// the input; `train/` and `test/` subfolders are the two sets; a broken image is named.
+#[cfg(feature = "images")]
+#[test]
+fn image_folders_read_and_resize() {
+    let dir = folder("images");
+    for (class, value) in [("a_cat", 40u8), ("b_dog", 200u8)] {
+        let d = dir.join("train").join(class);
+        std::fs::create_dir_all(&d).unwrap();
+        let img = image::RgbImage::from_fn(6, 4, |x, _| image::Rgb([value, value / 2, x as u8]));
+        img.save(d.join("1.png")).unwrap();
+        image::DynamicImage::ImageRgb8(img)
+            .to_luma8()
+            .save(d.join("2.jpg"))
+            .unwrap();
+        std::fs::write(d.join("notes.txt"), "not an image").unwrap();
+    }
+    std::fs::create_dir_all(dir.join("test/a_cat")).unwrap();
+    image::GrayImage::from_pixel(3, 3, image::Luma([255]))
+        .save(dir.join("test/a_cat/x.png"))
+        .unwrap();
+    let got = load(&Source::Folder(dir.clone()), [3, 2, 3], 2, 0).unwrap();
+    assert_eq!(got.train.labels, [0, 0, 1, 1]);
+    assert_eq!(got.train.image_len(), 18);
+    // The PNG of class b: red channel 200 everywhere, green 100.
+    let b = got.train.image(2);
+    assert!(
+        b[..6].iter().all(|&v| (v - 200.0 / 255.0).abs() < 1e-6),
+        "{b:?}"
+    );
+    assert!(
+        b[6..12].iter().all(|&v| (v - 100.0 / 255.0).abs() < 1e-6),
+        "{b:?}"
+    );
+    let test = got.test.unwrap();
+    assert_eq!((test.len(), test.image(0)[0]), (1, 1.0));
+    let gray = load(&Source::Folder(dir.clone()), [1, 4, 6], 2, 0).unwrap();
+    assert_eq!(gray.train.image_len(), 24);
+
+    let e = err(load(&Source::Folder(dir.clone()), [3, 2, 3], 1, 0));
+    assert!(
+        e.contains("has 2 class folders, but the network has 1 classes"),
+        "{e}"
+    );
+    std::fs::write(dir.join("train/b_dog/3.png"), b"\x89PNG broken").unwrap();
+    let e = err(load(&Source::Folder(dir.clone()), [3, 2, 3], 2, 0));
+    assert!(e.contains("3.png: not a readable image"), "{e}");
+    let e = err(load(
+        &Source::Folder(folder("images-empty")),
+        [3, 2, 3],
+        2,
+        0,
+    ));
+    assert!(e.contains("has no class folders"), "{e}");
+    assert_eq!(
+        "folder:x".parse::<Source>().unwrap(),
+        Source::Folder("x".into())
+    );
+}
+
+/// Without the `images` feature, `folder:` says what is missing instead of failing oddly.
+#[cfg(not(feature = "images"))]
+#[test]
+fn image_folders_need_the_images_feature() {
+    let e = err(load(&Source::Folder("x".into()), [3, 2, 3], 2, 0));
+    assert!(
+        e.contains("reads no image files") && e.contains("`images` feature"),
+        "{e}"
+    );
+}

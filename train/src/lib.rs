@@ -318,7 +318,8 @@ impl std::fmt::Display for Optimizer {
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Trains the network this binary was generated for.", long_about = None)]
 pub struct Flags {
-    /// Where the images come from: idx:DIR, cifar10:DIR, csv:FILE[.gz] or synthetic[:N]
+    /// Where the images come from: idx:DIR, cifar10:DIR, csv:FILE[.gz], folder:DIR or
+    /// synthetic[:N]
     /// [default: the bundled MNIST digits, for a [1, 28, 28] input]
     #[arg(long, value_name = "SPEC")]
     pub data: Option<String>,
@@ -457,7 +458,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
         None if N::INPUT == [1, 28, 28] => Source::Idx(PathBuf::from(BUNDLED)),
         None => {
             return Err(format!(
-                "no --data given, and the bundled digits do not fit the input {:?}\n  help: pass --data idx:DIR, cifar10:DIR, csv:FILE or synthetic",
+                "no --data given, and the bundled digits do not fit the input {:?}\n  help: pass --data idx:DIR, cifar10:DIR, csv:FILE, folder:DIR or synthetic",
                 N::INPUT
             ))
         }
