@@ -391,3 +391,24 @@ fn check_plan_reports_fusion_and_memory() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v.get("plan").is_none());
 }
+
+/// The lecture's experiment checks: three networks, the same layers, the auxiliary head and
+/// the batchnorm statistics counted where they belong.
+#[test]
+fn the_vanishing_gradient_example_checks() {
+    let out = netc(&["check", "examples/vanishing.net", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nets = v.as_array().expect("one report per network");
+    let names: Vec<&str> = nets
+        .iter()
+        .map(|n| n["network"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["plain", "aux", "bn"]);
+    // 784·128 + 7·128·128 + 128·10 weights and 8·128 + 10 biases.
+    let plain = 784 * 128 + 7 * 128 * 128 + 128 * 10 + 8 * 128 + 10;
+    assert_eq!(nets[0]["total"]["params"], plain);
+    // The auxiliary classifier (128·10 + 10) is training-only.
+    assert_eq!(nets[1]["total"]["params"], plain + 1290);
+    assert_eq!(nets[1]["inference"]["params"], plain);
+}
