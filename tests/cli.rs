@@ -1,21 +1,11 @@
 //! The `netc` command line, run as a user runs it: exit codes, where output goes, and the
 //! JSON shape that other tools read.
 
+mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn netc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("netc runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::process::Command;
 
 /// A file in a fresh temporary directory.
 fn temp_file(name: &str, contents: &str) -> PathBuf {

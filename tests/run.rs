@@ -2,21 +2,14 @@
 //! a clear error for every kind of bad file. The end-to-end oracle is PyTorch: LeNet's
 //! weights, inputs and reference values come from `compiler/tests/fixtures/torch_nets/`.
 
+mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use serde_json::Value;
-
-fn netc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("netc runs")
-}
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("netc-run-{}-{name}", std::process::id()));

@@ -1,20 +1,10 @@
 //! `netc train`: LeNet learns the bundled digits end to end, bad flags and data are refused
 //! with the reason and exit status 2, and networks the trainer cannot take are named.
 
-use std::process::{Command, Output};
+mod common;
 
-fn netc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("netc runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::*;
+use std::process::Command;
 
 /// The validation top-1 of every epoch summary, in percent.
 fn top1(log: &str) -> Vec<f64> {
