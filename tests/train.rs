@@ -18,9 +18,26 @@ fn top1(log: &str) -> Vec<f64> {
 /// tenth. One test runs every case so that the trainer is built once.
 #[test]
 fn lenet_learns_the_bundled_digits_and_bad_input_is_refused() {
-    let out = netc(&["train", "examples/lenet.net", "--epochs", "3"]);
+    let dir = tmp("run");
+    let out = netc(&[
+        "train",
+        "examples/lenet.net",
+        "--epochs",
+        "3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     let log = text(&out.stderr);
     assert!(out.status.success(), "{log}");
+    // The run's files: checkpoints, metrics and charts, under --out (runs/lenet by default).
+    for file in [
+        "checkpoints/lenet-epoch0003.safetensors",
+        "metrics.csv",
+        "plots/loss.svg",
+        "plots/accuracy.svg",
+    ] {
+        assert!(dir.join(file).exists(), "{file}: {log}");
+    }
     assert!(
         log.contains("lenet: 9000 training and 1000 validation images, batch 64, 3 epochs, sgd(lr=0.05, momentum=0.9"),
         "{log}"

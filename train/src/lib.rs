@@ -355,16 +355,20 @@ pub struct Flags {
     /// `schedule`, else constant]
     #[arg(long, value_name = "SCHEDULE")]
     pub schedule: Option<String>,
-    /// Where checkpoints go (written atomically: a temporary file, then a rename)
-    #[arg(long, value_name = "DIR", default_value = "checkpoints")]
-    pub checkpoint_dir: PathBuf,
+    /// Where the run's files go: checkpoints/, metrics.csv and plots/ [default: runs/NAME]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Where checkpoints go (written atomically: a temporary file, then a rename) [default:
+    /// OUT/checkpoints]
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
     /// Write a checkpoint every N epochs (0: only at the end)
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub checkpoint_every: usize,
     /// Continue from a checkpoint: PATH, or the newest in --checkpoint-dir
     #[arg(long, value_name = "PATH", num_args = 0..=1)]
     pub resume: Option<Option<PathBuf>>,
-    /// Write per-step and per-epoch metrics to this CSV file
+    /// Write per-step and per-epoch metrics to this CSV file [default: OUT/metrics.csv]
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
     /// Record the L2 norm of every layer's weight gradient at every step (into --metrics and
@@ -372,7 +376,7 @@ pub struct Flags {
     #[arg(long)]
     pub grad_norms: bool,
     /// Write SVG charts of the loss, the accuracy and (with --grad-norms) the gradient norms
-    /// into DIR after every epoch
+    /// into DIR after every epoch [default: OUT/plots]
     #[arg(long, value_name = "DIR")]
     pub plot: Option<PathBuf>,
     /// Evaluate a checkpoint on the validation set (and the source's test set) instead of
@@ -492,6 +496,20 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
             100.0 * sc.top1
         )
     };
+    // The run's files: checkpoints, metrics and charts, under --out unless given one by one.
+    let out = flags
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("runs").join(N::NAME));
+    let checkpoint_dir = flags
+        .checkpoint_dir
+        .clone()
+        .unwrap_or_else(|| out.join("checkpoints"));
+    let metrics_path = flags
+        .metrics
+        .clone()
+        .unwrap_or_else(|| out.join("metrics.csv"));
+    let plot_dir = flags.plot.clone().unwrap_or_else(|| out.join("plots"));
     if let Some(path) = &flags.eval {
         let run = checkpoint::load::<N>(path)?;
         let mut sets = vec![("validation", &val_set)];
@@ -515,23 +533,21 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
     } else {
         Vec::new()
     };
-    let mut metrics = match &flags.metrics {
-        Some(path) => {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: cannot create: {e}", parent.display()))?;
-            }
-            let mut f = std::fs::File::create(path)
-                .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
-            let norms: String = layers.iter().map(|l| format!(",grad_norm:{l}")).collect();
-            writeln!(
-                f,
-                "kind,epoch,step,lr,loss,accuracy,val_loss,val_accuracy,images_per_second{norms}"
-            )
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-            Some(f)
+    let mut metrics = {
+        let path = &metrics_path;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("{}: cannot create: {e}", parent.display()))?;
         }
-        None => None,
+        let mut f = std::fs::File::create(path)
+            .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+        let norms: String = layers.iter().map(|l| format!(",grad_norm:{l}")).collect();
+        writeln!(
+            f,
+            "kind,epoch,step,lr,loss,accuracy,val_loss,val_accuracy,images_per_second{norms}"
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        f
     };
     let mut history_plot = plot::History {
         layers: layers.iter().map(|l| l.to_string()).collect(),
@@ -542,7 +558,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
         Some(path) => {
             let path = match path {
                 Some(path) => path.clone(),
-                None => checkpoint::newest(&flags.checkpoint_dir)?,
+                None => checkpoint::newest(&checkpoint_dir)?,
             };
             let run = checkpoint::load::<N>(&path)?;
             say(format!(
@@ -627,7 +643,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
                     epoch,
                     step,
                     &format!("the loss is {loss}{at}"),
-                    flags,
+                    &checkpoint_dir,
                 ));
             }
             correct += hits(N::logits(&ws), &labels, N::CLASSES);
@@ -639,7 +655,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
                     .all(|v| v.is_finite())
             }) {
                 let why = format!("the gradient of `{name}` is not finite");
-                return Err(non_finite(epoch, step, &why, flags));
+                return Err(non_finite(epoch, step, &why, &checkpoint_dir));
             }
             for ((name, _), st) in N::SHAPES.iter().zip(run.opt.iter_mut()) {
                 let grad = N::param(&g, name).expect("every listed gradient exists");
@@ -659,12 +675,13 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
                         .sqrt()
                 })
                 .collect();
-            if let Some(f) = &mut metrics {
+            {
+                let f = &mut metrics;
                 let cols: String = norms.iter().map(|n| format!(",{n}")).collect();
                 writeln!(f, "step,{epoch},{},{lr},{loss},,,,{cols}", run.step)
                     .map_err(|e| format!("metrics: {e}"))?;
             }
-            if flags.plot.is_some() {
+            {
                 history_plot.steps.push((run.step, loss as f64));
                 if !norms.is_empty() {
                     history_plot.norms.push((run.step, norms));
@@ -683,7 +700,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
                     step: run.step,
                     rng: rng_before,
                 };
-                let path = checkpoint::save::<N>(&now, &flags.checkpoint_dir)?;
+                let path = checkpoint::save::<N>(&now, &checkpoint_dir)?;
                 return Err(format!(
                     "interrupted in epoch {epoch} after step {}; checkpoint {}\n  help: --resume continues from it",
                     step + 1,
@@ -739,7 +756,8 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
             100.0 * e.val_accuracy,
             e.images_per_second
         ));
-        if let Some(f) = &mut metrics {
+        {
+            let f = &mut metrics;
             writeln!(
                 f,
                 "epoch,{epoch},{},{lr},{},{},{},{},{}{}",
@@ -753,7 +771,8 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
             )
             .map_err(|e| format!("metrics: {e}"))?;
         }
-        if let Some(dir) = &flags.plot {
+        {
+            let dir = &plot_dir;
             history_plot.steps_per_epoch = steps as u64;
             history_plot.epochs.push((
                 epoch,
@@ -767,7 +786,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
         run.epoch = epoch;
         let every = flags.checkpoint_every;
         if (every > 0 && epoch % every == 0) || epoch == epochs {
-            let path = checkpoint::save::<N>(&run, &flags.checkpoint_dir)?;
+            let path = checkpoint::save::<N>(&run, &checkpoint_dir)?;
             say(format!("checkpoint {}", path.display()));
         }
         history.push(e);
@@ -781,8 +800,8 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
 }
 
 /// The message for a non-finite loss or gradient, pointing at the last good checkpoint.
-fn non_finite(epoch: usize, step: usize, what: &str, flags: &Flags) -> String {
-    let kept = match checkpoint::newest(&flags.checkpoint_dir) {
+fn non_finite(epoch: usize, step: usize, what: &str, checkpoints: &Path) -> String {
+    let kept = match checkpoint::newest(checkpoints) {
         Ok(p) => format!("; the last good checkpoint is {}", p.display()),
         Err(_) => String::new(),
     };
