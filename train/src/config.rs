@@ -1,0 +1,390 @@
+//! The trainer's settings: the defaults a network's `train { }` section gives, the
+//! optimizers and learning-rate schedules, and the flags that override them.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::Parser;
+
+use crate::rt;
+
+/// The defaults a network's `train { }` section gives the flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults {
+    pub epochs: usize,
+    pub batch: usize,
+    pub optimizer: Optimizer,
+    pub seed: u64,
+    /// He (Kaiming) initialization when true, Xavier (Glorot) otherwise.
+    pub he: bool,
+    pub schedule: Schedule,
+}
+
+/// How the learning rate changes over the epochs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    Constant,
+    /// Multiplied by `gamma` every `every` epochs.
+    Step {
+        every: usize,
+        gamma: f32,
+    },
+    /// Half a cosine from the initial rate down to 0 over the run, per epoch.
+    Cosine,
+}
+
+impl Schedule {
+    /// The factor on the initial rate in epoch `epoch` (from 1) of `epochs`.
+    pub fn factor(self, epoch: usize, epochs: usize) -> f32 {
+        match self {
+            Schedule::Constant => 1.0,
+            Schedule::Step { every, gamma } => gamma.powi(((epoch - 1) / every.max(1)) as i32),
+            Schedule::Cosine => {
+                let t = (epoch - 1) as f32 / epochs.max(1) as f32;
+                0.5 * (1.0 + (std::f32::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
+impl FromStr for Schedule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Schedule, String> {
+        let bad = || {
+            format!("unknown schedule `{s}`\n  help: --schedule takes constant, cosine or step:EVERY:GAMMA (step:10:0.1)")
+        };
+        match s.split(':').collect::<Vec<_>>()[..] {
+            ["constant"] => Ok(Schedule::Constant),
+            ["cosine"] => Ok(Schedule::Cosine),
+            ["step", every, gamma] => {
+                let every: usize = every.parse().map_err(|_| bad())?;
+                let gamma: f32 = gamma.parse().map_err(|_| bad())?;
+                if every == 0 || gamma.is_nan() || gamma <= 0.0 {
+                    return Err(bad());
+                }
+                Ok(Schedule::Step { every, gamma })
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// An optimizer and its settings (PyTorch's update rules, `rt::optim`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    Sgd {
+        lr: f32,
+        momentum: f32,
+        weight_decay: f32,
+        nesterov: bool,
+    },
+    /// Adam, or AdamW when `decoupled`.
+    Adam {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+        decoupled: bool,
+    },
+}
+
+impl Optimizer {
+    /// The learning rate.
+    pub(crate) fn lr(&self) -> f32 {
+        match *self {
+            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => lr,
+        }
+    }
+
+    /// This optimizer at learning rate `lr`.
+    pub(crate) fn at(mut self, rate: f32) -> Optimizer {
+        match &mut self {
+            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => *lr = rate,
+        }
+        self
+    }
+
+    /// This optimizer with the flags' overrides: `--optimizer` switches kind (keeping the
+    /// learning rate and weight decay), `--lr`, `--momentum` and `--weight-decay` replace.
+    pub(crate) fn with(self, flags: &Flags) -> Result<Optimizer, String> {
+        let (lr, wd) = match self {
+            Optimizer::Sgd {
+                lr, weight_decay, ..
+            }
+            | Optimizer::Adam {
+                lr, weight_decay, ..
+            } => (lr, weight_decay),
+        };
+        let mut o = match flags.optimizer.as_deref() {
+            None => self,
+            Some("sgd") => match self {
+                Optimizer::Sgd { .. } => self,
+                _ => Optimizer::Sgd {
+                    lr,
+                    momentum: 0.9,
+                    weight_decay: wd,
+                    nesterov: false,
+                },
+            },
+            Some(kind @ ("adam" | "adamw")) => {
+                let decoupled = kind == "adamw";
+                match self {
+                    Optimizer::Adam {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
+                        ..
+                    } => Optimizer::Adam {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
+                        decoupled,
+                    },
+                    _ => Optimizer::Adam {
+                        lr,
+                        beta1: 0.9,
+                        beta2: 0.999,
+                        eps: 1e-8,
+                        weight_decay: wd,
+                        decoupled,
+                    },
+                }
+            }
+            Some(other) => {
+                return Err(format!(
+                    "unknown optimizer `{other}`\n  help: --optimizer takes sgd, adam or adamw"
+                ))
+            }
+        };
+        match &mut o {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+                ..
+            } => {
+                *lr = flags.lr.unwrap_or(*lr);
+                *momentum = flags.momentum.unwrap_or(*momentum);
+                *weight_decay = flags.weight_decay.unwrap_or(*weight_decay);
+            }
+            Optimizer::Adam {
+                lr, weight_decay, ..
+            } => {
+                if flags.momentum.is_some() {
+                    return Err("--momentum is SGD's; Adam has beta1 and beta2".into());
+                }
+                *lr = flags.lr.unwrap_or(*lr);
+                *weight_decay = flags.weight_decay.unwrap_or(*weight_decay);
+            }
+        }
+        Ok(o)
+    }
+
+    /// One update of parameter `p` with gradient `g`.
+    pub(crate) fn step(&self, p: &mut [f32], g: &[f32], st: &mut rt::optim::OptState) {
+        match *self {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+                nesterov,
+            } => rt::optim::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+                nesterov,
+            }
+            .step(p, g, st),
+            Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                decoupled,
+            } => rt::optim::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                decoupled,
+            }
+            .step(p, g, st),
+        }
+    }
+}
+
+impl std::fmt::Display for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+                nesterov,
+            } => write!(
+                f,
+                "sgd(lr={lr}, momentum={momentum}, weight_decay={weight_decay}{})",
+                if *nesterov { ", nesterov" } else { "" }
+            ),
+            Optimizer::Adam {
+                lr,
+                weight_decay,
+                decoupled,
+                ..
+            } => write!(
+                f,
+                "{}(lr={lr}, weight_decay={weight_decay})",
+                if *decoupled { "adamw" } else { "adam" }
+            ),
+        }
+    }
+}
+
+/// The trainer's flags; every one defaults to the network's `train { }` section.
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Trains the network this binary was generated for.", long_about = None)]
+pub struct Flags {
+    /// Where the images come from: idx:DIR, cifar10:DIR, csv:FILE[.gz], folder:DIR or
+    /// synthetic[:N]
+    /// [default: the bundled MNIST digits, for a [1, 28, 28] input]
+    #[arg(long, value_name = "SPEC")]
+    pub data: Option<String>,
+    /// Passes over the training set [default: the network's `epochs`, else 5]
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per step [default: the network's `batch`, else 64]
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// sgd, adam or adamw [default: the network's optimizer, else sgd]
+    #[arg(long, value_name = "NAME")]
+    pub optimizer: Option<String>,
+    /// Learning rate [default: the network's optimizer, else 0.01]
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// SGD momentum [default: the network's optimizer, else 0.9]
+    #[arg(long)]
+    pub momentum: Option<f32>,
+    /// L2 weight decay [default: the network's optimizer, else 0]
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Seed of initialization, shuffling and the validation split [default: the network's
+    /// `seed`, else 1]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Threads for the kernels [default: every core]
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Fraction of the training images held out for validation
+    #[arg(long, default_value_t = 0.1)]
+    pub val_split: f64,
+    /// Learning-rate schedule: constant, cosine, or step:EVERY:GAMMA [default: the network's
+    /// `schedule`, else constant]
+    #[arg(long, value_name = "SCHEDULE")]
+    pub schedule: Option<String>,
+    /// Where the run's files go: checkpoints/, metrics.csv and plots/ [default: runs/NAME]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Where checkpoints go (written atomically: a temporary file, then a rename) [default:
+    /// OUT/checkpoints]
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Write a checkpoint every N epochs (0: only at the end)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub checkpoint_every: usize,
+    /// Continue from a checkpoint: PATH, or the newest in --checkpoint-dir
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub resume: Option<Option<PathBuf>>,
+    /// Write per-step and per-epoch metrics to this CSV file [default: OUT/metrics.csv]
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+    /// Record the L2 norm of every layer's weight gradient at every step (into --metrics and
+    /// --plot)
+    #[arg(long)]
+    pub grad_norms: bool,
+    /// Write SVG charts of the loss, the accuracy and (with --grad-norms) the gradient norms
+    /// into DIR after every epoch [default: OUT/plots]
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
+    /// Evaluate a checkpoint on the validation set (and the source's test set) instead of
+    /// training
+    #[arg(long, value_name = "PATH")]
+    pub eval: Option<PathBuf>,
+    /// Print nothing but errors
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut all = vec!["trainer"];
+        all.extend_from_slice(args);
+        Flags::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn schedules_parse_and_scale_the_rate() {
+        assert_eq!("constant".parse::<Schedule>().unwrap(), Schedule::Constant);
+        let step = "step:2:0.5".parse::<Schedule>().unwrap();
+        let f: Vec<f32> = (1..=5).map(|e| step.factor(e, 5)).collect();
+        assert_eq!(f, [1.0, 1.0, 0.5, 0.5, 0.25]);
+        let cos = "cosine".parse::<Schedule>().unwrap();
+        assert_eq!(cos.factor(1, 4), 1.0);
+        assert!((cos.factor(3, 4) - 0.5).abs() < 1e-6);
+        for bad in ["step:0:0.5", "step:2:-1", "step:2", "linear"] {
+            let e = bad.parse::<Schedule>().unwrap_err();
+            assert!(e.contains("step:EVERY:GAMMA"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_networks_optimizer() {
+        let sgd = Optimizer::Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            nesterov: false,
+        };
+        assert_eq!(sgd.with(&flags(&[])).unwrap(), sgd);
+        let o = sgd
+            .with(&flags(&["--lr", "0.1", "--momentum", "0.5"]))
+            .unwrap();
+        assert_eq!(
+            o,
+            Optimizer::Sgd {
+                lr: 0.1,
+                momentum: 0.5,
+                weight_decay: 0.0,
+                nesterov: false
+            }
+        );
+        // Switching kind keeps the rate and the decay.
+        let o = sgd
+            .with(&flags(&["--optimizer", "adamw", "--weight-decay", "0.01"]))
+            .unwrap();
+        assert_eq!(
+            o,
+            Optimizer::Adam {
+                lr: 0.05,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+                decoupled: true
+            }
+        );
+        assert!(o.with(&flags(&["--momentum", "0.9"])).is_err());
+        assert!(sgd.with(&flags(&["--optimizer", "rmsprop"])).is_err());
+        assert_eq!(sgd.at(0.5).lr(), 0.5);
+    }
+}
