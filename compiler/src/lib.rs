@@ -196,3 +196,16 @@ fn unused_globals(prog: &load::Program, used: &HashSet<String>, diags: &mut Vec<
         }
     }
 }
+
+/// FNV-1a, 64 bits, over `parts` each followed by a zero byte: a stable content hash (the
+/// cached crates' folder names, a network's identity in checkpoints).
+pub fn fnv(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain([0]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}

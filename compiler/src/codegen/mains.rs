@@ -411,26 +411,15 @@ pub fn emit_trainer(g: &Graph) -> Result<String, String> {
         None => quote! { netc_train::Schedule::Constant },
     };
     // What makes a checkpoint this network's: every layer (path, op, shape) and parameter.
-    let mut fnv: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |text: &str| {
-        for b in text.bytes().chain([0]) {
-            fnv ^= b as u64;
-            fnv = fnv.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    for n in g.nodes() {
+    let layers = g.nodes().into_iter().map(|n| {
         let node = g.node(n);
-        eat(&format!(
-            "{} {} {:?}",
-            node.path,
-            node.op.name(),
-            node.shape
-        ));
-    }
-    for (name, shape) in crate::interp::param_shapes(g) {
-        eat(&format!("{name} {shape:?}"));
-    }
-    let hash = fnv;
+        format!("{} {} {:?}", node.path, node.op.name(), node.shape)
+    });
+    let params = crate::interp::param_shapes(g)
+        .into_iter()
+        .map(|(name, shape)| format!("{name} {shape:?}"));
+    let parts: Vec<String> = layers.chain(params).collect();
+    let hash = crate::fnv(&parts.iter().map(String::as_str).collect::<Vec<_>>());
     let tokens = quote! {
         mod net;
 
