@@ -200,12 +200,13 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
     let plot_dir = flags.plot.clone().unwrap_or_else(|| out.join("plots"));
     if let Some(path) = &flags.eval {
         let run = checkpoint::load::<N>(path)?;
+        let mut ws = N::workspace(batch);
         let mut sets = vec![("validation", &val_set)];
         if let Some(test) = &loaded.test {
             sets.push(("test", test));
         }
         for (what, set) in sets {
-            let sc = evaluate::<N>(&run.params, &run.state, set, batch);
+            let sc = evaluate::<N>(&run.params, &run.state, set, batch, &mut ws);
             println!("{}", report(what, set, sc));
         }
         return Ok(Vec::new());
@@ -422,7 +423,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
             bar.finish_and_clear();
         }
         let seconds = started.elapsed().as_secs_f64();
-        let val = evaluate::<N>(&run.params, &run.state, &val_set, batch);
+        let val = evaluate::<N>(&run.params, &run.state, &val_set, batch, &mut ws);
         let e = Epoch {
             epoch,
             train_loss: loss_sum / (steps - skip).max(1) as f64,
@@ -480,7 +481,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
         history.push(e);
     }
     if let Some(test) = &loaded.test {
-        let sc = evaluate::<N>(&run.params, &run.state, test, batch);
+        let sc = evaluate::<N>(&run.params, &run.state, test, batch, &mut ws);
         say(report("test", test, sc));
     }
     let _ = std::io::stderr().flush();
@@ -540,9 +541,15 @@ pub struct Scores {
     pub top5: f64,
 }
 
-/// The scores of `set`, in batches of `batch` (the last one smaller, on buffers of its own
-/// size).
-pub fn evaluate<N: Network>(p: &N::Params, s: &N::State, set: &Dataset, batch: usize) -> Scores {
+/// The scores of `set`, in batches of `batch` on `ws` (buffers for that batch, such as the
+/// training loop's), the last batch, if smaller, on buffers of its own size.
+pub fn evaluate<N: Network>(
+    p: &N::Params,
+    s: &N::State,
+    set: &Dataset,
+    batch: usize,
+    ws: &mut N::Workspace,
+) -> Scores {
     if set.is_empty() {
         return Scores {
             loss: f64::NAN,
@@ -551,17 +558,19 @@ pub fn evaluate<N: Network>(p: &N::Params, s: &N::State, set: &Dataset, batch: u
         };
     }
     let (mut loss, mut top1, mut top5) = (0.0f64, 0usize, 0usize);
-    let mut ws = N::workspace(batch);
+    let mut tail = None;
     let len = set.image_len();
     for start in (0..set.len()).step_by(batch) {
         let n = batch.min(set.len() - start);
-        if n < batch {
-            ws = N::workspace(n);
-        }
+        let ws: &mut N::Workspace = if n == batch {
+            &mut *ws
+        } else {
+            tail.insert(N::workspace(n))
+        };
         let images = &set.images[start * len..(start + n) * len];
         let labels = &set.labels[start..start + n];
-        N::forward(p, s, &mut ws, images);
-        let logits = N::logits(&ws);
+        N::forward(p, s, ws, images);
+        let logits = N::logits(ws);
         top1 += hits(logits, labels, N::CLASSES);
         for (row, &l) in logits.chunks_exact(N::CLASSES).zip(labels) {
             let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
