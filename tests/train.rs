@@ -110,15 +110,70 @@ fn lenet_learns_the_bundled_digits_and_bad_input_is_refused() {
     );
 }
 
+/// A network without labels trains on its loss alone: the autoencoder learns to rebuild the
+/// digits, its summaries and metrics carry no accuracy, and it gets no accuracy chart.
+#[test]
+fn the_autoencoder_trains_on_its_loss() {
+    let dir = tmp("autoencoder");
+    let out = netc(&[
+        "train",
+        "examples/autoencoder.net",
+        "--epochs",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let val: Vec<f64> = log
+        .lines()
+        .filter_map(|l| l.split("validation loss ").nth(1))
+        .map(|rest| rest.split(';').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(val.len(), 2, "{log}");
+    // Predicting every pixel's mean gives about 0.1 on MNIST; a trained autoencoder does far
+    // better, and better in the second epoch than in the first.
+    assert!(
+        val[1] < val[0] && val[1] < 0.02,
+        "validation losses {val:?}\n{log}"
+    );
+    assert!(!log.contains("accuracy") && !log.contains("top-1"), "{log}");
+    let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let last = metrics.lines().last().unwrap();
+    let cols: Vec<&str> = last.split(',').collect();
+    assert_eq!((cols[0], cols[5], cols[7]), ("epoch", "", ""), "{last}");
+    assert!(dir.join("plots/loss.svg").exists());
+    assert!(!dir.join("plots/accuracy.svg").exists());
+    assert!(dir
+        .join("checkpoints/autoencoder-epoch0002.safetensors")
+        .exists());
+}
+
 #[test]
 fn networks_the_trainer_cannot_take_are_named() {
-    let out = netc(&["train", "examples/autoencoder.net"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("`autoencoder` has 0 `class(N)` labels"),
-        "{err}"
-    );
+    let dir = tmp("unfit");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (text_, want) in [
+        (
+            "network pair(a: [1, 8, 8], b: [1, 8, 8]) {\n    d = add(a, b) -> flatten -> linear(4);\n    loss mse(d, d);\n    output d;\n}\n",
+            "`pair` has 2 tensor inputs",
+        ),
+        (
+            "network two(x: [1, 8, 8], y: class(3), z: class(3)) {\n    s = x -> flatten -> linear(3);\n    loss ce(s, y);\n    loss ce(s, z);\n    output s;\n}\n",
+            "`two` has 2 `class(N)` labels",
+        ),
+        (
+            "network vec(x: [16], y: class(3)) {\n    s = x -> linear(3);\n    loss ce(s, y);\n    output s;\n}\n",
+            "`vec` has an input that is not an image",
+        ),
+    ] {
+        let file = dir.join("net.net");
+        std::fs::write(&file, text_).unwrap();
+        let out = netc(&["train", file.to_str().unwrap()]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{want}: {err}");
+    }
 }
 
 /// A checkpoint's tensors (name, bytes) and metadata (key, value), sorted.

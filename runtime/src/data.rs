@@ -80,7 +80,9 @@ impl Dataset {
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes];
         for &l in &self.labels {
-            counts[l as usize] += 1;
+            if let Some(c) = counts.get_mut(l as usize) {
+                *c += 1;
+            }
         }
         counts
     }
@@ -148,7 +150,8 @@ pub struct Loaded {
 }
 
 /// Reads `source`, checking every image against `shape` (the network's input) and every label
-/// against `classes`. `seed` makes synthetic data.
+/// against `classes`. `seed` makes synthetic data. `classes` 0 is a network without a label
+/// input (an autoencoder): the labels are read but not checked.
 pub fn load(
     source: &Source,
     shape: [usize; 3],
@@ -211,7 +214,7 @@ fn folder_set(dir: &Path, shape: [usize; 3], classes: usize) -> Result<Dataset, 
         return Err(DataError::at(dir, "has no class folders")
             .hint("folder:DIR wants one subfolder of images per class, such as DIR/cat/1.png"));
     }
-    if folders.len() > classes {
+    if classes > 0 && folders.len() > classes {
         return Err(DataError::at(
             dir,
             format!(
@@ -376,7 +379,7 @@ fn check_labels(path: &Path, labels: &[u8], classes: usize) -> Result<Vec<i64>, 
     if let Some((i, &l)) = labels
         .iter()
         .enumerate()
-        .find(|(_, &l)| l as usize >= classes)
+        .find(|(_, &l)| classes > 0 && l as usize >= classes)
     {
         return Err(DataError::at(
             path,
@@ -629,13 +632,17 @@ fn load_csv(path: &Path, shape: [usize; 3], classes: usize) -> Result<Dataset, D
             .hint("each line is a label then C·H·W pixels"));
         }
         let label = numbers[0];
-        if label < 0.0 || label.fract() != 0.0 || label as usize >= classes {
+        if label < 0.0 || label.fract() != 0.0 || (classes > 0 && label as usize >= classes) {
             return Err(DataError::at(
                 path,
-                format!(
-                    "line {}: label {label} is not a class below the network's {classes}",
-                    i + 1
-                ),
+                if classes > 0 {
+                    format!(
+                        "line {}: label {label} is not a class below the network's {classes}",
+                        i + 1
+                    )
+                } else {
+                    format!("line {}: label {label} is not a whole number from 0", i + 1)
+                },
             ));
         }
         labels.push(label as i64);

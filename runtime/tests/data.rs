@@ -315,3 +315,28 @@ fn image_folders_need_the_images_feature() {
         "{e}"
     );
 }
+
+/// A network without a label input (classes 0) reads any labels, unchecked: an autoencoder
+/// trains on MNIST files as they are.
+#[test]
+fn a_network_without_labels_takes_any_labels() {
+    let dir = folder("unlabeled");
+    std::fs::write(dir.join("a.csv"), "7,0,0,0,1\n12,1,1,1,1\n").unwrap();
+    let got = load(&Source::Csv(dir.join("a.csv")), [1, 2, 2], 0, 0).unwrap();
+    assert_eq!(got.train.labels, [7, 12]);
+    assert_eq!(got.train.class_counts(), Vec::<usize>::new());
+    // With classes, label 12 is out of range; without, a label must still be a whole number.
+    let e = err(load(&Source::Csv(dir.join("a.csv")), [1, 2, 2], 10, 0));
+    assert!(
+        e.contains("label 12 is not a class below the network's 10"),
+        "{e}"
+    );
+    std::fs::write(dir.join("b.csv"), "-1,0,0,0,1\n").unwrap();
+    let e = err(load(&Source::Csv(dir.join("b.csv")), [1, 2, 2], 0, 0));
+    assert!(e.contains("label -1 is not a whole number from 0"), "{e}");
+    let idx_dir = folder("unlabeled-idx");
+    small_idx(&idx_dir, "train-", false);
+    let got = load(&Source::Idx(idx_dir), [1, 2, 3], 0, 0).unwrap();
+    assert_eq!(got.train.labels, [2, 0, 1]);
+    assert_eq!(synthetic(4, [1, 2, 2], 0, 1).labels, [0, 0, 0, 0]);
+}

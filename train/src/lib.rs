@@ -19,7 +19,9 @@ use clap::Parser;
 use netc_runtime as rt;
 use rt::data::{Dataset, Source};
 
-/// What the trainer needs of a generated network with one image input and one class label.
+/// What the trainer needs of a generated network with one image input and either one class
+/// label (a classifier) or none (a network whose loss compares images, such as an
+/// autoencoder).
 pub trait Network {
     /// Trainable parameters (and, in the same type, their gradients).
     type Params;
@@ -31,7 +33,8 @@ pub trait Network {
     const NAME: &'static str;
     /// `[C, H, W]` of the image input.
     const INPUT: [usize; 3];
-    /// Classes of the label input.
+    /// Classes of the label input; 0 for a network without one, which the trainer scores by
+    /// its loss alone.
     const CLASSES: usize;
     /// Every parameter, by PyTorch name, with its shape.
     const SHAPES: &'static [(&'static str, &'static [usize])];
@@ -60,7 +63,17 @@ pub trait Network {
     fn backward(p: &Self::Params, g: &mut Self::Params, ws: &mut Self::Workspace);
     /// An inference pass on a batch.
     fn forward(p: &Self::Params, s: &Self::State, ws: &mut Self::Workspace, images: &[f32]);
-    /// The class scores the last pass left, batch first.
+    /// The network's objective on a batch, leaving everything training keeps (batchnorm
+    /// statistics) as it was: how the validation set is scored without labels.
+    fn loss(
+        p: &Self::Params,
+        s: &Self::State,
+        ws: &mut Self::Workspace,
+        images: &[f32],
+        labels: &[i64],
+    ) -> f32;
+    /// The class scores the last pass left, batch first (for a network without labels, its
+    /// first output).
     fn logits(ws: &Self::Workspace) -> &[f32];
     /// Batchnorm statistics by name, with their shapes.
     const STATE_SHAPES: &'static [(&'static str, &'static [usize])];
@@ -172,17 +185,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
         }
     };
     let report = |what: &str, set: &Dataset, sc: Scores| {
-        let top5 = if N::CLASSES > 5 {
-            format!(", top-5 {:.2}%", 100.0 * sc.top5)
-        } else {
-            String::new()
-        };
-        format!(
-            "{what}: {} images, loss {:.4}, top-1 {:.2}%{top5}",
-            set.len(),
-            sc.loss,
-            100.0 * sc.top1
-        )
+        format!("{what}: {} images, {}", set.len(), sc.describe(N::CLASSES))
     };
     // The run's files: checkpoints, metrics and charts, under --out unless given one by one.
     let out = flags
@@ -335,7 +338,9 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
                     &checkpoint_dir,
                 ));
             }
-            correct += hits(N::logits(&ws), &labels, N::CLASSES);
+            if N::CLASSES > 0 {
+                correct += hits(N::logits(&ws), &labels, N::CLASSES);
+            }
             N::backward(&run.params, &mut g, &mut ws);
             if let Some((name, _)) = N::SHAPES.iter().find(|(name, _)| {
                 !N::param(&g, name)
@@ -398,10 +403,15 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
             }
             let done = (step + 1) * batch;
             let status = || {
+                let accuracy = if N::CLASSES > 0 {
+                    let a = correct as f64 / ((step + 1 - skip) * batch) as f64;
+                    format!(", accuracy {:.1}%", 100.0 * a)
+                } else {
+                    String::new()
+                };
                 format!(
-                    "loss {:.4}, accuracy {:.1}%, {:.0} img/s",
+                    "loss {:.4}{accuracy}, {:.0} img/s",
                     loss_sum / (step + 1 - skip) as f64,
-                    100.0 * correct as f64 / ((step + 1 - skip) * batch) as f64,
                     ((step + 1 - skip) * batch) as f64 / started.elapsed().as_secs_f64()
                 )
             };
@@ -427,22 +437,24 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
         let e = Epoch {
             epoch,
             train_loss: loss_sum / (steps - skip).max(1) as f64,
-            train_accuracy: correct as f64 / ((steps - skip).max(1) * batch) as f64,
+            train_accuracy: if N::CLASSES > 0 {
+                correct as f64 / ((steps - skip).max(1) * batch) as f64
+            } else {
+                f64::NAN
+            },
             val_loss: val.loss,
             val_accuracy: val.top1,
             images_per_second: ((steps - skip) * batch) as f64 / seconds,
         };
-        let top5 = if N::CLASSES > 5 {
-            format!(", top-5 {:.2}%", 100.0 * val.top5)
+        let accuracy = if N::CLASSES > 0 {
+            format!(", accuracy {:.2}%", 100.0 * e.train_accuracy)
         } else {
             String::new()
         };
         say(format!(
-            "epoch {epoch}/{epochs}: train loss {:.4}, accuracy {:.2}%; validation loss {:.4}, top-1 {:.2}%{top5}; {:.0} img/s",
+            "epoch {epoch}/{epochs}: train loss {:.4}{accuracy}; validation {}; {:.0} img/s",
             e.train_loss,
-            100.0 * e.train_accuracy,
-            e.val_loss,
-            100.0 * e.val_accuracy,
+            val.describe(N::CLASSES),
             e.images_per_second
         ));
         {
@@ -452,9 +464,9 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
                 "epoch,{epoch},{},{lr},{},{},{},{},{}{}",
                 run.step,
                 e.train_loss,
-                e.train_accuracy,
+                csv(e.train_accuracy),
                 e.val_loss,
-                e.val_accuracy,
+                csv(e.val_accuracy),
                 e.images_per_second,
                 ",".repeat(layers.len())
             )
@@ -486,6 +498,16 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
     }
     let _ = std::io::stderr().flush();
     Ok(history)
+}
+
+/// A metric for the CSV file: empty when there is none (NaN, such as the accuracy of a
+/// network without labels).
+fn csv(v: f64) -> String {
+    if v.is_nan() {
+        String::new()
+    } else {
+        v.to_string()
+    }
 }
 
 /// The message for a non-finite loss or gradient, pointing at the last good checkpoint.
@@ -533,12 +555,28 @@ fn hits(logits: &[f32], labels: &[i64], classes: usize) -> usize {
         .count()
 }
 
-/// A set's mean cross-entropy and top-1 and top-5 accuracy.
+/// A set's mean cross-entropy and top-1 and top-5 accuracy; for a network without labels,
+/// its mean loss, and NaN accuracies.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scores {
     pub loss: f64,
     pub top1: f64,
     pub top5: f64,
+}
+
+impl Scores {
+    /// "loss L, top-1 A%, top-5 B%", with top-5 only above 5 classes and accuracies only
+    /// with classes.
+    fn describe(&self, classes: usize) -> String {
+        let mut s = format!("loss {:.4}", self.loss);
+        if classes > 0 {
+            s += &format!(", top-1 {:.2}%", 100.0 * self.top1);
+        }
+        if classes > 5 {
+            s += &format!(", top-5 {:.2}%", 100.0 * self.top5);
+        }
+        s
+    }
 }
 
 /// The scores of `set`, in batches of `batch` on `ws` (buffers for that batch, such as the
@@ -569,6 +607,11 @@ pub fn evaluate<N: Network>(
         };
         let images = &set.images[start * len..(start + n) * len];
         let labels = &set.labels[start..start + n];
+        if N::CLASSES == 0 {
+            // The batch's mean loss, weighted by its images.
+            loss += N::loss(p, s, ws, images, labels) as f64 * n as f64;
+            continue;
+        }
         N::forward(p, s, ws, images);
         let logits = N::logits(ws);
         top1 += hits(logits, labels, N::CLASSES);
@@ -584,9 +627,16 @@ pub fn evaluate<N: Network>(
         }
     }
     let n = set.len() as f64;
+    let accuracy = |hits: usize| {
+        if N::CLASSES > 0 {
+            hits as f64 / n
+        } else {
+            f64::NAN
+        }
+    };
     Scores {
         loss: loss / n,
-        top1: top1 as f64 / n,
-        top5: top5 as f64 / n,
+        top1: accuracy(top1),
+        top5: accuracy(top5),
     }
 }

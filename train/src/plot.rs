@@ -1,6 +1,6 @@
 //! `--plot DIR`: SVG charts of a run, rewritten after every epoch: `loss.svg` (training loss
 //! per step, validation loss per epoch), `accuracy.svg` (training and validation top-1 per
-//! epoch) and, with `--grad-norms`, `grad_norms.svg` (each layer's weight-gradient L2 norm
+//! epoch, for a classifier) and, with `--grad-norms`, `grad_norms.svg` (each layer's weight-gradient L2 norm
 //! per step, on a log scale, so that vanishing gradients show as lines far below the rest).
 
 use std::path::Path;
@@ -136,16 +136,19 @@ pub fn write(dir: &Path, name: &str, h: &History) -> Result<(), String> {
             ("validation", COLORS[1], per_epoch(2)),
         ],
     )?;
-    chart(
-        &dir.join("accuracy.svg"),
-        &format!("{name}: top-1 accuracy"),
-        "epoch",
-        false,
-        &[
-            ("training", COLORS[0], per_epoch(1)),
-            ("validation", COLORS[1], per_epoch(3)),
-        ],
-    )?;
+    // A network without labels has no accuracy (NaN): no chart.
+    if h.epochs.iter().any(|e| e.2.is_finite()) {
+        chart(
+            &dir.join("accuracy.svg"),
+            &format!("{name}: top-1 accuracy"),
+            "epoch",
+            false,
+            &[
+                ("training", COLORS[0], per_epoch(1)),
+                ("validation", COLORS[1], per_epoch(3)),
+            ],
+        )?;
+    }
     if !h.layers.is_empty() && !h.norms.is_empty() {
         let series: Vec<Series> = h
             .layers

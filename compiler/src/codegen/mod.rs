@@ -11,7 +11,9 @@
 mod layer;
 mod mains;
 
-pub use mains::{emit_bench, emit_main, emit_runner, emit_trainer};
+pub use mains::{
+    emit_bench, emit_main, emit_runner, emit_trainer, network_impl, trainer_fit, TrainerFit,
+};
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
