@@ -8,8 +8,10 @@
 mod checkpoint;
 mod config;
 mod plot;
+mod trainer;
 
 pub use config::{Defaults, Flags, Optimizer, Schedule};
+pub use trainer::Trainer;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -138,8 +140,16 @@ pub struct Run<N: Network> {
     pub rng: rt::rng::Rng,
 }
 
-/// Trains `N` as `flags` say and returns every epoch's figures.
-pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
+/// What a run leaves: the trained parameters and batchnorm statistics, and every epoch's
+/// figures (none for `--eval`, which returns the checkpoint's).
+pub struct Trained<N: Network> {
+    pub params: N::Params,
+    pub state: N::State,
+    pub epochs: Vec<Epoch>,
+}
+
+/// Trains `N` as `flags` say.
+pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
     let d = N::DEFAULTS;
     let epochs = flags.epochs.unwrap_or(d.epochs);
     let batch = flags.batch.unwrap_or(d.batch);
@@ -212,7 +222,11 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
             let sc = evaluate::<N>(&run.params, &run.state, set, batch, &mut ws);
             println!("{}", report(what, set, sc));
         }
-        return Ok(Vec::new());
+        return Ok(Trained {
+            params: run.params,
+            state: run.state,
+            epochs: Vec::new(),
+        });
     }
     // The layers whose weight-gradient norms --grad-norms records: weights of two or more
     // dimensions (convolutions, linear layers), in forward order.
@@ -497,7 +511,11 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Vec<Epoch>, String> {
         say(report("test", test, sc));
     }
     let _ = std::io::stderr().flush();
-    Ok(history)
+    Ok(Trained {
+        params: run.params,
+        state: run.state,
+        epochs: history,
+    })
 }
 
 /// A metric for the CSV file: empty when there is none (NaN, such as the accuracy of a

@@ -5,8 +5,11 @@
 //! `backward`. Each layer is its own small `#[inline(never)]` function commented with the
 //! path it implements, so that rustc builds large networks quickly.
 //!
-//! This is the unfused schedule: the same operations, in the same order, as the reference
-//! interpreter (`interp.rs`), which is its oracle. Fusion and memory planning come later.
+//! The code follows the graph after the codegen passes (fused epilogues, merged 1×1
+//! convolutions, in-place activations and concats) with every buffer placed by the memory
+//! plan; the reference interpreter (`interp.rs`) runs the unfused graph and is its oracle.
+//! [`emit`] formats the module as a file; [`module_tokens`] gives the tokens that the
+//! `network!` macro expands to.
 
 mod layer;
 mod mains;
@@ -40,10 +43,7 @@ pub fn emit(g: &Graph, source: &str) -> Result<String, String> {
 
 /// [`emit`], skipping the passes named in `skip`.
 pub fn emit_with(g: &Graph, source: &str, skip: &[&str]) -> Result<String, String> {
-    let mut g = g.clone();
-    crate::passes::run(&mut g, crate::passes::CODEGEN, skip).map_err(|d| d.message)?;
-    let g = &g;
-    let tokens = module(g)?;
+    let tokens = module_tokens(g, &quote! { netc_runtime }, skip)?;
     let file: syn::File = syn::parse2(tokens)
         .map_err(|e| format!("internal error: generated code does not parse: {e}"))?;
     // A plain comment, not `//!`, so that the module can also be `include!`d.
@@ -54,7 +54,16 @@ pub fn emit_with(g: &Graph, source: &str, skip: &[&str]) -> Result<String, Strin
     ))
 }
 
-fn module(g: &Graph) -> Result<TokenStream, String> {
+/// The generated module's items for `g` after the codegen passes (less those in `skip`),
+/// with the runtime at path `runtime` (`netc_runtime` in a generated crate, `::netc::rt`
+/// from the macros).
+pub fn module_tokens(g: &Graph, runtime: &TokenStream, skip: &[&str]) -> Result<TokenStream, String> {
+    let mut g = g.clone();
+    crate::passes::run(&mut g, crate::passes::CODEGEN, skip).map_err(|d| d.message)?;
+    module(&g, runtime)
+}
+
+fn module(g: &Graph, runtime: &TokenStream) -> Result<TokenStream, String> {
     let shapes = param_shapes(g);
     let mut seen = std::collections::HashMap::new();
     for (name, _) in &shapes {
@@ -395,7 +404,7 @@ fn module(g: &Graph) -> Result<TokenStream, String> {
         .collect();
     let name = &g.name;
     Ok(quote! {
-        use netc_runtime as rt;
+        use #runtime as rt;
 
         /// The network's name.
         pub const NAME: &str = #name;

@@ -1,0 +1,238 @@
+//! netc-macros: `network! { ... }` and `include_net!("file.net")`, re-exported by the `netc`
+//! crate. Both run the whole compiler at build time: a network that does not check is a
+//! `compile_error!` at the offending token (or, from a file, with the file, line and column),
+//! and one that does becomes the module `netc emit` writes, plus `Net`, its
+//! `netc::train::Network` for the library trainer.
+//!
+//! The `.net` language is made of Rust tokens, so `network!` rebuilds its text from the
+//! tokens it is given, remembering where each one came from, and maps the spans of
+//! diagnostics back onto those tokens.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use netc_compiler::load::{self, Loader};
+use netc_compiler::Checked;
+use netc_dsl::{Diagnostic, FileId};
+use proc_macro2::{Delimiter, Spacing, Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned};
+
+/// Networks written in the `.net` language (LANGUAGE.md), checked and compiled as the crate
+/// builds: one module per network, named after it, with what `netc emit` writes (`Params`,
+/// `Grads`, `State`, `Workspace`, `Inputs`, `forward`, `forward_train`, `backward`, the
+/// outputs and activations by path), and `Net`, the network for `netc::train::Trainer`.
+/// `use "FILE"` paths are relative to the crate's `Cargo.toml`.
+#[proc_macro]
+pub fn network(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    let tokens = Tokens::new(input.into());
+    let root = manifest_dir().join("network!");
+    let loader = Recording::default();
+    let (prog, diags) = load::load_source("network!", tokens.text.clone(), &root, &loader);
+    let checked = netc_compiler::check_program(prog, diags, None);
+    let spans = |d: &Diagnostic| {
+        d.span()
+            .filter(|s| s.file == FileId(0))
+            .map(|s| tokens.spans(s.start as usize, s.end as usize))
+    };
+    expand(&checked, &loader, Span::call_site(), &spans).into()
+}
+
+/// The networks of a `.net` file, as [`network!`] would expand its text; the path is relative
+/// to the crate's `Cargo.toml`. Cargo rebuilds the crate when the file, or any file it
+/// `use`s, changes. A network that does not check is a `compile_error!` naming the file, line
+/// and column.
+#[proc_macro]
+pub fn include_net(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    let lit = match syn::parse2::<syn::LitStr>(input.into()) {
+        Ok(lit) => lit,
+        Err(e) => {
+            let msg = format!("{e}; include_net! takes the path of a .net file, such as include_net!(\"examples/lenet.net\")");
+            return syn::Error::new(e.span(), msg).to_compile_error().into();
+        }
+    };
+    let name = lit.value();
+    let path = manifest_dir().join(&name);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => {
+            let msg = format!(
+                "cannot read `{}`: {e}\n  help: the path is relative to the crate's Cargo.toml",
+                path.display()
+            );
+            return syn::Error::new(lit.span(), msg).to_compile_error().into();
+        }
+    };
+    let loader = Recording::default();
+    loader.read.borrow_mut().push(path.clone());
+    let (prog, diags) = load::load_source(name, text, &path, &loader);
+    let checked = netc_compiler::check_program(prog, diags, None);
+    expand(&checked, &loader, lit.span(), &|_| None).into()
+}
+
+/// The crate being built: where `use` and `include_net!` paths start.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The modules of `checked`'s networks, or its errors as `compile_error!`s: at the tokens
+/// `spans` gives for a diagnostic, else at `fallback` with the diagnostic rendered with its
+/// file, line and column.
+fn expand(
+    checked: &Checked,
+    loader: &Recording,
+    fallback: Span,
+    spans: &dyn Fn(&Diagnostic) -> Option<(Span, Span)>,
+) -> TokenStream {
+    // Cargo rebuilds the crate when a file it read changes.
+    let tracked = loader.read.borrow().iter().map(|p| {
+        let p = p.display().to_string();
+        quote! { const _: &[u8] = include_bytes!(#p); }
+    }).collect::<Vec<_>>();
+    if checked.has_errors() {
+        let errors = checked.errors().map(|d| match spans(d) {
+            Some((first, last)) => error(first, last, &summary(d)),
+            None => error(fallback, fallback, d.render(&checked.sources).trim_end()),
+        });
+        return quote! { #(#errors)* #(#tracked)* };
+    }
+    if checked.graphs.is_empty() {
+        return error(fallback, fallback, "no network here: `network NAME(INPUTS) { ... }` defines one");
+    }
+    let modules = checked.graphs.iter().map(|g| {
+        let name = format_ident!("{}", g.name, span = fallback);
+        let runtime = quote! { ::netc::rt };
+        let items = match netc_compiler::codegen::module_tokens(g, &runtime, &[]) {
+            Ok(items) => items,
+            Err(e) => return error(fallback, fallback, &format!("network `{}`: {e}", g.name)),
+        };
+        // Networks the trainer cannot take (see `netc train`) have no `Network`.
+        let imp = netc_compiler::codegen::network_impl(g, &quote! { ::netc::train }, &quote! { self })
+            .unwrap_or_default();
+        let doc = format!(" Network `{}`, generated by netc from its `.net` text.", g.name);
+        quote! {
+            #[doc = #doc]
+            #[allow(clippy::all, clippy::pedantic, unused)]
+            pub mod #name {
+                #items
+
+                /// The network, for `netc::train::Trainer`.
+                pub struct Net;
+
+                #imp
+            }
+        }
+    });
+    quote! { #(#modules)* #(#tracked)* }
+}
+
+/// A diagnostic in one message: what, the labels, the hint and the notes.
+fn summary(d: &Diagnostic) -> String {
+    let mut out = d.message.clone();
+    for l in d.labels.iter().filter(|l| !l.message.is_empty()) {
+        out += &format!("\n  {}", l.message);
+    }
+    if let Some(help) = &d.help {
+        out += &format!("\n  help: {help}");
+    }
+    for n in &d.notes {
+        out += &format!("\n  note: {n}");
+    }
+    out
+}
+
+/// `compile_error!(message)` over the tokens from `first` to `last` (rustc joins the spans of
+/// a macro call's path and its brackets, which is how an error covers several tokens).
+fn error(first: Span, last: Span, message: &str) -> TokenStream {
+    let path = quote_spanned! { first => ::core::compile_error! };
+    let args = quote_spanned! { last => { #message } };
+    quote! { #path #args }
+}
+
+/// Every file the compiler read, for cargo's rebuild tracking.
+#[derive(Default)]
+struct Recording {
+    read: RefCell<Vec<PathBuf>>,
+}
+
+impl Loader for Recording {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        let text = std::fs::read_to_string(path)?;
+        self.read.borrow_mut().push(path.to_path_buf());
+        Ok(text)
+    }
+}
+
+/// The text of a macro's tokens, and where each token's text starts and ends in it.
+struct Tokens {
+    text: String,
+    at: Vec<(usize, usize, Span)>,
+}
+
+impl Tokens {
+    fn new(stream: TokenStream) -> Tokens {
+        let mut t = Tokens {
+            text: String::new(),
+            at: Vec::new(),
+        };
+        t.push_stream(stream);
+        t
+    }
+
+    fn push_stream(&mut self, stream: TokenStream) {
+        for tree in stream {
+            match tree {
+                TokenTree::Group(g) => {
+                    let (open, close) = match g.delimiter() {
+                        Delimiter::Parenthesis => ("(", ")"),
+                        Delimiter::Brace => ("{", "}"),
+                        Delimiter::Bracket => ("[", "]"),
+                        Delimiter::None => ("", ""),
+                    };
+                    self.push(open, g.span_open());
+                    self.push_stream(g.stream());
+                    self.push(close, g.span_close());
+                }
+                // `->` and other two-character operators stay together.
+                TokenTree::Punct(p) => {
+                    self.push(&p.as_char().to_string(), p.span());
+                    if p.spacing() == Spacing::Joint {
+                        self.text.pop();
+                    }
+                }
+                TokenTree::Ident(i) => self.push(&i.to_string(), i.span()),
+                TokenTree::Literal(l) => self.push(&l.to_string(), l.span()),
+            }
+        }
+    }
+
+    /// Appends a token's text and a space.
+    fn push(&mut self, text: &str, span: Span) {
+        if text.is_empty() {
+            return;
+        }
+        let start = self.text.len();
+        self.text.push_str(text);
+        self.at.push((start, self.text.len(), span));
+        self.text.push(' ');
+    }
+
+    /// The first and last tokens that the text `start..end` touches.
+    fn spans(&self, start: usize, end: usize) -> (Span, Span) {
+        let touched: Vec<Span> = self
+            .at
+            .iter()
+            .filter(|&&(s, e, _)| s < end.max(start + 1) && e > start)
+            .map(|&(_, _, span)| span)
+            .collect();
+        match (touched.first(), touched.last()) {
+            (Some(&first), Some(&last)) => (first, last),
+            // Past the last token (an unexpected end): the closing brace of the call.
+            _ => {
+                let last = self.at.last().map_or(Span::call_site(), |&(_, _, s)| s);
+                (last, last)
+            }
+        }
+    }
+}

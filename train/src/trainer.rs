@@ -1,0 +1,177 @@
+//! [`Trainer`]: the standalone trainer's loop as a library, for networks written inline with
+//! `network!` or `include_net!`. It takes the same settings as the binary's flags, set by
+//! method or parsed from the command line, and runs with the same progress bars,
+//! checkpoints, metrics and charts.
+
+use std::marker::PhantomData;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::{train, Flags, Network, Trained};
+
+/// Trains a network `N`; every setting defaults to the network's `train { }` section, as the
+/// trainer binary's flags do.
+///
+/// ```no_run
+/// # fn demo<N: netc_train::Network>() -> Result<(), String> {
+/// let trained = netc_train::Trainer::<N>::new()
+///     .epochs(3)
+///     .data("idx:data")
+///     .out("runs/mine")
+///     .run()?;
+/// println!("validation top-1 {:.2}", trained.epochs.last().unwrap().val_accuracy);
+/// # Ok(()) }
+/// ```
+pub struct Trainer<N: Network> {
+    flags: Flags,
+    network: PhantomData<N>,
+}
+
+impl<N: Network> Default for Trainer<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<N: Network> Trainer<N> {
+    /// Every setting at its default.
+    pub fn new() -> Self {
+        Self::with_flags(Flags::parse_from([N::NAME]))
+    }
+
+    /// The settings of the process's command line (the trainer binary's flags); `--help`
+    /// prints them, and a bad flag exits with status 2 and the reason, as the binary does.
+    pub fn from_args() -> Self {
+        Self::with_flags(Flags::parse())
+    }
+
+    /// The settings of `args` (the first being the program's name); a bad flag is an error
+    /// whose text says why.
+    pub fn try_from_args<I, T>(args: I) -> Result<Self, String>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Flags::try_parse_from(args)
+            .map(Self::with_flags)
+            .map_err(|e| e.to_string())
+    }
+
+    /// These settings.
+    pub fn with_flags(flags: Flags) -> Self {
+        Trainer {
+            flags,
+            network: PhantomData,
+        }
+    }
+
+    /// The settings, for anything without a method of its own.
+    pub fn flags_mut(&mut self) -> &mut Flags {
+        &mut self.flags
+    }
+
+    /// Where the images come from (`--data`): `idx:DIR`, `cifar10:DIR`, `csv:FILE[.gz]`,
+    /// `folder:DIR` or `synthetic[:N]`.
+    pub fn data(mut self, spec: impl Into<String>) -> Self {
+        self.flags.data = Some(spec.into());
+        self
+    }
+
+    /// Passes over the training set.
+    pub fn epochs(mut self, n: usize) -> Self {
+        self.flags.epochs = Some(n);
+        self
+    }
+
+    /// Images per step.
+    pub fn batch(mut self, n: usize) -> Self {
+        self.flags.batch = Some(n);
+        self
+    }
+
+    /// `sgd`, `adam` or `adamw`.
+    pub fn optimizer(mut self, name: impl Into<String>) -> Self {
+        self.flags.optimizer = Some(name.into());
+        self
+    }
+
+    /// The learning rate.
+    pub fn lr(mut self, lr: f32) -> Self {
+        self.flags.lr = Some(lr);
+        self
+    }
+
+    /// SGD's momentum.
+    pub fn momentum(mut self, m: f32) -> Self {
+        self.flags.momentum = Some(m);
+        self
+    }
+
+    /// L2 weight decay (decoupled for `adamw`).
+    pub fn weight_decay(mut self, wd: f32) -> Self {
+        self.flags.weight_decay = Some(wd);
+        self
+    }
+
+    /// The learning-rate schedule: `constant`, `cosine` or `step:EVERY:GAMMA`.
+    pub fn schedule(mut self, schedule: impl Into<String>) -> Self {
+        self.flags.schedule = Some(schedule.into());
+        self
+    }
+
+    /// The seed of initialization, shuffling and the validation split.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.flags.seed = Some(seed);
+        self
+    }
+
+    /// Threads for the kernels.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.flags.threads = Some(n);
+        self
+    }
+
+    /// The fraction of the training images held out for validation.
+    pub fn val_split(mut self, fraction: f64) -> Self {
+        self.flags.val_split = fraction;
+        self
+    }
+
+    /// Where the run's files go: `checkpoints/`, `metrics.csv` and `plots/`.
+    pub fn out(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.flags.out = Some(dir.into());
+        self
+    }
+
+    /// A checkpoint every `n` epochs (0: only at the end).
+    pub fn checkpoint_every(mut self, n: usize) -> Self {
+        self.flags.checkpoint_every = n;
+        self
+    }
+
+    /// Continue from a checkpoint: `Some(path)`, or `None` for the newest of the run.
+    pub fn resume(mut self, from: Option<PathBuf>) -> Self {
+        self.flags.resume = Some(from);
+        self
+    }
+
+    /// Record every layer's weight-gradient norm at every step.
+    pub fn grad_norms(mut self, on: bool) -> Self {
+        self.flags.grad_norms = on;
+        self
+    }
+
+    /// Print nothing but errors.
+    pub fn quiet(mut self, on: bool) -> Self {
+        self.flags.quiet = on;
+        self
+    }
+
+    /// Trains, and returns the parameters, batchnorm statistics and every epoch's figures.
+    /// The error says what went wrong (bad settings or data, a diverged run, Ctrl-C, with
+    /// the checkpoint it wrote).
+    pub fn run(&self) -> Result<Trained<N>, String> {
+        train::<N>(&self.flags)
+    }
+}
