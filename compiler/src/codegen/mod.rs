@@ -57,7 +57,11 @@ pub fn emit_with(g: &Graph, source: &str, skip: &[&str]) -> Result<String, Strin
 /// The generated module's items for `g` after the codegen passes (less those in `skip`),
 /// with the runtime at path `runtime` (`netc_runtime` in a generated crate, `::netc::rt`
 /// from the macros).
-pub fn module_tokens(g: &Graph, runtime: &TokenStream, skip: &[&str]) -> Result<TokenStream, String> {
+pub fn module_tokens(
+    g: &Graph,
+    runtime: &TokenStream,
+    skip: &[&str],
+) -> Result<TokenStream, String> {
     let mut g = g.clone();
     crate::passes::run(&mut g, crate::passes::CODEGEN, skip).map_err(|d| d.message)?;
     module(&g, runtime)

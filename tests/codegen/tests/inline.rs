@@ -1,0 +1,75 @@
+//! The modules `include_net!` and `network!` expand to against the modules `netc emit` writes
+//! for the same networks: equal parameters and inputs give bitwise equal outputs, losses,
+//! gradients and batchnorm statistics, and the macros' `Net` describes the network as the
+//! trainer binary's does.
+
+use netc_codegen_tests as t;
+use netc_runtime::rng::Rng;
+
+/// Runs an emitted module and an inline one on the same seeded parameters and batch, and
+/// asserts every result is bitwise equal.
+macro_rules! same {
+    ($test:ident, $emitted:path, $inline:path, $batch:expr, [$($input:ident: $len:expr),*], [$($label:ident: $classes:expr),*], $out:ident) => {
+        #[test]
+        fn $test() {
+            use $emitted as a;
+            use $inline as b;
+            assert_eq!(a::Params::SHAPES, b::Params::SHAPES);
+            assert_eq!(a::State::SHAPES, b::State::SHAPES);
+            let mut rng = Rng::new(3);
+            let (mut pa, mut pb) = (a::Params::new(), b::Params::new());
+            for (name, _) in a::Params::SHAPES {
+                let v: Vec<f32> = pa.get(name).unwrap().iter().map(|_| rng.uniform(-0.2, 0.2)).collect();
+                pa.get_mut(name).unwrap().copy_from_slice(&v);
+                pb.get_mut(name).unwrap().copy_from_slice(&v);
+            }
+            let (mut sa, mut sb) = (a::State::new(), b::State::new());
+            $(
+                let $input: Vec<f32> = (0..$batch * $len).map(|_| rng.uniform(0.0, 1.0)).collect();
+            )*
+            $(
+                let $label: Vec<i64> = (0..$batch).map(|_| rng.below($classes) as i64).collect();
+            )*
+            let xa = a::Inputs { $($input: &$input,)* $($label: &$label,)* };
+            let xb = b::Inputs { $($input: &$input,)* $($label: &$label,)* };
+            let (mut wa, mut wb) = (a::Workspace::new($batch), b::Workspace::new($batch));
+            a::forward(&pa, &sa, &mut wa, &xa);
+            b::forward(&pb, &sb, &mut wb, &xb);
+            assert_eq!(a::$out(&wa), b::$out(&wb), "inference output");
+            let (la, lb) = (a::forward_train(&pa, &mut sa, &mut wa, &xa), b::forward_train(&pb, &mut sb, &mut wb, &xb));
+            assert_eq!(la.to_bits(), lb.to_bits(), "loss {la} against {lb}");
+            assert!(la.is_finite());
+            let (mut ga, mut gb) = (a::Grads::new(), b::Grads::new());
+            a::backward(&pa, &mut ga, &mut wa);
+            b::backward(&pb, &mut gb, &mut wb);
+            for (name, _) in a::Params::SHAPES {
+                assert_eq!(ga.get(name).unwrap(), gb.get(name).unwrap(), "gradient of {name}");
+            }
+            assert!(ga.get(a::Params::SHAPES[0].0).unwrap().iter().any(|&v| v != 0.0));
+            for (name, _) in a::State::SHAPES {
+                assert_eq!(sa.get(name).unwrap(), sb.get(name).unwrap(), "{name}");
+            }
+        }
+    };
+}
+
+same!(lenet_by_include_net, t::lenet, t::inline::lenet, 4, [image: 784], [label: 10], output_logits);
+same!(lenet_by_network_macro, t::lenet, t::inline::text::lenet, 4, [image: 784], [label: 10], output_logits);
+same!(autoencoder_by_include_net, t::autoencoder, t::inline::autoencoder, 3, [image: 784], [], output_recon);
+same!(googlenet_by_include_net, t::googlenet, t::inline::googlenet, 2, [image: 3 * 224 * 224], [label: 1000], output_logits);
+
+/// The macros' `Net` is the trainer's view of the network: the same name, input, classes,
+/// parameters and defaults as the `netc train` binary gets.
+#[test]
+fn the_inline_net_is_the_trainer_network() {
+    use netc::train::Network;
+    type N = t::inline::text::lenet::Net;
+    assert_eq!(N::NAME, "lenet");
+    assert_eq!(N::INPUT, [1, 28, 28]);
+    assert_eq!(N::CLASSES, 10);
+    assert_eq!(N::SHAPES, t::lenet::Params::SHAPES);
+    assert_eq!((N::DEFAULTS.epochs, N::DEFAULTS.batch), (5, 64));
+    // The hash that checkpoints carry is the network's, whichever macro built it.
+    assert_eq!(N::HASH, <t::inline::lenet::Net as Network>::HASH);
+    assert_eq!(<t::inline::autoencoder::Net as Network>::CLASSES, 0);
+}
