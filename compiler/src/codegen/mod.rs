@@ -692,6 +692,7 @@ fn tensor_struct(name: &str, doc: &str, tensors: &[&(String, Vec<usize>)]) -> To
         )
     };
     let shapes: Vec<TokenStream> = tensors.iter().map(|(_, s)| usizes(s)).collect();
+    let count = tensors.len();
     quote! {
         #[doc = #doc]
         #[derive(Clone, Debug, Default, PartialEq)]
@@ -714,6 +715,18 @@ fn tensor_struct(name: &str, doc: &str, tensors: &[&(String, Vec<usize>)]) -> To
             /// The tensor named `name`, mutably.
             pub fn get_mut(&mut self, name: &str) -> Option<&mut [f32]> {
                 #get_mut
+            }
+
+            /// Every tensor with its name, in [`Self::SHAPES`] order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, &[f32])> {
+                let all: [(&'static str, &[f32]); #count] = [#( (#names, &self.#fields) ),*];
+                all.into_iter()
+            }
+
+            /// Every tensor with its name, mutably, in [`Self::SHAPES`] order.
+            pub fn iter_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut [f32])> {
+                let all: [(&'static str, &mut [f32]); #count] = [#( (#names, &mut self.#fields) ),*];
+                all.into_iter()
             }
         }
     }

@@ -73,3 +73,22 @@ fn the_inline_net_is_the_trainer_network() {
     assert_eq!(N::HASH, <t::inline::lenet::Net as Network>::HASH);
     assert_eq!(<t::inline::autoencoder::Net as Network>::CLASSES, 0);
 }
+
+/// Parameters iterate by path, in `SHAPES` order, mutably too.
+#[test]
+fn parameters_iterate_by_path() {
+    use t::inline::text::lenet as m;
+    let mut p = m::Params::new();
+    for (k, (name, t)) in p.iter_mut().enumerate() {
+        t.fill(k as f32);
+        assert_eq!(name, m::Params::SHAPES[k].0);
+    }
+    let got: Vec<(&str, usize, f32)> = p.iter().map(|(n, t)| (n, t.len(), t[0])).collect();
+    let want: Vec<(&str, usize, f32)> = m::Params::SHAPES
+        .iter()
+        .enumerate()
+        .map(|(k, (n, s))| (*n, s.iter().product(), k as f32))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(m::State::new().iter().count(), 0);
+}
