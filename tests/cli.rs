@@ -395,10 +395,24 @@ fn the_vanishing_gradient_example_checks() {
         .map(|n| n["network"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["plain", "aux", "bn"]);
-    // 784·128 + 7·128·128 + 128·10 weights and 8·128 + 10 biases.
-    let plain = 784 * 128 + 7 * 128 * 128 + 128 * 10 + 8 * 128 + 10;
+    // Convolutions 1→16, 16→16, 16→32, then five 32→32, all 3×3 with biases, and the
+    // classifier on 32·7·7 features.
+    let convs = [
+        (1, 16),
+        (16, 16),
+        (16, 32),
+        (32, 32),
+        (32, 32),
+        (32, 32),
+        (32, 32),
+        (32, 32),
+    ];
+    let plain: usize = convs.iter().map(|(i, o)| i * o * 9 + o).sum::<usize>() + 32 * 49 * 10 + 10;
     assert_eq!(nets[0]["total"]["params"], plain);
-    // The auxiliary classifier (128·10 + 10) is training-only.
-    assert_eq!(nets[1]["total"]["params"], plain + 1290);
+    // The auxiliary classifier (16·7·7·10 + 10) is training-only.
+    assert_eq!(nets[1]["total"]["params"], plain + 7850);
     assert_eq!(nets[1]["inference"]["params"], plain);
+    // Batchnorm replaces each conv's bias (o) by γ and β (2o).
+    let bn = plain + convs.iter().map(|(_, o)| o).sum::<usize>();
+    assert_eq!(nets[2]["total"]["params"], bn);
 }
