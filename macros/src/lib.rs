@@ -15,7 +15,7 @@ use netc_compiler::load::{self, Loader};
 use netc_compiler::Checked;
 use netc_dsl::{Diagnostic, FileId};
 use proc_macro2::{Delimiter, Spacing, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 
 /// Networks written in the `.net` language (LANGUAGE.md), checked and compiled as the crate
 /// builds: one module per network, named after it, with what `netc emit` writes (`Params`,
@@ -97,8 +97,12 @@ fn expand(
             quote! { const _: &[u8] = include_bytes!(#p); }
         })
         .collect::<Vec<_>>();
-    if checked.has_errors() {
-        let errors = checked.errors().map(|d| match spans(d) {
+    let mut errors: Vec<Diagnostic> = checked.errors().cloned().collect();
+    if errors.is_empty() {
+        errors = rust_names(checked);
+    }
+    if !errors.is_empty() {
+        let errors = errors.iter().map(|d| match spans(d) {
             Some((first, last)) => error(first, last, &summary(d)),
             None => error(fallback, fallback, &located(d, &checked.sources)),
         });
@@ -112,7 +116,7 @@ fn expand(
         );
     }
     let modules = checked.graphs.iter().map(|g| {
-        let name = format_ident!("{}", g.name, span = fallback);
+        let name = netc_compiler::codegen::rust_ident(&g.name).expect("names checked above");
         let runtime = quote! { ::netc::rt };
         let items = match netc_compiler::codegen::module_tokens(g, &runtime, &[]) {
             Ok(items) => items,
@@ -140,6 +144,48 @@ fn expand(
         }
     });
     quote! { #(#modules)* #(#tracked)* }
+}
+
+/// Names Rust cannot take for a module or a field (`self`, `super`, `crate`, `Self`, `_`),
+/// given to a network or an input: errors at the name. Other Rust keywords become raw
+/// identifiers (`r#type`).
+fn rust_names(checked: &Checked) -> Vec<Diagnostic> {
+    let root = checked.sources.get(FileId(0));
+    let mut out = Vec::new();
+    for g in &checked.graphs {
+        if let Err(e) = netc_compiler::codegen::rust_ident(&g.name) {
+            let mut d = Diagnostic::error("rust-name", format!("network `{}`: {e}", g.name));
+            if let Some((start, end)) = network_name(&root.text, &g.name) {
+                d = d.label(
+                    netc_dsl::Span::new(FileId(0), start, end),
+                    "the module's name",
+                );
+            }
+            out.push(d);
+        }
+        for (name, n) in &g.inputs {
+            if let Err(e) = netc_compiler::codegen::rust_ident(name) {
+                out.push(
+                    Diagnostic::error("rust-name", format!("input `{name}`: {e}"))
+                        .label(g.node(*n).span, "a field of `Inputs`"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Where `network NAME` names `name` in `text`: its byte range.
+fn network_name(text: &str, name: &str) -> Option<(usize, usize)> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices("network").find_map(|(at, _)| {
+        let rest = &text[at + "network".len()..];
+        let trimmed = rest.trim_start();
+        let start = text.len() - trimmed.len();
+        let after = trimmed.strip_prefix(name)?;
+        (rest.len() > trimmed.len() && !after.starts_with(ident))
+            .then_some((start, start + name.len()))
+    })
 }
 
 /// A diagnostic in one message: what, the labels, the hint and the notes.

@@ -14,7 +14,7 @@ pub fn emit_main(g: &Graph) -> Result<String, String> {
     };
     let seed = g.train.seed.unwrap_or(1);
     let batch = g.train.batch.unwrap_or(8) as usize;
-    let (buffers, fields) = random_inputs(g);
+    let (buffers, fields) = random_inputs(g)?;
     let has_loss = !g.losses.is_empty();
     let step = if has_loss {
         quote! {
@@ -84,7 +84,7 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
         if !train[n.index()] {
             continue;
         }
-        let id = format_ident!("{}", name);
+        let id = rust_ident(name)?;
         match g.node(*n).op {
             Op::Input(InputKind::Class(_)) => reads.push(quote! { let #id = labels(&x, #name); }),
             _ => reads.push(quote! { let #id = floats(&x, #name); }),
@@ -193,7 +193,7 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
 /// Usage: `BENCH BATCH THREADS STEPS [--json]`. `train_macs` are the multiply-accumulates of
 /// one sample's training forward pass (a step does three times as many).
 pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
-    let (buffers, fields) = random_inputs(g);
+    let (buffers, fields) = random_inputs(g)?;
     let tokens = quote! {
         use netc_runtime as rt;
 
@@ -295,7 +295,7 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
 /// A random batch for every input training reads (uniform [0, 1) values, labels below the
 /// class count, drawn from `rng` for `batch` samples in the generated main), and the
 /// `Inputs` fields that borrow them.
-fn random_inputs(g: &Graph) -> (Vec<TokenStream>, Vec<TokenStream>) {
+fn random_inputs(g: &Graph) -> Result<(Vec<TokenStream>, Vec<TokenStream>), String> {
     let train = g.training_set();
     let mut buffers = Vec::new();
     let mut fields = Vec::new();
@@ -303,7 +303,7 @@ fn random_inputs(g: &Graph) -> (Vec<TokenStream>, Vec<TokenStream>) {
         if !train[n.index()] {
             continue;
         }
-        let id = format_ident!("{}", name);
+        let id = rust_ident(name)?;
         match g.node(*n).op {
             Op::Input(InputKind::Class(c)) => {
                 buffers.push(quote! { let #id: Vec<i64> = (0..batch).map(|_| rng.below(#c as u64) as i64).collect(); });
@@ -315,7 +315,7 @@ fn random_inputs(g: &Graph) -> (Vec<TokenStream>, Vec<TokenStream>) {
         }
         fields.push(quote! { #id: &#id, });
     }
-    (buffers, fields)
+    Ok((buffers, fields))
 }
 
 /// The `main.rs` of the trainer behind `netc train`: implements `netc_train::Network` over
@@ -425,10 +425,10 @@ pub fn network_impl(
     let fit = trainer_fit(g)?;
     let [c, h, w] = fit.input;
     let classes = fit.label.as_ref().map_or(0, |(_, k)| *k);
-    let image = format_ident!("{}", fit.image);
+    let image = rust_ident(&fit.image)?;
     let (train_inputs, infer_inputs) = match &fit.label {
         Some((label, _)) => {
-            let label = format_ident!("{}", label);
+            let label = rust_ident(label)?;
             (
                 quote! { #image: images, #label: labels },
                 quote! { #image: images, #label: &[] },

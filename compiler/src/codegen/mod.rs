@@ -25,6 +25,32 @@ use crate::graph::{shape_str, Graph, LossKind};
 use crate::interp::{is_state, param_shapes};
 use crate::ops::{InputKind, Op};
 
+/// Rust's keywords, strict and reserved (2015 to 2024): a `.net` name that is one becomes a
+/// raw identifier (`r#type`).
+const RUST_KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
+    "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
+    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
+    "return", "self", "Self", "static", "struct", "super", "trait", "true", "try", "type",
+    "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+];
+
+/// The Rust identifier for a `.net` name (a network or an input): itself, or the raw
+/// identifier of a Rust keyword. The few names Rust cannot take even raw (`self`, `Self`,
+/// `super`, `crate`, `_`) are refused with the reason.
+pub fn rust_ident(name: &str) -> Result<Ident, String> {
+    if matches!(name, "self" | "Self" | "super" | "crate" | "_") {
+        return Err(format!(
+            "`{name}` cannot name a Rust module or field, not even as a raw identifier; rename it"
+        ));
+    }
+    Ok(if RUST_KEYWORDS.contains(&name) {
+        Ident::new_raw(name, proc_macro2::Span::call_site())
+    } else {
+        format_ident!("{}", name)
+    })
+}
+
 /// The Rust field for a parameter: `i3a.b2.0.weight` is `i3a_b2_0_weight` (two paths that
 /// would share a field are refused by [`emit`]).
 fn field(name: &str) -> Ident {
@@ -149,7 +175,7 @@ fn module(g: &Graph, runtime: &TokenStream) -> Result<TokenStream, String> {
         if !train_set[n.index()] {
             continue;
         }
-        let id = format_ident!("{}", name);
+        let id = rust_ident(name).map_err(|e| format!("input `{name}`: {e}"))?;
         let t = format_ident!("t{}", n.index());
         match g.node(*n).op {
             Op::Input(InputKind::Class(_)) => input_fields.push(quote! { pub #id: &'a [i64], }),
@@ -311,7 +337,7 @@ fn module(g: &Graph, runtime: &TokenStream) -> Result<TokenStream, String> {
         let call = match l.kind {
             LossKind::Ce => {
                 let classes = g.node(a).shape[0];
-                let label = format_ident!("{}", g.node(b).path);
+                let label = rust_ident(&g.node(b).path).expect("inputs are checked first");
                 let seed = takes_grad(a).then(|| {
                     quote! { rt::tensor::accumulate(&ws.scratch[..ws.#ta.len()], &mut ws.#da); }
                 });

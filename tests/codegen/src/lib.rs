@@ -22,6 +22,17 @@ pub mod inline {
     netc::include_net!("../../examples/autoencoder.net");
     netc::include_net!("../../examples/googlenet.net");
 
+    /// Names that are Rust keywords become raw identifiers: module `r#type`, input `r#fn`.
+    pub mod keywords {
+        netc::network! {
+            network type(fn: [1, 4, 4], label: class(2)) {
+                logits = fn -> flatten -> linear(2);
+                loss ce(logits, label);
+                output logits;
+            }
+        }
+    }
+
     /// `examples/lenet.net`'s text, inline (module `lenet` inside `text`).
     pub mod text {
         netc::network! {

@@ -92,3 +92,24 @@ fn parameters_iterate_by_path() {
     assert_eq!(got, want);
     assert_eq!(m::State::new().iter().count(), 0);
 }
+
+/// A network and an input named after Rust keywords are raw identifiers, and run.
+#[test]
+fn rust_keywords_are_raw_identifiers() {
+    use t::inline::keywords::r#type as m;
+    let mut p = m::Params::new();
+    p.get_mut("logits.1.weight").unwrap().fill(0.5);
+    let images = vec![1.0f32; 16];
+    let mut ws = m::Workspace::new(1);
+    m::forward(
+        &p,
+        &m::State::new(),
+        &mut ws,
+        &m::Inputs {
+            r#fn: &images,
+            label: &[],
+        },
+    );
+    assert_eq!(m::output_logits(&ws), [8.0, 8.0]);
+    assert_eq!(m::NAME, "type");
+}
