@@ -56,7 +56,7 @@ pub fn include_net(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
         Ok(text) => text,
         Err(e) => {
             let msg = format!(
-                "cannot read `{}`: {e}\n  help: the path is relative to the crate's Cargo.toml",
+                "cannot read `{}`: {e}\nhelp: the path is relative to the crate's Cargo.toml",
                 path.display()
             );
             return syn::Error::new(lit.span(), msg).to_compile_error().into();
