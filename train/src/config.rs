@@ -322,6 +322,16 @@ pub struct Flags {
     pub quiet: bool,
 }
 
+impl Flags {
+    /// The flags of the process's command line, with usage and errors shown for the binary
+    /// `bin` (`NAME-train`, whatever the file is called); exits on `--help` or a bad flag.
+    pub fn parse_for(bin: &str) -> Flags {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Flags::command().bin_name(bin).get_matches();
+        Flags::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

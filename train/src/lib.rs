@@ -17,7 +17,6 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::Parser;
 use netc_runtime as rt;
 use rt::data::{Dataset, Source};
 
@@ -108,7 +107,7 @@ pub struct Epoch {
 /// The trainer's entry point for a generated `main`: parses the flags and trains, exiting
 /// with status 2 on bad flags or data and 1 if training fails.
 pub fn main<N: Network>() -> std::process::ExitCode {
-    let flags = Flags::parse();
+    let flags = Flags::parse_for(&format!("{}-train", N::NAME));
     match train::<N>(&flags) {
         Ok(_) => std::process::ExitCode::SUCCESS,
         // Ctrl-C: the checkpoint is written; exit as a process stopped by SIGINT does.

@@ -43,7 +43,7 @@ impl<N: Network> Trainer<N> {
     /// The settings of the process's command line (the trainer binary's flags); `--help`
     /// prints them, and a bad flag exits with status 2 and the reason, as the binary does.
     pub fn from_args() -> Self {
-        Self::with_flags(Flags::parse())
+        Self::with_flags(Flags::parse_for(&format!("{}-train", N::NAME)))
     }
 
     /// The settings of `args` (the first being the program's name); a bad flag is an error
