@@ -255,10 +255,10 @@ pub fn check_grads(g: &Graph, feed: &Feed, grads: bool) -> Result<(), String> {
 
 /// Builds a release crate of the generated module of `g` and `main`, kept under
 /// `target/netc-<kind>/` in a folder named by a hash of its sources, and returns its binary.
-/// The crates of one kind share a target folder, `target/netc-<kind>/target`, so that their
-/// dependencies (the runtime, and the trainer's charts, images and progress bars) are built
-/// once for every network; each binary is named by its hash, so that two versions of a
-/// network never overwrite each other.
+/// The crates build in `target/` itself, so that their dependencies (the runtime, and the
+/// trainer's charts, images and progress bars) are built once for every network, and in
+/// netc's own repository are those netc's release build made; each binary is named by its
+/// hash, so that two versions of a network never overwrite each other.
 pub fn cached_crate(
     g: &Graph,
     source: &str,
@@ -283,9 +283,10 @@ pub fn cached_crate(
     );
     let root =
         std::env::current_dir().map_err(|e| format!("cannot find the current folder: {e}"))?;
-    let kind_dir = root.join(format!("target/netc-{kind}"));
-    let dir = kind_dir.join(format!("{}-{hash:016x}", g.name));
-    let target = kind_dir.join("target");
+    let dir = root
+        .join(format!("target/netc-{kind}"))
+        .join(format!("{}-{hash:016x}", g.name));
+    let target = root.join("target");
     let exe = target.join("release").join(&package);
     // Cargo decides what to rebuild: the sources here, or netc-runtime's (a path dependency),
     // so a runtime change is never missed; a build with nothing to do takes a fraction of a
