@@ -323,3 +323,71 @@ fn generated_code_and_interpreter_agree_through_files() {
         "PyTorch's loss"
     );
 }
+
+/// Inputs named like the generated runner's own variables (`x`, `w`, `p`, `s`, `batch`)
+/// shadow nothing: `netc run` and `netc bench` build and give the interpreter's values.
+#[test]
+fn inputs_named_like_the_runners_variables_work() {
+    let d = dir("names");
+    let net = d.join("names.net");
+    std::fs::write(
+        &net,
+        "network names(x: [1, 4, 4], w: class(2), p: [16], s: [16], batch: [16]) {\n    a = add(p, s, batch);\n    logits = x -> flatten -> add(a) -> linear(2) as fc;\n    loss ce(logits, w);\n    output logits;\n}\n",
+    )
+    .unwrap();
+    let weights = d.join("w.safetensors");
+    let fc: Vec<f32> = (0..32).map(|i| (i as f32 - 16.0) / 50.0).collect();
+    write(
+        &weights,
+        &[
+            ("fc.weight".into(), f32s(vec![2, 16], &fc)),
+            ("fc.bias".into(), f32s(vec![2], &[0.1, -0.1])),
+        ],
+    );
+    let inputs = d.join("x.safetensors");
+    let x: Vec<f32> = (0..48).map(|i| (i % 7) as f32 / 7.0).collect();
+    let v16: Vec<f32> = (0..48).map(|i| (i % 5) as f32 / 10.0).collect();
+    let labels: Vec<u8> = [1i64, 0, 1].iter().flat_map(|v| v.to_le_bytes()).collect();
+    write(
+        &inputs,
+        &[
+            ("x".into(), f32s(vec![3, 1, 4, 4], &x)),
+            ("w".into(), Raw(Dtype::I64, vec![3], labels)),
+            ("p".into(), f32s(vec![3, 16], &v16)),
+            ("s".into(), f32s(vec![3, 16], &v16)),
+            ("batch".into(), f32s(vec![3, 16], &v16)),
+        ],
+    );
+    let mut losses = Vec::new();
+    for extra in [None, Some("--interp")] {
+        let out = d.join(format!("out{}.safetensors", losses.len()));
+        let mut args = vec![
+            "run",
+            net.to_str().unwrap(),
+            "--weights",
+            weights.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--grads",
+        ];
+        args.extend(extra);
+        let res = netc(&args);
+        assert!(res.status.success(), "{}", text(&res.stderr));
+        let bytes = std::fs::read(&out).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let loss = file.tensor("loss").unwrap().data()[..4].try_into().unwrap();
+        losses.push(f32::from_le_bytes(loss));
+    }
+    assert!((losses[0] - losses[1]).abs() < 1e-5, "{losses:?}");
+    let res = netc(&[
+        "bench",
+        net.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+    ]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+}

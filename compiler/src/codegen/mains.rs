@@ -84,12 +84,13 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
         if !train[n.index()] {
             continue;
         }
-        let id = rust_ident(name)?;
+        // The buffer's own name, so that an input called `x` or `w` shadows nothing.
+        let (id, buf) = (rust_ident(name)?, format_ident!("input_{}", n.index()));
         match g.node(*n).op {
-            Op::Input(InputKind::Class(_)) => reads.push(quote! { let #id = labels(&x, #name); }),
-            _ => reads.push(quote! { let #id = floats(&x, #name); }),
+            Op::Input(InputKind::Class(_)) => reads.push(quote! { let #buf = labels(&x, #name); }),
+            _ => reads.push(quote! { let #buf = floats(&x, #name); }),
         }
-        fields.push(quote! { #id: &#id, });
+        fields.push(quote! { #id: &#buf, });
     }
     let first_input = g
         .inputs
@@ -303,17 +304,17 @@ fn random_inputs(g: &Graph) -> Result<(Vec<TokenStream>, Vec<TokenStream>), Stri
         if !train[n.index()] {
             continue;
         }
-        let id = rust_ident(name)?;
+        let (id, buf) = (rust_ident(name)?, format_ident!("input_{}", n.index()));
         match g.node(*n).op {
             Op::Input(InputKind::Class(c)) => {
-                buffers.push(quote! { let #id: Vec<i64> = (0..batch).map(|_| rng.below(#c as u64) as i64).collect(); });
+                buffers.push(quote! { let #buf: Vec<i64> = (0..batch).map(|_| rng.below(#c as u64) as i64).collect(); });
             }
             _ => {
                 let len = per_batch(g.node(*n).shape.iter().product());
-                buffers.push(quote! { let #id: Vec<f32> = (0..#len).map(|_| rng.uniform(0.0, 1.0)).collect(); });
+                buffers.push(quote! { let #buf: Vec<f32> = (0..#len).map(|_| rng.uniform(0.0, 1.0)).collect(); });
             }
         }
-        fields.push(quote! { #id: &#id, });
+        fields.push(quote! { #id: &#buf, });
     }
     Ok((buffers, fields))
 }
