@@ -209,11 +209,14 @@ fn tmp(name: &str) -> std::path::PathBuf {
 fn checkpoints_resume_bit_for_bit_and_threads_do_not_matter() {
     let (a, b) = (tmp("straight"), tmp("resumed"));
     let lenet = |dir: &std::path::Path, extra: &[&str]| {
+        let metrics = dir.join("metrics.csv");
         let mut args = vec![
             "train",
             "examples/lenet.net",
             "--checkpoint-dir",
             dir.to_str().unwrap(),
+            "--metrics",
+            metrics.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
         let out = netc(&args);
@@ -233,6 +236,21 @@ fn checkpoints_resume_bit_for_bit_and_threads_do_not_matter() {
     );
     let name = "lenet-epoch0002.safetensors";
     assert_eq!(checkpoint(&a.join(name)), checkpoint(&b.join(name)));
+    // The resumed run's metrics keep the first epoch's rows: the same file as the straight
+    // run's, but for the measured speed.
+    let rows = |dir: &std::path::Path| -> Vec<String> {
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        csv.lines()
+            .map(|l| {
+                let mut cols: Vec<&str> = l.split(',').collect();
+                cols.remove(8);
+                cols.join(",")
+            })
+            .collect()
+    };
+    let (ra, rb) = (rows(&a), rows(&b));
+    assert!(ra.iter().filter(|r| r.starts_with("epoch,")).count() == 2);
+    assert_eq!(ra, rb);
     // Momentum buffers are saved, under names PyTorch ignores when loading by name.
     let (tensors, meta) = checkpoint(&a.join(name));
     assert!(tensors.iter().any(|(n, _)| n == "optimizer.m.c1.0.weight"));
@@ -440,6 +458,23 @@ fn ctrl_c_checkpoints_mid_epoch_and_resumes_bit_for_bit() {
             .filter_map(|e| e.ok())
             .any(|e| e.file_name().to_string_lossy().contains("-step"));
         assert!(mid, "a mid-epoch checkpoint: {log}");
+        // Its steps were batches of 8: another batch size would skip other images.
+        let mut other: Vec<String> = args(&b)
+            .into_iter()
+            .map(|a| if a == "8" { "16".into() } else { a })
+            .collect();
+        other.push("--resume".into());
+        let out = Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(&other)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("help: resume it with --batch 8"),
+            "{}",
+            text(&out.stderr)
+        );
         let mut resume = args(&b);
         resume.push("--resume".into());
         let out = Command::new(env!("CARGO_BIN_EXE_netc"))

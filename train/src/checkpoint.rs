@@ -39,6 +39,11 @@ pub fn save<N: Network>(run: &Run<N>, dir: &Path) -> Result<PathBuf, String> {
     meta.insert("hash".into(), format!("{:016x}", N::HASH));
     meta.insert("epoch".into(), run.epoch.to_string());
     meta.insert("epoch_step".into(), run.epoch_step.to_string());
+    if run.epoch_step > 0 {
+        // What the steps were counted in: a resume must cut the epoch the same way.
+        meta.insert("epoch_batch".into(), run.epoch_batch.to_string());
+        meta.insert("epoch_images".into(), run.epoch_images.to_string());
+    }
     meta.insert("step".into(), run.step.to_string());
     let rng = run.rng.state().map(|w| w.to_string()).join(",");
     meta.insert("rng".into(), rng);
@@ -182,6 +187,14 @@ pub fn load<N: Network>(path: &Path) -> Result<Run<N>, String> {
         // Absent in checkpoints written at an epoch's end by earlier trainers.
         epoch_step: meta
             .get("epoch_step")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        epoch_batch: meta
+            .get("epoch_batch")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        epoch_images: meta
+            .get("epoch_images")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
         step: number("step")?,

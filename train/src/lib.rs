@@ -7,6 +7,8 @@
 
 mod checkpoint;
 mod config;
+mod ctrl_c;
+mod metrics;
 mod plot;
 mod trainer;
 
@@ -133,6 +135,9 @@ pub struct Run<N: Network> {
     /// Steps done of the next epoch (a checkpoint written on Ctrl-C); `rng` is then the
     /// generator as it was before that epoch's shuffle, so that the order comes back.
     pub epoch_step: usize,
+    /// With `epoch_step`: the batch size and training-set size its steps were counted in.
+    pub epoch_batch: usize,
+    pub epoch_images: usize,
     /// Optimizer steps taken.
     pub step: u64,
     /// The generator of the shuffles (and, before the first epoch, of the initialization).
@@ -238,26 +243,6 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
     } else {
         Vec::new()
     };
-    let mut metrics = {
-        let path = &metrics_path;
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("{}: cannot create: {e}", parent.display()))?;
-        }
-        let mut f = std::fs::File::create(path)
-            .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
-        let norms: String = layers.iter().map(|l| format!(",grad_norm:{l}")).collect();
-        writeln!(
-            f,
-            "kind,epoch,step,lr,loss,accuracy,val_loss,val_accuracy,images_per_second{norms}"
-        )
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-        f
-    };
-    let mut history_plot = plot::History {
-        layers: layers.iter().map(|l| l.to_string()).collect(),
-        ..Default::default()
-    };
 
     let mut run = match &flags.resume {
         Some(path) => {
@@ -266,6 +251,23 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
                 None => checkpoint::newest(&checkpoint_dir)?,
             };
             let run = checkpoint::load::<N>(&path)?;
+            // A checkpoint from the middle of an epoch counts its steps in batches of one
+            // size over one training set: resuming it any other way would skip other images.
+            if run.epoch_step > 0
+                && run.epoch_batch > 0
+                && (run.epoch_batch, run.epoch_images) != (batch, train_set.len())
+            {
+                return Err(format!(
+                    "{} was written in the middle of epoch {}, after step {} of batches of {} over {} training images; this run has batches of {batch} over {}\n  help: resume it with --batch {} and the same --data and --val-split",
+                    path.display(),
+                    run.epoch + 1,
+                    run.epoch_step,
+                    run.epoch_batch,
+                    run.epoch_images,
+                    train_set.len(),
+                    run.epoch_batch
+                ));
+            }
             say(format!(
                 "{}: resuming from {} (epoch {} done)",
                 N::NAME,
@@ -284,11 +286,20 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
                 opt: N::SHAPES.iter().map(|_| Default::default()).collect(),
                 epoch: 0,
                 epoch_step: 0,
+                epoch_batch: 0,
+                epoch_images: 0,
                 step: 0,
                 rng,
             }
         }
     };
+    let mut history_plot = plot::History {
+        layers: layers.iter().map(|l| l.to_string()).collect(),
+        ..Default::default()
+    };
+    // On resume, the rows of the run so far, up to its checkpoint, stay.
+    let resume_at = flags.resume.is_some().then_some(run.step);
+    let mut metrics = metrics::Metrics::open(&metrics_path, &layers, resume_at, &mut history_plot)?;
     say(format!(
         "{}: {} training and {} validation images, batch {batch}, {epochs} epochs, {optimizer}",
         N::NAME,
@@ -305,13 +316,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
     // A bar on a terminal; otherwise (a log file, CI) a plain line every two seconds.
     let bars = !flags.quiet && std::io::stderr().is_terminal();
     // Ctrl-C asks for a checkpoint at the end of the current step, then an exit.
-    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // A second handler cannot be set (a library caller may have one): then Ctrl-C
-        // stops the process as usual.
-        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
-    }
+    let watch = ctrl_c::Watch::start();
     for epoch in run.epoch + 1..=epochs {
         let started = Instant::now();
         let rng_before = run.rng.clone();
@@ -382,19 +387,14 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
                         .sqrt()
                 })
                 .collect();
-            {
-                let f = &mut metrics;
-                let cols: String = norms.iter().map(|n| format!(",{n}")).collect();
-                writeln!(f, "step,{epoch},{},{lr},{loss},,,,{cols}", run.step)
-                    .map_err(|e| format!("metrics: {e}"))?;
-            }
+            metrics.step(epoch, run.step, lr, loss, &norms)?;
             {
                 history_plot.steps.push((run.step, loss as f64));
                 if !norms.is_empty() {
                     history_plot.norms.push((run.step, norms));
                 }
             }
-            if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+            if ctrl_c::pressed() {
                 if let Some(bar) = &bar {
                     bar.finish_and_clear();
                 }
@@ -404,6 +404,8 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
                     opt: run.opt,
                     epoch: epoch - 1,
                     epoch_step: step + 1,
+                    epoch_batch: batch,
+                    epoch_images: train_set.len(),
                     step: run.step,
                     rng: rng_before,
                 };
@@ -445,19 +447,33 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
+        // Steps run this epoch: none when it was resumed from a checkpoint of its last step,
+        // and then it has no figures of its own.
+        let ran = steps.saturating_sub(skip);
+        let per_step = |total: f64| {
+            if ran > 0 {
+                total / ran as f64
+            } else {
+                f64::NAN
+            }
+        };
         let seconds = started.elapsed().as_secs_f64();
         let val = evaluate::<N>(&run.params, &run.state, &val_set, batch, &mut ws);
         let e = Epoch {
             epoch,
-            train_loss: loss_sum / (steps - skip).max(1) as f64,
+            train_loss: per_step(loss_sum),
             train_accuracy: if N::CLASSES > 0 {
-                correct as f64 / ((steps - skip).max(1) * batch) as f64
+                per_step(correct as f64 / batch as f64)
             } else {
                 f64::NAN
             },
             val_loss: val.loss,
             val_accuracy: val.top1,
-            images_per_second: ((steps - skip) * batch) as f64 / seconds,
+            images_per_second: if ran > 0 {
+                (ran * batch) as f64 / seconds
+            } else {
+                f64::NAN
+            },
         };
         let accuracy = if N::CLASSES > 0 {
             format!(", accuracy {:.2}%", 100.0 * e.train_accuracy)
@@ -470,21 +486,7 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
             val.describe(N::CLASSES),
             e.images_per_second
         ));
-        {
-            let f = &mut metrics;
-            writeln!(
-                f,
-                "epoch,{epoch},{},{lr},{},{},{},{},{}{}",
-                run.step,
-                e.train_loss,
-                csv(e.train_accuracy),
-                e.val_loss,
-                csv(e.val_accuracy),
-                e.images_per_second,
-                ",".repeat(layers.len())
-            )
-            .map_err(|e| format!("metrics: {e}"))?;
-        }
+        metrics.epoch(run.step, lr, &e)?;
         {
             let dir = &plot_dir;
             history_plot.steps_per_epoch = steps as u64;
@@ -505,6 +507,8 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
         }
         history.push(e);
     }
+    // Training is over: Ctrl-C stops the process again.
+    drop(watch);
     if let Some(test) = &loaded.test {
         let sc = evaluate::<N>(&run.params, &run.state, test, batch, &mut ws);
         say(report("test", test, sc));
@@ -515,16 +519,6 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
         state: run.state,
         epochs: history,
     })
-}
-
-/// A metric for the CSV file: empty when there is none (NaN, such as the accuracy of a
-/// network without labels).
-fn csv(v: f64) -> String {
-    if v.is_nan() {
-        String::new()
-    } else {
-        v.to_string()
-    }
 }
 
 /// The message for a non-finite loss or gradient, pointing at the last good checkpoint.

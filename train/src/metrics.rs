@@ -1,0 +1,165 @@
+//! `metrics.csv`: a row per optimizer step (`kind` = `step`: its loss and, with
+//! `--grad-norms`, each layer's weight-gradient norm) and per epoch (`epoch`: training and
+//! validation figures). A resumed run keeps the rows of the run so far, up to its
+//! checkpoint, and appends to them, so that the file and the charts cover the whole run.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::plot::History;
+
+/// The open metrics file.
+pub struct Metrics {
+    file: File,
+    path: PathBuf,
+    layers: usize,
+}
+
+impl Metrics {
+    /// Creates the file at `path` with its header, or, when `resume_at` is the step of the
+    /// checkpoint a run resumes from and the file has the same columns, keeps its rows up to
+    /// that step and puts them into `history`.
+    pub fn open(
+        path: &Path,
+        layers: &[&str],
+        resume_at: Option<u64>,
+        history: &mut History,
+    ) -> Result<Metrics, String> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("{}: cannot create: {e}", parent.display()))?;
+        }
+        let norms: String = layers.iter().map(|l| format!(",grad_norm:{l}")).collect();
+        let header = format!(
+            "kind,epoch,step,lr,loss,accuracy,val_loss,val_accuracy,images_per_second{norms}"
+        );
+        let mut kept = vec![header.clone()];
+        if let (Some(at), Ok(old)) = (resume_at, std::fs::read_to_string(path)) {
+            let mut lines = old.lines();
+            if lines.next() == Some(header.as_str()) {
+                for line in lines {
+                    match parse(line, layers.len()) {
+                        Some(row) if row.step <= at => {
+                            row.add_to(history);
+                            kept.push(line.to_string());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let mut file =
+            File::create(path).map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+        for line in &kept {
+            writeln!(file, "{line}").map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(Metrics {
+            file,
+            path: path.to_path_buf(),
+            layers: layers.len(),
+        })
+    }
+
+    /// One optimizer step.
+    pub fn step(
+        &mut self,
+        epoch: usize,
+        step: u64,
+        lr: f32,
+        loss: f32,
+        norms: &[f64],
+    ) -> Result<(), String> {
+        let cols: String = norms.iter().map(|n| format!(",{n}")).collect();
+        writeln!(self.file, "step,{epoch},{step},{lr},{loss},,,,{cols}")
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    /// One epoch's figures (NaN ones, such as the accuracy of a network without labels,
+    /// are left empty).
+    pub fn epoch(&mut self, step: u64, lr: f32, e: &crate::Epoch) -> Result<(), String> {
+        writeln!(
+            self.file,
+            "epoch,{},{step},{lr},{},{},{},{},{}{}",
+            e.epoch,
+            cell(e.train_loss),
+            cell(e.train_accuracy),
+            cell(e.val_loss),
+            cell(e.val_accuracy),
+            cell(e.images_per_second),
+            ",".repeat(self.layers)
+        )
+        .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+}
+
+/// A figure for the file: empty when there is none (NaN).
+fn cell(v: f64) -> String {
+    if v.is_nan() {
+        String::new()
+    } else {
+        v.to_string()
+    }
+}
+
+/// A row read back.
+struct Row {
+    epoch_row: bool,
+    epoch: usize,
+    step: u64,
+    figures: [f64; 4],
+    norms: Vec<f64>,
+}
+
+impl Row {
+    fn add_to(self, h: &mut History) {
+        if self.epoch_row {
+            let [loss, accuracy, val_loss, val_accuracy] = self.figures;
+            h.epochs
+                .push((self.epoch, loss, accuracy, val_loss, val_accuracy));
+        } else {
+            h.steps.push((self.step, self.figures[0]));
+            if !self.norms.is_empty() {
+                h.norms.push((self.step, self.norms));
+            }
+        }
+    }
+}
+
+/// A line of the file, or `None` for one that is not a row of this file's shape.
+fn parse(line: &str, layers: usize) -> Option<Row> {
+    let cols: Vec<&str> = line.split(',').collect();
+    if cols.len() != 9 + layers {
+        return None;
+    }
+    let number = |s: &str| -> Option<f64> {
+        if s.is_empty() {
+            Some(f64::NAN)
+        } else {
+            s.parse().ok()
+        }
+    };
+    let epoch_row = match cols[0] {
+        "epoch" => true,
+        "step" => false,
+        _ => return None,
+    };
+    let figures = [
+        number(cols[4])?,
+        number(cols[5])?,
+        number(cols[6])?,
+        number(cols[7])?,
+    ];
+    let norms = if epoch_row {
+        Vec::new()
+    } else {
+        cols[9..].iter().map(|c| number(c)).collect::<Option<_>>()?
+    };
+    Some(Row {
+        epoch_row,
+        epoch: cols[1].parse().ok()?,
+        step: cols[2].parse().ok()?,
+        figures,
+        norms,
+    })
+}
