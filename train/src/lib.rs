@@ -67,7 +67,9 @@ pub trait Network {
     /// An inference pass on a batch.
     fn forward(p: &Self::Params, s: &Self::State, ws: &mut Self::Workspace, images: &[f32]);
     /// The network's objective on a batch, leaving everything training keeps (batchnorm
-    /// statistics) as it was: how the validation set is scored without labels.
+    /// statistics) as it was: how the validation set is scored without labels. It is a
+    /// training-mode pass: batchnorm normalizes with the batch's statistics and dropout
+    /// drops.
     fn loss(
         p: &Self::Params,
         s: &Self::State,
@@ -98,16 +100,23 @@ pub const BUNDLED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data");
 /// One epoch's figures.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Epoch {
+    /// Its number, from 1.
     pub epoch: usize,
+    /// The mean objective over its steps (NaN when it ran none: resumed at its last step).
     pub train_loss: f64,
+    /// The fraction of its training images classified right (NaN without labels).
     pub train_accuracy: f64,
+    /// The validation set's mean cross-entropy, or without labels its mean objective (NaN
+    /// without a validation set).
     pub val_loss: f64,
+    /// The validation set's top-1 (NaN without labels or a validation set).
     pub val_accuracy: f64,
     pub images_per_second: f64,
 }
 
-/// The trainer's entry point for a generated `main`: parses the flags and trains, exiting
-/// with status 2 on bad flags or data and 1 if training fails.
+/// The trainer's entry point for a generated `main`: parses the flags and trains. Exits with
+/// status 2 on bad flags, bad data or a failed run (with the reason), and 130 after Ctrl-C
+/// (with the checkpoint it wrote).
 pub fn main<N: Network>() -> std::process::ExitCode {
     let flags = Flags::parse_for(&format!("{}-train", N::NAME));
     match train::<N>(&flags) {
@@ -591,7 +600,8 @@ impl Scores {
 }
 
 /// The scores of `set`, in batches of `batch` on `ws` (buffers for that batch, such as the
-/// training loop's), the last batch, if smaller, on buffers of its own size.
+/// training loop's), the last batch, if smaller, on buffers of its own size. Panics if
+/// `batch` is 0.
 pub fn evaluate<N: Network>(
     p: &N::Params,
     s: &N::State,
@@ -599,6 +609,7 @@ pub fn evaluate<N: Network>(
     batch: usize,
     ws: &mut N::Workspace,
 ) -> Scores {
+    assert!(batch > 0, "evaluate needs batches of at least one image");
     if set.is_empty() {
         return Scores {
             loss: f64::NAN,

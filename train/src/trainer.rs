@@ -20,7 +20,9 @@ use crate::{train, Flags, Network, Trained};
 ///     .data("idx:data")
 ///     .out("runs/mine")
 ///     .run()?;
-/// println!("validation top-1 {:.2}", trained.epochs.last().unwrap().val_accuracy);
+/// if let Some(last) = trained.epochs.last() {
+///     println!("validation loss {:.4}", last.val_loss);
+/// }
 /// # Ok(()) }
 /// ```
 pub struct Trainer<N: Network> {

@@ -2,6 +2,7 @@
 //! runner of `netc build` and the safetensors runner behind `netc run`.
 
 use super::*;
+use petgraph::stable_graph::NodeIndex;
 
 /// The `main.rs` of a standalone crate around the generated module `net`: initializes the
 /// parameters (the network's `init`, He by default, seeded), draws one random batch, runs
@@ -362,7 +363,7 @@ pub struct TrainerFit {
 /// `class(N)` label with an output of N scores, or no label at all. The error says why not.
 pub fn trainer_fit(g: &Graph) -> Result<TrainerFit, String> {
     let train = g.training_set();
-    let used: Vec<&(String, petgraph::stable_graph::NodeIndex)> =
+    let used: Vec<&(String, NodeIndex)> =
         g.inputs.iter().filter(|(_, n)| train[n.index()]).collect();
     let images: Vec<_> = used
         .iter()
@@ -394,11 +395,24 @@ pub fn trainer_fit(g: &Graph) -> Result<TrainerFit, String> {
         return unfit("has no loss");
     }
     let label = labels.into_iter().next();
+    // Among the outputs of N scores, the one a `ce` term weighs most (an auxiliary head may
+    // be an output too, and listed first), else the first.
+    let weight = |n: NodeIndex| {
+        g.losses
+            .iter()
+            .filter(|l| l.kind == crate::graph::LossKind::Ce && l.inputs[0] == n)
+            .map(|l| l.weight)
+            .fold(0.0, f64::max)
+    };
     let output = match &label {
         Some((_, classes)) => g
             .outputs
             .iter()
-            .find(|(_, n)| g.node(*n).shape == [*classes])
+            .filter(|(_, n)| g.node(*n).shape == [*classes])
+            .fold(None, |best: Option<&(String, NodeIndex)>, o| match best {
+                Some(b) if weight(b.1) >= weight(o.1) => Some(b),
+                _ => Some(o),
+            })
             .map(|(name, _)| name.clone()),
         None => g.outputs.first().map(|(name, _)| name.clone()),
     };

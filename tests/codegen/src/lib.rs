@@ -22,15 +22,44 @@ pub mod inline {
     netc::include_net!("../../examples/autoencoder.net");
     netc::include_net!("../../examples/googlenet.net");
 
-    /// Names that are Rust keywords become raw identifiers: module `r#type`, input `r#fn`.
+    /// Names that are Rust keywords become raw identifiers: module `r#type`, input `r#fn`
+    /// (written either way inside the macro).
     pub mod keywords {
         netc::network! {
-            network type(fn: [1, 4, 4], label: class(2)) {
+            network type(r#fn: [1, 4, 4], label: class(2)) {
                 logits = fn -> flatten -> linear(2);
                 loss ce(logits, label);
                 output logits;
             }
         }
+    }
+
+    /// What `macro_rules!` hands on: `$c:expr` in an invisible group is parenthesized
+    /// (`1 + 2` times 2 is 6 channels), a doc comment is a comment, and the trainer scores
+    /// the head the `ce` loss weighs most though an auxiliary head is listed first. A network
+    /// the trainer cannot take (`flat`) still compiles.
+    pub mod from_macro_rules {
+        macro_rules! heads {
+            ($c:expr) => {
+                netc::network! {
+                    /// Two heads on one convolution.
+                    network heads(image: [1, 4, 4], label: class(2)) {
+                        features = image -> conv($c * 2, k=1) -> flatten;
+                        aux = features -> linear(2);
+                        main = features -> linear(2);
+                        loss ce(main, label) + 0.3 * ce(aux, label);
+                        output aux, main;
+                    }
+
+                    network flat(x: [16], y: class(3)) {
+                        s = x -> linear(3);
+                        loss ce(s, y);
+                        output s;
+                    }
+                }
+            };
+        }
+        heads!(1 + 2);
     }
 
     /// `examples/lenet.net`'s text, inline (module `lenet` inside `text`).

@@ -113,3 +113,27 @@ fn rust_keywords_are_raw_identifiers() {
     assert_eq!(m::output_logits(&ws), [8.0, 8.0]);
     assert_eq!(m::NAME, "type");
 }
+
+/// `macro_rules!` arguments, doc comments and the trainer's choice of output (see
+/// `inline::from_macro_rules`).
+#[test]
+fn macro_rules_arguments_doc_comments_and_the_scored_head() {
+    use netc::train::Network;
+    use t::inline::from_macro_rules::heads as m;
+    assert_eq!(
+        m::Params::SHAPES[0],
+        ("features.0.weight", &[6usize, 1, 1, 1][..])
+    );
+    let mut p = m::Params::new();
+    for (k, (_, t)) in p.iter_mut().enumerate() {
+        t.iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = ((i + k) % 5) as f32 / 10.0 - 0.2);
+    }
+    let images = vec![0.5f32; 16];
+    let mut ws = m::Workspace::new(1);
+    <m::Net as Network>::forward(&p, &m::State::new(), &mut ws, &images);
+    assert_eq!(<m::Net as Network>::logits(&ws), m::output_main(&ws));
+    assert_ne!(m::output_main(&ws), m::output_aux(&ws));
+    let _ = t::inline::from_macro_rules::flat::Net;
+}
