@@ -230,7 +230,7 @@ fn located(d: &Diagnostic, sources: &netc_dsl::SourceMap) -> String {
             Path::new(&file.name)
                 .strip_prefix(manifest_dir())
                 .map_or(file.name.clone(), |p| p.display().to_string()),
-            &file.text[line_start..line_end],
+            file.text[line_start..line_end].trim_end_matches('\r'),
             " ".repeat(column - 1),
             "^".repeat(width),
             label.message
