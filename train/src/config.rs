@@ -252,8 +252,8 @@ impl std::fmt::Display for Optimizer {
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Trains the network this binary was generated for.", long_about = None)]
 pub struct Flags {
-    /// Where the images come from: idx:DIR, cifar10:DIR, csv:FILE[.gz], folder:DIR or
-    /// synthetic[:N]
+    /// Where the images come from: idx:DIR, cifar10:DIR, csv:FILE[.gz], folder:DIR,
+    /// synthetic or synthetic:N
     /// [default: the bundled MNIST digits, for a [1, 28, 28] input]
     #[arg(long, value_name = "SPEC")]
     pub data: Option<String>,
