@@ -35,7 +35,7 @@
 //!     .quiet(true)
 //!     .run()?;
 //! assert_eq!(trained.epochs.len(), 2);
-//! # Ok::<(), String>(())
+//! # Ok::<(), netc::train::Error>(())
 //! ```
 
 pub use netc_macros::{include_net, network};

@@ -121,17 +121,37 @@ pub fn main<N: Network>() -> std::process::ExitCode {
     let flags = Flags::parse_for(&format!("{}-train", N::NAME));
     match train::<N>(&flags) {
         Ok(_) => std::process::ExitCode::SUCCESS,
-        // Ctrl-C: the checkpoint is written; exit as a process stopped by SIGINT does.
-        Err(e) if e.starts_with("interrupted") => {
+        // Ctrl-C: the checkpoint is written; exit with SIGINT's status.
+        Err(Error::Interrupted(e)) => {
             eprintln!("{}: {e}", N::NAME);
             std::process::ExitCode::from(130)
         }
-        Err(e) => {
+        Err(Error::Failed(e)) => {
             eprintln!("{}: error: {e}", N::NAME);
             std::process::ExitCode::from(2)
         }
     }
 }
+
+/// Why a run stopped early.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Ctrl-C: the run wrote a checkpoint, which the message names, and stopped.
+    Interrupted(String),
+    /// Bad settings, data or checkpoints, a diverged run, or a file that could not be
+    /// written; the message says which and how to fix it.
+    Failed(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Interrupted(m) | Error::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
 
 /// Everything a run carries from step to step, which a checkpoint saves.
 pub struct Run<N: Network> {
@@ -162,7 +182,18 @@ pub struct Trained<N: Network> {
 }
 
 /// Trains `N` as `flags` say.
-pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
+pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, Error> {
+    // A run stops early on Ctrl-C only by the flag the handler sets.
+    run_training::<N>(flags).map_err(|e| {
+        if ctrl_c::pressed() {
+            Error::Interrupted(e)
+        } else {
+            Error::Failed(e)
+        }
+    })
+}
+
+fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
     let d = N::DEFAULTS;
     let epochs = flags.epochs.unwrap_or(d.epochs);
     let batch = flags.batch.unwrap_or(d.batch);
@@ -307,8 +338,12 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
         ..Default::default()
     };
     // On resume, the rows of the run so far, up to its checkpoint, stay.
-    let resume_at = flags.resume.is_some().then_some(run.step);
-    let mut metrics = metrics::Metrics::open(&metrics_path, &layers, resume_at, &mut history_plot)?;
+    let resume_at = flags.resume.is_some().then_some((run.epoch, run.step));
+    let (mut metrics, note) =
+        metrics::Metrics::open(&metrics_path, &layers, resume_at, &mut history_plot)?;
+    if let Some(note) = note {
+        say(format!("{}: {note}", N::NAME));
+    }
     say(format!(
         "{}: {} training and {} validation images, batch {batch}, {epochs} epochs, {optimizer}",
         N::NAME,
@@ -327,6 +362,16 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
     // Ctrl-C asks for a checkpoint at the end of the current step, then an exit.
     let watch = ctrl_c::Watch::start();
     for epoch in run.epoch + 1..=epochs {
+        // Ctrl-C between steps of an epoch is handled after its step; between epochs
+        // (during validation, charts, a checkpoint), here.
+        if ctrl_c::pressed() {
+            let path = checkpoint::save::<N>(&run, &checkpoint_dir)?;
+            return Err(format!(
+                "interrupted after epoch {}; checkpoint {}\n  help: --resume continues from it",
+                run.epoch,
+                path.display()
+            ));
+        }
         let started = Instant::now();
         let rng_before = run.rng.clone();
         let skip = std::mem::take(&mut run.epoch_step);

@@ -17,15 +17,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Creates the file at `path` with its header, or, when `resume_at` is the step of the
-    /// checkpoint a run resumes from and the file has the same columns, keeps its rows up to
-    /// that step and puts them into `history`.
+    /// Creates the file at `path` with its header; for a run resumed from a checkpoint after
+    /// `epoch` epochs and `step` steps (`resume`), keeps the file's rows up to there and puts
+    /// them into `history`. A file that does not lead up to the checkpoint (other columns,
+    /// another run's rows) is kept beside it as `NAME.old.csv`, and the note returned says
+    /// so. The file is replaced atomically (a temporary file, then a rename).
     pub fn open(
         path: &Path,
         layers: &[&str],
-        resume_at: Option<u64>,
+        resume: Option<(usize, u64)>,
         history: &mut History,
-    ) -> Result<Metrics, String> {
+    ) -> Result<(Metrics, Option<String>), String> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| format!("{}: cannot create: {e}", parent.display()))?;
@@ -35,30 +37,63 @@ impl Metrics {
             "kind,epoch,step,lr,loss,accuracy,val_loss,val_accuracy,images_per_second{norms}"
         );
         let mut kept = vec![header.clone()];
-        if let (Some(at), Ok(old)) = (resume_at, std::fs::read_to_string(path)) {
+        let mut note = None;
+        if let (Some((epoch, at)), Ok(old)) = (resume, std::fs::read(path)) {
+            let old = String::from_utf8_lossy(&old);
             let mut lines = old.lines();
+            let mut rows = Vec::new();
             if lines.next() == Some(header.as_str()) {
                 for line in lines {
-                    match parse(line, layers.len()) {
-                        Some(row) if row.step <= at => {
-                            row.add_to(history);
-                            kept.push(line.to_string());
+                    if let Some(row) = parse(line, layers.len()) {
+                        let before = row.step <= at && (!row.epoch_row || row.epoch <= epoch);
+                        if before {
+                            rows.push((row, line));
                         }
-                        _ => {}
                     }
                 }
             }
+            // The rows lead up to the checkpoint: its step is there.
+            let ours = at == 0 || rows.iter().any(|(r, _)| !r.epoch_row && r.step == at);
+            if ours {
+                for (row, line) in rows {
+                    row.add_to(history);
+                    kept.push(line.to_string());
+                }
+            } else {
+                // A name not taken: an earlier one is not overwritten.
+                let old_path = (1..)
+                    .map(|k| match k {
+                        1 => path.with_extension("old.csv"),
+                        k => path.with_extension(format!("old-{k}.csv")),
+                    })
+                    .find(|p| !p.exists())
+                    .expect("a free name");
+                std::fs::rename(path, &old_path)
+                    .map_err(|e| format!("{}: cannot move aside: {e}", path.display()))?;
+                note = Some(format!(
+                    "{} does not lead up to the checkpoint (other columns or another run's rows): kept as {}, and a new one begun",
+                    path.display(),
+                    old_path.display()
+                ));
+            }
         }
-        let mut file =
-            File::create(path).map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
-        for line in &kept {
-            writeln!(file, "{line}").map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-        Ok(Metrics {
-            file,
-            path: path.to_path_buf(),
-            layers: layers.len(),
-        })
+        let tmp = path.with_extension("csv.tmp");
+        let mut text = kept.join("\n");
+        text.push('\n');
+        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
+        Ok((
+            Metrics {
+                file,
+                path: path.to_path_buf(),
+                layers: layers.len(),
+            },
+            note,
+        ))
     }
 
     /// One optimizer step.

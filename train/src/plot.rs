@@ -137,7 +137,7 @@ pub fn write(dir: &Path, name: &str, h: &History) -> Result<(), String> {
         ],
     )?;
     // A network without labels has no accuracy (NaN): no chart.
-    if h.epochs.iter().any(|e| e.2.is_finite()) {
+    if h.epochs.iter().any(|e| e.2.is_finite() || e.4.is_finite()) {
         chart(
             &dir.join("accuracy.svg"),
             &format!("{name}: top-1 accuracy"),

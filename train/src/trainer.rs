@@ -8,13 +8,13 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::{train, Flags, Network, Trained};
+use crate::{train, Error, Flags, Network, Trained};
 
 /// Trains a network `N`; every setting defaults to the network's `train { }` section, as the
 /// trainer binary's flags do.
 ///
 /// ```no_run
-/// # fn demo<N: netc_train::Network>() -> Result<(), String> {
+/// # fn demo<N: netc_train::Network>() -> Result<(), netc_train::Error> {
 /// let trained = netc_train::Trainer::<N>::new()
 ///     .epochs(3)
 ///     .data("idx:data")
@@ -171,9 +171,9 @@ impl<N: Network> Trainer<N> {
     }
 
     /// Trains, and returns the parameters, batchnorm statistics and every epoch's figures.
-    /// The error says what went wrong (bad settings or data, a diverged run, Ctrl-C, with
-    /// the checkpoint it wrote).
-    pub fn run(&self) -> Result<Trained<N>, String> {
+    /// The error says what went wrong: Ctrl-C ([`Error::Interrupted`], with the checkpoint it
+    /// wrote), or bad settings or data, or a diverged run ([`Error::Failed`]).
+    pub fn run(&self) -> Result<Trained<N>, Error> {
         train::<N>(&self.flags)
     }
 }
