@@ -43,6 +43,8 @@ pub fn save<N: Network>(run: &Run<N>, dir: &Path) -> Result<PathBuf, String> {
         // What the steps were counted in: a resume must cut the epoch the same way.
         meta.insert("epoch_batch".into(), run.epoch_batch.to_string());
         meta.insert("epoch_images".into(), run.epoch_images.to_string());
+        meta.insert("epoch_loss".into(), run.epoch_loss.to_string());
+        meta.insert("epoch_correct".into(), run.epoch_correct.to_string());
     }
     meta.insert("step".into(), run.step.to_string());
     let rng = run.rng.state().map(|w| w.to_string()).join(",");
@@ -195,6 +197,14 @@ pub fn load<N: Network>(path: &Path) -> Result<Run<N>, String> {
             .unwrap_or(0),
         epoch_images: meta
             .get("epoch_images")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        epoch_loss: meta
+            .get("epoch_loss")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0),
+        epoch_correct: meta
+            .get("epoch_correct")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
         step: number("step")?,

@@ -167,6 +167,10 @@ pub struct Run<N: Network> {
     /// With `epoch_step`: the batch size and training-set size its steps were counted in.
     pub epoch_batch: usize,
     pub epoch_images: usize,
+    /// With `epoch_step`: the sum of those steps' losses and their images classified right,
+    /// so that the epoch's figures cover all of its steps.
+    pub epoch_loss: f64,
+    pub epoch_correct: usize,
     /// Optimizer steps taken.
     pub step: u64,
     /// The generator of the shuffles (and, before the first epoch, of the initialization).
@@ -328,6 +332,8 @@ fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
                 epoch_step: 0,
                 epoch_batch: 0,
                 epoch_images: 0,
+                epoch_loss: 0.0,
+                epoch_correct: 0,
                 step: 0,
                 rng,
             }
@@ -391,7 +397,11 @@ fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
         let opt_now = optimizer.at(lr);
         let mut order: Vec<usize> = (0..train_set.len()).collect();
         run.rng.shuffle(&mut order);
-        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        // Sums over the epoch's steps, those before a resume included.
+        let (mut loss_sum, mut correct) = (
+            std::mem::take(&mut run.epoch_loss),
+            std::mem::take(&mut run.epoch_correct),
+        );
         let mut last_report = Instant::now();
         for step in skip..steps {
             for (k, &i) in order[step * batch..(step + 1) * batch].iter().enumerate() {
@@ -460,6 +470,8 @@ fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
                     epoch_step: step + 1,
                     epoch_batch: batch,
                     epoch_images: train_set.len(),
+                    epoch_loss: loss_sum,
+                    epoch_correct: correct,
                     step: run.step,
                     rng: rng_before,
                 };
@@ -473,14 +485,14 @@ fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
             let done = (step + 1) * batch;
             let status = || {
                 let accuracy = if N::CLASSES > 0 {
-                    let a = correct as f64 / ((step + 1 - skip) * batch) as f64;
+                    let a = correct as f64 / ((step + 1) * batch) as f64;
                     format!(", accuracy {:.1}%", 100.0 * a)
                 } else {
                     String::new()
                 };
                 format!(
                     "loss {:.4}{accuracy}, {:.0} img/s",
-                    loss_sum / (step + 1 - skip) as f64,
+                    loss_sum / (step + 1) as f64,
                     ((step + 1 - skip) * batch) as f64 / started.elapsed().as_secs_f64()
                 )
             };
@@ -501,12 +513,13 @@ fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        // Steps run this epoch: none when it was resumed from a checkpoint of its last step,
-        // and then it has no figures of its own.
+        // Steps run now (none when the epoch was resumed from a checkpoint of its last step),
+        // and steps the sums cover (all of the epoch's).
         let ran = steps.saturating_sub(skip);
+        let counted = skip.min(steps) + ran;
         let per_step = |total: f64| {
-            if ran > 0 {
-                total / ran as f64
+            if counted > 0 {
+                total / counted as f64
             } else {
                 f64::NAN
             }
