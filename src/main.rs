@@ -503,7 +503,7 @@ fn build(file: &Path, network: Option<&str>, output: Option<&Path>, no_build: bo
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map(|t| dir.join(t))
                 .unwrap_or_else(|| dir.join("target"));
-            let bin = match netc_compiler::codegen::emit_trainer(g) {
+            let bin = match netc_compiler::codegen::trainer_fit(g) {
                 Ok(_) => format!("{}-train", g.name.replace('_', "-")),
                 Err(_) => g.name.replace('_', "-"),
             };

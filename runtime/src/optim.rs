@@ -5,7 +5,7 @@
 /// SGD with momentum, Nesterov momentum and L2 weight decay (`torch.optim.SGD`):
 /// `g ← g + wd·p`; `b ← μ·b + g` (`b ← g` on the first step); `g ← g + μ·b` with Nesterov,
 /// else `g ← b`; `p ← p - lr·g`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sgd {
     /// Learning rate.
     pub lr: f32,
@@ -19,7 +19,7 @@ pub struct Sgd {
 
 /// Adam (`torch.optim.Adam`, L2 weight decay added to the gradient) or, with `decoupled`,
 /// AdamW (`torch.optim.AdamW`, `p ← p·(1 - lr·wd)` before the step).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adam {
     /// Learning rate.
     pub lr: f32,

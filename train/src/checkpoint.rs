@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
-use crate::{rt, Network, Run};
+use crate::{rt, MidEpoch, Network, Run};
 
 /// Writes `run` into `dir` (created if needed); returns the file.
 pub fn save<N: Network>(run: &Run<N>, dir: &Path) -> Result<PathBuf, String> {
@@ -38,13 +38,14 @@ pub fn save<N: Network>(run: &Run<N>, dir: &Path) -> Result<PathBuf, String> {
     meta.insert("network".into(), N::NAME.into());
     meta.insert("hash".into(), format!("{:016x}", N::HASH));
     meta.insert("epoch".into(), run.epoch.to_string());
-    meta.insert("epoch_step".into(), run.epoch_step.to_string());
-    if run.epoch_step > 0 {
+    let mid = run.mid_epoch.unwrap_or_default();
+    meta.insert("epoch_step".into(), mid.steps.to_string());
+    if let Some(m) = run.mid_epoch {
         // What the steps were counted in: a resume must cut the epoch the same way.
-        meta.insert("epoch_batch".into(), run.epoch_batch.to_string());
-        meta.insert("epoch_images".into(), run.epoch_images.to_string());
-        meta.insert("epoch_loss".into(), run.epoch_loss.to_string());
-        meta.insert("epoch_correct".into(), run.epoch_correct.to_string());
+        meta.insert("epoch_batch".into(), m.batch.to_string());
+        meta.insert("epoch_images".into(), m.images.to_string());
+        meta.insert("epoch_loss".into(), m.loss_sum.to_string());
+        meta.insert("epoch_correct".into(), m.correct.to_string());
     }
     meta.insert("step".into(), run.step.to_string());
     let rng = run.rng.state().map(|w| w.to_string()).join(",");
@@ -59,7 +60,7 @@ pub fn save<N: Network>(run: &Run<N>, dir: &Path) -> Result<PathBuf, String> {
     let data = safetensors::serialize(views, Some(meta))
         .map_err(|e| format!("cannot encode a checkpoint: {e}"))?;
     // Mid-epoch (Ctrl-C): named after the epochs done and the steps into the next.
-    let path = match run.epoch_step {
+    let path = match mid.steps {
         0 => dir.join(format!("{}-epoch{:04}.safetensors", N::NAME, run.epoch)),
         k => dir.join(format!(
             "{}-epoch{:04}-step{k:06}.safetensors",
@@ -186,28 +187,28 @@ pub fn load<N: Network>(path: &Path) -> Result<Run<N>, String> {
         state,
         opt,
         epoch: number("epoch")? as usize,
-        // Absent in checkpoints written at an epoch's end by earlier trainers.
-        epoch_step: meta
-            .get("epoch_step")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        epoch_batch: meta
-            .get("epoch_batch")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        epoch_images: meta
-            .get("epoch_images")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        epoch_loss: meta
-            .get("epoch_loss")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0),
-        epoch_correct: meta
-            .get("epoch_correct")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
+        // The position inside an epoch: only in checkpoints written in the middle of one.
+        mid_epoch: Some(MidEpoch {
+            steps: optional(&meta, "epoch_step", &corrupt)?,
+            batch: optional(&meta, "epoch_batch", &corrupt)?,
+            images: optional(&meta, "epoch_images", &corrupt)?,
+            loss_sum: optional(&meta, "epoch_loss", &corrupt)?,
+            correct: optional(&meta, "epoch_correct", &corrupt)?,
+        })
+        .filter(|m| m.steps > 0),
         step: number("step")?,
         rng,
+    })
+}
+
+/// A metadata value that may be absent (then its default), but not malformed.
+fn optional<T: std::str::FromStr + Default>(
+    meta: &std::collections::HashMap<String, String>,
+    k: &str,
+    corrupt: &dyn Fn(String) -> String,
+) -> Result<T, String> {
+    meta.get(k).map_or(Ok(T::default()), |v| {
+        v.parse()
+            .map_err(|_| corrupt(format!("`{k}` is malformed")))
     })
 }

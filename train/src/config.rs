@@ -70,38 +70,28 @@ impl FromStr for Schedule {
     }
 }
 
-/// An optimizer and its settings (PyTorch's update rules, `rt::optim`).
+/// An optimizer and its settings: the runtime's (PyTorch's update rules).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Optimizer {
-    Sgd {
-        lr: f32,
-        momentum: f32,
-        weight_decay: f32,
-        nesterov: bool,
-    },
+    Sgd(rt::optim::Sgd),
     /// Adam, or AdamW when `decoupled`.
-    Adam {
-        lr: f32,
-        beta1: f32,
-        beta2: f32,
-        eps: f32,
-        weight_decay: f32,
-        decoupled: bool,
-    },
+    Adam(rt::optim::Adam),
 }
 
 impl Optimizer {
     /// The learning rate.
     pub(crate) fn lr(&self) -> f32 {
-        match *self {
-            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => lr,
+        match self {
+            Optimizer::Sgd(o) => o.lr,
+            Optimizer::Adam(o) => o.lr,
         }
     }
 
     /// This optimizer at learning rate `lr`.
     pub(crate) fn at(mut self, rate: f32) -> Optimizer {
         match &mut self {
-            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => *lr = rate,
+            Optimizer::Sgd(o) => o.lr = rate,
+            Optimizer::Adam(o) => o.lr = rate,
         }
         self
     }
@@ -109,78 +99,50 @@ impl Optimizer {
     /// This optimizer with the flags' overrides: `--optimizer` switches kind (keeping the
     /// learning rate and weight decay), `--lr`, `--momentum` and `--weight-decay` replace.
     pub(crate) fn with(self, flags: &Flags) -> Result<Optimizer, String> {
-        let (lr, wd) = match self {
-            Optimizer::Sgd {
-                lr, weight_decay, ..
-            }
-            | Optimizer::Adam {
-                lr, weight_decay, ..
-            } => (lr, weight_decay),
+        let (lr, weight_decay) = match self {
+            Optimizer::Sgd(o) => (o.lr, o.weight_decay),
+            Optimizer::Adam(o) => (o.lr, o.weight_decay),
         };
-        let mut o = match flags.optimizer.as_deref() {
-            None => self,
-            Some("sgd") => match self {
-                Optimizer::Sgd { .. } => self,
-                _ => Optimizer::Sgd {
-                    lr,
-                    momentum: 0.9,
-                    weight_decay: wd,
-                    nesterov: false,
-                },
-            },
-            Some(kind @ ("adam" | "adamw")) => {
+        let mut o = match (flags.optimizer.as_deref(), self) {
+            (None, o) | (Some("sgd"), o @ Optimizer::Sgd(_)) => o,
+            (Some("sgd"), Optimizer::Adam(_)) => Optimizer::Sgd(rt::optim::Sgd {
+                lr,
+                momentum: 0.9,
+                weight_decay,
+                nesterov: false,
+            }),
+            (Some(kind @ ("adam" | "adamw")), o) => {
                 let decoupled = kind == "adamw";
-                match self {
-                    Optimizer::Adam {
-                        lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay,
-                        ..
-                    } => Optimizer::Adam {
-                        lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay,
-                        decoupled,
-                    },
-                    _ => Optimizer::Adam {
+                Optimizer::Adam(match o {
+                    Optimizer::Adam(a) => rt::optim::Adam { decoupled, ..a },
+                    Optimizer::Sgd(_) => rt::optim::Adam {
                         lr,
                         beta1: 0.9,
                         beta2: 0.999,
                         eps: 1e-8,
-                        weight_decay: wd,
+                        weight_decay,
                         decoupled,
                     },
-                }
+                })
             }
-            Some(other) => {
+            (Some(other), _) => {
                 return Err(format!(
                     "unknown optimizer `{other}`\n  help: --optimizer takes sgd, adam or adamw"
                 ))
             }
         };
         match &mut o {
-            Optimizer::Sgd {
-                lr,
-                momentum,
-                weight_decay,
-                ..
-            } => {
-                *lr = flags.lr.unwrap_or(*lr);
-                *momentum = flags.momentum.unwrap_or(*momentum);
-                *weight_decay = flags.weight_decay.unwrap_or(*weight_decay);
+            Optimizer::Sgd(o) => {
+                o.lr = flags.lr.unwrap_or(o.lr);
+                o.momentum = flags.momentum.unwrap_or(o.momentum);
+                o.weight_decay = flags.weight_decay.unwrap_or(o.weight_decay);
             }
-            Optimizer::Adam {
-                lr, weight_decay, ..
-            } => {
+            Optimizer::Adam(o) => {
                 if flags.momentum.is_some() {
                     return Err("--momentum is SGD's; Adam has beta1 and beta2".into());
                 }
-                *lr = flags.lr.unwrap_or(*lr);
-                *weight_decay = flags.weight_decay.unwrap_or(*weight_decay);
+                o.lr = flags.lr.unwrap_or(o.lr);
+                o.weight_decay = flags.weight_decay.unwrap_or(o.weight_decay);
             }
         }
         Ok(o)
@@ -188,35 +150,9 @@ impl Optimizer {
 
     /// One update of parameter `p` with gradient `g`.
     pub(crate) fn step(&self, p: &mut [f32], g: &[f32], st: &mut rt::optim::OptState) {
-        match *self {
-            Optimizer::Sgd {
-                lr,
-                momentum,
-                weight_decay,
-                nesterov,
-            } => rt::optim::Sgd {
-                lr,
-                momentum,
-                weight_decay,
-                nesterov,
-            }
-            .step(p, g, st),
-            Optimizer::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                decoupled,
-            } => rt::optim::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                decoupled,
-            }
-            .step(p, g, st),
+        match self {
+            Optimizer::Sgd(o) => o.step(p, g, st),
+            Optimizer::Adam(o) => o.step(p, g, st),
         }
     }
 }
@@ -224,25 +160,20 @@ impl Optimizer {
 impl std::fmt::Display for Optimizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Optimizer::Sgd {
-                lr,
-                momentum,
-                weight_decay,
-                nesterov,
-            } => write!(
+            Optimizer::Sgd(o) => write!(
                 f,
-                "sgd(lr={lr}, momentum={momentum}, weight_decay={weight_decay}{})",
-                if *nesterov { ", nesterov" } else { "" }
+                "sgd(lr={}, momentum={}, weight_decay={}{})",
+                o.lr,
+                o.momentum,
+                o.weight_decay,
+                if o.nesterov { ", nesterov" } else { "" }
             ),
-            Optimizer::Adam {
-                lr,
-                weight_decay,
-                decoupled,
-                ..
-            } => write!(
+            Optimizer::Adam(o) => write!(
                 f,
-                "{}(lr={lr}, weight_decay={weight_decay})",
-                if *decoupled { "adamw" } else { "adam" }
+                "{}(lr={}, weight_decay={})",
+                if o.decoupled { "adamw" } else { "adam" },
+                o.lr,
+                o.weight_decay
             ),
         }
     }
@@ -359,24 +290,24 @@ mod tests {
 
     #[test]
     fn flags_override_the_networks_optimizer() {
-        let sgd = Optimizer::Sgd {
+        let sgd = Optimizer::Sgd(rt::optim::Sgd {
             lr: 0.05,
             momentum: 0.9,
             weight_decay: 0.0,
             nesterov: false,
-        };
+        });
         assert_eq!(sgd.with(&flags(&[])).unwrap(), sgd);
         let o = sgd
             .with(&flags(&["--lr", "0.1", "--momentum", "0.5"]))
             .unwrap();
         assert_eq!(
             o,
-            Optimizer::Sgd {
+            Optimizer::Sgd(rt::optim::Sgd {
                 lr: 0.1,
                 momentum: 0.5,
                 weight_decay: 0.0,
                 nesterov: false
-            }
+            })
         );
         // Switching kind keeps the rate and the decay.
         let o = sgd
@@ -384,14 +315,14 @@ mod tests {
             .unwrap();
         assert_eq!(
             o,
-            Optimizer::Adam {
+            Optimizer::Adam(rt::optim::Adam {
                 lr: 0.05,
                 beta1: 0.9,
                 beta2: 0.999,
                 eps: 1e-8,
                 weight_decay: 0.01,
                 decoupled: true
-            }
+            })
         );
         assert!(o.with(&flags(&["--momentum", "0.9"])).is_err());
         assert!(sgd.with(&flags(&["--optimizer", "rmsprop"])).is_err());

@@ -19,7 +19,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use netc_runtime as rt;
+/// The runtime, for the generated code and the optimizers' settings.
+pub use netc_runtime as rt;
 use rt::data::{Dataset, Source};
 
 /// What the trainer needs of a generated network with one image input and either one class
@@ -153,6 +154,21 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A run stopped inside an epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MidEpoch {
+    /// Steps done.
+    pub steps: usize,
+    /// The batch size and training-set size the steps were counted in (0 in checkpoints
+    /// of earlier trainers, which did not record them).
+    pub batch: usize,
+    pub images: usize,
+    /// The sum of those steps' losses and their images classified right, so that the
+    /// epoch's figures cover all of its steps.
+    pub loss_sum: f64,
+    pub correct: usize,
+}
+
 /// Everything a run carries from step to step, which a checkpoint saves.
 pub struct Run<N: Network> {
     pub params: N::Params,
@@ -161,16 +177,10 @@ pub struct Run<N: Network> {
     pub opt: Vec<rt::optim::OptState>,
     /// Epochs finished.
     pub epoch: usize,
-    /// Steps done of the next epoch (a checkpoint written on Ctrl-C); `rng` is then the
-    /// generator as it was before that epoch's shuffle, so that the order comes back.
-    pub epoch_step: usize,
-    /// With `epoch_step`: the batch size and training-set size its steps were counted in.
-    pub epoch_batch: usize,
-    pub epoch_images: usize,
-    /// With `epoch_step`: the sum of those steps' losses and their images classified right,
-    /// so that the epoch's figures cover all of its steps.
-    pub epoch_loss: f64,
-    pub epoch_correct: usize,
+    /// How far into the next epoch the run is (a checkpoint written on Ctrl-C); `rng` is
+    /// then the generator as it was before that epoch's shuffle, so that the order comes
+    /// back.
+    pub mid_epoch: Option<MidEpoch>,
     /// Optimizer steps taken.
     pub step: u64,
     /// The generator of the shuffles (and, before the first epoch, of the initialization).
@@ -297,19 +307,19 @@ fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
             let run = checkpoint::load::<N>(&path)?;
             // A checkpoint from the middle of an epoch counts its steps in batches of one
             // size over one training set: resuming it any other way would skip other images.
-            if run.epoch_step > 0
-                && run.epoch_batch > 0
-                && (run.epoch_batch, run.epoch_images) != (batch, train_set.len())
+            if let Some(m) = run
+                .mid_epoch
+                .filter(|m| m.batch > 0 && (m.batch, m.images) != (batch, train_set.len()))
             {
                 return Err(format!(
                     "{} was written in the middle of epoch {}, after step {} of batches of {} over {} training images; this run has batches of {batch} over {}\n  help: resume it with --batch {} and the same --data and --val-split",
                     path.display(),
                     run.epoch + 1,
-                    run.epoch_step,
-                    run.epoch_batch,
-                    run.epoch_images,
+                    m.steps,
+                    m.batch,
+                    m.images,
                     train_set.len(),
-                    run.epoch_batch
+                    m.batch
                 ));
             }
             say(format!(
@@ -329,11 +339,7 @@ fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
                 state: N::state(),
                 opt: N::SHAPES.iter().map(|_| Default::default()).collect(),
                 epoch: 0,
-                epoch_step: 0,
-                epoch_batch: 0,
-                epoch_images: 0,
-                epoch_loss: 0.0,
-                epoch_correct: 0,
+                mid_epoch: None,
                 step: 0,
                 rng,
             }
@@ -380,7 +386,8 @@ fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
         }
         let started = Instant::now();
         let rng_before = run.rng.clone();
-        let skip = std::mem::take(&mut run.epoch_step);
+        let resumed = run.mid_epoch.take().unwrap_or_default();
+        let skip = resumed.steps;
         let bar = bars.then(|| {
             let bar = indicatif::ProgressBar::new(steps as u64);
             bar.set_style(
@@ -398,10 +405,7 @@ fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
         let mut order: Vec<usize> = (0..train_set.len()).collect();
         run.rng.shuffle(&mut order);
         // Sums over the epoch's steps, those before a resume included.
-        let (mut loss_sum, mut correct) = (
-            std::mem::take(&mut run.epoch_loss),
-            std::mem::take(&mut run.epoch_correct),
-        );
+        let (mut loss_sum, mut correct) = (resumed.loss_sum, resumed.correct);
         let mut last_report = Instant::now();
         for step in skip..steps {
             for (k, &i) in order[step * batch..(step + 1) * batch].iter().enumerate() {
@@ -452,11 +456,9 @@ fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
                 })
                 .collect();
             metrics.step(epoch, run.step, lr, loss, &norms)?;
-            {
-                history_plot.steps.push((run.step, loss as f64));
-                if !norms.is_empty() {
-                    history_plot.norms.push((run.step, norms));
-                }
+            history_plot.steps.push((run.step, loss as f64));
+            if !norms.is_empty() {
+                history_plot.norms.push((run.step, norms));
             }
             if ctrl_c::pressed() {
                 if let Some(bar) = &bar {
@@ -467,11 +469,13 @@ fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
                     state: run.state,
                     opt: run.opt,
                     epoch: epoch - 1,
-                    epoch_step: step + 1,
-                    epoch_batch: batch,
-                    epoch_images: train_set.len(),
-                    epoch_loss: loss_sum,
-                    epoch_correct: correct,
+                    mid_epoch: Some(MidEpoch {
+                        steps: step + 1,
+                        batch,
+                        images: train_set.len(),
+                        loss_sum,
+                        correct,
+                    }),
                     step: run.step,
                     rng: rng_before,
                 };

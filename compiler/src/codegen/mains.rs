@@ -469,7 +469,7 @@ pub fn network_impl(
                 eps as f32,
                 weight_decay as f32,
             );
-            quote! { #krate::Optimizer::Adam { lr: #lr, beta1: #b1, beta2: #b2, eps: #eps, weight_decay: #wd, decoupled: #decoupled } }
+            quote! { #krate::Optimizer::Adam(#krate::rt::optim::Adam { lr: #lr, beta1: #b1, beta2: #b2, eps: #eps, weight_decay: #wd, decoupled: #decoupled }) }
         }
         Some(crate::train::Optimizer::Sgd {
             lr,
@@ -478,10 +478,10 @@ pub fn network_impl(
             nesterov,
         }) => {
             let (lr, m, wd) = (lr as f32, momentum as f32, weight_decay as f32);
-            quote! { #krate::Optimizer::Sgd { lr: #lr, momentum: #m, weight_decay: #wd, nesterov: #nesterov } }
+            quote! { #krate::Optimizer::Sgd(#krate::rt::optim::Sgd { lr: #lr, momentum: #m, weight_decay: #wd, nesterov: #nesterov }) }
         }
         None => {
-            quote! { #krate::Optimizer::Sgd { lr: 0.01, momentum: 0.9, weight_decay: 0.0, nesterov: false } }
+            quote! { #krate::Optimizer::Sgd(#krate::rt::optim::Sgd { lr: 0.01, momentum: 0.9, weight_decay: 0.0, nesterov: false }) }
         }
     };
     let epochs = t.epochs.unwrap_or(5) as usize;
