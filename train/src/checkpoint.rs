@@ -3,7 +3,9 @@
 //! bit for bit: the parameters and batchnorm statistics under their PyTorch names (so that
 //! PyTorch loads the weights by name), each parameter's optimizer state under
 //! `optimizer.m.NAME` / `optimizer.v.NAME`, and in the metadata the epoch, the step, each
-//! optimizer's step count, the shuffling generator's state and the network's hash.
+//! optimizer's step count, the shuffling generator's state, the run's settings and the
+//! network's hash. Reading one validates every field and tensor: a tampered or truncated
+//! checkpoint is refused with what is wrong, never half loaded.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,10 +13,16 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
-use crate::{rt, MidEpoch, Network, Run};
+use crate::settings::Settings;
+use crate::{files, rt, MidEpoch, Network, Optimizer, Run};
 
-/// Writes `run` into `dir` (created if needed); returns the file.
-pub fn save<N: Network>(run: &Run<N>, dir: &Path) -> Result<PathBuf, String> {
+/// Epochs and steps past these are no run's: a tampered checkpoint.
+const MAX_EPOCH: u64 = 1 << 32;
+const MAX_STEP: u64 = 1 << 48;
+
+/// Writes `run`, started with `settings`, into `dir` (created if needed), atomically;
+/// returns the file.
+pub fn save<N: Network>(run: &Run<N>, settings: &Settings, dir: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
@@ -50,6 +58,7 @@ pub fn save<N: Network>(run: &Run<N>, dir: &Path) -> Result<PathBuf, String> {
     meta.insert("step".into(), run.step.to_string());
     let rng = run.rng.state().map(|w| w.to_string()).join(",");
     meta.insert("rng".into(), rng);
+    settings.to_meta(&mut meta);
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .map(|(n, s, b)| {
@@ -68,46 +77,69 @@ pub fn save<N: Network>(run: &Run<N>, dir: &Path) -> Result<PathBuf, String> {
             run.epoch
         )),
     };
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, data).map_err(|e| format!("{}: cannot write: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+    files::write_atomic(&path, &data)?;
     Ok(path)
 }
 
-/// The checkpoint of the latest epoch in `dir`.
-pub fn newest(dir: &Path) -> Result<PathBuf, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: no checkpoints to resume from ({e})", dir.display()))?;
-    // (epochs done, steps into the next): `-epochNNNN` or `-epochNNNN-stepMMMMMM`.
-    let epoch_of = |name: &str| -> Option<(u64, u64)> {
-        let rest = name.strip_suffix(".safetensors")?;
-        let at = rest.rsplit_once("-epoch")?.1;
-        match at.split_once("-step") {
-            Some((e, k)) => Some((e.parse().ok()?, k.parse().ok()?)),
-            None => Some((at.parse().ok()?, 0)),
-        }
-    };
-    entries
+/// (epochs done, steps into the next) of a checkpoint's file name,
+/// `NAME-epochNNNN.safetensors` or `NAME-epochNNNN-stepMMMMMM.safetensors`.
+pub fn position(name: &str) -> Option<(u64, u64)> {
+    let rest = name.strip_suffix(".safetensors")?;
+    let at = rest.rsplit_once("-epoch")?.1;
+    match at.split_once("-step") {
+        Some((e, k)) => Some((e.parse().ok()?, k.parse().ok()?)),
+        None => Some((at.parse().ok()?, 0)),
+    }
+}
+
+/// The newest checkpoint of `N` in `dir` that loads: checkpoints by their names' position,
+/// newest first, skipping another network's, corrupt ones and unrelated files. Returns the
+/// run, its file and a line for every checkpoint skipped, with the reason.
+pub fn newest<N: Network>(dir: &Path) -> Result<(Loaded<N>, PathBuf, Vec<String>), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        format!(
+            "{}: no checkpoints to resume from ({e})\n  help: --resume PATH names one",
+            dir.display()
+        )
+    })?;
+    let mut found: Vec<((u64, u64), PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            epoch_of(&name).map(|k| (k, e.path()))
+            position(&name).map(|k| (k, e.path()))
         })
-        .max()
-        .map(|(_, p)| p)
-        .ok_or_else(|| {
-            format!(
-                "{}: no checkpoints to resume from\n  help: --resume PATH names one",
-                dir.display()
-            )
-        })
+        .collect();
+    found.sort();
+    let mut skipped = Vec::new();
+    for (_, path) in found.into_iter().rev() {
+        match load::<N>(&path) {
+            Ok(loaded) => return Ok((loaded, path, skipped)),
+            Err(e) => skipped.push(format!("skipped {e}")),
+        }
+    }
+    let why = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(" valid for `{}`:\n  {}", N::NAME, skipped.join("\n  "))
+    };
+    Err(format!(
+        "{}: no checkpoints to resume from{why}\n  help: --resume PATH names one",
+        dir.display()
+    ))
 }
 
-/// Reads a checkpoint of `N`, refusing another network's and any corrupt file.
-pub fn load<N: Network>(path: &Path) -> Result<Run<N>, String> {
+/// A checkpoint read back: the run, and the settings it was started with (`None` from a
+/// trainer that did not record them).
+pub struct Loaded<N: Network> {
+    pub run: Run<N>,
+    pub settings: Option<Settings>,
+}
+
+/// Reads a checkpoint of `N`, refusing another network's and any corrupt or tampered file.
+pub fn load<N: Network>(path: &Path) -> Result<Loaded<N>, String> {
     let at = |what: String| format!("{}: {what}", path.display());
     let bytes = std::fs::read(path).map_err(|e| at(format!("cannot read: {e}")))?;
-    let corrupt = |e: String| at(format!("not a netc checkpoint ({e})"));
+    let corrupt = |e: String| at(format!("not a valid netc checkpoint ({e})"));
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
     let meta = header.metadata().clone().unwrap_or_default();
@@ -124,11 +156,16 @@ pub fn load<N: Network>(path: &Path) -> Result<Run<N>, String> {
             N::HASH
         )));
     }
-    let number = |k: &str| -> Result<u64, String> {
-        get(k)?
+    let number = |k: &str, max: u64| -> Result<u64, String> {
+        let v: u64 = get(k)?
             .parse()
-            .map_err(|_| corrupt(format!("`{k}` is not a number")))
+            .map_err(|_| corrupt(format!("`{k}` is not a number")))?;
+        if v > max {
+            return Err(corrupt(format!("`{k}` is {v}, past any run")));
+        }
+        Ok(v)
     };
+    let settings = Settings::from_meta(&meta).map_err(corrupt)?;
     let read = |name: &str, shape: &[usize], into: &mut [f32]| -> Result<(), String> {
         let t = file
             .tensor(name)
@@ -143,8 +180,15 @@ pub fn load<N: Network>(path: &Path) -> Result<Run<N>, String> {
         for (v, b) in into.iter_mut().zip(t.data().chunks_exact(4)) {
             *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
+        if let Some(i) = into.iter().position(|v| !v.is_finite()) {
+            return Err(corrupt(format!(
+                "`{name}` holds {} at index {i}",
+                into[i]
+            )));
+        }
         Ok(())
     };
+    let mut expected: Vec<String> = Vec::new();
     let mut params = N::params();
     for (name, shape) in N::SHAPES {
         read(
@@ -152,16 +196,25 @@ pub fn load<N: Network>(path: &Path) -> Result<Run<N>, String> {
             shape,
             N::param_mut(&mut params, name).expect("listed"),
         )?;
+        expected.push(name.to_string());
     }
     let mut state = N::state();
     for (name, shape) in N::STATE_SHAPES {
         read(name, shape, N::state_mut(&mut state, name).expect("listed"))?;
+        expected.push(name.to_string());
     }
+    let step = number("step", MAX_STEP)?;
+    // Which optimizer state every parameter has after its first step.
+    let needs: &[&str] = match settings.as_ref().map(|s| s.optimizer) {
+        Some(Optimizer::Sgd(o)) if o.momentum != 0.0 => &["m"],
+        Some(Optimizer::Adam(_)) => &["m", "v"],
+        _ => &[],
+    };
     let mut opt = Vec::new();
     for (name, shape) in N::SHAPES {
         let len: usize = shape.iter().product();
         let mut st = rt::optim::OptState {
-            step: number(&format!("optimizer.step.{name}"))?,
+            step: number(&format!("optimizer.step.{name}"), step)?,
             ..Default::default()
         };
         for (kind, v) in [("m", &mut st.m), ("v", &mut st.v)] {
@@ -169,9 +222,27 @@ pub fn load<N: Network>(path: &Path) -> Result<Run<N>, String> {
             if file.tensor(&key).is_ok() {
                 v.resize(len, 0.0);
                 read(&key, shape, v)?;
+                expected.push(key);
+            } else if st.step > 0 && needs.contains(&kind) {
+                return Err(corrupt(format!(
+                    "no tensor `{key}`, which the optimizer has after {} step(s)",
+                    st.step
+                )));
             }
         }
         opt.push(st);
+    }
+    let mut extra: Vec<&str> = file
+        .names()
+        .into_iter()
+        .filter(|n| !expected.iter().any(|e| e == *n))
+        .collect();
+    extra.sort();
+    if let Some(first) = extra.first() {
+        return Err(corrupt(format!(
+            "`{first}` is not a tensor of `{}`'s checkpoints",
+            N::NAME
+        )));
     }
     let words: Vec<u64> = get("rng")?
         .split(',')
@@ -182,22 +253,34 @@ pub fn load<N: Network>(path: &Path) -> Result<Run<N>, String> {
         [a, b, c, d] if [a, b, c, d] != [0; 4] => rt::rng::Rng::from_state([a, b, c, d]),
         _ => return Err(corrupt("a bad `rng`".into())),
     };
-    Ok(Run {
-        params,
-        state,
-        opt,
-        epoch: number("epoch")? as usize,
-        // The position inside an epoch: only in checkpoints written in the middle of one.
-        mid_epoch: Some(MidEpoch {
-            steps: optional(&meta, "epoch_step", &corrupt)?,
-            batch: optional(&meta, "epoch_batch", &corrupt)?,
-            images: optional(&meta, "epoch_images", &corrupt)?,
-            loss_sum: optional(&meta, "epoch_loss", &corrupt)?,
-            correct: optional(&meta, "epoch_correct", &corrupt)?,
-        })
-        .filter(|m| m.steps > 0),
-        step: number("step")?,
-        rng,
+    // The position inside an epoch: only in checkpoints written in the middle of one.
+    let mid = MidEpoch {
+        steps: optional(&meta, "epoch_step", &corrupt)?,
+        batch: optional(&meta, "epoch_batch", &corrupt)?,
+        images: optional(&meta, "epoch_images", &corrupt)?,
+        loss_sum: optional(&meta, "epoch_loss", &corrupt)?,
+        correct: optional(&meta, "epoch_correct", &corrupt)?,
+    };
+    if mid.batch > 0 && mid.steps.checked_mul(mid.batch).map_or(true, |n| n > mid.images) {
+        return Err(corrupt(format!(
+            "`epoch_step` {} is past the end of an epoch of {} images in batches of {}",
+            mid.steps, mid.images, mid.batch
+        )));
+    }
+    if !mid.loss_sum.is_finite() || mid.correct > mid.steps.saturating_mul(mid.batch.max(1)) {
+        return Err(corrupt("`epoch_loss` or `epoch_correct` is out of range".into()));
+    }
+    Ok(Loaded {
+        run: Run {
+            params,
+            state,
+            opt,
+            epoch: number("epoch", MAX_EPOCH)? as usize,
+            mid_epoch: Some(mid).filter(|m| m.steps > 0),
+            step,
+            rng,
+        },
+        settings,
     })
 }
 

@@ -47,6 +47,17 @@ impl Schedule {
     }
 }
 
+/// The form `--schedule` takes, which parses back to the same schedule.
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Constant => f.write_str("constant"),
+            Schedule::Cosine => f.write_str("cosine"),
+            Schedule::Step { every, gamma } => write!(f, "step:{every}:{gamma}"),
+        }
+    }
+}
+
 impl FromStr for Schedule {
     type Err = String;
 
@@ -213,9 +224,9 @@ pub struct Flags {
     /// Threads for the kernels [default: every core]
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Fraction of the training images held out for validation
-    #[arg(long, default_value_t = 0.1)]
-    pub val_split: f64,
+    /// Fraction of the training images held out for validation [default: 0.1]
+    #[arg(long, value_name = "F")]
+    pub val_split: Option<f64>,
     /// Learning-rate schedule: constant, cosine, or step:EVERY:GAMMA [default: the network's
     /// `schedule`, else constant]
     #[arg(long, value_name = "SCHEDULE")]
@@ -230,9 +241,13 @@ pub struct Flags {
     /// Write a checkpoint every N epochs (0: only at the end)
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub checkpoint_every: usize,
-    /// Continue from a checkpoint: PATH, or the newest in --checkpoint-dir
-    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    /// Continue from a checkpoint: PATH, or the newest valid one of this network in
+    /// --checkpoint-dir; the run keeps the settings it was started with
+    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with = "overwrite")]
     pub resume: Option<Option<PathBuf>>,
+    /// Start afresh in a folder that holds an earlier run's checkpoints, deleting them
+    #[arg(long)]
+    pub overwrite: bool,
     /// Write per-step and per-epoch metrics to this CSV file [default: OUT/metrics.csv]
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,

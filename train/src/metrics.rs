@@ -14,6 +14,8 @@ pub struct Metrics {
     file: File,
     path: PathBuf,
     layers: usize,
+    /// A write failed (a full disk): later rows are not written, and training goes on.
+    broken: bool,
 }
 
 impl Metrics {
@@ -77,11 +79,9 @@ impl Metrics {
                 ));
             }
         }
-        let tmp = path.with_extension("csv.tmp");
         let mut text = kept.join("\n");
         text.push('\n');
-        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::files::write_atomic(path, text.as_bytes())?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
@@ -91,6 +91,7 @@ impl Metrics {
                 file,
                 path: path.to_path_buf(),
                 layers: layers.len(),
+                broken: false,
             },
             note,
         ))
@@ -106,15 +107,29 @@ impl Metrics {
         norms: &[f64],
     ) -> Result<(), String> {
         let cols: String = norms.iter().map(|n| format!(",{n}")).collect();
-        writeln!(self.file, "step,{epoch},{step},{lr},{loss},,,,{cols}")
-            .map_err(|e| format!("{}: {e}", self.path.display()))
+        let row = format!("step,{epoch},{step},{lr},{loss},,,,{cols}");
+        self.write(&row)
+    }
+
+    /// Appends a row; the first failure is returned (for a warning) and ends the file's
+    /// rows, so that a full disk costs the metrics and not the run.
+    fn write(&mut self, row: &str) -> Result<(), String> {
+        if self.broken {
+            return Ok(());
+        }
+        writeln!(self.file, "{row}").map_err(|e| {
+            self.broken = true;
+            format!(
+                "{}: cannot write ({e}); no more metrics are written, training goes on",
+                self.path.display()
+            )
+        })
     }
 
     /// One epoch's figures (NaN ones, such as the accuracy of a network without labels,
     /// are left empty).
     pub fn epoch(&mut self, step: u64, lr: f32, e: &crate::Epoch) -> Result<(), String> {
-        writeln!(
-            self.file,
+        let row = format!(
             "epoch,{},{step},{lr},{},{},{},{},{}{}",
             e.epoch,
             cell(e.train_loss),
@@ -123,8 +138,8 @@ impl Metrics {
             cell(e.val_accuracy),
             cell(e.images_per_second),
             ",".repeat(self.layers)
-        )
-        .map_err(|e| format!("{}: {e}", self.path.display()))
+        );
+        self.write(&row)
     }
 }
 

@@ -24,7 +24,20 @@ pub struct History {
 /// A series: its name, colour and points.
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
+/// Draws a chart and writes it to `path` atomically (a reader never sees half a chart); a
+/// chart without a finite point is not written.
 fn chart(path: &Path, title: &str, x: &str, log_y: bool, series: &[Series]) -> Result<(), String> {
+    let mut svg = String::new();
+    let drawn = draw(&mut svg, title, x, log_y, series)
+        .map_err(|e| format!("{}: cannot draw: {e}", path.display()))?;
+    if drawn {
+        crate::files::write_atomic(path, svg.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Draws a chart as SVG text into `svg`; false when there is nothing to draw.
+fn draw(svg: &mut String, title: &str, x: &str, log_y: bool, series: &[Series]) -> Result<bool, String> {
     let points = series.iter().flat_map(|(_, _, p)| p.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(px, py) in points {
@@ -36,7 +49,7 @@ fn chart(path: &Path, title: &str, x: &str, log_y: bool, series: &[Series]) -> R
         }
     }
     if x0 > x1 {
-        return Ok(());
+        return Ok(false);
     }
     if x1 <= x0 {
         x1 = x0 + 1.0;
@@ -44,8 +57,8 @@ fn chart(path: &Path, title: &str, x: &str, log_y: bool, series: &[Series]) -> R
     if y1 <= y0 {
         y1 = y0 + 1.0;
     }
-    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
-    let err = |e: &dyn std::fmt::Display| format!("{}: cannot draw: {e}", path.display());
+    let root = SVGBackend::with_string(svg, (800, 480)).into_drawing_area();
+    let err = |e: &dyn std::fmt::Display| e.to_string();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut builder = ChartBuilder::on(&root);
     builder
@@ -91,7 +104,8 @@ fn chart(path: &Path, title: &str, x: &str, log_y: bool, series: &[Series]) -> R
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| err(&e))?);
     }
-    root.present().map_err(|e| err(&e))
+    root.present().map_err(|e| err(&e))?;
+    Ok(true)
 }
 
 /// Colours that stay apart for up to a dozen series, then repeat.

@@ -136,7 +136,7 @@ impl<N: Network> Trainer<N> {
 
     /// The fraction of the training images held out for validation.
     pub fn val_split(mut self, fraction: f64) -> Self {
-        self.flags.val_split = fraction;
+        self.flags.val_split = Some(fraction);
         self
     }
 
@@ -155,6 +155,12 @@ impl<N: Network> Trainer<N> {
     /// Continue from a checkpoint: `Some(path)`, or `None` for the newest of the run.
     pub fn resume(mut self, from: Option<PathBuf>) -> Self {
         self.flags.resume = Some(from);
+        self
+    }
+
+    /// Start afresh where an earlier run left checkpoints, deleting them (`--overwrite`).
+    pub fn overwrite(mut self, on: bool) -> Self {
+        self.flags.overwrite = on;
         self
     }
 

@@ -441,6 +441,7 @@ pub fn network_impl(
     let [c, h, w] = fit.input;
     let classes = fit.label.as_ref().map_or(0, |(_, k)| *k);
     let image = rust_ident(&fit.image)?;
+    let image_name = &fit.image;
     let (train_inputs, infer_inputs) = match &fit.label {
         Some((label, _)) => {
             let label = rust_ident(label)?;
@@ -538,6 +539,10 @@ pub fn network_impl(
                 #module::Workspace::new(batch)
             }
 
+            fn workspace_bytes(batch: usize) -> Option<usize> {
+                #module::workspace_bytes(batch)
+            }
+
             fn param_mut<'p>(p: &'p mut #module::Params, name: &str) -> Option<&'p mut [f32]> {
                 p.get_mut(name)
             }
@@ -577,10 +582,25 @@ pub fn network_impl(
                 s.get(name)
             }
 
-            fn first_non_finite(ws: &#module::Workspace) -> Option<&'static str> {
-                #module::ACTIVATIONS.iter().map(|&(path, _, _)| path).find(|path| {
-                    #module::activation(ws, path).is_some_and(|v| v.iter().any(|x| !x.is_finite()))
-                })
+            fn first_non_finite(p: &#module::Params, ws: &#module::Workspace) -> Option<String> {
+                // In forward order, each layer's parameters before its output: a layer whose
+                // weights went non-finite is named, not the activation after it that shares
+                // its buffer.
+                let bad = |v: &[f32]| v.iter().any(|x| !x.is_finite());
+                if #module::activation(ws, #image_name).is_some_and(bad) {
+                    return Some(format!("the input `{}`", #image_name));
+                }
+                for layer in #module::LAYERS {
+                    for (name, _) in #module::Params::SHAPES {
+                        if name.rsplit_once('.').map(|(l, _)| l) == Some(layer) && p.get(name).is_some_and(bad) {
+                            return Some(format!("`{layer}` (its parameter `{name}`)"));
+                        }
+                    }
+                    if #module::activation(ws, layer).is_some_and(bad) {
+                        return Some(format!("`{layer}`"));
+                    }
+                }
+                None
             }
         }
     })

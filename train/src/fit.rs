@@ -1,0 +1,562 @@
+//! The training run: settings from the flags (or from the checkpoint a run resumes), the
+//! data, the run's folders locked and checked before the first step, the memory a step
+//! needs checked before it is allocated, then epochs of shuffled minibatches, each ending
+//! with validation, a metrics row, a checkpoint and charts, in that order, so that a chart
+//! that cannot be written costs a warning and never the epoch's checkpoint.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::eval::{evaluate, hits, Scores};
+use crate::files::say as print_line;
+use crate::settings::Settings;
+use crate::{checkpoint, ctrl_c, files, memory, metrics, plot, rt, rundir};
+use crate::{Epoch, Flags, MidEpoch, Network, Run, Trained};
+use rt::data::{Dataset, Source};
+
+/// Where a run's files go.
+struct Paths {
+    out: PathBuf,
+    checkpoints: PathBuf,
+    metrics: PathBuf,
+    plots: PathBuf,
+}
+
+impl Paths {
+    /// Under `--out` (`runs/NAME`) unless given one by one.
+    fn of<N: Network>(flags: &Flags) -> Paths {
+        let out = flags
+            .out
+            .clone()
+            .unwrap_or_else(|| Path::new("runs").join(N::NAME));
+        Paths {
+            checkpoints: flags
+                .checkpoint_dir
+                .clone()
+                .unwrap_or_else(|| out.join("checkpoints")),
+            metrics: flags
+                .metrics
+                .clone()
+                .unwrap_or_else(|| out.join("metrics.csv")),
+            plots: flags.plot.clone().unwrap_or_else(|| out.join("plots")),
+            out,
+        }
+    }
+}
+
+/// The data of a run's settings: the training set, split into training and validation,
+/// and the source's test set; the notes the readers made are printed by `say`.
+fn data<N: Network>(
+    settings: &Settings,
+    _say: &dyn Fn(String),
+) -> Result<(Dataset, Dataset, Option<Dataset>), String> {
+    let source = match &settings.data {
+        Some(spec) => spec.parse::<Source>().map_err(|e| e.to_string())?,
+        None if N::INPUT == [1, 28, 28] => Source::Idx(PathBuf::from(crate::BUNDLED)),
+        None => {
+            return Err(format!(
+                "no --data given, and the bundled digits do not fit the input {:?}\n  help: pass --data idx:DIR, cifar10:DIR, csv:FILE, folder:DIR or synthetic",
+                N::INPUT
+            ))
+        }
+    };
+    let loaded = rt::data::load(&source, N::INPUT, N::CLASSES, settings.seed)
+        .map_err(|e| e.to_string())?;
+    let (train, val) = loaded
+        .train
+        .split(settings.val_split, settings.seed)
+        .map_err(|e| e.to_string())?;
+    Ok((train, val, loaded.test))
+}
+
+/// Threads for the kernels, as `--threads` asks.
+fn threads(flags: &Flags) -> Result<(), String> {
+    if let Some(t) = flags.threads {
+        if t == 0 {
+            return Err("--threads must be at least 1".into());
+        }
+        rt::gemm::set_num_threads(t);
+    }
+    Ok(())
+}
+
+/// The bytes a training step at `batch` allocates: the workspace, and the parameters, their
+/// gradients and the optimizer's state (`moments` copies); `None` past what can be counted.
+fn step_bytes<N: Network>(batch: usize, moments: u64) -> Option<u64> {
+    let params: u64 = N::SHAPES
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>() as u64)
+        .sum();
+    let fixed = params.checked_mul(4 * (2 + moments))?;
+    (N::workspace_bytes(batch)? as u64).checked_add(fixed)
+}
+
+/// Refuses a batch whose step does not fit in the memory this process may still use.
+fn check_memory<N: Network>(batch: usize, moments: u64) -> Result<(), String> {
+    match memory::available() {
+        Some(budget) => memory::check_fits(batch, budget, |b| step_bytes::<N>(b, moments)),
+        None => Ok(()),
+    }
+}
+
+/// `--eval PATH`: scores a checkpoint on the validation set of its run (the run's data,
+/// seed and split, unless the flags name others) and the source's test set.
+fn eval_only<N: Network>(flags: &Flags, path: &Path) -> Result<Trained<N>, String> {
+    let loaded = checkpoint::load::<N>(path)?;
+    let mut settings = Settings::new(flags, &N::DEFAULTS)?;
+    if let Some(s) = loaded.settings {
+        settings = Settings {
+            data: flags.data.clone().or(s.data),
+            batch: flags.batch.unwrap_or(s.batch),
+            seed: flags.seed.unwrap_or(s.seed),
+            val_split: flags.val_split.unwrap_or(s.val_split),
+            ..settings
+        };
+    }
+    let say = |line: String| {
+        if !flags.quiet {
+            print_line(&line)
+        }
+    };
+    let (_, val_set, test) = data::<N>(&settings, &say)?;
+    check_memory::<N>(settings.batch, 0)?;
+    let mut ws = N::workspace(settings.batch);
+    let mut sets = vec![("validation", &val_set)];
+    if let Some(test) = &test {
+        sets.push(("test", test));
+    }
+    let run = loaded.run;
+    for (what, set) in sets {
+        let sc = evaluate::<N>(&run.params, &run.state, set, settings.batch, &mut ws);
+        files::say_out(&report::<N>(what, set, sc));
+    }
+    Ok(Trained {
+        params: run.params,
+        state: run.state,
+        epochs: Vec::new(),
+    })
+}
+
+fn report<N: Network>(what: &str, set: &Dataset, sc: Scores) -> String {
+    format!("{what}: {} images, {}", set.len(), sc.describe(N::CLASSES))
+}
+
+/// Trains `N` as `flags` say; the error is the message for the user.
+pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
+    let d = N::DEFAULTS;
+    threads(flags)?;
+    let paths = Paths::of::<N>(flags);
+    if let Some(path) = &flags.eval {
+        return eval_only::<N>(flags, path);
+    }
+    let say = |line: String| {
+        if !flags.quiet {
+            print_line(&line)
+        }
+    };
+    // A resumed run's checkpoint comes first: its settings decide the data.
+    let (mut run, settings, resumed_from) = match &flags.resume {
+        Some(path) => {
+            let (loaded, path) = match path {
+                Some(path) => (checkpoint::load::<N>(path)?, path.clone()),
+                None => {
+                    let (loaded, path, skipped) = checkpoint::newest::<N>(&paths.checkpoints)?;
+                    for s in skipped {
+                        say(format!("{}: {s}", N::NAME));
+                    }
+                    (loaded, path)
+                }
+            };
+            let settings = match loaded.settings {
+                Some(stored) => Settings::resumed(stored, flags, &d)?,
+                None => {
+                    say(format!(
+                        "{}: {} does not record its run's settings (an earlier trainer's): the flags decide them",
+                        N::NAME,
+                        path.display()
+                    ));
+                    Settings::new(flags, &d)?
+                }
+            };
+            say(format!(
+                "{}: resuming from {} (epoch {} done)",
+                N::NAME,
+                path.display(),
+                loaded.run.epoch
+            ));
+            (loaded.run, settings, Some(path))
+        }
+        None => {
+            let settings = Settings::new(flags, &d)?;
+            let mut rng = rt::rng::Rng::new(settings.seed);
+            let mut params = N::params();
+            init::<N>(&mut params, d.he, &mut rng);
+            let run = Run {
+                params,
+                state: N::state(),
+                opt: N::SHAPES.iter().map(|_| Default::default()).collect(),
+                epoch: 0,
+                mid_epoch: None,
+                step: 0,
+                rng,
+            };
+            (run, settings, None)
+        }
+    };
+    let (epochs, batch) = (settings.epochs, settings.batch);
+    if run.epoch >= epochs {
+        say(format!(
+            "{}: nothing to train: the checkpoint has {} epoch(s) done and the run has {epochs}\n  help: --epochs N with N above {} trains more",
+            N::NAME,
+            run.epoch,
+            run.epoch
+        ));
+        return Ok(Trained {
+            params: run.params,
+            state: run.state,
+            epochs: Vec::new(),
+        });
+    }
+    let (train_set, val_set, test_set) = data::<N>(&settings, &say)?;
+    if train_set.len() < batch {
+        return Err(format!(
+            "{} training images are fewer than one batch of {batch}\n  help: lower --batch or --val-split",
+            train_set.len()
+        ));
+    }
+    let steps = train_set.len() / batch;
+    // A checkpoint from the middle of an epoch counts its steps in batches of one size over
+    // one training set: resuming it any other way would skip other images.
+    if let Some(m) = run.mid_epoch {
+        if (m.batch > 0 && (m.batch, m.images) != (batch, train_set.len())) || m.steps >= steps {
+            return Err(format!(
+                "the checkpoint was written in the middle of epoch {}, after step {} of batches of {} over {} training images; this run has {steps} steps of {batch} over {}\n  help: resume it with the same --data and --val-split",
+                run.epoch + 1,
+                m.steps,
+                m.batch,
+                m.images,
+                train_set.len(),
+            ));
+        }
+    }
+
+    // The run's folders: locked, free of another run's checkpoints, and writable, before
+    // anything is computed.
+    let dirs = rundir::folders(&paths.out, &paths.checkpoints, &paths.metrics, &paths.plots);
+    let (_locks, notes) = rundir::lock(&dirs)?;
+    for n in notes {
+        say(format!("{}: {n}", N::NAME));
+    }
+    if flags.resume.is_none() {
+        if let Some(note) = rundir::fresh(&paths.checkpoints, flags.overwrite)? {
+            say(format!("{}: {note}", N::NAME));
+        }
+    }
+    files::ensure_writable(&paths.checkpoints, "checkpoints")?;
+    let metrics_dir = paths
+        .metrics
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    files::ensure_writable(metrics_dir, "the metrics file")?;
+    files::ensure_writable(&paths.plots, "charts")?;
+    let moments = match settings.optimizer {
+        crate::Optimizer::Sgd(o) if o.momentum == 0.0 => 0,
+        crate::Optimizer::Sgd(_) => 1,
+        crate::Optimizer::Adam(_) => 2,
+    };
+    check_memory::<N>(batch, moments)?;
+
+    // The layers whose weight-gradient norms --grad-norms records: weights of two or more
+    // dimensions (convolutions, linear layers), in forward order.
+    let layers: Vec<&str> = if flags.grad_norms {
+        N::SHAPES
+            .iter()
+            .filter(|(name, shape)| name.ends_with(".weight") && shape.len() > 1)
+            .map(|(name, _)| *name)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut history_plot = plot::History {
+        layers: layers.iter().map(|l| l.to_string()).collect(),
+        ..Default::default()
+    };
+    // On resume, the rows of the run so far, up to its checkpoint, stay.
+    let resume_at = flags.resume.is_some().then_some((run.epoch, run.step));
+    let (mut metrics, note) =
+        metrics::Metrics::open(&paths.metrics, &layers, resume_at, &mut history_plot)?;
+    if let Some(note) = note {
+        say(format!("{}: {note}", N::NAME));
+    }
+    let optimizer = settings.optimizer;
+    say(format!(
+        "{}: {} training and {} validation images, batch {batch}, {epochs} epochs, {optimizer}",
+        N::NAME,
+        train_set.len(),
+        val_set.len(),
+    ));
+    let warn = |e: String| say(format!("{}: warning: {e}", N::NAME));
+
+    let mut g = N::params();
+    let mut ws = N::workspace(batch);
+    let image_len = train_set.image_len();
+    let (mut images, mut labels) = (vec![0.0f32; batch * image_len], vec![0i64; batch]);
+    let mut history = Vec::new();
+    // The newest checkpoint this run can go back to.
+    let mut last_good: Option<PathBuf> = resumed_from;
+    // A bar on a terminal; otherwise (a log file, CI) a plain line every two seconds.
+    let bars = !flags.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Ctrl-C asks for a checkpoint at the end of the current step, then an exit.
+    let watch = ctrl_c::Watch::start();
+    for epoch in run.epoch + 1..=epochs {
+        // Ctrl-C between steps of an epoch is handled after its step; between epochs
+        // (during validation, charts, a checkpoint), here.
+        if ctrl_c::pressed() {
+            let path = checkpoint::save::<N>(&run, &settings, &paths.checkpoints)?;
+            return Err(format!(
+                "interrupted after epoch {}; checkpoint {}\n  help: --resume continues from it",
+                run.epoch,
+                path.display()
+            ));
+        }
+        let started = Instant::now();
+        let rng_before = run.rng.clone();
+        let resumed = run.mid_epoch.take().unwrap_or_default();
+        let skip = resumed.steps;
+        let bar = (bars && files::stderr_open()).then(|| progress_bar(steps, epoch, epochs));
+        let lr = optimizer.lr() * settings.schedule.factor(epoch, epochs);
+        let opt_now = optimizer.at(lr);
+        let mut order: Vec<usize> = (0..train_set.len()).collect();
+        run.rng.shuffle(&mut order);
+        // Sums over the epoch's steps, those before a resume included.
+        let (mut loss_sum, mut correct) = (resumed.loss_sum, resumed.correct);
+        let mut last_report = Instant::now();
+        for step in skip..steps {
+            for (k, &i) in order[step * batch..(step + 1) * batch].iter().enumerate() {
+                images[k * image_len..(k + 1) * image_len].copy_from_slice(train_set.image(i));
+                labels[k] = train_set.labels[i];
+            }
+            let loss = N::forward_train(&run.params, &mut run.state, &mut ws, &images, &labels);
+            if !loss.is_finite() {
+                let at = N::first_non_finite(&run.params, &ws)
+                    .map(|p| format!(", first produced by {p}"))
+                    .unwrap_or_default();
+                let why = format!("the loss is {loss}{at}");
+                return Err(non_finite(epoch, step, &why, last_good.as_deref()));
+            }
+            if N::CLASSES > 0 {
+                correct += hits(N::logits(&ws), &labels, N::CLASSES);
+            }
+            N::backward(&run.params, &mut g, &mut ws);
+            if let Some((name, _)) = N::SHAPES.iter().find(|(name, _)| {
+                !N::param(&g, name)
+                    .expect("listed")
+                    .iter()
+                    .all(|v| v.is_finite())
+            }) {
+                let why = format!("the gradient of `{name}` is not finite");
+                return Err(non_finite(epoch, step, &why, last_good.as_deref()));
+            }
+            for ((name, _), st) in N::SHAPES.iter().zip(run.opt.iter_mut()) {
+                let grad = N::param(&g, name).expect("every listed gradient exists");
+                let param =
+                    N::param_mut(&mut run.params, name).expect("every listed parameter exists");
+                opt_now.step(param, grad, st);
+            }
+            run.step += 1;
+            loss_sum += loss as f64;
+            let norms: Vec<f64> = layers
+                .iter()
+                .map(|l| {
+                    let g = N::param(&g, l).expect("listed");
+                    g.iter()
+                        .map(|&v| (v as f64) * (v as f64))
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .collect();
+            if let Err(e) = metrics.step(epoch, run.step, lr, loss, &norms) {
+                warn(e);
+            }
+            history_plot.steps.push((run.step, loss as f64));
+            if !norms.is_empty() {
+                history_plot.norms.push((run.step, norms));
+            }
+            if ctrl_c::pressed() {
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                let now = Run::<N> {
+                    params: run.params,
+                    state: run.state,
+                    opt: run.opt,
+                    epoch: epoch - 1,
+                    mid_epoch: Some(MidEpoch {
+                        steps: step + 1,
+                        batch,
+                        images: train_set.len(),
+                        loss_sum,
+                        correct,
+                    }),
+                    step: run.step,
+                    rng: rng_before,
+                };
+                let path = checkpoint::save::<N>(&now, &settings, &paths.checkpoints)?;
+                return Err(format!(
+                    "interrupted in epoch {epoch} after step {}; checkpoint {}\n  help: --resume continues from it",
+                    step + 1,
+                    path.display()
+                ));
+            }
+            let done = (step + 1) * batch;
+            let status = || {
+                let accuracy = if N::CLASSES > 0 {
+                    let a = correct as f64 / ((step + 1) * batch) as f64;
+                    format!(", accuracy {:.1}%", 100.0 * a)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "loss {:.4}{accuracy}, {:.0} img/s",
+                    loss_sum / (step + 1) as f64,
+                    ((step + 1 - skip) * batch) as f64 / started.elapsed().as_secs_f64()
+                )
+            };
+            if let Some(bar) = &bar {
+                if step % 8 == 7 || step + 1 == steps {
+                    bar.set_message(status());
+                }
+                bar.set_position(step as u64 + 1);
+            } else if last_report.elapsed().as_secs_f64() > 2.0 {
+                last_report = Instant::now();
+                say(format!(
+                    "epoch {epoch}/{epochs}: {done}/{} images, {}",
+                    steps * batch,
+                    status()
+                ));
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        // Steps run now (none when the epoch was resumed from a checkpoint of its last step),
+        // and steps the sums cover (all of the epoch's).
+        let ran = steps.saturating_sub(skip);
+        let counted = skip.min(steps) + ran;
+        let per_step = |total: f64| {
+            if counted > 0 {
+                total / counted as f64
+            } else {
+                f64::NAN
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let val = evaluate::<N>(&run.params, &run.state, &val_set, batch, &mut ws);
+        let e = Epoch {
+            epoch,
+            train_loss: per_step(loss_sum),
+            train_accuracy: if N::CLASSES > 0 {
+                per_step(correct as f64 / batch as f64)
+            } else {
+                f64::NAN
+            },
+            val_loss: val.loss,
+            val_accuracy: val.top1,
+            images_per_second: if ran > 0 {
+                (ran * batch) as f64 / seconds
+            } else {
+                f64::NAN
+            },
+        };
+        let accuracy = if N::CLASSES > 0 {
+            format!(", accuracy {:.2}%", 100.0 * e.train_accuracy)
+        } else {
+            String::new()
+        };
+        say(format!(
+            "epoch {epoch}/{epochs}: train loss {:.4}{accuracy}; validation {}; {:.0} img/s",
+            e.train_loss,
+            val.describe(N::CLASSES),
+            e.images_per_second
+        ));
+        if let Err(e) = metrics.epoch(run.step, lr, &e) {
+            warn(e);
+        }
+        run.epoch = epoch;
+        // The checkpoint before the charts: a chart that cannot be written (a full disk, a
+        // folder in the way) is a warning, the checkpoint is the run.
+        let every = flags.checkpoint_every;
+        if (every > 0 && epoch % every == 0) || epoch == epochs {
+            let path = checkpoint::save::<N>(&run, &settings, &paths.checkpoints)?;
+            say(format!("checkpoint {}", path.display()));
+            last_good = Some(path);
+        }
+        history_plot.steps_per_epoch = steps as u64;
+        history_plot.epochs.push((
+            epoch,
+            e.train_loss,
+            e.train_accuracy,
+            e.val_loss,
+            e.val_accuracy,
+        ));
+        if let Err(e) = plot::write(&paths.plots, N::NAME, &history_plot) {
+            warn(format!("{e}; training goes on"));
+        }
+        history.push(e);
+    }
+    // Training is over: Ctrl-C stops the process again.
+    drop(watch);
+    if let Some(test) = &test_set {
+        let sc = evaluate::<N>(&run.params, &run.state, test, batch, &mut ws);
+        say(report::<N>("test", test, sc));
+    }
+    Ok(Trained {
+        params: run.params,
+        state: run.state,
+        epochs: history,
+    })
+}
+
+fn progress_bar(steps: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(steps as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} steps, {msg}, ETA {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+    bar
+}
+
+/// The message for a non-finite loss or gradient, pointing at the last good checkpoint.
+fn non_finite(epoch: usize, step: usize, what: &str, last_good: Option<&Path>) -> String {
+    let kept = match last_good {
+        Some(p) => format!("; the last good checkpoint is {}", p.display()),
+        None => "; this run wrote no checkpoint before it".into(),
+    };
+    format!(
+        "epoch {epoch}, step {}: {what}{kept}\n  help: lower --lr (training diverged)",
+        step + 1
+    )
+}
+
+/// Seeded initialization: He or Xavier for weights of two or more dimensions, 1 for
+/// batchnorm's γ, 0 for biases and β.
+fn init<N: Network>(p: &mut N::Params, he: bool, rng: &mut rt::rng::Rng) {
+    let kind = if he {
+        rt::init::Init::He
+    } else {
+        rt::init::Init::Xavier
+    };
+    for (name, shape) in N::SHAPES {
+        let t = N::param_mut(p, name).expect("every listed parameter exists");
+        if name.ends_with(".weight") && shape.len() > 1 {
+            rt::init::init_weight(kind, shape, rng, t);
+        } else if name.ends_with(".weight") {
+            t.fill(1.0);
+        }
+    }
+}
