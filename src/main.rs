@@ -12,6 +12,21 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use netc_compiler::{dot, Checked, Report};
 
+// `eprintln!` and `println!` that never panic: std's panic when the stream is a closed pipe
+// (`netc check FILE | head -1`, `netc train FILE 2>&1 | head -1`), which would end netc with
+// a backtrace, and while a trainer runs beneath it, lose its exit status. Declared before
+// the modules so that every one of them uses these.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        netc_train::files::say(&format!($($arg)*))
+    };
+}
+macro_rules! println {
+    ($($arg:tt)*) => {
+        netc_train::files::say_out(&format!($($arg)*))
+    };
+}
+
 mod bench;
 mod run;
 
@@ -542,8 +557,9 @@ fn run_cmd(
         Ok(g) => g,
         Err(code) => return code,
     };
-    let result = run::load_weights(g, weights)
-        .and_then(|params| Ok((params, run::load_inputs(g, inputs)?)))
+    let result = run::check_out(out, &[weights, inputs])
+        .and_then(|()| run::load_weights(g, weights))
+        .and_then(|params| Ok((params, run::load_inputs(g, inputs, grads)?)))
         .and_then(|(params, feed)| {
             if interp {
                 run::run(g, params, &feed, grads).and_then(|tensors| run::write(out, &tensors))

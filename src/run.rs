@@ -35,7 +35,10 @@ fn shape_str(shape: &[usize]) -> String {
 }
 
 /// The network's parameters and batchnorm state from `path`: exactly the names of
-/// LANGUAGE.md, in PyTorch layouts, as f32.
+/// LANGUAGE.md, in PyTorch layouts, as f32. Two kinds of extra tensor are ignored: a
+/// batchnorm's `num_batches_tracked` (an integer scalar in every PyTorch `state_dict`), and
+/// the optimizer state of a netc trainer's checkpoint (`optimizer.m.NAME`, `optimizer.v.NAME`),
+/// which is said once on stderr.
 pub fn load_weights(g: &Graph, path: &Path) -> Result<Params, String> {
     let bytes = read(path)?;
     let file = parse(path, &bytes)?;
@@ -75,11 +78,42 @@ pub fn load_weights(g: &Graph, path: &Path) -> Result<Params, String> {
         .map(String::from)
         .collect();
     extra.sort();
+    let mut optimizer_state = 0;
     for name in extra {
+        // PyTorch's batchnorm counter, beside the layer's running statistics.
+        if let Some(layer) = name.strip_suffix(".num_batches_tracked") {
+            if known.contains(&format!("{layer}.running_mean").as_str()) {
+                let view = file.tensor(&name).expect("listed by the file");
+                let scalar = view.shape().iter().product::<usize>() == 1;
+                if !(scalar && matches!(view.dtype(), Dtype::I64 | Dtype::I32)) {
+                    errors.push(format!(
+                        "`{name}` is {:?} {}, expected an integer scalar (PyTorch's count of batches)",
+                        view.dtype(),
+                        shape_str(view.shape())
+                    ));
+                }
+                continue;
+            }
+        }
+        // A trainer checkpoint's optimizer state, for a parameter of this network.
+        let of_param = name
+            .strip_prefix("optimizer.m.")
+            .or_else(|| name.strip_prefix("optimizer.v."))
+            .is_some_and(|p| known.contains(&p));
+        if of_param {
+            optimizer_state += 1;
+            continue;
+        }
         errors.push(format!(
             "`{name}` is not a parameter of network `{}`",
             g.name
         ));
+    }
+    if optimizer_state > 0 && errors.is_empty() {
+        eprintln!(
+            "netc: {} is a training checkpoint: its parameters and batchnorm statistics are used, its optimizer state ({optimizer_state} tensors) is ignored",
+            path.display()
+        );
     }
     if errors.is_empty() {
         Ok(params)
@@ -89,20 +123,36 @@ pub fn load_weights(g: &Graph, path: &Path) -> Result<Params, String> {
 }
 
 /// The network's inputs from `path`, batch first: f32 `[N, ...shape]` for tensors, i64 (or
-/// i32) `[N]` in `0..classes` for `class(classes)` labels.
-pub fn load_inputs(g: &Graph, path: &Path) -> Result<Feed, String> {
+/// i32) `[N]` in `0..classes` for `class(classes)` labels. Inference (`grads` false) needs
+/// only the inputs that reach an output; the others (labels, a loss's targets) may be
+/// absent, and are checked when present.
+pub fn load_inputs(g: &Graph, path: &Path, grads: bool) -> Result<Feed, String> {
     let bytes = read(path)?;
     let file = parse(path, &bytes)?;
     let mut feed = Feed::default();
     let mut errors = Vec::new();
     let mut batch: Option<(usize, String)> = None;
+    let needed = if grads {
+        g.training_set()
+    } else {
+        g.inference_set()
+    };
     for (name, n) in &g.inputs {
         let node = g.node(*n);
         let Ok(view) = file.tensor(name) else {
-            errors.push(format!("input `{name}` is missing"));
+            if needed[n.index()] {
+                errors.push(format!("input `{name}` is missing"));
+            }
             continue;
         };
-        let b = view.shape().first().copied().unwrap_or(0);
+        // A tensor without a batch dimension is its own mistake, not the batch of the
+        // inputs after it.
+        let Some(&b) = view.shape().first() else {
+            errors.push(format!(
+                "input `{name}` is a scalar, expected a batch first ([N, ...])"
+            ));
+            continue;
+        };
         match &batch {
             Some((first, by)) if *first != b => {
                 errors.push(format!(
@@ -348,7 +398,7 @@ pub fn run_generated(
         &main,
         "safetensors = \"0.8\"\n",
     )?;
-    let tmp = out.with_extension("safetensors.tmp");
+    let tmp = netc_train::files::tmp_path(out);
     let mut cmd = std::process::Command::new(&exe);
     cmd.arg(weights).arg(inputs).arg(&tmp);
     if grads {
@@ -358,12 +408,13 @@ pub fn run_generated(
         .output()
         .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
     if !ran.status.success() {
+        let _ = std::fs::remove_file(&tmp);
         return Err(format!(
             "the generated code failed:\n{}",
             String::from_utf8_lossy(&ran.stderr)
         ));
     }
-    std::fs::rename(&tmp, out).map_err(|e| format!("cannot write {}: {e}", out.display()))
+    netc_train::files::commit(&tmp, out)
 }
 
 /// Writes tensors as f32 safetensors, atomically (a temporary file, then a rename).
@@ -389,7 +440,52 @@ pub fn write(path: &Path, tensors: &BTreeMap<String, Tensor>) -> Result<(), Stri
         .collect();
     let data = safetensors::serialize(views, None)
         .map_err(|e| format!("cannot encode the outputs: {e}"))?;
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, data).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    netc_train::files::write_atomic(path, &data)
+}
+
+/// Checks, before anything runs, that `out` can be written: its folder exists and takes a
+/// file, and it is not one of the files the run reads.
+pub fn check_out(out: &Path, reads: &[&Path]) -> Result<(), String> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "cannot write {}: the folder {} does not exist\n  help: create it, or pass another --out",
+            out.display(),
+            dir.display()
+        ));
+    }
+    if out.is_dir() {
+        return Err(format!(
+            "cannot write {}: it is a folder\n  help: --out takes a file name (y.safetensors)",
+            out.display()
+        ));
+    }
+    let full = |p: &Path| -> Option<std::path::PathBuf> {
+        let parent = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
+    };
+    for r in reads {
+        if full(out).is_some() && full(out) == full(r) {
+            return Err(format!(
+                "--out {} is the file the run reads as {}\n  help: write the outputs to a file of their own",
+                out.display(),
+                r.display()
+            ));
+        }
+    }
+    let probe = netc_train::files::tmp_path(out);
+    std::fs::write(&probe, b"").map_err(|e| {
+        format!(
+            "cannot write {}: {e}\n  help: pass an --out in a folder you can write",
+            out.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }

@@ -181,10 +181,7 @@ pub fn load<N: Network>(path: &Path) -> Result<Loaded<N>, String> {
             *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
         if let Some(i) = into.iter().position(|v| !v.is_finite()) {
-            return Err(corrupt(format!(
-                "`{name}` holds {} at index {i}",
-                into[i]
-            )));
+            return Err(corrupt(format!("`{name}` holds {} at index {i}", into[i])));
         }
         Ok(())
     };
@@ -261,14 +258,21 @@ pub fn load<N: Network>(path: &Path) -> Result<Loaded<N>, String> {
         loss_sum: optional(&meta, "epoch_loss", &corrupt)?,
         correct: optional(&meta, "epoch_correct", &corrupt)?,
     };
-    if mid.batch > 0 && mid.steps.checked_mul(mid.batch).map_or(true, |n| n > mid.images) {
+    if mid.batch > 0
+        && mid
+            .steps
+            .checked_mul(mid.batch)
+            .map_or(true, |n| n > mid.images)
+    {
         return Err(corrupt(format!(
             "`epoch_step` {} is past the end of an epoch of {} images in batches of {}",
             mid.steps, mid.images, mid.batch
         )));
     }
     if !mid.loss_sum.is_finite() || mid.correct > mid.steps.saturating_mul(mid.batch.max(1)) {
-        return Err(corrupt("`epoch_loss` or `epoch_correct` is out of range".into()));
+        return Err(corrupt(
+            "`epoch_loss` or `epoch_correct` is out of range".into(),
+        ));
     }
     Ok(Loaded {
         run: Run {

@@ -60,8 +60,8 @@ fn data<N: Network>(
             ))
         }
     };
-    let loaded = rt::data::load(&source, N::INPUT, N::CLASSES, settings.seed)
-        .map_err(|e| e.to_string())?;
+    let loaded =
+        rt::data::load(&source, N::INPUT, N::CLASSES, settings.seed).map_err(|e| e.to_string())?;
     let (train, val) = loaded
         .train
         .split(settings.val_split, settings.seed)

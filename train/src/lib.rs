@@ -215,4 +215,3 @@ pub fn train<N: Network>(flags: &Flags) -> Result<Trained<N>, Error> {
         }
     })
 }
-

@@ -56,7 +56,9 @@ fn cgroup_v2() -> Option<u64> {
         let max = read(&format!("{}/memory.max", dir.display()));
         let current = read(&format!("{}/memory.current", dir.display()));
         if let (Some(max), Some(current)) = (max, current) {
-            if let (Ok(max), Ok(current)) = (max.trim().parse::<u64>(), current.trim().parse::<u64>()) {
+            if let (Ok(max), Ok(current)) =
+                (max.trim().parse::<u64>(), current.trim().parse::<u64>())
+            {
                 let free = max.saturating_sub(current);
                 least = Some(least.map_or(free, |l| l.min(free)));
             }
@@ -88,8 +90,12 @@ fn cgroup_v1() -> Option<u64> {
 /// `ulimit -v`: the soft address-space limit less the address space in use (`VmSize`).
 fn address_space() -> Option<u64> {
     let limits = read("/proc/self/limits")?;
-    let line = limits.lines().find(|l| l.starts_with("Max address space"))?;
-    let soft = line["Max address space".len()..].split_whitespace().next()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    let soft = line["Max address space".len()..]
+        .split_whitespace()
+        .next()?;
     let limit: u64 = soft.parse().ok()?;
     let used = kib_field(&read("/proc/self/status")?, "VmSize:").unwrap_or(0);
     Some(limit.saturating_sub(used))

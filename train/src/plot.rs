@@ -37,7 +37,13 @@ fn chart(path: &Path, title: &str, x: &str, log_y: bool, series: &[Series]) -> R
 }
 
 /// Draws a chart as SVG text into `svg`; false when there is nothing to draw.
-fn draw(svg: &mut String, title: &str, x: &str, log_y: bool, series: &[Series]) -> Result<bool, String> {
+fn draw(
+    svg: &mut String,
+    title: &str,
+    x: &str,
+    log_y: bool,
+    series: &[Series],
+) -> Result<bool, String> {
     let points = series.iter().flat_map(|(_, _, p)| p.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(px, py) in points {

@@ -149,7 +149,12 @@ pub fn fresh(dir: &Path, overwrite: bool) -> Result<Option<String>, String> {
         let names: Vec<String> = old
             .iter()
             .take(3)
-            .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+            .map(|p| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         let more = if old.len() > 3 {
             format!(" and {} more", old.len() - 3)

@@ -240,7 +240,14 @@ mod tests {
     fn settings_round_trip_through_checkpoint_metadata() {
         for args in [
             &["--seed", "7", "--lr", "0.02", "--data", "synthetic:64"][..],
-            &["--optimizer", "adamw", "--schedule", "step:2:0.5", "--val-split", "0.25"],
+            &[
+                "--optimizer",
+                "adamw",
+                "--schedule",
+                "step:2:0.5",
+                "--val-split",
+                "0.25",
+            ],
             &["--schedule", "cosine", "--batch", "3"],
         ] {
             let s = Settings::new(&flags(args), &defaults()).unwrap();

@@ -79,6 +79,7 @@ pub fn emit_main(g: &Graph) -> Result<String, String> {
 /// Usage: `RUNNER WEIGHTS INPUTS OUT [--grads]`.
 pub fn emit_runner(g: &Graph) -> Result<String, String> {
     let train = g.training_set();
+    let infer = g.inference_set();
     let mut reads = Vec::new();
     let mut fields = Vec::new();
     for (name, n) in &g.inputs {
@@ -87,16 +88,28 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
         }
         // The buffer's own name, so that an input called `x` or `w` shadows nothing.
         let (id, buf) = (rust_ident(name)?, format_ident!("input_{}", n.index()));
+        // Inference reads only the inputs that reach an output: a label, or a target only
+        // a loss reads, may be absent without `--grads`, and stands in as nothing (a
+        // label) or zeros (a tensor, which `forward` copies but does not use).
+        let needed = infer[n.index()];
         match g.node(*n).op {
-            Op::Input(InputKind::Class(_)) => reads.push(quote! { let #buf = labels(&x, #name); }),
-            _ => reads.push(quote! { let #buf = floats(&x, #name); }),
+            Op::Input(InputKind::Class(_)) => reads.push(quote! {
+                let #buf = if grads || #needed { labels(&x, #name) } else { Vec::new() };
+            }),
+            _ => {
+                let len: usize = g.node(*n).shape.iter().product();
+                reads.push(quote! {
+                    let #buf = if grads || #needed { floats(&x, #name) } else { vec![0.0; batch * #len] };
+                })
+            }
         }
         fields.push(quote! { #id: &#buf, });
     }
     let first_input = g
         .inputs
         .iter()
-        .find(|(_, n)| train[n.index()])
+        .find(|(_, n)| infer[n.index()])
+        .or_else(|| g.inputs.iter().find(|(_, n)| train[n.index()]))
         .map(|(name, _)| name.clone())
         .ok_or("the network has no input")?;
     let outputs: Vec<TokenStream> = g
@@ -118,17 +131,24 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
 
         mod net;
 
+        /// Stops with a message and status 1: netc checked the files before, so this is a
+        /// file changed since, or a disk that failed.
+        fn fail(what: String) -> ! {
+            eprintln!("{what}");
+            std::process::exit(1)
+        }
+
         fn read(path: &str) -> Vec<u8> {
-            std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+            std::fs::read(path).unwrap_or_else(|e| fail(format!("cannot read {path}: {e}")))
         }
 
         fn floats(file: &SafeTensors, name: &str) -> Vec<f32> {
-            let v = file.tensor(name).unwrap_or_else(|_| panic!("`{name}` is missing"));
+            let v = file.tensor(name).unwrap_or_else(|_| fail(format!("`{name}` is missing")));
             v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
         }
 
         fn labels(file: &SafeTensors, name: &str) -> Vec<i64> {
-            let v = file.tensor(name).unwrap_or_else(|_| panic!("`{name}` is missing"));
+            let v = file.tensor(name).unwrap_or_else(|_| fail(format!("`{name}` is missing")));
             match v.dtype() {
                 Dtype::I32 => v.data().chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).collect(),
                 _ => v.data().chunks_exact(8).map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])).collect(),
@@ -139,8 +159,8 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
             let args: Vec<String> = std::env::args().collect();
             let grads = args.iter().any(|a| a == "--grads");
             let (wbytes, xbytes) = (read(&args[1]), read(&args[2]));
-            let w = SafeTensors::deserialize(&wbytes).expect("weights checked by netc");
-            let x = SafeTensors::deserialize(&xbytes).expect("inputs checked by netc");
+            let w = SafeTensors::deserialize(&wbytes).unwrap_or_else(|e| fail(format!("{}: {e}", args[1])));
+            let x = SafeTensors::deserialize(&xbytes).unwrap_or_else(|e| fail(format!("{}: {e}", args[2])));
             let mut p = net::Params::new();
             for (name, _) in net::Params::SHAPES {
                 p.get_mut(name).expect("listed").copy_from_slice(&floats(&w, name));
@@ -149,7 +169,7 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
             for (name, _) in net::State::SHAPES {
                 s.get_mut(name).expect("listed").copy_from_slice(&floats(&w, name));
             }
-            let batch = x.tensor(#first_input).expect("checked").shape()[0];
+            let batch = x.tensor(#first_input).map(|t| t.shape().first().copied().unwrap_or(0)).unwrap_or_else(|_| fail(format!("`{}` is missing", #first_input)));
             #(#reads)*
             let inputs = net::Inputs { #(#fields)* };
             let mut ws = net::Workspace::new(batch);
@@ -175,8 +195,11 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
                 .iter()
                 .map(|(k, s, b)| (k.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("sizes match")))
                 .collect();
-            let data = safetensors::serialize(views, None).expect("encodable");
-            std::fs::write(&args[3], data).unwrap_or_else(|e| panic!("cannot write {}: {e}", args[3]));
+            let data = safetensors::serialize(views, None).unwrap_or_else(|e| fail(format!("cannot encode the outputs: {e}")));
+            if let Err(e) = std::fs::write(&args[3], data) {
+                let _ = std::fs::remove_file(&args[3]);
+                fail(format!("cannot write {}: {e}", args[3]));
+            }
         }
     };
     let file: syn::File = syn::parse2(tokens)
