@@ -118,8 +118,8 @@ fn eval_only<N: Network>(flags: &Flags, path: &Path) -> Result<Trained<N>, Strin
             print_line(&line)
         }
     };
-    let (_, val_set, test) = data::<N>(&settings, &say)?;
     check_memory::<N>(settings.batch, 0)?;
+    let (_, val_set, test) = data::<N>(&settings, &say)?;
     let mut ws = N::workspace(settings.batch);
     let mut sets = vec![("validation", &val_set)];
     if let Some(test) = &test {
@@ -217,6 +217,13 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
             epochs: Vec::new(),
         });
     }
+    // Before anything large is allocated: the data, then the step's buffers.
+    let moments = match settings.optimizer {
+        crate::Optimizer::Sgd(o) if o.momentum == 0.0 => 0,
+        crate::Optimizer::Sgd(_) => 1,
+        crate::Optimizer::Adam(_) => 2,
+    };
+    check_memory::<N>(batch, moments)?;
     let (train_set, val_set, test_set) = data::<N>(&settings, &say)?;
     if train_set.len() < batch {
         return Err(format!(
@@ -260,12 +267,6 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         .unwrap_or(Path::new("."));
     files::ensure_writable(metrics_dir, "the metrics file")?;
     files::ensure_writable(&paths.plots, "charts")?;
-    let moments = match settings.optimizer {
-        crate::Optimizer::Sgd(o) if o.momentum == 0.0 => 0,
-        crate::Optimizer::Sgd(_) => 1,
-        crate::Optimizer::Adam(_) => 2,
-    };
-    check_memory::<N>(batch, moments)?;
 
     // The layers whose weight-gradient norms --grad-norms records: weights of two or more
     // dimensions (convolutions, linear layers), in forward order.

@@ -153,6 +153,21 @@ fn module(g: &Graph, runtime: &TokenStream) -> Result<TokenStream, String> {
     }
     let col_len = plan.col;
     let arena_len = per_batch(plan.arena_elems);
+    // What `Workspace::new(batch)` allocates, as elements per image and fixed elements, so
+    // that a trainer can refuse a batch too large before it allocates it.
+    let outside = plan.buffers.iter().filter(|b| !b.in_arena());
+    let (fixed, per_image): (Vec<usize>, Vec<usize>) = outside.map(|b| (b.fixed, b.elems)).fold(
+        (vec![plan.col], vec![plan.arena_elems, plan.scratch]),
+        |(mut f, mut p), (is_fixed, e)| {
+            if is_fixed { f.push(e) } else { p.push(e) }
+            (f, p)
+        },
+    );
+    let fixed_elems = fixed.iter().try_fold(0usize, |a, &e| a.checked_add(e));
+    let per_image_elems = per_image.iter().try_fold(0usize, |a, &e| a.checked_add(e));
+    let (Some(fixed_elems), Some(per_image_elems)) = (fixed_elems, per_image_elems) else {
+        return Err(format!("network `{}` needs more memory per image than can be counted", g.name));
+    };
     // Activations run in place use their input's buffers.
     let renames: std::collections::BTreeMap<String, String> = g
         .aliases
@@ -474,6 +489,12 @@ fn module(g: &Graph, runtime: &TokenStream) -> Result<TokenStream, String> {
             pub fn bytes(&self) -> usize {
                 4 * (self.arena.len() + self.col.len() + self.scratch.len() #(+ self.#ws_names.len())*)
             }
+        }
+
+        /// The bytes `Workspace::new(batch)` allocates (its `bytes()`), without allocating
+        /// them; `None` when they are more than a `usize` counts.
+        pub fn workspace_bytes(batch: usize) -> Option<usize> {
+            batch.checked_mul(#per_image_elems)?.checked_add(#fixed_elems)?.checked_mul(4)
         }
 
         /// Inference: batchnorm on its running statistics, dropout the identity.
