@@ -548,3 +548,30 @@ fn generated_b_matches_stored_b() {
         }
     }
 }
+
+/// Issue 12 item 5: 0 threads, or far more threads than CPUs, is an error returned at once
+/// (10 000 threads panicked while starting the pool, 100 000 hung).
+#[test]
+fn try_set_num_threads_refuses_0_and_too_many() {
+    use netc_runtime::gemm::{num_threads, try_set_num_threads};
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let start = std::time::Instant::now();
+    let e = try_set_num_threads(100_000).unwrap_err();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        e.starts_with("100000 threads are more than 4 per CPU (this machine has ")
+            && e.ends_with(&format!(": at most {})", 4 * cpus)),
+        "{e}"
+    );
+    assert_eq!(
+        try_set_num_threads(0),
+        Err("0 threads: a GEMM needs at least one".to_string())
+    );
+    // The test above sets 2 as well, so the two may run in either order.
+    assert_eq!(try_set_num_threads(2), Ok(2));
+    assert_eq!(num_threads(), 2);
+}

@@ -42,11 +42,37 @@ impl std::fmt::Debug for Context {
 
 static GLOBAL: RwLock<Option<Arc<Context>>> = RwLock::new(None);
 
+/// At most this many threads per available CPU: more only adds switching between threads
+/// (a GEMM splits C into at most one part per thread), and a count like 100 000 would spend
+/// seconds or fail starting them.
+pub const MAX_THREADS_PER_CPU: usize = 4;
+
 /// Sets the number of threads of the global context (0: one per available CPU). Builds a new
 /// pool; GEMMs already running finish on the old one.
+///
+/// # Panics
+/// With the message of [`try_set_num_threads`] when it refuses `threads` (above
+/// [`MAX_THREADS_PER_CPU`] per CPU) or the pool cannot start. Code that takes the count from a
+/// user should call [`try_set_num_threads`] and report its error instead.
 pub fn set_num_threads(threads: usize) {
-    let context = Arc::new(Context::new(threads));
+    let threads = if threads == 0 { cpus() } else { threads };
+    if let Err(e) = try_set_num_threads(threads) {
+        panic!("{e}");
+    }
+}
+
+/// Sets the number of threads of the global context, as [`set_num_threads`] does, and returns
+/// it; or says why not: `threads` is 0, it is more than [`MAX_THREADS_PER_CPU`] per available
+/// CPU, or the pool's threads cannot start. On an error the global context is unchanged.
+pub fn try_set_num_threads(threads: usize) -> Result<usize, String> {
+    let context = Arc::new(Context::try_new(threads)?);
     *GLOBAL.write().unwrap_or_else(PoisonError::into_inner) = Some(context);
+    Ok(threads)
+}
+
+/// The CPUs this process may run on (1 if the system cannot tell).
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The number of threads of the global context.
@@ -57,24 +83,49 @@ pub fn num_threads() -> usize {
 impl Context {
     /// The fastest available kernel on `threads` threads (0: one per available CPU). More than
     /// one thread starts a dedicated pool that lives as long as the context.
+    ///
+    /// # Panics
+    /// With the message of [`Context::try_new`] when it refuses `threads`.
     pub fn new(threads: usize) -> Context {
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            threads
-        };
-        let pool = (threads > 1).then(|| {
-            rayon::ThreadPoolBuilder::new()
+        let threads = if threads == 0 { cpus() } else { threads };
+        Context::try_new(threads).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The fastest available kernel on `threads` threads, or why not: `threads` is 0, it is
+    /// more than [`MAX_THREADS_PER_CPU`] per available CPU, or the pool cannot start (the
+    /// system refuses a thread).
+    pub fn try_new(threads: usize) -> Result<Context, String> {
+        if threads == 0 {
+            return Err("0 threads: a GEMM needs at least one".into());
+        }
+        let cpus = cpus();
+        let cap = cpus.saturating_mul(MAX_THREADS_PER_CPU);
+        if threads > cap {
+            let has = if cpus == 1 {
+                "1 CPU".to_string()
+            } else {
+                format!("{cpus} CPUs")
+            };
+            return Err(format!(
+                "{threads} threads are more than {MAX_THREADS_PER_CPU} per CPU (this machine \
+                 has {has}: at most {cap})"
+            ));
+        }
+        let pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .thread_name(|i| format!("netc-gemm-{i}"))
                 .build()
-                .expect("cannot start the GEMM thread pool")
-        });
-        Context {
+                .map_err(|e| format!("cannot start a pool of {threads} GEMM threads: {e}"))?;
+            Some(pool)
+        } else {
+            None
+        };
+        Ok(Context {
             kernel: KernelKind::detect(),
             threads,
             pool,
-        }
+        })
     }
 
     /// The same context with another kernel, or `None` if this CPU cannot run it.

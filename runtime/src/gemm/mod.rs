@@ -50,7 +50,9 @@ mod pack;
 mod source;
 
 pub use bench::{bench, BenchResult, PEAK_GFLOPS_PER_CORE};
-pub use context::{num_threads, set_num_threads, Context};
+pub use context::{
+    num_threads, set_num_threads, try_set_num_threads, Context, MAX_THREADS_PER_CPU,
+};
 pub use kernel::{Blocking, KernelKind};
 pub use source::{panel_from_two_runs, BSource, Major};
 

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use netc_runtime::data::{load, synthetic, DataError, Source};
 
+mod cifar;
+mod csv;
+mod folder;
+
 /// A fresh folder for one test.
 fn folder(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("netc-data-{name}-{}", std::process::id()));
@@ -145,74 +149,6 @@ fn idx_files_that_do_not_fit_are_refused() {
 }
 
 #[test]
-fn cifar10_batches_read_and_corrupt_ones_are_refused() {
-    let dir = folder("cifar");
-    let record = |label: u8, v: u8| -> Vec<u8> {
-        let mut r = vec![label];
-        r.extend(vec![v; 3072]);
-        r
-    };
-    let batch = |n: u8| -> Vec<u8> { (0..n).flat_map(|k| record(k % 10, k)).collect() };
-    std::fs::write(dir.join("data_batch_1.bin"), batch(3)).unwrap();
-    std::fs::write(dir.join("data_batch_2.bin"), batch(2)).unwrap();
-    std::fs::write(dir.join("test_batch.bin"), batch(4)).unwrap();
-    let src = Source::Cifar10(dir.clone());
-    let got = load(&src, [3, 32, 32], 10, 0).unwrap();
-    assert_eq!(got.train.labels, [0, 1, 2, 0, 1]);
-    assert_eq!(got.train.image(2)[3071], 2.0 / 255.0);
-    assert_eq!(got.test.unwrap().len(), 4);
-    let e = err(load(&src, [1, 28, 28], 10, 0));
-    assert!(e.contains("images are 3×32×32"), "{e}");
-    std::fs::write(dir.join("data_batch_2.bin"), &batch(2)[..5000]).unwrap();
-    let e = err(load(&src, [3, 32, 32], 10, 0));
-    assert!(
-        e.contains("5000 bytes is not a whole number of 3073-byte CIFAR-10 records"),
-        "{e}"
-    );
-    let e = err(load(
-        &Source::Cifar10(folder("cifar-empty")),
-        [3, 32, 32],
-        10,
-        0,
-    ));
-    assert!(e.contains("data_batch_1.bin: not found"), "{e}");
-}
-
-#[test]
-fn csv_files_read_with_or_without_header_and_gzip() {
-    let dir = folder("csv");
-    let text = "label,p0,p1,p2,p3\n1, 0, 255, 51, 102\n0,255,255,0,0\n";
-    std::fs::write(dir.join("a.csv"), text).unwrap();
-    std::fs::write(dir.join("a.csv.gz"), gzip(text.as_bytes())).unwrap();
-    for file in ["a.csv", "a.csv.gz"] {
-        let got = load(&Source::Csv(dir.join(file)), [1, 2, 2], 2, 0).unwrap();
-        assert_eq!(got.train.labels, [1, 0]);
-        assert_eq!(got.train.image(0), &[0.0, 1.0, 0.2, 0.4]);
-    }
-    // Values already in [0, 1] stay as they are.
-    std::fs::write(dir.join("b.csv"), "1,0.5,0.25,0,1\n").unwrap();
-    let got = load(&Source::Csv(dir.join("b.csv")), [1, 2, 2], 2, 0).unwrap();
-    assert_eq!(got.train.image(0), &[0.5, 0.25, 0.0, 1.0]);
-    for (bad, want) in [
-        (
-            "1,0,0,0\n",
-            "line 1: 3 pixels, but the network's input [1, 2, 2] takes 4",
-        ),
-        (
-            "2,0,0,0,0\n",
-            "line 1: label 2 is not a class below the network's 2",
-        ),
-        ("1,0,0,0,0\n0,0,x,0,0\n", "line 2: not all numbers"),
-        ("label,a,b,c,d\n", "holds no images"),
-        ("1,0,-3,0,0\n", "negative or non-finite pixel"),
-    ] {
-        std::fs::write(dir.join("bad.csv"), bad).unwrap();
-        let e = err(load(&Source::Csv(dir.join("bad.csv")), [1, 2, 2], 2, 0));
-        assert!(e.contains(want), "{bad:?}: {e}");
-    }
-}
-
-#[test]
 fn sources_parse_and_synthetic_data_is_seeded() {
     assert_eq!(
         "idx:data".parse::<Source>().unwrap(),
@@ -238,82 +174,11 @@ fn sources_parse_and_synthetic_data_is_seeded() {
         let e = bad.parse::<Source>().unwrap_err().to_string();
         assert!(e.contains(want) && e.contains("help:"), "{bad}: {e}");
     }
-    let a = synthetic(5, [1, 4, 4], 3, 9);
-    assert_eq!(a, synthetic(5, [1, 4, 4], 3, 9));
-    assert_ne!(a, synthetic(5, [1, 4, 4], 3, 10));
+    let a = synthetic(5, [1, 4, 4], 3, 9).unwrap();
+    assert_eq!(a, synthetic(5, [1, 4, 4], 3, 9).unwrap());
+    assert_ne!(a, synthetic(5, [1, 4, 4], 3, 10).unwrap());
     assert!(a.labels.iter().all(|&l| (0..3).contains(&l)));
     assert!(a.split(1.0, 0).is_err());
-}
-
-/// Class folders of PNG and JPEG files: labels by folder name order, gray or RGB, resized to
-/// the input; `train/` and `test/` subfolders are the two sets; a broken image is named.
-#[cfg(feature = "images")]
-#[test]
-fn image_folders_read_and_resize() {
-    let dir = folder("images");
-    for (class, value) in [("a_cat", 40u8), ("b_dog", 200u8)] {
-        let d = dir.join("train").join(class);
-        std::fs::create_dir_all(&d).unwrap();
-        let img = image::RgbImage::from_fn(6, 4, |x, _| image::Rgb([value, value / 2, x as u8]));
-        img.save(d.join("1.png")).unwrap();
-        image::DynamicImage::ImageRgb8(img)
-            .to_luma8()
-            .save(d.join("2.jpg"))
-            .unwrap();
-        std::fs::write(d.join("notes.txt"), "not an image").unwrap();
-    }
-    std::fs::create_dir_all(dir.join("test/a_cat")).unwrap();
-    image::GrayImage::from_pixel(3, 3, image::Luma([255]))
-        .save(dir.join("test/a_cat/x.png"))
-        .unwrap();
-    let got = load(&Source::Folder(dir.clone()), [3, 2, 3], 2, 0).unwrap();
-    assert_eq!(got.train.labels, [0, 0, 1, 1]);
-    assert_eq!(got.train.image_len(), 18);
-    // The PNG of class b: red channel 200 everywhere, green 100.
-    let b = got.train.image(2);
-    assert!(
-        b[..6].iter().all(|&v| (v - 200.0 / 255.0).abs() < 1e-6),
-        "{b:?}"
-    );
-    assert!(
-        b[6..12].iter().all(|&v| (v - 100.0 / 255.0).abs() < 1e-6),
-        "{b:?}"
-    );
-    let test = got.test.unwrap();
-    assert_eq!((test.len(), test.image(0)[0]), (1, 1.0));
-    let gray = load(&Source::Folder(dir.clone()), [1, 4, 6], 2, 0).unwrap();
-    assert_eq!(gray.train.image_len(), 24);
-
-    let e = err(load(&Source::Folder(dir.clone()), [3, 2, 3], 1, 0));
-    assert!(
-        e.contains("has 2 class folders, but the network has 1 classes"),
-        "{e}"
-    );
-    std::fs::write(dir.join("train/b_dog/3.png"), b"\x89PNG broken").unwrap();
-    let e = err(load(&Source::Folder(dir.clone()), [3, 2, 3], 2, 0));
-    assert!(e.contains("3.png: not a readable image"), "{e}");
-    let e = err(load(
-        &Source::Folder(folder("images-empty")),
-        [3, 2, 3],
-        2,
-        0,
-    ));
-    assert!(e.contains("has no class folders"), "{e}");
-    assert_eq!(
-        "folder:x".parse::<Source>().unwrap(),
-        Source::Folder("x".into())
-    );
-}
-
-/// Without the `images` feature, `folder:` says what is missing instead of failing oddly.
-#[cfg(not(feature = "images"))]
-#[test]
-fn image_folders_need_the_images_feature() {
-    let e = err(load(&Source::Folder("x".into()), [3, 2, 3], 2, 0));
-    assert!(
-        e.contains("reads no image files") && e.contains("`images` feature"),
-        "{e}"
-    );
 }
 
 /// A network without a label input (classes 0) reads any labels, unchecked: an autoencoder
@@ -338,5 +203,98 @@ fn a_network_without_labels_takes_any_labels() {
     small_idx(&idx_dir, "train-", false);
     let got = load(&Source::Idx(idx_dir), [1, 2, 3], 0, 0).unwrap();
     assert_eq!(got.train.labels, [2, 0, 1]);
-    assert_eq!(synthetic(4, [1, 2, 2], 0, 1).labels, [0, 0, 0, 0]);
+    assert_eq!(synthetic(4, [1, 2, 2], 0, 1).unwrap().labels, [0, 0, 0, 0]);
+}
+
+/// Issue 12 item 16: an IDX file is read as far as its header declares and no further. A gzip
+/// stream that goes on past the declared data is refused without being expanded to its end,
+/// and a header that declares more than the file can hold is refused before any allocation.
+#[test]
+fn idx_data_is_read_to_the_size_its_header_declares() {
+    let dir = folder("idx-declared");
+    small_idx(&dir, "train-", true);
+    let src = Source::Idx(dir.clone());
+    let images = dir.join("train-images-idx3-ubyte.gz");
+    // 18 bytes declared, then 16 MiB of zeros: a gzip file of about 16 KiB.
+    let mut long = idx(&[3, 2, 3], &[0; 18]);
+    long.resize(long.len() + (16 << 20), 0);
+    std::fs::write(&images, gzip(&long)).unwrap();
+    let start = std::time::Instant::now();
+    let e = err(load(&src, [1, 2, 3], 3, 0));
+    assert_eq!(
+        e,
+        format!(
+            "{}: holds more than the 3×2×3 = 18 bytes of data its header declares\n  \
+             help: an IDX file is its header and exactly that much data: this one is corrupt, \
+             or not the file it is named for",
+            images.display()
+        )
+    );
+    assert!(
+        start.elapsed() < std::time::Duration::from_millis(500),
+        "stops reading after the declared data: {:?}",
+        start.elapsed()
+    );
+    // A billion images declared in a gzip file of a few dozen bytes.
+    let bomb = gzip(&idx(&[1_000_000_000, 2, 3], &[0; 18]));
+    std::fs::write(&images, &bomb).unwrap();
+    let e = err(load(&src, [1, 2, 3], 3, 0));
+    assert_eq!(
+        e,
+        format!(
+            "{}: the header says 1000000000×2×3 = 6000000000 bytes of data, more than the {} \
+             bytes of this gzip file can expand to (at most {})\n  \
+             help: the file is truncated or corrupt: download it again",
+            images.display(),
+            bomb.len(),
+            bomb.len() * 1032
+        )
+    );
+    // The same header, not gzipped: checked against the file's size.
+    std::fs::remove_file(&images).unwrap();
+    let raw = dir.join("train-images-idx3-ubyte");
+    std::fs::write(&raw, idx(&[1_000_000_000, 2, 3], &[0; 18])).unwrap();
+    let e = err(load(&src, [1, 2, 3], 3, 0));
+    assert_eq!(
+        e,
+        format!(
+            "{}: the header says 1000000000×2×3 = 6000000000 bytes of data, the file has 18\n  \
+             help: the file is truncated or corrupt: download it again",
+            raw.display()
+        )
+    );
+    // A labels file must hold one dimension.
+    std::fs::write(&raw, idx(&[3, 2, 3], &[0; 18])).unwrap();
+    let labels = dir.join("train-labels-idx1-ubyte.gz");
+    std::fs::write(&labels, gzip(&idx(&[3, 1], &[0; 3]))).unwrap();
+    let e = err(load(&src, [1, 2, 3], 3, 0));
+    assert_eq!(
+        e,
+        format!(
+            "{}: holds 3×1 values, not one label per image\n  \
+             help: a labels file is an IDX file of one dimension",
+            labels.display()
+        )
+    );
+}
+
+/// Issue 12 item 3: a data set too large for memory is an error that says how much memory it
+/// needs, not an abort ("memory allocation failed").
+#[test]
+fn a_data_set_too_large_for_memory_is_an_error() {
+    let e = err(load(&Source::Synthetic(1_000_000_000), [1, 28, 28], 10, 0));
+    assert!(
+        e.starts_with("1000000000 synthetic images of 1×28×28 need 3.14 TB of memory, "),
+        "{e}"
+    );
+    assert!(
+        e.ends_with("\n  help: ask for fewer images: synthetic:N"),
+        "{e}"
+    );
+    let e = err(load(&Source::Synthetic(usize::MAX), [3, 224, 224], 10, 0));
+    assert_eq!(
+        e,
+        "18446744073709551615 synthetic images of 3×224×224 need more memory than a 64-bit \
+         address space holds\n  help: ask for fewer images: synthetic:N"
+    );
 }
