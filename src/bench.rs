@@ -26,6 +26,9 @@ pub(crate) fn bench_network(
     } else {
         threads
     };
+    if let Err(code) = check_threads(&[threads]) {
+        return code;
+    }
     let macs = Report::new(g).total.macs;
     let result = netc_compiler::codegen::emit_bench(g, macs).and_then(|main| {
         run::cached_crate(
@@ -76,6 +79,18 @@ fn thread_counts(given: Vec<usize>) -> Vec<usize> {
     }
 }
 
+/// Refuses a thread count the runtime would refuse (0, or past its cap per CPU), with the
+/// runtime's reason, before anything is built or timed.
+fn check_threads(counts: &[usize]) -> Result<(), ExitCode> {
+    for &t in counts {
+        if let Err(e) = netc_runtime::gemm::try_set_num_threads(t) {
+            eprintln!("netc: --threads {t}: {e}");
+            return Err(ExitCode::from(2));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn bench(b: Bench) -> ExitCode {
     use netc_runtime::bench as rb;
     use netc_runtime::gemm;
@@ -93,7 +108,11 @@ pub(crate) fn bench(b: Bench) -> ExitCode {
                 eprintln!("netc: M, N and K must be positive");
                 return ExitCode::from(2);
             }
-            let results: Vec<_> = thread_counts(threads)
+            let counts = thread_counts(threads);
+            if let Err(code) = check_threads(&counts) {
+                return code;
+            }
+            let results: Vec<_> = counts
                 .into_iter()
                 .map(|t| gemm::bench(m, n, k, t))
                 .collect();
@@ -156,7 +175,11 @@ pub(crate) fn bench(b: Bench) -> ExitCode {
                 );
                 return ExitCode::from(2);
             }
-            let results: Vec<_> = thread_counts(threads)
+            let counts = thread_counts(threads);
+            if let Err(code) = check_threads(&counts) {
+                return code;
+            }
+            let results: Vec<_> = counts
                 .into_iter()
                 .map(|t| rb::conv(g, batch, t))
                 .collect();

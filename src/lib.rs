@@ -28,10 +28,12 @@
 //! tiny::forward(&params, &tiny::State::new(), &mut ws, &tiny::Inputs { image: &images, label: &[] });
 //! assert_eq!(tiny::output_logits(&ws).len(), 2 * 3);
 //!
-//! // Training, on seeded random images, with the run's files in a temporary folder.
+//! // Training, on seeded random images, with the run's files in a temporary folder (where
+//! // `overwrite` replaces an earlier run's checkpoints, which a fresh run would refuse).
 //! let trained = netc::train::Trainer::<tiny::Net>::new()
 //!     .data("synthetic:128")
 //!     .out(std::env::temp_dir().join("netc-doc-tiny"))
+//!     .overwrite(true)
 //!     .quiet(true)
 //!     .run()?;
 //! assert_eq!(trained.epochs.len(), 2);

@@ -66,6 +66,9 @@ fn lenet_learns_the_bundled_digits_and_bad_input_is_refused() {
             "cannot read the folder",
         ),
         (&["--batch", "0"][..], "--batch must be at least 1"),
+        // It panicked (10,000) or hung (100,000) starting the thread pool.
+        (&["--threads", "10000"][..], "--threads 10000: 10000 threads are more than"),
+        (&["--threads", "100000"][..], "--threads 100000: 100000 threads are more than"),
         (
             &["--val-split", "1.5"][..],
             "a validation split of 1.5 is not in [0, 1)",

@@ -48,7 +48,7 @@ impl Paths {
 /// and the source's test set; the notes the readers made are printed by `say`.
 fn data<N: Network>(
     settings: &Settings,
-    _say: &dyn Fn(String),
+    say: &dyn Fn(String),
 ) -> Result<(Dataset, Dataset, Option<Dataset>), String> {
     let source = match &settings.data {
         Some(spec) => spec.parse::<Source>().map_err(|e| e.to_string())?,
@@ -62,6 +62,9 @@ fn data<N: Network>(
     };
     let loaded =
         rt::data::load(&source, N::INPUT, N::CLASSES, settings.seed).map_err(|e| e.to_string())?;
+    for note in &loaded.notes {
+        say(format!("{}: {note}", N::NAME));
+    }
     let (train, val) = loaded
         .train
         .split(settings.val_split, settings.seed)
@@ -75,7 +78,7 @@ fn threads(flags: &Flags) -> Result<(), String> {
         if t == 0 {
             return Err("--threads must be at least 1".into());
         }
-        rt::gemm::set_num_threads(t);
+        rt::gemm::try_set_num_threads(t).map_err(|e| format!("--threads {t}: {e}"))?;
     }
     Ok(())
 }
