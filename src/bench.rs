@@ -179,10 +179,7 @@ pub(crate) fn bench(b: Bench) -> ExitCode {
             if let Err(code) = check_threads(&counts) {
                 return code;
             }
-            let results: Vec<_> = counts
-                .into_iter()
-                .map(|t| rb::conv(g, batch, t))
-                .collect();
+            let results: Vec<_> = counts.into_iter().map(|t| rb::conv(g, batch, t)).collect();
             if format == BenchFormat::Json {
                 let rows: Vec<_> = results
                     .iter()

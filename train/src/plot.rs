@@ -128,7 +128,8 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-/// Writes every chart of `h` into `dir`.
+/// Writes every chart of `h` into `dir`; an error lists the charts that could not be written
+/// (the others are).
 pub fn write(dir: &Path, name: &str, h: &History) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
     let steps_per_epoch = h.steps_per_epoch.max(1) as f64;
@@ -146,28 +147,36 @@ pub fn write(dir: &Path, name: &str, h: &History) -> Result<(), String> {
         .iter()
         .map(|&(s, l)| (s as f64 / steps_per_epoch, l))
         .collect();
-    chart(
-        &dir.join("loss.svg"),
-        &format!("{name}: loss"),
-        "epoch",
-        false,
-        &[
-            ("training (per step)", COLORS[0], train_loss),
-            ("validation", COLORS[1], per_epoch(2)),
-        ],
-    )?;
-    // A network without labels has no accuracy (NaN): no chart.
-    if h.epochs.iter().any(|e| e.2.is_finite() || e.4.is_finite()) {
+    // Each chart on its own: one that cannot be written does not keep the others back.
+    let mut failed = Vec::new();
+    failed.extend(
         chart(
-            &dir.join("accuracy.svg"),
-            &format!("{name}: top-1 accuracy"),
+            &dir.join("loss.svg"),
+            &format!("{name}: loss"),
             "epoch",
             false,
             &[
-                ("training", COLORS[0], per_epoch(1)),
-                ("validation", COLORS[1], per_epoch(3)),
+                ("training (per step)", COLORS[0], train_loss),
+                ("validation", COLORS[1], per_epoch(2)),
             ],
-        )?;
+        )
+        .err(),
+    );
+    // A network without labels has no accuracy (NaN): no chart.
+    if h.epochs.iter().any(|e| e.2.is_finite() || e.4.is_finite()) {
+        failed.extend(
+            chart(
+                &dir.join("accuracy.svg"),
+                &format!("{name}: top-1 accuracy"),
+                "epoch",
+                false,
+                &[
+                    ("training", COLORS[0], per_epoch(1)),
+                    ("validation", COLORS[1], per_epoch(3)),
+                ],
+            )
+            .err(),
+        );
     }
     if !h.layers.is_empty() && !h.norms.is_empty() {
         let series: Vec<Series> = h
@@ -179,13 +188,20 @@ pub fn write(dir: &Path, name: &str, h: &History) -> Result<(), String> {
                 (layer.as_str(), COLORS[k % COLORS.len()], pts)
             })
             .collect();
-        chart(
-            &dir.join("grad_norms.svg"),
-            &format!("{name}: weight-gradient L2 norm per layer"),
-            "step",
-            true,
-            &series,
-        )?;
+        failed.extend(
+            chart(
+                &dir.join("grad_norms.svg"),
+                &format!("{name}: weight-gradient L2 norm per layer"),
+                "step",
+                true,
+                &series,
+            )
+            .err(),
+        );
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
 }

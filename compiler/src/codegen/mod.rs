@@ -159,14 +159,21 @@ fn module(g: &Graph, runtime: &TokenStream) -> Result<TokenStream, String> {
     let (fixed, per_image): (Vec<usize>, Vec<usize>) = outside.map(|b| (b.fixed, b.elems)).fold(
         (vec![plan.col], vec![plan.arena_elems, plan.scratch]),
         |(mut f, mut p), (is_fixed, e)| {
-            if is_fixed { f.push(e) } else { p.push(e) }
+            if is_fixed {
+                f.push(e)
+            } else {
+                p.push(e)
+            }
             (f, p)
         },
     );
     let fixed_elems = fixed.iter().try_fold(0usize, |a, &e| a.checked_add(e));
     let per_image_elems = per_image.iter().try_fold(0usize, |a, &e| a.checked_add(e));
     let (Some(fixed_elems), Some(per_image_elems)) = (fixed_elems, per_image_elems) else {
-        return Err(format!("network `{}` needs more memory per image than can be counted", g.name));
+        return Err(format!(
+            "network `{}` needs more memory per image than can be counted",
+            g.name
+        ));
     };
     // Activations run in place use their input's buffers.
     let renames: std::collections::BTreeMap<String, String> = g

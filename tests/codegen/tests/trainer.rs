@@ -61,7 +61,10 @@ fn a_step_that_does_not_fit_is_refused_before_it_is_allocated() {
         e.starts_with("a training step at batch 1048576 needs "),
         "{e}"
     );
-    assert!(e.contains("help: --batch ") && e.contains(" fits, which needs "), "{e}");
+    assert!(
+        e.contains("help: --batch ") && e.contains(" fits, which needs "),
+        "{e}"
+    );
 }
 
 #[test]
