@@ -136,6 +136,14 @@ errors! {
     train_values_out_of_range: &format!("{NET}\n    y = x -> relu;\n    output y;\n    train {{ optimizer = sgd(lr=true, nesterov=0.5); }}\n}}\n");
     binding_is_a_number: &format!("{NET}\n    y = 3;\n    output y;\n}}\n");
     misplaced_as: &format!("{NET}\n    y = x as z -> relu;\n    output y;\n}}\n");
+    // Issue 12, hostile input: errors past column 65,535 (where miette's renderer panicked),
+    // bytes that are not text, and old Mac line endings.
+    error_past_column_65535: &format!("{NET} y = x{} -> convv; output y; }}\n", " -> relu".repeat(9_000));
+    parse_error_after_70000_spaces: &format!("{NET}\n{}y = x -> relu output y;\n}}\n", " ".repeat(70_000));
+    parse_nul_byte: "network n(x: [1, 8, 8]) {\n    y = x\0 -> relu;\n    output y;\n}\n";
+    parse_control_character: "network n(x: [1, 8, 8]) {\n    y = x -> re\x07lu;\n    output y;\n}\n";
+    parse_non_ascii_character: "network n(x: [1, 8, 8]) {\n    y = x -> conv(4, k=3×3);\n    output y;\n}\n";
+    parse_cr_line_endings: "network n(x: [1, 8, 8]) {\r    y = x -> relu\r    output y;\r}\r";
     many_errors_at_once: &format!("{NET}\n    a = x -> convv(8, k=3);\n    b = x -> conv(8, k=0);\n    c = x -> flatten -> linear(10) -> conv(4, k=1);\n    output a, b, c, d;\n}}\n");
 }
 

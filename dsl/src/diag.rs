@@ -4,8 +4,9 @@
 
 use std::fmt;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan};
 
+use crate::snippet::{self, Excerpt, Mark};
 use crate::span::{SourceMap, Span};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -134,37 +135,47 @@ pub fn render_all(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> Str
     out
 }
 
-/// The diagnostic as miette sees it: the primary file as source, labels in other files as notes.
+/// The diagnostic as miette sees it: an excerpt of the primary file as source, labels in
+/// other files (or outside a clipped line's window) as notes.
 struct Report {
     code: String,
     message: String,
     severity: miette::Severity,
-    source: Option<NamedSource<String>>,
+    source: Option<Excerpt>,
     labels: Vec<LabeledSpan>,
     help: Option<String>,
 }
 
 impl Report {
     fn new(d: &Diagnostic, sources: &SourceMap) -> Report {
-        let primary = d.labels.first().map(|l| l.span.file);
-        let mut labels = Vec::new();
+        let primary = d
+            .labels
+            .first()
+            .and_then(|l| sources.try_get(l.span.file).map(|f| (l.span.file, f)));
         let mut notes = d.notes.clone();
+        let mut marks = Vec::new();
+        let mut in_primary = Vec::new();
         for (i, l) in d.labels.iter().enumerate() {
-            if Some(l.span.file) == primary {
-                let text = sources.get(l.span.file).text.len();
-                let start = (l.span.start as usize).min(text);
-                let len = l.span.len().min(text - start);
-                let span = SourceSpan::new(start.into(), len);
-                let msg = (!l.message.is_empty()).then(|| l.message.clone());
-                labels.push(if i == 0 {
-                    LabeledSpan::new_primary_with_span(msg, span)
-                } else {
-                    LabeledSpan::new_with_span(msg, span)
+            if primary.is_some_and(|(id, _)| id == l.span.file) {
+                marks.push(Mark {
+                    start: l.span.start as usize,
+                    end: l.span.end as usize,
+                    message: &l.message,
+                    primary: i == 0,
                 });
+                in_primary.push(l);
             } else {
-                notes.push(format!("{}: {}", sources.location(l.span), l.message));
+                notes.push(note(sources, l));
             }
         }
+        let (source, labels) = match primary {
+            Some((_, file)) => {
+                let shown = snippet::show(file, &marks);
+                notes.extend(shown.hidden.iter().map(|&i| note(sources, in_primary[i])));
+                (Some(shown.source), shown.labels)
+            }
+            None => (None, Vec::new()),
+        };
         let mut help = d.help.clone();
         if !notes.is_empty() {
             let mut text = help.map(|h| format!("{h}\n")).unwrap_or_default();
@@ -184,14 +195,19 @@ impl Report {
                 Severity::Error => miette::Severity::Error,
                 Severity::Warning => miette::Severity::Warning,
             },
-            source: primary.map(|f| {
-                let file = sources.get(f);
-                NamedSource::new(file.name.clone(), file.text.clone())
-            }),
+            source,
             labels,
             help,
         }
     }
+}
+
+/// A label that is not drawn in the snippet, as a note: `file:line:col: message`.
+fn note(sources: &SourceMap, l: &Label) -> String {
+    if sources.try_get(l.span.file).is_none() {
+        return l.message.clone();
+    }
+    format!("{}: {}", sources.location(l.span), l.message)
 }
 
 impl fmt::Debug for Report {

@@ -6,6 +6,7 @@
 pub mod ast;
 pub mod diag;
 pub mod parse;
+mod snippet;
 pub mod span;
 mod syntax_error;
 

@@ -77,6 +77,12 @@ pub(crate) fn from_pest(file: FileId, text: &str, err: pest::error::Error<Rule>)
         expected.retain(|e| e != "a name");
     }
 
+    if let Some(c) = text.get(pos..).and_then(|r| r.chars().next()) {
+        if is_stray(c) {
+            return stray(file, pos, c);
+        }
+    }
+
     // Show the whole word an error lands inside (`3x3`, not `x3`).
     let word_start = text[..pos.min(text.len())]
         .char_indices()
@@ -95,6 +101,48 @@ pub(crate) fn from_pest(file: FileId, text: &str, err: pest::error::Error<Rule>)
         d = d.help(h);
     }
     d
+}
+
+/// Whether `c` can stand outside comments and strings: the language is printable ASCII,
+/// spaces, tabs and line breaks.
+fn is_stray(c: char) -> bool {
+    !(c.is_ascii_graphic() || matches!(c, ' ' | '\t' | '\r' | '\n'))
+}
+
+/// A character no token is made of (a NUL byte, a control character, anything outside
+/// ASCII) is the mistake itself, even right after a word (`x\0`, `3×3`): it is reported
+/// where it stands, escaped when it is invisible, rather than as the word before it.
+fn stray(file: FileId, pos: usize, c: char) -> Diagnostic {
+    let span = Span::new(file, pos, pos + c.len_utf8());
+    let shown = if c.is_control() || c.is_whitespace() {
+        format!("\\u{{{:x}}}", c as u32)
+    } else {
+        c.escape_debug().to_string()
+    };
+    let (message, help) = if c == '\0' {
+        (
+            "unexpected NUL byte".to_string(),
+            "the file looks binary (or UTF-16); a `.net` file is UTF-8 text",
+        )
+    } else if c.is_control() {
+        (
+            format!("unexpected control character `{shown}`"),
+            "control characters may only stand in comments and strings",
+        )
+    } else {
+        let code = if shown.starts_with('\\') {
+            String::new()
+        } else {
+            format!(" (U+{:04X})", c as u32)
+        };
+        (
+            format!("unexpected character `{shown}`{code}"),
+            "outside comments and strings, a `.net` file is ASCII",
+        )
+    };
+    Diagnostic::error("parse", message)
+        .label(span, "unexpected here")
+        .help(help)
 }
 
 fn join_or(items: &[String]) -> String {
