@@ -54,8 +54,12 @@ pub fn lock(dirs: &[PathBuf]) -> Result<(Locks, Vec<String>), String> {
     let mut locks = Locks { files: Vec::new() };
     let mut notes = Vec::new();
     for dir in dirs {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "{}: cannot create: {e}\n  help: pass another folder (--out, --checkpoint-dir, --metrics, --plot), or fix its permissions",
+                dir.display()
+            )
+        })?;
         let file = dir.join(LOCK);
         // Two tries: the second after removing a lock whose process is gone.
         for attempt in 0..2 {
