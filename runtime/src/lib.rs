@@ -19,6 +19,7 @@ pub mod im2col;
 pub mod init;
 pub mod linear;
 pub mod loss;
+pub mod memory;
 pub mod norm;
 pub mod optim;
 pub mod pool;

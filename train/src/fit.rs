@@ -10,9 +10,10 @@ use std::time::Instant;
 use crate::eval::{evaluate, hits, Scores};
 use crate::files::say as print_line;
 use crate::settings::Settings;
-use crate::{checkpoint, ctrl_c, files, memory, metrics, plot, rt, rundir};
+use crate::{checkpoint, ctrl_c, files, metrics, plot, rt, rundir};
 use crate::{Epoch, Flags, MidEpoch, Network, Run, Trained};
 use rt::data::{Dataset, Source};
+use rt::memory;
 
 /// Where a run's files go.
 struct Paths {

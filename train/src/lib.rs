@@ -11,7 +11,6 @@ mod ctrl_c;
 mod eval;
 pub mod files;
 mod fit;
-mod memory;
 mod metrics;
 mod plot;
 mod rundir;

@@ -2,9 +2,8 @@
 //! checked arithmetic and reserved with `try_reserve`, so a set too large for memory is a
 //! [`DataError`] that says how much it needed, not an abort ("memory allocation failed").
 
-use std::sync::OnceLock;
-
 use super::{DataError, Dataset};
+use crate::memory::{human, machine_total};
 
 /// Reserves room for exactly `more` more images (and labels) in `set`; `what` names all of
 /// them for the error, e.g. "60000 images of 1×28×28".
@@ -53,7 +52,7 @@ fn reserve_in(
             usize::BITS
         )));
     };
-    if let Some(machine) = machine_memory().filter(|&m| bytes as u64 > m) {
+    if let Some(machine) = machine_total().filter(|&m| bytes as u64 > m) {
         return Err(too_big(format!(
             "{} need {} of memory, more than this machine's {}",
             what(),
@@ -81,54 +80,4 @@ fn reserve_in(
 
 fn too_big(message: String) -> DataError {
     DataError::new(message).hint("use fewer or smaller images, or a machine with more memory")
-}
-
-/// RAM and swap, where the system says (Linux's /proc/meminfo): a set larger than both cannot
-/// be held, whatever the allocator promises under overcommit.
-fn machine_memory() -> Option<u64> {
-    static MEMORY: OnceLock<Option<u64>> = OnceLock::new();
-    *MEMORY.get_or_init(|| {
-        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-        let kib = |key: &str| -> Option<u64> {
-            let line = info.lines().find(|l| l.starts_with(key))?;
-            line[key.len()..]
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .ok()
-        };
-        Some((kib("MemTotal:")? + kib("SwapTotal:").unwrap_or(0)) * 1024)
-    })
-}
-
-/// `bytes` in decimal units to three digits: "3.14 TB".
-pub(super) fn human(bytes: u64) -> String {
-    let mut v = bytes as f64;
-    for unit in ["B", "kB", "MB", "GB", "TB", "PB"] {
-        if v < 999.5 {
-            return match unit {
-                "B" => format!("{bytes} B"),
-                _ if v < 9.995 => format!("{v:.2} {unit}"),
-                _ if v < 99.95 => format!("{v:.1} {unit}"),
-                _ => format!("{v:.0} {unit}"),
-            };
-        }
-        v /= 1000.0;
-    }
-    format!("{v:.1} EB")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_in_three_digits() {
-        assert_eq!(human(17), "17 B");
-        assert_eq!(human(3_136_000_000_000), "3.14 TB");
-        assert_eq!(human(47_040_000), "47.0 MB");
-        assert_eq!(human(999_999), "1.00 MB");
-        assert_eq!(human(u64::MAX), "18.4 EB");
-    }
 }

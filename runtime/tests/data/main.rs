@@ -284,7 +284,7 @@ fn idx_data_is_read_to_the_size_its_header_declares() {
 fn a_data_set_too_large_for_memory_is_an_error() {
     let e = err(load(&Source::Synthetic(1_000_000_000), [1, 28, 28], 10, 0));
     assert!(
-        e.starts_with("1000000000 synthetic images of 1×28×28 need 3.14 TB of memory, "),
+        e.starts_with("1000000000 synthetic images of 1×28×28 need 2.86 TiB of memory, "),
         "{e}"
     );
     assert!(

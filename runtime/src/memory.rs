@@ -1,13 +1,16 @@
-//! Whether a run fits in memory, asked before it allocates: Rust aborts the process when an
-//! allocation fails, so a batch too large for the machine must be refused up front, with
-//! the figure and the batch that would fit. What the process may still use is the least of
-//! its cgroup's limit (containers, CI), its address-space limit (`ulimit -v`) and the
-//! memory the kernel reports available, each less what is in use already.
+//! How much memory there is, asked before a large allocation: Rust aborts the process when an
+//! allocation fails, so a batch or a data set too large for the machine must be refused up
+//! front, with the figure and what would fit. What the process may still use is the least
+//! of its cgroup's limit (containers, CI), its address-space limit (`ulimit -v`) and the
+//! memory the kernel reports available, each less what is in use already; what the machine
+//! could ever hold is its RAM and swap.
 
 /// Memory this process may still allocate, and what limits it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Budget {
+    /// Bytes that may still be allocated.
     pub bytes: u64,
+    /// What sets the figure, in words ("the memory limit of this process's cgroup").
     pub limit: &'static str,
 }
 
@@ -36,6 +39,16 @@ fn read(path: &str) -> Option<String> {
 fn mem_available() -> Option<u64> {
     let info = read("/proc/meminfo")?;
     kib_field(&info, "MemAvailable:")
+}
+
+/// RAM and swap, where the system says (Linux's `/proc/meminfo`): more than both cannot be
+/// held, whatever the allocator promises under overcommit.
+pub fn machine_total() -> Option<u64> {
+    static TOTAL: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        let info = read("/proc/meminfo")?;
+        kib_field(&info, "MemTotal:")?.checked_add(kib_field(&info, "SwapTotal:").unwrap_or(0))
+    })
 }
 
 /// A `NAME:   N kB` line of a `/proc` file, in bytes.
@@ -161,6 +174,7 @@ mod tests {
     fn this_machine_reports_a_budget() {
         let b = available().expect("Linux reports available memory");
         assert!(b.bytes > 1 << 20, "{b:?}");
+        assert!(machine_total().unwrap() >= b.bytes.min(machine_total().unwrap()));
     }
 
     #[test]
@@ -183,5 +197,6 @@ mod tests {
         let e = check_fits(2, budget, huge).unwrap_err();
         assert!(e.contains("does not fit even at --batch 1"), "{e}");
         assert_eq!(human(512), "512 B");
+        assert_eq!(human(3_136_000_000_000), "2.85 TiB");
     }
 }
