@@ -279,10 +279,11 @@ impl Flags {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn flags(args: &[&str]) -> Flags {
+    /// The flags of a command line `trainer ARGS`.
+    pub(crate) fn flags(args: &[&str]) -> Flags {
         let mut all = vec!["trainer"];
         all.extend_from_slice(args);
         Flags::try_parse_from(all).unwrap()

@@ -212,13 +212,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    fn flags(args: &[&str]) -> Flags {
-        let mut all = vec!["trainer"];
-        all.extend_from_slice(args);
-        Flags::try_parse_from(all).unwrap()
-    }
+    use crate::config::tests::flags;
 
     fn defaults() -> Defaults {
         Defaults {
