@@ -552,6 +552,12 @@ fn ctrl_c_checkpoints_mid_epoch_and_resumes_bit_for_bit() {
     assert_eq!(metrics_rows(&a), metrics_rows(&b));
 }
 
+/// A change to a checkpoint's metadata and tensors (name, shape, bytes).
+type Edit = dyn FnOnce(
+    &mut std::collections::HashMap<String, String>,
+    &mut Vec<(String, Vec<usize>, Vec<u8>)>,
+);
+
 /// A checkpoint rewritten with `edit` applied to its metadata and tensors.
 fn tampered(
     from: &std::path::Path,
@@ -732,15 +738,7 @@ fn hostile_checkpoints_and_run_folders() {
     // Tampered metadata and tensors are refused with what is wrong.
     let good = ck.join("lenet-epoch0004.safetensors");
     let bad = dir.join("bad.safetensors");
-    let cases: Vec<(
-        &str,
-        Box<
-            dyn FnOnce(
-                &mut std::collections::HashMap<String, String>,
-                &mut Vec<(String, Vec<usize>, Vec<u8>)>,
-            ),
-        >,
-    )> = vec![
+    let cases: Vec<(&str, Box<Edit>)> = vec![
         (
             "`epoch` is 18446744073709551615, past any run",
             Box::new(|m, _| {
