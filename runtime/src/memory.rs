@@ -27,7 +27,7 @@ pub fn available() -> Option<Budget> {
     consider(mem_available(), "the memory available on this machine");
     consider(cgroup_v2(), "the memory limit of this process's cgroup");
     consider(cgroup_v1(), "the memory limit of this process's cgroup");
-    consider(address_space(), "the address-space limit (ulimit -v)");
+    consider(address_space(), "the address-space limit, ulimit -v");
     best
 }
 
@@ -130,15 +130,18 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
-/// Checks that a step at `batch` fits in `budget`, given the bytes a step needs at any
-/// batch (`None`: more than can be counted). The error gives the figure and the largest
-/// batch that fits.
+/// Checks that a step at `batch` fits in `budget` with a twentieth to spare, given the bytes
+/// a step needs at any batch (`None`: more than can be counted). The error gives the figure
+/// and the largest batch that fits.
 pub fn check_fits(
     batch: usize,
     budget: Budget,
     needs: impl Fn(usize) -> Option<u64>,
 ) -> Result<(), String> {
-    let fits = |b: usize| needs(b).is_some_and(|n| n <= budget.bytes);
+    // A twentieth is kept back for what a run allocates beside its step (threads' stacks,
+    // the allocator's own books, a last batch's smaller buffers).
+    let usable = budget.bytes - budget.bytes / 20;
+    let fits = |b: usize| needs(b).is_some_and(|n| n <= usable);
     if fits(batch) {
         return Ok(());
     }
@@ -189,7 +192,7 @@ mod tests {
         let e = check_fits(512, budget, needs).unwrap_err();
         assert_eq!(
             e,
-            "a training step at batch 512 needs 5.10 GiB, but only 4.00 GiB is available (the memory limit of this process's cgroup)\n  help: --batch 399 fits, which needs 3.99 GiB"
+            "a training step at batch 512 needs 5.10 GiB, but only 4.00 GiB is available (the memory limit of this process's cgroup)\n  help: --batch 379 fits, which needs 3.80 GiB"
         );
         let e = check_fits(usize::MAX, budget, needs).unwrap_err();
         assert!(e.contains("needs more bytes than can be counted"), "{e}");

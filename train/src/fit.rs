@@ -84,21 +84,42 @@ fn threads(flags: &Flags) -> Result<(), String> {
     Ok(())
 }
 
-/// The bytes a training step at `batch` allocates: the workspace, and the parameters, their
-/// gradients and the optimizer's state (`moments` copies); `None` past what can be counted.
-fn step_bytes<N: Network>(batch: usize, moments: u64) -> Option<u64> {
+/// The bytes a run at `batch` allocates beside its data: the workspace; the parameters,
+/// their gradients and the optimizer's state (`moments` copies); a checkpoint being written
+/// (its tensors copied, then encoded); and the buffers of a last, smaller batch of each set
+/// scored (`sets`: their sizes). `None` past what can be counted.
+fn run_bytes<N: Network>(batch: usize, moments: u64, sets: &[usize]) -> Option<u64> {
     let params: u64 = N::SHAPES
         .iter()
         .map(|(_, s)| s.iter().product::<usize>() as u64)
         .sum();
-    let fixed = params.checked_mul(4 * (2 + moments))?;
-    (N::workspace_bytes(batch)? as u64).checked_add(fixed)
+    let state: u64 = N::STATE_SHAPES
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>() as u64)
+        .sum();
+    let step = params.checked_mul(4 * (2 + moments))?;
+    let saved = params
+        .checked_mul(1 + moments)?
+        .checked_add(state)?
+        .checked_mul(4 * 2)?;
+    // Sets are scored one after the other: the largest last batch counts.
+    let tail = sets.iter().map(|&n| n % batch).max().unwrap_or(0);
+    let tail = if tail > 0 {
+        N::workspace_bytes(tail)?
+    } else {
+        0
+    };
+    (N::workspace_bytes(batch)? as u64)
+        .checked_add(step)?
+        .checked_add(saved)?
+        .checked_add(tail as u64)
 }
 
-/// Refuses a batch whose step does not fit in the memory this process may still use.
-fn check_memory<N: Network>(batch: usize, moments: u64) -> Result<(), String> {
+/// Refuses a batch whose run does not fit in the memory this process may still use (see
+/// [`run_bytes`]).
+fn check_memory<N: Network>(batch: usize, moments: u64, sets: &[usize]) -> Result<(), String> {
     match memory::available() {
-        Some(budget) => memory::check_fits(batch, budget, |b| step_bytes::<N>(b, moments)),
+        Some(budget) => memory::check_fits(batch, budget, |b| run_bytes::<N>(b, moments, sets)),
         None => Ok(()),
     }
 }
@@ -122,8 +143,10 @@ fn eval_only<N: Network>(flags: &Flags, path: &Path) -> Result<Trained<N>, Strin
             print_line(&line)
         }
     };
-    check_memory::<N>(settings.batch, 0)?;
+    check_memory::<N>(settings.batch, 0, &[])?;
     let (_, val_set, test) = data::<N>(&settings, &say)?;
+    let sizes = [val_set.len(), test.as_ref().map_or(0, Dataset::len)];
+    check_memory::<N>(settings.batch, 0, &sizes)?;
     let mut ws = N::workspace(settings.batch);
     let mut sets = vec![("validation", &val_set)];
     if let Some(test) = &test {
@@ -227,8 +250,12 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         crate::Optimizer::Sgd(_) => 1,
         crate::Optimizer::Adam(_) => 2,
     };
-    check_memory::<N>(batch, moments)?;
+    check_memory::<N>(batch, moments, &[])?;
     let (train_set, val_set, test_set) = data::<N>(&settings, &say)?;
+    // Again with the data in memory: what is left must still hold the run, the last
+    // batches of the sets it scores included.
+    let sizes = [val_set.len(), test_set.as_ref().map_or(0, Dataset::len)];
+    check_memory::<N>(batch, moments, &sizes)?;
     if train_set.len() < batch {
         return Err(format!(
             "{} training images are fewer than one batch of {batch}\n  help: lower --batch or --val-split",
