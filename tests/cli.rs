@@ -416,3 +416,26 @@ fn the_vanishing_gradient_example_checks() {
     let bn = plain + convs.iter().map(|(_, o)| o).sum::<usize>();
     assert_eq!(nets[2]["total"]["params"], bn);
 }
+
+/// Issue 12 item 9: at a batch whose bytes overflow a u64, `check --plan` printed wrapped
+/// numbers (a workspace smaller than its own arena) and exited 0. It is an error now.
+#[test]
+fn check_plan_refuses_a_batch_whose_bytes_overflow() {
+    let path = temp_file(
+        "big.net",
+        "network big(x: [1000, 10000, 10000]) {\n    y = x -> relu -> relu;\n    output y;\n}\n",
+    );
+    let path = path.to_str().unwrap();
+    let out = netc(&["check", path, "--plan", "--batch", "100000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        text(&out.stderr),
+        "netc: big: at a batch of 100000000, the memory of network `big` does not fit in 2^64 bytes\n  help: use a smaller batch\n"
+    );
+    let out = netc(&["check", path, "--plan", "--batch", "10", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bytes = |k: &str| v["plan"][k].as_u64().unwrap();
+    assert!(bytes("workspace_bytes") > bytes("arena_bytes"));
+}

@@ -122,7 +122,8 @@ fn module(g: &Graph, runtime: &TokenStream) -> Result<TokenStream, String> {
     let nodes = g.training_nodes();
 
     // Workspace: the buffers of `plan::workspace`, declared and allocated.
-    let plan = crate::plan::workspace(g);
+    let plan = crate::plan::workspace(g)
+        .ok_or("one sample's buffers take more than 2^64 bytes: the network is too large")?;
     let mut ws_fields = Vec::new();
     let mut ws_init = Vec::new();
     let mut ws_names: Vec<Ident> = Vec::new();

@@ -335,15 +335,18 @@ fn the_plan_sizes_the_generated_workspace() {
     let e = "nets/every_op.net";
     let all = all_passes();
     for batch in [1, 5] {
-        let fused = plan(g, &[]).workspace.bytes(batch);
+        let fused = plan(g, &[]).workspace.bytes(batch).unwrap();
         assert_eq!(fused, googlenet::Workspace::new(batch).bytes() as u64);
-        let unfused = plan(g, &all).workspace.bytes(batch);
+        let unfused = plan(g, &all).workspace.bytes(batch).unwrap();
         assert_eq!(
             unfused,
             googlenet_unfused::Workspace::new(batch).bytes() as u64
         );
         assert!(fused < unfused, "fusing ReLUs frees their buffers");
-        let in_place = plan(g, &["concat_in_place"]).workspace.bytes(batch);
+        let in_place = plan(g, &["concat_in_place"])
+            .workspace
+            .bytes(batch)
+            .unwrap();
         assert_eq!(
             in_place,
             netc_codegen_tests::googlenet_no_concat_in_place::Workspace::new(batch).bytes() as u64
@@ -352,9 +355,9 @@ fn the_plan_sizes_the_generated_workspace() {
             fused < in_place,
             "branches written in place free their buffers"
         );
-        let fused = plan(e, &[]).workspace.bytes(batch);
+        let fused = plan(e, &[]).workspace.bytes(batch).unwrap();
         assert_eq!(fused, every_op::Workspace::new(batch).bytes() as u64);
-        let unfused = plan(e, &all).workspace.bytes(batch);
+        let unfused = plan(e, &all).workspace.bytes(batch).unwrap();
         assert_eq!(
             unfused,
             every_op_unfused::Workspace::new(batch).bytes() as u64
@@ -365,12 +368,12 @@ fn the_plan_sizes_the_generated_workspace() {
     let s = plan(r, &[]);
     assert_eq!((s.relus, s.relus_fused, s.in_place), (11, 0, 11));
     for batch in [1, 5] {
-        let in_place = plan(r, &[]).workspace.bytes(batch);
+        let in_place = plan(r, &[]).workspace.bytes(batch).unwrap();
         assert_eq!(
             in_place,
             netc_codegen_tests::resnet_mini::Workspace::new(batch).bytes() as u64
         );
-        let own = plan(r, &["inplace"]).workspace.bytes(batch);
+        let own = plan(r, &["inplace"]).workspace.bytes(batch).unwrap();
         assert_eq!(
             own,
             netc_codegen_tests::resnet_mini_no_inplace::Workspace::new(batch).bytes() as u64
@@ -425,7 +428,11 @@ fn every_memory_plan_checks() {
                 plan.check()
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert!(plan.peak >= plan.live_peak(), "{}", path.display());
-                assert!(plan.peak <= s.workspace.bytes(3), "{}", path.display());
+                assert!(
+                    plan.peak <= s.workspace.bytes(3).unwrap(),
+                    "{}",
+                    path.display()
+                );
             }
             assert!(s.infer_plan.peak <= s.train_plan.peak, "{}", path.display());
         }
