@@ -80,3 +80,93 @@ fn a_batch_whose_bytes_overflow_is_an_error() {
     assert_eq!(s.workspace.unshared_bytes(usize::MAX), None);
     assert_eq!(plan::memplan(g, &s.workspace, 100_000_000, true), None);
 }
+
+/// A fresh directory for one test's files.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("netc-hostile-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The diagnostics of `net.net` in `dir`, which uses `used`.
+fn check_use(dir: &Path, used: &str) -> netc_compiler::Checked {
+    let src = format!("use \"{used}\";\nnetwork n(x: [4]) {{ output x; }}\n");
+    let path = dir.join("net.net");
+    within(Duration::from_secs(30), "a `use`", move || {
+        check_source("net.net", &src, &path, None)
+    })
+}
+
+/// The one diagnostic of `checked`: an `io` error with `message`, at the string of the
+/// `use` of `used`.
+fn assert_refused(checked: &netc_compiler::Checked, used: &str, message: &str) {
+    let [d] = &checked.diagnostics[..] else {
+        panic!("one diagnostic: {}", checked.render())
+    };
+    assert_eq!((d.code, d.message.as_str()), ("io", message));
+    let [label] = &d.labels[..] else {
+        panic!("one label: {d:?}")
+    };
+    let text = &checked.sources.get(label.span.file).text;
+    let (start, end) = (label.span.start as usize, label.span.end as usize);
+    assert_eq!(text[start..end], format!("\"{used}\""));
+    assert_eq!(label.message, "used here");
+    assert_eq!(d.help, None);
+}
+
+/// Item 25: `use "/dev/zero"` read without end until memory ran out. A `use` reads regular
+/// files only.
+#[test]
+fn a_use_of_a_device_is_refused() {
+    assert_eq!(
+        check_use(&temp_dir("device"), "/dev/zero").render(),
+        "netc::io
+
+  × cannot read `/dev/zero`: not a regular file (netc reads sources from regular files only)
+   ╭─[net.net:1:5]
+ 1 │ use \"/dev/zero\";
+   ·     ─────┬─────
+   ·          ╰── used here
+ 2 │ network n(x: [4]) { output x; }
+   ╰────
+"
+    );
+}
+
+/// Item 25: a `use` of a FIFO blocked forever in `open`, waiting for a writer.
+#[cfg(unix)]
+#[test]
+fn a_use_of_a_fifo_is_refused_without_waiting() {
+    let dir = temp_dir("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.join("pipe.net"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let pipe = dir.join("pipe.net").display().to_string();
+    assert_refused(
+        &check_use(&dir, "pipe.net"),
+        "pipe.net",
+        &format!(
+            "cannot read `{pipe}`: not a regular file (netc reads sources from regular files only)"
+        ),
+    );
+}
+
+/// Item 25: a `use` reads at most 16 MiB.
+#[test]
+fn a_use_of_a_file_over_16_mib_is_refused() {
+    let dir = temp_dir("large");
+    let file = std::fs::File::create(dir.join("large.net")).unwrap();
+    file.set_len(netc_compiler::load::MAX_SOURCE_BYTES + 1)
+        .unwrap();
+    let large = dir.join("large.net").display().to_string();
+    assert_refused(
+        &check_use(&dir, "large.net"),
+        "large.net",
+        &format!(
+            "cannot read `{large}`: larger than 16 MiB, the most netc reads from one source file"
+        ),
+    );
+}
