@@ -72,6 +72,14 @@ pub(super) fn module(
     }
     let col_len = plan.col;
     let arena_len = per_batch(plan.arena_elems);
+    // What `Workspace::new(batch)` allocates is `batch × per_sample + fixed` elements.
+    let too_large = "the workspace holds more than usize::MAX elements per sample";
+    let (mut per_sample, mut fixed) = (plan.arena_elems.checked_add(plan.scratch), Some(plan.col));
+    for b in plan.buffers.iter().filter(|b| !b.in_arena()) {
+        let sum = if b.fixed { &mut fixed } else { &mut per_sample };
+        *sum = sum.and_then(|s| s.checked_add(b.elems));
+    }
+    let (per_sample, fixed) = (per_sample.ok_or(too_large)?, fixed.ok_or(too_large)?);
     // Activations run in place use their input's buffers.
     let renames: BTreeMap<String, String> = g
         .aliases
@@ -366,6 +374,7 @@ pub(super) fn module(
                 impl Workspace {
                     /// Buffers for batches of `batch` images.
                     pub fn new(batch: usize) -> Workspace {
+                        assert!(workspace_bytes(batch).is_some(), "a workspace for batches of {batch} takes more than usize::MAX bytes");
                         Workspace { batch, arena: vec![0.0; #arena_len], #ws_init col: vec![0.0; #col_len], scratch: vec![0.0; #scratch_len] }
                     }
 
@@ -374,6 +383,12 @@ pub(super) fn module(
                         #own
                         4 * (self.arena.len() + self.col.len() + self.scratch.len() #own_terms)
                     }
+                }
+
+                /// Bytes `Workspace::new(batch)` allocates (what its `bytes()` reports), or `None`
+                /// when they overflow a `usize`.
+                pub fn workspace_bytes(batch: usize) -> Option<usize> {
+                    batch.checked_mul(#per_sample)?.checked_add(#fixed)?.checked_mul(4)
                 }
             }
         },

@@ -184,6 +184,17 @@ fn check_activations<'w>(
     assert!(checked > 0, "no activation checked");
 }
 
+/// `workspace_bytes(b)` of module `$m` is what `Workspace::new(b)` allocates, at one
+/// sample and at `$batch`; and `None` where the bytes overflow a `usize`.
+macro_rules! workspace_bytes {
+    ($m:ident, $batch:expr) => {
+        for b in [1, $batch] {
+            assert_eq!($m::workspace_bytes(b), Some($m::Workspace::new(b).bytes()));
+        }
+        assert_eq!($m::workspace_bytes(usize::MAX / 2), None);
+    };
+}
+
 macro_rules! equal {
     ($test:ident, $m:ident, $path:expr, $batch:expr, [$($input:ident),*], [$($label:ident),*], [$($out:ident: $outf:ident),*]) => {
         #[test]
@@ -202,6 +213,7 @@ macro_rules! equal {
                 $($input: &c.feed.tensors[stringify!($input)].data,)*
                 $($label: &c.feed.labels[stringify!($label)],)*
             };
+            workspace_bytes!($m, $batch);
             let mut ws = $m::Workspace::new($batch);
             $m::forward(&p, &s, &mut ws, &x);
             check_activations(&acts, $m::ACTIVATIONS, |path| $m::activation(&ws, path));
@@ -254,6 +266,7 @@ macro_rules! equal_random {
                 image: &c.feed.tensors["image"].data,
                 label: &c.feed.labels["label"],
             };
+            workspace_bytes!(m, 3);
             let mut ws = m::Workspace::new(3);
             m::forward(&p, &s, &mut ws, &x);
             check_activations(&acts, m::ACTIVATIONS, |path| m::activation(&ws, path));
@@ -298,6 +311,7 @@ macro_rules! equal_inference {
             let x = $m::Inputs {
                 x: &c.feed.tensors["x"].data,
             };
+            workspace_bytes!($m, 2);
             let mut ws = $m::Workspace::new(2);
             $m::forward(&p, &$m::State::new(), &mut ws, &x);
             close("y", $m::output_y(&ws), &want["y"].data);
