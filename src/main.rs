@@ -630,6 +630,9 @@ fn check(
                 Ok(s) => summaries.push(s),
                 Err(d) => {
                     eprintln!("netc: {}: {}", g.name, d.message);
+                    if let Some(help) = &d.help {
+                        eprintln!("  help: {help}");
+                    }
                     return ExitCode::from(1);
                 }
             }
@@ -652,8 +655,8 @@ fn check(
                     let _ = writeln!(out);
                 }
                 let _ = write!(out, "{}", Report::new(g).table(expand));
-                if let (Some(batch), Some(s)) = (plan, summaries.get(i)) {
-                    let _ = write!(out, "{}", plan_table(s, batch));
+                if let Some(s) = summaries.get(i) {
+                    let _ = write!(out, "{}", plan_table(s));
                 }
             }
         }
@@ -664,10 +667,8 @@ fn check(
                 .enumerate()
                 .map(|(i, g)| {
                     let mut doc = Report::new(g).to_json(g);
-                    if let (Some(batch), Some(s), Some(obj)) =
-                        (plan, summaries.get(i), doc.as_object_mut())
-                    {
-                        obj.insert("plan".into(), plan_json(s, batch));
+                    if let (Some(s), Some(obj)) = (summaries.get(i), doc.as_object_mut()) {
+                        obj.insert("plan".into(), plan_json(s));
                     }
                     doc
                 })
@@ -694,10 +695,9 @@ fn mib(bytes: u64) -> String {
 }
 
 /// The `--plan` section of the table report.
-fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
-    let ws = &s.workspace;
-    let arena = 4 * (batch * ws.arena_elems) as u64;
-    let scratch = s.scratch_bytes(batch);
+fn plan_table(s: &netc_compiler::plan::Summary) -> String {
+    let batch = s.batch;
+    let (ws, bytes) = (&s.workspace, &s.bytes);
     format!(
         "\nplan (codegen passes, batch {batch}):\n\
          \x20 GEMM layers        {} (checked graph: {})\n\
@@ -719,22 +719,22 @@ fn plan_table(s: &netc_compiler::plan::Summary, batch: usize) -> String {
         s.concats,
         netc_compiler::report::thousands(s.concat_copied as u64),
         netc_compiler::report::thousands(s.concat_elems as u64),
-        mib(ws.bytes(batch)),
-        mib(ws.unshared_bytes(batch)),
-        mib(arena),
+        mib(bytes.workspace),
+        mib(bytes.unshared),
+        mib(bytes.arena),
         ws.arena.len(),
-        mib(ws.bytes(batch) - arena - scratch),
-        mib(scratch),
-        mib(4 * s.params),
-        mib(s.training_bytes(batch)),
+        mib(bytes.own),
+        mib(bytes.scratch),
+        mib(bytes.params),
+        mib(bytes.training),
         mib(s.infer_plan.peak),
     )
 }
 
 /// The `--plan` object of the JSON report (bytes, not MiB).
-fn plan_json(s: &netc_compiler::plan::Summary, batch: usize) -> serde_json::Value {
+fn plan_json(s: &netc_compiler::plan::Summary) -> serde_json::Value {
     serde_json::json!({
-        "batch": batch,
+        "batch": s.batch,
         "gemm_layers": s.gemm_layers,
         "gemm_layers_before": s.gemm_layers_before,
         "relus": s.relus,
@@ -743,15 +743,15 @@ fn plan_json(s: &netc_compiler::plan::Summary, batch: usize) -> serde_json::Valu
         "concats": s.concats,
         "concat_elems_per_sample": s.concat_elems,
         "concat_copied_per_sample": s.concat_copied,
-        "workspace_bytes": s.workspace.bytes(batch),
-        "arena_bytes": 4 * (batch * s.workspace.arena_elems) as u64,
-        "unshared_bytes": s.workspace.unshared_bytes(batch),
+        "workspace_bytes": s.bytes.workspace,
+        "arena_bytes": s.bytes.arena,
+        "unshared_bytes": s.bytes.unshared,
         "workspace_buffers": s.workspace.buffers.len() + 2,
-        "param_bytes": 4 * s.params,
-        "training_bytes": s.training_bytes(batch),
+        "param_bytes": s.bytes.params,
+        "training_bytes": s.bytes.training,
         "planned_training_bytes": s.train_plan.peak,
         "planned_inference_bytes": s.infer_plan.peak,
-        "scratch_bytes": s.scratch_bytes(batch),
+        "scratch_bytes": s.bytes.scratch,
     })
 }
 

@@ -416,3 +416,69 @@ fn the_vanishing_gradient_example_checks() {
     let bn = plain + convs.iter().map(|(_, o)| o).sum::<usize>();
     assert_eq!(nets[2]["total"]["params"], bn);
 }
+
+/// Issue 12 item 9: at a batch whose bytes overflow a u64, `check --plan` printed wrapped
+/// numbers (a workspace smaller than its own arena) and exited 0. It is an error now.
+#[test]
+fn check_plan_refuses_a_batch_whose_bytes_overflow() {
+    let path = temp_file(
+        "big.net",
+        "network big(x: [1000, 10000, 10000]) {\n    y = x -> relu -> relu;\n    output y;\n}\n",
+    );
+    let path = path.to_str().unwrap();
+    let out = netc(&["check", path, "--plan", "--batch", "100000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        text(&out.stderr),
+        "netc: big: at a batch of 100000000, the memory of network `big` does not fit in 2^64 bytes\n  help: use a smaller batch\n"
+    );
+    let out = netc(&["check", path, "--plan", "--batch", "10", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bytes = |k: &str| v["plan"][k].as_u64().unwrap();
+    assert!(bytes("workspace_bytes") > bytes("arena_bytes"));
+}
+
+/// Issue 12 item 25: the file named on the command line goes through the same reader as a
+/// `use`: a device is refused, and a FIFO is refused without waiting for a writer.
+#[cfg(unix)]
+#[test]
+fn check_refuses_a_device_or_a_fifo_without_waiting() {
+    let out = netc(&["check", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "cannot read `/dev/zero`: not a regular file (netc reads sources from regular files only)"
+        ),
+        "{stderr}"
+    );
+
+    let fifo = temp_file("fifo-dir.net", "").with_file_name("pipe.net");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(["check", fifo.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("`netc check FIFO` waits for a writer");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+}

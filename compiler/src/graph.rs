@@ -2,7 +2,7 @@
 //! edges are tensors and carry the input port they feed, because petgraph returns incoming
 //! neighbours in reverse insertion order and the order of `concat`'s inputs matters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, NodeIndexable};
@@ -102,7 +102,7 @@ pub struct Graph {
     pub slots: BTreeMap<NodeIndex, Slot>,
     /// Set by the `merge_1x1` pass: groups of sibling pointwise convs computed as one GEMM,
     /// each in node order (the first member computes the group).
-    pub merged: Vec<Vec<NodeIndex>>,
+    pub merged: Merged,
     /// Set by the `inplace` pass: activations that overwrite their input's buffers, keyed
     /// by activation, with the input whose buffers they use.
     pub aliases: BTreeMap<NodeIndex, NodeIndex>,
@@ -127,7 +127,7 @@ impl Graph {
             instances: Vec::new(),
             train: TrainConfig::default(),
             slots: BTreeMap::new(),
-            merged: Vec::new(),
+            merged: Merged::default(),
             aliases: BTreeMap::new(),
         }
     }
@@ -147,7 +147,7 @@ impl Graph {
 
     /// The merged group `n` belongs to (see `merge_1x1`), if any.
     pub fn group_of(&self, n: NodeIndex) -> Option<&[NodeIndex]> {
-        self.merged.iter().find(|m| m.contains(&n)).map(|m| &m[..])
+        self.merged.group_of(n)
     }
 
     /// The producers of `n`'s inputs, in port order.
@@ -225,6 +225,49 @@ impl Graph {
             .into_iter()
             .filter(|n| train[n.index()])
             .collect()
+    }
+}
+
+/// The groups of `merge_1x1`, with each member's group at hand: looking a node's group up
+/// by scanning every group is quadratic over a network of many groups.
+#[derive(Clone, Debug, Default)]
+pub struct Merged {
+    groups: Vec<Vec<NodeIndex>>,
+    /// Each member's first group (the verifier rejects a conv in two).
+    of: HashMap<NodeIndex, usize>,
+}
+
+impl Merged {
+    pub fn push(&mut self, group: Vec<NodeIndex>) {
+        for &n in &group {
+            self.of.entry(n).or_insert(self.groups.len());
+        }
+        self.groups.push(group);
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Vec<NodeIndex>> {
+        self.groups.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// The group `n` belongs to, if any.
+    pub fn group_of(&self, n: NodeIndex) -> Option<&[NodeIndex]> {
+        self.of.get(&n).map(|&i| &self.groups[i][..])
+    }
+}
+
+impl<'a> IntoIterator for &'a Merged {
+    type Item = &'a Vec<NodeIndex>;
+    type IntoIter = std::slice::Iter<'a, Vec<NodeIndex>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.groups.iter()
     }
 }
 

@@ -1,6 +1,8 @@
 //! Loading a program: the root file and every file it `use`s, transitively, each parsed once.
 //! A `use` path is relative to the file that says it. A cycle of `use`s is an error that shows
-//! the cycle; a file used twice along different paths is loaded once.
+//! the cycle; a file used twice along different paths is loaded once. Only regular files of
+//! at most [`MAX_SOURCE_BYTES`] are read: `use "/dev/zero"` would never end, and a FIFO
+//! would block until something writes to it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -47,13 +49,50 @@ pub trait Loader {
     fn read(&self, path: &Path) -> std::io::Result<String>;
 }
 
-/// Reads from the file system.
+/// Reads from the file system, with [`read_source`].
 pub struct FsLoader;
 
 impl Loader for FsLoader {
     fn read(&self, path: &Path) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
+        read_source(path)
     }
+}
+
+/// The largest source file netc reads: 16 MiB, far more than a network needs (GoogLeNet is
+/// 4 KiB), and a bound on what a `use` can make it read.
+pub const MAX_SOURCE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads the source file at `path`, which must be a regular file (not a device, a FIFO or a
+/// directory) of at most [`MAX_SOURCE_BYTES`], in UTF-8.
+pub fn read_source(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let not_regular = || {
+        Error::new(
+            ErrorKind::InvalidInput,
+            "not a regular file (netc reads sources from regular files only)",
+        )
+    };
+    // Asked before opening, since opening a FIFO blocks until a writer comes; and asked
+    // again of what was opened, in case the path changed in between.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    // One byte more than the limit tells a file at the limit from a longer one, whatever
+    // the metadata said about its length.
+    let mut bytes = Vec::new();
+    file.take(MAX_SOURCE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            "larger than 16 MiB, the most netc reads from one source file",
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::new(ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
 }
 
 /// Loads `path` and everything it uses. Diagnostics are returned beside the program, which
@@ -198,11 +237,16 @@ impl State<'_> {
                 self.files.push(None);
                 self.visit(id, stack);
             }
-            Err(e) => self.diags.push(
-                Diagnostic::error("io", format!("cannot read `{}`: {e}", path.display()))
-                    .label(u.path_span, "used here")
-                    .help("a `use` path is relative to the file that says it"),
-            ),
+            Err(e) => {
+                let d = Diagnostic::error("io", format!("cannot read `{}`: {e}", path.display()))
+                    .label(u.path_span, "used here");
+                self.diags
+                    .push(if e.kind() == std::io::ErrorKind::NotFound {
+                        d.help("a `use` path is relative to the file that says it")
+                    } else {
+                        d
+                    });
+            }
         }
     }
 }

@@ -53,7 +53,7 @@ pub fn include_net(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     };
     let name = lit.value();
     let path = manifest_dir().join(&name);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match load::read_source(&path) {
         Ok(text) => text,
         Err(e) => {
             let msg = format!(
@@ -261,7 +261,7 @@ struct Recording {
 
 impl Loader for Recording {
     fn read(&self, path: &Path) -> std::io::Result<String> {
-        let text = std::fs::read_to_string(path)?;
+        let text = load::read_source(path)?;
         self.read.borrow_mut().push(path.to_path_buf());
         Ok(text)
     }

@@ -28,7 +28,7 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
     for x in g.nodes() {
         let mut siblings: BTreeMap<(bool, bool), Vec<_>> = BTreeMap::new();
         for c in g.consumers_of(x) {
-            if g.merged.iter().any(|m| m.contains(&c)) {
+            if g.group_of(c).is_some() {
                 continue;
             }
             if let Op::Conv(conv) = &g.node(c).op {

@@ -184,6 +184,17 @@ fn check_activations<'w>(
     assert!(checked > 0, "no activation checked");
 }
 
+/// `workspace_bytes(b)` of module `$m` is what `Workspace::new(b)` allocates, at one
+/// sample and at `$batch`; and `None` where the bytes overflow a `usize`.
+macro_rules! workspace_bytes {
+    ($m:ident, $batch:expr) => {
+        for b in [1, $batch] {
+            assert_eq!($m::workspace_bytes(b), Some($m::Workspace::new(b).bytes()));
+        }
+        assert_eq!($m::workspace_bytes(usize::MAX / 2), None);
+    };
+}
+
 macro_rules! equal {
     ($test:ident, $m:ident, $path:expr, $batch:expr, [$($input:ident),*], [$($label:ident),*], [$($out:ident: $outf:ident),*]) => {
         #[test]
@@ -202,6 +213,7 @@ macro_rules! equal {
                 $($input: &c.feed.tensors[stringify!($input)].data,)*
                 $($label: &c.feed.labels[stringify!($label)],)*
             };
+            workspace_bytes!($m, $batch);
             let mut ws = $m::Workspace::new($batch);
             $m::forward(&p, &s, &mut ws, &x);
             check_activations(&acts, $m::ACTIVATIONS, |path| $m::activation(&ws, path));
@@ -254,6 +266,7 @@ macro_rules! equal_random {
                 image: &c.feed.tensors["image"].data,
                 label: &c.feed.labels["label"],
             };
+            workspace_bytes!(m, 3);
             let mut ws = m::Workspace::new(3);
             m::forward(&p, &s, &mut ws, &x);
             check_activations(&acts, m::ACTIVATIONS, |path| m::activation(&ws, path));
@@ -298,6 +311,7 @@ macro_rules! equal_inference {
             let x = $m::Inputs {
                 x: &c.feed.tensors["x"].data,
             };
+            workspace_bytes!($m, 2);
             let mut ws = $m::Workspace::new(2);
             $m::forward(&p, &$m::State::new(), &mut ws, &x);
             close("y", $m::output_y(&ws), &want["y"].data);
@@ -335,15 +349,18 @@ fn the_plan_sizes_the_generated_workspace() {
     let e = "nets/every_op.net";
     let all = all_passes();
     for batch in [1, 5] {
-        let fused = plan(g, &[]).workspace.bytes(batch);
+        let fused = plan(g, &[]).workspace.bytes(batch).unwrap();
         assert_eq!(fused, googlenet::Workspace::new(batch).bytes() as u64);
-        let unfused = plan(g, &all).workspace.bytes(batch);
+        let unfused = plan(g, &all).workspace.bytes(batch).unwrap();
         assert_eq!(
             unfused,
             googlenet_unfused::Workspace::new(batch).bytes() as u64
         );
         assert!(fused < unfused, "fusing ReLUs frees their buffers");
-        let in_place = plan(g, &["concat_in_place"]).workspace.bytes(batch);
+        let in_place = plan(g, &["concat_in_place"])
+            .workspace
+            .bytes(batch)
+            .unwrap();
         assert_eq!(
             in_place,
             netc_codegen_tests::googlenet_no_concat_in_place::Workspace::new(batch).bytes() as u64
@@ -352,9 +369,9 @@ fn the_plan_sizes_the_generated_workspace() {
             fused < in_place,
             "branches written in place free their buffers"
         );
-        let fused = plan(e, &[]).workspace.bytes(batch);
+        let fused = plan(e, &[]).workspace.bytes(batch).unwrap();
         assert_eq!(fused, every_op::Workspace::new(batch).bytes() as u64);
-        let unfused = plan(e, &all).workspace.bytes(batch);
+        let unfused = plan(e, &all).workspace.bytes(batch).unwrap();
         assert_eq!(
             unfused,
             every_op_unfused::Workspace::new(batch).bytes() as u64
@@ -365,12 +382,12 @@ fn the_plan_sizes_the_generated_workspace() {
     let s = plan(r, &[]);
     assert_eq!((s.relus, s.relus_fused, s.in_place), (11, 0, 11));
     for batch in [1, 5] {
-        let in_place = plan(r, &[]).workspace.bytes(batch);
+        let in_place = plan(r, &[]).workspace.bytes(batch).unwrap();
         assert_eq!(
             in_place,
             netc_codegen_tests::resnet_mini::Workspace::new(batch).bytes() as u64
         );
-        let own = plan(r, &["inplace"]).workspace.bytes(batch);
+        let own = plan(r, &["inplace"]).workspace.bytes(batch).unwrap();
         assert_eq!(
             own,
             netc_codegen_tests::resnet_mini_no_inplace::Workspace::new(batch).bytes() as u64
@@ -425,7 +442,11 @@ fn every_memory_plan_checks() {
                 plan.check()
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert!(plan.peak >= plan.live_peak(), "{}", path.display());
-                assert!(plan.peak <= s.workspace.bytes(3), "{}", path.display());
+                assert!(
+                    plan.peak <= s.workspace.bytes(3).unwrap(),
+                    "{}",
+                    path.display()
+                );
             }
             assert!(s.infer_plan.peak <= s.train_plan.peak, "{}", path.display());
         }

@@ -1,0 +1,90 @@
+//! The losses at the end of `forward_train`: each term computes its value and seeds the
+//! gradients of its inputs through the scratch buffer (a network input takes none).
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::*;
+
+/// The statements of the losses (each term seeds the gradients of its inputs; network
+/// inputs take none) and the expression of their weighted sum.
+pub(super) fn losses(
+    g: &Graph,
+    arena: &dyn Fn(TokenStream) -> TokenStream,
+) -> (Vec<TokenStream>, TokenStream) {
+    let takes_grad = |v: NodeIndex| !matches!(g.node(v).op, Op::Input(_));
+    let mut loss_calls = Vec::new();
+    for l in &g.losses {
+        let [a, b] = l.inputs;
+        let w = l.weight as f32;
+        let (ta, da) = (
+            format_ident!("t{}", a.index()),
+            format_ident!("d{}", a.index()),
+        );
+        let call = match l.kind {
+            LossKind::Ce => {
+                let classes = g.node(a).shape[0];
+                let label = rust_ident(&g.node(b).path).expect("inputs are checked first");
+                let seed = takes_grad(a).then(|| {
+                    quote! { rt::tensor::accumulate(&ws.scratch[..ws.#ta.len()], &mut ws.#da); }
+                });
+                quote! {
+                    let l = rt::loss::softmax_ce(#classes, &ws.#ta, x.#label, #w, &mut ws.scratch[..ws.#ta.len()]);
+                    #seed
+                }
+            }
+            LossKind::Mse => {
+                let (tb, db) = (
+                    format_ident!("t{}", b.index()),
+                    format_ident!("d{}", b.index()),
+                );
+                // A network input (a target) takes no gradient.
+                let (ga, gb) = (takes_grad(a), takes_grad(b));
+                let (arg_a, arg_b) = (
+                    if ga {
+                        quote! { Some(sa) }
+                    } else {
+                        quote! { None }
+                    },
+                    if gb {
+                        quote! { Some(&mut sb[..len]) }
+                    } else {
+                        quote! { None }
+                    },
+                );
+                let seed_a = ga.then(|| quote! { rt::tensor::accumulate(sa, &mut ws.#da); });
+                let seed_b =
+                    gb.then(|| quote! { rt::tensor::accumulate(&sb[..len], &mut ws.#db); });
+                let (pa, pb) = (
+                    if ga {
+                        quote! { sa }
+                    } else {
+                        quote! { _ }
+                    },
+                    if gb {
+                        quote! { sb }
+                    } else {
+                        quote! { _ }
+                    },
+                );
+                quote! {
+                    let len = ws.#ta.len();
+                    let (#pa, #pb) = ws.scratch.split_at_mut(len);
+                    let l = rt::loss::mse(&ws.#ta, &ws.#tb, #w, #arg_a, #arg_b);
+                    #seed_a
+                    #seed_b
+                }
+            }
+        };
+        let call = arena(quote! { #call loss += #w * l; });
+        loss_calls.push(quote! { { #call } });
+    }
+    if loss_calls.is_empty() {
+        (Vec::new(), quote! { 0.0 })
+    } else {
+        let first = quote! { let mut loss = 0.0f32; };
+        (
+            std::iter::once(first).chain(loss_calls).collect(),
+            quote! { loss },
+        )
+    }
+}
