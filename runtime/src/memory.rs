@@ -114,6 +114,17 @@ fn address_space() -> Option<u64> {
     Some(limit.saturating_sub(used))
 }
 
+/// Whether the allocator would give `bytes` now: a block reserved and freed at once (its
+/// pages never touched). Where the limits above cannot be read, or the system refuses less
+/// than they promise (no overcommit), this turns the abort an allocation would cause into
+/// an answer.
+pub fn can_allocate(bytes: u64) -> bool {
+    let Ok(bytes) = usize::try_from(bytes) else {
+        return false;
+    };
+    Vec::<u8>::new().try_reserve_exact(bytes).is_ok()
+}
+
 /// Bytes in binary units, as a person reads them: `512 B`, `3.2 MiB`, `6.10 GiB`.
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -200,6 +211,8 @@ mod tests {
         let e = check_fits(2, budget, huge).unwrap_err();
         assert!(e.contains("does not fit even at --batch 1"), "{e}");
         assert_eq!(human(512), "512 B");
+        assert!(can_allocate(1 << 20));
+        assert!(!can_allocate(u64::MAX));
         assert_eq!(human(3_136_000_000_000), "2.85 TiB");
     }
 }

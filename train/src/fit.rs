@@ -118,9 +118,16 @@ fn run_bytes<N: Network>(batch: usize, moments: u64, sets: &[usize]) -> Option<u
 /// Refuses a batch whose run does not fit in the memory this process may still use (see
 /// [`run_bytes`]).
 fn check_memory<N: Network>(batch: usize, moments: u64, sets: &[usize]) -> Result<(), String> {
-    match memory::available() {
-        Some(budget) => memory::check_fits(batch, budget, |b| run_bytes::<N>(b, moments, sets)),
-        None => Ok(()),
+    if let Some(budget) = memory::available() {
+        memory::check_fits(batch, budget, |b| run_bytes::<N>(b, moments, sets))?;
+    }
+    // What the limits allow, the allocator must give too.
+    match run_bytes::<N>(batch, moments, sets) {
+        Some(n) if memory::can_allocate(n) => Ok(()),
+        need => Err(format!(
+            "a training step at batch {batch} needs {}, which the system would not allocate\n  help: lower --batch",
+            need.map_or("more bytes than can be counted".into(), memory::human)
+        )),
     }
 }
 
