@@ -163,9 +163,13 @@ enum Command {
     /// lists them (--data, --epochs, --batch, --optimizer, --lr, ...); `netc help train`
     /// shows this.
     #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true)]
     Train {
         /// The `.net` file.
-        file: PathBuf,
+        file: Option<PathBuf>,
+        /// The trainer's flags (known without building it).
+        #[arg(long, short = 'h')]
+        help: bool,
         /// Which network of the file (required when it has more than one).
         #[arg(long)]
         network: Option<String>,
@@ -285,8 +289,24 @@ fn run(cli: Cli) -> ExitCode {
         Command::Train {
             file,
             network,
+            help,
             args,
-        } => train(&file, network.as_deref(), &args),
+        } => {
+            // `netc train --help` and `netc train FILE --help`: the trainer's flags are
+            // netc-train's, known without building anything.
+            let asked = help || args.iter().any(|a| a == "--help" || a == "-h");
+            match file {
+                Some(file) if !asked => train(&file, network.as_deref(), &args),
+                _ if asked => {
+                    println!("{}", trainer_help().trim_end());
+                    ExitCode::SUCCESS
+                }
+                _ => {
+                    eprintln!("netc: `netc train` needs a .net file\n\n{}", trainer_help());
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Bench {
             kernel: None,
             file,
@@ -401,6 +421,18 @@ fn emit(file: &Path, network: Option<&str>, output: Option<&Path>) -> ExitCode {
 const RUNTIME_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runtime");
 /// netc-train's sources, which trainers depend on, like [`RUNTIME_DIR`].
 const TRAIN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/train");
+
+/// The trainer's flags as `netc train FILE --help` prints them.
+fn trainer_help() -> String {
+    use clap::CommandFactory;
+    netc_train::Flags::command()
+        .name("netc train")
+        .bin_name("netc train")
+        .override_usage("netc train FILE [--network NAME] [FLAGS]")
+        .about("Builds the network's trainer (cached) and trains it; every flag defaults to the network's `train { }` section.")
+        .render_help()
+        .to_string()
+}
 
 /// `netc train`: builds the network's trainer (cached) and runs it with `args`, passing on
 /// its exit status.

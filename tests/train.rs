@@ -27,8 +27,24 @@ fn lenet_learns_the_bundled_digits_and_bad_input_is_refused() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    let log = text(&out.stderr);
+    let log = text(&out.stderr) + &text(&out.stdout);
     assert!(out.status.success(), "{log}");
+    // Results on stdout (so that `> log` keeps them), progress and notes on stderr; the run
+    // ends with where its files are.
+    let results = text(&out.stdout);
+    assert!(
+        results.contains("top-1") && !text(&out.stderr).contains("top-1"),
+        "{log}"
+    );
+    assert!(
+        results.trim_end().ends_with(&format!(
+            "lenet: checkpoints in {}, metrics in {}, charts in {}",
+            dir.join("checkpoints").display(),
+            dir.join("metrics.csv").display(),
+            dir.join("plots").display()
+        )),
+        "{results}"
+    );
     // The run's files: checkpoints, metrics and charts, under --out (runs/lenet by default).
     for file in [
         "checkpoints/lenet-epoch0003.safetensors",
@@ -58,6 +74,7 @@ fn lenet_learns_the_bundled_digits_and_bad_input_is_refused() {
     ]);
     assert!(again.status.success());
     assert_eq!(text(&again.stderr), "", "--quiet prints nothing");
+    assert_eq!(text(&again.stdout), "", "--quiet prints nothing");
 
     for (args, want) in [
         (&["--data", "mnist:x"][..], "unknown data source `mnist:x`"),
@@ -66,6 +83,13 @@ fn lenet_learns_the_bundled_digits_and_bad_input_is_refused() {
             "cannot read the folder",
         ),
         (&["--batch", "0"][..], "--batch must be at least 1"),
+        // It exited quietly, having written nothing.
+        (&["--epochs", "0"][..], "--epochs must be at least 1"),
+        // It reported a shape mismatch.
+        (
+            &["--data", "cifar10:/nonexistent"][..],
+            "/nonexistent: no such folder",
+        ),
         // It panicked (10,000) or hung (100,000) starting the thread pool.
         (
             &["--threads", "10000"][..],
@@ -129,6 +153,12 @@ fn lenet_learns_the_bundled_digits_and_bad_input_is_refused() {
         "{}",
         text(&out.stderr)
     );
+    // Synthetic data says what it is: noise, from which nothing is learned.
+    assert!(
+        text(&out.stderr).contains("nothing can be learned from them"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// A network without labels trains on its loss alone: the autoencoder learns to rebuild the
@@ -144,7 +174,7 @@ fn the_autoencoder_trains_on_its_loss() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    let log = text(&out.stderr);
+    let log = text(&out.stderr) + &text(&out.stdout);
     assert!(out.status.success(), "{log}");
     let val: Vec<f64> = log
         .lines()
@@ -258,7 +288,7 @@ fn checkpoints_resume_bit_for_bit_and_threads_do_not_matter() {
         args.extend_from_slice(extra);
         let out = netc(&args);
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-        text(&out.stderr)
+        text(&out.stderr) + &text(&out.stdout)
     };
     lenet(&a, &["--epochs", "2", "--quiet", "--threads", "2"]);
     lenet(&b, &["--epochs", "1", "--quiet", "--threads", "1"]);

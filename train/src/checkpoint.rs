@@ -151,9 +151,10 @@ pub fn load<N: Network>(path: &Path) -> Result<Loaded<N>, String> {
     if *hash != format!("{:016x}", N::HASH) {
         let other = meta.get("network").map(String::as_str).unwrap_or("?");
         return Err(at(format!(
-            "a checkpoint of network `{other}` (hash {hash}), not of `{}` (hash {:016x})\n  help: resume with the network that wrote it, or start afresh without --resume",
+            "a checkpoint of network `{other}` (hash {hash}), not of `{}` (hash {:016x})\n  help: give a checkpoint that `{}`'s trainer wrote, or use the network that wrote this one",
             N::NAME,
-            N::HASH
+            N::HASH,
+            N::NAME
         )));
     }
     let number = |k: &str, max: u64| -> Result<u64, String> {

@@ -238,9 +238,9 @@ pub struct Flags {
     /// OUT/checkpoints]
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
-    /// Write a checkpoint every N epochs (0: only at the end)
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub checkpoint_every: usize,
+    /// Write a checkpoint every N epochs (0: only at the end) [default: 1]
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
     /// Continue from a checkpoint: PATH, or the newest valid one of this network in
     /// --checkpoint-dir; the run keeps the settings it was started with
     #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with = "overwrite")]
@@ -269,6 +269,35 @@ pub struct Flags {
 }
 
 impl Flags {
+    /// These flags over `defaults`: every setting given here wins, the others come from
+    /// `defaults` (how a program's command line overrides what its code chose).
+    pub fn over(self, defaults: &Flags) -> Flags {
+        let d = defaults.clone();
+        Flags {
+            data: self.data.or(d.data),
+            epochs: self.epochs.or(d.epochs),
+            batch: self.batch.or(d.batch),
+            optimizer: self.optimizer.or(d.optimizer),
+            lr: self.lr.or(d.lr),
+            momentum: self.momentum.or(d.momentum),
+            weight_decay: self.weight_decay.or(d.weight_decay),
+            seed: self.seed.or(d.seed),
+            threads: self.threads.or(d.threads),
+            val_split: self.val_split.or(d.val_split),
+            schedule: self.schedule.or(d.schedule),
+            out: self.out.or(d.out),
+            checkpoint_dir: self.checkpoint_dir.or(d.checkpoint_dir),
+            checkpoint_every: self.checkpoint_every.or(d.checkpoint_every),
+            resume: self.resume.or(d.resume),
+            overwrite: self.overwrite || d.overwrite,
+            metrics: self.metrics.or(d.metrics),
+            grad_norms: self.grad_norms || d.grad_norms,
+            plot: self.plot.or(d.plot),
+            eval: self.eval.or(d.eval),
+            quiet: self.quiet || d.quiet,
+        }
+    }
+
     /// The flags of the process's command line, with usage and errors shown for the binary
     /// `bin` (`NAME-train`, whatever the file is called); exits on `--help` or a bad flag.
     pub fn parse_for(bin: &str) -> Flags {

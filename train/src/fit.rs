@@ -183,9 +183,16 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     if let Some(path) = &flags.eval {
         return eval_only::<N>(flags, path);
     }
+    // Progress, notes and warnings go to stderr; results (epoch summaries, the test set's
+    // scores, where the run's files are) to stdout, so that `> log` keeps them.
     let say = |line: String| {
         if !flags.quiet {
             print_line(&line)
+        }
+    };
+    let tell = |line: String| {
+        if !flags.quiet {
+            files::say_out(&line)
         }
     };
     // A resumed run's checkpoint comes first: its settings decide the data.
@@ -513,7 +520,7 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         } else {
             String::new()
         };
-        say(format!(
+        tell(format!(
             "epoch {epoch}/{epochs}: train loss {:.4}{accuracy}; validation {}; {:.0} img/s",
             e.train_loss,
             val.describe(N::CLASSES),
@@ -525,10 +532,10 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         run.epoch = epoch;
         // The checkpoint before the charts: a chart that cannot be written (a full disk, a
         // folder in the way) is a warning, the checkpoint is the run.
-        let every = flags.checkpoint_every;
+        let every = flags.checkpoint_every.unwrap_or(1);
         if (every > 0 && epoch % every == 0) || epoch == epochs {
             let path = checkpoint::save::<N>(&run, &settings, &paths.checkpoints)?;
-            say(format!("checkpoint {}", path.display()));
+            tell(format!("checkpoint {}", path.display()));
             last_good = Some(path);
         }
         history_plot.steps_per_epoch = steps as u64;
@@ -548,8 +555,15 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     drop(watch);
     if let Some(test) = &test_set {
         let sc = evaluate::<N>(&run.params, &run.state, test, batch, &mut ws);
-        say(report::<N>("test", test, sc));
+        tell(report::<N>("test", test, sc));
     }
+    tell(format!(
+        "{}: checkpoints in {}, metrics in {}, charts in {}",
+        N::NAME,
+        paths.checkpoints.display(),
+        paths.metrics.display(),
+        paths.plots.display()
+    ));
     Ok(Trained {
         params: run.params,
         state: run.state,

@@ -44,6 +44,9 @@ impl Settings {
         if s.batch == 0 {
             return Err("--batch must be at least 1".into());
         }
+        if s.epochs == 0 {
+            return Err("--epochs must be at least 1\n  help: --eval PATH scores a checkpoint without training".into());
+        }
         Ok(s)
     }
 

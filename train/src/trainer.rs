@@ -26,7 +26,10 @@ use crate::{train, Error, Flags, Network, Trained};
 /// # Ok(()) }
 /// ```
 pub struct Trainer<N: Network> {
+    /// The builder's settings: the defaults of a program.
     flags: Flags,
+    /// Flags given on the command line ([`Trainer::from_args`]), which win over them.
+    command_line: Option<Flags>,
     network: PhantomData<N>,
 }
 
@@ -44,31 +47,45 @@ impl<N: Network> Trainer<N> {
 
     /// The settings of the process's command line (the trainer binary's flags); `--help`
     /// prints them, and a bad flag exits with status 2 and the reason, as the binary does.
+    /// A flag given on the command line wins over the builder's methods, which set the
+    /// program's defaults: `from_args().epochs(3)` trains 3 epochs, and 1 with `--epochs 1`.
     pub fn from_args() -> Self {
-        Self::with_flags(Flags::parse_for(&format!("{}-train", N::NAME)))
+        Self::with_command_line(Flags::parse_for(&format!("{}-train", N::NAME)))
     }
 
-    /// The settings of `args` (the first being the program's name); a bad flag is an error
-    /// whose text says why.
+    /// The settings of `args` (the first being the program's name), which win over the
+    /// builder's methods as in [`Trainer::from_args`]; a bad flag is an error whose text
+    /// says why.
     pub fn try_from_args<I, T>(args: I) -> Result<Self, String>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
         Flags::try_parse_from(args)
-            .map(Self::with_flags)
+            .map(Self::with_command_line)
             .map_err(|e| e.to_string())
     }
 
-    /// These settings.
+    /// These settings (which the builder's methods then change).
     pub fn with_flags(flags: Flags) -> Self {
         Trainer {
             flags,
+            command_line: None,
             network: PhantomData,
         }
     }
 
-    /// The settings, for anything without a method of its own.
+    /// Settings from a command line, which win over the builder's methods.
+    fn with_command_line(flags: Flags) -> Self {
+        Trainer {
+            flags: Flags::parse_from([N::NAME]),
+            command_line: Some(flags),
+            network: PhantomData,
+        }
+    }
+
+    /// The builder's settings, for anything without a method of its own (flags given on the
+    /// command line still win over them).
     pub fn flags_mut(&mut self) -> &mut Flags {
         &mut self.flags
     }
@@ -148,7 +165,7 @@ impl<N: Network> Trainer<N> {
 
     /// A checkpoint every `n` epochs (0: only at the end).
     pub fn checkpoint_every(mut self, n: usize) -> Self {
-        self.flags.checkpoint_every = n;
+        self.flags.checkpoint_every = Some(n);
         self
     }
 
@@ -180,6 +197,14 @@ impl<N: Network> Trainer<N> {
     /// The error says what went wrong: Ctrl-C ([`Error::Interrupted`], with the checkpoint it
     /// wrote), or bad settings or data, or a diverged run ([`Error::Failed`]).
     pub fn run(&self) -> Result<Trained<N>, Error> {
-        train::<N>(&self.flags)
+        train::<N>(&self.settings())
+    }
+
+    /// The settings a run takes: the command line's over the builder's.
+    pub fn settings(&self) -> Flags {
+        match &self.command_line {
+            Some(cli) => cli.clone().over(&self.flags),
+            None => self.flags.clone(),
+        }
     }
 }

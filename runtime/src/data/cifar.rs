@@ -18,6 +18,11 @@ const BATCH_RECORDS: usize = 10_000;
 const BATCHES: usize = 5;
 
 pub(super) fn load(dir: &Path, shape: [usize; 3], classes: usize) -> Result<Loaded, DataError> {
+    // A folder that is not there is that mistake, before any other (the shape).
+    if !dir.is_dir() {
+        return Err(DataError::at(dir, "no such folder")
+            .hint("cifar10:DIR wants the folder holding data_batch_1.bin … data_batch_5.bin"));
+    }
     check_shape(&dir.join("data_batch_1.bin"), [3, 32, 32], shape)?;
     let (present, missing): (Vec<usize>, Vec<usize>) =
         (1..=BATCHES).partition(|k| batch_path(dir, *k).exists());

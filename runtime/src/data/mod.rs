@@ -57,7 +57,9 @@ pub fn load(
         Source::Synthetic(n) => Ok(Loaded {
             train: synthetic(*n, shape, classes, seed)?,
             test: None,
-            notes: Vec::new(),
+            notes: vec![format!(
+                "synthetic: {n} images of random noise with random labels, for timing and testing: nothing can be learned from them (accuracy stays at chance)"
+            )],
         }),
         Source::Folder(dir) => load_folder(dir, shape, classes),
     }

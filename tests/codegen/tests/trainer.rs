@@ -118,3 +118,14 @@ fn a_non_finite_loss_names_the_layer_whose_weights_hold_it() {
         Some("the input `image`")
     );
 }
+
+/// Issue 13: `Trainer::from_args().epochs(3)` trained 3 epochs when run with `--epochs 1`.
+#[test]
+fn the_command_line_wins_over_the_builder() {
+    type T = Trainer<t::inline::lenet::Net>;
+    let given = T::try_from_args(["lenet", "--epochs", "1", "--quiet"]).unwrap();
+    let s = given.epochs(3).batch(16).settings();
+    assert_eq!((s.epochs, s.batch, s.quiet), (Some(1), Some(16), true));
+    // Without a command line, the builder decides.
+    assert_eq!(T::new().epochs(3).settings().epochs, Some(3));
+}
