@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use netc_compiler::Report;
 
-use crate::{one_network, run, Bench, BenchFormat, RUNTIME_DIR};
+use crate::{one_network, Bench, BenchFormat, RUNTIME_DIR};
 
 pub(crate) fn bench_network(
     file: &Path,
@@ -31,7 +31,7 @@ pub(crate) fn bench_network(
     }
     let macs = Report::new(g).total.macs;
     let result = netc_compiler::codegen::emit_bench(g, macs).and_then(|main| {
-        run::cached_crate(
+        crate::cache::cached_crate(
             g,
             &file.display().to_string(),
             RUNTIME_DIR,

@@ -248,24 +248,33 @@ fn emit_and_build_a_standalone_crate() {
             && src.contains("/// Layer `c1.0`: conv 5×5/1 → [6, 28, 28].")
     );
 
-    // The crate builds in release mode: LeNet's is its trainer, `lenet-train`.
+    // The crate builds in release mode, in the target folder every generated crate shares
+    // (so in seconds), and its binary is copied beside it: LeNet's is its trainer,
+    // `lenet-train`.
     let dir = std::env::temp_dir().join(format!("netc-cli-{}-crate", std::process::id()));
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/netc-build-tests");
     let out = Command::new(env!("CARGO_BIN_EXE_netc"))
         .args(["build", "examples/lenet.net", "-o", dir.to_str().unwrap()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CARGO_TARGET_DIR", &target)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    for f in ["Cargo.toml", "src/main.rs", "src/net.rs"] {
+    // Generated code compiles without a warning (LeNet's trainer had 5).
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    for f in ["Cargo.toml", "src/main.rs", "src/net.rs", "lenet-train"] {
         assert!(dir.join(f).exists(), "{f}");
     }
+    assert!(!dir.join("target").exists(), "no target folder of its own");
     let checkpoints = dir.join("checkpoints");
-    let run = Command::new(target.join("release/lenet-train"))
+    let run = Command::new(dir.join("lenet-train"))
         .args(["--data", "synthetic:96", "--batch", "16", "--epochs", "1"])
         .arg("--checkpoint-dir")
         .arg(&checkpoints)
+        .arg("--out")
+        .arg(&dir)
         .output()
         .unwrap();
     let log = text(&run.stderr);
@@ -277,7 +286,7 @@ fn emit_and_build_a_standalone_crate() {
         checkpoints.join("lenet-epoch0001.safetensors").exists(),
         "{log}"
     );
-    let help = Command::new(target.join("release/lenet-train"))
+    let help = Command::new(dir.join("lenet-train"))
         .arg("--help")
         .output()
         .unwrap();

@@ -541,3 +541,57 @@ fn hostile_paths_and_real_world_weight_files() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("expected an integer scalar"), "{err}");
 }
+
+/// Issue 13: from another folder, `netc run` built into `./target/netc-run` of the user's
+/// folder. Generated crates go to the cache (`$NETC_CACHE` here), which `netc cache` names.
+#[test]
+fn generated_crates_go_to_the_cache_not_the_users_folder() {
+    let d = dir("elsewhere");
+    let (w, i, _) = lenet_files(&d);
+    let cache = d.join("cache");
+    let user = d.join("user");
+    std::fs::create_dir_all(&user).unwrap();
+    let lenet = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lenet.net");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args([
+            "run",
+            lenet.to_str().unwrap(),
+            "--weights",
+            w.to_str().unwrap(),
+            "--inputs",
+            i.to_str().unwrap(),
+            "--out",
+            "y.safetensors",
+        ])
+        .current_dir(&user)
+        .env("NETC_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut entries: Vec<String> = std::fs::read_dir(&user)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(
+        entries,
+        ["y.safetensors"],
+        "only the output in the user's folder"
+    );
+    assert_eq!(std::fs::read_dir(cache.join("run")).unwrap().count(), 1);
+    let said = std::process::Command::new(env!("CARGO_BIN_EXE_netc"))
+        .arg("cache")
+        .env("NETC_CACHE", &cache)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&said.stdout).into_owned();
+    assert!(
+        said.starts_with(&format!("netc cache: {} (", cache.display()))
+            && said.contains("1 generated crates"),
+        "{said}"
+    );
+}

@@ -39,9 +39,17 @@ pub fn emit_main(g: &Graph) -> Result<String, String> {
             println!("{}: batch {batch}, forward {:.1} ms", net::NAME, start.elapsed().as_secs_f64() * 1e3);
         }
     };
+    // Training steps update the batchnorm statistics; inference only reads them.
+    let state = if has_loss {
+        quote! { let mut s = net::State::new(); }
+    } else {
+        quote! { let s = net::State::new(); }
+    };
     let tokens = quote! {
         use netc_runtime as rt;
 
+        // The module is the network's whole interface; a binary uses part of it.
+        #[allow(dead_code)]
         mod net;
 
         fn main() {
@@ -56,7 +64,7 @@ pub fn emit_main(g: &Graph) -> Result<String, String> {
                     t.fill(1.0); // batchnorm's γ
                 }
             }
-            let mut s = net::State::new();
+            #state
             #(#buffers)*
             let x = net::Inputs { #(#fields)* };
             let mut ws = net::Workspace::new(batch);
@@ -129,6 +137,8 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
         use safetensors::tensor::{Dtype, TensorView};
         use safetensors::SafeTensors;
 
+        // The module is the network's whole interface; a binary uses part of it.
+        #[allow(dead_code)]
         mod net;
 
         /// Stops with a message and status 1: netc checked the files before, so this is a
@@ -222,6 +232,8 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
     let tokens = quote! {
         use netc_runtime as rt;
 
+        // The module is the network's whole interface; a binary uses part of it.
+        #[allow(dead_code)]
         mod net;
 
         fn median(mut v: Vec<f64>) -> f64 {
@@ -349,6 +361,8 @@ fn random_inputs(g: &Graph) -> Result<(Vec<TokenStream>, Vec<TokenStream>), Stri
 pub fn emit_trainer(g: &Graph) -> Result<String, String> {
     let imp = network_impl(g, &quote! { netc_train }, &quote! { net })?;
     let tokens = quote! {
+        // The module is the network's whole interface; a binary uses part of it.
+        #[allow(dead_code)]
         mod net;
 
         /// The generated module, as the trainer sees it.
