@@ -29,6 +29,7 @@ macro_rules! println {
 
 mod bench;
 mod cache;
+mod predict;
 mod run;
 
 #[derive(Parser)]
@@ -110,6 +111,28 @@ enum Command {
         /// Write the crate but do not build it.
         #[arg(long)]
         no_build: bool,
+    },
+    /// Classify images with a trained network: its most likely classes, with probabilities.
+    Predict {
+        /// The `.net` file.
+        file: PathBuf,
+        /// Which network of the file (required when it has more than one).
+        #[arg(long)]
+        network: Option<String>,
+        /// The weights: a checkpoint of `netc train` (runs/NAME/checkpoints/...), or a
+        /// PyTorch `state_dict` saved with safetensors.
+        #[arg(long, value_name = "W")]
+        weights: PathBuf,
+        /// PNG or JPEG files (resized to the network's input, as `folder:` data is), or IDX
+        /// files of images (MNIST's `*-images-idx3-ubyte[.gz]`: every image in them).
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<PathBuf>,
+        /// How many classes to show per image.
+        #[arg(long, default_value_t = 3)]
+        top: usize,
+        /// `table` (a line per image) or `json`.
+        #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
+        format: BenchFormat,
     },
     /// Say where netc keeps the crates it generates and builds (`$NETC_CACHE`, else the
     /// platform's cache folder) and how big they are; `clean` deletes them.
@@ -295,6 +318,17 @@ fn run(cli: Cli) -> ExitCode {
             kernel: Some(b), ..
         } => bench::bench(b),
         Command::Cache { action } => cache::command(action.is_some()),
+        Command::Predict {
+            file,
+            network,
+            weights,
+            images,
+            top,
+            format,
+        } => match one_network(&file, network.as_deref()) {
+            Ok(g) => predict::predict(&g, &weights, &images, top, format),
+            Err(code) => code,
+        },
         Command::Train {
             file,
             network,

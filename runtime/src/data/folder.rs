@@ -225,7 +225,6 @@ fn read_class(
     set: &mut Dataset,
     skipped: &mut Vec<PathBuf>,
 ) -> Result<usize, DataError> {
-    let [c, h, w] = set.shape;
     let mut images = 0;
     for file in listing(dir)? {
         let ext = file
@@ -236,32 +235,39 @@ fn read_class(
             skipped.push(file);
             continue;
         }
-        let img = image::ImageReader::open(&file)
-            .and_then(|r| r.with_guessed_format())
-            .map_err(|e| DataError::at(&file, format!("cannot read: {e}")))?
-            .decode()
-            .map_err(|e| {
-                DataError::at(&file, format!("not a readable image: {e}"))
-                    .hint("remove or replace the file")
-            })?;
-        let img = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle);
         let total = set.len() + 1;
         memory::reserve(set, 1, || format!("{total} images")).map_err(|e| e.in_file(&file))?;
-        if c == 1 {
-            let g = img.to_luma8();
-            set.images
-                .extend(g.as_raw().iter().map(|&b| b as f32 / 255.0));
-        } else {
-            let rgb = img.to_rgb8();
-            for ch in 0..3 {
-                set.images
-                    .extend(rgb.as_raw().chunks_exact(3).map(|p| p[ch] as f32 / 255.0));
-            }
-        }
+        let pixels = read_image(&file, set.shape)?;
+        set.images.extend(pixels);
         set.labels.push(label as i64);
         images += 1;
     }
     Ok(images)
+}
+
+/// A PNG or JPEG file as an image of `shape` (`[C, H, W]`, C 1 or 3): resized to H×W with
+/// a triangle filter, grey for one channel, RGB planes for three, pixels in `[0, 1]`. How
+/// `folder:` data and `netc predict` read images.
+pub fn read_image(file: &Path, [c, h, w]: [usize; 3]) -> Result<Vec<f32>, DataError> {
+    let img = image::ImageReader::open(file)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| DataError::at(file, format!("cannot read: {e}")))?
+        .decode()
+        .map_err(|e| {
+            DataError::at(file, format!("not a readable image: {e}"))
+                .hint("remove or replace the file")
+        })?;
+    let img = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle);
+    let mut out = Vec::with_capacity(c * h * w);
+    if c == 1 {
+        out.extend(img.to_luma8().as_raw().iter().map(|&b| b as f32 / 255.0));
+    } else {
+        let rgb = img.to_rgb8();
+        for ch in 0..3 {
+            out.extend(rgb.as_raw().chunks_exact(3).map(|p| p[ch] as f32 / 255.0));
+        }
+    }
+    Ok(out)
 }
 
 /// The entries of `dir`, sorted.

@@ -193,12 +193,12 @@ fn read_data(
     Ok(())
 }
 
-/// One IDX set: its images (`N×H×W` or `N×C×H×W`) and labels (`N`).
-fn set(
-    (images, labels): &IdxPair,
+/// An IDX file of images checked against `shape`: the open file, its header, its image count
+/// and its pixel count.
+fn open_images(
+    images: &Path,
     shape: [usize; 3],
-    classes: usize,
-) -> Result<Dataset, DataError> {
+) -> Result<(Input, Header, usize, usize), DataError> {
     let mut image_file = Input::open(images)?;
     let header = Header::read(&mut image_file)?;
     let (n, got) = match header.dims[..] {
@@ -216,7 +216,33 @@ fn set(
         return Err(DataError::at(images, "holds no images (its header says 0)"));
     }
     let pixels = header.check_fits(&image_file)?;
+    Ok((image_file, header, n, pixels))
+}
 
+/// The images of one IDX file (gzipped or not) without labels, checked against `shape`, as
+/// `f32` in `[0, 1]`: what `netc predict` classifies.
+pub fn read_idx_images(path: &Path, shape: [usize; 3]) -> Result<Dataset, DataError> {
+    let (mut file, header, n, pixels) = open_images(path, shape)?;
+    let mut set = Dataset::empty(shape, 0);
+    memory::reserve_exact(&mut set, n, || {
+        format!("{n} images of {}", shape_text(shape))
+    })
+    .map_err(|e| e.in_file(path))?;
+    read_data(&mut file, &header, pixels, |_, bytes| {
+        set.images.extend(bytes.iter().map(|&b| b as f32 / 255.0));
+        Ok(())
+    })?;
+    set.labels.resize(n, 0);
+    Ok(set)
+}
+
+/// One IDX set: its images (`N×H×W` or `N×C×H×W`) and labels (`N`).
+fn set(
+    (images, labels): &IdxPair,
+    shape: [usize; 3],
+    classes: usize,
+) -> Result<Dataset, DataError> {
+    let (mut image_file, header, n, pixels) = open_images(images, shape)?;
     let mut label_file = Input::open(labels)?;
     let label_header = Header::read(&mut label_file)?;
     if label_header.dims.len() != 1 {

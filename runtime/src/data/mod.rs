@@ -25,6 +25,9 @@ use std::path::Path;
 
 pub use dataset::Dataset;
 pub use error::DataError;
+#[cfg(feature = "images")]
+pub use folder::read_image;
+pub use idx::read_idx_images;
 pub use source::Source;
 pub use synthetic::synthetic;
 
