@@ -13,6 +13,9 @@ use netc_runtime::data;
 
 use crate::BenchFormat;
 
+/// Classes, most likely first, with their probabilities.
+type Ranked = Vec<(usize, f64)>;
+
 /// Images by name (`FILE`, or `FILE[i]` for the i-th of an IDX file) and their pixels.
 type Images = Vec<(String, Vec<f32>)>;
 
@@ -37,7 +40,7 @@ fn read_images(paths: &[PathBuf], shape: [usize; 3]) -> Result<Images, String> {
 
 /// The `top` classes of one row of scores, most likely first, with their softmax
 /// probabilities.
-fn top_classes(scores: &[f32], top: usize) -> Vec<(usize, f64)> {
+fn top_classes(scores: &[f32], top: usize) -> Ranked {
     let max = scores.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let exp: Vec<f64> = scores.iter().map(|&v| ((v - max) as f64).exp()).collect();
     let sum: f64 = exp.iter().sum();
@@ -54,7 +57,7 @@ fn predict_lines(
     weights: &Path,
     paths: &[PathBuf],
     top: usize,
-) -> Result<Vec<(String, Vec<(usize, f64)>)>, String> {
+) -> Result<Vec<(String, Ranked)>, String> {
     let fit = netc_compiler::codegen::trainer_fit(g).map_err(|why| {
         format!("`netc predict` classifies with networks the trainer takes: {why}")
     })?;
