@@ -32,7 +32,7 @@
 //! // `overwrite` replaces an earlier run's checkpoints, which a fresh run would refuse).
 //! let trained = netc::train::Trainer::<tiny::Net>::new()
 //!     .data("synthetic:128")
-//!     .out(std::env::temp_dir().join("netc-doc-tiny"))
+//!     .out(std::env::temp_dir().join(format!("netc-doc-tiny-{}", std::process::id())))
 //!     .overwrite(true)
 //!     .quiet(true)
 //!     .run()?;

@@ -70,7 +70,7 @@ pub fn load_weights(g: &Graph, path: &Path) -> Result<Params, String> {
             }
         }
     }
-    let known: Vec<&str> = want.iter().map(|(n, _)| n.as_str()).collect();
+    let known: std::collections::HashSet<&str> = want.iter().map(|(n, _)| n.as_str()).collect();
     let mut extra: Vec<String> = file
         .names()
         .into_iter()
@@ -82,7 +82,7 @@ pub fn load_weights(g: &Graph, path: &Path) -> Result<Params, String> {
     for name in extra {
         // PyTorch's batchnorm counter, beside the layer's running statistics.
         if let Some(layer) = name.strip_suffix(".num_batches_tracked") {
-            if known.contains(&format!("{layer}.running_mean").as_str()) {
+            if known.contains(format!("{layer}.running_mean").as_str()) {
                 let view = file.tensor(&name).expect("listed by the file");
                 let scalar = view.shape().iter().product::<usize>() == 1;
                 if !(scalar && matches!(view.dtype(), Dtype::I64 | Dtype::I32)) {
@@ -99,7 +99,7 @@ pub fn load_weights(g: &Graph, path: &Path) -> Result<Params, String> {
         let of_param = name
             .strip_prefix("optimizer.m.")
             .or_else(|| name.strip_prefix("optimizer.v."))
-            .is_some_and(|p| known.contains(&p));
+            .is_some_and(|p| known.contains(p));
         if of_param {
             optimizer_state += 1;
             continue;
@@ -405,7 +405,8 @@ pub fn check_out(out: &Path, reads: &[&Path]) -> Result<(), String> {
             ));
         }
     }
-    let probe = netc_train::files::tmp_path(out);
+    // A name of its own: the run's temporary file, or a user's, is not touched.
+    let probe = dir.join(format!(".netc-probe-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(|e| {
         format!(
             "cannot write {}: {e}\n  help: pass an --out in a folder you can write",

@@ -634,10 +634,12 @@ fn hostile_checkpoints_and_run_folders() {
     };
     // A chart in the way (a folder where loss.svg goes) is a warning; the checkpoint is kept.
     std::fs::create_dir_all(dir.join("plots/loss.svg")).unwrap();
-    // A folder another live trainer holds (its lock names a running process: this test's)
-    // is refused.
-    let lock = dir.join(".netc-train.lock");
-    std::fs::write(&lock, format!("{}\n", std::process::id())).unwrap();
+    // A folder another trainer holds (here this test, which locks the checkpoints' lock
+    // file as a trainer does) is refused.
+    let ck_dir = dir.join("checkpoints");
+    std::fs::create_dir_all(&ck_dir).unwrap();
+    let held = std::fs::File::create(ck_dir.join(".netc-train.lock")).unwrap();
+    held.try_lock().unwrap();
     let second = lenet(&["--epochs", "1", "--out", &out_arg]);
     assert_eq!(second.status.code(), Some(2), "{}", text(&second.stderr));
     assert!(
@@ -645,7 +647,7 @@ fn hostile_checkpoints_and_run_folders() {
         "{}",
         text(&second.stderr)
     );
-    std::fs::remove_file(&lock).unwrap();
+    drop(held);
     // Both pipes closed at once: the run must not die of it (it did, with status 101).
     let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
         .args([
@@ -677,7 +679,6 @@ fn hostile_checkpoints_and_run_folders() {
     for e in 1..=3 {
         assert!(ck.join(format!("lenet-epoch000{e}.safetensors")).exists());
     }
-    assert!(!lock.exists(), "the lock goes with the run");
     assert!(dir.join("plots/accuracy.svg").exists());
     assert!(std::fs::read_dir(dir.join("plots")).unwrap().all(|e| !e
         .unwrap()

@@ -14,7 +14,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
 use crate::settings::Settings;
-use crate::{files, rt, MidEpoch, Network, Optimizer, Run};
+use crate::{files, rt, MidEpoch, Network, Run};
 
 /// Epochs and steps past these are no run's: a tampered checkpoint.
 const MAX_EPOCH: u64 = 1 << 32;
@@ -186,7 +186,7 @@ pub fn load<N: Network>(path: &Path) -> Result<Loaded<N>, String> {
         }
         Ok(())
     };
-    let mut expected: Vec<String> = Vec::new();
+    let mut expected: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut params = N::params();
     for (name, shape) in N::SHAPES {
         read(
@@ -194,25 +194,29 @@ pub fn load<N: Network>(path: &Path) -> Result<Loaded<N>, String> {
             shape,
             N::param_mut(&mut params, name).expect("listed"),
         )?;
-        expected.push(name.to_string());
+        expected.insert(name.to_string());
     }
     let mut state = N::state();
     for (name, shape) in N::STATE_SHAPES {
         read(name, shape, N::state_mut(&mut state, name).expect("listed"))?;
-        expected.push(name.to_string());
+        expected.insert(name.to_string());
     }
     let step = number("step", MAX_STEP)?;
     // Which optimizer state every parameter has after its first step.
-    let needs: &[&str] = match settings.as_ref().map(|s| s.optimizer) {
-        Some(Optimizer::Sgd(o)) if o.momentum != 0.0 => &["m"],
-        Some(Optimizer::Adam(_)) => &["m", "v"],
-        _ => &[],
-    };
+    let needs = &["m", "v"][..settings.as_ref().map_or(0, |s| s.optimizer.moments())];
     let mut opt = Vec::new();
     for (name, shape) in N::SHAPES {
         let len: usize = shape.iter().product();
+        // Every optimizer step updates every parameter.
+        let key = format!("optimizer.step.{name}");
+        let st_step = number(&key, step)?;
+        if st_step != step {
+            return Err(corrupt(format!(
+                "`{key}` is {st_step}, but the run has taken {step} steps"
+            )));
+        }
         let mut st = rt::optim::OptState {
-            step: number(&format!("optimizer.step.{name}"), step)?,
+            step: st_step,
             ..Default::default()
         };
         for (kind, v) in [("m", &mut st.m), ("v", &mut st.v)] {
@@ -220,7 +224,7 @@ pub fn load<N: Network>(path: &Path) -> Result<Loaded<N>, String> {
             if file.tensor(&key).is_ok() {
                 v.resize(len, 0.0);
                 read(&key, shape, v)?;
-                expected.push(key);
+                expected.insert(key);
             } else if st.step > 0 && needs.contains(&kind) {
                 return Err(corrupt(format!(
                     "no tensor `{key}`, which the optimizer has after {} step(s)",
@@ -233,7 +237,7 @@ pub fn load<N: Network>(path: &Path) -> Result<Loaded<N>, String> {
     let mut extra: Vec<&str> = file
         .names()
         .into_iter()
-        .filter(|n| !expected.iter().any(|e| e == *n))
+        .filter(|n| !expected.contains(*n))
         .collect();
     extra.sort();
     if let Some(first) = extra.first() {

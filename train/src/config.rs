@@ -90,6 +90,16 @@ pub enum Optimizer {
 }
 
 impl Optimizer {
+    /// How many buffers of a parameter's size the optimizer keeps: SGD's momentum (none
+    /// without momentum), Adam's two moments.
+    pub(crate) fn moments(&self) -> usize {
+        match self {
+            Optimizer::Sgd(o) if o.momentum == 0.0 => 0,
+            Optimizer::Sgd(_) => 1,
+            Optimizer::Adam(_) => 2,
+        }
+    }
+
     /// The learning rate.
     pub(crate) fn lr(&self) -> f32 {
         match self {

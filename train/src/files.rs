@@ -25,6 +25,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     commit(&tmp, path)
 }
 
+/// The folder holding `path` (`.` for a bare file name).
+pub fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// `PATH.tmp`: where [`write_atomic`] writes before the rename.
 pub fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -45,10 +53,7 @@ pub fn commit(tmp: &Path, path: &Path) -> Result<(), String> {
 
 /// Flushes the folder holding `path` (its entries: a rename), where the platform allows it.
 fn sync_dir(path: &Path) {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(path);
     // Opening a folder for reading and fsyncing it is how POSIX flushes a rename; elsewhere
     // (Windows) it is refused, and the rename is as durable as the platform makes it.
     if let Ok(d) = std::fs::File::open(dir) {

@@ -17,7 +17,6 @@ use rt::memory;
 
 /// Where a run's files go.
 struct Paths {
-    out: PathBuf,
     checkpoints: PathBuf,
     metrics: PathBuf,
     plots: PathBuf,
@@ -40,7 +39,6 @@ impl Paths {
                 .clone()
                 .unwrap_or_else(|| out.join("metrics.csv")),
             plots: flags.plot.clone().unwrap_or_else(|| out.join("plots")),
-            out,
         }
     }
 }
@@ -88,7 +86,8 @@ fn threads(flags: &Flags) -> Result<(), String> {
 /// their gradients and the optimizer's state (`moments` copies); a checkpoint being written
 /// (its tensors copied, then encoded); and the buffers of a last, smaller batch of each set
 /// scored (`sets`: their sizes). `None` past what can be counted.
-fn run_bytes<N: Network>(batch: usize, moments: u64, sets: &[usize]) -> Option<u64> {
+fn run_bytes<N: Network>(batch: usize, moments: usize, sets: &[usize]) -> Option<u64> {
+    let moments = moments as u64;
     let params: u64 = N::SHAPES
         .iter()
         .map(|(_, s)| s.iter().product::<usize>() as u64)
@@ -117,7 +116,7 @@ fn run_bytes<N: Network>(batch: usize, moments: u64, sets: &[usize]) -> Option<u
 
 /// Refuses a batch whose run does not fit in the memory this process may still use (see
 /// [`run_bytes`]).
-fn check_memory<N: Network>(batch: usize, moments: u64, sets: &[usize]) -> Result<(), String> {
+fn check_memory<N: Network>(batch: usize, moments: usize, sets: &[usize]) -> Result<(), String> {
     if let Some(budget) = memory::available() {
         memory::check_fits(batch, budget, |b| run_bytes::<N>(b, moments, sets))?;
     }
@@ -229,6 +228,8 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         }
         None => {
             let settings = Settings::new(flags, &d)?;
+            // The parameters themselves may not fit: asked before they are allocated.
+            check_memory::<N>(settings.batch, settings.optimizer.moments(), &[])?;
             let mut rng = rt::rng::Rng::new(settings.seed);
             let mut params = N::params();
             init::<N>(&mut params, d.he, &mut rng);
@@ -258,12 +259,24 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
             epochs: Vec::new(),
         });
     }
+    // The run's files: locked, free of another run's checkpoints, and writable, before
+    // anything is loaded or computed.
+    let _locks = rundir::lock(&rundir::lock_files(
+        &paths.checkpoints,
+        &paths.metrics,
+        &paths.plots,
+    ))?;
+    if flags.resume.is_none() {
+        if let Some(note) = rundir::fresh(&paths.checkpoints, N::NAME, flags.overwrite)? {
+            say(format!("{}: {note}", N::NAME));
+        }
+    }
+    files::ensure_writable(&paths.checkpoints, "checkpoints")?;
+    files::ensure_writable(files::folder_of(&paths.metrics), "the metrics file")?;
+    files::ensure_writable(&paths.plots, "charts")?;
+
     // Before anything large is allocated: the data, then the step's buffers.
-    let moments = match settings.optimizer {
-        crate::Optimizer::Sgd(o) if o.momentum == 0.0 => 0,
-        crate::Optimizer::Sgd(_) => 1,
-        crate::Optimizer::Adam(_) => 2,
-    };
+    let moments = settings.optimizer.moments();
     check_memory::<N>(batch, moments, &[])?;
     let (train_set, val_set, test_set) = data::<N>(&settings, &say)?;
     // Again with the data in memory: what is left must still hold the run, the last
@@ -278,9 +291,10 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     }
     let steps = train_set.len() / batch;
     // A checkpoint from the middle of an epoch counts its steps in batches of one size over
-    // one training set: resuming it any other way would skip other images.
+    // one training set: resuming it any other way would skip other images. (One written at
+    // an epoch's last step resumes into that epoch's end: validation and its checkpoint.)
     if let Some(m) = run.mid_epoch {
-        if (m.batch > 0 && (m.batch, m.images) != (batch, train_set.len())) || m.steps >= steps {
+        if (m.batch > 0 && (m.batch, m.images) != (batch, train_set.len())) || m.steps > steps {
             return Err(format!(
                 "the checkpoint was written in the middle of epoch {}, after step {} of batches of {} over {} training images; this run has {steps} steps of {batch} over {}\n  help: resume it with the same --data and --val-split",
                 run.epoch + 1,
@@ -291,27 +305,6 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
             ));
         }
     }
-
-    // The run's folders: locked, free of another run's checkpoints, and writable, before
-    // anything is computed.
-    let dirs = rundir::folders(&paths.out, &paths.checkpoints, &paths.metrics, &paths.plots);
-    let (_locks, notes) = rundir::lock(&dirs)?;
-    for n in notes {
-        say(format!("{}: {n}", N::NAME));
-    }
-    if flags.resume.is_none() {
-        if let Some(note) = rundir::fresh(&paths.checkpoints, flags.overwrite)? {
-            say(format!("{}: {note}", N::NAME));
-        }
-    }
-    files::ensure_writable(&paths.checkpoints, "checkpoints")?;
-    let metrics_dir = paths
-        .metrics
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    files::ensure_writable(metrics_dir, "the metrics file")?;
-    files::ensure_writable(&paths.plots, "charts")?;
 
     // The layers whose weight-gradient norms --grad-norms records: weights of two or more
     // dimensions (convolutions, linear layers), in forward order.
@@ -534,6 +527,17 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         // folder in the way) is a warning, the checkpoint is the run.
         let every = flags.checkpoint_every.unwrap_or(1);
         if (every > 0 && epoch % every == 0) || epoch == epochs {
+            // An update can overflow a parameter with a finite gradient (an infinite bias
+            // before a ReLU leaves the loss finite): such a run is not saved as good.
+            if let Some((name, _)) = N::SHAPES.iter().find(|(name, _)| {
+                !N::param(&run.params, name)
+                    .expect("listed")
+                    .iter()
+                    .all(|v| v.is_finite())
+            }) {
+                let why = format!("the parameter `{name}` is not finite");
+                return Err(non_finite(epoch, steps - 1, &why, last_good.as_deref()));
+            }
             let path = checkpoint::save::<N>(&run, &settings, &paths.checkpoints)?;
             tell(format!("checkpoint {}", path.display()));
             last_good = Some(path);

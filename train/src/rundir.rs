@@ -1,9 +1,11 @@
-//! Who owns a run's folders. A training run holds an advisory lock file with its pid in each
-//! folder it writes (one, `--out`, unless its files are sent elsewhere), so that a second
-//! trainer with the same `--out` is refused instead of interleaving checkpoints and metrics;
-//! a lock whose process has died is taken over. A fresh run into a folder that holds an
-//! earlier run's checkpoints is refused unless it is resumed or `--overwrite` is given, so
-//! that an old run is never half overwritten and later resumed by mistake.
+//! Who owns a run's files. A training run holds an exclusive lock (`flock`, which the kernel
+//! releases when the process ends, however it ends) on a lock file beside each thing it
+//! writes: `.netc-train.lock` in its checkpoint folder and its chart folder, and
+//! `.NAME.lock` beside its metrics file `NAME`. A second trainer writing any of them is
+//! refused instead of interleaving checkpoints and metrics, whatever its `--out`. A fresh run
+//! into a folder that holds an earlier run's checkpoints of the network is refused unless it
+//! is resumed or `--overwrite` is given, so that an old run is never half overwritten and
+//! later resumed by mistake.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,121 +13,93 @@ use std::path::{Path, PathBuf};
 /// The lock file's name inside a locked folder.
 pub const LOCK: &str = ".netc-train.lock";
 
-/// Locks held by this run; dropping them removes the lock files.
+/// Locks held by this run: open lock files, unlocked when they close (at the end of the
+/// run, or by the kernel when the process dies). The files stay: removing one while
+/// another trainer has it open would let two trainers lock two different files.
 #[derive(Debug)]
 pub struct Locks {
-    files: Vec<PathBuf>,
+    _files: Vec<std::fs::File>,
 }
 
-impl Drop for Locks {
-    fn drop(&mut self) {
-        for f in &self.files {
-            let _ = std::fs::remove_file(f);
-        }
-    }
-}
-
-/// The folders to lock for a run writing checkpoints into `checkpoints`, metrics into the
-/// file `metrics` and charts into `plots`: `out` for those inside it, each other folder for
-/// itself.
-pub fn folders(out: &Path, checkpoints: &Path, metrics: &Path, plots: &Path) -> Vec<PathBuf> {
-    let metrics_dir = metrics
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for d in [checkpoints, metrics_dir, plots] {
-        let d = if d.starts_with(out) { out } else { d };
-        let key = absolute(d);
-        if !dirs.iter().any(|have| absolute(have) == key) {
-            dirs.push(d.to_path_buf());
-        }
-    }
-    dirs
+/// The lock files of a run writing checkpoints into `checkpoints`, metrics into the file
+/// `metrics` and charts into `plots`.
+pub fn lock_files(checkpoints: &Path, metrics: &Path, plots: &Path) -> Vec<PathBuf> {
+    let name = metrics.file_name().unwrap_or_default().to_string_lossy();
+    let mut files = vec![
+        checkpoints.join(LOCK),
+        crate::files::folder_of(metrics).join(format!(".{name}.lock")),
+        plots.join(LOCK),
+    ];
+    files.dedup_by(|a, b| absolute(a) == absolute(b));
+    let mut seen = Vec::new();
+    files.retain(|f| {
+        let key = absolute(f);
+        let new = !seen.contains(&key);
+        seen.push(key);
+        new
+    });
+    files
 }
 
 fn absolute(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+    let dir = crate::files::folder_of(p);
+    std::fs::canonicalize(dir)
+        .map(|d| d.join(p.file_name().unwrap_or_default()))
+        .unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Locks every folder of `dirs` (creating them), or says which is in use and by whom. The
-/// returned notes say which stale locks were taken over.
-pub fn lock(dirs: &[PathBuf]) -> Result<(Locks, Vec<String>), String> {
-    let mut locks = Locks { files: Vec::new() };
-    let mut notes = Vec::new();
-    for dir in dirs {
+/// Locks every file of `files` (creating their folders), or says which is in use and by
+/// which process.
+pub fn lock(files: &[PathBuf]) -> Result<Locks, String> {
+    let mut held = Vec::new();
+    for path in files {
+        let dir = crate::files::folder_of(path);
         std::fs::create_dir_all(dir).map_err(|e| {
             format!(
                 "{}: cannot create: {e}\n  help: pass another folder (--out, --checkpoint-dir, --metrics, --plot), or fix its permissions",
                 dir.display()
             )
         })?;
-        let file = dir.join(LOCK);
-        // Two tries: the second after removing a lock whose process is gone.
-        for attempt in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&file)
-            {
-                Ok(mut f) => {
-                    let _ = writeln!(f, "{}", std::process::id());
-                    locks.files.push(file.clone());
-                    break;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt == 0 => {
-                    let text = std::fs::read_to_string(&file).unwrap_or_default();
-                    let pid: Option<u32> = text.trim().parse().ok();
-                    match pid {
-                        Some(pid) if alive(pid) => {
-                            return Err(format!(
-                                "{} is in use by another trainer (pid {pid}; its lock is {})\n  help: wait for it to finish, or give this run another --out",
-                                dir.display(),
-                                file.display()
-                            ))
-                        }
-                        _ => {
-                            let _ = std::fs::remove_file(&file);
-                            notes.push(format!(
-                                "took over the lock of a trainer that is no longer running ({})",
-                                match pid {
-                                    Some(pid) => format!("pid {pid}"),
-                                    None => "no pid".into(),
-                                }
-                            ));
-                        }
-                    }
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "{}: cannot lock the run's folder: {e}\n  help: pass another --out, or fix its permissions",
-                        file.display()
-                    ))
-                }
+        let cannot = |e: std::io::Error| {
+            format!(
+                "{}: cannot lock the run's files: {e}\n  help: pass another --out, or fix its permissions",
+                path.display()
+            )
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(cannot)?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = std::fs::read_to_string(path).unwrap_or_default();
+                let by = match pid.trim() {
+                    "" => String::new(),
+                    pid => format!(" (pid {pid})"),
+                };
+                return Err(format!(
+                    "{} is in use by another trainer{by}\n  help: wait for it to finish, or give this run another --out",
+                    dir.display()
+                ));
             }
+            Err(std::fs::TryLockError::Error(e)) => return Err(cannot(e)),
         }
+        // The pid, for the message another trainer gets; the lock is the flock.
+        let _ = f
+            .set_len(0)
+            .and_then(|_| writeln!(f, "{}", std::process::id()));
+        held.push(f);
     }
-    Ok((locks, notes))
+    Ok(Locks { _files: held })
 }
 
-/// Whether process `pid` runs. Where that cannot be told (no `/proc`), it is assumed to,
-/// and the error names the lock file to remove.
-fn alive(pid: u32) -> bool {
-    if pid == std::process::id() {
-        // Our own pid in a lock we do not hold: an earlier run in this process that was
-        // not cleaned up (it cannot still be running, runs in one process take turns).
-        return false;
-    }
-    if Path::new("/proc/self").exists() {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
-    }
-}
-
-/// The checkpoints of an earlier run in `dir`: files named `NAME-epochNNNN[-stepMMMMMM]
-/// .safetensors` of any network.
-pub fn checkpoints_in(dir: &Path) -> Vec<PathBuf> {
+/// The checkpoints of network `name` in `dir`: files named `NAME-epochNNNN[-stepMMMMMM]
+/// .safetensors`.
+pub fn checkpoints_in(dir: &Path, name: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -133,19 +107,20 @@ pub fn checkpoints_in(dir: &Path) -> Vec<PathBuf> {
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| crate::checkpoint::position(n).is_some())
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&format!("{name}-epoch")) && crate::checkpoint::position(n).is_some()
+            })
         })
         .collect();
     found.sort();
     found
 }
 
-/// For a fresh run: refuses a checkpoint folder that holds an earlier run's checkpoints, or
-/// with `overwrite` deletes them (saying how many).
-pub fn fresh(dir: &Path, overwrite: bool) -> Result<Option<String>, String> {
-    let old = checkpoints_in(dir);
+/// For a fresh run of network `name`: refuses a checkpoint folder that holds an earlier
+/// run's checkpoints of it, or with `overwrite` deletes them (saying how many); other
+/// networks' checkpoints are left alone.
+pub fn fresh(dir: &Path, name: &str, overwrite: bool) -> Result<Option<String>, String> {
+    let old = checkpoints_in(dir, name);
     if old.is_empty() {
         return Ok(None);
     }
@@ -192,54 +167,61 @@ mod tests {
     }
 
     #[test]
-    fn a_folder_in_use_is_refused_and_freed_when_the_run_ends() {
+    fn files_in_use_are_refused_and_freed_when_the_run_ends() {
         let d = dir("lock");
-        let (held, notes) = lock(std::slice::from_ref(&d)).unwrap();
-        assert!(notes.is_empty());
-        // Another live process's lock: pid 1 runs everywhere /proc exists.
-        std::fs::write(d.join(LOCK), "1\n").unwrap();
-        let e = lock(std::slice::from_ref(&d)).unwrap_err();
-        assert!(e.contains("is in use by another trainer (pid 1"), "{e}");
+        let files = lock_files(&d.join("ck"), &d.join("metrics.csv"), &d.join("plots"));
+        let held = lock(&files).unwrap();
+        // Another run, in this process or another, on any of the files: refused.
+        let e = lock(&files[1..2]).unwrap_err();
+        assert!(
+            e.contains("is in use by another trainer (pid ")
+                && e.contains(&std::process::id().to_string()),
+            "{e}"
+        );
         drop(held);
-        assert!(!d.join(LOCK).exists(), "dropping the lock removes its file");
-    }
-
-    #[test]
-    fn a_dead_trainers_lock_is_taken_over() {
-        let d = dir("stale");
-        std::fs::create_dir_all(&d).unwrap();
-        // A pid above any kernel's pid_max.
-        std::fs::write(d.join(LOCK), "4294967295\n").unwrap();
-        let (_held, notes) = lock(std::slice::from_ref(&d)).unwrap();
-        assert_eq!(notes.len(), 1, "{notes:?}");
-        let pid = std::fs::read_to_string(d.join(LOCK)).unwrap();
-        assert_eq!(pid.trim(), std::process::id().to_string());
+        lock(&files).unwrap();
     }
 
     #[test]
     fn a_fresh_run_does_not_overwrite_an_earlier_runs_checkpoints() {
         let d = dir("fresh");
         std::fs::create_dir_all(&d).unwrap();
-        assert_eq!(fresh(&d, false).unwrap(), None);
+        assert_eq!(fresh(&d, "lenet", false).unwrap(), None);
         std::fs::write(d.join("lenet-epoch0002.safetensors"), b"x").unwrap();
+        std::fs::write(d.join("resnet-epoch0010.safetensors"), b"x").unwrap();
         std::fs::write(d.join("notes.txt"), b"x").unwrap();
-        let e = fresh(&d, false).unwrap_err();
+        let e = fresh(&d, "lenet", false).unwrap_err();
         assert!(e.contains("lenet-epoch0002.safetensors"), "{e}");
         assert!(e.contains("--overwrite"), "{e}");
-        assert!(fresh(&d, true).unwrap().unwrap().contains("deleted 1"));
+        assert!(fresh(&d, "lenet", true)
+            .unwrap()
+            .unwrap()
+            .contains("deleted 1"));
         assert!(d.join("notes.txt").exists(), "only checkpoints are deleted");
-        assert_eq!(fresh(&d, false).unwrap(), None);
+        assert!(
+            d.join("resnet-epoch0010.safetensors").exists(),
+            "only this network's"
+        );
+        assert_eq!(fresh(&d, "lenet", false).unwrap(), None);
     }
 
     #[test]
-    fn files_inside_out_lock_out_and_others_lock_their_own_folder() {
+    fn each_written_thing_has_its_own_lock() {
         let out = Path::new("runs/x");
-        let dirs = folders(
-            out,
+        let files = lock_files(
             &out.join("checkpoints"),
             &out.join("metrics.csv"),
-            Path::new("elsewhere/plots"),
+            &out.join("plots"),
         );
-        assert_eq!(dirs, [out.to_path_buf(), PathBuf::from("elsewhere/plots")]);
+        assert_eq!(
+            files,
+            [
+                out.join("checkpoints").join(LOCK),
+                out.join(".metrics.csv.lock"),
+                out.join("plots").join(LOCK)
+            ]
+        );
+        let same = lock_files(out, &out.join("m.csv"), out);
+        assert_eq!(same, [out.join(LOCK), out.join(".m.csv.lock")]);
     }
 }

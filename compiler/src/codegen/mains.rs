@@ -627,9 +627,16 @@ pub fn network_impl(
                 if #module::activation(ws, #image_name).is_some_and(bad) {
                     return Some(format!("the input `{}`", #image_name));
                 }
+                // Each layer's parameters, by its path, found once.
+                let mut params: std::collections::HashMap<&str, Vec<&str>> = std::collections::HashMap::new();
+                for (name, _) in #module::Params::SHAPES {
+                    if let Some((layer, _)) = name.rsplit_once('.') {
+                        params.entry(layer).or_default().push(name);
+                    }
+                }
                 for layer in #module::LAYERS {
-                    for (name, _) in #module::Params::SHAPES {
-                        if name.rsplit_once('.').map(|(l, _)| l) == Some(layer) && p.get(name).is_some_and(bad) {
+                    for name in params.get(layer).into_iter().flatten() {
+                        if p.get(name).is_some_and(bad) {
                             return Some(format!("`{layer}` (its parameter `{name}`)"));
                         }
                     }
