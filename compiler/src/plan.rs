@@ -509,7 +509,7 @@ impl MemPlan {
             }
             if p.offset
                 .checked_add(p.bytes)
-                .map_or(true, |end| end > self.peak)
+                .is_none_or(|end| end > self.peak)
             {
                 return Err(format!(
                     "`{}` ends at byte {} + {}, past the peak {}",

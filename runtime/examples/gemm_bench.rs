@@ -30,7 +30,10 @@ fn main() {
             );
         }
     }
-    assert!(dims.len() % 3 == 0, "shapes are given as M N K triples");
+    assert!(
+        dims.len().is_multiple_of(3),
+        "shapes are given as M N K triples"
+    );
     let shapes: Vec<(usize, usize, usize)> = if dims.is_empty() {
         SHAPES.to_vec()
     } else {

@@ -120,7 +120,7 @@ impl Conv2d {
             "conv: empty channels or groups in {self:?}"
         );
         assert!(
-            self.c % self.groups == 0 && self.out % self.groups == 0,
+            self.c.is_multiple_of(self.groups) && self.out.is_multiple_of(self.groups),
             "conv: groups must divide channels in {self:?}"
         );
         assert!(

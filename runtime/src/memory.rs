@@ -19,7 +19,7 @@ pub fn available() -> Option<Budget> {
     let mut best: Option<Budget> = None;
     let mut consider = |bytes: Option<u64>, limit: &'static str| {
         if let Some(bytes) = bytes {
-            if best.map_or(true, |b| b.bytes > bytes) {
+            if best.is_none_or(|b| b.bytes > bytes) {
                 best = Some(Budget { bytes, limit });
             }
         }

@@ -267,7 +267,7 @@ pub fn load<N: Network>(path: &Path) -> Result<Loaded<N>, String> {
         && mid
             .steps
             .checked_mul(mid.batch)
-            .map_or(true, |n| n > mid.images)
+            .is_none_or(|n| n > mid.images)
     {
         return Err(corrupt(format!(
             "`epoch_step` {} is past the end of an epoch of {} images in batches of {}",

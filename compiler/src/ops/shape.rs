@@ -97,7 +97,7 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, OpError> {
         Op::Input(_) => Ok(x.clone()),
         Op::Conv(c) => {
             expect_image("conv", x)?;
-            if x[0] % c.groups != 0 || c.out % c.groups != 0 {
+            if !x[0].is_multiple_of(c.groups) || c.out % c.groups != 0 {
                 return Err(OpError::new(format!(
                     "`groups={}` must divide both the input channels ({}) and `out` ({})",
                     c.groups, x[0], c.out
@@ -121,7 +121,7 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, OpError> {
         Op::ConvT(c) => {
             let name = op.name();
             expect_image(name, x)?;
-            if x[0] % c.groups != 0 || c.out % c.groups != 0 {
+            if !x[0].is_multiple_of(c.groups) || c.out % c.groups != 0 {
                 return Err(OpError::new(format!(
                     "`groups={}` must divide both the input channels ({}) and `out` ({})",
                     c.groups, x[0], c.out
