@@ -110,7 +110,7 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
-    /// Run a network on weights and inputs from safetensors files (names as LANGUAGE.md,
+    /// Run a network on weights and inputs from safetensors files (names as docs/language.md,
     /// layouts as PyTorch), writing its outputs, and with --grads the loss and gradients.
     Run {
         /// The `.net` file.
