@@ -141,7 +141,7 @@ enum Command {
         #[arg(value_parser = ["clean"])]
         action: Option<String>,
     },
-    /// Run a network on weights and inputs from safetensors files (names as LANGUAGE.md,
+    /// Run a network on weights and inputs from safetensors files (names as docs/language.md,
     /// layouts as PyTorch), writing its outputs, and with --grads the loss and gradients.
     Run {
         /// The `.net` file.

@@ -35,7 +35,7 @@ fn shape_str(shape: &[usize]) -> String {
 }
 
 /// The network's parameters and batchnorm state from `path`: exactly the names of
-/// LANGUAGE.md, in PyTorch layouts, as f32. Two kinds of extra tensor are ignored: a
+/// docs/language.md, in PyTorch layouts, as f32. Two kinds of extra tensor are ignored: a
 /// batchnorm's `num_batches_tracked` (an integer scalar in every PyTorch `state_dict`), and
 /// the optimizer state of a netc trainer's checkpoint (`optimizer.m.NAME`, `optimizer.v.NAME`),
 /// which is said once on stderr.

@@ -19,7 +19,7 @@ pub type Shape = Vec<usize>;
 /// One layer (or input) of the network.
 #[derive(Clone, Debug)]
 pub struct Node {
-    /// The dotted path of LANGUAGE.md "Names" (`i3a.b2.0`), or the input's name.
+    /// The dotted path of docs/language.md "Names" (`i3a.b2.0`), or the input's name.
     pub path: String,
     pub op: Op,
     /// Output shape per sample.

@@ -279,7 +279,7 @@ impl<'a, 'u> Body<'a, 'u> {
             None if self.declared.contains_key(name) => d.help(format!(
                 "`{name}` is a value; a stage after `->` must be an op or block"
             )),
-            None => d.help("see the op table in LANGUAGE.md, or define a `block`"),
+            None => d.help("see the op table in docs/language.md, or define a `block`"),
         };
         self.diags.push(d);
     }

@@ -51,7 +51,8 @@ pub struct TrainConfig {
     pub schedule: Option<Schedule>,
 }
 
-const KEYS: &[&str] = &["optimizer", "batch", "epochs", "init", "seed", "schedule"];
+/// The settings a `train { }` section may give.
+pub const KEYS: &[&str] = &["optimizer", "batch", "epochs", "init", "seed", "schedule"];
 
 impl TrainConfig {
     pub fn to_json(&self) -> Json {

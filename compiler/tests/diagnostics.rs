@@ -1,4 +1,4 @@
-//! Every kind of mistake in LANGUAGE.md "Errors" (and the warnings), rendered in full and
+//! Every kind of mistake in docs/language.md "Errors" (and the warnings), rendered in full and
 //! compared with a reviewed snapshot: the file, line and column, the underlined span, what
 //! was expected and found, and the hint.
 

@@ -142,7 +142,7 @@ fn googlenet_shapes_and_rows_follow_table1() {
     // Auxiliary heads train but are pruned from inference.
     assert!(!layer(&r, "aux1.1").inference && !layer(&r, "aux2.7").inference);
     assert!(layer(&r, "logits.3").inference);
-    // LANGUAGE.md's naming examples.
+    // docs/language.md's naming examples.
     assert_eq!(layer(&r, "stem.1").op, "relu");
     assert_eq!(layer(&r, "i3a").op, "concat");
     assert_eq!(layer(&r, "i4a.1").op, "concat");

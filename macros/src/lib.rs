@@ -17,7 +17,7 @@ use netc_dsl::{Diagnostic, FileId};
 use proc_macro2::{Delimiter, Spacing, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 
-/// Networks written in the `.net` language (LANGUAGE.md), checked and compiled as the crate
+/// Networks written in the `.net` language (docs/language.md), checked and compiled as the crate
 /// builds: one module per network, named after it, with what `netc emit` writes (`Params`,
 /// `Grads`, `State`, `Workspace`, `Inputs`, `forward`, `forward_train`, `backward`, the
 /// outputs and activations by path), and `Net`, the network for `netc::train::Trainer` (for

@@ -1,6 +1,6 @@
 //! Lowering: from the AST of one network to the graph. Blocks are expanded (each call an
 //! instance with its own path prefix), `a -> f(args)` becomes `f(a, args)`, consts and
-//! integer arithmetic are evaluated, names get the dotted paths of LANGUAGE.md "Names",
+//! integer arithmetic are evaluated, names get the dotted paths of docs/language.md "Names",
 //! and every node's shape is inferred as it is made, so a mistake is reported at the stage
 //! that makes it.
 //!

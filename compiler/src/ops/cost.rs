@@ -1,4 +1,4 @@
-//! Cost: trainable parameters and multiply-accumulates per sample, counted as LANGUAGE.md
+//! Cost: trainable parameters and multiply-accumulates per sample, counted as docs/language.md
 //! "Meaning" and Table 1 of the GoogLeNet paper count them.
 
 use super::{product, Op};
@@ -29,7 +29,7 @@ impl std::ops::AddAssign for Cost {
     }
 }
 
-/// Parameters and MACs of `op` with input shape `x` and output shape `y` (LANGUAGE.md
+/// Parameters and MACs of `op` with input shape `x` and output shape `y` (docs/language.md
 /// "Meaning": a conv costs `weights·Ho·Wo`, a conv_t `weights·H·W`, a linear `F·out`).
 pub fn cost(op: &Op, x: &Shape, y: &Shape) -> Cost {
     let sat = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);

@@ -1,4 +1,4 @@
-//! The built-in ops of LANGUAGE.md: their arguments (names, kinds, defaults), how each turns
+//! The built-in ops of docs/language.md: their arguments (names, kinds, defaults), how each turns
 //! input shapes into an output shape, and what each costs in parameters and
 //! multiply-accumulates. One table, so that the parser's "did you mean", the shape checker
 //! and the report all agree: `spec` holds the table and builds ops from arguments, `shape`

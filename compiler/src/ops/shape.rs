@@ -1,5 +1,5 @@
 //! Shape inference: the output shape of every op from its input shapes, with the window
-//! rule of LANGUAGE.md (floor or PyTorch's ceil mode, padding, dilation).
+//! rule of docs/language.md (floor or PyTorch's ceil mode, padding, dilation).
 
 use super::{pair_str, product, Op, OpError, Pair, MAX_ELEMENTS};
 use crate::graph::{shape_str, Shape};
@@ -129,7 +129,7 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, OpError> {
                 .at("groups"));
             }
             for i in 0..2 {
-                // LANGUAGE.md: 0 <= op < s (PyTorch also allows op < dil; netc does not).
+                // docs/language.md: 0 <= op < s (PyTorch also allows op < dil; netc does not).
                 if c.op[i] >= c.s[i] {
                     return Err(OpError::new(format!(
                         "output padding `op={}` must be smaller than the stride ({})",

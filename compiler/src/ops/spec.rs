@@ -115,7 +115,7 @@ const POOL: &[Param] = &[
 ];
 const NONE: &[Param] = &[];
 
-/// Every built-in op, in LANGUAGE.md's order.
+/// Every built-in op, in docs/language.md's order.
 pub const OPS: &[OpSpec] = &[
     OpSpec {
         name: "conv",
