@@ -72,8 +72,8 @@ pub trait Network {
     fn forward(p: &Self::Params, s: &Self::State, ws: &mut Self::Workspace, images: &[f32]);
     /// The network's objective on a batch, leaving everything training keeps (batchnorm
     /// statistics) as it was: how the validation set is scored without labels. It is a
-    /// training-mode pass: batchnorm normalizes with the batch's statistics and dropout
-    /// drops.
+    /// training-mode pass: batchnorm normalizes with the batch's statistics (dropout is the
+    /// identity in the generated code, in training as in inference).
     fn loss(
         p: &Self::Params,
         s: &Self::State,
