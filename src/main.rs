@@ -626,6 +626,16 @@ fn run_cmd(
         Ok(g) => g,
         Err(code) => return code,
     };
+    // Images (PNG, JPEG, IDX) for a network of one image input: written as the safetensors
+    // file of inputs the rest reads, so that no other tool is needed to make one.
+    let converted = match predict::images_as_inputs(g, inputs) {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("netc: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let inputs = converted.as_deref().unwrap_or(inputs);
     let result = run::check_out(out, &[weights, inputs])
         .and_then(|()| run::load_weights(g, weights))
         .and_then(|params| Ok((params, run::load_inputs(g, inputs, grads)?)))
@@ -645,6 +655,9 @@ fn run_cmd(
                 )
             }
         });
+    if let Some(path) = &converted {
+        let _ = std::fs::remove_file(path);
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {

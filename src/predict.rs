@@ -38,6 +38,73 @@ fn read_images(paths: &[PathBuf], shape: [usize; 3]) -> Result<Images, String> {
     Ok(images)
 }
 
+/// Whether `path` names images rather than a safetensors file: PNG, JPEG or IDX.
+fn is_images(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_lowercase();
+    [".png", ".jpg", ".jpeg", "ubyte", "ubyte.gz"]
+        .iter()
+        .any(|e| name.ends_with(e))
+        || name.contains("-idx")
+}
+
+/// For `netc run --inputs IMAGES`: the images of `path`, as a safetensors file of the
+/// network's one image input (in the cache's `inputs/` folder), or `None` when `path` is not
+/// images. The network must have exactly one `[C, H, W]` tensor input.
+pub fn images_as_inputs(g: &Graph, path: &Path) -> Result<Option<PathBuf>, String> {
+    if !is_images(path) {
+        return Ok(None);
+    }
+    let tensors: Vec<&(String, _)> = g
+        .inputs
+        .iter()
+        .filter(|(_, n)| {
+            !matches!(
+                g.node(*n).op,
+                netc_compiler::ops::Op::Input(netc_compiler::ops::InputKind::Class(_))
+            )
+        })
+        .collect();
+    let shape: [usize; 3] = match &tensors[..] {
+        [(_, n)] => g.node(*n).shape[..].try_into().map_err(|_| {
+            format!(
+                "--inputs {}: images need an input of [C, H, W]",
+                path.display()
+            )
+        })?,
+        _ => {
+            return Err(format!(
+                "--inputs {}: images need a network of one image input, and `{}` has {}",
+                path.display(),
+                g.name,
+                tensors.len()
+            ))
+        }
+    };
+    let images = read_images(&[path.to_path_buf()], shape)?;
+    let data: Vec<u8> = images
+        .iter()
+        .flat_map(|(_, p)| p.iter().flat_map(|v| v.to_le_bytes()))
+        .collect();
+    let [c, h, w] = shape;
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::tensor::Dtype::F32,
+        vec![images.len(), c, h, w],
+        &data,
+    )
+    .map_err(|e| format!("cannot encode the images: {e}"))?;
+    let bytes = safetensors::serialize([(tensors[0].0.clone(), view)], None)
+        .map_err(|e| format!("cannot encode the images: {e}"))?;
+    let dir = crate::cache::cache_dir().join("inputs");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let file = dir.join(format!("{}-{}.safetensors", g.name, std::process::id()));
+    netc_train::files::write_atomic(&file, &bytes)?;
+    Ok(Some(file))
+}
+
 /// The `top` classes of one row of scores, most likely first, with their softmax
 /// probabilities.
 fn top_classes(scores: &[f32], top: usize) -> Ranked {

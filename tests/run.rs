@@ -679,6 +679,34 @@ fn predict_classifies_png_and_idx_images() {
         assert!(p > 0.0 && p <= 1.0 && p >= top[1]["probability"].as_f64().unwrap());
     }
     assert_eq!(rows[0]["image"], format!("{}[0]", idx.display()));
+    // `netc run` takes the images as its inputs too (no tool needed to make a safetensors
+    // file), and gives the same scores.
+    let from_images = d.join("from_images.safetensors");
+    let r = netc(&[
+        "run",
+        "examples/lenet.net",
+        "--weights",
+        w.to_str().unwrap(),
+        "--inputs",
+        idx.to_str().unwrap(),
+        "--out",
+        from_images.to_str().unwrap(),
+        "--interp",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let again = std::fs::read(&from_images).unwrap();
+    assert_eq!(
+        SafeTensors::deserialize(&again)
+            .unwrap()
+            .tensor("logits")
+            .unwrap()
+            .data(),
+        SafeTensors::deserialize(&bytes)
+            .unwrap()
+            .tensor("logits")
+            .unwrap()
+            .data()
+    );
     // The text form: a line per image, classes with percentages.
     let r = netc(&[
         "predict",
