@@ -17,6 +17,22 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
+/// `netc run NET --weights W --inputs I --out OUT EXTRA...`.
+fn netc_run(net: &str, w: &Path, i: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        net,
+        "--weights",
+        w.to_str().unwrap(),
+        "--inputs",
+        i.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    netc(&args)
+}
+
 /// A tensor to write: dtype, shape, little-endian bytes.
 struct Raw(Dtype, Vec<usize>, Vec<u8>);
 
@@ -516,17 +532,7 @@ fn hostile_paths_and_real_world_weight_files() {
     let bx = d.join("bn_x.safetensors");
     write(&bx, &[("x".into(), f32s(vec![1, 2, 4, 4], &[0.5; 32]))]);
     let run_bn = |w: &Path| {
-        let r = netc(&[
-            "run",
-            net.to_str().unwrap(),
-            "--weights",
-            w.to_str().unwrap(),
-            "--inputs",
-            bx.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--interp",
-        ]);
+        let r = netc_run(net.to_str().unwrap(), w, &bx, &out, &["--interp"]);
         (
             r.status.code(),
             String::from_utf8_lossy(&r.stderr).into_owned(),
@@ -631,17 +637,7 @@ fn predict_classifies_png_and_idx_images() {
         &[("image".into(), f32s(vec![n, 1, 28, 28], &floats))],
     );
     let out = d.join("logits.safetensors");
-    let r = netc(&[
-        "run",
-        "examples/lenet.net",
-        "--weights",
-        w.to_str().unwrap(),
-        "--inputs",
-        inputs.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--interp",
-    ]);
+    let r = netc_run("examples/lenet.net", &w, &inputs, &out, &["--interp"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let bytes = std::fs::read(&out).unwrap();
     let logits: Vec<f32> = SafeTensors::deserialize(&bytes)
@@ -682,17 +678,7 @@ fn predict_classifies_png_and_idx_images() {
     // `netc run` takes the images as its inputs too (no tool needed to make a safetensors
     // file), and gives the same scores.
     let from_images = d.join("from_images.safetensors");
-    let r = netc(&[
-        "run",
-        "examples/lenet.net",
-        "--weights",
-        w.to_str().unwrap(),
-        "--inputs",
-        idx.to_str().unwrap(),
-        "--out",
-        from_images.to_str().unwrap(),
-        "--interp",
-    ]);
+    let r = netc_run("examples/lenet.net", &w, &idx, &from_images, &["--interp"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let again = std::fs::read(&from_images).unwrap();
     assert_eq!(
