@@ -269,9 +269,10 @@ fn emit_and_build_a_standalone_crate() {
         .arg(&checkpoints)
         .output()
         .unwrap();
-    let log = text(&run.stderr);
+    let log = text(&run.stderr) + &text(&run.stdout);
     assert!(
-        run.status.success() && log.contains("lenet: 87 training and 9 validation images"),
+        run.status.success()
+            && log.contains("lenet: 87 training and 9 validation images, batch 16, 1 epoch,"),
         "{log}"
     );
     assert!(
