@@ -8,7 +8,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use netc_compiler::{dot, Checked, Report};
 
@@ -37,10 +38,37 @@ mod run;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Skip an optional compiler pass when generating code (repeatable: `epilogue`, `merge_1x1`,
-    /// `inplace`, `concat_in_place`, `prune`).
-    #[arg(long, global = true, value_name = "NAME")]
+}
+
+/// `--allow`, on every command that checks a network.
+#[derive(Args)]
+struct Allow {
+    /// Do not print warnings of this kind (repeatable), named as they are shown after
+    /// `netc::`.
+    #[arg(long, value_name = "NAME", value_parser = warning_kinds())]
+    allow: Vec<String>,
+}
+
+/// `--skip-pass`, on the commands that generate code.
+#[derive(Args)]
+struct SkipPass {
+    /// Leave an optional compiler pass out of the generated code (repeatable).
+    #[arg(long, value_name = "NAME", value_parser = pass_names())]
     skip_pass: Vec<String>,
+}
+
+/// The kinds of warning, for `--allow`, each with what it is about.
+fn warning_kinds() -> PossibleValuesParser {
+    PossibleValuesParser::new(
+        netc_compiler::WARNINGS
+            .iter()
+            .map(|(name, what)| PossibleValue::new(name).help(what)),
+    )
+}
+
+/// The optional passes, for `--skip-pass`.
+fn pass_names() -> PossibleValuesParser {
+    PossibleValuesParser::new(netc_compiler::passes::names())
 }
 
 /// The passes `--skip-pass` named, for every command that generates code.
@@ -49,6 +77,16 @@ static SKIP_PASSES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock
 /// The passes to skip (set once from the command line).
 pub(crate) fn skipped_passes() -> &'static [&'static str] {
     SKIP_PASSES.get().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// The kinds of warning `--allow` named.
+static ALLOWED: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+
+/// Checks `file` as [`netc_compiler::check_file`] does, less the warnings `--allow` named.
+pub(crate) fn check_file(file: &Path, network: Option<&str>) -> Checked {
+    let mut checked = netc_compiler::check_file(file, network);
+    checked.allow(ALLOWED.get().map(Vec::as_slice).unwrap_or(&[]));
+    checked
 }
 
 #[derive(Subcommand)]
@@ -60,7 +98,8 @@ enum Command {
         /// Which network of the file (default: all of them).
         #[arg(long)]
         network: Option<String>,
-        /// One row per layer (by path) instead of one per top-level binding.
+        /// One row per layer (by path) instead of one per top-level binding. A binding's depth
+        /// counts the conv and linear layers within it; a layer's, those from the input to it.
         #[arg(long)]
         expand: bool,
         #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
@@ -71,6 +110,11 @@ enum Command {
         /// The batch size the memory plan is sized for.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
         batch: u32,
+        /// Leave an optional compiler pass out of the plan (repeatable; with --plan).
+        #[arg(long, value_name = "NAME", value_parser = pass_names(), requires = "plan")]
+        skip_pass: Vec<String>,
+        #[command(flatten)]
+        allow: Allow,
     },
     /// Draw the graph of a network: block instances as clusters, edges labelled with shapes.
     Graph {
@@ -84,6 +128,8 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        allow: Allow,
     },
     /// Write the Rust module that runs a network: Params, Grads, State, Workspace, forward,
     /// forward_train and backward, one function per layer.
@@ -96,9 +142,17 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        skip: SkipPass,
+        #[command(flatten)]
+        allow: Allow,
     },
-    /// Write a standalone cargo crate for a network (its generated module and a minimal main
-    /// that runs one training step) and build it in release mode.
+    /// Write a standalone cargo crate for a network and build it in release mode.
+    ///
+    /// The crate holds the generated module and the trainer of `netc train`, the binary
+    /// NAME-train; for a network the trainer does not take, a main that runs forward and
+    /// backward twice on a random batch and prints the loss and times (a network without a
+    /// loss: one forward pass, timed).
     Build {
         /// The `.net` file.
         file: PathBuf,
@@ -111,6 +165,10 @@ enum Command {
         /// Write the crate but do not build it.
         #[arg(long)]
         no_build: bool,
+        #[command(flatten)]
+        skip: SkipPass,
+        #[command(flatten)]
+        allow: Allow,
     },
     /// Classify images with a trained network: its most likely classes, with probabilities.
     Predict {
@@ -133,6 +191,8 @@ enum Command {
         /// `table` (a line per image) or `json`.
         #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
         format: BenchFormat,
+        #[command(flatten)]
+        allow: Allow,
     },
     /// Say where netc keeps the crates it generates and builds (`$NETC_CACHE`, else the
     /// platform's cache folder) and how big they are; `clean` deletes them.
@@ -164,6 +224,10 @@ enum Command {
         /// Run the reference interpreter instead of the generated code.
         #[arg(long)]
         interp: bool,
+        #[command(flatten)]
+        skip: SkipPass,
+        #[command(flatten)]
+        allow: Allow,
     },
     /// Measure a network's generated code (`netc bench FILE`): per-layer forward and backward
     /// times, images/s for inference and for a training step, peak memory; or the runtime's
@@ -188,6 +252,10 @@ enum Command {
         steps: usize,
         #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
         format: BenchFormat,
+        #[command(flatten)]
+        skip: SkipPass,
+        #[command(flatten)]
+        allow: Allow,
     },
     /// Train a network: builds its trainer (cached; rebuilt only when the network or netc
     /// changed) and runs it. Flags after the file go to the trainer: `netc train FILE --help`
@@ -204,6 +272,10 @@ enum Command {
         /// Which network of the file (required when it has more than one).
         #[arg(long)]
         network: Option<String>,
+        #[command(flatten)]
+        skip: SkipPass,
+        #[command(flatten)]
+        allow: Allow,
         /// The trainer's flags.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -214,8 +286,11 @@ enum Command {
 enum Bench {
     /// C = A·B with A M×K and B K×N, row-major (the shape of a conv's im2col GEMM).
     Gemm {
+        /// Rows of A and C.
         m: usize,
+        /// Columns of B and C.
         n: usize,
+        /// Columns of A and rows of B: the sum's length.
         k: usize,
         /// Threads (repeat for several); default: 1, then every CPU.
         #[arg(long)]
@@ -225,15 +300,21 @@ enum Bench {
     },
     /// One conv layer on a batch, forward and forward+backward (data, weight, bias).
     Conv {
+        /// Images per batch.
         batch: usize,
-        /// Input channels, height, width.
+        /// Input channels.
         c: usize,
+        /// Input height.
         h: usize,
+        /// Input width.
         w: usize,
-        /// Output channels, kernel size, stride, padding.
+        /// Output channels.
         out: usize,
+        /// Kernel size (K×K).
         k: usize,
+        /// Stride.
         s: usize,
+        /// Zero padding on each side.
         p: usize,
         /// Threads (repeat for several); default: 1, then every CPU.
         #[arg(long)]
@@ -277,22 +358,41 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> ExitCode {
-    let known = netc_compiler::passes::names();
-    let mut skip = Vec::new();
-    for name in &cli.skip_pass {
-        match known.iter().find(|k| **k == name.as_str()) {
-            Some(k) => skip.push(*k),
-            None => {
-                eprintln!(
-                    "netc: there is no pass `{name}`; the passes are {}",
-                    known.join(", ")
-                );
-                return ExitCode::from(2);
-            }
+impl Command {
+    /// The `--skip-pass` and `--allow` of the command, on those that take them.
+    fn options(&self) -> (&[String], &[String]) {
+        match self {
+            Command::Check {
+                skip_pass, allow, ..
+            } => (skip_pass, &allow.allow),
+            Command::Graph { allow, .. } | Command::Predict { allow, .. } => (&[], &allow.allow),
+            Command::Cache { .. } => (&[], &[]),
+            Command::Emit { skip, allow, .. }
+            | Command::Build { skip, allow, .. }
+            | Command::Run { skip, allow, .. }
+            | Command::Bench { skip, allow, .. }
+            | Command::Train { skip, allow, .. } => (&skip.skip_pass, &allow.allow),
         }
     }
-    let _ = SKIP_PASSES.set(skip);
+}
+
+fn run(cli: Cli) -> ExitCode {
+    // clap took only the names these lists hold.
+    let (skip, allow) = cli.command.options();
+    let passes = netc_compiler::passes::names();
+    let _ = SKIP_PASSES.set(
+        passes
+            .into_iter()
+            .filter(|p| skip.iter().any(|s| s == p))
+            .collect(),
+    );
+    let _ = ALLOWED.set(
+        netc_compiler::WARNINGS
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| allow.iter().any(|a| a == name))
+            .collect(),
+    );
     match cli.command {
         Command::Check {
             file,
@@ -301,6 +401,7 @@ fn run(cli: Cli) -> ExitCode {
             format,
             plan,
             batch,
+            ..
         } => check(
             &file,
             network.as_deref(),
@@ -313,6 +414,7 @@ fn run(cli: Cli) -> ExitCode {
             network,
             format,
             output,
+            ..
         } => graph(&file, network.as_deref(), format, output.as_deref()),
         Command::Bench {
             kernel: Some(b), ..
@@ -325,6 +427,7 @@ fn run(cli: Cli) -> ExitCode {
             images,
             top,
             format,
+            ..
         } => match one_network(&file, network.as_deref()) {
             Ok(g) => predict::predict(&g, &weights, &images, top, format),
             Err(code) => code,
@@ -334,6 +437,7 @@ fn run(cli: Cli) -> ExitCode {
             network,
             help,
             args,
+            ..
         } => {
             // `netc train --help` and `netc train FILE --help`: the trainer's flags are
             // netc-train's, known without building anything.
@@ -358,6 +462,7 @@ fn run(cli: Cli) -> ExitCode {
             threads,
             steps,
             format,
+            ..
         } => match file {
             Some(file) => {
                 bench::bench_network(&file, network.as_deref(), batch, threads, steps, format)
@@ -371,12 +476,14 @@ fn run(cli: Cli) -> ExitCode {
             file,
             network,
             output,
+            ..
         } => emit(&file, network.as_deref(), output.as_deref()),
         Command::Build {
             file,
             network,
             output,
             no_build,
+            ..
         } => build(&file, network.as_deref(), output.as_deref(), no_build),
         Command::Run {
             file,
@@ -386,6 +493,7 @@ fn run(cli: Cli) -> ExitCode {
             out,
             grads,
             interp,
+            ..
         } => run_cmd(
             &file,
             network.as_deref(),
@@ -421,7 +529,7 @@ fn write_output(output: Option<&Path>, bytes: &[u8]) -> ExitCode {
 /// Checks `file` and returns its one network (or the one `--network` chose), after printing
 /// the diagnostics; the exit code when there are errors, or no network or several.
 fn one_network(file: &Path, network: Option<&str>) -> Result<netc_compiler::Graph, ExitCode> {
-    let mut checked = netc_compiler::check_file(file, network);
+    let mut checked = check_file(file, network);
     if report_diagnostics(&checked) {
         return Err(ExitCode::from(1));
     }
@@ -471,7 +579,7 @@ fn trainer_help() -> String {
     netc_train::Flags::command()
         .name("netc train")
         .bin_name("netc train")
-        .override_usage("netc train FILE [--network NAME] [FLAGS]")
+        .override_usage("netc train FILE [--network NAME] [--allow W] [--skip-pass P] [FLAGS]")
         .about("Builds the network's trainer (cached) and trains it; every flag defaults to the network's `train { }` section.")
         .render_help()
         .to_string()
@@ -534,7 +642,7 @@ fn build(file: &Path, network: Option<&str>, output: Option<&Path>, no_build: bo
         }
         let net =
             netc_compiler::codegen::emit_with(g, &file.display().to_string(), skipped_passes())?;
-        // The trainer (binary NAME-train) when the network fits it, else the minimal runner.
+        // The trainer (binary NAME-train) when the network fits it, else a main that times it.
         let (main, extra) = match netc_compiler::codegen::emit_trainer(g) {
             Ok(main) => (
                 main,
@@ -544,7 +652,7 @@ fn build(file: &Path, network: Option<&str>, output: Option<&Path>, no_build: bo
                 ),
             ),
             Err(why) => {
-                eprintln!("netc: {why}; writing the minimal runner instead");
+                eprintln!("netc: {why}; writing a main that times the network on a random batch instead");
                 (netc_compiler::codegen::emit_main(g)?, String::new())
             }
         };
@@ -701,7 +809,7 @@ fn check(
     format: CheckFormat,
     plan: Option<usize>,
 ) -> ExitCode {
-    let checked = netc_compiler::check_file(file, network);
+    let checked = check_file(file, network);
     if report_diagnostics(&checked) {
         return ExitCode::from(1);
     }
@@ -778,16 +886,30 @@ fn mib(bytes: u64) -> String {
 
 /// The `--plan` section of the table report.
 fn plan_table(s: &netc_compiler::plan::Summary) -> String {
+    use netc_compiler::report::{count, thousands};
     let batch = s.batch;
     let (ws, bytes) = (&s.workspace, &s.bytes);
+    let in_place = match s.in_place {
+        0 => "no activation overwrites its input".to_string(),
+        1 => "1 activation overwrites its input".to_string(),
+        n => format!("{n} activations overwrite their input"),
+    };
+    let concats = match s.concats {
+        0 => "0".to_string(),
+        n => format!(
+            "{n} (copying {} of their {} values per sample)",
+            thousands(s.concat_copied as u64),
+            thousands(s.concat_elems as u64)
+        ),
+    };
     format!(
         "\nplan (codegen passes, batch {batch}):\n\
          \x20 GEMM layers        {} (checked graph: {})\n\
          \x20 ReLUs fused        {} of {} (into the GEMM epilogue)\n\
-         \x20 in place           {} activations overwrite their input\n\
-         \x20 concats            {} (copying {} of their {} values per sample)\n\
-         \x20 workspace          {} ({} were no buffer to share memory)\n\
-         \x20   arena            {}: {} activations and gradients placed by liveness\n\
+         \x20 in place           {in_place}\n\
+         \x20 concats            {concats}\n\
+         \x20 workspace          {} ({} if no two buffers shared memory)\n\
+         \x20   arena            {}: {} placed by liveness\n\
          \x20   own buffers      {}: max-pool argmaxes, batchnorm statistics\n\
          \x20   scratch          {}: im2col and gradients on their way to being summed\n\
          \x20 parameters         {} (and as much again for gradients)\n\
@@ -797,14 +919,14 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
         s.gemm_layers_before,
         s.relus_fused,
         s.relus,
-        s.in_place,
-        s.concats,
-        netc_compiler::report::thousands(s.concat_copied as u64),
-        netc_compiler::report::thousands(s.concat_elems as u64),
         mib(bytes.workspace),
         mib(bytes.unshared),
         mib(bytes.arena),
-        ws.arena.len(),
+        count(
+            ws.arena.len(),
+            "activation or gradient",
+            "activations and gradients"
+        ),
         mib(bytes.own),
         mib(bytes.scratch),
         mib(bytes.params),

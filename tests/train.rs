@@ -539,12 +539,24 @@ fn ctrl_c_checkpoints_mid_epoch_and_resumes_bit_for_bit() {
             mid_epoch || log.contains("lenet: interrupted after epoch "),
             "{log}"
         );
+        // One numbering: the message, the file's name and the resume's line agree.
+        let mut said = String::new();
         if mid_epoch {
-            let mid = std::fs::read_dir(&b)
+            // "interrupted in epoch E after step K; checkpoint .../lenet-epochEEEE-stepKKKKKK"
+            let at: Vec<usize> = log
+                .split("interrupted in epoch ")
+                .nth(1)
                 .unwrap()
-                .filter_map(|e| e.ok())
-                .any(|e| e.file_name().to_string_lossy().contains("-step"));
-            assert!(mid, "a mid-epoch checkpoint: {log}");
+                .split(';')
+                .next()
+                .unwrap()
+                .split(" after step ")
+                .map(|n| n.parse().unwrap())
+                .collect();
+            let name = format!("lenet-epoch{:04}-step{:06}.safetensors", at[0], at[1]);
+            assert!(b.join(&name).exists(), "{name}: {log}");
+            assert!(log.contains(&name), "{name}: {log}");
+            said = format!("(in epoch {} after step {})", at[0], at[1]);
             // Its steps were batches of 8: another batch size would skip other images.
             let mut other: Vec<String> = args(&b)
                 .into_iter()
@@ -565,12 +577,18 @@ fn ctrl_c_checkpoints_mid_epoch_and_resumes_bit_for_bit() {
         }
         let mut resume = args(&b);
         resume.push("--resume".into());
+        // Not quiet: the line that says where the run resumes is the point.
+        resume.retain(|a| a != "--quiet");
         let out = Command::new(env!("CARGO_BIN_EXE_netc"))
             .args(&resume)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
+        if mid_epoch {
+            let both = text(&out.stderr) + &text(&out.stdout);
+            assert!(both.contains(&said), "{said}: {both}");
+        }
     } else {
         // The run ended before the signal came: nothing to resume, the results still agree.
         assert!(out.status.success(), "{log}");

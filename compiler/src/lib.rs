@@ -54,11 +54,32 @@ impl Checked {
         self.diagnostics.iter().filter(|d| !d.is_error())
     }
 
+    /// Drops the warnings of the kinds `allowed` names (see [`WARNINGS`]); errors stay.
+    pub fn allow(&mut self, allowed: &[&str]) {
+        self.diagnostics
+            .retain(|d| d.is_error() || !allowed.contains(&d.code));
+    }
+
     /// Every diagnostic rendered with source context, without colour.
     pub fn render(&self) -> String {
         netc_dsl::diag::render_all(&self.diagnostics, &self.sources, false)
     }
 }
+
+/// Every kind of warning, by the code it is shown with (`netc::window-drops`), and what it
+/// is about: the names `netc --allow` takes.
+pub const WARNINGS: &[(&str, &str)] = &[
+    ("duplicate", "an output listed twice"),
+    ("no-output", "a network without an `output` line"),
+    (
+        "unused",
+        "a binding, input, block parameter, const or block that nothing uses",
+    ),
+    (
+        "window-drops",
+        "a conv or pool window that never reads the last rows or columns of its input",
+    ),
+];
 
 /// Checks the file at `path` (and the files it uses). With `network`, only that network.
 pub fn check_file(path: &Path, network: Option<&str>) -> Checked {
@@ -208,4 +229,38 @@ pub fn fnv(parts: &[&str]) -> u64 {
         }
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `Diagnostic::warning("CODE", ...)` in the compiler's sources names a kind that
+    /// [`super::WARNINGS`] lists, and every kind listed is given somewhere.
+    #[test]
+    fn warnings_lists_every_kind_of_warning() {
+        fn sources(dir: &std::path::Path, out: &mut String) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push_str(&std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+        let mut text = String::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut text,
+        );
+        let mut given: Vec<&str> = text
+            .split("Diagnostic::warning(")
+            .skip(1)
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+            .filter(|c| !c.is_empty() && c.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+            .collect();
+        given.sort();
+        given.dedup();
+        let listed: Vec<&str> = super::WARNINGS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(given, listed);
+    }
 }

@@ -344,9 +344,15 @@ impl Report {
             out.push_str(&line(&r));
             out.push('\n');
         }
+        // The column counts within a binding, or from the input to a layer: say which.
         out.push_str(&format!(
-            "depth: {} conv and linear layers on the longest path from input to output\n",
-            self.depth
+            "depth: {} on the longest path from input to output; {}\n",
+            count(self.depth, "conv or linear layer", "conv and linear layers"),
+            if expand {
+                "per layer, those from the input to it"
+            } else {
+                "per row, those within the row"
+            }
         ));
         if expand && self.layers.iter().any(|l| !l.inference && l.training) {
             out.push_str("* trained through a loss, left out of inference\n");
@@ -412,6 +418,14 @@ fn describe_stages(stages: &[String]) -> String {
     }
 }
 
+/// `1 epoch`, `3 epochs`: `n` and the singular or plural noun.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
 /// `13,378,280`
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -428,6 +442,13 @@ pub fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_agrees_in_number() {
+        assert_eq!(count(1, "epoch", "epochs"), "1 epoch");
+        assert_eq!(count(0, "epoch", "epochs"), "0 epochs");
+        assert_eq!(count(2, "conv layer", "conv layers"), "2 conv layers");
+    }
 
     #[test]
     fn thousands_groups_digits() {

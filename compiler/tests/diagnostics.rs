@@ -163,12 +163,90 @@ fn thirty_doubling_blocks() -> String {
 warnings! {
     unused_const_and_block: &format!("const width = 8;\nblock spare(x) {{ return x -> relu; }}\n{NET}\n    y = x -> relu;\n    output y;\n}}\n");
     window_drops_rows: "network n(x: [3, 32, 32]) {\n    y = x -> conv(8, k=3, s=2);\n    output y;\n}\n";
-    window_drops_only_padding: "network n(x: [3, 224, 224]) {\n    y = x -> conv(64, k=7, s=2, p=3);\n    output y;\n}\n";
+    window_drops_columns: "network n(x: [3, 8, 13]) {\n    y = x -> maxpool(k=3, s=2, p=1) -> avgpool(k=2, s=2);\n    output y;\n}\n";
     unused_binding: &format!("{NET}\n    y = x -> relu;\n    z = x -> tanh;\n    output y;\n}}\n");
     dead_binding: &format!("{NET}\n    y = x -> relu;\n    z = y -> tanh;\n    w = z -> sigmoid;\n    output y;\n}}\n");
     unused_block_parameter: &format!("block b(x, c) {{ return x -> relu; }}\n{NET}\n    y = x -> b(3);\n    output y;\n}}\n");
     unused_input: "network n(x: [3, 8, 8], label: class(10)) {\n    y = x -> relu;\n    output y;\n}\n";
     no_output: "network n(x: [3, 8, 8], t: [3, 8, 8]) {\n    y = x -> conv(3, k=1);\n    loss mse(y, t);\n}\n";
+}
+
+/// Windows that skip only padding (GoogLeNet's stem), or skip rows by design (a ResNet's 1×1/2
+/// projection, a dilation sharing the stride's factor), lose no input: no warning.
+#[test]
+fn windows_that_lose_no_input_do_not_warn() {
+    for op in [
+        "conv(64, k=7, s=2, p=3)",
+        "maxpool(k=3, s=2, p=1)",
+        "conv(8, k=1, s=2)",
+        "conv(8, k=3, s=2, dil=2)",
+        "maxpool(k=3, s=2, ceil=true)",
+    ] {
+        let src =
+            format!("network n(x: [3, 224, 224]) {{\n    y = x -> {op};\n    output y;\n}}\n");
+        let checked = check_with(&[("net/t.net", &src)], None);
+        assert!(
+            checked.diagnostics.is_empty(),
+            "{op}:\n{}",
+            checked.render()
+        );
+    }
+}
+
+/// The examples and the fixtures of standard networks (GoogLeNet, LeNet, the autoencoder,
+/// the vanishing-gradient networks, ResNet and Inception blocks, VGG) check without a warning.
+#[test]
+fn the_examples_and_standard_networks_do_not_warn() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("../examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "net"))
+        .collect();
+    assert!(files.len() >= 5, "{files:?}");
+    for fixture in [
+        "ae29",
+        "heads",
+        "inception_mini",
+        "nested",
+        "resnet_mini",
+        "vgg_small",
+        "windows",
+    ] {
+        files.push(root.join(format!("tests/fixtures/torch_shapes/{fixture}.net")));
+    }
+    for path in files {
+        let checked = netc_compiler::check_file(&path, None);
+        assert!(
+            checked.diagnostics.is_empty(),
+            "{}:\n{}",
+            path.display(),
+            checked.render()
+        );
+    }
+}
+
+/// `allow` drops the warnings of the kinds it names and keeps every error.
+#[test]
+fn allowed_warnings_are_dropped() {
+    let src = "network n(x: [3, 32, 32]) {\n    y = x -> conv(8, k=3, s=2);\n    z = x -> relu;\n    output y;\n}\n";
+    let codes = |c: &Checked| c.diagnostics.iter().map(|d| d.code).collect::<Vec<_>>();
+    let mut checked = check_with(&[("net/t.net", src)], None);
+    assert_eq!(codes(&checked), ["window-drops", "unused"]);
+    checked.allow(&["window-drops"]);
+    assert_eq!(codes(&checked), ["unused"]);
+    checked.allow(&["unused"]);
+    assert!(checked.diagnostics.is_empty());
+    let mut bad = check_with(
+        &[(
+            "net/t.net",
+            "network n(x: [3]) { y = x -> nope; output y; }",
+        )],
+        None,
+    );
+    let before = bad.errors().count();
+    bad.allow(&["unused"]);
+    assert!(before > 0 && bad.errors().count() == before);
 }
 
 #[test]

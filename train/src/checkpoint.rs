@@ -1,4 +1,6 @@
-//! Checkpoints: one safetensors file per saved epoch, `NAME-epochNNNN.safetensors`, written
+//! Checkpoints: one safetensors file per saved epoch, `NAME-epochNNNN.safetensors` after
+//! epoch N, and `NAME-epochNNNN-stepMMMMMM.safetensors` in epoch N after its step M (Ctrl-C),
+//! written
 //! atomically (a temporary file, then a rename), holding everything a run needs to continue
 //! bit for bit: the parameters and batchnorm statistics under their PyTorch names (so that
 //! PyTorch loads the weights by name), each parameter's optimizer state under
@@ -68,27 +70,61 @@ pub fn save<N: Network>(run: &Run<N>, settings: &Settings, dir: &Path) -> Result
         .collect();
     let data = safetensors::serialize(views, Some(meta))
         .map_err(|e| format!("cannot encode a checkpoint: {e}"))?;
-    // Mid-epoch (Ctrl-C): named after the epochs done and the steps into the next.
+    // Mid-epoch (Ctrl-C): named after the epoch it was in (one more than those done) and
+    // the steps of it done, as the trainer's messages count them.
     let path = match mid.steps {
         0 => dir.join(format!("{}-epoch{:04}.safetensors", N::NAME, run.epoch)),
         k => dir.join(format!(
             "{}-epoch{:04}-step{k:06}.safetensors",
             N::NAME,
-            run.epoch
+            run.epoch + 1
         )),
     };
     files::write_atomic(&path, &data)?;
     Ok(path)
 }
 
-/// (epochs done, steps into the next) of a checkpoint's file name,
-/// `NAME-epochNNNN.safetensors` or `NAME-epochNNNN-stepMMMMMM.safetensors`.
+/// (epochs done, steps into the next) of a checkpoint's file name: `NAME-epochNNNN` after
+/// epoch N is (N, 0), `NAME-epochNNNN-stepMMMMMM` in epoch N after step M is (N - 1, M).
+/// Trainers before issue 13 named a mid-epoch file after the epochs done instead: their
+/// `epoch0000-step…` reads as (0, M) all the same, and [`newest`] orders the other mid-epoch
+/// files by what their headers record.
 pub fn position(name: &str) -> Option<(u64, u64)> {
     let rest = name.strip_suffix(".safetensors")?;
     let at = rest.rsplit_once("-epoch")?.1;
     match at.split_once("-step") {
-        Some((e, k)) => Some((e.parse().ok()?, k.parse().ok()?)),
+        Some((e, k)) => {
+            let e: u64 = e.parse().ok()?;
+            Some((e.saturating_sub(1), k.parse().ok()?))
+        }
         None => Some((at.parse().ok()?, 0)),
+    }
+}
+
+/// (epochs done, steps into the next) as the checkpoint at `path` records them in its
+/// metadata, read from its header alone; `None` when the header cannot be read (the file is
+/// then skipped, with the reason, when its turn comes).
+fn recorded_position(path: &Path) -> Option<(u64, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).ok()?;
+    // safetensors' own bound on a header.
+    let len = u64::from_le_bytes(len).min(100_000_000) as usize;
+    let mut header = vec![0u8; len];
+    file.read_exact(&mut header).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    let number = |k: &str| -> Option<u64> { header["__metadata__"][k].as_str()?.parse().ok() };
+    Some((number("epoch")?, number("epoch_step").unwrap_or(0)))
+}
+
+/// What a checkpoint's position says to a reader: `epoch 2 done`, or `in epoch 3 after step
+/// 25` for one written in the middle of epoch 3 (`NAME-epoch0003-step000025`).
+pub fn describe(epochs_done: usize, steps: usize) -> String {
+    match (epochs_done, steps) {
+        (0, 0) => "before epoch 1".into(),
+        (e, 0) => format!("epoch {e} done"),
+        (e, k) => format!("in epoch {} after step {k}", e + 1),
     }
 }
 
@@ -96,22 +132,14 @@ pub fn position(name: &str) -> Option<(u64, u64)> {
 /// newest first, skipping another network's, corrupt ones and unrelated files. Returns the
 /// run, its file and a line for every checkpoint skipped, with the reason.
 pub fn newest<N: Network>(dir: &Path) -> Result<(Loaded<N>, PathBuf, Vec<String>), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
+    let found = candidates(dir).map_err(|e| {
         format!(
             "{}: no checkpoints to resume from ({e})\n  help: --resume PATH names one",
             dir.display()
         )
     })?;
-    let mut found: Vec<((u64, u64), PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            position(&name).map(|k| (k, e.path()))
-        })
-        .collect();
-    found.sort();
     let mut skipped = Vec::new();
-    for (_, path) in found.into_iter().rev() {
+    for path in found {
         match load::<N>(&path) {
             Ok(loaded) => return Ok((loaded, path, skipped)),
             Err(e) => skipped.push(format!("skipped {e}")),
@@ -126,6 +154,27 @@ pub fn newest<N: Network>(dir: &Path) -> Result<(Loaded<N>, PathBuf, Vec<String>
         "{}: no checkpoints to resume from{why}\n  help: --resume PATH names one",
         dir.display()
     ))
+}
+
+/// The files of `dir` named like checkpoints, newest first, by their names' position; a
+/// mid-epoch file (`-step` in its name, whose numbering changed once) by the position its
+/// header records when it can be read.
+fn candidates(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found: Vec<((u64, u64), PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let named = position(&name)?;
+            let path = e.path();
+            let recorded = match named.1 {
+                0 => None,
+                _ => recorded_position(&path),
+            };
+            Some((recorded.unwrap_or(named), path))
+        })
+        .collect();
+    found.sort();
+    Ok(found.into_iter().rev().map(|(_, path)| path).collect())
 }
 
 /// A checkpoint read back: the run, and the settings it was started with (`None` from a
@@ -227,8 +276,7 @@ pub fn load<N: Network>(path: &Path) -> Result<Loaded<N>, String> {
                 expected.insert(key);
             } else if st.step > 0 && needs.contains(&kind) {
                 return Err(corrupt(format!(
-                    "no tensor `{key}`, which the optimizer has after {} step(s)",
-                    st.step
+                    "no tensor `{key}`, which the optimizer has after its first step"
                 )));
             }
         }
@@ -303,4 +351,72 @@ fn optional<T: std::str::FromStr + Default>(
         v.parse()
             .map_err(|_| corrupt(format!("`{k}` is malformed")))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_count_the_epoch_a_checkpoint_was_written_in() {
+        assert_eq!(position("lenet-epoch0003.safetensors"), Some((3, 0)));
+        // In epoch 3 after step 25: two epochs done.
+        assert_eq!(
+            position("lenet-epoch0003-step000025.safetensors"),
+            Some((2, 25))
+        );
+        // Only an earlier trainer wrote epoch 0 with steps (epochs done, then steps).
+        assert_eq!(
+            position("lenet-epoch0000-step000025.safetensors"),
+            Some((0, 25))
+        );
+        assert_eq!(position("my-net-epoch0012.safetensors"), Some((12, 0)));
+        assert_eq!(position("lenet-epoch3.json"), None);
+        assert_eq!(position("lenet.safetensors"), None);
+        assert_eq!(describe(0, 0), "before epoch 1");
+        assert_eq!(describe(2, 0), "epoch 2 done");
+        assert_eq!(describe(2, 25), "in epoch 3 after step 25");
+    }
+
+    /// `--resume` orders checkpoints by what they record, so that the mid-epoch files an
+    /// earlier trainer named after the epochs done come where they belong.
+    #[test]
+    fn candidates_are_ordered_by_their_recorded_position() {
+        let dir = std::env::temp_dir().join(format!("netc-ckpt-order-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, epoch: u64, step: u64| {
+            let meta = HashMap::from([
+                ("epoch".to_string(), epoch.to_string()),
+                ("epoch_step".to_string(), step.to_string()),
+            ]);
+            let none: Vec<(String, TensorView)> = Vec::new();
+            let bytes = safetensors::serialize(none, Some(meta)).unwrap();
+            std::fs::write(dir.join(name), bytes).unwrap();
+        };
+        write("lenet-epoch0002.safetensors", 2, 0);
+        // An earlier trainer's: in epoch 3 after step 10, named after the 2 epochs done.
+        write("lenet-epoch0002-step000010.safetensors", 2, 10);
+        write("lenet-epoch0002-step000005.safetensors", 1, 5);
+        write("lenet-epoch0000-step000003.safetensors", 0, 3);
+        // Unreadable: ordered by its name, and skipped when loaded.
+        std::fs::write(dir.join("lenet-epoch0009.safetensors"), b"x").unwrap();
+        std::fs::write(dir.join("notes.txt"), b"x").unwrap();
+        let names: Vec<String> = candidates(&dir)
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "lenet-epoch0009.safetensors",
+                "lenet-epoch0002-step000010.safetensors",
+                "lenet-epoch0002.safetensors",
+                "lenet-epoch0002-step000005.safetensors",
+                "lenet-epoch0000-step000003.safetensors",
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

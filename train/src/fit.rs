@@ -219,10 +219,13 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
                 }
             };
             say(format!(
-                "{}: resuming from {} (epoch {} done)",
+                "{}: resuming from {} ({})",
                 N::NAME,
                 path.display(),
-                loaded.run.epoch
+                checkpoint::describe(
+                    loaded.run.epoch,
+                    loaded.run.mid_epoch.map_or(0, |m| m.steps)
+                )
             ));
             (loaded.run, settings, Some(path))
         }
@@ -248,9 +251,10 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     let (epochs, batch) = (settings.epochs, settings.batch);
     if run.epoch >= epochs {
         say(format!(
-            "{}: nothing to train: the checkpoint has {} epoch(s) done and the run has {epochs}\n  help: --epochs N with N above {} trains more",
+            "{}: nothing to train: the checkpoint has {} done and the run has {}\n  help: --epochs N with N above {} trains more",
             N::NAME,
-            run.epoch,
+            count_epochs(run.epoch),
+            count_epochs(epochs),
             run.epoch
         ));
         return Ok(Trained {
@@ -296,7 +300,7 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     if let Some(m) = run.mid_epoch {
         if (m.batch > 0 && (m.batch, m.images) != (batch, train_set.len())) || m.steps > steps {
             return Err(format!(
-                "the checkpoint was written in the middle of epoch {}, after step {} of batches of {} over {} training images; this run has {steps} steps of {batch} over {}\n  help: resume it with the same --data and --val-split",
+                "the checkpoint was written in epoch {} after step {}, of batches of {} over {} training images; this run has {steps} steps of {batch} over {}\n  help: resume it with the same --data and --val-split",
                 run.epoch + 1,
                 m.steps,
                 m.batch,
@@ -330,10 +334,11 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     }
     let optimizer = settings.optimizer;
     say(format!(
-        "{}: {} training and {} validation images, batch {batch}, {epochs} epochs, {optimizer}",
+        "{}: {} training and {} validation images, batch {batch}, {}, {optimizer}",
         N::NAME,
         train_set.len(),
         val_set.len(),
+        count_epochs(epochs),
     ));
     let warn = |e: String| say(format!("{}: warning: {e}", N::NAME));
 
@@ -353,9 +358,12 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         // (during validation, charts, a checkpoint), here.
         if ctrl_c::pressed() {
             let path = checkpoint::save::<N>(&run, &settings, &paths.checkpoints)?;
+            let when = match run.epoch {
+                0 => "before epoch 1".to_string(),
+                e => format!("after epoch {e}"),
+            };
             return Err(format!(
-                "interrupted after epoch {}; checkpoint {}\n  help: --resume continues from it",
-                run.epoch,
+                "interrupted {when}; checkpoint {}\n  help: --resume continues from it",
                 path.display()
             ));
         }
@@ -463,10 +471,14 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
                 )
             };
             if let Some(bar) = &bar {
-                if step % 8 == 7 || step + 1 == steps {
+                bar.set_position(step as u64 + 1);
+                // The first step run brings the figures and an ETA into the bar.
+                if step == skip {
+                    bar.set_style(bar_style(true));
+                }
+                if step == skip || step % 8 == 7 || step + 1 == steps {
                     bar.set_message(status());
                 }
-                bar.set_position(step as u64 + 1);
             } else if last_report.elapsed().as_secs_f64() > 2.0 {
                 last_report = Instant::now();
                 say(format!(
@@ -577,15 +589,30 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
 
 fn progress_bar(steps: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(steps as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} steps, {msg}, ETA {eta}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
+    bar.set_style(bar_style(false));
     bar.set_prefix(format!("epoch {epoch}/{epochs}"));
     bar
+}
+
+/// The bar's look: before the epoch's first step there is no loss to show, nor a rate to
+/// estimate the time left from.
+fn bar_style(running: bool) -> indicatif::ProgressStyle {
+    let template = if running {
+        "{prefix} [{bar:30}] {pos}/{len} steps, {msg}, ETA {eta}"
+    } else {
+        "{prefix} [{bar:30}] {pos}/{len} steps"
+    };
+    indicatif::ProgressStyle::with_template(template)
+        .expect("a valid template")
+        .progress_chars("=> ")
+}
+
+/// `1 epoch`, `5 epochs`.
+fn count_epochs(n: usize) -> String {
+    match n {
+        1 => "1 epoch".into(),
+        n => format!("{n} epochs"),
+    }
 }
 
 /// The message for a non-finite loss or gradient, pointing at the last good checkpoint.

@@ -150,8 +150,11 @@ pub fn fresh(dir: &Path, name: &str, overwrite: bool) -> Result<Option<String>, 
         std::fs::remove_file(p).map_err(|e| format!("{}: cannot delete: {e}", p.display()))?;
     }
     Ok(Some(format!(
-        "--overwrite: deleted {} checkpoint(s) of an earlier run in {}",
-        old.len(),
+        "--overwrite: deleted {} of an earlier run in {}",
+        match old.len() {
+            1 => "1 checkpoint".to_string(),
+            n => format!("{n} checkpoints"),
+        },
         dir.display()
     )))
 }

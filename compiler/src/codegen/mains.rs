@@ -4,10 +4,10 @@
 use super::*;
 use petgraph::stable_graph::NodeIndex;
 
-/// The `main.rs` of a standalone crate around the generated module `net`: initializes the
-/// parameters (the network's `init`, He by default, seeded), draws one random batch, runs
-/// `forward_train` and `backward`, and prints the loss and the time each took. The trainer of
-/// a later issue replaces it.
+/// The `main.rs` that `netc build` writes for a network the trainer does not take: initializes
+/// the parameters (the network's `init`, He by default, seeded), draws one random batch, runs
+/// `forward_train` and `backward` twice (the second warm) and prints the loss and the time
+/// each took; for a network without a loss it times one `forward`. It updates no weights.
 pub fn emit_main(g: &Graph) -> Result<String, String> {
     let init = match g.train.init {
         Some(crate::train::Init::Xavier) => quote! { rt::init::Init::Xavier },

@@ -369,6 +369,8 @@ impl<'p> Lowerer<'p> {
         self.error(d)
     }
 
+    /// Warns when a floor-mode window never reads the last rows or columns of its input
+    /// (not of its padding: GoogLeNet's 7×7/2 conv with padding 3 skips only a padding row).
     pub(super) fn window_warning(&mut self, op: &Op, x: &Shape, path: &str, span: Span) {
         let (k, s, p, dil) = match op {
             Op::Conv(c) => (c.k, c.s, c.p, c.dil),
@@ -378,35 +380,40 @@ impl<'p> Lowerer<'p> {
         if x.len() != 3 {
             return;
         }
-        let rows = ops::dropped(x[1], k[0], s[0], p[0], dil[0]);
-        let cols = ops::dropped(x[2], k[1], s[1], p[1], dil[1]);
+        let rows = ops::unread_input(x[1], k[0], s[0], p[0], dil[0]);
+        let cols = ops::unread_input(x[2], k[1], s[1], p[1], dil[1]);
         if rows == 0 && cols == 0 {
             return;
         }
-        let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+        let plural = |n: usize, w: &str| match n {
+            1 => format!("the last {w}"),
+            n => format!("the last {n} {w}s"),
+        };
         let lost = match (rows, cols) {
             (r, 0) => plural(r, "row"),
             (0, c) => plural(c, "column"),
+            (1, 1) => "the last row and column".to_string(),
             (r, c) => format!("{} and {}", plural(r, "row"), plural(c, "column")),
         };
         let window = op.window().unwrap_or_default();
+        let fix = match op {
+            Op::Conv(_) => "adjust the padding or the input size",
+            _ => "adjust the padding, or use `ceil=true`",
+        };
         self.warn(
             Diagnostic::warning(
                 "window-drops",
                 format!(
-                    "`{}` ({} {window}) never reads the last {lost} of its padded {}×{} input",
-                    path,
+                    "`{path}` ({} {window}) never reads {lost} of its {}×{} input",
                     op.name(),
-                    x[1] + 2 * p[0],
-                    x[2] + 2 * p[1]
+                    x[1],
+                    x[2]
                 ),
             )
-            .label(span, format!("drops {lost}"))
-            .help(if rows <= p[0] && cols <= p[1] {
-                "only padding is dropped, no input is lost; (d + 2p - k) is not a multiple of the stride"
-            } else {
-                "(d + 2p - k) is not a multiple of the stride; adjust the padding, or use `ceil=true` on a pool"
-            }),
+            .label(span, format!("loses {lost}"))
+            .help(format!(
+                "the stride does not divide (d + 2p - k), and the padding does not cover what is left; {fix}"
+            )),
         );
     }
 

@@ -9,7 +9,7 @@ mod shape;
 mod spec;
 
 pub use cost::{cost, Cost};
-pub use shape::{dropped, infer, window_out};
+pub use shape::{dropped, infer, unread_input, window_out};
 pub use spec::{
     build, invert, lookup, ArgSource, Arity, Kind, OpSpec, Param, ParamDefault, LOSSES, OPS,
 };

@@ -31,6 +31,26 @@ pub fn dropped(d: usize, k: usize, s: usize, p: usize, dil: usize) -> usize {
     (d + 2 * p).saturating_sub(dil * (k - 1) + 1) % s
 }
 
+/// Rows (or columns) of the input itself, not its padding, that a floor-mode window never
+/// reaches, when the windows read every other row: the [`dropped`] rows less the `p` rows of
+/// padding at the end. Zero when the windows skip rows anyway, by design (a window narrower
+/// than its stride, as in a 1×1/2 projection, or a dilation sharing a factor with the
+/// stride): losing the last row is then no different from losing the others. Window
+/// positions `o·s + j·dil` (j < k) reach every residue mod s exactly when gcd(dil, s) = 1
+/// and k ≥ s.
+pub fn unread_input(d: usize, k: usize, s: usize, p: usize, dil: usize) -> usize {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    if k < s || gcd(dil, s) != 1 {
+        return 0;
+    }
+    dropped(d, k, s, p, dil).saturating_sub(p)
+}
+
 fn expect_image(op: &str, x: &Shape) -> Result<(), OpError> {
     if x.len() == 3 {
         return Ok(());
@@ -319,5 +339,57 @@ mod tests {
         assert_eq!(dropped(224, 7, 2, 3, 1), 1);
         assert_eq!(dropped(14, 5, 3, 0, 1), 0);
         assert_eq!(dropped(28, 3, 1, 1, 1), 0);
+    }
+
+    /// Brute force: the input rows no window position reads, counted from the end.
+    fn unread_tail(d: usize, k: usize, s: usize, p: usize, dil: usize) -> usize {
+        let o = window_out(d, k, s, p, dil, false).unwrap();
+        let mut read = vec![false; d];
+        for i in 0..o {
+            for j in 0..k {
+                if let Some(r) = (i * s + j * dil).checked_sub(p).filter(|&r| r < d) {
+                    read[r] = true;
+                }
+            }
+        }
+        read.iter().rev().take_while(|r| !**r).count()
+    }
+
+    #[test]
+    fn unread_input_counts_lost_rows_not_padding_nor_skipped_ones() {
+        // GoogLeNet's first conv and pools: only padding is never read.
+        assert_eq!(unread_input(224, 7, 2, 3, 1), 0);
+        assert_eq!(unread_input(112, 3, 2, 1, 1), 0);
+        // A 3×3/2 conv without padding on 32 rows loses the last, and so does AlexNet's
+        // 11×11/4 on 224.
+        assert_eq!(unread_input(32, 3, 2, 0, 1), 1);
+        assert_eq!(unread_input(224, 11, 4, 0, 1), 1);
+        // A 1×1/2 projection skips every other row by design: nothing to warn about.
+        assert_eq!(unread_input(32, 1, 2, 0, 1), 0);
+        assert_eq!(unread_input(9, 3, 2, 0, 2), 0);
+        // Windows at least as wide as their stride read every row up to the last window's
+        // end: what they lose is the brute force's unread tail. A dilated window may leave
+        // more rows unread in its last taps' gaps; the count is a lower bound there.
+        for d in 1..24 {
+            for k in 1..6 {
+                for s in 1..5 {
+                    for p in 0..3 {
+                        for dil in 1..4 {
+                            if 2 * p >= k * dil || window_out(d, k, s, p, dil, false).is_none() {
+                                continue;
+                            }
+                            let (got, tail) =
+                                (unread_input(d, k, s, p, dil), unread_tail(d, k, s, p, dil));
+                            let at = format!("d={d} k={k} s={s} p={p} dil={dil}");
+                            if dil == 1 && k >= s {
+                                assert_eq!(got, tail, "{at}");
+                            } else {
+                                assert!(got <= tail, "{at}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
