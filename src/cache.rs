@@ -30,10 +30,11 @@ pub fn cache_dir() -> PathBuf {
     platform.unwrap_or_else(std::env::temp_dir).join("netc")
 }
 
-/// netc's own checkout's `target/`, where this netc was built, if it is still there.
+/// netc's own checkout's `target/`, where this netc was built, if it is still there (a
+/// `cargo install`ed netc whose checkout is gone builds in the cache).
 fn checkout_target() -> Option<PathBuf> {
     let t = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-    t.join("release").is_dir().then_some(t)
+    t.is_dir().then_some(t)
 }
 
 /// The cargo target folder generated crates build in (see the module's comment).

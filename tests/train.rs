@@ -117,7 +117,14 @@ fn lenet_learns_the_bundled_digits_and_bad_input_is_refused() {
             "fewer than one batch of 64",
         ),
     ] {
-        let mut all = vec!["train", "examples/lenet.net"];
+        // A folder of its own: the default, runs/lenet, may hold the README command's run.
+        let bad = tmp("bad-flags");
+        let mut all = vec![
+            "train",
+            "examples/lenet.net",
+            "--out",
+            bad.to_str().unwrap(),
+        ];
         all.extend_from_slice(args);
         let out = netc(&all);
         assert_eq!(

@@ -49,16 +49,7 @@ fn data<N: Network>(
     settings: &Settings,
     say: &dyn Fn(String),
 ) -> Result<(Dataset, Dataset, Option<Dataset>), String> {
-    let source = match &settings.data {
-        Some(spec) => spec.parse::<Source>().map_err(|e| e.to_string())?,
-        None if N::INPUT == [1, 28, 28] => Source::Idx(PathBuf::from(crate::BUNDLED)),
-        None => {
-            return Err(format!(
-                "no --data given, and the bundled digits do not fit the input {:?}\n  help: pass --data idx:DIR, cifar10:DIR, csv:FILE, folder:DIR or synthetic",
-                N::INPUT
-            ))
-        }
-    };
+    let source = source::<N>(settings)?;
     let loaded =
         rt::data::load(&source, N::INPUT, N::CLASSES, settings.seed).map_err(|e| e.to_string())?;
     for note in &loaded.notes {
@@ -69,6 +60,21 @@ fn data<N: Network>(
         .split(settings.val_split, settings.seed)
         .map_err(|e| e.to_string())?;
     Ok((train, val, loaded.test))
+}
+
+/// Where a run's images come from: its `--data`, or the bundled digits for a `[1, 28, 28]`
+/// input. A spec that names no source is refused here, before anything else is touched.
+fn source<N: Network>(settings: &Settings) -> Result<Source, String> {
+    Ok(match &settings.data {
+        Some(spec) => spec.parse::<Source>().map_err(|e| e.to_string())?,
+        None if N::INPUT == [1, 28, 28] => Source::Idx(PathBuf::from(crate::BUNDLED)),
+        None => {
+            return Err(format!(
+                "no --data given, and the bundled digits do not fit the input {:?}\n  help: pass --data idx:DIR, cifar10:DIR, csv:FILE, folder:DIR or synthetic",
+                N::INPUT
+            ))
+        }
+    })
 }
 
 /// Threads for the kernels, as `--threads` asks.
@@ -262,6 +268,14 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
             state: run.state,
             epochs: Vec::new(),
         });
+    }
+    // A mistake in the flags is said before the run's folders are looked at.
+    source::<N>(&settings)?;
+    if !(0.0..1.0).contains(&settings.val_split) {
+        return Err(format!(
+            "a validation split of {} is not in [0, 1)\n  help: --val-split takes a fraction such as 0.1",
+            settings.val_split
+        ));
     }
     // The run's files: locked, free of another run's checkpoints, and writable, before
     // anything is loaded or computed.
