@@ -5,13 +5,14 @@
 #![forbid(unsafe_code)]
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::builder::{PossibleValue, PossibleValuesParser};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::Parser;
 
-use netc_compiler::{dot, Checked, Report};
+use cli::{Bench, BenchFormat, Cli, Command, GraphFormat};
+
+use netc_compiler::{dot, Checked};
 
 // `eprintln!` and `println!` that never panic: std's panic when the stream is a closed pipe
 // (`netc check FILE | head -1`, `netc train FILE 2>&1 | head -1`), which would end netc with
@@ -30,46 +31,10 @@ macro_rules! println {
 
 mod bench;
 mod cache;
+mod check;
+mod cli;
 mod predict;
 mod run;
-
-#[derive(Parser)]
-#[command(name = "netc", version, about = "A compiler for convolutional networks", long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-/// `--allow`, on every command that checks a network.
-#[derive(Args)]
-struct Allow {
-    /// Do not print warnings of this kind (repeatable), named as they are shown after
-    /// `netc::`.
-    #[arg(long, value_name = "NAME", value_parser = warning_kinds())]
-    allow: Vec<String>,
-}
-
-/// `--skip-pass`, on the commands that generate code.
-#[derive(Args)]
-struct SkipPass {
-    /// Leave an optional compiler pass out of the generated code (repeatable).
-    #[arg(long, value_name = "NAME", value_parser = pass_names())]
-    skip_pass: Vec<String>,
-}
-
-/// The kinds of warning, for `--allow`, each with what it is about.
-fn warning_kinds() -> PossibleValuesParser {
-    PossibleValuesParser::new(
-        netc_compiler::WARNINGS
-            .iter()
-            .map(|(name, what)| PossibleValue::new(name).help(what)),
-    )
-}
-
-/// The optional passes, for `--skip-pass`.
-fn pass_names() -> PossibleValuesParser {
-    PossibleValuesParser::new(netc_compiler::passes::names())
-}
 
 /// The passes `--skip-pass` named, for every command that generates code.
 static SKIP_PASSES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
@@ -89,259 +54,6 @@ pub(crate) fn check_file(file: &Path, network: Option<&str>) -> Checked {
     checked
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// Check a network: every shape, parameter and multiply-accumulate, in a Table-1-style report.
-    Check {
-        /// The `.net` file.
-        file: PathBuf,
-        /// Which network of the file (default: all of them).
-        #[arg(long)]
-        network: Option<String>,
-        /// One row per layer (by path) instead of one per top-level binding. A binding's depth
-        /// counts the conv and linear layers within it; a layer's, those from the input to it.
-        #[arg(long)]
-        expand: bool,
-        #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
-        format: CheckFormat,
-        /// Also report what the passes fused and the memory the generated code takes.
-        #[arg(long)]
-        plan: bool,
-        /// The batch size the memory plan is sized for.
-        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
-        batch: u32,
-        /// Leave an optional compiler pass out of the plan (repeatable; with --plan).
-        #[arg(long, value_name = "NAME", value_parser = pass_names(), requires = "plan")]
-        skip_pass: Vec<String>,
-        #[command(flatten)]
-        allow: Allow,
-    },
-    /// Draw the graph of a network: block instances as clusters, edges labelled with shapes.
-    Graph {
-        /// The `.net` file.
-        file: PathBuf,
-        /// Which network of the file (required when it has more than one).
-        #[arg(long)]
-        network: Option<String>,
-        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
-        format: GraphFormat,
-        /// Write to this file instead of standard output.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        #[command(flatten)]
-        allow: Allow,
-    },
-    /// Write the Rust module that runs a network: Params, Grads, State, Workspace, forward,
-    /// forward_train and backward, one function per layer.
-    Emit {
-        /// The `.net` file.
-        file: PathBuf,
-        /// Which network of the file (required when it has more than one).
-        #[arg(long)]
-        network: Option<String>,
-        /// Write to this file instead of standard output.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        #[command(flatten)]
-        skip: SkipPass,
-        #[command(flatten)]
-        allow: Allow,
-    },
-    /// Write a standalone cargo crate for a network and build it in release mode.
-    ///
-    /// The crate holds the generated module and the trainer of `netc train`, the binary
-    /// NAME-train; for a network the trainer does not take, a main that runs forward and
-    /// backward twice on a random batch and prints the loss and times (a network without a
-    /// loss: one forward pass, timed).
-    Build {
-        /// The `.net` file.
-        file: PathBuf,
-        /// Which network of the file (required when it has more than one).
-        #[arg(long)]
-        network: Option<String>,
-        /// The crate's folder (default: `target/netc-build/NETWORK`).
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// Write the crate but do not build it.
-        #[arg(long)]
-        no_build: bool,
-        #[command(flatten)]
-        skip: SkipPass,
-        #[command(flatten)]
-        allow: Allow,
-    },
-    /// Classify images with a trained network: its most likely classes, with probabilities.
-    Predict {
-        /// The `.net` file.
-        file: PathBuf,
-        /// Which network of the file (required when it has more than one).
-        #[arg(long)]
-        network: Option<String>,
-        /// The weights: a checkpoint of `netc train` (runs/NAME/checkpoints/...), or a
-        /// PyTorch `state_dict` saved with safetensors.
-        #[arg(long, value_name = "W")]
-        weights: PathBuf,
-        /// PNG or JPEG files (resized to the network's input, as `folder:` data is), or IDX
-        /// files of images (MNIST's `*-images-idx3-ubyte[.gz]`: every image in them).
-        #[arg(required = true, value_name = "IMAGE")]
-        images: Vec<PathBuf>,
-        /// How many classes to show per image.
-        #[arg(long, default_value_t = 3)]
-        top: usize,
-        /// `table` (a line per image) or `json`.
-        #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
-        format: BenchFormat,
-        #[command(flatten)]
-        allow: Allow,
-    },
-    /// Say where netc keeps the crates it generates and builds (`$NETC_CACHE`, else the
-    /// platform's cache folder) and how big they are; `clean` deletes them.
-    Cache {
-        /// `clean`: delete the cache.
-        #[arg(value_parser = ["clean"])]
-        action: Option<String>,
-    },
-    /// Run a network on weights and inputs from safetensors files (names as docs/language.md,
-    /// layouts as PyTorch), writing its outputs, and with --grads the loss and gradients.
-    Run {
-        /// The `.net` file.
-        file: PathBuf,
-        /// Which network of the file (required when it has more than one).
-        #[arg(long)]
-        network: Option<String>,
-        /// Parameters and batchnorm state: `PATH.weight`, `PATH.bias`, `PATH.running_mean`, ...
-        #[arg(long)]
-        weights: PathBuf,
-        /// Inputs by name, batch first (`image` f32 [N, C, H, W]; a label i64 or i32 [N]).
-        #[arg(long)]
-        inputs: PathBuf,
-        /// Where to write the outputs.
-        #[arg(long)]
-        out: PathBuf,
-        /// Also write `loss` and `grad.PATH.weight`, ... (training mode, dropout off).
-        #[arg(long)]
-        grads: bool,
-        /// Run the reference interpreter instead of the generated code.
-        #[arg(long)]
-        interp: bool,
-        #[command(flatten)]
-        skip: SkipPass,
-        #[command(flatten)]
-        allow: Allow,
-    },
-    /// Measure a network's generated code (`netc bench FILE`): per-layer forward and backward
-    /// times, images/s for inference and for a training step, peak memory; or the runtime's
-    /// kernels (`netc bench gemm`, `netc bench conv`): GFLOP/s and the fraction of peak.
-    #[command(args_conflicts_with_subcommands = true)]
-    Bench {
-        #[command(subcommand)]
-        kernel: Option<Bench>,
-        /// The `.net` file.
-        file: Option<PathBuf>,
-        /// Which network of the file (required when it has more than one).
-        #[arg(long)]
-        network: Option<String>,
-        /// Images per batch (default: the network's `train { batch }`, else 8).
-        #[arg(long)]
-        batch: Option<usize>,
-        /// Threads (default: every CPU).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        /// Timed steps (the median is reported).
-        #[arg(long, default_value_t = 5)]
-        steps: usize,
-        #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
-        format: BenchFormat,
-        #[command(flatten)]
-        skip: SkipPass,
-        #[command(flatten)]
-        allow: Allow,
-    },
-    /// Train a network: builds its trainer (cached; rebuilt only when the network or netc
-    /// changed) and runs it. Flags after the file go to the trainer: `netc train FILE --help`
-    /// lists them (--data, --epochs, --batch, --optimizer, --lr, ...); `netc help train`
-    /// shows this.
-    #[command(disable_help_flag = true)]
-    #[command(disable_help_flag = true)]
-    Train {
-        /// The `.net` file.
-        file: Option<PathBuf>,
-        /// The trainer's flags (known without building it).
-        #[arg(long, short = 'h')]
-        help: bool,
-        /// Which network of the file (required when it has more than one).
-        #[arg(long)]
-        network: Option<String>,
-        #[command(flatten)]
-        skip: SkipPass,
-        #[command(flatten)]
-        allow: Allow,
-        /// The trainer's flags.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum Bench {
-    /// C = A·B with A M×K and B K×N, row-major (the shape of a conv's im2col GEMM).
-    Gemm {
-        /// Rows of A and C.
-        m: usize,
-        /// Columns of B and C.
-        n: usize,
-        /// Columns of A and rows of B: the sum's length.
-        k: usize,
-        /// Threads (repeat for several); default: 1, then every CPU.
-        #[arg(long)]
-        threads: Vec<usize>,
-        #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
-        format: BenchFormat,
-    },
-    /// One conv layer on a batch, forward and forward+backward (data, weight, bias).
-    Conv {
-        /// Images per batch.
-        batch: usize,
-        /// Input channels.
-        c: usize,
-        /// Input height.
-        h: usize,
-        /// Input width.
-        w: usize,
-        /// Output channels.
-        out: usize,
-        /// Kernel size (K×K).
-        k: usize,
-        /// Stride.
-        s: usize,
-        /// Zero padding on each side.
-        p: usize,
-        /// Threads (repeat for several); default: 1, then every CPU.
-        #[arg(long)]
-        threads: Vec<usize>,
-        #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
-        format: BenchFormat,
-    },
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum BenchFormat {
-    Table,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum CheckFormat {
-    Table,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum GraphFormat {
-    Dot,
-    Svg,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Lowering recurses through blocks and bindings; a large stack keeps hostile inputs an
@@ -354,24 +66,6 @@ fn main() -> ExitCode {
         _ => {
             eprintln!("netc: internal error (this is a bug in netc; please report it)");
             ExitCode::from(101)
-        }
-    }
-}
-
-impl Command {
-    /// The `--skip-pass` and `--allow` of the command, on those that take them.
-    fn options(&self) -> (&[String], &[String]) {
-        match self {
-            Command::Check {
-                skip_pass, allow, ..
-            } => (skip_pass, &allow.allow),
-            Command::Graph { allow, .. } | Command::Predict { allow, .. } => (&[], &allow.allow),
-            Command::Cache { .. } => (&[], &[]),
-            Command::Emit { skip, allow, .. }
-            | Command::Build { skip, allow, .. }
-            | Command::Run { skip, allow, .. }
-            | Command::Bench { skip, allow, .. }
-            | Command::Train { skip, allow, .. } => (&skip.skip_pass, &allow.allow),
         }
     }
 }
@@ -402,7 +96,7 @@ fn run(cli: Cli) -> ExitCode {
             plan,
             batch,
             ..
-        } => check(
+        } => check::check(
             &file,
             network.as_deref(),
             expand,
@@ -799,164 +493,6 @@ fn report_diagnostics(checked: &Checked) -> bool {
         );
     }
     errors > 0
-}
-
-/// `plan`: the batch size to size the memory plan for, when one was asked for.
-fn check(
-    file: &Path,
-    network: Option<&str>,
-    expand: bool,
-    format: CheckFormat,
-    plan: Option<usize>,
-) -> ExitCode {
-    let checked = check_file(file, network);
-    if report_diagnostics(&checked) {
-        return ExitCode::from(1);
-    }
-    let mut summaries = Vec::new();
-    if let Some(batch) = plan {
-        for g in &checked.graphs {
-            match netc_compiler::plan::summary(g, skipped_passes(), batch) {
-                Ok(s) => summaries.push(s),
-                Err(d) => {
-                    eprintln!("netc: {}: {}", g.name, d.message);
-                    if let Some(help) = &d.help {
-                        eprintln!("  help: {help}");
-                    }
-                    return ExitCode::from(1);
-                }
-            }
-        }
-    }
-    if checked.graphs.is_empty() {
-        eprintln!(
-            "netc: {} defines no network ({} block{} checked)",
-            file.display(),
-            checked.blocks,
-            if checked.blocks == 1 { "" } else { "s" }
-        );
-        return ExitCode::SUCCESS;
-    }
-    let mut out = std::io::stdout().lock();
-    match format {
-        CheckFormat::Table => {
-            for (i, g) in checked.graphs.iter().enumerate() {
-                if i > 0 {
-                    let _ = writeln!(out);
-                }
-                let _ = write!(out, "{}", Report::new(g).table(expand));
-                if let Some(s) = summaries.get(i) {
-                    let _ = write!(out, "{}", plan_table(s));
-                }
-            }
-        }
-        CheckFormat::Json => {
-            let docs: Vec<serde_json::Value> = checked
-                .graphs
-                .iter()
-                .enumerate()
-                .map(|(i, g)| {
-                    let mut doc = Report::new(g).to_json(g);
-                    if let (Some(s), Some(obj)) = (summaries.get(i), doc.as_object_mut()) {
-                        obj.insert("plan".into(), plan_json(s));
-                    }
-                    doc
-                })
-                .collect();
-            // One network: one object. Several: an array of them.
-            let doc = if docs.len() == 1 {
-                docs.into_iter().next().unwrap()
-            } else {
-                serde_json::Value::Array(docs)
-            };
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&doc).unwrap_or_default()
-            );
-        }
-    }
-    ExitCode::SUCCESS
-}
-
-/// MiB with one decimal, for memory figures.
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-/// The `--plan` section of the table report.
-fn plan_table(s: &netc_compiler::plan::Summary) -> String {
-    use netc_compiler::report::{count, thousands};
-    let batch = s.batch;
-    let (ws, bytes) = (&s.workspace, &s.bytes);
-    let in_place = match s.in_place {
-        0 => "no activation overwrites its input".to_string(),
-        1 => "1 activation overwrites its input".to_string(),
-        n => format!("{n} activations overwrite their input"),
-    };
-    let concats = match s.concats {
-        0 => "0".to_string(),
-        n => format!(
-            "{n} (copying {} of their {} values per sample)",
-            thousands(s.concat_copied as u64),
-            thousands(s.concat_elems as u64)
-        ),
-    };
-    format!(
-        "\nplan (codegen passes, batch {batch}):\n\
-         \x20 GEMM layers        {} (checked graph: {})\n\
-         \x20 ReLUs fused        {} of {} (into the GEMM epilogue)\n\
-         \x20 in place           {in_place}\n\
-         \x20 concats            {concats}\n\
-         \x20 workspace          {} ({} if no two buffers shared memory)\n\
-         \x20   arena            {}: {} placed by liveness\n\
-         \x20   own buffers      {}: max-pool argmaxes, batchnorm statistics\n\
-         \x20   scratch          {}: im2col and gradients on their way to being summed\n\
-         \x20 parameters         {} (and as much again for gradients)\n\
-         \x20 training step      {} (optimizer state not included)\n\
-         \x20 inference alone    {} of buffers, planned on its own (the code shares the arena)\n",
-        s.gemm_layers,
-        s.gemm_layers_before,
-        s.relus_fused,
-        s.relus,
-        mib(bytes.workspace),
-        mib(bytes.unshared),
-        mib(bytes.arena),
-        count(
-            ws.arena.len(),
-            "activation or gradient",
-            "activations and gradients"
-        ),
-        mib(bytes.own),
-        mib(bytes.scratch),
-        mib(bytes.params),
-        mib(bytes.training),
-        mib(s.infer_plan.peak),
-    )
-}
-
-/// The `--plan` object of the JSON report (bytes, not MiB).
-fn plan_json(s: &netc_compiler::plan::Summary) -> serde_json::Value {
-    serde_json::json!({
-        "batch": s.batch,
-        "gemm_layers": s.gemm_layers,
-        "gemm_layers_before": s.gemm_layers_before,
-        "relus": s.relus,
-        "relus_fused": s.relus_fused,
-        "activations_in_place": s.in_place,
-        "concats": s.concats,
-        "concat_elems_per_sample": s.concat_elems,
-        "concat_copied_per_sample": s.concat_copied,
-        "workspace_bytes": s.bytes.workspace,
-        "arena_bytes": s.bytes.arena,
-        "unshared_bytes": s.bytes.unshared,
-        "workspace_buffers": s.workspace.buffers.len() + 2,
-        "param_bytes": s.bytes.params,
-        "training_bytes": s.bytes.training,
-        "planned_training_bytes": s.train_plan.peak,
-        "planned_inference_bytes": s.infer_plan.peak,
-        "scratch_bytes": s.bytes.scratch,
-    })
 }
 
 fn graph(

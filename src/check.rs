@@ -1,0 +1,169 @@
+//! `netc check`: the Table-1-style report of a network (or JSON), and with `--plan` what the
+//! code-generation passes make of it and the memory its generated code allocates.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use netc_compiler::Report;
+
+use crate::cli::CheckFormat;
+use crate::{check_file, report_diagnostics, skipped_passes};
+
+/// `plan`: the batch size to size the memory plan for, when one was asked for.
+pub(crate) fn check(
+    file: &Path,
+    network: Option<&str>,
+    expand: bool,
+    format: CheckFormat,
+    plan: Option<usize>,
+) -> ExitCode {
+    let checked = check_file(file, network);
+    if report_diagnostics(&checked) {
+        return ExitCode::from(1);
+    }
+    let mut summaries = Vec::new();
+    if let Some(batch) = plan {
+        for g in &checked.graphs {
+            match netc_compiler::plan::summary(g, skipped_passes(), batch) {
+                Ok(s) => summaries.push(s),
+                Err(d) => {
+                    eprintln!("netc: {}: {}", g.name, d.message);
+                    if let Some(help) = &d.help {
+                        eprintln!("  help: {help}");
+                    }
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    }
+    if checked.graphs.is_empty() {
+        eprintln!(
+            "netc: {} defines no network ({} block{} checked)",
+            file.display(),
+            checked.blocks,
+            if checked.blocks == 1 { "" } else { "s" }
+        );
+        return ExitCode::SUCCESS;
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        CheckFormat::Table => {
+            for (i, g) in checked.graphs.iter().enumerate() {
+                if i > 0 {
+                    let _ = writeln!(out);
+                }
+                let _ = write!(out, "{}", Report::new(g).table(expand));
+                if let Some(s) = summaries.get(i) {
+                    let _ = write!(out, "{}", plan_table(s));
+                }
+            }
+        }
+        CheckFormat::Json => {
+            let docs: Vec<serde_json::Value> = checked
+                .graphs
+                .iter()
+                .enumerate()
+                .map(|(i, g)| {
+                    let mut doc = Report::new(g).to_json(g);
+                    if let (Some(s), Some(obj)) = (summaries.get(i), doc.as_object_mut()) {
+                        obj.insert("plan".into(), plan_json(s));
+                    }
+                    doc
+                })
+                .collect();
+            // One network: one object. Several: an array of them.
+            let doc = if docs.len() == 1 {
+                docs.into_iter().next().unwrap()
+            } else {
+                serde_json::Value::Array(docs)
+            };
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// MiB with one decimal, for memory figures.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// The `--plan` section of the table report.
+fn plan_table(s: &netc_compiler::plan::Summary) -> String {
+    use netc_compiler::report::{count, thousands};
+    let batch = s.batch;
+    let (ws, bytes) = (&s.workspace, &s.bytes);
+    let in_place = match s.in_place {
+        0 => "no activation overwrites its input".to_string(),
+        1 => "1 activation overwrites its input".to_string(),
+        n => format!("{n} activations overwrite their input"),
+    };
+    let concats = match s.concats {
+        0 => "0".to_string(),
+        n => format!(
+            "{n} (copying {} of their {} values per sample)",
+            thousands(s.concat_copied as u64),
+            thousands(s.concat_elems as u64)
+        ),
+    };
+    format!(
+        "\nplan (codegen passes, batch {batch}):\n\
+         \x20 GEMM layers        {} (checked graph: {})\n\
+         \x20 ReLUs fused        {} of {} (into the GEMM epilogue)\n\
+         \x20 in place           {in_place}\n\
+         \x20 concats            {concats}\n\
+         \x20 workspace          {} ({} if no two buffers shared memory)\n\
+         \x20   arena            {}: {} placed by liveness\n\
+         \x20   own buffers      {}: max-pool argmaxes, batchnorm statistics\n\
+         \x20   scratch          {}: im2col and gradients on their way to being summed\n\
+         \x20 parameters         {} (and as much again for gradients)\n\
+         \x20 training step      {} (optimizer state not included)\n\
+         \x20 inference alone    {} of buffers, planned on its own (the code shares the arena)\n",
+        s.gemm_layers,
+        s.gemm_layers_before,
+        s.relus_fused,
+        s.relus,
+        mib(bytes.workspace),
+        mib(bytes.unshared),
+        mib(bytes.arena),
+        count(
+            ws.arena.len(),
+            "activation or gradient",
+            "activations and gradients"
+        ),
+        mib(bytes.own),
+        mib(bytes.scratch),
+        mib(bytes.params),
+        mib(bytes.training),
+        mib(s.infer_plan.peak),
+    )
+}
+
+/// The `--plan` object of the JSON report (bytes, not MiB).
+fn plan_json(s: &netc_compiler::plan::Summary) -> serde_json::Value {
+    serde_json::json!({
+        "batch": s.batch,
+        "gemm_layers": s.gemm_layers,
+        "gemm_layers_before": s.gemm_layers_before,
+        "relus": s.relus,
+        "relus_fused": s.relus_fused,
+        "activations_in_place": s.in_place,
+        "concats": s.concats,
+        "concat_elems_per_sample": s.concat_elems,
+        "concat_copied_per_sample": s.concat_copied,
+        "workspace_bytes": s.bytes.workspace,
+        "arena_bytes": s.bytes.arena,
+        "unshared_bytes": s.bytes.unshared,
+        "workspace_buffers": s.workspace.buffers.len() + 2,
+        "param_bytes": s.bytes.params,
+        "training_bytes": s.bytes.training,
+        "planned_training_bytes": s.train_plan.peak,
+        "planned_inference_bytes": s.infer_plan.peak,
+        "scratch_bytes": s.bytes.scratch,
+    })
+}
