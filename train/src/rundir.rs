@@ -30,7 +30,7 @@ pub fn lock_files(checkpoints: &Path, metrics: &Path, plots: &Path) -> Vec<PathB
         crate::files::folder_of(metrics).join(format!(".{name}.lock")),
         plots.join(LOCK),
     ];
-    files.dedup_by(|a, b| absolute(a) == absolute(b));
+    // One lock per file, however it is spelled (a metrics file in the checkpoint folder...).
     let mut seen = Vec::new();
     files.retain(|f| {
         let key = absolute(f);
