@@ -410,12 +410,7 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
                 correct += hits(N::logits(&ws), &labels, N::CLASSES);
             }
             N::backward(&run.params, &mut g, &mut ws);
-            if let Some((name, _)) = N::SHAPES.iter().find(|(name, _)| {
-                !N::param(&g, name)
-                    .expect("listed")
-                    .iter()
-                    .all(|v| v.is_finite())
-            }) {
+            if let Some(name) = non_finite_param::<N>(&g) {
                 let why = format!("the gradient of `{name}` is not finite");
                 return Err(non_finite(epoch, step, &why, last_good.as_deref()));
             }
@@ -555,12 +550,7 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         if (every > 0 && epoch % every == 0) || epoch == epochs {
             // An update can overflow a parameter with a finite gradient (an infinite bias
             // before a ReLU leaves the loss finite): such a run is not saved as good.
-            if let Some((name, _)) = N::SHAPES.iter().find(|(name, _)| {
-                !N::param(&run.params, name)
-                    .expect("listed")
-                    .iter()
-                    .all(|v| v.is_finite())
-            }) {
+            if let Some(name) = non_finite_param::<N>(&run.params) {
                 let why = format!("the parameter `{name}` is not finite");
                 return Err(non_finite(epoch, steps - 1, &why, last_good.as_deref()));
             }
@@ -627,6 +617,16 @@ fn count_epochs(n: usize) -> String {
         1 => "1 epoch".into(),
         n => format!("{n} epochs"),
     }
+}
+
+/// The first parameter (or gradient) of `p` holding a non-finite value, by name.
+fn non_finite_param<N: Network>(p: &N::Params) -> Option<&'static str> {
+    N::SHAPES.iter().map(|(name, _)| *name).find(|name| {
+        !N::param(p, name)
+            .expect("listed")
+            .iter()
+            .all(|v| v.is_finite())
+    })
 }
 
 /// The message for a non-finite loss or gradient, pointing at the last good checkpoint.
