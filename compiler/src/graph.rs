@@ -63,6 +63,11 @@ pub enum LossKind {
     Ce,
     /// Mean squared error over all elements.
     Mse,
+    /// Mean absolute error over all elements.
+    L1,
+    /// Sigmoid binary cross-entropy of logits against a target of their shape, mean over
+    /// all elements.
+    Bce,
 }
 
 impl LossKind {
@@ -70,6 +75,18 @@ impl LossKind {
         match self {
             LossKind::Ce => "ce",
             LossKind::Mse => "mse",
+            LossKind::L1 => "l1",
+            LossKind::Bce => "bce",
+        }
+    }
+
+    /// How a call reads, for hints.
+    pub fn usage(self) -> &'static str {
+        match self {
+            LossKind::Ce => "`ce(logits, label)` or `ce(logits, label, smoothing=0.1)`",
+            LossKind::Mse => "`mse(prediction, target)`",
+            LossKind::L1 => "`l1(prediction, target)`",
+            LossKind::Bce => "`bce(logits, target)`",
         }
     }
 }
@@ -79,6 +96,8 @@ impl LossKind {
 pub struct LossTerm {
     pub kind: LossKind,
     pub weight: f64,
+    /// `ce`'s label smoothing (PyTorch's `label_smoothing`); 0 for the others.
+    pub smoothing: f64,
     pub inputs: [NodeIndex; 2],
     pub span: Span,
 }

@@ -11,12 +11,9 @@ use std::collections::BTreeMap;
 use petgraph::stable_graph::NodeIndex;
 
 use netc_runtime as rt;
-use rt::conv::Conv2d;
-use rt::conv_t::ConvT2d;
-use rt::pool::Pool2d;
 
-use crate::graph::{Graph, LossKind};
-use crate::ops::{self, InputKind, Op};
+use crate::graph::{Graph, LossKind, Shape};
+use crate::ops::{Init, InputKind, Op, ParamDecl};
 
 /// A named tensor: shape (batch first for activations) and data.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,51 +49,41 @@ pub enum Mode {
     Train,
 }
 
-/// The shapes of the trainable parameters and state of `g`, by name, in node order.
-pub fn param_shapes(g: &Graph) -> Vec<(String, Vec<usize>)> {
+/// The first input's shape of node `n` (empty for an input).
+fn in_shapes(g: &Graph, n: NodeIndex) -> Vec<&Shape> {
+    g.inputs_of(n)
+        .into_iter()
+        .map(|i| &g.node(i).shape)
+        .collect()
+}
+
+/// Every parameter and state tensor of `g`, by name, in node order.
+pub fn param_decls(g: &Graph) -> Vec<(String, ParamDecl)> {
     let mut out = Vec::new();
     for n in g.layers() {
         let node = g.node(n);
-        let x = g
-            .inputs_of(n)
-            .first()
-            .map(|&i| g.node(i).shape.clone())
-            .unwrap_or_default();
-        let p = &node.path;
-        match &node.op {
-            Op::Conv(c) => {
-                out.push((
-                    format!("{p}.weight"),
-                    vec![c.out, x[0] / c.groups, c.k[0], c.k[1]],
-                ));
-                if c.bias {
-                    out.push((format!("{p}.bias"), vec![c.out]));
-                }
-            }
-            Op::ConvT(c) => {
-                out.push((
-                    format!("{p}.weight"),
-                    vec![x[0], c.out / c.groups, c.k[0], c.k[1]],
-                ));
-                if c.bias {
-                    out.push((format!("{p}.bias"), vec![c.out]));
-                }
-            }
-            Op::Linear { out: o, bias, .. } => {
-                out.push((format!("{p}.weight"), vec![*o, x[0]]));
-                if *bias {
-                    out.push((format!("{p}.bias"), vec![*o]));
-                }
-            }
-            Op::BatchNorm { .. } => {
-                for name in ["weight", "bias", "running_mean", "running_var"] {
-                    out.push((format!("{p}.{name}"), vec![x[0]]));
-                }
-            }
-            _ => {}
+        for d in node.op.kind().params(&in_shapes(g, n)) {
+            out.push((format!("{}.{}", node.path, d.suffix), d));
         }
     }
     out
+}
+
+/// The shapes of the trainable parameters and state of `g`, by name, in node order.
+pub fn param_shapes(g: &Graph) -> Vec<(String, Vec<usize>)> {
+    param_decls(g)
+        .into_iter()
+        .map(|(name, d)| (name, d.shape))
+        .collect()
+}
+
+/// The names of the state tensors of `g` (updated by the forward pass rather than trained).
+pub fn state_names(g: &Graph) -> Vec<String> {
+    param_decls(g)
+        .into_iter()
+        .filter(|(_, d)| d.state)
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Whether a parameter name is state (updated by the forward pass) rather than trained.
@@ -104,31 +91,120 @@ pub fn is_state(name: &str) -> bool {
     name.ends_with(".running_mean") || name.ends_with(".running_var")
 }
 
-/// Fresh parameters: weights from `init` (PyTorch's uniform bounds), biases zero, batchnorm
-/// γ = 1, β = 0, running mean 0 and variance 1. Drawn in node order from one seeded stream.
+/// Fresh parameters: weights from `init` (PyTorch's uniform bounds), every other tensor its
+/// op's constant (biases 0, a norm's γ 1, running variances 1). Drawn in node order from
+/// one seeded stream.
 pub fn init_params(g: &Graph, init: rt::init::Init, seed: u64) -> Params {
     let mut rng = rt::rng::Rng::new(seed);
     let mut params = Params::new();
-    for (name, shape) in param_shapes(g) {
-        let mut t = Tensor::zeros(&shape);
-        let is_bn = |suffix: &str| name.ends_with(suffix) && shape.len() == 1;
-        if name.ends_with(".weight") && shape.len() > 1 {
-            rt::init::init_weight(init, &shape, &mut rng, &mut t.data);
-        } else if is_bn(".weight") || is_bn(".running_var") {
-            t.data.fill(1.0);
+    for (name, d) in param_decls(g) {
+        let mut t = Tensor::zeros(&d.shape);
+        match d.init {
+            Init::Random => rt::init::init_weight(init, &d.shape, &mut rng, &mut t.data),
+            Init::Const(v) => t.data.fill(v),
         }
         params.insert(name, t);
     }
     params
 }
 
-/// What the forward pass keeps for the backward pass, per node.
+/// What the forward pass of a training step keeps for backward, by the letter of
+/// [`crate::ops::SavedDecl`]: `f32` buffers and `u32` ones (argmaxes).
 #[derive(Default)]
-struct Saved {
-    argmax: Vec<u32>,
-    mean: Vec<f32>,
-    rstd: Vec<f32>,
-    lrn_scale: Vec<f32>,
+pub struct Saved {
+    pub f: BTreeMap<char, Vec<f32>>,
+    pub u: BTreeMap<char, Vec<u32>>,
+}
+
+/// What an op's forward reads.
+pub struct Fwd<'a> {
+    pub batch: usize,
+    pub mode: Mode,
+    /// The layer's path: its parameters are `PATH.suffix`.
+    pub path: &'a str,
+    /// The inputs' values (batch-major) and per-sample shapes.
+    pub xs: Vec<&'a [f32]>,
+    pub shapes: Vec<&'a Shape>,
+    pub y_shape: &'a Shape,
+    params: &'a Params,
+    /// Whether dropout and stochastic depth draw (training, with a generator).
+    pub drop: bool,
+}
+
+impl Fwd<'_> {
+    /// The layer's parameter or state tensor `PATH.suffix`.
+    pub fn param(&self, suffix: &str) -> &[f32] {
+        param(self.params, &format!("{}.{suffix}", self.path))
+    }
+
+    /// The layer's parameter `PATH.suffix`, if it has it (an optional bias).
+    pub fn maybe(&self, suffix: &str, has: bool) -> Option<&[f32]> {
+        has.then(|| self.param(suffix))
+    }
+
+    pub fn train(&self) -> bool {
+        self.mode == Mode::Train
+    }
+}
+
+/// What an op's forward writes.
+pub struct FwdOut<'r> {
+    /// The output, zeroed, batch-major.
+    pub y: Vec<f32>,
+    pub saved: Saved,
+    /// New values of state tensors (running statistics), by suffix.
+    pub state: Vec<(&'static str, Vec<f32>)>,
+    /// The generator of dropout masks, when the run drops.
+    pub rng: Option<&'r mut rt::rng::Rng>,
+}
+
+/// What an op's backward reads.
+pub struct Bwd<'a> {
+    pub batch: usize,
+    pub path: &'a str,
+    pub xs: Vec<&'a [f32]>,
+    pub shapes: Vec<&'a Shape>,
+    pub y: &'a [f32],
+    pub y_shape: &'a Shape,
+    /// The gradient of the output (a fused ReLU already applied).
+    pub dy: &'a [f32],
+    params: &'a Params,
+    pub saved: &'a Saved,
+    /// Whether each input takes a gradient (a network input does not).
+    pub wants: Vec<bool>,
+}
+
+impl Bwd<'_> {
+    pub fn param(&self, suffix: &str) -> &[f32] {
+        param(self.params, &format!("{}.{suffix}", self.path))
+    }
+
+    /// A zeroed buffer the size of input `i`.
+    pub fn zeros_like(&self, i: usize) -> Vec<f32> {
+        vec![0.0; self.xs[i].len()]
+    }
+}
+
+/// What an op's backward writes: a gradient per input that wants one, and the parameters'.
+#[derive(Default)]
+pub struct BwdOut {
+    pub dxs: Vec<Option<Vec<f32>>>,
+    pub grads: Vec<(&'static str, Vec<f32>)>,
+}
+
+impl BwdOut {
+    /// The gradient of input `i`.
+    pub fn dx(&mut self, i: usize, dx: Vec<f32>) {
+        if self.dxs.len() <= i {
+            self.dxs.resize(i + 1, None);
+        }
+        self.dxs[i] = Some(dx);
+    }
+
+    /// The gradient of parameter `PATH.suffix`.
+    pub fn grad(&mut self, suffix: &'static str, g: Vec<f32>) {
+        self.grads.push((suffix, g));
+    }
 }
 
 /// The result of a forward pass: every node's output, what backward needs, and the loss.
@@ -167,74 +243,6 @@ impl Forward {
     }
 }
 
-fn conv_geometry(c: &ops::Conv, x: &[usize]) -> Conv2d {
-    Conv2d {
-        c: x[0],
-        h: x[1],
-        w: x[2],
-        out: c.out,
-        kh: c.k[0],
-        kw: c.k[1],
-        sh: c.s[0],
-        sw: c.s[1],
-        ph: c.p[0],
-        pw: c.p[1],
-        dh: c.dil[0],
-        dw: c.dil[1],
-        groups: c.groups,
-    }
-}
-
-fn conv_t_geometry(c: &ops::ConvT, x: &[usize]) -> ConvT2d {
-    ConvT2d {
-        c: x[0],
-        h: x[1],
-        w: x[2],
-        out: c.out,
-        kh: c.k[0],
-        kw: c.k[1],
-        sh: c.s[0],
-        sw: c.s[1],
-        ph: c.p[0],
-        pw: c.p[1],
-        oph: c.op[0],
-        opw: c.op[1],
-        dh: c.dil[0],
-        dw: c.dil[1],
-        groups: c.groups,
-    }
-}
-
-/// The im2col buffer a conv layer needs (for generated code's workspace).
-pub fn conv_col_len(c: &ops::Conv, x: &[usize]) -> usize {
-    conv_geometry(c, x).col_len()
-}
-
-/// The col2im buffer a transposed conv layer needs.
-pub fn conv_t_col_len(c: &ops::ConvT, x: &[usize]) -> usize {
-    conv_t_geometry(c, x).col_len()
-}
-
-fn pool_geometry(p: &ops::Pool, x: &[usize]) -> Pool2d {
-    Pool2d {
-        c: x[0],
-        h: x[1],
-        w: x[2],
-        kh: p.k[0],
-        kw: p.k[1],
-        sh: p.s[0],
-        sw: p.s[1],
-        ph: p.p[0],
-        pw: p.p[1],
-        ceil: p.ceil,
-    }
-}
-
-/// Channels and the size of one channel's plane (1 for a feature vector).
-fn channels(shape: &[usize]) -> (usize, usize) {
-    (shape[0], shape[1..].iter().product())
-}
-
 fn param<'a>(params: &'a Params, name: &str) -> &'a [f32] {
     &params
         .get(name)
@@ -244,8 +252,21 @@ fn param<'a>(params: &'a Params, name: &str) -> &'a [f32] {
 
 /// Runs the graph forward on `feed` (batch size from the first input). In training mode the
 /// loss terms are evaluated and batchnorm state in `params` is updated. Dropout is the
-/// identity here (the deterministic semantics of `netc run --grads`).
+/// identity here (the deterministic semantics of `netc run --grads`); [`forward_dropping`]
+/// draws its masks.
 pub fn forward(g: &Graph, params: &mut Params, feed: &Feed, mode: Mode) -> Forward {
+    forward_dropping(g, params, feed, mode, None)
+}
+
+/// [`forward`], where in training dropout and stochastic depth draw their masks from `rng`
+/// when one is given, in node order.
+pub fn forward_dropping(
+    g: &Graph,
+    params: &mut Params,
+    feed: &Feed,
+    mode: Mode,
+    mut rng: Option<&mut rt::rng::Rng>,
+) -> Forward {
     let batch = feed
         .tensors
         .values()
@@ -269,205 +290,74 @@ pub fn forward(g: &Graph, params: &mut Params, feed: &Feed, mode: Mode) -> Forwa
             continue;
         }
         let node = g.node(n);
-        let ins = g.inputs_of(n);
-        let xs = ins
-            .first()
-            .map(|&i| g.node(i).shape.clone())
-            .unwrap_or_default();
         let out_len = batch * node.shape.iter().product::<usize>();
-        let mut y = vec![0.0f32; out_len];
-        let mut saved = Saved::default();
-        let p = &node.path;
+        let mut out = FwdOut {
+            y: vec![0.0f32; out_len],
+            saved: Saved::default(),
+            state: Vec::new(),
+            rng: rng.as_deref_mut(),
+        };
         match &node.op {
-            Op::Input(InputKind::Tensor) => {
-                let t = &feed.tensors[&node.path];
-                y.copy_from_slice(&t.data);
-            }
+            Op::Input(InputKind::Tensor) => out.y.copy_from_slice(&feed.tensors[&node.path].data),
             Op::Input(InputKind::Class(_)) => {}
-            Op::Conv(c) => {
-                let geo = conv_geometry(c, &xs);
-                let mut col = vec![0.0; geo.col_len()];
-                let bias = c.bias.then(|| param(params, &format!("{p}.bias")));
-                let w = param(params, &format!("{p}.weight"));
-                rt::conv::conv2d_forward(
-                    &geo,
+            op => {
+                let ins = g.inputs_of(n);
+                let cx = Fwd {
                     batch,
-                    &f.values[&ins[0]],
-                    w,
-                    bias,
-                    c.relu,
-                    &mut y,
-                    &mut col,
-                );
-            }
-            Op::ConvT(c) => {
-                let geo = conv_t_geometry(c, &xs);
-                let mut col = vec![0.0; geo.col_len()];
-                let bias = c.bias.then(|| param(params, &format!("{p}.bias")));
-                let w = param(params, &format!("{p}.weight"));
-                rt::conv_t::conv_t2d_forward(
-                    &geo,
-                    batch,
-                    &f.values[&ins[0]],
-                    w,
-                    bias,
-                    &mut y,
-                    &mut col,
-                );
-            }
-            Op::MaxPool(pl) => {
-                saved.argmax = vec![0; out_len];
-                rt::pool::maxpool2d_forward(
-                    &pool_geometry(pl, &xs),
-                    batch,
-                    &f.values[&ins[0]],
-                    &mut y,
-                    &mut saved.argmax,
-                );
-            }
-            Op::AvgPool(pl) => rt::pool::avgpool2d_forward(
-                &pool_geometry(pl, &xs),
-                batch,
-                &f.values[&ins[0]],
-                &mut y,
-            ),
-            Op::GlobalAvgPool => {
-                rt::pool::global_avgpool_forward(xs[1] * xs[2], &f.values[&ins[0]], &mut y)
-            }
-            Op::Relu => rt::act::relu_forward(&f.values[&ins[0]], &mut y),
-            Op::Sigmoid => rt::act::sigmoid_forward(&f.values[&ins[0]], &mut y),
-            Op::Tanh => rt::act::tanh_forward(&f.values[&ins[0]], &mut y),
-            Op::LeakyRelu { slope } => {
-                rt::act::leaky_relu_forward(*slope as f32, &f.values[&ins[0]], &mut y)
-            }
-            Op::Softmax => {
-                let (c, plane) = channels(&xs);
-                rt::act::softmax_forward(c, plane, &f.values[&ins[0]], &mut y)
-            }
-            Op::Dropout { .. } | Op::Flatten => y.copy_from_slice(&f.values[&ins[0]]),
-            Op::BatchNorm { eps, momentum } => {
-                let (c, plane) = channels(&xs);
-                let (gamma, beta) = (
-                    param(params, &format!("{p}.weight")).to_vec(),
-                    param(params, &format!("{p}.bias")).to_vec(),
-                );
-                if mode == Mode::Train {
-                    let mut rm = params[&format!("{p}.running_mean")].data.clone();
-                    let mut rv = params[&format!("{p}.running_var")].data.clone();
-                    saved.mean = vec![0.0; c];
-                    saved.rstd = vec![0.0; c];
-                    rt::norm::batchnorm_train_forward(
-                        batch,
-                        c,
-                        plane,
-                        *eps as f32,
-                        *momentum as f32,
-                        &f.values[&ins[0]],
-                        &gamma,
-                        &beta,
-                        &mut rm,
-                        &mut rv,
-                        &mut y,
-                        &mut saved.mean,
-                        &mut saved.rstd,
-                    );
-                    params.get_mut(&format!("{p}.running_mean")).unwrap().data = rm;
-                    params.get_mut(&format!("{p}.running_var")).unwrap().data = rv;
-                } else {
-                    rt::norm::batchnorm_eval_forward(
-                        batch,
-                        c,
-                        plane,
-                        *eps as f32,
-                        &f.values[&ins[0]],
-                        &gamma,
-                        &beta,
-                        param(params, &format!("{p}.running_mean")),
-                        param(params, &format!("{p}.running_var")),
-                        &mut y,
-                    );
+                    mode,
+                    path: &node.path,
+                    xs: ins.iter().map(|i| &f.values[i][..]).collect(),
+                    shapes: ins.iter().map(|&i| &g.node(i).shape).collect(),
+                    y_shape: &node.shape,
+                    params,
+                    drop: mode == Mode::Train && out.rng.is_some(),
+                };
+                op.kind().forward(&cx, &mut out);
+                // A ReLU fused into the layer by the `epilogue` pass.
+                if fused_relu(op) {
+                    rt::act::forward_inplace(rt::act::Relu, &mut out.y);
                 }
-            }
-            Op::Lrn {
-                size,
-                alpha,
-                beta,
-                k,
-            } => {
-                let (c, plane) = channels(&xs);
-                saved.lrn_scale = vec![0.0; out_len];
-                rt::norm::lrn_forward(
-                    batch,
-                    c,
-                    plane,
-                    *size,
-                    *alpha as f32,
-                    *beta as f32,
-                    *k as f32,
-                    &f.values[&ins[0]],
-                    &mut y,
-                    &mut saved.lrn_scale,
-                );
-            }
-            Op::Linear { out, bias, relu } => {
-                let b = bias.then(|| param(params, &format!("{p}.bias")));
-                rt::linear::linear_forward(
-                    batch,
-                    xs[0],
-                    *out,
-                    &f.values[&ins[0]],
-                    param(params, &format!("{p}.weight")),
-                    b,
-                    *relu,
-                    &mut y,
-                );
-            }
-            Op::Concat => {
-                let (cy, plane) = channels(&node.shape);
-                let mut c0 = 0;
-                for &i in &ins {
-                    let cx = g.node(i).shape[0];
-                    rt::tensor::concat_channels(batch, plane, cx, c0, cy, &f.values[&i], &mut y);
-                    c0 += cx;
-                }
-            }
-            Op::Add => {
-                let xs: Vec<&[f32]> = ins.iter().map(|i| &f.values[i][..]).collect();
-                rt::tensor::add_forward(&xs, &mut y);
             }
         }
-        f.values.insert(n, y);
-        f.saved.insert(n, saved);
+        for (suffix, v) in out.state {
+            params
+                .get_mut(&format!("{}.{suffix}", node.path))
+                .expect("state tensors exist")
+                .data = v;
+        }
+        f.values.insert(n, out.y);
+        f.saved.insert(n, out.saved);
     }
     if mode == Mode::Train {
         for term in &g.losses {
             let [a, b] = term.inputs;
             let w = term.weight as f32;
             let mut da = vec![0.0; f.values[&a].len()];
+            let mut db = vec![0.0; f.values[&b].len()];
+            let (va, vb) = (&f.values[&a], &f.values[&b]);
             let l = match term.kind {
                 LossKind::Ce => {
-                    let label = &g.node(b).path;
-                    let labels = &feed.labels[label];
-                    rt::loss::softmax_ce(g.node(a).shape[0], &f.values[&a], labels, w, &mut da)
+                    let labels = &feed.labels[&g.node(b).path];
+                    let classes = g.node(a).shape[0];
+                    rt::loss::softmax_ce(classes, va, labels, w, &mut da)
                 }
-                LossKind::Mse => {
-                    let mut db = vec![0.0; f.values[&b].len()];
-                    let l = rt::loss::mse(
-                        &f.values[&a],
-                        &f.values[&b],
-                        w,
-                        Some(&mut da),
-                        Some(&mut db),
-                    );
-                    seed(&mut f.seeds, b, db);
-                    l
-                }
+                LossKind::Mse => rt::loss::mse(va, vb, w, Some(&mut da), Some(&mut db)),
+                LossKind::L1 => todo!(),
+                LossKind::Bce => todo!(),
             };
+            if term.kind != LossKind::Ce {
+                seed(&mut f.seeds, b, db);
+            }
             f.loss += w * l;
             seed(&mut f.seeds, a, da);
         }
     }
     f
+}
+
+/// Whether `op` has a ReLU applied in its GEMM's epilogue (the `epilogue` pass).
+fn fused_relu(op: &Op) -> bool {
+    matches!(op, Op::Conv(c) if c.relu) || matches!(op, Op::Linear(l) if l.relu)
 }
 
 fn seed(seeds: &mut BTreeMap<NodeIndex, Vec<f32>>, n: NodeIndex, g: Vec<f32>) {
@@ -493,216 +383,39 @@ pub fn backward(g: &Graph, params: &Params, f: &Forward) -> Params {
             continue;
         };
         let node = g.node(n);
+        if matches!(node.op, Op::Input(_)) {
+            continue;
+        }
         let ins = g.inputs_of(n);
-        let xs = ins
-            .first()
-            .map(|&i| g.node(i).shape.clone())
-            .unwrap_or_default();
-        let p = &node.path;
-        let saved = &f.saved[&n];
-        // Gradients of the inputs; an input of the network needs none.
-        let wants = |i: NodeIndex| !matches!(g.node(i).op, Op::Input(_));
-        let x_len = |i: NodeIndex| f.values[&i].len();
-        let mut dxs: Vec<(NodeIndex, Vec<f32>)> = Vec::new();
-        let mut param_grad = |name: String, grad: Vec<f32>| {
+        // A ReLU fused into the layer: its gradient first, on the layer's own output.
+        if fused_relu(&node.op) {
+            rt::act::backward_inplace(rt::act::Relu, &f.values[&n], &mut dy);
+        }
+        let cx = Bwd {
+            batch,
+            path: &node.path,
+            xs: ins.iter().map(|i| &f.values[i][..]).collect(),
+            shapes: ins.iter().map(|&i| &g.node(i).shape).collect(),
+            y: &f.values[&n],
+            y_shape: &node.shape,
+            dy: &dy,
+            params,
+            saved: &f.saved[&n],
+            wants: ins
+                .iter()
+                .map(|&i| !matches!(g.node(i).op, Op::Input(_)))
+                .collect(),
+        };
+        let mut o = BwdOut::default();
+        node.op.kind().backward(&cx, &mut o);
+        for (suffix, grad) in o.grads {
+            let name = format!("{}.{suffix}", node.path);
             let shape = params[&name].shape.clone();
             out.insert(name, Tensor { shape, data: grad });
-        };
-        // A ReLU fused into the layer: its gradient first, on the layer's own output.
-        if matches!(&node.op, Op::Conv(c) if c.relu)
-            || matches!(node.op, Op::Linear { relu: true, .. })
-        {
-            rt::act::relu_backward_inplace(&f.values[&n], &mut dy);
         }
-        match &node.op {
-            Op::Input(_) => {}
-            Op::Conv(c) => {
-                let geo = conv_geometry(c, &xs);
-                let mut col = vec![0.0; geo.col_len()];
-                let w = param(params, &format!("{p}.weight"));
-                let mut dw = vec![0.0; w.len()];
-                let mut db = vec![0.0; c.out];
-                let x = &f.values[&ins[0]];
-                if wants(ins[0]) {
-                    let mut dx = vec![0.0; x.len()];
-                    rt::conv::conv2d_backward(
-                        &geo,
-                        batch,
-                        x,
-                        w,
-                        &dy,
-                        &mut dx,
-                        &mut dw,
-                        Some(&mut db),
-                        &mut col,
-                    );
-                    dxs.push((ins[0], dx));
-                } else {
-                    rt::conv::conv2d_backward_weight(
-                        &geo,
-                        batch,
-                        x,
-                        &dy,
-                        &mut dw,
-                        Some(&mut db),
-                        &mut col,
-                    );
-                }
-                param_grad(format!("{p}.weight"), dw);
-                if c.bias {
-                    param_grad(format!("{p}.bias"), db);
-                }
-            }
-            Op::ConvT(c) => {
-                let geo = conv_t_geometry(c, &xs);
-                let mut col = vec![0.0; geo.col_len()];
-                let w = param(params, &format!("{p}.weight"));
-                let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; c.out]);
-                let x = &f.values[&ins[0]];
-                rt::conv_t::conv_t2d_backward_weight(
-                    &geo,
-                    batch,
-                    x,
-                    &dy,
-                    &mut dw,
-                    Some(&mut db),
-                    &mut col,
-                );
-                if wants(ins[0]) {
-                    let mut dx = vec![0.0; x.len()];
-                    rt::conv_t::conv_t2d_backward_data(&geo, batch, w, &dy, &mut dx, &mut col);
-                    dxs.push((ins[0], dx));
-                }
-                param_grad(format!("{p}.weight"), dw);
-                if c.bias {
-                    param_grad(format!("{p}.bias"), db);
-                }
-            }
-            Op::MaxPool(pl) => {
-                let mut dx = vec![0.0; x_len(ins[0])];
-                rt::pool::maxpool2d_backward(
-                    &pool_geometry(pl, &xs),
-                    batch,
-                    &dy,
-                    &saved.argmax,
-                    &mut dx,
-                );
-                dxs.push((ins[0], dx));
-            }
-            Op::AvgPool(pl) => {
-                let mut dx = vec![0.0; x_len(ins[0])];
-                rt::pool::avgpool2d_backward(&pool_geometry(pl, &xs), batch, &dy, &mut dx);
-                dxs.push((ins[0], dx));
-            }
-            Op::GlobalAvgPool => {
-                let mut dx = vec![0.0; x_len(ins[0])];
-                rt::pool::global_avgpool_backward(xs[1] * xs[2], &dy, &mut dx);
-                dxs.push((ins[0], dx));
-            }
-            Op::Relu | Op::Sigmoid | Op::Tanh | Op::LeakyRelu { .. } | Op::Softmax => {
-                let (x, y) = (&f.values[&ins[0]], &f.values[&n]);
-                let mut dx = vec![0.0; x.len()];
-                match &node.op {
-                    Op::Relu => rt::act::relu_backward(y, &dy, &mut dx),
-                    Op::Sigmoid => rt::act::sigmoid_backward(y, &dy, &mut dx),
-                    Op::Tanh => rt::act::tanh_backward(y, &dy, &mut dx),
-                    Op::LeakyRelu { slope } => {
-                        rt::act::leaky_relu_backward(*slope as f32, x, &dy, &mut dx)
-                    }
-                    _ => {
-                        let (c, plane) = channels(&xs);
-                        rt::act::softmax_backward(c, plane, y, &dy, &mut dx)
-                    }
-                }
-                dxs.push((ins[0], dx));
-            }
-            Op::Dropout { .. } | Op::Flatten => dxs.push((ins[0], dy.clone())),
-            Op::BatchNorm { .. } => {
-                let (c, plane) = channels(&xs);
-                let x = &f.values[&ins[0]];
-                let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
-                rt::norm::batchnorm_train_backward(
-                    batch,
-                    c,
-                    plane,
-                    x,
-                    param(params, &format!("{p}.weight")),
-                    &saved.mean,
-                    &saved.rstd,
-                    &dy,
-                    &mut dx,
-                    &mut dg,
-                    &mut db,
-                );
-                param_grad(format!("{p}.weight"), dg);
-                param_grad(format!("{p}.bias"), db);
-                dxs.push((ins[0], dx));
-            }
-            Op::Lrn {
-                size, alpha, beta, ..
-            } => {
-                let (c, plane) = channels(&xs);
-                let x = &f.values[&ins[0]];
-                let mut dx = vec![0.0; x.len()];
-                let mut scratch = vec![0.0; c * plane];
-                rt::norm::lrn_backward(
-                    batch,
-                    c,
-                    plane,
-                    *size,
-                    *alpha as f32,
-                    *beta as f32,
-                    x,
-                    &saved.lrn_scale,
-                    &dy,
-                    &mut dx,
-                    &mut scratch,
-                );
-                dxs.push((ins[0], dx));
-            }
-            Op::Linear { out: o, bias, .. } => {
-                let x = &f.values[&ins[0]];
-                let w = param(params, &format!("{p}.weight"));
-                let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; *o]);
-                rt::linear::linear_backward_weight(
-                    batch,
-                    xs[0],
-                    *o,
-                    x,
-                    &dy,
-                    &mut dw,
-                    Some(&mut db),
-                );
-                if wants(ins[0]) {
-                    let mut dx = vec![0.0; x.len()];
-                    rt::linear::linear_backward_data(batch, xs[0], *o, w, &dy, &mut dx);
-                    dxs.push((ins[0], dx));
-                }
-                param_grad(format!("{p}.weight"), dw);
-                if *bias {
-                    param_grad(format!("{p}.bias"), db);
-                }
-            }
-            Op::Concat => {
-                let (cy, plane) = channels(&node.shape);
-                let mut c0 = 0;
-                for &i in &ins {
-                    let cx = g.node(i).shape[0];
-                    let mut dx = vec![0.0; x_len(i)];
-                    rt::tensor::slice_channels(batch, plane, cx, c0, cy, &dy, &mut dx);
-                    dxs.push((i, dx));
-                    c0 += cx;
-                }
-            }
-            Op::Add => {
-                for &i in &ins {
-                    dxs.push((i, dy.clone()));
-                }
-            }
-        }
-        for (i, dx) in dxs {
-            if wants(i) {
-                seed(&mut grads, i, dx);
+        for (i, dx) in o.dxs.into_iter().enumerate() {
+            if let Some(dx) = dx.filter(|_| cx.wants[i]) {
+                seed(&mut grads, ins[i], dx);
             }
         }
     }

@@ -15,7 +15,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use netc_dsl::Diagnostic;
 
-use crate::graph::{shape_str, Graph};
+use crate::graph::{shape_str, Graph, Shape};
 use crate::ops::{InputKind, Op};
 
 /// One buffer of the workspace.
@@ -163,26 +163,21 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
             .first()
             .map(|&j| g.node(j).shape.clone())
             .unwrap_or_default();
-        match &node.op {
-            Op::Conv(c) => {
-                col = col.max(crate::interp::conv_col_len(c, &x));
-                if let Some(group) = g.group_of(n).filter(|m| m[0] == n) {
-                    let total = group.iter().map(|&j| g.node(j).shape[0]).sum();
-                    let plane = x[1..].iter().product();
-                    col = col.max(netc_runtime::conv::merged_col_len(x[0], total, plane));
-                }
-            }
-            Op::ConvT(c) => col = col.max(crate::interp::conv_t_col_len(c, &x)),
-            Op::MaxPool(_) => buffers.push(buf(format!("a{i}"), elems, false, true, None)),
-            Op::BatchNorm { .. } => {
-                buffers.push(buf(format!("m{i}"), x[0], true, false, None));
-                buffers.push(buf(format!("r{i}"), x[0], true, false, None));
-            }
-            Op::Lrn { .. } => {
-                buffers.push(buf(format!("s{i}"), elems, false, false, None));
-                col = col.max(x.iter().product());
-            }
-            _ => {}
+        let ins: Vec<&Shape> = g.inputs_of(n).iter().map(|&j| &g.node(j).shape).collect();
+        if ins.is_empty() {
+            continue;
+        }
+        let kind = node.op.kind();
+        col = col.max(kind.col(&ins, &node.shape));
+        // The first conv of a merged group computes the group's GEMM.
+        if let Some(group) = g.group_of(n).filter(|m| m[0] == n) {
+            let total = group.iter().map(|&j| g.node(j).shape[0]).sum();
+            let plane = x[1..].iter().product();
+            col = col.max(netc_runtime::conv::merged_col_len(x[0], total, plane));
+        }
+        for s in kind.saved(&ins, &node.shape) {
+            let name = format!("{}{i}", s.letter);
+            buffers.push(buf(name, s.elems, s.fixed, s.index, None));
         }
     }
     let max_elems = nodes
@@ -301,15 +296,15 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
             .filter(|&n| f(&g.node(n).op))
             .count()
     };
-    let gemm = |op: &Op| matches!(op, Op::Conv(_) | Op::ConvT(_) | Op::Linear { .. });
-    let relu = |op: &Op| matches!(op, Op::Relu);
+    let gemm = |op: &Op| matches!(op, Op::Conv(_) | Op::ConvT(_) | Op::Linear(_));
+    let relu = |op: &Op| op.act() == Some(crate::ops::ActFn::Relu);
     let relus = count(g, relu);
     let mut planned = g.clone();
     crate::passes::run(&mut planned, crate::passes::CODEGEN, skip)?;
     let concats: Vec<_> = planned
         .training_nodes()
         .into_iter()
-        .filter(|&n| matches!(planned.node(n).op, Op::Concat))
+        .filter(|&n| matches!(planned.node(n).op, Op::Concat(_)))
         .collect();
     let elems = |n: NodeIndex| planned.node(n).shape.iter().product::<usize>();
     let params = crate::report::Report::new(&planned).total;
@@ -433,7 +428,8 @@ pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> Optio
             .map(|c| pos[c.index()])
             .filter(|&c| c != usize::MAX);
         let (mut first, mut last) = match (kind, training) {
-            (b'd' | b'a' | b's' | b'm' | b'r', false) => return None,
+            // Gradients and what forward keeps for backward exist only in training.
+            (k, false) if k != b't' => return None,
             // Outputs are read after the step.
             (b't', true) if is_output[v.index()] => (k, 2 * n - 1),
             // A loss seeds its inputs' gradients when the forward ends.

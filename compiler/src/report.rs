@@ -63,18 +63,15 @@ impl Report {
             .into_iter()
             .map(|n| {
                 let node = g.node(n);
-                let x = g
-                    .inputs_of(n)
-                    .first()
-                    .map(|&i| g.node(i).shape.clone())
-                    .unwrap_or_default();
+                let ins: Vec<&crate::graph::Shape> =
+                    g.inputs_of(n).iter().map(|&i| &g.node(i).shape).collect();
                 Layer {
                     node: n,
                     path: node.path.clone(),
                     op: node.op.name(),
                     window: node.op.window(),
                     output: node.shape.clone(),
-                    cost: ops::cost(&node.op, &x, &node.shape),
+                    cost: ops::cost(&node.op, &ins, &node.shape),
                     inference: infer[n.index()],
                     training: train[n.index()],
                     depth: depths[n.index()],

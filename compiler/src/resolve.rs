@@ -268,7 +268,7 @@ impl<'a, 'u> Body<'a, 'u> {
             );
             return;
         }
-        let candidates = ops::OPS
+        let candidates = ops::all()
             .iter()
             .map(|s| s.name)
             .chain(self.defs.blocks.keys().copied());

@@ -142,7 +142,8 @@ fn in_place(g: &Graph, layer: NodeIndex, slot: Slot) -> Result<(), String> {
         return Err("a concat slot names a removed node".into());
     }
     let path = &g.node(layer).path;
-    if !matches!(g.node(layer).op, Op::Conv(_)) || !matches!(g.node(slot.concat).op, Op::Concat) {
+    if !matches!(g.node(layer).op, Op::Conv(_)) || !matches!(g.node(slot.concat).op, Op::Concat(_))
+    {
         return Err(format!(
             "`{path}` is in a concat slot but is not a conv feeding a concat"
         ));

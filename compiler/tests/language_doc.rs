@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use netc_compiler::load::{self, Loader};
-use netc_compiler::ops::{Arity, OpSpec, ParamDefault, LOSSES, OPS};
+use netc_compiler::ops::{self, Arity, OpSpec, ParamDefault, LOSSES};
 use netc_compiler::{check_program, Checked, Report};
 
 fn docs_dir() -> PathBuf {
@@ -155,6 +155,7 @@ fn default_matches(default: ParamDefault, text: Option<&str>) -> bool {
         (ParamDefault::Float(f), Some(t)) => t.parse::<f64>() == Ok(f),
         (ParamDefault::Bool(b), Some(t)) => t == b.to_string(),
         (ParamDefault::Same(other), Some(t)) => t == other,
+        (ParamDefault::Str(st), Some(t)) => t == format!("\"{st}\""),
         _ => false,
     }
 }
@@ -169,6 +170,7 @@ fn spec_signature(spec: &OpSpec) -> String {
             ParamDefault::Float(f) => format!("{}={f:?}", p.name),
             ParamDefault::Bool(b) => format!("{}={b}", p.name),
             ParamDefault::Same(o) => format!("{}={o}", p.name),
+            ParamDefault::Str(st) => format!("{}=\"{st}\"", p.name),
         })
         .collect();
     match spec.arity {
@@ -249,7 +251,8 @@ fn op_problems(doc: &str, spec: &OpSpec) -> Vec<String> {
 fn every_op_has_an_entry_with_its_arguments_and_defaults() {
     let doc = doc();
     assert_none(
-        OPS.iter()
+        ops::all()
+            .iter()
             .flat_map(|spec| op_problems(&doc, spec))
             .collect(),
     );
@@ -263,8 +266,12 @@ fn every_loss_has_an_entry_with_its_signature() {
         match entry(&doc, name) {
             None => problems.push(format!("loss `{name}` has no heading naming it")),
             Some(e) => {
-                let two = fullest_signature(&e.body, name, "")
-                    .is_some_and(|args| args.len() == 2 && args.iter().all(|a| a.1.is_none()));
+                // Two tensors, then any options with their defaults.
+                let two = fullest_signature(&e.body, name, "").is_some_and(|args| {
+                    args.len() >= 2
+                        && args[..2].iter().all(|a| a.1.is_none())
+                        && args[2..].iter().all(|a| a.1.is_some())
+                });
                 if !two {
                     problems.push(format!(
                         "loss `{name}` has no signature `{name}(a, b)` with two arguments"

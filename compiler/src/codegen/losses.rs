@@ -1,5 +1,6 @@
 //! The losses at the end of `forward_train`: each term computes its value and seeds the
-//! gradients of its inputs through the scratch buffer (a network input takes none).
+//! gradients of its inputs through the scratch buffer (a network input takes none). `ce`
+//! reads a label; `mse`, `l1` and `bce` compare two tensors and seed both.
 
 use petgraph::stable_graph::NodeIndex;
 
@@ -27,12 +28,23 @@ pub(super) fn losses(
                 let seed = takes_grad(a).then(|| {
                     quote! { rt::tensor::accumulate(&ws.scratch[..ws.#ta.len()], &mut ws.#da); }
                 });
+                let smoothing = l.smoothing as f32;
+                let call = if smoothing == 0.0 {
+                    quote! { rt::loss::softmax_ce(#classes, &ws.#ta, x.#label, #w, &mut ws.scratch[..ws.#ta.len()]) }
+                } else {
+                    quote! { rt::loss::softmax_ce_smooth(#classes, &ws.#ta, x.#label, #smoothing, #w, &mut ws.scratch[..ws.#ta.len()]) }
+                };
                 quote! {
-                    let l = rt::loss::softmax_ce(#classes, &ws.#ta, x.#label, #w, &mut ws.scratch[..ws.#ta.len()]);
+                    let l = #call;
                     #seed
                 }
             }
-            LossKind::Mse => {
+            LossKind::Mse | LossKind::L1 | LossKind::Bce => {
+                let f = match l.kind {
+                    LossKind::Mse => quote! { rt::loss::mse },
+                    LossKind::L1 => quote! { rt::loss::l1 },
+                    _ => quote! { rt::loss::bce_logits },
+                };
                 let (tb, db) = (
                     format_ident!("t{}", b.index()),
                     format_ident!("d{}", b.index()),
@@ -69,7 +81,7 @@ pub(super) fn losses(
                 quote! {
                     let len = ws.#ta.len();
                     let (#pa, #pb) = ws.scratch.split_at_mut(len);
-                    let l = rt::loss::mse(&ws.#ta, &ws.#tb, #w, #arg_a, #arg_b);
+                    let l = #f(&ws.#ta, &ws.#tb, #w, #arg_a, #arg_b);
                     #seed_a
                     #seed_b
                 }

@@ -20,6 +20,8 @@ mod mains;
 mod module;
 mod tensors;
 
+pub(crate) use layer::layer_in_place;
+pub use layer::Cx;
 pub use mains::{
     emit_bench, emit_main, emit_runner, emit_trainer, network_impl, trainer_fit, TrainerFit,
 };
@@ -29,7 +31,7 @@ use quote::{format_ident, quote};
 
 use format::Sink;
 
-use crate::graph::{shape_str, Graph, LossKind};
+use crate::graph::{shape_str, Graph, LossKind, Shape};
 use crate::interp::{is_state, param_shapes};
 use crate::ops::{InputKind, Op};
 
@@ -61,7 +63,7 @@ pub fn rust_ident(name: &str) -> Result<Ident, String> {
 
 /// The Rust field for a parameter: `i3a.b2.0.weight` is `i3a_b2_0_weight` (two paths that
 /// would share a field are refused by [`emit`]).
-fn field(name: &str) -> Ident {
+pub(crate) fn field(name: &str) -> Ident {
     format_ident!("{}", name.replace('.', "_").to_lowercase())
 }
 
@@ -159,6 +161,6 @@ fn unsuffix(code: &str) -> String {
     out
 }
 
-fn pair(v: [usize; 2]) -> TokenStream {
+pub(crate) fn pair(v: [usize; 2]) -> TokenStream {
     quote! { #(#v),* }
 }

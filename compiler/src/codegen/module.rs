@@ -169,9 +169,9 @@ pub(super) fn module(
         let (fwd_body, bwd_body) = layer::layer(g, n);
         // A ReLU fused into the layer: its gradient first, on the layer's own output.
         let fused_relu = matches!(&node.op, Op::Conv(c) if c.relu)
-            || matches!(node.op, Op::Linear { relu: true, .. });
+            || matches!(&node.op, Op::Linear(l) if l.relu);
         let bwd_body = if fused_relu {
-            if let Some((t, d, slot)) = layer::in_place(g, n) {
+            if let Some((t, d, slot)) = layer::layer_in_place(g, n) {
                 let len = node.shape.iter().product::<usize>();
                 quote! { rt::act::relu_backward_inplace_slot(n, #len, #slot, &ws.#t, &mut ws.#d); #bwd_body }
             } else {
@@ -345,6 +345,10 @@ pub(super) fn module(
                 /// Gradients on their way to being summed (unused by networks without any).
                 #[allow(dead_code)]
                 scratch: Vec<f32>,
+                /// The generator of dropout and stochastic-depth masks in `forward_train`:
+                /// `None` keeps every value (the deterministic gradients of `netc run
+                /// --grads`); the trainer seeds it for every step.
+                pub dropout: Option<rt::rng::Rng>,
             }
         }
     }))?;
@@ -375,7 +379,7 @@ pub(super) fn module(
                     /// Buffers for batches of `batch` images.
                     pub fn new(batch: usize) -> Workspace {
                         assert!(workspace_bytes(batch).is_some(), "a workspace for batches of {batch} takes more than usize::MAX bytes");
-                        Workspace { batch, arena: vec![0.0; #arena_len], #ws_init col: vec![0.0; #col_len], scratch: vec![0.0; #scratch_len] }
+                        Workspace { batch, arena: vec![0.0; #arena_len], #ws_init col: vec![0.0; #col_len], scratch: vec![0.0; #scratch_len], dropout: None }
                     }
 
                     /// Bytes held by every buffer (each element is 4 bytes).

@@ -374,7 +374,7 @@ impl<'p> Lowerer<'p> {
     pub(super) fn window_warning(&mut self, op: &Op, x: &Shape, path: &str, span: Span) {
         let (k, s, p, dil) = match op {
             Op::Conv(c) => (c.k, c.s, c.p, c.dil),
-            Op::MaxPool(pl) | Op::AvgPool(pl) if !pl.ceil => (pl.k, pl.s, pl.p, [1, 1]),
+            Op::Pool(pl) if !pl.ceil => (pl.k, pl.s, pl.p, [1, 1]),
             _ => return,
         };
         if x.len() != 3 {

@@ -1,5 +1,6 @@
 //! Lowering of the `loss` line: each term's kind, weight and arguments, checked against
-//! what the loss reads (`ce`: logits `[C]` and a `class(C)` label; `mse`: two equal shapes).
+//! what the loss reads (`ce`: logits `[C]` and a `class(C)` label, and its `smoothing`;
+//! `mse`, `l1` and `bce`: two tensors of one shape).
 
 use super::*;
 
@@ -11,6 +12,8 @@ impl<'p> Lowerer<'p> {
             let kind = match t.call.callee.name.as_str() {
                 "ce" => LossKind::Ce,
                 "mse" => LossKind::Mse,
+                "l1" => LossKind::L1,
+                "bce" => LossKind::Bce,
                 _ => continue, // reported by resolve
             };
             let weight = match &t.weight {
@@ -43,14 +46,44 @@ impl<'p> Lowerer<'p> {
                 continue;
             }
             let base = format!("loss.{ti}");
-            let args = self.args(0, &t.call.args, &base, 0, &|_| None);
+            let mut args = self.args(0, &t.call.args, &base, 0, &|_| None);
+            let mut smoothing = 0.0;
+            if let Some(i) = args
+                .iter()
+                .position(|a| kind == LossKind::Ce && a.name.is_some_and(|n| n.name == "smoothing"))
+            {
+                let a = args.remove(i);
+                match a.value {
+                    Value::Int(v) if v == 0 || v == 1 => smoothing = v as f64,
+                    Value::Float(v) if (0.0..=1.0).contains(&v) => smoothing = v,
+                    Value::Poison => continue,
+                    other => {
+                        self.error(
+                            Diagnostic::error(
+                                "bad-argument",
+                                format!(
+                                    "`ce`'s `smoothing` must be a number from 0 to 1, found {}",
+                                    other.describe()
+                                ),
+                            )
+                            .label(a.span, "here"),
+                        );
+                        continue;
+                    }
+                }
+            }
             if let Some(a) = args.iter().find(|a| a.name.is_some()) {
+                let takes = match kind {
+                    LossKind::Ce => "two positional arguments and `smoothing`",
+                    _ => "two positional arguments",
+                };
                 self.error(
                     Diagnostic::error(
                         "unknown-argument",
-                        format!("`{}` takes two positional arguments", kind.name()),
+                        format!("`{}` takes {takes}", kind.name()),
                     )
-                    .label(a.span, "named argument"),
+                    .label(a.span, "named argument")
+                    .help(kind.usage()),
                 );
                 continue;
             }
@@ -65,10 +98,7 @@ impl<'p> Lowerer<'p> {
                         ),
                     )
                     .label(t.call.span, "")
-                    .help(match kind {
-                        LossKind::Ce => "`ce(logits, label)`",
-                        LossKind::Mse => "`mse(prediction, target)`",
-                    }),
+                    .help(kind.usage()),
                 );
                 continue;
             }
@@ -120,18 +150,19 @@ impl<'p> Lowerer<'p> {
                         "the second argument of `ce` must be a `class(N)` input".to_string(),
                     )),
                 },
-                LossKind::Mse => {
+                LossKind::Mse | LossKind::L1 | LossKind::Bce => {
                     let label = |n: &Node| matches!(n.op, Op::Input(InputKind::Class(_)));
+                    let name = kind.name();
                     if label(na) || label(nb) {
                         Err((
                             t.call.span,
-                            "`mse` compares tensors, not class labels".to_string(),
+                            format!("`{name}` compares tensors, not class labels"),
                         ))
                     } else if na.shape != nb.shape {
                         Err((
                             t.call.span,
                             format!(
-                                "`mse` needs two tensors of one shape, found {} and {}",
+                                "`{name}` needs two tensors of one shape, found {} and {}",
                                 shape_str(&na.shape),
                                 shape_str(&nb.shape)
                             ),
@@ -145,6 +176,7 @@ impl<'p> Lowerer<'p> {
                 Ok(()) => self.graph.losses.push(LossTerm {
                     kind,
                     weight,
+                    smoothing,
                     inputs: [a, b],
                     span: t.span,
                 }),

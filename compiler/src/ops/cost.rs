@@ -29,40 +29,22 @@ impl std::ops::AddAssign for Cost {
     }
 }
 
-/// Parameters and MACs of `op` with input shape `x` and output shape `y` (docs/language.md
-/// "Meaning": a conv costs `weights·Ho·Wo`, a conv_t `weights·H·W`, a linear `F·out`).
-pub fn cost(op: &Op, x: &Shape, y: &Shape) -> Cost {
-    let sat = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
-    match op {
-        Op::Conv(c) => {
-            let w = product(&[c.out, x[0] / c.groups, c.k[0], c.k[1]]);
-            Cost {
-                weights: sat(w),
-                biases: if c.bias { c.out as u64 } else { 0 },
-                macs: sat(w.saturating_mul(product(&[y[1], y[2]]))),
-            }
+/// Parameters and MACs of `op` with input shapes `ins` and output shape `y`: weights are
+/// the trained tensors initialized at random (and a norm's γ, a layer scale's factor),
+/// biases the rest (a norm's β); state is no parameter.
+pub fn cost(op: &Op, ins: &[&Shape], y: &Shape) -> Cost {
+    let k = op.kind();
+    let mut c = Cost {
+        macs: k.macs(ins, y),
+        ..Cost::default()
+    };
+    for p in k.params(ins).iter().filter(|p| !p.state) {
+        let n = u64::try_from(product(&p.shape)).unwrap_or(u64::MAX);
+        if p.suffix == "bias" {
+            c.biases = c.biases.saturating_add(n);
+        } else {
+            c.weights = c.weights.saturating_add(n);
         }
-        Op::ConvT(c) => {
-            let w = product(&[x[0], c.out / c.groups, c.k[0], c.k[1]]);
-            Cost {
-                weights: sat(w),
-                biases: if c.bias { c.out as u64 } else { 0 },
-                macs: sat(w.saturating_mul(product(&[x[1], x[2]]))),
-            }
-        }
-        Op::Linear { out, bias, .. } => {
-            let w = product(&[x[0], *out]);
-            Cost {
-                weights: sat(w),
-                biases: if *bias { *out as u64 } else { 0 },
-                macs: sat(w),
-            }
-        }
-        Op::BatchNorm { .. } => Cost {
-            weights: x[0] as u64,
-            biases: x[0] as u64,
-            macs: 0,
-        },
-        _ => Cost::default(),
     }
+    c
 }

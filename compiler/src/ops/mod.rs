@@ -1,20 +1,59 @@
-//! The built-in ops of docs/language.md: their arguments (names, kinds, defaults), how each turns
-//! input shapes into an output shape, and what each costs in parameters and
-//! multiply-accumulates. One table, so that the parser's "did you mean", the shape checker
-//! and the report all agree: `spec` holds the table and builds ops from arguments, `shape`
-//! infers output shapes, `cost` counts parameters and MACs.
+//! The built-in ops of docs/language.md, one file each (or one per family that shares
+//! everything, as the pointwise activations in `act.rs` and the pools in `pool.rs`). Each
+//! implements [`OpKind`]: its arguments and defaults, shape inference and its errors,
+//! parameters and state, cost, the interpreter's forward and backward, the code it
+//! generates, what its backward reads, and its JSON attributes. The registry at the bottom
+//! lists them: adding an op is its file plus one line there.
+//!
+//! `args` reads arguments against an op's [`OpSpec`]; `window` holds the window rule the
+//! convolutions and pools share; `cost` the [`Cost`] of a layer.
 
+mod args;
 mod cost;
-mod shape;
-mod spec;
+mod window;
 
-pub use cost::{cost, Cost};
-pub use shape::{dropped, infer, unread_input, window_out};
-pub use spec::{
-    build, invert, lookup, ArgSource, Arity, Kind, OpSpec, Param, ParamDefault, LOSSES, OPS,
+pub mod act;
+pub mod add;
+// NEW pub mod adaptive_avgpool;
+pub mod batchnorm;
+// NEW pub mod channel_shuffle;
+pub mod concat;
+pub mod conv;
+pub mod conv_t;
+pub mod dropout;
+pub mod flatten;
+pub mod global_avgpool;
+// NEW pub mod groupnorm;
+pub mod input;
+// NEW pub mod layernorm2d;
+pub mod linear;
+pub mod lrn;
+// NEW pub mod mul;
+pub mod pool;
+// NEW pub mod scale;
+// NEW pub mod slice;
+pub mod softmax;
+// NEW pub mod upsample;
+
+pub use args::{
+    build, lookup, ArgSource, Arity, Kind, OpSpec, Param, ParamDefault, Reader, LOSSES,
 };
+pub use cost::{cost, Cost};
+pub use window::{dropped, unread_input, window_out};
 
-use serde_json::{json, Map, Value as Json};
+pub use act::{Act, ActFn};
+pub use conv::Conv;
+pub use conv_t::{invert, ConvT};
+pub use input::InputKind;
+pub use linear::Linear;
+pub use pool::Pool;
+
+use proc_macro2::TokenStream;
+use serde_json::{Map, Value as Json};
+
+use crate::codegen::Cx;
+use crate::graph::Shape;
+use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
 
 /// Largest accepted size of one dimension or argument.
 pub const MAX_DIM: i64 = 1 << 31;
@@ -23,88 +62,6 @@ pub const MAX_ELEMENTS: u128 = 1 << 40;
 
 /// A pair `[h, w]`; an integer argument `k=3` means `[3, 3]`.
 pub type Pair = [usize; 2];
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Conv {
-    pub out: usize,
-    pub k: Pair,
-    pub s: Pair,
-    pub p: Pair,
-    pub dil: Pair,
-    pub groups: usize,
-    pub bias: bool,
-    /// ReLU applied in the GEMM's epilogue (set by the `epilogue` pass, never by users).
-    pub relu: bool,
-}
-
-/// A transposed convolution; `inverts` names the conv it was made from by `invert(of=..)`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ConvT {
-    pub out: usize,
-    pub k: Pair,
-    pub s: Pair,
-    pub p: Pair,
-    pub op: Pair,
-    pub dil: Pair,
-    pub groups: usize,
-    pub bias: bool,
-    pub inverts: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Pool {
-    pub k: Pair,
-    pub s: Pair,
-    pub p: Pair,
-    pub ceil: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InputKind {
-    /// An image or feature tensor.
-    Tensor,
-    /// An integer class label in `0..N`.
-    Class(usize),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Op {
-    Input(InputKind),
-    Conv(Conv),
-    ConvT(ConvT),
-    MaxPool(Pool),
-    AvgPool(Pool),
-    GlobalAvgPool,
-    Relu,
-    Sigmoid,
-    Tanh,
-    LeakyRelu {
-        slope: f64,
-    },
-    BatchNorm {
-        eps: f64,
-        momentum: f64,
-    },
-    Lrn {
-        size: usize,
-        alpha: f64,
-        beta: f64,
-        k: f64,
-    },
-    Dropout {
-        p: f64,
-    },
-    Flatten,
-    Linear {
-        out: usize,
-        bias: bool,
-        /// ReLU fused into the GEMM's epilogue by the `epilogue` pass.
-        relu: bool,
-    },
-    Concat,
-    Add,
-    Softmax,
-}
 
 /// A mistake in an op's arguments or input shapes. `arg` names the argument to point at,
 /// when one is to blame; otherwise the whole stage is.
@@ -135,105 +92,269 @@ impl OpError {
     }
 }
 
+/// How a parameter or state tensor starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// Drawn by the initialization scheme (He or Xavier over its fan-in and fan-out).
+    Random,
+    /// Every element this value (biases 0, a norm's γ 1, a layer scale its `init`).
+    Const(f32),
+}
+
+/// One trainable parameter or state tensor of a layer: `PATH.suffix`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamDecl {
+    pub suffix: &'static str,
+    pub shape: Vec<usize>,
+    pub init: Init,
+    /// State (running statistics) is updated by the forward pass, not trained.
+    pub state: bool,
+}
+
+impl ParamDecl {
+    pub fn weight(shape: Vec<usize>) -> ParamDecl {
+        ParamDecl {
+            suffix: "weight",
+            shape,
+            init: Init::Random,
+            state: false,
+        }
+    }
+
+    pub fn new(suffix: &'static str, shape: Vec<usize>, init: f32) -> ParamDecl {
+        ParamDecl {
+            suffix,
+            shape,
+            init: Init::Const(init),
+            state: false,
+        }
+    }
+
+    pub fn state(suffix: &'static str, shape: Vec<usize>, init: f32) -> ParamDecl {
+        ParamDecl {
+            state: true,
+            ..ParamDecl::new(suffix, shape, init)
+        }
+    }
+}
+
+/// A buffer the forward pass of a training step fills for the backward pass, named by its
+/// letter and the node's index in generated code (`a7`: max-pool argmaxes of node 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SavedDecl {
+    pub letter: char,
+    /// Elements per sample, or in all with `fixed`.
+    pub elems: usize,
+    pub fixed: bool,
+    /// `u32` elements (indices) rather than `f32`.
+    pub index: bool,
+}
+
+impl SavedDecl {
+    /// `elems` `f32`s per sample.
+    pub fn per_sample(letter: char, elems: usize) -> SavedDecl {
+        SavedDecl {
+            letter,
+            elems,
+            fixed: false,
+            index: false,
+        }
+    }
+}
+
+/// What an op's backward reads besides the gradient of its output and its parameters:
+/// this decides liveness, and whether its input's buffer may be overwritten.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reads {
+    pub input: bool,
+    pub output: bool,
+}
+
+/// Everything one op knows. The interpreter, the code generator, the shape checker, the
+/// report and the memory plan ask it; none of them matches on ops.
+pub trait OpKind: std::fmt::Debug {
+    /// The name a user writes.
+    fn name(&self) -> &'static str;
+
+    /// The output shape for inputs of shapes `ins` (one at least), or what is wrong.
+    fn infer(&self, ins: &[&Shape]) -> Result<Shape, OpError>;
+
+    /// Parameters and state for input shapes `ins`, in the order PyTorch lists them.
+    fn params(&self, _ins: &[&Shape]) -> Vec<ParamDecl> {
+        Vec::new()
+    }
+
+    /// Multiply-accumulates per sample (docs/language.md "Meaning": only GEMM layers count).
+    fn macs(&self, _ins: &[&Shape], _y: &Shape) -> u64 {
+        0
+    }
+
+    /// Every argument, defaults filled in (enough to rebuild the layer elsewhere).
+    fn attrs(&self) -> Map<String, Json> {
+        Map::new()
+    }
+
+    /// `7×7/2` for windowed ops.
+    fn window(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether the layer counts toward depth, as Table 1 counts.
+    fn is_weighted_layer(&self) -> bool {
+        false
+    }
+
+    /// Buffers a training forward keeps for backward.
+    fn saved(&self, _ins: &[&Shape], _y: &Shape) -> Vec<SavedDecl> {
+        Vec::new()
+    }
+
+    /// Elements of shared scratch (`col`: im2col, col2im, per-image temporaries) needed.
+    fn col(&self, _ins: &[&Shape], _y: &Shape) -> usize {
+        0
+    }
+
+    /// What backward reads.
+    fn reads(&self) -> Reads {
+        Reads {
+            input: true,
+            output: false,
+        }
+    }
+
+    /// Interpreter, forward: fill `out.y` (in training also `out.saved`, and the new
+    /// values of state tensors into `out.state`).
+    fn forward(&self, cx: &Fwd, out: &mut FwdOut);
+
+    /// Interpreter, backward: the gradients of the inputs that want one (`cx.wants`) and of
+    /// the parameters, into `out`.
+    fn backward(&self, cx: &Bwd, out: &mut BwdOut);
+
+    /// Generated code: the statements of the forward and backward passes.
+    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream);
+}
+
+/// The ops, each variant the argument struct of its file. Passes match on it to rewrite
+/// the graph; everything else goes through [`Op::kind`].
+macro_rules! registry {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Op {
+            $($variant($ty)),*
+        }
+
+        impl Op {
+            /// What the op knows.
+            pub fn kind(&self) -> &dyn OpKind {
+                match self {
+                    $(Op::$variant(o) => o),*
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    Input(InputKind),
+    Conv(Conv),
+    ConvT(ConvT),
+    Pool(Pool),
+    GlobalAvgPool(global_avgpool::GlobalAvgPool),
+    // NEW AdaptiveAvgPool(adaptive_avgpool::AdaptiveAvgPool),
+    Act(Act),
+    Softmax(softmax::Softmax),
+    BatchNorm(batchnorm::BatchNorm),
+    // NEW LayerNorm2d(layernorm2d::LayerNorm2d),
+    // NEW GroupNorm(groupnorm::GroupNorm),
+    Lrn(lrn::Lrn),
+    Dropout(dropout::Dropout),
+    Flatten(flatten::Flatten),
+    Linear(Linear),
+    Concat(concat::Concat),
+    Add(add::Add),
+    // NEW Mul(mul::Mul),
+    // NEW Scale(scale::Scale),
+    // NEW Upsample(upsample::Upsample),
+    // NEW ChannelShuffle(channel_shuffle::ChannelShuffle),
+    // NEW Slice(slice::Slice),
+}
+
+/// Every op a user can write, in docs/language.md's order: each file's specs.
+pub fn all() -> &'static [OpSpec] {
+    static ALL: std::sync::LazyLock<Vec<OpSpec>> = std::sync::LazyLock::new(|| {
+        [
+            conv::SPECS,
+            conv_t::SPECS,
+            pool::SPECS,
+            global_avgpool::SPECS,
+            act::SPECS,
+            batchnorm::SPECS,
+            lrn::SPECS,
+            dropout::SPECS,
+            flatten::SPECS,
+            linear::SPECS,
+            concat::SPECS,
+            add::SPECS,
+            softmax::SPECS,
+            // NEW mul::SPECS,
+            // NEW scale::SPECS,
+            // NEW upsample::SPECS,
+            // NEW adaptive_avgpool::SPECS,
+            // NEW layernorm2d::SPECS,
+            // NEW groupnorm::SPECS,
+            // NEW channel_shuffle::SPECS,
+            // NEW slice::SPECS,
+        ]
+        .concat()
+    });
+    &ALL
+}
+
 impl Op {
     /// The name a user writes for this op.
     pub fn name(&self) -> &'static str {
-        match self {
-            Op::Input(_) => "input",
-            Op::Conv(_) => "conv",
-            Op::ConvT(t) if t.inverts.is_some() => "invert",
-            Op::ConvT(_) => "conv_t",
-            Op::MaxPool(_) => "maxpool",
-            Op::AvgPool(_) => "avgpool",
-            Op::GlobalAvgPool => "global_avgpool",
-            Op::Relu => "relu",
-            Op::Sigmoid => "sigmoid",
-            Op::Tanh => "tanh",
-            Op::LeakyRelu { .. } => "leaky_relu",
-            Op::BatchNorm { .. } => "batchnorm",
-            Op::Lrn { .. } => "lrn",
-            Op::Dropout { .. } => "dropout",
-            Op::Flatten => "flatten",
-            Op::Linear { .. } => "linear",
-            Op::Concat => "concat",
-            Op::Add => "add",
-            Op::Softmax => "softmax",
-        }
+        self.kind().name()
     }
 
     /// Layers that count toward depth, as Table 1 counts them.
     pub fn is_weighted_layer(&self) -> bool {
-        matches!(self, Op::Conv(_) | Op::ConvT(_) | Op::Linear { .. })
+        self.kind().is_weighted_layer()
     }
 
     /// `7×7/2` for windowed ops.
     pub fn window(&self) -> Option<String> {
-        let (k, s) = match self {
-            Op::Conv(c) => (c.k, c.s),
-            Op::ConvT(c) => (c.k, c.s),
-            Op::MaxPool(p) | Op::AvgPool(p) => (p.k, p.s),
-            _ => return None,
-        };
-        let s = if s[0] == s[1] {
-            s[0].to_string()
-        } else {
-            pair_str(s)
-        };
-        Some(format!("{}×{}/{}", k[0], k[1], s))
+        self.kind().window()
     }
 
     /// Every argument, defaults filled in, as JSON (enough to rebuild the layer elsewhere).
     pub fn attrs(&self) -> Map<String, Json> {
-        let v = match self {
-            Op::Input(InputKind::Tensor) => json!({}),
-            Op::Input(InputKind::Class(n)) => json!({ "classes": n }),
-            Op::Conv(c) => {
-                let mut v = json!({
-                    "out": c.out, "k": c.k, "s": c.s, "p": c.p, "dil": c.dil,
-                    "groups": c.groups, "bias": c.bias,
-                });
-                if c.relu {
-                    v["relu"] = json!(true);
-                }
-                v
-            }
-            Op::ConvT(c) => {
-                let mut v = json!({
-                    "out": c.out, "k": c.k, "s": c.s, "p": c.p, "op": c.op, "dil": c.dil,
-                    "groups": c.groups, "bias": c.bias,
-                });
-                if let Some(of) = &c.inverts {
-                    v["of"] = json!(of);
-                }
-                v
-            }
-            Op::MaxPool(p) | Op::AvgPool(p) => {
-                json!({ "k": p.k, "s": p.s, "p": p.p, "ceil": p.ceil })
-            }
-            Op::LeakyRelu { slope } => json!({ "slope": slope }),
-            Op::BatchNorm { eps, momentum } => json!({ "eps": eps, "momentum": momentum }),
-            Op::Lrn {
-                size,
-                alpha,
-                beta,
-                k,
-            } => {
-                json!({ "size": size, "alpha": alpha, "beta": beta, "k": k })
-            }
-            Op::Dropout { p } => json!({ "p": p }),
-            Op::Linear { out, bias, relu } => {
-                let mut v = json!({ "out": out, "bias": bias });
-                if *relu {
-                    v["relu"] = json!(true);
-                }
-                v
-            }
-            _ => json!({}),
-        };
-        match v {
-            Json::Object(m) => m,
-            _ => Map::new(),
+        self.kind().attrs()
+    }
+
+    /// The output shape of this op applied to inputs of shapes `ins`.
+    pub fn infer(&self, ins: &[&Shape]) -> Result<Shape, OpError> {
+        self.kind().infer(ins)
+    }
+
+    /// A pointwise activation's function, if the op is one.
+    pub fn act(&self) -> Option<ActFn> {
+        match self {
+            Op::Act(a) => Some(a.f),
+            _ => None,
         }
+    }
+}
+
+/// The output shape of `op` applied to inputs of shapes `ins`.
+pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, OpError> {
+    op.infer(ins)
+}
+
+/// A JSON object from `json!({..})`.
+pub(crate) fn object(v: Json) -> Map<String, Json> {
+    match v {
+        Json::Object(m) => m,
+        _ => Map::new(),
     }
 }
 
@@ -247,4 +368,14 @@ pub(crate) fn product(sizes: &[usize]) -> u128 {
     sizes
         .iter()
         .fold(1u128, |acc, &d| acc.saturating_mul(d as u128))
+}
+
+/// Channels and the size of one channel's plane (1 for a feature vector).
+pub(crate) fn channels(shape: &[usize]) -> (usize, usize) {
+    (shape[0], shape[1..].iter().product())
+}
+
+/// Elements of a per-sample shape.
+pub(crate) fn elems(shape: &[usize]) -> usize {
+    shape.iter().product()
 }

@@ -19,7 +19,7 @@ use crate::passes::Changed;
 pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
     let mut changed = false;
     for concat in g.nodes() {
-        if !matches!(g.node(concat).op, Op::Concat) {
+        if !matches!(g.node(concat).op, Op::Concat(_)) {
             continue;
         }
         let mut c0 = 0;

@@ -16,13 +16,13 @@ use crate::passes::Changed;
 pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
     let mut changed = false;
     for relu in g.nodes() {
-        if !matches!(g.node(relu).op, Op::Relu) {
+        if g.node(relu).op.act() != Some(crate::ops::ActFn::Relu) {
             continue;
         }
         let ins = g.inputs_of(relu);
         let layer = ins[0];
         let fusable = matches!(&g.node(layer).op, Op::Conv(c) if !c.relu)
-            || matches!(g.node(layer).op, Op::Linear { relu: false, .. });
+            || matches!(&g.node(layer).op, Op::Linear(l) if !l.relu);
         let only_the_relu = g.consumers_of(layer) == [relu];
         let layer_is_named = g.outputs.iter().any(|&(_, n)| n == layer)
             || g.losses.iter().any(|l| l.inputs.contains(&layer));
@@ -31,7 +31,7 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
         }
         match &mut g.g[layer].op {
             Op::Conv(c) => c.relu = true,
-            Op::Linear { relu, .. } => *relu = true,
+            Op::Linear(l) => l.relu = true,
             _ => unreachable!("checked above"),
         }
         let consumers: Vec<(petgraph::stable_graph::NodeIndex, usize)> =

@@ -1,10 +1,11 @@
-//! inplace: an activation (ReLU, sigmoid, tanh) that the `epilogue` pass could not fold
+//! inplace: a pointwise activation whose derivative its output decides (ReLU, ReLU6,
+//! hardtanh, sigmoid, tanh) that the `epilogue` pass could not fold
 //! into a GEMM (after batchnorm, an add, a pool, a concat) overwrites its input's buffers
 //! instead of taking its own: forward `x ← f(x)`, backward `dy ← dy·f'(y)` on the shared
 //! gradient. That is legal when the activation is its input's only use, the input is no
 //! network input, output or loss term, and the input's own backward does not read the
-//! input's value (which the activation overwrites): ReLU, sigmoid, tanh, softmax and
-//! layers with a fused ReLU read their own output, the rest read their inputs or nothing.
+//! input's value (which the activation overwrites): each op says what it reads
+//! (`OpKind::reads`).
 //! The graph keeps its nodes; the pass records each pair in `Graph::aliases`.
 
 use netc_dsl::Diagnostic;
@@ -14,16 +15,15 @@ use crate::graph::Graph;
 use crate::ops::Op;
 use crate::passes::Changed;
 
-/// Whether `op` is an activation the pass can run in place.
+/// Whether `op` is an activation the pass can run in place: pointwise, with a derivative
+/// that its output decides.
 pub fn activation(op: &Op) -> bool {
-    matches!(op, Op::Relu | Op::Sigmoid | Op::Tanh)
+    op.act().is_some_and(|f| f.from_output())
 }
 
 /// Whether the backward of `op` reads the op's own output.
 pub fn reads_own_output(op: &Op) -> bool {
-    matches!(op, Op::Relu | Op::Sigmoid | Op::Tanh | Op::Softmax)
-        || matches!(op, Op::Conv(c) if c.relu)
-        || matches!(op, Op::Linear { relu: true, .. })
+    op.kind().reads().output
 }
 
 pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {

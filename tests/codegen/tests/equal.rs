@@ -138,7 +138,7 @@ fn reference(c: &Case) -> Reference {
         .map(|n| {
             let mut values = vec![inf.value(n).to_vec()];
             if let [r] = g.consumers_of(n)[..] {
-                if matches!(g.node(r).op, netc_compiler::ops::Op::Relu) {
+                if g.node(r).op.act() == Some(netc_compiler::ops::ActFn::Relu) {
                     values.push(inf.value(r).to_vec());
                 }
             }

@@ -1,7 +1,7 @@
-//! Shape inference: the output shape of every op from its input shapes, with the window
-//! rule of docs/language.md (floor or PyTorch's ceil mode, padding, dilation).
+//! The window rule of docs/language.md (floor or PyTorch's ceil mode, padding, dilation)
+//! that convolutions and pools share, and the shape checks every op uses.
 
-use super::{pair_str, product, Op, OpError, Pair, MAX_ELEMENTS};
+use super::{pair_str, product, OpError, Pair, MAX_ELEMENTS};
 use crate::graph::{shape_str, Shape};
 
 /// One output size of a window op: `floor((d + 2p - dil(k-1) - 1) / s) + 1`, or with `ceil`
@@ -24,6 +24,16 @@ pub fn window_out(d: usize, k: usize, s: usize, p: usize, dil: usize, ceil: bool
         return None;
     }
     usize::try_from(o).ok()
+}
+
+/// `7×7/2`: a window and its stride, for reports.
+pub(crate) fn describe(k: Pair, s: Pair) -> String {
+    let s = if s[0] == s[1] {
+        s[0].to_string()
+    } else {
+        pair_str(s)
+    };
+    format!("{}×{}/{}", k[0], k[1], s)
 }
 
 /// Rows (or columns) of the padded input that a floor-mode window never reaches.
@@ -51,7 +61,7 @@ pub fn unread_input(d: usize, k: usize, s: usize, p: usize, dil: usize) -> usize
     dropped(d, k, s, p, dil).saturating_sub(p)
 }
 
-fn expect_image(op: &str, x: &Shape) -> Result<(), OpError> {
+pub(crate) fn expect_image(op: &str, x: &Shape) -> Result<(), OpError> {
     if x.len() == 3 {
         return Ok(());
     }
@@ -67,7 +77,7 @@ fn expect_image(op: &str, x: &Shape) -> Result<(), OpError> {
     Err(e)
 }
 
-fn checked_shape(shape: Shape) -> Result<Shape, OpError> {
+pub(crate) fn checked_shape(shape: Shape) -> Result<Shape, OpError> {
     let n = product(&shape);
     if n > MAX_ELEMENTS {
         return Err(OpError::new(format!(
@@ -79,15 +89,15 @@ fn checked_shape(shape: Shape) -> Result<Shape, OpError> {
 }
 
 /// A window's geometry, per dimension.
-struct Window {
-    k: Pair,
-    s: Pair,
-    p: Pair,
-    dil: Pair,
-    ceil: bool,
+pub(crate) struct Window {
+    pub k: Pair,
+    pub s: Pair,
+    pub p: Pair,
+    pub dil: Pair,
+    pub ceil: bool,
 }
 
-fn window_shape(op: &str, x: &Shape, out_c: usize, w: Window) -> Result<Shape, OpError> {
+pub(crate) fn window_shape(op: &str, x: &Shape, out_c: usize, w: Window) -> Result<Shape, OpError> {
     let Window { k, s, p, dil, ceil } = w;
     let mut out = vec![out_c, 0, 0];
     for i in 0..2 {
@@ -110,184 +120,7 @@ fn window_shape(op: &str, x: &Shape, out_c: usize, w: Window) -> Result<Shape, O
     checked_shape(out)
 }
 
-/// The output shape of `op` applied to inputs of shapes `ins`.
-pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, OpError> {
-    let x = ins[0];
-    match op {
-        Op::Input(_) => Ok(x.clone()),
-        Op::Conv(c) => {
-            expect_image("conv", x)?;
-            if !x[0].is_multiple_of(c.groups) || c.out % c.groups != 0 {
-                return Err(OpError::new(format!(
-                    "`groups={}` must divide both the input channels ({}) and `out` ({})",
-                    c.groups, x[0], c.out
-                ))
-                .at("groups"));
-            }
-            weights_fit(product(&[c.out, x[0] / c.groups, c.k[0], c.k[1]]))?;
-            window_shape(
-                "conv",
-                x,
-                c.out,
-                Window {
-                    k: c.k,
-                    s: c.s,
-                    p: c.p,
-                    dil: c.dil,
-                    ceil: false,
-                },
-            )
-        }
-        Op::ConvT(c) => {
-            let name = op.name();
-            expect_image(name, x)?;
-            if !x[0].is_multiple_of(c.groups) || c.out % c.groups != 0 {
-                return Err(OpError::new(format!(
-                    "`groups={}` must divide both the input channels ({}) and `out` ({})",
-                    c.groups, x[0], c.out
-                ))
-                .at("groups"));
-            }
-            for i in 0..2 {
-                // docs/language.md: 0 <= op < s (PyTorch also allows op < dil; netc does not).
-                if c.op[i] >= c.s[i] {
-                    return Err(OpError::new(format!(
-                        "output padding `op={}` must be smaller than the stride ({})",
-                        pair_str(c.op),
-                        pair_str(c.s),
-                    ))
-                    .at("op"));
-                }
-            }
-            weights_fit(product(&[x[0], c.out / c.groups, c.k[0], c.k[1]]))?;
-            let mut out = vec![c.out, 0, 0];
-            for i in 0..2 {
-                // (H-1)s - 2p + dil(k-1) + op + 1
-                let full = (x[i + 1] as u128 - 1) * c.s[i] as u128
-                    + (c.dil[i] * (c.k[i] - 1)) as u128
-                    + c.op[i] as u128
-                    + 1;
-                let crop = 2 * c.p[i] as u128;
-                if full <= crop {
-                    return Err(OpError::new(format!(
-                        "`{name}` on {} with k={} s={} p={} has no output: padding crops everything",
-                        shape_str(x),
-                        pair_str(c.k),
-                        pair_str(c.s),
-                        pair_str(c.p)
-                    ))
-                    .at("p"));
-                }
-                out[i + 1] = usize::try_from(full - crop).unwrap_or(usize::MAX);
-            }
-            checked_shape(out)
-        }
-        Op::MaxPool(pl) | Op::AvgPool(pl) => {
-            let name = op.name();
-            expect_image(name, x)?;
-            for i in 0..2 {
-                if 2 * pl.p[i] > pl.k[i] {
-                    return Err(OpError::new(format!(
-                        "`{name}`'s padding {} is more than half its window {}",
-                        pair_str(pl.p),
-                        pair_str(pl.k)
-                    ))
-                    .at("p")
-                    .help(
-                        "PyTorch requires pad ≤ k/2: a window made only of padding has no value",
-                    ));
-                }
-            }
-            window_shape(
-                name,
-                x,
-                x[0],
-                Window {
-                    k: pl.k,
-                    s: pl.s,
-                    p: pl.p,
-                    dil: [1, 1],
-                    ceil: pl.ceil,
-                },
-            )
-        }
-        Op::GlobalAvgPool => {
-            expect_image("global_avgpool", x)?;
-            Ok(vec![x[0], 1, 1])
-        }
-        Op::Lrn { .. } => {
-            expect_image("lrn", x)?;
-            Ok(x.clone())
-        }
-        Op::BatchNorm { .. } => {
-            if x.len() != 3 && x.len() != 1 {
-                return Err(OpError::new(format!(
-                    "`batchnorm` expects [C, H, W] or [F], found {}",
-                    shape_str(x)
-                )));
-            }
-            Ok(x.clone())
-        }
-        Op::Relu
-        | Op::Sigmoid
-        | Op::Tanh
-        | Op::LeakyRelu { .. }
-        | Op::Dropout { .. }
-        | Op::Softmax => Ok(x.clone()),
-        Op::Flatten => {
-            let n: usize = x.iter().product();
-            Ok(vec![n])
-        }
-        Op::Linear { out, .. } => {
-            if x.len() != 1 {
-                let mut e = OpError::new(format!(
-                    "`linear` expects a feature vector [F], found {}",
-                    shape_str(x)
-                ));
-                if x.len() == 3 {
-                    e = e.help("flatten it first: `-> flatten -> linear(..)`");
-                }
-                return Err(e);
-            }
-            weights_fit(product(&[x[0], *out]))?;
-            Ok(vec![*out])
-        }
-        Op::Concat => {
-            let rank = x.len();
-            for (i, y) in ins.iter().enumerate().skip(1) {
-                let same = y.len() == rank && (rank != 3 || y[1..] == x[1..]);
-                if !same {
-                    return Err(OpError::new(format!(
-                        "`concat` joins along channels, so every input needs the same H and W; input 1 is {} but input {} is {}",
-                        shape_str(x),
-                        i + 1,
-                        shape_str(y)
-                    ))
-                    .help("check the strides and padding of the branches"));
-                }
-            }
-            let mut out = x.clone();
-            out[0] = ins.iter().map(|s| s[0]).sum();
-            checked_shape(out)
-        }
-        Op::Add => {
-            for (i, y) in ins.iter().enumerate().skip(1) {
-                if *y != x {
-                    return Err(OpError::new(format!(
-                        "`add` needs inputs of one shape; input 1 is {} but input {} is {}",
-                        shape_str(x),
-                        i + 1,
-                        shape_str(y)
-                    ))
-                    .help("project the shortcut with a 1×1 conv of matching channels and stride"));
-                }
-            }
-            Ok(x.clone())
-        }
-    }
-}
-
-fn weights_fit(n: u128) -> Result<(), OpError> {
+pub(crate) fn weights_fit(n: u128) -> Result<(), OpError> {
     if n > MAX_ELEMENTS {
         Err(OpError::new(format!(
             "this layer would have {n} weights, more than netc handles ({MAX_ELEMENTS})"

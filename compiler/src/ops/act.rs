@@ -1,0 +1,283 @@
+//! The pointwise activations: `relu`, `sigmoid`, `tanh`, `leaky_relu`, `relu6`, `hardtanh`,
+//! `hardswish`, `hardsigmoid`, `silu`, `mish`, `gelu`, `elu`. They share everything but
+//! their function: one runtime kernel over the function's `(f, df)` pair
+//! (`rt::act::Pointwise`), forward and backward. Those whose derivative follows from their
+//! output may run in place on their input's buffer (the `inplace` pass). Adding one is a
+//! variant of [`ActFn`], its spec in [`SPECS`] and its runtime function.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use serde_json::{json, Map, Value as Json};
+
+use netc_runtime as rt;
+
+use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
+use super::{object, Op, OpError, OpKind, Reads};
+use crate::codegen::Cx;
+use crate::graph::Shape;
+use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+
+/// A pointwise function and its arguments.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ActFn {
+    Relu,
+    Sigmoid,
+    Tanh,
+    LeakyRelu {
+        slope: f64,
+    },
+    Relu6,
+    Hardtanh {
+        min: f64,
+        max: f64,
+    },
+    Hardswish,
+    Hardsigmoid,
+    Silu,
+    Mish,
+    /// `approximate="tanh"` when `tanh`, else the erf form.
+    Gelu {
+        tanh: bool,
+    },
+    Elu {
+        alpha: f64,
+    },
+}
+
+/// A pointwise activation layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Act {
+    pub f: ActFn,
+}
+
+const GELU: Kind = Kind::Choice(&["none", "tanh"]);
+
+const fn spec(name: &'static str, params: &'static [Param], build: Build) -> OpSpec {
+    OpSpec {
+        name,
+        arity: Arity::One,
+        params,
+        build,
+    }
+}
+
+type Build = fn(&Reader) -> Result<Op, OpError>;
+
+fn act(f: ActFn) -> Result<Op, OpError> {
+    Ok(Op::Act(Act { f }))
+}
+
+/// In docs/language.md's order.
+pub const SPECS: &[OpSpec] = &[
+    spec("relu", &[], |_| act(ActFn::Relu)),
+    spec("sigmoid", &[], |_| act(ActFn::Sigmoid)),
+    spec("tanh", &[], |_| act(ActFn::Tanh)),
+    spec("leaky_relu", &[p("slope", Kind::Float, Float(0.01))], |r| {
+        act(ActFn::LeakyRelu {
+            slope: r.float("slope", Kind::Float)?,
+        })
+    }),
+    spec("relu6", &[], |_| act(ActFn::Relu6)),
+    spec(
+        "hardtanh",
+        &[
+            p("min", Kind::Float, Float(-1.0)),
+            p("max", Kind::Float, Float(1.0)),
+        ],
+        |r| {
+            let (min, max) = (r.float("min", Kind::Float)?, r.float("max", Kind::Float)?);
+            if min >= max {
+                return Err(OpError::new(format!(
+                    "`hardtanh` needs `min` < `max`, found min={min} max={max}"
+                ))
+                .at("max"));
+            }
+            act(ActFn::Hardtanh { min, max })
+        },
+    ),
+    spec("hardswish", &[], |_| act(ActFn::Hardswish)),
+    spec("hardsigmoid", &[], |_| act(ActFn::Hardsigmoid)),
+    spec("silu", &[], |_| act(ActFn::Silu)),
+    spec("mish", &[], |_| act(ActFn::Mish)),
+    spec("gelu", &[p("approximate", GELU, Str("none"))], |r| {
+        act(ActFn::Gelu {
+            tanh: r.choice("approximate", GELU)? == "tanh",
+        })
+    }),
+    spec("elu", &[p("alpha", Kind::Float, Float(1.0))], |r| {
+        act(ActFn::Elu {
+            alpha: r.float("alpha", Kind::Float)?,
+        })
+    }),
+];
+
+/// Runs `$body` with `$k` bound to the runtime's function for `$f` (each arm its own type).
+macro_rules! with_kernel {
+    ($f:expr, |$k:ident| $body:expr) => {
+        match $f {
+            ActFn::Relu => {
+                let $k = rt::act::Relu;
+                $body
+            }
+            ActFn::Sigmoid => {
+                let $k = rt::act::Sigmoid;
+                $body
+            }
+            ActFn::Tanh => {
+                let $k = rt::act::Tanh;
+                $body
+            }
+            ActFn::LeakyRelu { slope } => {
+                let $k = rt::act::LeakyRelu {
+                    slope: slope as f32,
+                };
+                $body
+            }
+            ActFn::Relu6 => {
+                let $k = rt::act::Relu6;
+                $body
+            }
+            ActFn::Hardtanh { min, max } => {
+                let $k = rt::act::Hardtanh {
+                    min: min as f32,
+                    max: max as f32,
+                };
+                $body
+            }
+            ActFn::Hardswish => {
+                let $k = rt::act::Hardswish;
+                $body
+            }
+            ActFn::Hardsigmoid => {
+                let $k = rt::act::Hardsigmoid;
+                $body
+            }
+            ActFn::Silu => {
+                let $k = rt::act::Silu;
+                $body
+            }
+            ActFn::Mish => {
+                let $k = rt::act::Mish;
+                $body
+            }
+            ActFn::Gelu { tanh: false } => {
+                let $k = rt::act::Gelu;
+                $body
+            }
+            ActFn::Gelu { tanh: true } => {
+                let $k = rt::act::GeluTanh;
+                $body
+            }
+            ActFn::Elu { alpha } => {
+                let $k = rt::act::Elu {
+                    alpha: alpha as f32,
+                };
+                $body
+            }
+        }
+    };
+}
+
+impl ActFn {
+    /// The runtime's function as an expression of generated code.
+    pub fn kernel(self) -> TokenStream {
+        match self {
+            ActFn::Relu => quote! { rt::act::Relu },
+            ActFn::Sigmoid => quote! { rt::act::Sigmoid },
+            ActFn::Tanh => quote! { rt::act::Tanh },
+            ActFn::LeakyRelu { slope } => {
+                let slope = slope as f32;
+                quote! { rt::act::LeakyRelu { slope: #slope } }
+            }
+            ActFn::Relu6 => quote! { rt::act::Relu6 },
+            ActFn::Hardtanh { min, max } => {
+                let (min, max) = (min as f32, max as f32);
+                quote! { rt::act::Hardtanh { min: #min, max: #max } }
+            }
+            ActFn::Hardswish => quote! { rt::act::Hardswish },
+            ActFn::Hardsigmoid => quote! { rt::act::Hardsigmoid },
+            ActFn::Silu => quote! { rt::act::Silu },
+            ActFn::Mish => quote! { rt::act::Mish },
+            ActFn::Gelu { tanh: false } => quote! { rt::act::Gelu },
+            ActFn::Gelu { tanh: true } => quote! { rt::act::GeluTanh },
+            ActFn::Elu { alpha } => {
+                let alpha = alpha as f32;
+                quote! { rt::act::Elu { alpha: #alpha } }
+            }
+        }
+    }
+
+    /// Whether the derivative follows from the output alone (the runtime's
+    /// `Pointwise::FROM_OUTPUT`): then the activation may overwrite its input.
+    pub fn from_output(self) -> bool {
+        with_kernel!(self, |k| from_output_of(k))
+    }
+}
+
+fn from_output_of<F: rt::act::Pointwise>(_: F) -> bool {
+    F::FROM_OUTPUT
+}
+
+impl OpKind for Act {
+    fn name(&self) -> &'static str {
+        match self.f {
+            ActFn::Relu => "relu",
+            ActFn::Sigmoid => "sigmoid",
+            ActFn::Tanh => "tanh",
+            ActFn::LeakyRelu { .. } => "leaky_relu",
+            ActFn::Relu6 => "relu6",
+            ActFn::Hardtanh { .. } => "hardtanh",
+            ActFn::Hardswish => "hardswish",
+            ActFn::Hardsigmoid => "hardsigmoid",
+            ActFn::Silu => "silu",
+            ActFn::Mish => "mish",
+            ActFn::Gelu { .. } => "gelu",
+            ActFn::Elu { .. } => "elu",
+        }
+    }
+
+    fn infer(&self, ins: &[&Shape]) -> Result<Shape, OpError> {
+        Ok(ins[0].clone())
+    }
+
+    fn attrs(&self) -> Map<String, Json> {
+        object(match self.f {
+            ActFn::LeakyRelu { slope } => json!({ "slope": slope }),
+            ActFn::Hardtanh { min, max } => json!({ "min": min, "max": max }),
+            ActFn::Gelu { tanh } => json!({ "approximate": if tanh { "tanh" } else { "none" } }),
+            ActFn::Elu { alpha } => json!({ "alpha": alpha }),
+            _ => json!({}),
+        })
+    }
+
+    fn reads(&self) -> Reads {
+        let out = self.f.from_output();
+        Reads {
+            input: !out,
+            output: out,
+        }
+    }
+
+    fn forward(&self, cx: &Fwd, out: &mut FwdOut) {
+        with_kernel!(self.f, |k| rt::act::forward(k, cx.xs[0], &mut out.y))
+    }
+
+    fn backward(&self, cx: &Bwd, out: &mut BwdOut) {
+        let mut dx = cx.zeros_like(0);
+        with_kernel!(self.f, |k| rt::act::backward(
+            k, cx.xs[0], cx.y, cx.dy, &mut dx
+        ));
+        out.dx(0, dx);
+    }
+
+    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
+        let (k, x, y, dy) = (self.f.kernel(), cx.x(0), cx.y(), cx.dy());
+        (
+            quote! { rt::act::forward(#k, &#x, &mut #y); },
+            cx.accumulate_dx(
+                0,
+                quote! { rt::act::backward(#k, &#x, &#y, &#dy, &mut ws.scratch[..len]); },
+            ),
+        )
+    }
+}

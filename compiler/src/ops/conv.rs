@@ -1,0 +1,385 @@
+//! `conv`: 2-d convolution (dilation, groups, bias), im2col + GEMM in the runtime, a ReLU
+//! fused into the GEMM's epilogue by the `epilogue` pass, sibling 1×1 convs merged into one
+//! GEMM by `merge_1x1` and outputs written into a concat's channels by `concat_in_place`.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use serde_json::{json, Map, Value as Json};
+
+use netc_runtime as rt;
+
+use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
+use super::window::{expect_image, weights_fit, window_shape, Window};
+use super::{object, pair_str, product, Op, OpError, OpKind, Pair, ParamDecl, Reads};
+use crate::codegen::{layer_in_place, Cx};
+use crate::graph::Shape;
+use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv {
+    pub out: usize,
+    pub k: Pair,
+    pub s: Pair,
+    pub p: Pair,
+    pub dil: Pair,
+    pub groups: usize,
+    pub bias: bool,
+    /// ReLU applied in the GEMM's epilogue (set by the `epilogue` pass, never by users).
+    pub relu: bool,
+}
+
+const PARAMS: &[Param] = &[
+    p("out", Kind::Size, Required),
+    p("k", Kind::Pair, Required),
+    p("s", Kind::Pair, Int(1)),
+    p("p", Kind::Pad, Int(0)),
+    p("dil", Kind::Pair, Int(1)),
+    p("groups", Kind::Size, Int(1)),
+    p("bias", Kind::Bool, Bool(true)),
+];
+
+pub const SPECS: &[OpSpec] = &[OpSpec {
+    name: "conv",
+    arity: Arity::One,
+    params: PARAMS,
+    build,
+}];
+
+fn build(r: &Reader) -> Result<Op, OpError> {
+    let k = r.pair("k", 1)?;
+    let dil = r.pair("dil", 1)?;
+    let s = r.pair("s", 1)?;
+    let p = match r.raw("p")? {
+        crate::value::Value::Str(ref st) if st == "same" => {
+            if s != [1, 1] || k[0] % 2 == 0 || k[1] % 2 == 0 {
+                return Err(OpError::new(format!(
+                    "`p=\"same\"` needs stride 1 and an odd kernel, found k={} s={}",
+                    pair_str(k),
+                    pair_str(s)
+                ))
+                .at("p")
+                .help("give the padding as a number"));
+            }
+            [dil[0] * (k[0] - 1) / 2, dil[1] * (k[1] - 1) / 2]
+        }
+        crate::value::Value::Str(other) => {
+            return Err(OpError::new(format!(
+                "`p` must be {}, found \"{other}\"",
+                Kind::Pad.describe()
+            ))
+            .at("p"))
+        }
+        _ => r.pair("p", 0)?,
+    };
+    Ok(Op::Conv(Conv {
+        out: r.size("out")?,
+        k,
+        s,
+        p,
+        dil,
+        groups: r.size("groups")?,
+        bias: r.bool("bias")?,
+        relu: false,
+    }))
+}
+
+impl Conv {
+    /// The runtime's geometry for input shape `x`.
+    pub fn geometry(&self, x: &[usize]) -> rt::conv::Conv2d {
+        rt::conv::Conv2d {
+            c: x[0],
+            h: x[1],
+            w: x[2],
+            out: self.out,
+            kh: self.k[0],
+            kw: self.k[1],
+            sh: self.s[0],
+            sw: self.s[1],
+            ph: self.p[0],
+            pw: self.p[1],
+            dh: self.dil[0],
+            dw: self.dil[1],
+            groups: self.groups,
+        }
+    }
+
+    /// The geometry as a `let geo = ..;` statement of generated code.
+    fn geo_tokens(&self, x: &[usize]) -> TokenStream {
+        let rt::conv::Conv2d {
+            c,
+            h,
+            w,
+            out,
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            dh,
+            dw,
+            groups,
+        } = self.geometry(x);
+        quote! {
+            let geo = rt::conv::Conv2d { c: #c, h: #h, w: #w, out: #out, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
+                                         ph: #ph, pw: #pw, dh: #dh, dw: #dw, groups: #groups };
+        }
+    }
+}
+
+impl OpKind for Conv {
+    fn name(&self) -> &'static str {
+        "conv"
+    }
+
+    fn infer(&self, ins: &[&Shape]) -> Result<Shape, OpError> {
+        let x = ins[0];
+        expect_image("conv", x)?;
+        if !x[0].is_multiple_of(self.groups) || !self.out.is_multiple_of(self.groups) {
+            return Err(OpError::new(format!(
+                "`groups={}` must divide both the input channels ({}) and `out` ({})",
+                self.groups, x[0], self.out
+            ))
+            .at("groups"));
+        }
+        weights_fit(product(&[
+            self.out,
+            x[0] / self.groups,
+            self.k[0],
+            self.k[1],
+        ]))?;
+        window_shape(
+            "conv",
+            x,
+            self.out,
+            Window {
+                k: self.k,
+                s: self.s,
+                p: self.p,
+                dil: self.dil,
+                ceil: false,
+            },
+        )
+    }
+
+    fn params(&self, ins: &[&Shape]) -> Vec<ParamDecl> {
+        let c = ins[0][0];
+        let mut out = vec![ParamDecl::weight(vec![
+            self.out,
+            c / self.groups,
+            self.k[0],
+            self.k[1],
+        ])];
+        if self.bias {
+            out.push(ParamDecl::new("bias", vec![self.out], 0.0));
+        }
+        out
+    }
+
+    fn macs(&self, ins: &[&Shape], y: &Shape) -> u64 {
+        let w = product(&[self.out, ins[0][0] / self.groups, self.k[0], self.k[1]]);
+        u64::try_from(w.saturating_mul(product(&[y[1], y[2]]))).unwrap_or(u64::MAX)
+    }
+
+    fn attrs(&self) -> Map<String, Json> {
+        let mut v = json!({
+            "out": self.out, "k": self.k, "s": self.s, "p": self.p, "dil": self.dil,
+            "groups": self.groups, "bias": self.bias,
+        });
+        if self.relu {
+            v["relu"] = json!(true);
+        }
+        object(v)
+    }
+
+    fn window(&self) -> Option<String> {
+        Some(super::window::describe(self.k, self.s))
+    }
+
+    fn is_weighted_layer(&self) -> bool {
+        true
+    }
+
+    fn col(&self, ins: &[&Shape], _y: &Shape) -> usize {
+        self.geometry(ins[0]).col_len()
+    }
+
+    fn reads(&self) -> Reads {
+        Reads {
+            input: true,
+            output: self.relu,
+        }
+    }
+
+    fn forward(&self, cx: &Fwd, out: &mut FwdOut) {
+        let geo = self.geometry(cx.shapes[0]);
+        let mut col = vec![0.0; geo.col_len()];
+        // The fused ReLU is the interpreter's to apply (see `interp::forward`).
+        rt::conv::conv2d_forward(
+            &geo,
+            cx.batch,
+            cx.xs[0],
+            cx.param("weight"),
+            cx.maybe("bias", self.bias),
+            false,
+            &mut out.y,
+            &mut col,
+        );
+    }
+
+    fn backward(&self, cx: &Bwd, out: &mut BwdOut) {
+        let geo = self.geometry(cx.shapes[0]);
+        let mut col = vec![0.0; geo.col_len()];
+        let w = cx.param("weight");
+        let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; self.out]);
+        if cx.wants[0] {
+            let mut dx = cx.zeros_like(0);
+            rt::conv::conv2d_backward(
+                &geo,
+                cx.batch,
+                cx.xs[0],
+                w,
+                cx.dy,
+                &mut dx,
+                &mut dw,
+                Some(&mut db),
+                &mut col,
+            );
+            out.dx(0, dx);
+        } else {
+            rt::conv::conv2d_backward_weight(
+                &geo,
+                cx.batch,
+                cx.xs[0],
+                cx.dy,
+                &mut dw,
+                Some(&mut db),
+                &mut col,
+            );
+        }
+        out.grad("weight", dw);
+        if self.bias {
+            out.grad("bias", db);
+        }
+    }
+
+    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
+        let g = cx.g;
+        if let Some(group) = g.group_of(cx.n) {
+            // The first member computes the group; the others have nothing to do.
+            if group[0] != cx.n {
+                return (quote! {}, quote! {});
+            }
+            return merged(cx, group);
+        }
+        let geo = self.geo_tokens(cx.shapes[0]);
+        let (x, dx_ok) = (cx.x(0), cx.wants(0));
+        let (w, dw) = (cx.param("weight"), cx.grad("weight"));
+        let (b, db) = cx.bias_args(self.bias);
+        let relu = self.relu;
+        if let Some((t, d, slot)) = layer_in_place(g, cx.n) {
+            let fwd = quote! {
+                #geo rt::conv::conv2d_forward_slot(&geo, n, &#x, &#w, #b, #relu, &mut ws.#t, #slot, &mut ws.col);
+            };
+            let data = cx.accumulate_dx(0, quote! {
+                rt::conv::conv2d_backward_data_slot(&geo, n, &#w, &ws.#d, #slot, &mut ws.scratch[..len], &mut ws.col);
+            });
+            let bwd = quote! {
+                #geo
+                rt::conv::conv2d_backward_weight_slot(&geo, n, &#x, &ws.#d, #slot, &mut #dw, #db, &mut ws.col);
+                #data
+            };
+            return (fwd, bwd);
+        }
+        let (y, dy) = (cx.y(), cx.dy());
+        let fwd = quote! { #geo rt::conv::conv2d_forward(&geo, n, &#x, &#w, #b, #relu, &mut #y, &mut ws.col); };
+        let data = if dx_ok {
+            cx.accumulate_dx(0, quote! {
+                rt::conv::conv2d_backward_data(&geo, n, &#w, &#dy, &mut ws.scratch[..len], &mut ws.col);
+            })
+        } else {
+            quote! {}
+        };
+        let bwd = quote! {
+            #geo
+            rt::conv::conv2d_backward_weight(&geo, n, &#x, &#dy, &mut #dw, #db, &mut ws.col);
+            #data
+        };
+        (fwd, bwd)
+    }
+}
+
+/// The forward and backward of a group of sibling pointwise convs merged into one GEMM
+/// (`merge_1x1`), led by the layer of `cx`, reading its input and adding to its gradient.
+fn merged(cx: &Cx, group: &[petgraph::stable_graph::NodeIndex]) -> (TokenStream, TokenStream) {
+    let g = cx.g;
+    let Op::Conv(c) = &g.node(group[0]).op else {
+        unreachable!("the verifier checks merged groups are convs")
+    };
+    let x = cx.shapes[0];
+    let (cin, h, w) = (x[0], x[1], x[2]);
+    let total: usize = group.iter().map(|&j| g.node(j).shape[0]).sum();
+    let geo = quote! {
+        let geo = rt::conv::Conv2d { c: #cin, h: #h, w: #w, out: #total, kh: 1, kw: 1, sh: 1, sw: 1,
+                                     ph: 0, pw: 0, dh: 1, dw: 1, groups: 1 };
+    };
+    // Each member's output buffers (its own, or its concat's) and slot; buffers shared by
+    // two members are passed once.
+    let (mut tbufs, mut dbufs, mut dests) = (Vec::new(), Vec::new(), Vec::new());
+    for &j in group {
+        let (t, d, slot) = layer_in_place(g, j).unwrap_or_else(|| {
+            let len = g.node(j).shape.iter().product::<usize>();
+            (
+                quote::format_ident!("t{}", j.index()),
+                quote::format_ident!("d{}", j.index()),
+                quote! { rt::tensor::Slot::dense(#len) },
+            )
+        });
+        let b = tbufs.iter().position(|x| *x == t).unwrap_or_else(|| {
+            tbufs.push(t);
+            dbufs.push(d);
+            tbufs.len() - 1
+        });
+        dests.push(quote! { (#b, #slot) });
+    }
+    let field_of = |j: &petgraph::stable_graph::NodeIndex, what: &str| {
+        crate::codegen::field(&format!("{}.{what}", g.node(*j).path))
+    };
+    let ws_: Vec<_> = group.iter().map(|j| field_of(j, "weight")).collect();
+    let bs: Vec<_> = group.iter().map(|j| field_of(j, "bias")).collect();
+    let (b_fwd, db) = if c.bias {
+        (
+            quote! { Some(&[#(&p.#bs[..]),*]) },
+            quote! { Some(&mut [#(&mut g.#bs[..]),*]) },
+        )
+    } else {
+        (quote! { None }, quote! { None })
+    };
+    let relu = c.relu;
+    let tx = cx.x(0);
+    let backward = |dx_arg: TokenStream| {
+        quote! {
+            rt::conv::conv1x1_merged_backward(&geo, n, &#tx, &[#(&p.#ws_[..]),*], &[#(&ws.#dbufs[..]),*],
+                &[#(#dests),*], &mut [#(&mut g.#ws_[..]),*], #db, #dx_arg, &mut ws.col);
+        }
+    };
+    let data = if cx.wants(0) {
+        let call = backward(quote! { Some(&mut ws.scratch[..len]) });
+        let dx = cx.dx(0);
+        quote! {
+            let len = #tx.len();
+            #call
+            rt::tensor::accumulate(&ws.scratch[..len], &mut #dx);
+        }
+    } else {
+        backward(quote! { None })
+    };
+    (
+        quote! {
+            #geo
+            rt::conv::conv1x1_merged_forward(&geo, n, &#tx, &[#(&p.#ws_[..]),*], #b_fwd, #relu,
+                &mut [#(&mut ws.#tbufs[..]),*], &[#(#dests),*], &mut ws.col);
+        },
+        quote! { #geo #data },
+    )
+}

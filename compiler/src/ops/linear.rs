@@ -1,0 +1,147 @@
+//! `linear`: a fully connected layer on a feature vector, one GEMM per batch (ReLU in its
+//! epilogue when the `epilogue` pass fuses one).
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use serde_json::{json, Map, Value as Json};
+
+use netc_runtime as rt;
+
+use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
+use super::window::weights_fit;
+use super::{object, product, Op, OpError, OpKind, ParamDecl, Reads};
+use crate::codegen::Cx;
+use crate::graph::{shape_str, Shape};
+use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear {
+    pub out: usize,
+    pub bias: bool,
+    /// ReLU fused into the GEMM's epilogue by the `epilogue` pass.
+    pub relu: bool,
+}
+
+pub const SPECS: &[OpSpec] = &[OpSpec {
+    name: "linear",
+    arity: Arity::One,
+    params: &[
+        p("out", Kind::Size, Required),
+        p("bias", Kind::Bool, Bool(true)),
+    ],
+    build: |r| {
+        Ok(Op::Linear(Linear {
+            out: r.size("out")?,
+            bias: r.bool("bias")?,
+            relu: false,
+        }))
+    },
+}];
+
+impl OpKind for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn infer(&self, ins: &[&Shape]) -> Result<Shape, OpError> {
+        let x = ins[0];
+        if x.len() != 1 {
+            let mut e = OpError::new(format!(
+                "`linear` expects a feature vector [F], found {}",
+                shape_str(x)
+            ));
+            if x.len() == 3 {
+                e = e.help("flatten it first: `-> flatten -> linear(..)`");
+            }
+            return Err(e);
+        }
+        weights_fit(product(&[x[0], self.out]))?;
+        Ok(vec![self.out])
+    }
+
+    fn params(&self, ins: &[&Shape]) -> Vec<ParamDecl> {
+        let mut out = vec![ParamDecl::weight(vec![self.out, ins[0][0]])];
+        if self.bias {
+            out.push(ParamDecl::new("bias", vec![self.out], 0.0));
+        }
+        out
+    }
+
+    fn macs(&self, ins: &[&Shape], _y: &Shape) -> u64 {
+        u64::try_from(product(&[ins[0][0], self.out])).unwrap_or(u64::MAX)
+    }
+
+    fn attrs(&self) -> Map<String, Json> {
+        let mut v = json!({ "out": self.out, "bias": self.bias });
+        if self.relu {
+            v["relu"] = json!(true);
+        }
+        object(v)
+    }
+
+    fn is_weighted_layer(&self) -> bool {
+        true
+    }
+
+    fn reads(&self) -> Reads {
+        Reads {
+            input: true,
+            output: self.relu,
+        }
+    }
+
+    fn forward(&self, cx: &Fwd, out: &mut FwdOut) {
+        rt::linear::linear_forward(
+            cx.batch,
+            cx.shapes[0][0],
+            self.out,
+            cx.xs[0],
+            cx.param("weight"),
+            cx.maybe("bias", self.bias),
+            false,
+            &mut out.y,
+        );
+    }
+
+    fn backward(&self, cx: &Bwd, out: &mut BwdOut) {
+        let (fin, o) = (cx.shapes[0][0], self.out);
+        let w = cx.param("weight");
+        let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; o]);
+        rt::linear::linear_backward_weight(
+            cx.batch,
+            fin,
+            o,
+            cx.xs[0],
+            cx.dy,
+            &mut dw,
+            Some(&mut db),
+        );
+        if cx.wants[0] {
+            let mut dx = cx.zeros_like(0);
+            rt::linear::linear_backward_data(cx.batch, fin, o, w, cx.dy, &mut dx);
+            out.dx(0, dx);
+        }
+        out.grad("weight", dw);
+        if self.bias {
+            out.grad("bias", db);
+        }
+    }
+
+    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
+        let (fin, o, relu) = (cx.shapes[0][0], self.out, self.relu);
+        let (wt, gw) = (cx.param("weight"), cx.grad("weight"));
+        let (b, db) = cx.bias_args(self.bias);
+        let (x, y, dy) = (cx.x(0), cx.y(), cx.dy());
+        let data = cx.accumulate_dx(
+            0,
+            quote! { rt::linear::linear_backward_data(n, #fin, #o, &#wt, &#dy, &mut ws.scratch[..len]); },
+        );
+        (
+            quote! { rt::linear::linear_forward(n, #fin, #o, &#x, &#wt, #b, #relu, &mut #y); },
+            quote! {
+                rt::linear::linear_backward_weight(n, #fin, #o, &#x, &#dy, &mut #gw, #db);
+                #data
+            },
+        )
+    }
+}

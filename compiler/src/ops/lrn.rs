@@ -1,0 +1,127 @@
+//! `lrn`: local response normalization across channels, PyTorch's convention (the sum of
+//! squares over `size` neighbouring channels, scaled by `alpha / size`).
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use serde_json::{json, Map, Value as Json};
+
+use netc_runtime as rt;
+
+use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
+use super::window::expect_image;
+use super::{channels, elems, object, Op, OpError, OpKind, SavedDecl};
+use crate::codegen::Cx;
+use crate::graph::Shape;
+use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lrn {
+    pub size: usize,
+    pub alpha: f64,
+    pub beta: f64,
+    pub k: f64,
+}
+
+pub const SPECS: &[OpSpec] = &[OpSpec {
+    name: "lrn",
+    arity: Arity::One,
+    params: &[
+        p("size", Kind::Size, Int(5)),
+        p("alpha", Kind::Float, Float(1e-4)),
+        p("beta", Kind::Float, Float(0.75)),
+        p("k", Kind::Float, Float(1.0)),
+    ],
+    build: |r| {
+        Ok(Op::Lrn(Lrn {
+            size: r.size("size")?,
+            alpha: r.float("alpha", Kind::Float)?,
+            beta: r.float("beta", Kind::Float)?,
+            k: r.float("k", Kind::Float)?,
+        }))
+    },
+}];
+
+impl OpKind for Lrn {
+    fn name(&self) -> &'static str {
+        "lrn"
+    }
+
+    fn infer(&self, ins: &[&Shape]) -> Result<Shape, OpError> {
+        expect_image("lrn", ins[0])?;
+        Ok(ins[0].clone())
+    }
+
+    fn attrs(&self) -> Map<String, Json> {
+        object(json!({ "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k }))
+    }
+
+    /// The denominators, for backward.
+    fn saved(&self, _ins: &[&Shape], y: &Shape) -> Vec<SavedDecl> {
+        vec![SavedDecl::per_sample('s', elems(y))]
+    }
+
+    /// One image of scratch for backward.
+    fn col(&self, ins: &[&Shape], _y: &Shape) -> usize {
+        elems(ins[0])
+    }
+
+    fn forward(&self, cx: &Fwd, out: &mut FwdOut) {
+        let (c, plane) = channels(cx.shapes[0]);
+        let mut scale = vec![0.0; out.y.len()];
+        rt::norm::lrn_forward(
+            cx.batch,
+            c,
+            plane,
+            self.size,
+            self.alpha as f32,
+            self.beta as f32,
+            self.k as f32,
+            cx.xs[0],
+            &mut out.y,
+            &mut scale,
+        );
+        out.saved.f.insert('s', scale);
+    }
+
+    fn backward(&self, cx: &Bwd, out: &mut BwdOut) {
+        let (c, plane) = channels(cx.shapes[0]);
+        let mut dx = cx.zeros_like(0);
+        let mut scratch = vec![0.0; c * plane];
+        rt::norm::lrn_backward(
+            cx.batch,
+            c,
+            plane,
+            self.size,
+            self.alpha as f32,
+            self.beta as f32,
+            cx.xs[0],
+            &cx.saved.f[&'s'],
+            cx.dy,
+            &mut dx,
+            &mut scratch,
+        );
+        out.dx(0, dx);
+    }
+
+    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
+        let (c, plane) = channels(cx.shapes[0]);
+        let (size, a, b, k) = (
+            self.size,
+            self.alpha as f32,
+            self.beta as f32,
+            self.k as f32,
+        );
+        let (x, y, dy, s) = (cx.x(0), cx.y(), cx.dy(), cx.saved('s'));
+        let cp = c * plane;
+        (
+            quote! { rt::norm::lrn_forward(n, #c, #plane, #size, #a, #b, #k, &#x, &mut #y, &mut #s); },
+            cx.accumulate_dx(
+                0,
+                quote! {
+                    rt::norm::lrn_backward(n, #c, #plane, #size, #a, #b, &#x, &#s, &#dy,
+                        &mut ws.scratch[..len], &mut ws.col[..#cp]);
+                },
+            ),
+        )
+    }
+}

@@ -1,0 +1,195 @@
+//! `maxpool` and `avgpool`: windowed pooling with padding and PyTorch's ceil mode (average
+//! pooling counts padding, as PyTorch's default). Max pooling keeps its argmaxes for backward
+//! in training; inference needs none.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use serde_json::{json, Map, Value as Json};
+
+use netc_runtime as rt;
+
+use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
+use super::window::{expect_image, window_shape, Window};
+use super::{elems, object, pair_str, Op, OpError, OpKind, Pair, Reads, SavedDecl};
+use crate::codegen::{pair, Cx};
+use crate::graph::Shape;
+use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool {
+    /// Max pooling, or average pooling.
+    pub max: bool,
+    pub k: Pair,
+    pub s: Pair,
+    pub p: Pair,
+    pub ceil: bool,
+}
+
+const PARAMS: &[Param] = &[
+    p("k", Kind::Pair, Required),
+    p("s", Kind::Pair, Same("k")),
+    p("p", Kind::PairZ, Int(0)),
+    p("ceil", Kind::Bool, Bool(false)),
+];
+
+pub const SPECS: &[OpSpec] = &[
+    OpSpec {
+        name: "maxpool",
+        arity: Arity::One,
+        params: PARAMS,
+        build: |r| build(r, true),
+    },
+    OpSpec {
+        name: "avgpool",
+        arity: Arity::One,
+        params: PARAMS,
+        build: |r| build(r, false),
+    },
+];
+
+fn build(r: &Reader, max: bool) -> Result<Op, OpError> {
+    Ok(Op::Pool(Pool {
+        max,
+        k: r.pair("k", 1)?,
+        s: r.pair("s", 1)?,
+        p: r.pair("p", 0)?,
+        ceil: r.bool("ceil")?,
+    }))
+}
+
+impl Pool {
+    pub fn geometry(&self, x: &[usize]) -> rt::pool::Pool2d {
+        rt::pool::Pool2d {
+            c: x[0],
+            h: x[1],
+            w: x[2],
+            kh: self.k[0],
+            kw: self.k[1],
+            sh: self.s[0],
+            sw: self.s[1],
+            ph: self.p[0],
+            pw: self.p[1],
+            ceil: self.ceil,
+        }
+    }
+}
+
+impl OpKind for Pool {
+    fn name(&self) -> &'static str {
+        if self.max {
+            "maxpool"
+        } else {
+            "avgpool"
+        }
+    }
+
+    fn infer(&self, ins: &[&Shape]) -> Result<Shape, OpError> {
+        let (x, name) = (ins[0], self.name());
+        expect_image(name, x)?;
+        for i in 0..2 {
+            if 2 * self.p[i] > self.k[i] {
+                return Err(OpError::new(format!(
+                    "`{name}`'s padding {} is more than half its window {}",
+                    pair_str(self.p),
+                    pair_str(self.k)
+                ))
+                .at("p")
+                .help("PyTorch requires pad ≤ k/2: a window made only of padding has no value"));
+            }
+        }
+        window_shape(
+            name,
+            x,
+            x[0],
+            Window {
+                k: self.k,
+                s: self.s,
+                p: self.p,
+                dil: [1, 1],
+                ceil: self.ceil,
+            },
+        )
+    }
+
+    fn attrs(&self) -> Map<String, Json> {
+        object(json!({ "k": self.k, "s": self.s, "p": self.p, "ceil": self.ceil }))
+    }
+
+    fn window(&self) -> Option<String> {
+        Some(super::window::describe(self.k, self.s))
+    }
+
+    fn saved(&self, _ins: &[&Shape], y: &Shape) -> Vec<SavedDecl> {
+        if self.max {
+            vec![SavedDecl {
+                index: true,
+                ..SavedDecl::per_sample('a', elems(y))
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn reads(&self) -> Reads {
+        Reads::default()
+    }
+
+    fn forward(&self, cx: &Fwd, out: &mut FwdOut) {
+        let geo = self.geometry(cx.shapes[0]);
+        if self.max {
+            let mut argmax = vec![0; out.y.len()];
+            rt::pool::maxpool2d_forward(&geo, cx.batch, cx.xs[0], &mut out.y, &mut argmax);
+            out.saved.u.insert('a', argmax);
+        } else {
+            rt::pool::avgpool2d_forward(&geo, cx.batch, cx.xs[0], &mut out.y);
+        }
+    }
+
+    fn backward(&self, cx: &Bwd, out: &mut BwdOut) {
+        let geo = self.geometry(cx.shapes[0]);
+        let mut dx = cx.zeros_like(0);
+        if self.max {
+            rt::pool::maxpool2d_backward(&geo, cx.batch, cx.dy, &cx.saved.u[&'a'], &mut dx);
+        } else {
+            rt::pool::avgpool2d_backward(&geo, cx.batch, cx.dy, &mut dx);
+        }
+        out.dx(0, dx);
+    }
+
+    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
+        let x = cx.shapes[0];
+        let (c, h, w) = (x[0], x[1], x[2]);
+        let (k, s, p, ceil) = (pair(self.k), pair(self.s), pair(self.p), self.ceil);
+        let geo = quote! {
+            let [kh, kw] = [#k]; let [sh, sw] = [#s]; let [ph, pw] = [#p];
+            let geo = rt::pool::Pool2d { c: #c, h: #h, w: #w, kh, kw, sh, sw, ph, pw, ceil: #ceil };
+        };
+        let (tx, t, d) = (cx.x(0), cx.y(), cx.dy());
+        if self.max {
+            let a = cx.saved('a');
+            (
+                // Inference needs no argmaxes.
+                quote! {
+                    #geo
+                    if train {
+                        rt::pool::maxpool2d_forward(&geo, n, &#tx, &mut #t, &mut #a);
+                    } else {
+                        rt::pool::maxpool2d_forward_values(&geo, n, &#tx, &mut #t);
+                    }
+                },
+                cx.accumulate_dx(
+                    0,
+                    quote! { #geo rt::pool::maxpool2d_backward(&geo, n, &#d, &#a, &mut ws.scratch[..len]); },
+                ),
+            )
+        } else {
+            (
+                quote! { #geo rt::pool::avgpool2d_forward(&geo, n, &#tx, &mut #t); },
+                cx.accumulate_dx(
+                    0,
+                    quote! { #geo rt::pool::avgpool2d_backward(&geo, n, &#d, &mut ws.scratch[..len]); },
+                ),
+            )
+        }
+    }
+}
