@@ -57,6 +57,14 @@ const TOKENS: &[&str] = &[
     "softmax",
     "ce",
     "mse",
+    "l1",
+    "bce",
+    "smoothing",
+    "relu6",
+    "gelu",
+    "mul",
+    "upsample",
+    "slice",
     "x",
     "y",
     "z",
@@ -153,6 +161,20 @@ fn stage() -> impl Strategy<Value = String> {
         Just("softmax".to_string()),
         Just("unit(4)".to_string()),
         Just("invert(of=b0)".to_string()),
+        Just("relu6 -> hardswish -> hardsigmoid -> silu -> mish".to_string()),
+        (n(), n()).prop_map(|(a, b)| format!("hardtanh(min=-{a}, max={b})")),
+        Just("gelu -> gelu(approximate=\"tanh\")".to_string()),
+        n().prop_map(|v| format!("elu(alpha={v})")),
+        n().prop_map(|v| format!("scale(init={v})")),
+        n().prop_map(|v| format!("upsample(scale={v}, mode=\"bilinear\", align_corners=true)")),
+        n().prop_map(|v| format!("upsample(scale={v})")),
+        n().prop_map(|v| format!("adaptive_avgpool({v})")),
+        Just("layernorm2d".to_string()),
+        n().prop_map(|v| format!("groupnorm({v})")),
+        n().prop_map(|v| format!("channel_shuffle({v})")),
+        (n(), n()).prop_map(|(a, b)| format!("slice(from={a}, to={b})")),
+        n().prop_map(|v| format!("stochastic_depth({v})")),
+        Just("mul(b0)".to_string()),
     ]
 }
 
@@ -181,10 +203,10 @@ fn network() -> impl Strategy<Value = String> {
                 prev = format!("b{i}");
             }
             if join && chains.len() > 1 {
-                src.push_str("    j = concat(b0, b1);\n    a = add(b0, b1);\n");
+                src.push_str("    j = concat(b0, b1);\n    a = add(b0, b1);\n    m = mul(b0, b1);\n");
             }
             src.push_str(&format!(
-                "    logits = {prev} -> flatten -> linear(10);\n    loss ce(logits, label);\n    output logits;\n}}\n"
+                "    logits = {prev} -> flatten -> linear(10);\n    loss ce(logits, label, smoothing=0.1) + l1(logits, logits) + bce(logits, logits);\n    output logits;\n}}\n"
             ));
             src
         })

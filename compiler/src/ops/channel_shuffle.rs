@@ -1,0 +1,83 @@
+//! `channel_shuffle`: ShuffleNet's permutation of channels, `groups × C/groups` transposed
+//! to `C/groups × groups` (torchvision's `channel_shuffle`).
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use serde_json::{json, Map, Value as Json};
+
+use netc_runtime as rt;
+
+use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
+use super::window::expect_image;
+use super::{channels, object, Op, OpError, OpKind, Reads};
+use crate::codegen::Cx;
+use crate::graph::Shape;
+use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelShuffle {
+    pub groups: usize,
+}
+
+pub const SPECS: &[OpSpec] = &[OpSpec {
+    name: "channel_shuffle",
+    arity: Arity::One,
+    params: &[p("groups", Kind::Size, Required)],
+    build: |r| {
+        Ok(Op::ChannelShuffle(ChannelShuffle {
+            groups: r.size("groups")?,
+        }))
+    },
+}];
+
+impl OpKind for ChannelShuffle {
+    fn name(&self) -> &'static str {
+        "channel_shuffle"
+    }
+
+    fn infer(&self, ins: &[&Shape]) -> Result<Shape, OpError> {
+        let x = ins[0];
+        expect_image("channel_shuffle", x)?;
+        if !x[0].is_multiple_of(self.groups) {
+            return Err(OpError::new(format!(
+                "`groups={}` must divide the input's {} channels",
+                self.groups, x[0]
+            ))
+            .at("groups"));
+        }
+        Ok(x.clone())
+    }
+
+    fn attrs(&self) -> Map<String, Json> {
+        object(json!({ "groups": self.groups }))
+    }
+
+    fn reads(&self) -> Reads {
+        Reads::default()
+    }
+
+    fn forward(&self, cx: &Fwd, out: &mut FwdOut) {
+        let (c, plane) = channels(cx.shapes[0]);
+        rt::tensor::channel_shuffle_forward(cx.batch, c, self.groups, plane, cx.xs[0], &mut out.y);
+    }
+
+    fn backward(&self, cx: &Bwd, out: &mut BwdOut) {
+        let (c, plane) = channels(cx.shapes[0]);
+        let mut dx = cx.zeros_like(0);
+        rt::tensor::channel_shuffle_backward(cx.batch, c, self.groups, plane, cx.dy, &mut dx);
+        out.dx(0, dx);
+    }
+
+    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
+        let (c, plane) = channels(cx.shapes[0]);
+        let groups = self.groups;
+        let (x, y, dy) = (cx.x(0), cx.y(), cx.dy());
+        (
+            quote! { rt::tensor::channel_shuffle_forward(n, #c, #groups, #plane, &#x, &mut #y); },
+            cx.accumulate_dx(
+                0,
+                quote! { rt::tensor::channel_shuffle_backward(n, #c, #groups, #plane, &#dy, &mut ws.scratch[..len]); },
+            ),
+        )
+    }
+}
