@@ -1,7 +1,9 @@
-//! Moving tensors around: concatenation along channels and its adjoint (slicing the
-//! gradient back out), elementwise sums, and accumulation of gradients where a value fans
-//! out. Tensors are NCHW; a channel slice of one image is contiguous, which is what lets a
-//! layer write its output straight into its slice of a concat ([`Slot`]).
+//! Moving and combining tensors: concatenation along channels and its adjoint (slicing the
+//! gradient back out), the channel shuffle, elementwise sums and products (with a per-sample
+//! channel gate, as squeeze-and-excitation), a learned per-channel scale, and accumulation of
+//! gradients where a value fans out. Tensors are NCHW; a channel slice of one image is
+//! contiguous, which is what lets a layer write its output straight into its slice of a
+//! concat ([`Slot`]).
 
 use std::ops::Range;
 
@@ -139,6 +141,197 @@ pub fn accumulate(x: &[f32], acc: &mut [f32]) {
     assert_eq!(x.len(), acc.len(), "accumulate: lengths");
     for (a, &v) in acc.iter_mut().zip(x) {
         *a += v;
+    }
+}
+
+/// `y = a · b` elementwise, `a` being `n × c × plane_a`. `b` has the same shape
+/// (`plane_b = plane_a`) or one value per sample and channel (`plane_b = 1`, `[C,1,1]`,
+/// broadcast over the plane: squeeze-and-excitation's gate).
+pub fn mul_forward(
+    n: usize,
+    c: usize,
+    plane_a: usize,
+    plane_b: usize,
+    a: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+) {
+    check_mul(n, c, plane_a, plane_b, a.len(), b.len(), y.len());
+    if plane_b == plane_a {
+        for ((o, &u), &v) in y.iter_mut().zip(a).zip(b) {
+            *o = u * v;
+        }
+        return;
+    }
+    for ((ys, xs), &g) in y
+        .chunks_exact_mut(plane_a)
+        .zip(a.chunks_exact(plane_a))
+        .zip(b)
+    {
+        for (o, &u) in ys.iter_mut().zip(xs) {
+            *o = u * g;
+        }
+    }
+}
+
+/// The gradient of [`mul_forward`] (overwrites what it is given): `da = dy · b` (`b`
+/// broadcast), and `db = dy · a`, or, for `plane_b = 1`, `db[i, c] = Σ_plane dy · a` (summed
+/// in f64). Either gradient may be skipped (an input that needs none).
+#[allow(clippy::too_many_arguments)]
+pub fn mul_backward(
+    n: usize,
+    c: usize,
+    plane_a: usize,
+    plane_b: usize,
+    a: &[f32],
+    b: &[f32],
+    dy: &[f32],
+    da: Option<&mut [f32]>,
+    db: Option<&mut [f32]>,
+) {
+    check_mul(n, c, plane_a, plane_b, a.len(), b.len(), dy.len());
+    if let Some(da) = da {
+        assert_eq!(da.len(), a.len(), "mul: gradient length");
+        // da = dy · b is the forward with dy in place of a.
+        mul_forward(n, c, plane_a, plane_b, dy, b, da);
+    }
+    let Some(db) = db else { return };
+    assert_eq!(db.len(), b.len(), "mul: gradient length");
+    if plane_b == plane_a {
+        for ((d, &g), &u) in db.iter_mut().zip(dy).zip(a) {
+            *d = g * u;
+        }
+        return;
+    }
+    for ((d, gs), xs) in db
+        .iter_mut()
+        .zip(dy.chunks_exact(plane_a))
+        .zip(a.chunks_exact(plane_a))
+    {
+        *d = gs
+            .iter()
+            .zip(xs)
+            .map(|(&g, &u)| g as f64 * u as f64)
+            .sum::<f64>() as f32;
+    }
+}
+
+fn check_mul(n: usize, c: usize, plane_a: usize, plane_b: usize, a: usize, b: usize, y: usize) {
+    assert!(
+        plane_b == plane_a || plane_b == 1,
+        "mul: b must have a's shape or one value per channel (plane {plane_b}, a's {plane_a})"
+    );
+    assert!(
+        a == n * c * plane_a && b == n * c * plane_b && y == a,
+        "mul: lengths"
+    );
+}
+
+/// `y = x · w[c]`: a learned factor per channel, shared by the batch (ConvNeXt's layer
+/// scale, `w` of shape `[C,1,1]`).
+pub fn scale_forward(n: usize, c: usize, plane: usize, x: &[f32], w: &[f32], y: &mut [f32]) {
+    assert!(
+        x.len() == n * c * plane && y.len() == x.len() && w.len() == c,
+        "scale: lengths"
+    );
+    for (r, (ys, xs)) in y
+        .chunks_exact_mut(plane.max(1))
+        .zip(x.chunks_exact(plane.max(1)))
+        .enumerate()
+    {
+        let k = w[r % c];
+        for (o, &v) in ys.iter_mut().zip(xs) {
+            *o = v * k;
+        }
+    }
+}
+
+/// The gradient of [`scale_forward`] (overwrites both): `dx = dy · w[c]` (skipped when
+/// `dx` is `None`) and `dw[c] = Σ_{n, plane} dy · x`, summed over the batch in f64.
+#[allow(clippy::too_many_arguments)]
+pub fn scale_backward(
+    n: usize,
+    c: usize,
+    plane: usize,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dx: Option<&mut [f32]>,
+    dw: &mut [f32],
+) {
+    assert!(
+        x.len() == n * c * plane && dy.len() == x.len() && w.len() == c && dw.len() == c,
+        "scale: lengths"
+    );
+    if let Some(dx) = dx {
+        scale_forward(n, c, plane, dy, w, dx);
+    }
+    for (ch, d) in dw.iter_mut().enumerate() {
+        let mut sum = 0.0f64;
+        for i in 0..n {
+            let at = (i * c + ch) * plane..(i * c + ch + 1) * plane;
+            sum += dy[at.clone()]
+                .iter()
+                .zip(&x[at])
+                .map(|(&g, &v)| g as f64 * v as f64)
+                .sum::<f64>();
+        }
+        *d = sum as f32;
+    }
+}
+
+/// ShuffleNet's channel shuffle, as torchvision's: the `c` channels of each sample, seen as
+/// `groups × c/groups`, are transposed to `c/groups × groups` (output channel
+/// `k·groups + g` is input channel `g·c/groups + k`).
+pub fn channel_shuffle_forward(
+    n: usize,
+    c: usize,
+    groups: usize,
+    plane: usize,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    assert!(
+        groups > 0 && c.is_multiple_of(groups),
+        "channel_shuffle: {c} channels in {groups} groups"
+    );
+    transpose_channels(n, groups, c / groups, plane, x, y);
+}
+
+/// The gradient of [`channel_shuffle_forward`], its inverse permutation (overwrites `dx`).
+pub fn channel_shuffle_backward(
+    n: usize,
+    c: usize,
+    groups: usize,
+    plane: usize,
+    dy: &[f32],
+    dx: &mut [f32],
+) {
+    assert!(
+        groups > 0 && c.is_multiple_of(groups),
+        "channel_shuffle: {c} channels in {groups} groups"
+    );
+    transpose_channels(n, c / groups, groups, plane, dy, dx);
+}
+
+/// Channels of each sample seen as `rows × cols` go to `cols × rows`: channel `r·cols + k`
+/// of `x` is channel `k·rows + r` of `y`.
+fn transpose_channels(n: usize, rows: usize, cols: usize, plane: usize, x: &[f32], y: &mut [f32]) {
+    let len = rows * cols * plane;
+    assert!(
+        x.len() == n * len && y.len() == x.len(),
+        "channel_shuffle: lengths"
+    );
+    for (xs, ys) in x
+        .chunks_exact(len.max(1))
+        .zip(y.chunks_exact_mut(len.max(1)))
+    {
+        for r in 0..rows {
+            for k in 0..cols {
+                let (from, to) = ((r * cols + k) * plane, (k * rows + r) * plane);
+                ys[to..to + plane].copy_from_slice(&xs[from..from + plane]);
+            }
+        }
     }
 }
 

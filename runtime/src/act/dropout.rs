@@ -46,12 +46,12 @@ pub fn stochastic_depth_forward(
     mask: &mut [f32],
 ) {
     assert!(
-        x.len() == y.len() && mask.len() == n && (n == 0 || x.len() % n == 0),
+        x.len() == y.len() && mask.len() == n && x.len().is_multiple_of(n),
         "stochastic_depth: lengths"
     );
     assert!((0.0..=1.0).contains(&p), "stochastic_depth: p = {p}");
     let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
-    let len = if n == 0 { 0 } else { x.len() / n };
+    let len = x.len().checked_div(n).unwrap_or(0);
     for (i, m) in mask.iter_mut().enumerate() {
         *m = if rng.next_f32() >= p { scale } else { 0.0 };
         let at = i * len..(i + 1) * len;
@@ -64,10 +64,10 @@ pub fn stochastic_depth_forward(
 /// `dx = dy · mask[i]` over each sample `i` (overwrites `dx`).
 pub fn stochastic_depth_backward(n: usize, mask: &[f32], dy: &[f32], dx: &mut [f32]) {
     assert!(
-        dy.len() == dx.len() && mask.len() == n && (n == 0 || dy.len() % n == 0),
+        dy.len() == dx.len() && mask.len() == n && dy.len().is_multiple_of(n),
         "stochastic_depth: lengths"
     );
-    let len = if n == 0 { 0 } else { dy.len() / n };
+    let len = dy.len().checked_div(n).unwrap_or(0);
     for (i, &m) in mask.iter().enumerate() {
         let at = i * len..(i + 1) * len;
         for (d, &g) in dx[at.clone()].iter_mut().zip(&dy[at]) {

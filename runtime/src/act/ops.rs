@@ -44,17 +44,17 @@ impl Pointwise for Relu {
 
     #[inline]
     fn df(&self, _x: f32, y: f32) -> f32 {
-        if y <= 0.0 {
-            0.0
-        } else {
+        if y > 0.0 || y.is_nan() {
             1.0
+        } else {
+            0.0
         }
     }
 
     #[inline]
     fn grad(&self, _x: f32, y: f32, dy: f32) -> f32 {
         // A mask rather than a branch: every element is stored, so this vectorizes.
-        let keep = u32::from(!(y <= 0.0)).wrapping_neg();
+        let keep = u32::from(y > 0.0 || y.is_nan()).wrapping_neg();
         f32::from_bits(dy.to_bits() & keep)
     }
 }

@@ -1,9 +1,16 @@
 //! Normalization layers with PyTorch's numerics: batch normalization (training on batch
-//! statistics with running averages, and inference on the running ones) and local response
-//! normalization across channels.
+//! statistics with running averages, and inference on the running ones), local response
+//! normalization across channels, and the per-sample normalizations of the modern zoo, group
+//! normalization and ConvNeXt's channel layer norm (in their own files).
 //!
 //! Tensors are `n × c × plane` (`plane = 1` for feature vectors). Statistics are accumulated
-//! in f64 per channel, in a fixed order, so they do not depend on the thread count.
+//! in f64 in a fixed order, so they do not depend on the thread count.
+
+mod groupnorm;
+mod layernorm2d;
+
+pub use groupnorm::{groupnorm_backward, groupnorm_forward};
+pub use layernorm2d::{layernorm2d_backward, layernorm2d_forward};
 
 use crate::im2col::for_chunks;
 

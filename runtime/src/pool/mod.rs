@@ -1,7 +1,12 @@
 //! Pooling, forward and backward, with PyTorch's numerics: padding, ceil mode (a last window
 //! that would start past the input and its left padding is dropped), max pooling that
 //! ignores padding, average pooling that counts it (`count_include_pad=True`, the divisor
-//! being the window clipped to the padded input), and global average pooling.
+//! being the window clipped to the padded input), global average pooling, and adaptive
+//! average pooling (in its own file).
+
+mod adaptive;
+
+pub use adaptive::{adaptive_avgpool2d_backward, adaptive_avgpool2d_forward, AdaptivePool2d};
 
 use rayon::prelude::*;
 
