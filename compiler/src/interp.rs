@@ -339,11 +339,18 @@ pub fn forward_dropping(
                 LossKind::Ce => {
                     let labels = &feed.labels[&g.node(b).path];
                     let classes = g.node(a).shape[0];
-                    rt::loss::softmax_ce(classes, va, labels, w, &mut da)
+                    rt::loss::softmax_ce_smooth(
+                        classes,
+                        va,
+                        labels,
+                        term.smoothing as f32,
+                        w,
+                        &mut da,
+                    )
                 }
                 LossKind::Mse => rt::loss::mse(va, vb, w, Some(&mut da), Some(&mut db)),
-                LossKind::L1 => todo!(),
-                LossKind::Bce => todo!(),
+                LossKind::L1 => rt::loss::l1(va, vb, w, Some(&mut da), Some(&mut db)),
+                LossKind::Bce => rt::loss::bce_logits(va, vb, w, Some(&mut da), Some(&mut db)),
             };
             if term.kind != LossKind::Ce {
                 seed(&mut f.seeds, b, db);

@@ -96,7 +96,7 @@ pub(crate) const fn p(name: &'static str, kind: Kind, default: ParamDefault) -> 
 }
 
 /// The losses, allowed only in `loss` lines: two tensor arguments each.
-pub const LOSSES: &[&str] = &["ce", "mse"];
+pub const LOSSES: &[&str] = &["ce", "mse", "l1", "bce"];
 
 pub fn lookup(name: &str) -> Option<&'static OpSpec> {
     super::all().iter().find(|s| s.name == name)

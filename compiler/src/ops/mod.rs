@@ -13,27 +13,27 @@ mod cost;
 mod window;
 
 pub mod act;
+pub mod adaptive_avgpool;
 pub mod add;
-// NEW pub mod adaptive_avgpool;
 pub mod batchnorm;
-// NEW pub mod channel_shuffle;
+pub mod channel_shuffle;
 pub mod concat;
 pub mod conv;
 pub mod conv_t;
 pub mod dropout;
 pub mod flatten;
 pub mod global_avgpool;
-// NEW pub mod groupnorm;
+pub mod groupnorm;
 pub mod input;
-// NEW pub mod layernorm2d;
+pub mod layernorm2d;
 pub mod linear;
 pub mod lrn;
-// NEW pub mod mul;
+pub mod mul;
 pub mod pool;
-// NEW pub mod scale;
-// NEW pub mod slice;
+pub mod scale;
+pub mod slice;
 pub mod softmax;
-// NEW pub mod upsample;
+pub mod upsample;
 
 pub use args::{
     build, lookup, ArgSource, Arity, Kind, OpSpec, Param, ParamDefault, Reader, LOSSES,
@@ -260,23 +260,23 @@ registry! {
     ConvT(ConvT),
     Pool(Pool),
     GlobalAvgPool(global_avgpool::GlobalAvgPool),
-    // NEW AdaptiveAvgPool(adaptive_avgpool::AdaptiveAvgPool),
+    AdaptiveAvgPool(adaptive_avgpool::AdaptiveAvgPool),
     Act(Act),
     Softmax(softmax::Softmax),
     BatchNorm(batchnorm::BatchNorm),
-    // NEW LayerNorm2d(layernorm2d::LayerNorm2d),
-    // NEW GroupNorm(groupnorm::GroupNorm),
+    LayerNorm2d(layernorm2d::LayerNorm2d),
+    GroupNorm(groupnorm::GroupNorm),
     Lrn(lrn::Lrn),
     Dropout(dropout::Dropout),
     Flatten(flatten::Flatten),
     Linear(Linear),
     Concat(concat::Concat),
     Add(add::Add),
-    // NEW Mul(mul::Mul),
-    // NEW Scale(scale::Scale),
-    // NEW Upsample(upsample::Upsample),
-    // NEW ChannelShuffle(channel_shuffle::ChannelShuffle),
-    // NEW Slice(slice::Slice),
+    Mul(mul::Mul),
+    Scale(scale::Scale),
+    Upsample(upsample::Upsample),
+    ChannelShuffle(channel_shuffle::ChannelShuffle),
+    Slice(slice::Slice),
 }
 
 /// Every op a user can write, in docs/language.md's order: each file's specs.
@@ -296,14 +296,14 @@ pub fn all() -> &'static [OpSpec] {
             concat::SPECS,
             add::SPECS,
             softmax::SPECS,
-            // NEW mul::SPECS,
-            // NEW scale::SPECS,
-            // NEW upsample::SPECS,
-            // NEW adaptive_avgpool::SPECS,
-            // NEW layernorm2d::SPECS,
-            // NEW groupnorm::SPECS,
-            // NEW channel_shuffle::SPECS,
-            // NEW slice::SPECS,
+            mul::SPECS,
+            scale::SPECS,
+            upsample::SPECS,
+            adaptive_avgpool::SPECS,
+            layernorm2d::SPECS,
+            groupnorm::SPECS,
+            channel_shuffle::SPECS,
+            slice::SPECS,
         ]
         .concat()
     });

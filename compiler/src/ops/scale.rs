@@ -51,14 +51,7 @@ impl OpKind for Scale {
 
     fn forward(&self, cx: &Fwd, out: &mut FwdOut) {
         let (c, plane) = channels(cx.shapes[0]);
-        rt::tensor::scale_forward(
-            cx.batch,
-            c,
-            plane,
-            cx.xs[0],
-            cx.param("weight"),
-            &mut out.y,
-        );
+        rt::tensor::scale_forward(cx.batch, c, plane, cx.xs[0], cx.param("weight"), &mut out.y);
     }
 
     fn backward(&self, cx: &Bwd, out: &mut BwdOut) {
@@ -80,7 +73,13 @@ impl OpKind for Scale {
 
     fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
         let (c, plane) = channels(cx.shapes[0]);
-        let (x, y, dy, w, dw) = (cx.x(0), cx.y(), cx.dy(), cx.param("weight"), cx.grad("weight"));
+        let (x, y, dy, w, dw) = (
+            cx.x(0),
+            cx.y(),
+            cx.dy(),
+            cx.param("weight"),
+            cx.grad("weight"),
+        );
         let bwd = if cx.wants(0) {
             let dx = cx.dx(0);
             quote! {
