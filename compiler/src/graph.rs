@@ -164,6 +164,98 @@ impl Graph {
         n
     }
 
+    /// Whether `n`'s value is seen beyond the graph's edges: it is an output or a loss
+    /// term reads it. A pass must not fold it away or overwrite it.
+    pub fn is_observed(&self, n: NodeIndex) -> bool {
+        self.outputs.iter().any(|&(_, o)| o == n)
+            || self.losses.iter().any(|l| l.inputs.contains(&n))
+    }
+
+    /// Makes every use of `old` a use of `new`: its consumers (at the same ports), the
+    /// outputs and loss terms that name it, and the report rows that end with it. `old`
+    /// keeps its own inputs; the caller removes it.
+    pub fn replace_all_uses(&mut self, old: NodeIndex, new: NodeIndex) {
+        let uses: Vec<(NodeIndex, usize)> = self
+            .g
+            .edges_directed(old, Direction::Outgoing)
+            .map(|e| (e.target(), e.weight().port))
+            .collect();
+        for (consumer, port) in uses {
+            self.g.add_edge(new, consumer, Edge { port });
+        }
+        let edges: Vec<_> = self
+            .g
+            .edges_directed(old, Direction::Outgoing)
+            .map(|e| e.id())
+            .collect();
+        for e in edges {
+            self.g.remove_edge(e);
+        }
+        let swap = |n: &mut NodeIndex| {
+            if *n == old {
+                *n = new;
+            }
+        };
+        self.outputs.iter_mut().for_each(|(_, n)| swap(n));
+        self.losses
+            .iter_mut()
+            .for_each(|l| l.inputs.iter_mut().for_each(swap));
+        for row in self.rows.iter_mut() {
+            if row.output == Some(old) {
+                row.output = Some(new);
+            }
+        }
+    }
+
+    /// The graph as text, a line per node in node order (index, path, op with its fused
+    /// ReLU, shape, inputs), then what the passes recorded: for `netc graph --after` and
+    /// the passes' snapshot tests.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let id = |n: NodeIndex| format!("n{}", n.index());
+        for n in self.nodes() {
+            let node = self.node(n);
+            let fused = match &node.op {
+                crate::ops::Op::Conv(c) if c.relu => "+relu",
+                crate::ops::Op::Linear(l) if l.relu => "+relu",
+                _ => "",
+            };
+            let ins: Vec<String> = self.inputs_of(n).into_iter().map(id).collect();
+            out += &format!(
+                "{} {} {}{} {} <- [{}]\n",
+                id(n),
+                node.path,
+                node.op.name(),
+                fused,
+                shape_str(&node.shape),
+                ins.join(", ")
+            );
+        }
+        for (name, n) in &self.outputs {
+            out += &format!("output {name} = {}\n", id(*n));
+        }
+        for l in &self.losses {
+            out += &format!(
+                "loss {} * {}({}, {})\n",
+                l.weight,
+                l.kind.name(),
+                id(l.inputs[0]),
+                id(l.inputs[1])
+            );
+        }
+        for group in &self.merged {
+            let ids: Vec<String> = group.iter().map(|&n| id(n)).collect();
+            out += &format!("merged [{}]\n", ids.join(", "));
+        }
+        for (a, x) in &self.aliases {
+            out += &format!("in place {} on {}\n", id(*a), id(*x));
+        }
+        for (l, s) in &self.slots {
+            out += &format!("slot {} in {} at channel {}\n", id(*l), id(s.concat), s.c0);
+        }
+        out
+    }
+
     /// The merged group `n` belongs to (see `merge_1x1`), if any.
     pub fn group_of(&self, n: NodeIndex) -> Option<&[NodeIndex]> {
         self.merged.group_of(n)

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use petgraph::stable_graph::NodeIndex;
-use petgraph::visit::EdgeRef;
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 
 use crate::graph::{Graph, Slot};
@@ -19,6 +19,17 @@ pub fn graph(g: &Graph) -> Result<(), String> {
             g.node(c.node_id()).path
         )
     })?;
+    // Code follows node order: it must be a topological order (a pass that adds a node
+    // may get a freed, lower index from the StableGraph).
+    for e in g.g.edge_references() {
+        if e.source() >= e.target() {
+            return Err(format!(
+                "`{}` comes before `{}`, which feeds it: node order is not topological",
+                g.node(e.target()).path,
+                g.node(e.source()).path
+            ));
+        }
+    }
     let mut paths = HashSet::new();
     for n in g.g.node_indices() {
         let node = g.node(n);
@@ -94,8 +105,7 @@ fn aliased(g: &Graph, a: NodeIndex, x: NodeIndex) -> Result<(), String> {
         && g.g.edges_directed(x, Direction::Outgoing).count() == 1
         && !matches!(g.node(x).op, Op::Input(_))
         && !inplace::reads_own_output(&g.node(x).op)
-        && !g.outputs.iter().any(|&(_, o)| o == x)
-        && !g.losses.iter().any(|l| l.inputs.contains(&x))
+        && !g.is_observed(x)
         && !g.slots.contains_key(&x)
         && g.group_of(x).is_none();
     if !legal {

@@ -30,9 +30,7 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
                 && g.g
                     .edges_directed(layer, Direction::Outgoing)
                     .all(|e| e.target() == concat);
-            let named = g.outputs.iter().any(|&(_, o)| o == layer)
-                || g.losses.iter().any(|l| l.inputs.contains(&layer));
-            if matches!(g.node(layer).op, Op::Conv(_)) && one_use && !named {
+            if matches!(g.node(layer).op, Op::Conv(_)) && one_use && !g.is_observed(layer) {
                 g.slots.insert(layer, Slot { concat, c0: at });
                 changed = true;
             }

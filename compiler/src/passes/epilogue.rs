@@ -5,13 +5,10 @@
 //! whose pre-activation is also used elsewhere is left alone. Backward then masks the
 //! layer's gradient with its own (post-ReLU) output.
 
-use netc_dsl::Diagnostic;
-use petgraph::visit::EdgeRef;
-use petgraph::Direction;
-
-use crate::graph::{Edge, Graph};
+use crate::graph::Graph;
 use crate::ops::Op;
 use crate::passes::Changed;
+use netc_dsl::Diagnostic;
 
 pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
     let mut changed = false;
@@ -24,9 +21,7 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
         let fusable = matches!(&g.node(layer).op, Op::Conv(c) if !c.relu)
             || matches!(&g.node(layer).op, Op::Linear(l) if !l.relu);
         let only_the_relu = g.consumers_of(layer) == [relu];
-        let layer_is_named = g.outputs.iter().any(|&(_, n)| n == layer)
-            || g.losses.iter().any(|l| l.inputs.contains(&layer));
-        if !fusable || !only_the_relu || layer_is_named {
+        if !fusable || !only_the_relu || g.is_observed(layer) {
             continue;
         }
         match &mut g.g[layer].op {
@@ -34,30 +29,7 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
             Op::Linear(l) => l.relu = true,
             _ => unreachable!("checked above"),
         }
-        let consumers: Vec<(petgraph::stable_graph::NodeIndex, usize)> =
-            g.g.edges_directed(relu, Direction::Outgoing)
-                .map(|e| (e.target(), e.weight().port))
-                .collect();
-        for (consumer, port) in consumers {
-            g.g.add_edge(layer, consumer, Edge { port });
-        }
-        for (_, n) in g.outputs.iter_mut() {
-            if *n == relu {
-                *n = layer;
-            }
-        }
-        for l in g.losses.iter_mut() {
-            for n in l.inputs.iter_mut() {
-                if *n == relu {
-                    *n = layer;
-                }
-            }
-        }
-        for row in g.rows.iter_mut() {
-            if row.output == Some(relu) {
-                row.output = Some(layer);
-            }
-        }
+        g.replace_all_uses(relu, layer);
         g.g.remove_node(relu);
         changed = true;
     }

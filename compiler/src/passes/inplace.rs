@@ -34,12 +34,10 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
         }
         let x = g.inputs_of(a)[0];
         let only_use = g.g.edges_directed(x, Direction::Outgoing).count() == 1;
-        let named = g.outputs.iter().any(|&(_, o)| o == x)
-            || g.losses.iter().any(|l| l.inputs.contains(&x));
         let op = &g.node(x).op;
         let shared_elsewhere = g.slots.contains_key(&x) || g.group_of(x).is_some();
         if only_use
-            && !named
+            && !g.is_observed(x)
             && !matches!(op, Op::Input(_))
             && !reads_own_output(op)
             && !shared_elsewhere
