@@ -1,6 +1,6 @@
-//! `conv_t` and `invert`: the transposed convolution, the adjoint of `conv` (forward GEMM
-//! + col2im, backward im2col + GEMM); `invert(of=..)` is the one that undoes a conv's shape
-//! change, built by the lowering from that conv (see [`invert`]).
+//! `conv_t` and `invert`: the transposed convolution, the adjoint of `conv` (forward: GEMM
+//! then col2im; backward: im2col then GEMM); `invert(of=..)` is the one that undoes a conv's
+//! shape change, built by the lowering from that conv (see [`invert`]).
 
 use proc_macro2::TokenStream;
 use quote::quote;

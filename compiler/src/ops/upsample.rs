@@ -75,7 +75,7 @@ impl OpKind for Upsample {
     fn infer(&self, ins: &[&Shape]) -> Result<Shape, OpError> {
         let x = ins[0];
         expect_image("upsample", x)?;
-        let up = |d: usize| d.checked_mul(self.scale).unwrap_or(usize::MAX);
+        let up = |d: usize| d.saturating_mul(self.scale);
         checked_shape(vec![x[0], up(x[1]), up(x[2])])
     }
 
