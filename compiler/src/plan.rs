@@ -21,8 +21,12 @@ use crate::ops::{InputKind, Op};
 /// One buffer of the workspace.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Buffer {
-    /// The field name in generated code (`t5`, `d5`, `a7`, ...).
+    /// The field name in generated code: its kind's letter and its node's stem (`t_conv1`,
+    /// `d_conv1`, `a_pool1`; see [`stems`]).
     pub name: String,
+    /// `t` an activation, `d` its gradient, else what a training forward keeps for backward
+    /// (`SavedDecl::letter`).
+    pub kind: char,
     /// The node it belongs to.
     pub node: usize,
     /// Elements per sample (the buffer holds `batch ×` this), or, with `fixed`, in all.
@@ -56,6 +60,8 @@ impl Buffer {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Workspace {
     pub buffers: Vec<Buffer>,
+    /// The stem of every node's names in generated code (see [`stems`]).
+    pub stems: BTreeMap<NodeIndex, String>,
     /// Where the arena buffers are, by name, placed by `memplan` over the training schedule.
     pub arena: BTreeMap<String, Placement>,
     /// Elements of the arena per sample.
@@ -122,10 +128,52 @@ impl Buffer {
     }
 }
 
+/// The stem of each node's buffer and function names in generated code: its path as an
+/// identifier (`i3a.b2.0` gives `i3a_b2_0`), with the node's index appended (`_7`) to every
+/// node whose stem another node shares (paths that differ only in `.` against `_`, or in
+/// case).
+pub fn stems(g: &Graph) -> BTreeMap<NodeIndex, String> {
+    let stem = |n: NodeIndex| {
+        g.node(n)
+            .path
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>()
+    };
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for n in g.nodes() {
+        *count.entry(stem(n)).or_default() += 1;
+    }
+    g.nodes()
+        .into_iter()
+        .map(|n| {
+            let s = stem(n);
+            let s = if count[&s] > 1 {
+                format!("{s}_{}", n.index())
+            } else {
+                s
+            };
+            (n, s)
+        })
+        .collect()
+}
+
+/// The name of buffer kind `kind` of node `n`: `t_i3a_b2_0`.
+pub fn buffer_name(stems: &BTreeMap<NodeIndex, String>, kind: char, n: NodeIndex) -> String {
+    format!("{kind}_{}", stems[&n])
+}
+
 /// The workspace of `g` (after its codegen passes) for training, which inference shares;
 /// `None` when one sample's buffers alone take more than 2^64 bytes.
 pub fn workspace(g: &Graph) -> Option<Workspace> {
     let nodes = g.training_nodes();
+    let stems = stems(g);
     let mut buffers = Vec::new();
     let mut col = 0usize;
     for &n in &nodes {
@@ -142,8 +190,9 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
             shape_str(&node.shape)
         );
         let buf =
-            |name: String, elems: usize, fixed: bool, index: bool, doc: Option<String>| Buffer {
-                name,
+            |kind: char, elems: usize, fixed: bool, index: bool, doc: Option<String>| Buffer {
+                name: buffer_name(&stems, kind, n),
+                kind,
                 node: i,
                 elems,
                 fixed,
@@ -153,9 +202,9 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
         // A layer in a concat's slot lives in the concat's buffers, an activation run in
         // place in its input's; a network input takes no gradient.
         if !g.slots.contains_key(&n) && !g.aliases.contains_key(&n) {
-            buffers.push(buf(format!("t{i}"), elems, false, false, Some(doc)));
+            buffers.push(buf('t', elems, false, false, Some(doc)));
             if !matches!(node.op, Op::Input(_)) {
-                buffers.push(buf(format!("d{i}"), elems, false, false, None));
+                buffers.push(buf('d', elems, false, false, None));
             }
         }
         let x = g
@@ -176,8 +225,7 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
             col = col.max(netc_runtime::conv::merged_col_len(x[0], total, plane));
         }
         for s in kind.saved(&ins, &node.shape) {
-            let name = format!("{}{i}", s.letter);
-            buffers.push(buf(name, s.elems, s.fixed, s.index, None));
+            buffers.push(buf(s.letter, s.elems, s.fixed, s.index, None));
         }
     }
     let max_elems = nodes
@@ -187,6 +235,7 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
         .unwrap_or(1);
     let mut ws = Workspace {
         buffers,
+        stems,
         arena: Default::default(),
         arena_elems: 0,
         col: col.max(1),
@@ -459,7 +508,7 @@ pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> Optio
     let mut total = 0u64;
     for b in &ws.buffers {
         let v = NodeIndex::new(b.node);
-        let kind = b.name.as_bytes()[0];
+        let kind = b.kind as u8;
         let Some(mut life) = lifetime(kind, v) else {
             continue;
         };

@@ -4,6 +4,8 @@
 //!
 //! [`OpKind::emit`]: crate::ops::OpKind::emit
 
+use std::collections::BTreeMap;
+
 use petgraph::stable_graph::NodeIndex;
 
 use super::*;
@@ -14,6 +16,8 @@ use super::*;
 pub struct Cx<'g> {
     pub g: &'g Graph,
     pub n: NodeIndex,
+    /// Every node's stem of names (`plan::stems`).
+    pub stems: &'g BTreeMap<NodeIndex, String>,
     pub ins: Vec<NodeIndex>,
     /// The inputs' per-sample shapes, and the output's.
     pub shapes: Vec<&'g Shape>,
@@ -21,11 +25,12 @@ pub struct Cx<'g> {
 }
 
 impl<'g> Cx<'g> {
-    fn new(g: &'g Graph, n: NodeIndex) -> Cx<'g> {
+    fn new(g: &'g Graph, n: NodeIndex, stems: &'g BTreeMap<NodeIndex, String>) -> Cx<'g> {
         let ins = g.inputs_of(n);
         Cx {
             g,
             n,
+            stems,
             shapes: ins.iter().map(|&i| &g.node(i).shape).collect(),
             ins,
             y_shape: &g.node(n).shape,
@@ -37,34 +42,41 @@ impl<'g> Cx<'g> {
         &self.g.node(self.n).path
     }
 
+    /// Buffer `kind` of node `n` (`ws.t_conv1`).
+    pub fn buffer(&self, kind: char, n: NodeIndex) -> TokenStream {
+        let b = format_ident!("{}", crate::plan::buffer_name(self.stems, kind, n));
+        quote! { ws.#b }
+    }
+
     /// The activation of input `i`.
     pub fn x(&self, i: usize) -> TokenStream {
-        let t = format_ident!("t{}", self.ins[i].index());
-        quote! { ws.#t }
+        self.buffer('t', self.ins[i])
     }
 
     /// The gradient of input `i`.
     pub fn dx(&self, i: usize) -> TokenStream {
-        let d = format_ident!("d{}", self.ins[i].index());
-        quote! { ws.#d }
+        self.buffer('d', self.ins[i])
     }
 
     /// The layer's activation.
     pub fn y(&self) -> TokenStream {
-        let t = format_ident!("t{}", self.n.index());
-        quote! { ws.#t }
+        self.buffer('t', self.n)
     }
 
     /// The gradient of the layer's activation.
     pub fn dy(&self) -> TokenStream {
-        let d = format_ident!("d{}", self.n.index());
-        quote! { ws.#d }
+        self.buffer('d', self.n)
     }
 
     /// A buffer kept for backward (`SavedDecl::letter`).
     pub fn saved(&self, letter: char) -> TokenStream {
-        let b = format_ident!("{letter}{}", self.n.index());
-        quote! { ws.#b }
+        self.buffer(letter, self.n)
+    }
+
+    /// The layer's geometry constant (see `OpKind::geometry`), `GEO_I3A_B2_0`.
+    pub fn geo(&self) -> TokenStream {
+        let c = format_ident!("GEO_{}", self.stems[&self.n].to_uppercase());
+        quote! { #c }
     }
 
     /// The layer's parameter `PATH.suffix`.
@@ -127,10 +139,19 @@ impl<'g> Cx<'g> {
     }
 }
 
+/// What the op of node `n` sees of it.
+pub(super) fn cx<'g>(g: &'g Graph, n: NodeIndex, stems: &'g BTreeMap<NodeIndex, String>) -> Cx<'g> {
+    Cx::new(g, n, stems)
+}
+
 /// The forward and backward statements of one layer.
-pub(super) fn layer(g: &Graph, n: NodeIndex) -> (TokenStream, TokenStream) {
+pub(super) fn layer(
+    g: &Graph,
+    n: NodeIndex,
+    stems: &BTreeMap<NodeIndex, String>,
+) -> (TokenStream, TokenStream) {
     let node = g.node(n);
-    let cx = Cx::new(g, n);
+    let cx = Cx::new(g, n, stems);
     // An activation run in place: `t{i}` and `d{i}` name its input's buffers (see
     // `arena_views`), and the gradient is masked where it is.
     if g.aliases.contains_key(&n) {
@@ -147,8 +168,13 @@ pub(super) fn layer(g: &Graph, n: NodeIndex) -> (TokenStream, TokenStream) {
 }
 
 /// For a layer that the `concat_in_place` pass put in a concat's buffers: those buffers
-/// (activation and gradient) and the `rt::tensor::Slot` of the layer's channels.
-pub(crate) fn layer_in_place(g: &Graph, n: NodeIndex) -> Option<(Ident, Ident, TokenStream)> {
+/// (activation and gradient, `ws.t_i3a`, `ws.d_i3a`) and the `rt::tensor::Slot` of the
+/// layer's channels.
+pub(crate) fn layer_in_place(
+    g: &Graph,
+    stems: &BTreeMap<NodeIndex, String>,
+    n: NodeIndex,
+) -> Option<(TokenStream, TokenStream, TokenStream)> {
     let slot = g.slots.get(&n)?;
     let concat = g.node(slot.concat);
     let (c0, cy, plane) = (
@@ -156,10 +182,11 @@ pub(crate) fn layer_in_place(g: &Graph, n: NodeIndex) -> Option<(Ident, Ident, T
         concat.shape[0],
         concat.shape[1..].iter().product::<usize>(),
     );
-    let k = slot.concat.index();
+    let name = |kind| format_ident!("{}", crate::plan::buffer_name(stems, kind, slot.concat));
+    let (t, d) = (name('t'), name('d'));
     Some((
-        format_ident!("t{k}"),
-        format_ident!("d{k}"),
+        quote! { ws.#t },
+        quote! { ws.#d },
         quote! { rt::tensor::Slot::channels(#c0, #cy, #plane) },
     ))
 }

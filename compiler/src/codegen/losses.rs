@@ -10,17 +10,17 @@ use super::*;
 /// inputs take none) and the expression of their weighted sum.
 pub(super) fn losses(
     g: &Graph,
+    stems: &std::collections::BTreeMap<NodeIndex, String>,
     arena: &dyn Fn(TokenStream) -> TokenStream,
 ) -> (Vec<TokenStream>, TokenStream) {
+    let name =
+        |kind: char, n: NodeIndex| format_ident!("{}", crate::plan::buffer_name(stems, kind, n));
     let takes_grad = |v: NodeIndex| !matches!(g.node(v).op, Op::Input(_));
     let mut loss_calls = Vec::new();
     for l in &g.losses {
         let [a, b] = l.inputs;
         let w = l.weight as f32;
-        let (ta, da) = (
-            format_ident!("t{}", a.index()),
-            format_ident!("d{}", a.index()),
-        );
+        let (ta, da) = (name('t', a), name('d', a));
         let call = match l.kind {
             LossKind::Ce => {
                 let classes = g.node(a).shape[0];
@@ -45,10 +45,7 @@ pub(super) fn losses(
                     LossKind::L1 => quote! { rt::loss::l1 },
                     _ => quote! { rt::loss::bce_logits },
                 };
-                let (tb, db) = (
-                    format_ident!("t{}", b.index()),
-                    format_ident!("d{}", b.index()),
-                );
+                let (tb, db) = (name('t', b), name('d', b));
                 // A network input (a target) takes no gradient.
                 let (ga, gb) = (takes_grad(a), takes_grad(b));
                 let (arg_a, arg_b) = (

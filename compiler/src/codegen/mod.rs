@@ -160,7 +160,4 @@ fn unsuffix(code: &str) -> String {
     out.push_str(rest);
     out
 }
-
-pub(crate) fn pair(v: [usize; 2]) -> TokenStream {
-    quote! { #(#v),* }
 }

@@ -81,16 +81,12 @@ pub(super) fn module(
     }
     let (per_sample, fixed) = (per_sample.ok_or(too_large)?, fixed.ok_or(too_large)?);
     // Activations run in place use their input's buffers.
+    let stems = &plan.stems;
+    let buf_name = |kind: char, n: NodeIndex| crate::plan::buffer_name(stems, kind, n);
     let renames: BTreeMap<String, String> = g
         .aliases
         .iter()
-        .flat_map(|(a, x)| {
-            let (a, x) = (a.index(), x.index());
-            [
-                (format!("t{a}"), format!("t{x}")),
-                (format!("d{a}"), format!("d{x}")),
-            ]
-        })
+        .flat_map(|(&a, &x)| ['t', 'd'].map(|kind| (buf_name(kind, a), buf_name(kind, x))))
         .collect();
     let buffer = |name: String| renames.get(&name).cloned().unwrap_or(name);
     let arena = |body: TokenStream| arena_views(body, &plan.arena, &renames);
@@ -103,7 +99,7 @@ pub(super) fn module(
             continue;
         }
         let id = rust_ident(name).map_err(|e| format!("input `{name}`: {e}"))?;
-        let t = format_ident!("t{}", n.index());
+        let t = format_ident!("{}", buf_name('t', *n));
         match g.node(*n).op {
             Op::Input(InputKind::Class(_)) => input_fields.push(quote! { pub #id: &'a [i64], }),
             _ => {
@@ -121,10 +117,15 @@ pub(super) fn module(
     // backward.
     let steps = nodes.len();
     let mut zeroed: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
-    for (name, place) in &plan.arena {
-        if name.starts_with('d') {
-            zeroed.entry(place.first).or_default().push(name);
-        }
+    for b in plan
+        .buffers
+        .iter()
+        .filter(|b| b.kind == 'd' && b.in_arena())
+    {
+        zeroed
+            .entry(plan.arena[&b.name].first)
+            .or_default()
+            .push(&b.name);
     }
     let zero_at = |step: usize| -> Vec<TokenStream> {
         zeroed
@@ -139,14 +140,12 @@ pub(super) fn module(
             .collect()
     };
     // The bodies of the schedule functions, filled as the layers are made (as text: a
-    // token takes tens of bytes). `train_step_timed` makes the same calls as `forward_train`
-    // and `backward`, timed per layer, for `netc bench`.
-    let mut forward = Run::new(Kind::Stmt, [quote! { let mut s = s.clone(); }]);
-    forward.extend(input_copy.iter().cloned());
+    // token takes tens of bytes). Each training call goes through `timed`, which adds its
+    // seconds to a table when `netc bench` asks for one: one schedule, timed or not.
+    let mut forward = Run::new(Kind::Stmt, input_copy.iter().cloned());
     let mut forward_train = Run::new(Kind::Stmt, input_copy.iter().cloned());
-    let mut timed = Run::new(Kind::Stmt, input_copy.iter().cloned());
     // Each step's backward function and its index in `LAYERS`, if it has one.
-    let mut backward_at: Vec<Option<(Ident, usize)>> = vec![None; steps];
+    let mut backward_at: Vec<Option<(Ident, TokenStream, usize)>> = vec![None; steps];
     let mut layer_paths = Vec::new();
     for (step, &n) in nodes.iter().enumerate() {
         let node = g.node(n);
@@ -154,7 +153,10 @@ pub(super) fn module(
             continue;
         }
         let i = n.index();
-        let (fwd, bwd) = (format_ident!("forward_{i}"), format_ident!("backward_{i}"));
+        let (fwd, bwd) = (
+            format_ident!("fwd_{}", stems[&n]),
+            format_ident!("bwd_{}", stems[&n]),
+        );
         let mut doc = format!(
             " Layer `{}`: {}{} → {}.",
             node.path,
@@ -166,17 +168,20 @@ pub(super) fn module(
             shape_str(&node.shape)
         );
         doc.push_str(&fusion_note(g, n));
-        let (fwd_body, bwd_body) = layer::layer(g, n);
+        let (fwd_body, bwd_body) = layer::layer(g, n, stems);
         // A ReLU fused into the layer: its gradient first, on the layer's own output.
         let fused_relu = matches!(&node.op, Op::Conv(c) if c.relu)
             || matches!(&node.op, Op::Linear(l) if l.relu);
         let bwd_body = if fused_relu {
-            if let Some((t, d, slot)) = layer::layer_in_place(g, n) {
+            if let Some((t, d, slot)) = layer::layer_in_place(g, stems, n) {
                 let len = node.shape.iter().product::<usize>();
-                quote! { rt::act::relu_backward_inplace_slot(n, #len, #slot, &ws.#t, &mut ws.#d); #bwd_body }
+                quote! { rt::act::relu_backward_inplace_slot(n, #len, #slot, &#t, &mut #d); #bwd_body }
             } else {
-                let (t, d) = (format_ident!("t{i}"), format_ident!("d{i}"));
-                quote! { rt::act::relu_backward_inplace(&ws.#t, &mut ws.#d); #bwd_body }
+                let (t, d) = (
+                    format_ident!("{}", buf_name('t', n)),
+                    format_ident!("{}", buf_name('d', n)),
+                );
+                quote! { rt::act::backward_inplace(rt::act::Relu, &ws.#t, &mut ws.#d); #bwd_body }
             }
         } else {
             bwd_body
@@ -187,52 +192,56 @@ pub(super) fn module(
             continue;
         }
         let k = layer_paths.len();
-        let batch = |body: &TokenStream| {
-            if uses_ident(body, "n") {
-                quote! { let n = ws.batch; }
-            } else {
-                quote! {}
-            }
-        };
+        let cx = layer::cx(g, n, stems);
+        let infer_body = node.op.kind().emit_infer(&cx).map(&arena);
+        // The layer's geometry, once, for its functions.
+        if let Some((ty, value)) = node.op.kind().geometry(&cx) {
+            let geo = cx.geo();
+            let doc = format!(" The geometry of `{}`.", node.path);
+            layers.push(Item::whole(
+                quote! { #[doc = #doc] const #geo: #ty = #value; },
+            ))?;
+        }
         let (fwd_body, bwd_body) = (arena(fwd_body), arena(bwd_body));
-        let (fwd_n, bwd_n) = (batch(&fwd_body), batch(&bwd_body));
         if !fwd_body.is_empty() {
-            layers.push(Item::whole(quote! {
-                #[doc = #doc]
-                #[inline(never)]
-                fn #fwd(p: &Params, s: &mut State, ws: &mut Workspace, train: bool) {
-                    let _ = (&p, &s, train);
-                    #fwd_n
-                    #fwd_body
-                }
-            }))?;
+            // A layer that updates state in training has a function of its own for
+            // inference, which reads the state.
+            let train_fn = signature(&fwd_body, Phase::Train);
+            layers.push(Item::whole(train_fn.function(&doc, &fwd, &fwd_body)))?;
             // The first conv of a merged group computes the group: it runs when any does.
             let inferred = match g.group_of(n) {
                 Some(group) => group.iter().any(|j| infer_set[j.index()]),
                 None => infer_set[i],
             };
             if inferred {
-                forward.push(quote! { #fwd(p, &mut s, ws, false); });
+                match &infer_body {
+                    Some(body) => {
+                        let inf = format_ident!("inf_{}", stems[&n]);
+                        let infer_fn = signature(body, Phase::Infer);
+                        layers.push(Item::whole(infer_fn.function(&doc, &inf, body)))?;
+                        let args = infer_fn.args();
+                        forward.push(quote! { #inf(#args); });
+                    }
+                    None if train_fn.state => {
+                        return Err(format!(
+                            "internal error: `{}` updates state but has no inference form",
+                            node.path
+                        ))
+                    }
+                    None => {
+                        let args = signature(&fwd_body, Phase::Infer).args();
+                        forward.push(quote! { #fwd(#args); });
+                    }
+                }
             }
-            forward_train.push(quote! { #fwd(p, s, ws, true); });
-            timed.push(quote! {
-                let t = std::time::Instant::now();
-                #fwd(p, s, ws, true);
-                fwd[#k] += t.elapsed().as_secs_f64();
-            });
+            let args = train_fn.args();
+            forward_train.push(quote! { timed(&mut times, #k, || #fwd(#args)); });
         }
         // A layer whose input takes no gradient and that has no parameters has no backward.
         if !bwd_body.is_empty() {
-            layers.push(Item::whole(quote! {
-                #[doc = #doc]
-                #[inline(never)]
-                fn #bwd(p: &Params, g: &mut Grads, ws: &mut Workspace) {
-                    let _ = (&p, &g);
-                    #bwd_n
-                    #bwd_body
-                }
-            }))?;
-            backward_at[step] = Some((bwd, k));
+            let bwd_fn = signature(&bwd_body, Phase::Backward);
+            layers.push(Item::whole(bwd_fn.function(&doc, &bwd, &bwd_body)))?;
+            backward_at[step] = Some((bwd, bwd_fn.args(), k));
         }
         layer_paths.push(node.path.clone());
     }
@@ -240,42 +249,26 @@ pub(super) fn module(
 
     // The losses, after the forward pass, zeroing first the gradients that come alive when
     // it ends (those the losses seed).
-    let (loss_stmts, loss_tail) = losses::losses(g, &arena);
+    let (loss_stmts, loss_tail) = losses::losses(g, stems, &arena);
     let zero_grads = zero_at(steps);
     forward_train.extend(zero_grads.iter().chain(&loss_stmts).cloned());
-    timed.push(quote! {
-        let loss = {
-            #(#zero_grads)*
-            #(#loss_stmts)*
-            #loss_tail
-        };
-    });
     // Backward: the steps in reverse, each zeroing the gradients that come alive there
     // (but the first, step `len`, which is the losses' too: `forward_train` zeroes those).
     let mut backward = Run::new(Kind::Stmt, []);
     for step in (0..steps).rev() {
         if step + 1 < steps {
-            for zero in zero_at(2 * steps - 1 - step) {
-                backward.push(zero.clone());
-                timed.push(zero);
-            }
+            backward.extend(zero_at(2 * steps - 1 - step));
         }
-        if let Some((bwd, k)) = &backward_at[step] {
-            backward.push(quote! { #bwd(p, g, ws); });
-            timed.push(quote! {
-                let t = std::time::Instant::now();
-                #bwd(p, g, ws);
-                bwd[#k] += t.elapsed().as_secs_f64();
-            });
+        if let Some((bwd, args, k)) = &backward_at[step] {
+            backward.push(quote! { timed(&mut times, #k, || #bwd(#args)); });
         }
     }
-    timed.push(quote! { let _ = (&fwd, &bwd); });
 
     let scratch_len = per_batch(plan.scratch);
     let mut outputs = Vec::new();
     for (name, n) in &g.outputs {
         let f = format_ident!("output_{}", name);
-        let place = plan.arena[&buffer(format!("t{}", n.index()))];
+        let place = plan.arena[&buffer(buf_name('t', *n))];
         let (at, end) = (place.offset, place.offset + place.elems);
         let doc = format!(
             " The output `{name}` (`{}`): `{}` per sample, batch first.",
@@ -296,7 +289,7 @@ pub(super) fn module(
             .iter()
             .filter(|n| !overwritten.contains(n))
             .filter_map(|&n| {
-                let place = plan.arena.get(&buffer(format!("t{}", n.index())))?;
+                let place = plan.arena.get(&buffer(buf_name('t', n)))?;
                 let (path, at, len) = (&g.node(n).path, place.offset, place.elems);
                 Some(quote! { (#path, #at, #len), })
             }),
@@ -398,6 +391,8 @@ pub(super) fn module(
         },
     ))?;
 
+    // With no layer, nothing is timed.
+    let quiet = (layer_count == 0).then(|| quote! { #[allow(unused_variables, unused_mut)] });
     out.push(Item::with_runs(vec![forward], |runs| {
         let body = &runs[0];
         quote! {
@@ -407,23 +402,44 @@ pub(super) fn module(
             }
         }
     }))?;
+    let quiet_fwd = quiet.clone();
     out.push(Item::with_runs(vec![forward_train], move |runs| {
         let body = &runs[0];
         quote! {
             /// One training forward pass (batchnorm on batch statistics, updating `s`; dropout
-            /// the identity): returns the weighted loss and seeds the gradients for `backward`.
+            /// drawing from `ws.dropout` when it is set): returns the weighted loss and seeds
+            /// the gradients for `backward`.
             pub fn forward_train(p: &Params, s: &mut State, ws: &mut Workspace, x: &Inputs) -> f32 {
+                forward_train_timed(p, s, ws, x, None)
+            }
+
+            /// [`forward_train`], adding each layer's seconds to `times` (indexed as
+            /// [`LAYERS`]) when given.
+            #quiet_fwd
+            fn forward_train_timed(
+                p: &Params,
+                s: &mut State,
+                ws: &mut Workspace,
+                x: &Inputs,
+                mut times: Option<&mut [f64]>,
+            ) -> f32 {
                 #body
                 #loss_tail
             }
         }
     }))?;
-    out.push(Item::with_runs(vec![backward], |runs| {
+    out.push(Item::with_runs(vec![backward], move |runs| {
         let body = &runs[0];
         quote! {
             /// The gradient of the loss of the last `forward_train` with respect to every
             /// parameter (overwrites `g`).
             pub fn backward(p: &Params, g: &mut Grads, ws: &mut Workspace) {
+                backward_timed(p, g, ws, None)
+            }
+
+            /// [`backward`], adding each layer's seconds to `times` when given.
+            #quiet
+            fn backward_timed(p: &Params, g: &mut Grads, ws: &mut Workspace, mut times: Option<&mut [f64]>) {
                 #body
             }
         }
@@ -439,22 +455,34 @@ pub(super) fn module(
             }
         },
     ))?;
-    out.push(Item::with_runs(vec![timed], move |runs| {
-        let body = &runs[0];
-        quote! {
-            /// `forward_train` then `backward`, adding each layer's seconds forward to `fwd` and
-            /// backward to `bwd` (indexed as [`LAYERS`]). Returns the loss.
-            pub fn train_step_timed(
-                p: &Params,
-                s: &mut State,
-                g: &mut Grads,
-                ws: &mut Workspace,
-                x: &Inputs,
-                fwd: &mut [f64; #layer_count],
-                bwd: &mut [f64; #layer_count],
-            ) -> f32 {
-                #body
-                loss
+    out.push(Item::whole(quote! {
+        /// `forward_train` then `backward`, adding each layer's seconds forward to `fwd` and
+        /// backward to `bwd` (indexed as [`LAYERS`]). Returns the loss.
+        pub fn train_step_timed(
+            p: &Params,
+            s: &mut State,
+            g: &mut Grads,
+            ws: &mut Workspace,
+            x: &Inputs,
+            fwd: &mut [f64; #layer_count],
+            bwd: &mut [f64; #layer_count],
+        ) -> f32 {
+            let loss = forward_train_timed(p, s, ws, x, Some(fwd));
+            backward_timed(p, g, ws, Some(bwd));
+            loss
+        }
+
+        /// Runs `f`, adding its seconds to `times[k]` when there is a table.
+        #[allow(dead_code)]
+        #[inline(always)]
+        fn timed(times: &mut Option<&mut [f64]>, k: usize, f: impl FnOnce()) {
+            match times {
+                Some(t) => {
+                    let start = std::time::Instant::now();
+                    f();
+                    t[k] += start.elapsed().as_secs_f64();
+                }
+                None => f(),
             }
         }
     }))?;
@@ -537,5 +565,82 @@ mod tests {
             "every long item in chunks"
         );
         assert!(text.contains("let own: [usize; 600] = ["));
+    }
+}
+
+/// Which schedule a layer function serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Train,
+    Infer,
+    Backward,
+}
+
+/// A layer function's parameters: the parameters `p`, the state `s` (or the gradients `g`
+/// in backward) and the `train` flag when its body uses them; the workspace always.
+struct Signature {
+    phase: Phase,
+    params: bool,
+    state: bool,
+    train: bool,
+}
+
+fn signature(body: &TokenStream, phase: Phase) -> Signature {
+    let state = if phase == Phase::Backward { "g" } else { "s" };
+    Signature {
+        phase,
+        params: uses_ident(body, "p"),
+        state: uses_ident(body, state),
+        train: phase != Phase::Backward && uses_ident(body, "train"),
+    }
+}
+
+impl Signature {
+    /// The function `name` with `body`, documented `doc`.
+    fn function(&self, doc: &str, name: &Ident, body: &TokenStream) -> TokenStream {
+        let batch = uses_ident(body, "n").then(|| quote! { let n = ws.batch; });
+        let mut params = Vec::new();
+        if self.params {
+            params.push(quote! { p: &Params });
+        }
+        if self.state {
+            params.push(match self.phase {
+                Phase::Train => quote! { s: &mut State },
+                Phase::Infer => quote! { s: &State },
+                Phase::Backward => quote! { g: &mut Grads },
+            });
+        }
+        params.push(quote! { ws: &mut Workspace });
+        if self.train {
+            params.push(quote! { train: bool });
+        }
+        quote! {
+            #[doc = #doc]
+            #[inline(never)]
+            fn #name(#(#params),*) {
+                #batch
+                #body
+            }
+        }
+    }
+
+    /// The arguments of a call from the schedule of its phase.
+    fn args(&self) -> TokenStream {
+        let mut args = Vec::new();
+        if self.params {
+            args.push(quote! { p });
+        }
+        if self.state {
+            args.push(match self.phase {
+                Phase::Backward => quote! { g },
+                _ => quote! { s },
+            });
+        }
+        args.push(quote! { ws });
+        if self.train {
+            let train = self.phase == Phase::Train;
+            args.push(quote! { #train });
+        }
+        quote! { #(#args),* }
     }
 }

@@ -75,16 +75,23 @@ impl OpKind for AdaptiveAvgPool {
         out.dx(0, dx);
     }
 
-    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
+    fn geometry(&self, cx: &Cx) -> Option<(TokenStream, TokenStream)> {
         let x = cx.shapes[0];
         let (c, h, w, oh, ow) = (x[0], x[1], x[2], self.out[0], self.out[1]);
-        let geo = quote! { let geo = rt::pool::AdaptivePool2d { c: #c, h: #h, w: #w, oh: #oh, ow: #ow }; };
+        Some((
+            quote! { rt::pool::AdaptivePool2d },
+            quote! { rt::pool::AdaptivePool2d { c: #c, h: #h, w: #w, oh: #oh, ow: #ow } },
+        ))
+    }
+
+    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
+        let geo = cx.geo();
         let (tx, y, dy) = (cx.x(0), cx.y(), cx.dy());
         (
-            quote! { #geo rt::pool::adaptive_avgpool2d_forward(&geo, n, &#tx, &mut #y); },
+            quote! { rt::pool::adaptive_avgpool2d_forward(&#geo, n, &#tx, &mut #y); },
             cx.accumulate_dx(
                 0,
-                quote! { #geo rt::pool::adaptive_avgpool2d_backward(&geo, n, &#dy, &mut ws.scratch[..len]); },
+                quote! { rt::pool::adaptive_avgpool2d_backward(&#geo, n, &#dy, &mut ws.scratch[..len]); },
             ),
         )
     }

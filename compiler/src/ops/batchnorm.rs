@@ -146,12 +146,8 @@ impl OpKind for BatchNorm {
         let (m, r) = (cx.saved('m'), cx.saved('r'));
         let (x, y, dy) = (cx.x(0), cx.y(), cx.dy());
         let fwd = quote! {
-            if train {
-                rt::norm::batchnorm_train_forward(n, #c, #plane, #eps, #mom, &#x, &#gw, &#gb,
-                    &mut #rm, &mut #rv, &mut #y, &mut #m, &mut #r);
-            } else {
-                rt::norm::batchnorm_eval_forward(n, #c, #plane, #eps, &#x, &#gw, &#gb, &#rm, &#rv, &mut #y);
-            }
+            rt::norm::batchnorm_train_forward(n, #c, #plane, #eps, #mom, &#x, &#gw, &#gb,
+                &mut #rm, &mut #rv, &mut #y, &mut #m, &mut #r);
         };
         let body = quote! {
             let len = #x.len();
@@ -165,5 +161,16 @@ impl OpKind for BatchNorm {
             body
         };
         (fwd, bwd)
+    }
+
+    fn emit_infer(&self, cx: &Cx) -> Option<TokenStream> {
+        let (c, plane) = channels(cx.shapes[0]);
+        let eps = self.eps as f32;
+        let (gw, gb) = (cx.param("weight"), cx.param("bias"));
+        let (rm, rv) = (cx.state("running_mean"), cx.state("running_var"));
+        let (x, y) = (cx.x(0), cx.y());
+        Some(quote! {
+            rt::norm::batchnorm_eval_forward(n, #c, #plane, #eps, &#x, &#gw, &#gb, &#rm, &#rv, &mut #y);
+        })
     }
 }

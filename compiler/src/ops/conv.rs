@@ -102,29 +102,6 @@ impl Conv {
             groups: self.groups,
         }
     }
-
-    /// The geometry as a `let geo = ..;` statement of generated code.
-    fn geo_tokens(&self, x: &[usize]) -> TokenStream {
-        let rt::conv::Conv2d {
-            c,
-            h,
-            w,
-            out,
-            kh,
-            kw,
-            sh,
-            sw,
-            ph,
-            pw,
-            dh,
-            dw,
-            groups,
-        } = self.geometry(x);
-        quote! {
-            let geo = rt::conv::Conv2d { c: #c, h: #h, w: #w, out: #out, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
-                                         ph: #ph, pw: #pw, dh: #dh, dw: #dw, groups: #groups };
-        }
-    }
 }
 
 impl OpKind for Conv {
@@ -263,6 +240,37 @@ impl OpKind for Conv {
         }
     }
 
+    fn geometry(&self, cx: &Cx) -> Option<(TokenStream, TokenStream)> {
+        // The first member of a merged group computes the group, the others nothing.
+        let out = match cx.g.group_of(cx.n) {
+            Some(group) if group[0] != cx.n => return None,
+            Some(group) => group.iter().map(|&j| cx.g.node(j).shape[0]).sum(),
+            None => self.out,
+        };
+        let rt::conv::Conv2d {
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            dh,
+            dw,
+            groups,
+            ..
+        } = self.geometry(cx.shapes[0]);
+        Some((
+            quote! { rt::conv::Conv2d },
+            quote! {
+                rt::conv::Conv2d { c: #c, h: #h, w: #w, out: #out, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
+                                   ph: #ph, pw: #pw, dh: #dh, dw: #dw, groups: #groups }
+            },
+        ))
+    }
+
     fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
         let g = cx.g;
         if let Some(group) = g.group_of(cx.n) {
@@ -272,37 +280,35 @@ impl OpKind for Conv {
             }
             return merged(cx, group);
         }
-        let geo = self.geo_tokens(cx.shapes[0]);
+        let geo = cx.geo();
         let (x, dx_ok) = (cx.x(0), cx.wants(0));
         let (w, dw) = (cx.param("weight"), cx.grad("weight"));
         let (b, db) = cx.bias_args(self.bias);
         let relu = self.relu;
-        if let Some((t, d, slot)) = layer_in_place(g, cx.n) {
+        if let Some((t, d, slot)) = layer_in_place(g, cx.stems, cx.n) {
             let fwd = quote! {
-                #geo rt::conv::conv2d_forward_slot(&geo, n, &#x, &#w, #b, #relu, &mut ws.#t, #slot, &mut ws.col);
+                rt::conv::conv2d_forward_slot(&#geo, n, &#x, &#w, #b, #relu, &mut #t, #slot, &mut ws.col);
             };
             let data = cx.accumulate_dx(0, quote! {
-                rt::conv::conv2d_backward_data_slot(&geo, n, &#w, &ws.#d, #slot, &mut ws.scratch[..len], &mut ws.col);
+                rt::conv::conv2d_backward_data_slot(&#geo, n, &#w, &#d, #slot, &mut ws.scratch[..len], &mut ws.col);
             });
             let bwd = quote! {
-                #geo
-                rt::conv::conv2d_backward_weight_slot(&geo, n, &#x, &ws.#d, #slot, &mut #dw, #db, &mut ws.col);
+                rt::conv::conv2d_backward_weight_slot(&#geo, n, &#x, &#d, #slot, &mut #dw, #db, &mut ws.col);
                 #data
             };
             return (fwd, bwd);
         }
         let (y, dy) = (cx.y(), cx.dy());
-        let fwd = quote! { #geo rt::conv::conv2d_forward(&geo, n, &#x, &#w, #b, #relu, &mut #y, &mut ws.col); };
+        let fwd = quote! { rt::conv::conv2d_forward(&#geo, n, &#x, &#w, #b, #relu, &mut #y, &mut ws.col); };
         let data = if dx_ok {
             cx.accumulate_dx(0, quote! {
-                rt::conv::conv2d_backward_data(&geo, n, &#w, &#dy, &mut ws.scratch[..len], &mut ws.col);
+                rt::conv::conv2d_backward_data(&#geo, n, &#w, &#dy, &mut ws.scratch[..len], &mut ws.col);
             })
         } else {
             quote! {}
         };
         let bwd = quote! {
-            #geo
-            rt::conv::conv2d_backward_weight(&geo, n, &#x, &#dy, &mut #dw, #db, &mut ws.col);
+            rt::conv::conv2d_backward_weight(&#geo, n, &#x, &#dy, &mut #dw, #db, &mut ws.col);
             #data
         };
         (fwd, bwd)
@@ -316,30 +322,27 @@ fn merged(cx: &Cx, group: &[petgraph::stable_graph::NodeIndex]) -> (TokenStream,
     let Op::Conv(c) = &g.node(group[0]).op else {
         unreachable!("the verifier checks merged groups are convs")
     };
-    let x = cx.shapes[0];
-    let (cin, h, w) = (x[0], x[1], x[2]);
-    let total: usize = group.iter().map(|&j| g.node(j).shape[0]).sum();
-    let geo = quote! {
-        let geo = rt::conv::Conv2d { c: #cin, h: #h, w: #w, out: #total, kh: 1, kw: 1, sh: 1, sw: 1,
-                                     ph: 0, pw: 0, dh: 1, dw: 1, groups: 1 };
-    };
+    let geo = cx.geo();
     // Each member's output buffers (its own, or its concat's) and slot; buffers shared by
     // two members are passed once.
     let (mut tbufs, mut dbufs, mut dests) = (Vec::new(), Vec::new(), Vec::new());
     for &j in group {
-        let (t, d, slot) = layer_in_place(g, j).unwrap_or_else(|| {
+        let (t, d, slot) = layer_in_place(g, cx.stems, j).unwrap_or_else(|| {
             let len = g.node(j).shape.iter().product::<usize>();
             (
-                quote::format_ident!("t{}", j.index()),
-                quote::format_ident!("d{}", j.index()),
+                cx.buffer('t', j),
+                cx.buffer('d', j),
                 quote! { rt::tensor::Slot::dense(#len) },
             )
         });
-        let b = tbufs.iter().position(|x| *x == t).unwrap_or_else(|| {
-            tbufs.push(t);
-            dbufs.push(d);
-            tbufs.len() - 1
-        });
+        let b = tbufs
+            .iter()
+            .position(|x: &TokenStream| x.to_string() == t.to_string())
+            .unwrap_or_else(|| {
+                tbufs.push(t);
+                dbufs.push(d);
+                tbufs.len() - 1
+            });
         dests.push(quote! { (#b, #slot) });
     }
     let field_of = |j: &petgraph::stable_graph::NodeIndex, what: &str| {
@@ -359,7 +362,7 @@ fn merged(cx: &Cx, group: &[petgraph::stable_graph::NodeIndex]) -> (TokenStream,
     let tx = cx.x(0);
     let backward = |dx_arg: TokenStream| {
         quote! {
-            rt::conv::conv1x1_merged_backward(&geo, n, &#tx, &[#(&p.#ws_[..]),*], &[#(&ws.#dbufs[..]),*],
+            rt::conv::conv1x1_merged_backward(&#geo, n, &#tx, &[#(&p.#ws_[..]),*], &[#(&#dbufs[..]),*],
                 &[#(#dests),*], &mut [#(&mut g.#ws_[..]),*], #db, #dx_arg, &mut ws.col);
         }
     };
@@ -376,10 +379,9 @@ fn merged(cx: &Cx, group: &[petgraph::stable_graph::NodeIndex]) -> (TokenStream,
     };
     (
         quote! {
-            #geo
-            rt::conv::conv1x1_merged_forward(&geo, n, &#tx, &[#(&p.#ws_[..]),*], #b_fwd, #relu,
-                &mut [#(&mut ws.#tbufs[..]),*], &[#(#dests),*], &mut ws.col);
+            rt::conv::conv1x1_merged_forward(&#geo, n, &#tx, &[#(&p.#ws_[..]),*], #b_fwd, #relu,
+                &mut [#(&mut #tbufs[..]),*], &[#(#dests),*], &mut ws.col);
         },
-        quote! { #geo #data },
+        data,
     )
 }

@@ -257,7 +257,7 @@ impl OpKind for ConvT {
         }
     }
 
-    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
+    fn geometry(&self, cx: &Cx) -> Option<(TokenStream, TokenStream)> {
         let rt::conv_t::ConvT2d {
             c,
             h,
@@ -275,20 +275,27 @@ impl OpKind for ConvT {
             dw,
             groups,
         } = self.geometry(cx.shapes[0]);
-        let geo = quote! {
-            let geo = rt::conv_t::ConvT2d { c: #c, h: #h, w: #w, out: #out, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
-                ph: #ph, pw: #pw, oph: #oph, opw: #opw, dh: #dh, dw: #dw, groups: #groups };
-        };
+        Some((
+            quote! { rt::conv_t::ConvT2d },
+            quote! {
+                rt::conv_t::ConvT2d { c: #c, h: #h, w: #w, out: #out, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
+                    ph: #ph, pw: #pw, oph: #oph, opw: #opw, dh: #dh, dw: #dw, groups: #groups }
+            },
+        ))
+    }
+
+    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
+        let geo = cx.geo();
         let (x, y, dy) = (cx.x(0), cx.y(), cx.dy());
         let (wt, gw) = (cx.param("weight"), cx.grad("weight"));
         let (b, db) = cx.bias_args(self.bias);
-        let fwd = quote! { #geo rt::conv_t::conv_t2d_forward(&geo, n, &#x, &#wt, #b, &mut #y, &mut ws.col); };
+        let fwd =
+            quote! { rt::conv_t::conv_t2d_forward(&#geo, n, &#x, &#wt, #b, &mut #y, &mut ws.col); };
         let data = cx.accumulate_dx(0, quote! {
-            rt::conv_t::conv_t2d_backward_data(&geo, n, &#wt, &#dy, &mut ws.scratch[..len], &mut ws.col);
+            rt::conv_t::conv_t2d_backward_data(&#geo, n, &#wt, &#dy, &mut ws.scratch[..len], &mut ws.col);
         });
         let bwd = quote! {
-            #geo
-            rt::conv_t::conv_t2d_backward_weight(&geo, n, &#x, &#dy, &mut #gw, #db, &mut ws.col);
+            rt::conv_t::conv_t2d_backward_weight(&#geo, n, &#x, &#dy, &mut #gw, #db, &mut ws.col);
             #data
         };
         (fwd, bwd)

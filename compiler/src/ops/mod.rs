@@ -230,8 +230,21 @@ pub trait OpKind: std::fmt::Debug {
     /// the parameters, into `out`.
     fn backward(&self, cx: &Bwd, out: &mut BwdOut);
 
+    /// Generated code: the layer's geometry (its type, and a constant expression of it) when
+    /// its kernels take one; it becomes one `const` per layer, `cx.geo()` in `emit`.
+    fn geometry(&self, _cx: &Cx) -> Option<(TokenStream, TokenStream)> {
+        None
+    }
+
     /// Generated code: the statements of the forward and backward passes.
     fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream);
+
+    /// Generated code: the statements of inference, for an op whose training forward
+    /// updates state (`s`, mutably): inference reads it. `None`: the training forward serves
+    /// inference too, with `train` false.
+    fn emit_infer(&self, _cx: &Cx) -> Option<TokenStream> {
+        None
+    }
 }
 
 /// The ops, each variant the argument struct of its file. Passes match on it to rewrite

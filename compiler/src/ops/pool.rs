@@ -11,7 +11,7 @@ use netc_runtime as rt;
 use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
 use super::window::{expect_image, window_shape, Window};
 use super::{elems, object, pair_str, Op, OpError, OpKind, Pair, Reads, SavedDecl};
-use crate::codegen::{pair, Cx};
+use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
 
@@ -156,38 +156,52 @@ impl OpKind for Pool {
         out.dx(0, dx);
     }
 
+    fn geometry(&self, cx: &Cx) -> Option<(TokenStream, TokenStream)> {
+        let rt::pool::Pool2d {
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            ceil,
+        } = self.geometry(cx.shapes[0]);
+        Some((
+            quote! { rt::pool::Pool2d },
+            quote! {
+                rt::pool::Pool2d { c: #c, h: #h, w: #w, kh: #kh, kw: #kw, sh: #sh, sw: #sw, ph: #ph, pw: #pw, ceil: #ceil }
+            },
+        ))
+    }
+
     fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
-        let x = cx.shapes[0];
-        let (c, h, w) = (x[0], x[1], x[2]);
-        let (k, s, p, ceil) = (pair(self.k), pair(self.s), pair(self.p), self.ceil);
-        let geo = quote! {
-            let [kh, kw] = [#k]; let [sh, sw] = [#s]; let [ph, pw] = [#p];
-            let geo = rt::pool::Pool2d { c: #c, h: #h, w: #w, kh, kw, sh, sw, ph, pw, ceil: #ceil };
-        };
+        let geo = cx.geo();
         let (tx, t, d) = (cx.x(0), cx.y(), cx.dy());
         if self.max {
             let a = cx.saved('a');
             (
                 // Inference needs no argmaxes.
                 quote! {
-                    #geo
                     if train {
-                        rt::pool::maxpool2d_forward(&geo, n, &#tx, &mut #t, &mut #a);
+                        rt::pool::maxpool2d_forward(&#geo, n, &#tx, &mut #t, &mut #a);
                     } else {
-                        rt::pool::maxpool2d_forward_values(&geo, n, &#tx, &mut #t);
+                        rt::pool::maxpool2d_forward_values(&#geo, n, &#tx, &mut #t);
                     }
                 },
                 cx.accumulate_dx(
                     0,
-                    quote! { #geo rt::pool::maxpool2d_backward(&geo, n, &#d, &#a, &mut ws.scratch[..len]); },
+                    quote! { rt::pool::maxpool2d_backward(&#geo, n, &#d, &#a, &mut ws.scratch[..len]); },
                 ),
             )
         } else {
             (
-                quote! { #geo rt::pool::avgpool2d_forward(&geo, n, &#tx, &mut #t); },
+                quote! { rt::pool::avgpool2d_forward(&#geo, n, &#tx, &mut #t); },
                 cx.accumulate_dx(
                     0,
-                    quote! { #geo rt::pool::avgpool2d_backward(&geo, n, &#d, &mut ws.scratch[..len]); },
+                    quote! { rt::pool::avgpool2d_backward(&#geo, n, &#d, &mut ws.scratch[..len]); },
                 ),
             )
         }

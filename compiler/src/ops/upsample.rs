@@ -100,7 +100,7 @@ impl OpKind for Upsample {
         out.dx(0, dx);
     }
 
-    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
+    fn geometry(&self, cx: &Cx) -> Option<(TokenStream, TokenStream)> {
         let x = cx.shapes[0];
         let (c, h, w, s) = (x[0], x[1], x[2], self.scale);
         let mode = if self.bilinear {
@@ -109,13 +109,20 @@ impl OpKind for Upsample {
         } else {
             quote! { rt::upsample::UpsampleMode::Nearest }
         };
-        let geo = quote! { let geo = rt::upsample::Upsample2d { c: #c, h: #h, w: #w, s: #s, mode: #mode }; };
+        Some((
+            quote! { rt::upsample::Upsample2d },
+            quote! { rt::upsample::Upsample2d { c: #c, h: #h, w: #w, s: #s, mode: #mode } },
+        ))
+    }
+
+    fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
+        let geo = cx.geo();
         let (tx, y, dy) = (cx.x(0), cx.y(), cx.dy());
         (
-            quote! { #geo rt::upsample::upsample2d_forward(&geo, n, &#tx, &mut #y); },
+            quote! { rt::upsample::upsample2d_forward(&#geo, n, &#tx, &mut #y); },
             cx.accumulate_dx(
                 0,
-                quote! { #geo rt::upsample::upsample2d_backward(&geo, n, &#dy, &mut ws.scratch[..len]); },
+                quote! { rt::upsample::upsample2d_backward(&#geo, n, &#dy, &mut ws.scratch[..len]); },
             ),
         )
     }
