@@ -83,6 +83,8 @@ pub fn carve<const K: usize>(
 }
 
 /// Copies `x` (`n × c_x × plane`) into channels `c0..c0+c_x` of `y` (`n × c_y × plane`).
+/// Into a zeroed `y`, it is also the backward of a `slice` of channels, whose forward is
+/// [`slice_channels`].
 pub fn concat_channels(
     n: usize,
     plane: usize,
@@ -104,6 +106,7 @@ pub fn concat_channels(
 }
 
 /// The adjoint of [`concat_channels`]: copies channels `c0..c0+c_x` of `dy` into `dx`.
+/// It is also the forward of a `slice` of channels `c0..c0+c_x`.
 pub fn slice_channels(
     n: usize,
     plane: usize,

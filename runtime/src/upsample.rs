@@ -61,8 +61,8 @@ impl Upsample2d {
     /// their weights: `(i0, i1, λ0, λ1)`.
     fn source(&self, o: usize, d: usize) -> (usize, usize, f32, f32) {
         match self.mode {
-            // PyTorch computes `floor(o · (float)(1/s))`; that is `o / s` for every
-            // s <= 32 and o < 2^20 (checked exhaustively), and `o >> 1` for s = 2.
+            // PyTorch computes `floor(o · (float)(1/s))` (`o >> 1` for s = 2); that is
+            // `o / s` for every s <= 32 and o < 2^20, as a test below checks.
             UpsampleMode::Nearest => (o / self.s, o / self.s, 1.0, 0.0),
             _ if self.s == 1 => (o, o, 1.0, 0.0),
             UpsampleMode::Bilinear { align_corners } => {
@@ -136,6 +136,25 @@ pub fn upsample2d_backward(u: &Upsample2d, n: usize, dy: &[f32], dx: &mut [f32])
                 dxp[y0 * u.w + x1] += hy0 * wx1 * g;
                 dxp[y1 * u.w + x0] += hy1 * wx0 * g;
                 dxp[y1 * u.w + x1] += hy1 * wx1 * g;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// PyTorch's nearest source index, `floor(o · (float)(1/s))` in f32, is `o / s` for
+    /// every factor up to 32 and every output index below 2^20.
+    #[test]
+    fn nearest_index_is_integer_division() {
+        for s in 1..=32usize {
+            let scale = (1.0 / s as f64) as f32;
+            for o in 0..1usize << 20 {
+                assert_eq!(
+                    (o as f32 * scale).floor() as usize,
+                    o / s,
+                    "s = {s}, o = {o}"
+                );
             }
         }
     }

@@ -1,7 +1,9 @@
 //! Results do not depend on the thread count: convolution forward and both backward passes
 //! are bitwise equal on 1 and 2 threads (work is split over output rows and columns only,
-//! never over a reduction). One test in its own binary, since the thread count is global.
+//! never over a reduction), and so are elementwise activations large enough to be split into
+//! chunks. One test in its own binary, since the thread count is global.
 
+use netc_runtime::act::{backward, forward, Gelu};
 use netc_runtime::conv::*;
 use netc_runtime::gemm::set_num_threads;
 use netc_runtime::rng::Rng;
@@ -17,8 +19,17 @@ fn run(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]) -> [Ve
     [y, dx, dw, db]
 }
 
+/// GELU forward and backward over more elements than run on one thread.
+fn gelu(x: &[f32], dy: &[f32]) -> [Vec<f32>; 2] {
+    let mut y = vec![0.0; x.len()];
+    forward(Gelu, x, &mut y);
+    let mut dx = vec![0.0; x.len()];
+    backward(Gelu, x, &y, dy, &mut dx);
+    [y, dx]
+}
+
 #[test]
-fn conv_is_bitwise_equal_on_1_and_2_threads() {
+fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
     let mut rng = Rng::new(11);
     // Large enough that the GEMMs split: 96 → 128 channels, 3×3, on 28×28.
     for g in [
@@ -45,4 +56,16 @@ fn conv_is_bitwise_equal_on_1_and_2_threads() {
             assert!(same, "{name} differs between 1 and 2 threads for {g:?}");
         }
     }
+    let len = (1 << 20) + 123;
+    let x: Vec<f32> = (0..len).map(|_| rng.uniform(-5.0, 5.0)).collect();
+    let dy: Vec<f32> = (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    set_num_threads(1);
+    let one = gelu(&x, &dy);
+    set_num_threads(2);
+    let two = gelu(&x, &dy);
+    let bits = |v: &[Vec<f32>; 2]| v.concat().iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert!(
+        bits(&one) == bits(&two),
+        "GELU differs between 1 and 2 threads"
+    );
 }

@@ -12,27 +12,8 @@ use netc_runtime::optim::*;
 use netc_runtime::pool::*;
 use serde_json::Value;
 
-struct T {
-    shape: Vec<usize>,
-    data: Vec<f32>,
-}
-
-fn t(v: &Value) -> T {
-    T {
-        shape: v["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap() as usize)
-            .collect(),
-        data: v["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_f64().unwrap() as f32)
-            .collect(),
-    }
-}
+mod common;
+use common::{close, t, T};
 
 fn pair(v: &Value) -> [usize; 2] {
     let a = v.as_array().unwrap();
@@ -42,33 +23,6 @@ fn pair(v: &Value) -> [usize; 2] {
     ]
 }
 
-/// `|a - b| <= atol + rtol·|b|` everywhere; on failure, the largest difference and the first
-/// bad index.
-fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let mut worst = (0.0f32, 0usize);
-    let mut first_bad = None;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let d = (g - w).abs();
-        if d > worst.0 || d.is_nan() {
-            worst = (d, i);
-        }
-        if (d > atol + rtol * w.abs() || d.is_nan()) && first_bad.is_none() {
-            first_bad = Some(i);
-        }
-    }
-    if let Some(i) = first_bad {
-        panic!(
-            "{what}: first bad index {i} (got {}, want {}); largest difference {} at {}",
-            got[i], want[i], worst.0, worst.1
-        );
-    }
-}
-
-fn close(what: &str, got: &[f32], want: &T) {
-    assert_close(what, got, &want.data, 1e-4, 1e-5);
-}
-
 fn cases() -> Vec<Value> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ops.json");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -76,9 +30,7 @@ fn cases() -> Vec<Value> {
 }
 
 fn of(op: &str) -> Vec<Value> {
-    let v: Vec<Value> = cases().into_iter().filter(|c| c["op"] == op).collect();
-    assert!(!v.is_empty(), "no fixture for {op}");
-    v
+    common::of("ops.json", op)
 }
 
 #[test]

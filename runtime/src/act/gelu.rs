@@ -31,6 +31,7 @@ const R: [f64; 15] = [
 /// `erfc(z) = t·e^(-z² + R(t))` with `t = 1/(1 + z/2)`; `erfc(-z) = 2 - erfc(z)`. Relative
 /// accuracy in the tail is what GELU needs: `Φ(x) = erfc(-x/√2)/2` is tiny for negative `x`,
 /// where `1 + erf` would cancel.
+#[inline]
 fn erfc(z: f64) -> f64 {
     let a = z.abs();
     let t = 1.0 / (1.0 + 0.5 * a);

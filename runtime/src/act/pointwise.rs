@@ -12,23 +12,26 @@ use crate::gemm::Context;
 /// independent, so the result does not depend on the thread count.
 const CHUNK: usize = 1 << 16;
 
-/// Below this many elements an op stays on the calling thread: a ReLU over 1M elements
-/// (in cache) took as long on two threads as on one, waking them costing what it saved.
+/// Below this many elements an op stays on the calling thread: on two cores a ReLU over 1M
+/// elements (in cache) took as long on two threads as on one, waking them costing what it
+/// saved.
 const PARALLEL_MIN: usize = 1 << 20;
 
 /// Runs `f` over `(index, chunk)` for the `CHUNK`-element chunks of `buf`, on the runtime's
 /// threads when `buf` is large.
 fn for_chunks(buf: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
-    let ctx = Context::global();
-    if ctx.threads() > 1 && buf.len() >= PARALLEL_MIN {
-        ctx.install(|| {
-            buf.par_chunks_mut(CHUNK)
-                .enumerate()
-                .for_each(|(i, c)| f(i, c))
-        });
-    } else {
-        buf.chunks_mut(CHUNK).enumerate().for_each(|(i, c)| f(i, c));
+    if buf.len() >= PARALLEL_MIN {
+        let ctx = Context::global();
+        if ctx.threads() > 1 {
+            ctx.install(|| {
+                buf.par_chunks_mut(CHUNK)
+                    .enumerate()
+                    .for_each(|(i, c)| f(i, c))
+            });
+            return;
+        }
     }
+    buf.chunks_mut(CHUNK).enumerate().for_each(|(i, c)| f(i, c));
 }
 
 /// An elementwise function with PyTorch's numerics, and its derivative.

@@ -1,7 +1,7 @@
 //! Every backward pass against finite differences: for `L = Σ y·dy` with a random `dy`, the
 //! analytic gradient of each input must match `(L(x + ε) - L(x - ε)) / 2ε`, with `L`
 //! accumulated in f64. Inputs are spread so that no ReLU sits at 0 and no pooling window
-//! has a tie within ε.
+//! has a tie within ε. The kernels of the modern CNN zoo are in `zoo.rs`.
 
 use netc_runtime::act::*;
 use netc_runtime::conv::*;
@@ -12,6 +12,8 @@ use netc_runtime::norm::*;
 use netc_runtime::pool::*;
 use netc_runtime::rng::Rng;
 use netc_runtime::tensor::*;
+
+mod zoo;
 
 const EPS: f32 = 1e-2;
 
