@@ -160,4 +160,3 @@ fn unsuffix(code: &str) -> String {
     out.push_str(rest);
     out
 }
-}
