@@ -144,6 +144,9 @@ pub(super) fn module(
     // seconds to a table when `netc bench` asks for one: one schedule, timed or not.
     let mut forward = Run::new(Kind::Stmt, input_copy.iter().cloned());
     let mut forward_train = Run::new(Kind::Stmt, input_copy.iter().cloned());
+    // Whether each schedule reads the parameters and the state (or gradients): a
+    // parameter it does not read is named `_p`.
+    let (mut infer_uses, mut train_uses, mut backward_uses) = ([false; 2], [false; 2], [false; 2]);
     // Each step's backward function and its index in `LAYERS`, if it has one.
     let mut backward_at: Vec<Option<(Ident, TokenStream, usize)>> = vec![None; steps];
     let mut layer_paths = Vec::new();
@@ -220,6 +223,8 @@ pub(super) fn module(
                         let infer_fn = signature(body, Phase::Infer);
                         layers.push(Item::whole(infer_fn.function(&doc, &inf, body)))?;
                         let args = infer_fn.args();
+                        infer_uses[0] |= infer_fn.params;
+                        infer_uses[1] |= infer_fn.state;
                         forward.push(quote! { #inf(#args); });
                     }
                     None if train_fn.state => {
@@ -229,18 +234,24 @@ pub(super) fn module(
                         ))
                     }
                     None => {
-                        let args = signature(&fwd_body, Phase::Infer).args();
+                        let call = signature(&fwd_body, Phase::Infer);
+                        infer_uses[0] |= call.params;
+                        let args = call.args();
                         forward.push(quote! { #fwd(#args); });
                     }
                 }
             }
             let args = train_fn.args();
+            train_uses[0] |= train_fn.params;
+            train_uses[1] |= train_fn.state;
             forward_train.push(quote! { timed(&mut times, #k, || #fwd(#args)); });
         }
         // A layer whose input takes no gradient and that has no parameters has no backward.
         if !bwd_body.is_empty() {
             let bwd_fn = signature(&bwd_body, Phase::Backward);
             layers.push(Item::whole(bwd_fn.function(&doc, &bwd, &bwd_body)))?;
+            backward_uses[0] |= bwd_fn.params;
+            backward_uses[1] |= bwd_fn.state;
             backward_at[step] = Some((bwd, bwd_fn.args(), k));
         }
         layer_paths.push(node.path.clone());
@@ -391,13 +402,23 @@ pub(super) fn module(
         },
     ))?;
 
+    let name = |used: bool, name: &str| {
+        if used {
+            format_ident!("{name}")
+        } else {
+            format_ident!("_{name}")
+        }
+    };
+    let (ip, is) = (name(infer_uses[0], "p"), name(infer_uses[1], "s"));
+    let (tp, ts) = (name(train_uses[0], "p"), name(train_uses[1], "s"));
+    let (bp, bg) = (name(backward_uses[0], "p"), name(backward_uses[1], "g"));
     // With no layer, nothing is timed.
     let quiet = (layer_count == 0).then(|| quote! { #[allow(unused_variables, unused_mut)] });
-    out.push(Item::with_runs(vec![forward], |runs| {
+    out.push(Item::with_runs(vec![forward], move |runs| {
         let body = &runs[0];
         quote! {
             /// Inference: batchnorm on its running statistics, dropout the identity.
-            pub fn forward(p: &Params, s: &State, ws: &mut Workspace, x: &Inputs) {
+            pub fn forward(#ip: &Params, #is: &State, ws: &mut Workspace, x: &Inputs) {
                 #body
             }
         }
@@ -417,8 +438,8 @@ pub(super) fn module(
             /// [`LAYERS`]) when given.
             #quiet_fwd
             fn forward_train_timed(
-                p: &Params,
-                s: &mut State,
+                #tp: &Params,
+                #ts: &mut State,
                 ws: &mut Workspace,
                 x: &Inputs,
                 mut times: Option<&mut [f64]>,
@@ -439,7 +460,7 @@ pub(super) fn module(
 
             /// [`backward`], adding each layer's seconds to `times` when given.
             #quiet
-            fn backward_timed(p: &Params, g: &mut Grads, ws: &mut Workspace, mut times: Option<&mut [f64]>) {
+            fn backward_timed(#bp: &Params, #bg: &mut Grads, ws: &mut Workspace, mut times: Option<&mut [f64]>) {
                 #body
             }
         }
