@@ -205,6 +205,7 @@ fn sums(t: &[f32]) -> Sums {
 ///   squares: `SUM_RTOL` of itself, and 2·max|x| times the sum's tolerance;
 /// - and a floor, `FLOOR_RTOL` of the network's largest gradient: some gradients are zero in
 ///   exact arithmetic (a bias before a batchnorm) and are rounding noise in float32.
+///
 /// For a value, that is 1e-4 to 2e-4 of its tensor's scale on ResNet-18, SqueezeNet,
 /// MobileNetV3, ConvNeXt and the U-Net; 1.5e-3 to 3e-3 on MobileNetV2, EfficientNet and
 /// ShuffleNet; 3.5e-2 on ResNet-50: loose there, but a wrong op, a wrong name or a wrong
