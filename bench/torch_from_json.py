@@ -8,8 +8,18 @@
 Every layer of the JSON (in its order, which is topological) becomes the same PyTorch op with
 the same arguments; parameters live in modules nested by path, so `net.state_dict()` has
 exactly netc's names (`i3a.b2.0.weight`, `conv1.bias`, `stem.1.running_mean`, ...) and
-layouts. Dropout is the identity (netc's deterministic gradient semantics). Used to make the
-whole-network fixtures and, later, to benchmark side by side.
+layouts. Dropout and stochastic depth are the identity (netc's deterministic gradient
+semantics). Used to make the whole-network fixtures and, later, to benchmark side by side.
+
+The ops of the modern CNN zoo (docs/language.md) are PyTorch's functions of the same name,
+with the attributes of netc's export: `relu6`, `hardswish`, `hardsigmoid`, `silu`, `mish`,
+`hardtanh` {min, max}, `gelu` {approximate}, `elu` {alpha}; `mul` (two inputs, the second
+may be [C, 1, 1]); `scale` {init} (a learned factor `PATH.weight` [C, 1, 1]); `upsample`
+{scale, mode, align_corners}; `adaptive_avgpool` {out}; `layernorm2d` {eps} (nn.LayerNorm
+over the channels at each position, `PATH.weight` and `PATH.bias` [C]); `groupnorm`
+{groups, eps}; `channel_shuffle` {groups}; `slice` {from, to} (channels); `stochastic_depth`
+{p}. Losses: `ce` (with a `smoothing` attribute, PyTorch's label_smoothing), `mse`, `l1`, and
+`bce` (sigmoid binary cross-entropy on logits).
 """
 
 import json
@@ -46,6 +56,37 @@ def _place(root, path, module):
     node.add_module(leaf, module)
 
 
+class Scale(nn.Module):
+    """netc's `scale`: a learned factor per channel, `weight` [C, 1, 1] (ConvNeXt's layer scale)."""
+
+    def __init__(self, c, init):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((c, 1, 1), float(init)))
+
+    def forward(self, x):
+        return x * self.weight
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """netc's `layernorm2d`: nn.LayerNorm over the channels at each position of an NCHW
+    tensor (torchvision's LayerNorm2d of ConvNeXt); on [N, C] it is nn.LayerNorm itself."""
+
+    def forward(self, x):
+        if x.dim() == 2:
+            return super().forward(x)
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def channel_shuffle(x, groups):
+    """ShuffleNet's shuffle: channels as [groups, C/groups], transposed."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
+
+
 def _get(root, path):
     node = root
     for p in path.split("."):
@@ -74,6 +115,12 @@ class NetcNet(nn.Module):
             elif op == "batchnorm":
                 cls = nn.BatchNorm2d if len(x) == 3 else nn.BatchNorm1d
                 m = cls(x[0], eps=a["eps"], momentum=a["momentum"])
+            elif op == "scale":
+                m = Scale(x[0], a["init"])
+            elif op == "layernorm2d":
+                m = LayerNorm2d(x[0], eps=a["eps"])
+            elif op == "groupnorm":
+                m = nn.GroupNorm(a["groups"], x[0], eps=a["eps"])
             if m is not None:
                 _place(self, path, m)
             out_shape[path] = layer["output"]
@@ -84,7 +131,7 @@ class NetcNet(nn.Module):
             a, op, path = layer["attrs"], layer["op"], layer["path"]
             xs = [v[i] for i in layer["inputs"]]
             x = xs[0]
-            if op in ("conv", "conv_t", "invert", "linear", "batchnorm"):
+            if op in ("conv", "conv_t", "invert", "linear", "batchnorm", "scale", "layernorm2d", "groupnorm"):
                 y = _get(self, path)(x)
             elif op == "maxpool":
                 y = F.max_pool2d(x, a["k"], a["s"], a["p"], ceil_mode=a["ceil"])
@@ -102,8 +149,36 @@ class NetcNet(nn.Module):
                 y = F.leaky_relu(x, a["slope"])
             elif op == "lrn":
                 y = F.local_response_norm(x, a["size"], a["alpha"], a["beta"], a["k"])
-            elif op == "dropout":
+            elif op in ("dropout", "stochastic_depth"):
                 y = x
+            elif op == "relu6":
+                y = F.relu6(x)
+            elif op == "hardtanh":
+                y = F.hardtanh(x, a["min"], a["max"])
+            elif op == "hardswish":
+                y = F.hardswish(x)
+            elif op == "hardsigmoid":
+                y = F.hardsigmoid(x)
+            elif op == "silu":
+                y = F.silu(x)
+            elif op == "mish":
+                y = F.mish(x)
+            elif op == "gelu":
+                y = F.gelu(x, approximate=a["approximate"])
+            elif op == "elu":
+                y = F.elu(x, a["alpha"])
+            elif op == "mul":
+                y = xs[0] * xs[1]
+            elif op == "upsample":
+                bilinear = a["mode"] == "bilinear"
+                y = F.interpolate(x, scale_factor=a["scale"], mode=a["mode"],
+                                  align_corners=a["align_corners"] if bilinear else None)
+            elif op == "adaptive_avgpool":
+                y = F.adaptive_avg_pool2d(x, _pair(a["out"]))
+            elif op == "channel_shuffle":
+                y = channel_shuffle(x, a["groups"])
+            elif op == "slice":
+                y = x[:, a["from"]:a["to"]]
             elif op == "flatten":
                 y = x.flatten(1)
             elif op == "concat":
@@ -125,10 +200,19 @@ class NetcNet(nn.Module):
         loss = 0.0
         for term in self.doc["losses"]:
             a, b = (v[i] for i in term["inputs"])
-            if term["op"] == "ce":
-                loss = loss + term["weight"] * F.cross_entropy(a, b)
+            op, attrs = term["op"], term.get("attrs", {})
+            if op == "ce":
+                smoothing = attrs.get("smoothing", term.get("smoothing", 0.0))
+                value = F.cross_entropy(a, b, label_smoothing=smoothing)
+            elif op == "mse":
+                value = F.mse_loss(a, b)
+            elif op == "l1":
+                value = F.l1_loss(a, b)
+            elif op == "bce":
+                value = F.binary_cross_entropy_with_logits(a, b)
             else:
-                loss = loss + term["weight"] * F.mse_loss(a, b)
+                raise ValueError(f"loss {op}")
+            loss = loss + term["weight"] * value
         return loss, {name: v[node] for name, node in self.doc["output_nodes"].items()}
 
 
