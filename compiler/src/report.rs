@@ -209,9 +209,15 @@ impl Report {
             .losses
             .iter()
             .map(|l| {
+                // A loss's options, as a layer's: `ce`'s label smoothing.
+                let attrs = match l.kind {
+                    crate::graph::LossKind::Ce => json!({ "smoothing": l.smoothing }),
+                    _ => json!({}),
+                };
                 json!({
                     "op": l.kind.name(),
                     "weight": l.weight,
+                    "attrs": attrs,
                     "inputs": l.inputs.iter().map(|&i| g.node(i).path.clone()).collect::<Vec<_>>(),
                 })
             })

@@ -1,5 +1,6 @@
-//! Whole networks against PyTorch: one training step of LeNet, the autoencoder and a small
-//! Inception network with an auxiliary head, built in PyTorch from netc's own JSON export
+//! Whole networks against PyTorch: one training step of LeNet, the autoencoder, a small
+//! Inception network with an auxiliary head and the every-op network (every op of the
+//! language and every loss), built in PyTorch from netc's own JSON export
 //! (`bench/torch_from_json.py`, fixtures made by `fixtures/torch_nets/make_nets.py`). The
 //! reference interpreter must give the same loss, every gradient, the updated batchnorm
 //! statistics and the outputs.
@@ -141,6 +142,11 @@ fn lenet() {
 #[test]
 fn autoencoder() {
     check_network("autoencoder");
+}
+
+#[test]
+fn every_op_and_every_loss() {
+    check_network("every_op");
 }
 
 #[test]
