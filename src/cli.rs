@@ -44,6 +44,11 @@ fn pass_names() -> PossibleValuesParser {
     PossibleValuesParser::new(netc_compiler::passes::names())
 }
 
+/// Every pass, for `netc graph --after`.
+fn all_pass_names() -> PossibleValuesParser {
+    PossibleValuesParser::new(netc_compiler::passes::all_names())
+}
+
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Check a network: every shape, parameter and multiply-accumulate, in a Table-1-style report.
@@ -78,8 +83,13 @@ pub(crate) enum Command {
         /// Which network of the file (required when it has more than one).
         #[arg(long)]
         network: Option<String>,
+        /// DOT, SVG (needs Graphviz), or text: a line per node with what the passes recorded.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
+        /// The graph after this pass and those before it (`prune`: the inference graph;
+        /// the codegen passes: the graph code is generated from).
+        #[arg(long, value_name = "PASS", value_parser = all_pass_names())]
+        after: Option<String>,
         /// Write to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -295,6 +305,7 @@ pub(crate) enum CheckFormat {
 pub(crate) enum GraphFormat {
     Dot,
     Svg,
+    Text,
 }
 
 impl Command {

@@ -107,9 +107,16 @@ fn run(cli: Cli) -> ExitCode {
             file,
             network,
             format,
+            after,
             output,
             ..
-        } => graph(&file, network.as_deref(), format, output.as_deref()),
+        } => graph(
+            &file,
+            network.as_deref(),
+            format,
+            after.as_deref(),
+            output.as_deref(),
+        ),
         Command::Bench {
             kernel: Some(b), ..
         } => bench::bench(b),
@@ -499,15 +506,30 @@ fn graph(
     file: &Path,
     network: Option<&str>,
     format: GraphFormat,
+    after: Option<&str>,
     output: Option<&Path>,
 ) -> ExitCode {
-    let g = &match one_network(file, network) {
+    let mut g = match one_network(file, network) {
         Ok(g) => g,
         Err(code) => return code,
     };
-    let text = dot::to_dot(g);
+    if let Some(pass) = after {
+        // clap took only the passes' names.
+        match netc_compiler::passes::after(&g, pass) {
+            Some(Ok(rewritten)) => g = rewritten,
+            Some(Err(d)) => {
+                eprintln!("netc: {}", d.message);
+                return ExitCode::from(1);
+            }
+            None => unreachable!("clap checks pass names"),
+        }
+    }
+    let text = match format {
+        GraphFormat::Text => g.describe(),
+        _ => dot::to_dot(&g),
+    };
     let bytes = match format {
-        GraphFormat::Dot => text.into_bytes(),
+        GraphFormat::Dot | GraphFormat::Text => text.into_bytes(),
         GraphFormat::Svg => match render_svg(&text) {
             Ok(svg) => svg,
             Err(msg) => {
