@@ -26,7 +26,7 @@ mod kept {
             output logits;
 
             train {
-                optimizer = sgd(lr=0.05, momentum=0.9);
+                optimizer = sgd(lr=0.01, momentum=0.9);
                 batch = 32;
                 epochs = 2;
                 seed = 3;
