@@ -183,9 +183,15 @@ pub(crate) enum Command {
         /// Where to write the outputs.
         #[arg(long)]
         out: PathBuf,
-        /// Also write `loss` and `grad.PATH.weight`, ... (training mode, dropout off).
+        /// Also write `loss` and `grad.PATH.weight`, ... of one training step: batchnorm on
+        /// the batch's statistics, dropout and stochastic depth keeping every value (the
+        /// deterministic gradients of PyTorch's eval-mode dropout) unless --dropout is given.
         #[arg(long)]
         grads: bool,
+        /// With --grads: dropout and stochastic depth drop, their masks drawn in layer order
+        /// from a generator seeded by SEED (the same masks with or without --interp).
+        #[arg(long, value_name = "SEED", requires = "grads")]
+        dropout: Option<u64>,
         /// Run the reference interpreter instead of the generated code.
         #[arg(long)]
         interp: bool,

@@ -193,6 +193,7 @@ fn run(cli: Cli) -> ExitCode {
             inputs,
             out,
             grads,
+            dropout,
             interp,
             ..
         } => run_cmd(
@@ -201,7 +202,10 @@ fn run(cli: Cli) -> ExitCode {
             &weights,
             &inputs,
             &out,
-            grads,
+            match grads {
+                true => run::Pass::Grads { dropout },
+                false => run::Pass::Infer,
+            },
             interp,
         ),
     }
@@ -428,7 +432,7 @@ fn run_cmd(
     weights: &Path,
     inputs: &Path,
     out: &Path,
-    grads: bool,
+    pass: run::Pass,
     interp: bool,
 ) -> ExitCode {
     let g = &match one_network(file, network) {
@@ -447,12 +451,12 @@ fn run_cmd(
     let inputs = converted.as_deref().unwrap_or(inputs);
     let result = run::check_out(out, &[weights, inputs])
         .and_then(|()| run::load_weights(g, weights))
-        .and_then(|params| Ok((params, run::load_inputs(g, inputs, grads)?)))
+        .and_then(|params| Ok((params, run::load_inputs(g, inputs, pass.grads())?)))
         .and_then(|(params, feed)| {
             if interp {
-                run::run(g, params, &feed, grads).and_then(|tensors| run::write(out, &tensors))
+                run::run(g, params, &feed, pass).and_then(|tensors| run::write(out, &tensors))
             } else {
-                run::check_grads(g, &feed, grads)?;
+                run::check_grads(g, &feed, pass.grads())?;
                 run::run_generated(
                     g,
                     &file.display().to_string(),
@@ -460,7 +464,7 @@ fn run_cmd(
                     weights,
                     inputs,
                     out,
-                    grads,
+                    pass,
                 )
             }
         });

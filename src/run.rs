@@ -1,5 +1,6 @@
 //! `netc run`: one network on weights and inputs from safetensors files, outputs (and, with
-//! `--grads`, the loss and every parameter's gradient) to a safetensors file. Every mistake in
+//! `--grads`, the loss and every parameter's gradient, dropping only with `--dropout SEED`)
+//! to a safetensors file. Every mistake in
 //! the files (a missing, extra or mis-shaped tensor, a wrong dtype, a label out of range, a
 //! file that is not safetensors) is an error that names it.
 
@@ -243,19 +244,37 @@ pub fn load_inputs(g: &Graph, path: &Path, grads: bool) -> Result<Feed, String> 
     }
 }
 
-/// Runs `g` with the reference interpreter; with `grads`, in training mode (batchnorm on
-/// batch statistics, dropout the identity) and with the loss and every gradient.
+/// What `netc run` computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Inference: the outputs.
+    Infer,
+    /// One training step (`--grads`): the outputs, the loss and every gradient, with
+    /// batchnorm on the batch's statistics. Dropout and stochastic depth keep every value
+    /// (deterministic gradients, as PyTorch's in eval-mode dropout), unless `dropout` gives a
+    /// seed: then their masks are drawn, in layer order, from `Rng::new(seed)`.
+    Grads { dropout: Option<u64> },
+}
+
+impl Pass {
+    pub fn grads(self) -> bool {
+        matches!(self, Pass::Grads { .. })
+    }
+}
+
+/// Runs `g` with the reference interpreter, as `pass` says.
 pub fn run(
     g: &Graph,
     mut params: Params,
     feed: &Feed,
-    grads: bool,
+    pass: Pass,
 ) -> Result<BTreeMap<String, Tensor>, String> {
-    check_grads(g, feed, grads)?;
+    check_grads(g, feed, pass.grads())?;
     let mut out = BTreeMap::new();
-    if grads {
+    if let Pass::Grads { dropout } = pass {
         let before = params.clone();
-        let f = interp::forward(g, &mut params, feed, Mode::Train);
+        let mut rng = dropout.map(netc_runtime::rng::Rng::new);
+        let f = interp::forward_dropping(g, &mut params, feed, Mode::Train, rng.as_mut());
         out.extend(f.outputs(g));
         out.insert(
             "loss".into(),
@@ -313,7 +332,7 @@ pub fn run_generated(
     weights: &Path,
     inputs: &Path,
     out: &Path,
-    grads: bool,
+    pass: Pass,
 ) -> Result<(), String> {
     let main = netc_compiler::codegen::emit_runner(g)?;
     let exe = crate::cache::cached_crate(
@@ -327,8 +346,11 @@ pub fn run_generated(
     let tmp = netc_train::files::tmp_path(out);
     let mut cmd = std::process::Command::new(&exe);
     cmd.arg(weights).arg(inputs).arg(&tmp);
-    if grads {
+    if let Pass::Grads { dropout } = pass {
         cmd.arg("--grads");
+        if let Some(seed) = dropout {
+            cmd.arg("--dropout").arg(seed.to_string());
+        }
     }
     let ran = cmd
         .output()

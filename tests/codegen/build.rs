@@ -56,6 +56,12 @@ const NETS: &[(&str, &str, Option<&str>, &str)] = &[
         None,
         r#"equal!("nets/every_op.net", 3, [image, t], [label], [f: output_f])"#,
     ),
+    (
+        "dropout",
+        "nets/dropout.net",
+        None,
+        r#"equal!("nets/dropout.net", 3, [image], [label], [logits: output_logits])"#,
+    ),
 ];
 
 /// The schedules every network is built with: a module-name suffix and the passes skipped.

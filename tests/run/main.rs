@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod dropout;
 mod hostile;
 mod predict;
 

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod ctrl_c;
+mod dropout;
 mod faults;
 
 use common::*;

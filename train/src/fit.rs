@@ -1,8 +1,9 @@
 //! The training run: settings from the flags (or from the checkpoint a run resumes), the
 //! data, the run's folders locked and checked before the first step, the memory a step
-//! needs checked before it is allocated, then epochs of shuffled minibatches, each ending
-//! with validation, a metrics row, a checkpoint and charts, in that order, so that a chart
-//! that cannot be written costs a warning and never the epoch's checkpoint.
+//! needs checked before it is allocated, then epochs of shuffled minibatches (each step's
+//! dropout masks drawn from a generator of the seed and the step), each ending with
+//! validation, a metrics row, a checkpoint and charts, in that order, so that a chart that
+//! cannot be written costs a warning and never the epoch's checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -398,6 +399,7 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
                 images[k * image_len..(k + 1) * image_len].copy_from_slice(train_set.image(i));
                 labels[k] = train_set.labels[i];
             }
+            N::set_dropout(&mut ws, Some(dropout_rng(settings.seed, run.step)));
             let loss = N::forward_train(&run.params, &mut run.state, &mut ws, &images, &labels);
             if !loss.is_finite() {
                 let at = N::first_non_finite(&run.params, &ws)
@@ -500,6 +502,8 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
+        // Validation never drops.
+        N::set_dropout(&mut ws, None);
         // Steps run now (none when the epoch was resumed from a checkpoint of its last step),
         // and steps the sums cover (all of the epoch's).
         let ran = steps.saturating_sub(skip);
@@ -639,6 +643,19 @@ fn non_finite(epoch: usize, step: usize, what: &str, last_good: Option<&Path>) -
         "epoch {epoch}, step {}: {what}{kept}\n  help: lower --lr (training diverged)",
         step + 1
     )
+}
+
+/// The generator of the dropout and stochastic-depth masks of the run's step `step` (its
+/// optimizer steps before this one): a function of the run's seed and the step alone, so
+/// that a resumed run draws the masks an uninterrupted one does, with no generator in its
+/// checkpoint. SplitMix64's finalizer spreads the seed over 64 bits before the step is
+/// mixed in, so that runs of nearby seeds do not share masks a few steps apart, and the
+/// streams differ from the shuffle's and the initialization's (`Rng::new(seed)`).
+fn dropout_rng(seed: u64, step: u64) -> rt::rng::Rng {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    rt::rng::Rng::new((z ^ (z >> 31)) ^ step)
 }
 
 /// Seeded initialization: He or Xavier for weights of two or more dimensions, 1 for

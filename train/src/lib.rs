@@ -2,8 +2,9 @@
 //! A generated network plugs in through [`Network`] (its `main.rs` implements it over the
 //! generated module); [`main`] parses the trainer's flags, with the network's `train { }`
 //! section as defaults, loads and checks the data, and trains: seeded initialization,
-//! shuffled minibatches, SGD with momentum, and a validation pass after every epoch, with a
-//! progress line now and then and a summary per epoch.
+//! shuffled minibatches, dropout masks seeded per step, SGD with momentum, and a validation
+//! pass (which never drops) after every epoch, with a progress line now and then and a
+//! summary per epoch.
 
 mod checkpoint;
 mod config;
@@ -58,7 +59,12 @@ pub trait Network {
     fn param_mut<'p>(p: &'p mut Self::Params, name: &str) -> Option<&'p mut [f32]>;
     /// The parameter `name`.
     fn param<'p>(p: &'p Self::Params, name: &str) -> Option<&'p [f32]>;
-    /// A training forward pass on a batch: the weighted loss.
+    /// Sets the generator dropout and stochastic depth draw their masks from in
+    /// [`Network::forward_train`], in layer order (`None`: every value is kept). The trainer
+    /// sets one before every training step, seeded by the run's seed and the step.
+    fn set_dropout(ws: &mut Self::Workspace, rng: Option<rt::rng::Rng>);
+    /// A training forward pass on a batch: the weighted loss. Dropout and stochastic depth
+    /// draw from the generator [`Network::set_dropout`] left in `ws`, if any.
     fn forward_train(
         p: &Self::Params,
         s: &mut Self::State,
@@ -71,9 +77,9 @@ pub trait Network {
     /// An inference pass on a batch.
     fn forward(p: &Self::Params, s: &Self::State, ws: &mut Self::Workspace, images: &[f32]);
     /// The network's objective on a batch, leaving everything training keeps (batchnorm
-    /// statistics) as it was: how the validation set is scored without labels. It is a
-    /// training-mode pass: batchnorm normalizes with the batch's statistics (dropout is the
-    /// identity in the generated code, in training as in inference).
+    /// statistics, the workspace's dropout generator) as it was: how the validation set is
+    /// scored without labels. It is a training-mode pass (batchnorm normalizes with the
+    /// batch's statistics) that never drops: dropout and stochastic depth keep every value.
     fn loss(
         p: &Self::Params,
         s: &Self::State,
@@ -189,7 +195,7 @@ pub struct Run<N: Network> {
     /// then the generator as it was before that epoch's shuffle, so that the order comes
     /// back.
     pub mid_epoch: Option<MidEpoch>,
-    /// Optimizer steps taken.
+    /// Optimizer steps taken; with the seed, it seeds the next step's dropout masks.
     pub step: u64,
     /// The generator of the shuffles (and, before the first epoch, of the initialization).
     pub rng: rt::rng::Rng,

@@ -82,9 +82,11 @@ pub fn emit_main(g: &Graph) -> Result<String, String> {
 
 /// The `main.rs` of the crate behind `netc run`: reads weights and inputs from safetensors
 /// files (already checked by `netc run` against the network), runs the generated module,
-/// and writes the outputs, and with `--grads` the loss and every gradient.
+/// and writes the outputs, and with `--grads` the loss and every gradient: dropout and
+/// stochastic depth keep every value, unless `--dropout SEED` gives the generator their
+/// masks are drawn from (`Rng::new(SEED)`, as `netc run --interp` draws them).
 ///
-/// Usage: `RUNNER WEIGHTS INPUTS OUT [--grads]`.
+/// Usage: `RUNNER WEIGHTS INPUTS OUT [--grads [--dropout SEED]]`.
 pub fn emit_runner(g: &Graph) -> Result<String, String> {
     let train = g.training_set();
     let infer = g.inference_set();
@@ -168,6 +170,9 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
         fn main() {
             let args: Vec<String> = std::env::args().collect();
             let grads = args.iter().any(|a| a == "--grads");
+            let dropout = args.iter().position(|a| a == "--dropout").map(|i| {
+                args.get(i + 1).and_then(|v| v.parse::<u64>().ok()).unwrap_or_else(|| fail("--dropout takes a seed".to_string()))
+            });
             let (wbytes, xbytes) = (read(&args[1]), read(&args[2]));
             let w = SafeTensors::deserialize(&wbytes).unwrap_or_else(|e| fail(format!("{}: {e}", args[1])));
             let x = SafeTensors::deserialize(&xbytes).unwrap_or_else(|e| fail(format!("{}: {e}", args[2])));
@@ -185,6 +190,7 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
             let mut ws = net::Workspace::new(batch);
             let mut out: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
             if grads {
+                ws.dropout = dropout.map(netc_runtime::rng::Rng::new);
                 let loss = net::forward_train(&p, &mut s, &mut ws, &inputs);
                 let mut g = net::Grads::new();
                 net::backward(&p, &mut g, &mut ws);
@@ -588,6 +594,10 @@ pub fn network_impl(
                 p.get(name)
             }
 
+            fn set_dropout(ws: &mut #module::Workspace, rng: Option<#krate::rt::rng::Rng>) {
+                ws.dropout = rng;
+            }
+
             fn forward_train(p: &#module::Params, s: &mut #module::State, ws: &mut #module::Workspace, images: &[f32], labels: &[i64]) -> f32 {
                 #module::forward_train(p, s, ws, &#module::Inputs { #train_inputs })
             }
@@ -602,9 +612,12 @@ pub fn network_impl(
 
             fn loss(p: &#module::Params, s: &#module::State, ws: &mut #module::Workspace, images: &[f32], labels: &[i64]) -> f32 {
                 // A training-mode pass on a copy of the batchnorm statistics, which it would
-                // otherwise update.
+                // otherwise update, and without the dropout generator, which would drop.
                 let mut s = s.clone();
-                #module::forward_train(p, &mut s, ws, &#module::Inputs { #train_inputs })
+                let rng = ws.dropout.take();
+                let loss = #module::forward_train(p, &mut s, ws, &#module::Inputs { #train_inputs });
+                ws.dropout = rng;
+                loss
             }
 
             fn logits(ws: &#module::Workspace) -> &[f32] {
