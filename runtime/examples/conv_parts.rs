@@ -1,5 +1,6 @@
 //! Where a conv layer's time goes: forward, backward data, backward weight, and the im2col
-//! and col2im inside them, on 1 and 2 threads.
+//! and col2im inside them, on 1 and 2 threads; and backward data added into a gradient
+//! buffer, by the accumulating form and by the overwriting form into scratch + accumulate.
 //!
 //! `cargo run --release -p netc-runtime --example conv_parts -- [BATCH C H W OUT K S P]`
 
@@ -7,6 +8,7 @@ use netc_runtime::bench::median_seconds;
 use netc_runtime::conv::*;
 use netc_runtime::gemm::set_num_threads;
 use netc_runtime::im2col::{col2im, im2col};
+use netc_runtime::tensor::accumulate;
 
 fn main() {
     let a: Vec<usize> = std::env::args()
@@ -27,13 +29,21 @@ fn main() {
     let dy = vec![0.1f32; n * g.out * g.ho() * g.wo()];
     let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
     let mut db = vec![0.0; g.out];
-    let mut col = vec![0.0; g.col_len()];
+    // im2col and col2im below need a full col even for a pointwise conv.
+    let mut col = vec![0.0; g.col_rows() * g.ho() * g.wo()];
+    let mut scratch = vec![0.0; x.len()];
     for t in [1, 2] {
         set_num_threads(t);
         let ms = |s: f64| s * 1e3;
         let (_, f) =
             median_seconds(|| conv2d_forward(&g, n, &x, &w, None, false, &mut y, &mut col));
         let (_, bd) = median_seconds(|| conv2d_backward_data(&g, n, &w, &dy, &mut dx, &mut col));
+        let (_, bd_acc) =
+            median_seconds(|| conv2d_backward_data_acc(&g, n, &w, &dy, &mut dx, &mut col));
+        let (_, bd_scratch) = median_seconds(|| {
+            conv2d_backward_data(&g, n, &w, &dy, &mut scratch, &mut col);
+            accumulate(&scratch, &mut dx);
+        });
         let (_, bw) = median_seconds(|| {
             conv2d_backward_weight(&g, n, &x, &dy, &mut dw, Some(&mut db), &mut col)
         });
@@ -55,6 +65,10 @@ fn main() {
         println!(
             "{t} threads: forward {:.2} ms, backward data {:.2}, backward weight {:.2}; im2col ×{n} {:.2}, col2im ×{n} {:.2}",
             ms(f), ms(bd), ms(bw), ms(i2c), ms(c2i)
+        );
+        println!(
+            "  backward data into a gradient: accumulating {:.2} ms, overwriting into scratch + accumulate {:.2}",
+            ms(bd_acc), ms(bd_scratch)
         );
     }
 }

@@ -126,6 +126,19 @@ pub fn conv_t2d_backward_data(
     conv::conv2d_forward(&t.adjoint(), n, dy, w, None, false, dx, col);
 }
 
+/// `dx += ∂L/∂x` given `dy`: [`conv_t2d_backward_data`] adding into `dx` through the GEMM's
+/// beta.
+pub fn conv_t2d_backward_data_acc(
+    t: &ConvT2d,
+    n: usize,
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    col: &mut [f32],
+) {
+    conv::conv2d_forward_acc(&t.adjoint(), n, dy, w, dx, col);
+}
+
 /// `dw = ∂L/∂w` and, if asked, `db = ∂L/∂b` (overwrites both).
 pub fn conv_t2d_backward_weight(
     t: &ConvT2d,

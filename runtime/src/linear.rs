@@ -57,6 +57,31 @@ pub fn linear_backward_data(
     dy: &[f32],
     dx: &mut [f32],
 ) {
+    backward_data(n, fin, fout, w, dy, dx, 0.0);
+}
+
+/// `dx += dy·w`: [`linear_backward_data`] adding into `dx` through the GEMM's beta.
+pub fn linear_backward_data_acc(
+    n: usize,
+    fin: usize,
+    fout: usize,
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+) {
+    backward_data(n, fin, fout, w, dy, dx, 1.0);
+}
+
+/// `dx = beta·dx + dy·w` (beta 0: `dx` only written).
+fn backward_data(
+    n: usize,
+    fin: usize,
+    fout: usize,
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    beta: f32,
+) {
     assert!(
         dx.len() == n * fin && w.len() == fout * fin && dy.len() == n * fout,
         "linear: lengths"
@@ -72,7 +97,7 @@ pub fn linear_backward_data(
         w,
         fin as isize,
         1,
-        0.0,
+        beta,
         dx,
         fin as isize,
         1,

@@ -139,6 +139,43 @@ pub fn conv1x1_merged_backward(
     dx: Option<&mut [f32]>,
     col: &mut [f32],
 ) {
+    merged_backward(g, n, x, w, dys, dests, dw, db, dx, 0.0, col);
+}
+
+/// [`conv1x1_merged_backward`] adding into `dx` (`dx += Σ_j W_jᵀ·dY_j`, the GEMM's beta = 1)
+/// instead of overwriting it; `dw` and `db` are overwritten as there.
+#[allow(clippy::too_many_arguments)]
+pub fn conv1x1_merged_backward_acc(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[&[f32]],
+    dys: &[&[f32]],
+    dests: &[(usize, Slot)],
+    dw: &mut [&mut [f32]],
+    db: Option<&mut [&mut [f32]]>,
+    dx: Option<&mut [f32]>,
+    col: &mut [f32],
+) {
+    merged_backward(g, n, x, w, dys, dests, dw, db, dx, 1.0, col);
+}
+
+/// The backward of a merged conv with `dx = dx_beta·dx + Σ_j W_jᵀ·dY_j` (`dx_beta` 0: `dx`
+/// only written).
+#[allow(clippy::too_many_arguments)]
+fn merged_backward(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[&[f32]],
+    dys: &[&[f32]],
+    dests: &[(usize, Slot)],
+    dw: &mut [&mut [f32]],
+    db: Option<&mut [&mut [f32]]>,
+    dx: Option<&mut [f32]>,
+    dx_beta: f32,
+    col: &mut [f32],
+) {
     let lens: Vec<usize> = dys.iter().map(|y| y.len()).collect();
     let outs = merged_parts(g, n, x.len(), w, &lens, dests, col.len());
     let (c, p, total) = (g.c, g.h * g.w, g.out);
@@ -185,7 +222,7 @@ pub fn conv1x1_merged_backward(
             Epilogue::NONE,
         );
         if let Some(dx) = dx.as_deref_mut() {
-            // dX = Wᵀ·dY: Wᵀ's element (channel r, output o) is w[o·C + r].
+            // dX = dx_beta·dX + Wᵀ·dY: Wᵀ's element (channel r, output o) is w[o·C + r].
             let dxi = &mut dx[i * c * p..(i + 1) * c * p];
             sgemm(
                 c,
@@ -198,7 +235,7 @@ pub fn conv1x1_merged_backward(
                 dym,
                 p as isize,
                 1,
-                0.0,
+                dx_beta,
                 dxi,
                 p as isize,
                 1,

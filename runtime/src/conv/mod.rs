@@ -7,14 +7,19 @@
 //!
 //! A 1×1 stride-1 unpadded conv skips im2col: its input already is the `K×P` operand. Tensors
 //! are NCHW, weights `[out, c/groups, kh, kw]` (PyTorch's layouts). Gradients are written,
-//! not accumulated. Work is split inside the GEMMs over output rows and columns only, and
-//! images are summed in order, so results do not depend on the thread count.
+//! except by the `_acc` forms of backward data, which add `dX` to the gradient buffer (where a
+//! value fans out, each consumer adds its part): through the GEMM's `beta = 1` where the GEMM
+//! writes `dX`, by skipping the zero fill where col2im adds into it. Work is split inside the
+//! GEMMs over output rows and columns only, and images are summed in order, so results do not
+//! depend on the thread count.
 
 use crate::gemm::{sgemm, sgemm_source, Epilogue};
 pub use crate::im2col::Conv2d;
 use crate::im2col::{col2im, im2col, pad_input, Im2colPlan};
 use crate::tensor::Slot;
-pub use merged::{conv1x1_merged_backward, conv1x1_merged_forward, merged_col_len};
+pub use merged::{
+    conv1x1_merged_backward, conv1x1_merged_backward_acc, conv1x1_merged_forward, merged_col_len,
+};
 
 mod merged;
 
@@ -164,8 +169,17 @@ impl DataAsConv {
         (front, wt)
     }
 
-    /// `dX = conv(dY, W̃)` for every group of one image (overwrites `dxi`).
-    fn image(&self, g: &Conv2d, wt: &[f32], dyi: &[f32], dxi: &mut [f32], room: &mut [f32]) {
+    /// `dX = beta·dX + conv(dY, W̃)` for every group of one image: the GEMM's beta, so 0
+    /// overwrites `dxi` (without reading it) and 1 adds to it.
+    fn image(
+        &self,
+        g: &Conv2d,
+        wt: &[f32],
+        dyi: &[f32],
+        dxi: &mut [f32],
+        beta: f32,
+        room: &mut [f32],
+    ) {
         let (kt, p, cg) = (self.gt.col_rows(), g.h * g.w, g.cg());
         for grp in 0..g.groups {
             let xp = &mut room[..self.plan.padded_len()];
@@ -183,7 +197,7 @@ impl DataAsConv {
                 kt as isize,
                 1,
                 &b,
-                0.0,
+                beta,
                 dxg,
                 p as isize,
                 epi,
@@ -192,17 +206,30 @@ impl DataAsConv {
     }
 }
 
-/// `dX = col2im(Wᵀ·dY)` for every group of one image (`dxi` zeroed first unless pointwise).
-fn data_grad_image(g: &Conv2d, w: &[f32], dyi: &[f32], dxi: &mut [f32], col: &mut [f32]) {
+/// `dX = beta·dX + col2im(Wᵀ·dY)` for every group of one image, `beta` 0 (overwrite) or 1
+/// (add). A pointwise conv's GEMM writes `dX` itself and takes the beta; otherwise the GEMM
+/// writes col and col2im adds it into `dX`, which beta 0 zeroes first.
+fn data_grad_image(
+    g: &Conv2d,
+    w: &[f32],
+    dyi: &[f32],
+    dxi: &mut [f32],
+    beta: f32,
+    col: &mut [f32],
+) {
+    debug_assert!(beta == 0.0 || beta == 1.0, "backward data: beta {beta}");
     let (k, p, og, cg) = (g.col_rows(), g.ho() * g.wo(), g.og(), g.cg());
+    if !g.is_pointwise() && beta == 0.0 {
+        dxi.fill(0.0);
+    }
     for grp in 0..g.groups {
         let dyg = &dyi[grp * og * p..(grp + 1) * og * p];
         let wg = &w[grp * og * k..(grp + 1) * og * k];
         // A pointwise conv's Wᵀ·dY already is its dX; otherwise it is a col matrix.
-        let dst = if g.is_pointwise() {
-            &mut dxi[grp * cg * p..(grp + 1) * cg * p]
+        let (dst, beta) = if g.is_pointwise() {
+            (&mut dxi[grp * cg * p..(grp + 1) * cg * p], beta)
         } else {
-            &mut col[..k * p]
+            (&mut col[..k * p], 0.0)
         };
         // Wᵀ: element (row r of K, column o) is w[o·K + r].
         sgemm(
@@ -216,7 +243,7 @@ fn data_grad_image(g: &Conv2d, w: &[f32], dyi: &[f32], dxi: &mut [f32], col: &mu
             dyg,
             p as isize,
             1,
-            0.0,
+            beta,
             dst,
             p as isize,
             1,
@@ -259,6 +286,38 @@ pub fn conv2d_forward_slot(
     ys: Slot,
     col: &mut [f32],
 ) {
+    forward(g, n, x, w, bias, relu, y, ys, 0.0, col);
+}
+
+/// `y += conv(x, w)`: the backward data of a transposed convolution adding into its
+/// gradient buffer.
+pub(crate) fn conv2d_forward_acc(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    y: &mut [f32],
+    col: &mut [f32],
+) {
+    let ys = Slot::dense(g.out * g.ho() * g.wo());
+    forward(g, n, x, w, None, false, y, ys, 1.0, col);
+}
+
+/// `y = relu?(conv(x, w) + beta·y + bias)` at `ys` of `y`: the GEMM's beta, 0 (`y` only
+/// written) or 1.
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+    ys: Slot,
+    beta: f32,
+    col: &mut [f32],
+) {
     check_lens(g, n, x.len(), w.len(), y.len(), Some(ys), col.len());
     if let Some(b) = bias {
         assert_eq!(b.len(), g.out, "conv: bias length");
@@ -284,12 +343,13 @@ pub fn conv2d_forward_slot(
                 pad_input(g, xi, grp * g.cg(), xp);
                 let b = plan.source(xp, false);
                 sgemm_source(
-                    og, p, k, 1.0, wg, k as isize, 1, &b, 0.0, yg, p as isize, epi,
+                    og, p, k, 1.0, wg, k as isize, 1, &b, beta, yg, p as isize, epi,
                 );
             } else {
                 let b = operand(g, xi, grp, col);
                 sgemm(
-                    og, p, k, 1.0, wg, k as isize, 1, b, p as isize, 1, 0.0, yg, p as isize, 1, epi,
+                    og, p, k, 1.0, wg, k as isize, 1, b, p as isize, 1, beta, yg, p as isize, 1,
+                    epi,
                 );
             }
         }
@@ -305,9 +365,24 @@ pub fn conv2d_backward_data(
     dx: &mut [f32],
     col: &mut [f32],
 ) {
-    let dys = Slot::dense(g.out * g.ho() * g.wo());
     check_lens(g, n, dx.len(), w.len(), dy.len(), None, col.len());
-    conv2d_backward_data_slot(g, n, w, dy, dys, dx, col);
+    let dys = Slot::dense(g.out * g.ho() * g.wo());
+    backward_data(g, n, w, dy, dys, dx, 0.0, col);
+}
+
+/// `dx += ∂L/∂x` given `dy = ∂L/∂y`: [`conv2d_backward_data`] adding into `dx`, the
+/// gradient of an input that other consumers add to as well.
+pub fn conv2d_backward_data_acc(
+    g: &Conv2d,
+    n: usize,
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    col: &mut [f32],
+) {
+    check_lens(g, n, dx.len(), w.len(), dy.len(), None, col.len());
+    let dys = Slot::dense(g.out * g.ho() * g.wo());
+    backward_data(g, n, w, dy, dys, dx, 1.0, col);
 }
 
 /// [`conv2d_backward_data`] reading image `i` of `dy` at `dys`: in place from a concat's
@@ -321,26 +396,46 @@ pub fn conv2d_backward_data_slot(
     dx: &mut [f32],
     col: &mut [f32],
 ) {
+    backward_data(g, n, w, dy, dys, dx, 0.0, col);
+}
+
+/// [`conv2d_backward_data_acc`] reading image `i` of `dy` at `dys`.
+pub fn conv2d_backward_data_slot_acc(
+    g: &Conv2d,
+    n: usize,
+    w: &[f32],
+    dy: &[f32],
+    dys: Slot,
+    dx: &mut [f32],
+    col: &mut [f32],
+) {
+    backward_data(g, n, w, dy, dys, dx, 1.0, col);
+}
+
+/// `dx = beta·dx + ∂L/∂x` with image `i` of `dy` at `dys`, `beta` 0 (overwrite, `dx` not
+/// read) or 1 (add).
+#[allow(clippy::too_many_arguments)]
+fn backward_data(
+    g: &Conv2d,
+    n: usize,
+    w: &[f32],
+    dy: &[f32],
+    dys: Slot,
+    dx: &mut [f32],
+    beta: f32,
+    col: &mut [f32],
+) {
     check_lens(g, n, dx.len(), w.len(), dy.len(), Some(dys), col.len());
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
     if let Some(dc) = DataAsConv::new(g, col.len()) {
         let (room, wt) = dc.flip(g, w, col);
         for (i, dxi) in dx.chunks_exact_mut(xs).enumerate() {
-            dc.image(g, wt, &dy[dys.image(i, ys)], dxi, room);
+            dc.image(g, wt, &dy[dys.image(i, ys)], dxi, beta, room);
         }
         return;
     }
-    if !g.is_pointwise() {
-        dx.fill(0.0);
-    }
-    for i in 0..n {
-        data_grad_image(
-            g,
-            w,
-            &dy[dys.image(i, ys)],
-            &mut dx[i * xs..(i + 1) * xs],
-            col,
-        );
+    for (i, dxi) in dx.chunks_exact_mut(xs).enumerate() {
+        data_grad_image(g, w, &dy[dys.image(i, ys)], dxi, beta, col);
     }
 }
 
@@ -423,12 +518,7 @@ pub fn conv2d_backward(
             let (room, wt) = dc.flip(g, w, col);
             (room, Some(wt))
         }
-        None => {
-            if !g.is_pointwise() {
-                dx.fill(0.0);
-            }
-            (col, None)
-        }
+        None => (col, None),
     };
     let plan = implicit_plan(g, col.len());
     for i in 0..n {
@@ -445,8 +535,8 @@ pub fn conv2d_backward(
             col,
         );
         match (&data_as_conv, wt) {
-            (Some(dc), Some(wt)) => dc.image(g, wt, dyi, dxi, col),
-            _ => data_grad_image(g, w, dyi, dxi, col),
+            (Some(dc), Some(wt)) => dc.image(g, wt, dyi, dxi, 0.0, col),
+            _ => data_grad_image(g, w, dyi, dxi, 0.0, col),
         }
     }
     if let Some(db) = db {
@@ -566,6 +656,67 @@ mod tests {
         }
     }
 
+    /// The geometries of `tests/accumulate.rs` take the paths that test names: dX as a conv
+    /// with the flipped kernel, col2im, or pointwise (`room` times the col the conv needs).
+    #[test]
+    fn accumulate_test_geometries_take_their_paths() {
+        let sq = Conv2d::square;
+        let flipped = |g: &Conv2d, room: usize| DataAsConv::new(g, room * g.col_len()).is_some();
+        let as_conv = [
+            sq(4, 7, 6, 5, 3, 1, 1),
+            Conv2d {
+                dh: 2,
+                dw: 3,
+                ..sq(3, 9, 11, 4, 3, 1, 2)
+            },
+            Conv2d {
+                groups: 2,
+                ..sq(4, 6, 7, 6, 3, 1, 1)
+            },
+        ];
+        for g in as_conv {
+            assert!(flipped(&g, 1), "{g:?} is not computed as a conv");
+        }
+        let by_col2im = [
+            (sq(1, 5, 5, 16, 3, 1, 1), 1),
+            (sq(2, 5, 6, 3, 3, 1, 3), 4),
+            (sq(3, 9, 8, 4, 3, 2, 1), 1),
+            (sq(5, 7, 7, 3, 1, 2, 0), 1),
+            (
+                Conv2d {
+                    dh: 2,
+                    dw: 2,
+                    ..sq(3, 10, 9, 4, 3, 2, 1)
+                },
+                1,
+            ),
+            (
+                Conv2d {
+                    groups: 3,
+                    ..sq(6, 8, 7, 9, 3, 2, 1)
+                },
+                1,
+            ),
+        ];
+        for (g, room) in by_col2im {
+            assert!(
+                !g.is_pointwise() && !flipped(&g, room),
+                "{g:?} does not go through col2im"
+            );
+        }
+        let pointwise = [
+            sq(6, 5, 7, 4, 1, 1, 0),
+            sq(3, 4, 5, 300, 1, 1, 0),
+            Conv2d {
+                groups: 2,
+                ..sq(6, 4, 5, 4, 1, 1, 0)
+            },
+        ];
+        for g in pointwise {
+            assert!(g.is_pointwise(), "{g:?} is not pointwise");
+        }
+    }
+
     /// Backward data as a forward conv agrees with GEMM + col2im (different summation
     /// order, so to rounding), with padding below, at and above half the kernel, dilation
     /// and groups.
@@ -599,8 +750,8 @@ mod tests {
             let mut col2 = vec![0.0; g.col_len()];
             for i in 0..n {
                 let dyi = &dy[i * g.out * g.ho() * g.wo()..][..g.out * g.ho() * g.wo()];
-                dc.image(&g, wt, dyi, &mut got[i * xs..(i + 1) * xs], room);
-                data_grad_image(&g, &w, dyi, &mut want[i * xs..(i + 1) * xs], &mut col2);
+                dc.image(&g, wt, dyi, &mut got[i * xs..(i + 1) * xs], 0.0, room);
+                data_grad_image(&g, &w, dyi, &mut want[i * xs..(i + 1) * xs], 0.0, &mut col2);
             }
             // Small integers: both orders are exact.
             assert_eq!(got, want, "{g:?}");
