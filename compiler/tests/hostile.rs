@@ -170,3 +170,17 @@ fn a_use_of_a_file_over_16_mib_is_refused() {
         ),
     );
 }
+
+/// Found by the fuzzer: `adaptive_avgpool` to a huge size made a shape past the element
+/// limit, and the `flatten` after it overflowed counting its elements.
+#[test]
+fn a_huge_adaptive_pool_is_an_error_not_an_overflow() {
+    let src = "network n(x: [3, 8, 8]) {\n    y = x -> adaptive_avgpool(2147483647) -> flatten;\n    output y;\n}\n";
+    let checked = netc_compiler::check_source("n.net", src, std::path::Path::new("n.net"), None);
+    assert!(checked.has_errors());
+    assert!(
+        checked.render().contains("elements per sample"),
+        "{}",
+        checked.render()
+    );
+}

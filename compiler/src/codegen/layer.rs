@@ -129,6 +129,17 @@ impl<'g> Cx<'g> {
         }
     }
 
+    /// `call`, given input `i`'s gradient buffer, adds that input's gradient into it (a
+    /// kernel's accumulating form: GEMM beta 1, no scratch). Nothing when the input takes
+    /// none.
+    pub fn add_dx(&self, i: usize, call: impl FnOnce(TokenStream) -> TokenStream) -> TokenStream {
+        if self.wants(i) {
+            call(self.dx(i))
+        } else {
+            quote! {}
+        }
+    }
+
     /// Input `i`'s gradient plus `dy` (an op whose gradient passes through unchanged).
     pub fn pass_dx(&self, i: usize) -> TokenStream {
         if !self.wants(i) {

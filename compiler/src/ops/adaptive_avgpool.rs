@@ -10,7 +10,7 @@ use netc_runtime as rt;
 use rt::pool::AdaptivePool2d;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
-use super::window::expect_image;
+use super::window::{checked_shape, expect_image};
 use super::{object, Op, OpError, OpKind, Pair, Reads};
 use crate::codegen::Cx;
 use crate::graph::Shape;
@@ -52,7 +52,7 @@ impl OpKind for AdaptiveAvgPool {
     fn infer(&self, ins: &[&Shape]) -> Result<Shape, OpError> {
         let x = ins[0];
         expect_image("adaptive_avgpool", x)?;
-        Ok(vec![x[0], self.out[0], self.out[1]])
+        checked_shape(vec![x[0], self.out[0], self.out[1]])
     }
 
     fn attrs(&self) -> Map<String, Json> {

@@ -289,8 +289,8 @@ impl OpKind for Conv {
             let fwd = quote! {
                 rt::conv::conv2d_forward_slot(&#geo, n, &#x, &#w, #b, #relu, &mut #t, #slot, &mut ws.col);
             };
-            let data = cx.accumulate_dx(0, quote! {
-                rt::conv::conv2d_backward_data_slot(&#geo, n, &#w, &#d, #slot, &mut ws.scratch[..len], &mut ws.col);
+            let data = cx.add_dx(0, |dx| quote! {
+                rt::conv::conv2d_backward_data_slot_acc(&#geo, n, &#w, &#d, #slot, &mut #dx, &mut ws.col);
             });
             let bwd = quote! {
                 rt::conv::conv2d_backward_weight_slot(&#geo, n, &#x, &#d, #slot, &mut #dw, #db, &mut ws.col);
@@ -300,13 +300,14 @@ impl OpKind for Conv {
         }
         let (y, dy) = (cx.y(), cx.dy());
         let fwd = quote! { rt::conv::conv2d_forward(&#geo, n, &#x, &#w, #b, #relu, &mut #y, &mut ws.col); };
-        let data = if dx_ok {
-            cx.accumulate_dx(0, quote! {
-                rt::conv::conv2d_backward_data(&#geo, n, &#w, &#dy, &mut ws.scratch[..len], &mut ws.col);
+        let data =
+            if dx_ok {
+                cx.add_dx(0, |dx| quote! {
+                rt::conv::conv2d_backward_data_acc(&#geo, n, &#w, &#dy, &mut #dx, &mut ws.col);
             })
-        } else {
-            quote! {}
-        };
+            } else {
+                quote! {}
+            };
         let bwd = quote! {
             rt::conv::conv2d_backward_weight(&#geo, n, &#x, &#dy, &mut #dw, #db, &mut ws.col);
             #data
@@ -362,18 +363,13 @@ fn merged(cx: &Cx, group: &[petgraph::stable_graph::NodeIndex]) -> (TokenStream,
     let tx = cx.x(0);
     let backward = |dx_arg: TokenStream| {
         quote! {
-            rt::conv::conv1x1_merged_backward(&#geo, n, &#tx, &[#(&p.#ws_[..]),*], &[#(&#dbufs[..]),*],
+            rt::conv::conv1x1_merged_backward_acc(&#geo, n, &#tx, &[#(&p.#ws_[..]),*], &[#(&#dbufs[..]),*],
                 &[#(#dests),*], &mut [#(&mut g.#ws_[..]),*], #db, #dx_arg, &mut ws.col);
         }
     };
     let data = if cx.wants(0) {
-        let call = backward(quote! { Some(&mut ws.scratch[..len]) });
         let dx = cx.dx(0);
-        quote! {
-            let len = #tx.len();
-            #call
-            rt::tensor::accumulate(&ws.scratch[..len], &mut #dx);
-        }
+        backward(quote! { Some(&mut #dx) })
     } else {
         backward(quote! { None })
     };

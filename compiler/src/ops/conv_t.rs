@@ -291,8 +291,10 @@ impl OpKind for ConvT {
         let (b, db) = cx.bias_args(self.bias);
         let fwd =
             quote! { rt::conv_t::conv_t2d_forward(&#geo, n, &#x, &#wt, #b, &mut #y, &mut ws.col); };
-        let data = cx.accumulate_dx(0, quote! {
-            rt::conv_t::conv_t2d_backward_data(&#geo, n, &#wt, &#dy, &mut ws.scratch[..len], &mut ws.col);
+        let data = cx.add_dx(0, |dx| {
+            quote! {
+                rt::conv_t::conv_t2d_backward_data_acc(&#geo, n, &#wt, &#dy, &mut #dx, &mut ws.col);
+            }
         });
         let bwd = quote! {
             rt::conv_t::conv_t2d_backward_weight(&#geo, n, &#x, &#dy, &mut #gw, #db, &mut ws.col);

@@ -132,10 +132,9 @@ impl OpKind for Linear {
         let (wt, gw) = (cx.param("weight"), cx.grad("weight"));
         let (b, db) = cx.bias_args(self.bias);
         let (x, y, dy) = (cx.x(0), cx.y(), cx.dy());
-        let data = cx.accumulate_dx(
-            0,
-            quote! { rt::linear::linear_backward_data(n, #fin, #o, &#wt, &#dy, &mut ws.scratch[..len]); },
-        );
+        let data = cx.add_dx(0, |dx| {
+            quote! { rt::linear::linear_backward_data_acc(n, #fin, #o, &#wt, &#dy, &mut #dx); }
+        });
         (
             quote! { rt::linear::linear_forward(n, #fin, #o, &#x, &#wt, #b, #relu, &mut #y); },
             quote! {
