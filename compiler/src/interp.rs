@@ -126,7 +126,7 @@ pub struct Fwd<'a> {
     pub xs: Vec<&'a [f32]>,
     pub shapes: Vec<&'a Shape>,
     pub y_shape: &'a Shape,
-    params: &'a Params,
+    pub(crate) params: &'a Params,
     /// Whether dropout and stochastic depth draw (training, with a generator).
     pub drop: bool,
 }
@@ -168,7 +168,7 @@ pub struct Bwd<'a> {
     pub y_shape: &'a Shape,
     /// The gradient of the output (a fused ReLU already applied).
     pub dy: &'a [f32],
-    params: &'a Params,
+    pub(crate) params: &'a Params,
     pub saved: &'a Saved,
     /// Whether each input takes a gradient (a network input does not).
     pub wants: Vec<bool>,
@@ -331,39 +331,46 @@ pub fn forward_dropping(
     if mode == Mode::Train {
         for term in &g.losses {
             let [a, b] = term.inputs;
-            let w = term.weight as f32;
-            let mut da = vec![0.0; f.values[&a].len()];
-            let mut db = vec![0.0; f.values[&b].len()];
-            let (va, vb) = (&f.values[&a], &f.values[&b]);
-            let l = match term.kind {
-                LossKind::Ce => {
-                    let labels = &feed.labels[&g.node(b).path];
-                    let classes = g.node(a).shape[0];
-                    rt::loss::softmax_ce_smooth(
-                        classes,
-                        va,
-                        labels,
-                        term.smoothing as f32,
-                        w,
-                        &mut da,
-                    )
-                }
-                LossKind::Mse => rt::loss::mse(va, vb, w, Some(&mut da), Some(&mut db)),
-                LossKind::L1 => rt::loss::l1(va, vb, w, Some(&mut da), Some(&mut db)),
-                LossKind::Bce => rt::loss::bce_logits(va, vb, w, Some(&mut da), Some(&mut db)),
-            };
-            if term.kind != LossKind::Ce {
+            let (l, da, db) = loss_term(g, term, &f.values[&a], &f.values[&b], feed);
+            if let Some(db) = db {
                 seed(&mut f.seeds, b, db);
             }
-            f.loss += w * l;
+            f.loss += term.weight as f32 * l;
             seed(&mut f.seeds, a, da);
         }
     }
     f
 }
 
+/// One loss term on its inputs' values `va` and `vb`: the unweighted loss, the gradient of
+/// the weighted term with respect to `va`, and with respect to `vb` unless `vb` is a label.
+pub(crate) fn loss_term(
+    g: &Graph,
+    term: &crate::graph::LossTerm,
+    va: &[f32],
+    vb: &[f32],
+    feed: &Feed,
+) -> (f32, Vec<f32>, Option<Vec<f32>>) {
+    let w = term.weight as f32;
+    let (mut da, mut db) = (vec![0.0; va.len()], vec![0.0; vb.len()]);
+    let [a, b] = term.inputs;
+    let l = match term.kind {
+        LossKind::Ce => {
+            let labels = &feed.labels[&g.node(b).path];
+            let classes = g.node(a).shape[0];
+            let s = term.smoothing as f32;
+            let l = rt::loss::softmax_ce_smooth(classes, va, labels, s, w, &mut da);
+            return (l, da, None);
+        }
+        LossKind::Mse => rt::loss::mse(va, vb, w, Some(&mut da), Some(&mut db)),
+        LossKind::L1 => rt::loss::l1(va, vb, w, Some(&mut da), Some(&mut db)),
+        LossKind::Bce => rt::loss::bce_logits(va, vb, w, Some(&mut da), Some(&mut db)),
+    };
+    (l, da, Some(db))
+}
+
 /// Whether `op` has a ReLU applied in its GEMM's epilogue (the `epilogue` pass).
-fn fused_relu(op: &Op) -> bool {
+pub(crate) fn fused_relu(op: &Op) -> bool {
     matches!(op, Op::Conv(c) if c.relu) || matches!(op, Op::Linear(l) if l.relu)
 }
 

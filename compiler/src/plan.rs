@@ -7,6 +7,10 @@
 //! at a batch are checked: a batch that overflows them is an error, not a wrapped number.
 
 mod first_fit;
+pub mod run;
+pub mod schedule;
+
+pub use schedule::Schedule;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -60,6 +64,10 @@ impl Buffer {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Workspace {
     pub buffers: Vec<Buffer>,
+    /// The steps of each pass over these buffers.
+    pub schedule: Schedule,
+    /// The buffers `memplan` places (by default those of the arena).
+    pub placing: std::collections::BTreeSet<String>,
     /// The stem of every node's names in generated code (see [`stems`]).
     pub stems: BTreeMap<NodeIndex, String>,
     /// Where the arena buffers are, by name, placed by `memplan` over the training schedule.
@@ -233,26 +241,27 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
         .map(|&n| g.node(n).shape.iter().product::<usize>())
         .max()
         .unwrap_or(1);
+    let schedule = {
+        let b = schedule::Buffers::new(g, &buffers, &stems);
+        schedule::lower(g, &b)
+    };
     let mut ws = Workspace {
+        placing: buffers
+            .iter()
+            .filter(|b| b.in_arena())
+            .map(|b| b.name.clone())
+            .collect(),
         buffers,
         stems,
+        schedule,
         arena: Default::default(),
         arena_elems: 0,
         col: col.max(1),
         scratch: 2 * max_elems,
     };
-    // The arena: the training plan of its buffers at one sample (inference uses it too;
-    // every activation lives at least as long there).
-    let only_arena = Workspace {
-        buffers: ws
-            .buffers
-            .iter()
-            .filter(|b| b.in_arena())
-            .cloned()
-            .collect(),
-        ..ws.clone()
-    };
-    let plan = memplan(g, &only_arena, 1, true)?;
+    // The arena: the training plan of its buffers at one sample. Inference uses it too:
+    // whatever inference keeps alive across a layer, training keeps alive across it too.
+    let plan = memplan(&ws, 1, true)?;
     for p in &plan.placed {
         let place = Placement {
             offset: p.offset as usize / 4,
@@ -370,8 +379,12 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
     };
     let ws = workspace(&planned).ok_or_else(too_large)?;
     let bytes = Bytes::new(&ws, params, batch).ok_or_else(too_large)?;
-    let train_plan = memplan(&planned, &ws, batch, true).ok_or_else(too_large)?;
-    let infer_plan = memplan(&planned, &ws, batch, false).ok_or_else(too_large)?;
+    let every = Workspace {
+        placing: ws.buffers.iter().map(|b| b.name.clone()).collect(),
+        ..ws.clone()
+    };
+    let train_plan = memplan(&every, batch, true).ok_or_else(too_large)?;
+    let infer_plan = memplan(&every, batch, false).ok_or_else(too_large)?;
     Ok(Summary {
         gemm_layers_before: count(g, gemm),
         gemm_layers: count(&planned, gemm)
@@ -414,14 +427,11 @@ pub struct MemPlan {
     pub peak: u64,
 }
 
-/// Plans the workspace buffers of `ws` (from `workspace(g)`) into one arena at `batch`,
-/// over the schedule the generated code runs: the forward of every training node in
-/// order (steps `0..n`), then, for training, their backwards in reverse (step `2n-1-k` for
-/// the node at position `k`). Liveness is conservative where the backward of an op may
-/// read a buffer: an activation lives until its own node's backward (which comes after its
-/// consumers'), a gradient from the backward of its last consumer (or the loss seed) until
-/// its own. For inference only activations count, each until its last reader. The im2col
-/// and gradient scratch are live throughout and are not part of the arena.
+/// Plans the workspace buffers of `ws` into one arena at `batch`, over its schedule
+/// (`ws.schedule`): the training step (`forward_train` then `backward`) or, for inference,
+/// `forward`. A buffer lives from the first step that reads or writes it to the last; a
+/// buffer no step touches takes no room. The im2col and gradient scratch are outside the
+/// arena.
 ///
 /// Buffers are placed by first fit, largest first: each at the lowest offset clear of
 /// every buffer already placed whose lifetime overlaps its own (see `first_fit`, which
@@ -429,99 +439,30 @@ pub struct MemPlan {
 /// together overflow a `u64`.
 ///
 /// The generated code's arena is this plan at one sample over the arena buffers (see
-/// [`workspace`]); gradients are zeroed at their `first` step.
-pub fn memplan(g: &Graph, ws: &Workspace, batch: usize, training: bool) -> Option<MemPlan> {
-    let nodes = if training {
-        g.training_nodes()
+/// [`workspace`]).
+pub fn memplan(ws: &Workspace, batch: usize, training: bool) -> Option<MemPlan> {
+    let steps: Vec<&schedule::Step> = if training {
+        ws.schedule.training().collect()
     } else {
-        // The first conv of a merged group writes every member, needed or not.
-        let infer = g.inference_set();
-        let needed = |n: NodeIndex| match g.group_of(n) {
-            Some(group) => group.iter().any(|j| infer[j.index()]),
-            None => infer[n.index()],
-        };
-        g.nodes().into_iter().filter(|&n| needed(n)).collect()
+        ws.schedule.forward.iter().collect()
     };
-    let n = nodes.len();
-    use petgraph::visit::NodeIndexable;
-    let bound = g.g.node_bound();
-    let mut pos = vec![usize::MAX; bound];
-    for (k, &v) in nodes.iter().enumerate() {
-        pos[v.index()] = k;
-    }
-    let (mut is_output, mut seeded) = (vec![false; bound], vec![false; bound]);
-    for &(_, o) in &g.outputs {
-        is_output[o.index()] = true;
-    }
-    for v in g.losses.iter().flat_map(|l| l.inputs) {
-        seeded[v.index()] = true;
-    }
-    // The values that share a node's buffers: layers written in place into a concat, an
-    // activation run in place on its input.
-    let mut sharers: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
-    let slotted = g.slots.iter().map(|(&l, s)| (s.concat, l));
-    let aliased = g.aliases.iter().map(|(&a, &x)| (x, a));
-    for (owner, other) in slotted.chain(aliased) {
-        sharers.entry(owner).or_default().push(other);
-    }
-    let bwd = |k: usize| 2 * n - 1 - k;
-    // The steps over which buffer kind `kind` (`t`, `d`, ...) of node `v` is live, if at all.
-    let lifetime = |kind: u8, v: NodeIndex| -> Option<(usize, usize)> {
-        let k = pos[v.index()];
-        if k == usize::MAX {
-            return None;
+    let mut life: Vec<Option<(usize, usize)>> = vec![None; ws.buffers.len()];
+    for (k, step) in steps.iter().enumerate() {
+        for &b in step.reads.iter().chain(&step.writes) {
+            let l = life[b].get_or_insert((k, k));
+            l.0 = l.0.min(k);
+            l.1 = l.1.max(k);
         }
-        let readers = g
-            .consumers_of(v)
-            .into_iter()
-            .map(|c| pos[c.index()])
-            .filter(|&c| c != usize::MAX);
-        let (mut first, mut last) = match (kind, training) {
-            // Gradients and what forward keeps for backward exist only in training.
-            (k, false) if k != b't' => return None,
-            // Outputs are read after the step.
-            (b't', true) if is_output[v.index()] => (k, 2 * n - 1),
-            // A loss seeds its inputs' gradients when the forward ends.
-            (b'd', true) if seeded[v.index()] => (n, bwd(k)),
-            (b'd', true) => (readers.map(bwd).min().unwrap_or(n), bwd(k)),
-            (_, true) => (k, bwd(k)),
-            (_, false) if is_output[v.index()] => (k, n - 1),
-            (_, false) => (k, readers.max().unwrap_or(k)),
-        };
-        // Inputs are copied in before the first layer runs.
-        if kind == b't' && matches!(g.node(v).op, Op::Input(_)) {
-            first = 0;
-        }
-        // A merged conv is written at its group's first forward step, and its gradient read
-        // at the group's backward, which comes after its own.
-        if let Some(group) = g.group_of(v) {
-            let lead = pos[group[0].index()];
-            match kind {
-                b't' => first = first.min(lead),
-                b'd' => last = last.max(bwd(lead)),
-                _ => {}
-            }
-        }
-        Some((first, last))
-    };
+    }
     let mut placed = Vec::new();
     let mut total = 0u64;
-    for b in &ws.buffers {
-        let v = NodeIndex::new(b.node);
-        let kind = b.kind as u8;
-        let Some(mut life) = lifetime(kind, v) else {
+    for (b, life) in ws.buffers.iter().zip(life) {
+        let Some((first, last)) = life else {
             continue;
         };
-        // A buffer also holds the values that share it, from the first one's forward to
-        // the last one's backward.
-        if kind == b't' || kind == b'd' {
-            for &other in sharers.get(&v).into_iter().flatten() {
-                if let Some((first, last)) = lifetime(kind, other) {
-                    life = (life.0.min(first), life.1.max(last));
-                }
-            }
+        if !ws.placing.contains(&b.name) {
+            continue;
         }
-        let (first, last) = life;
         let bytes = b.len(batch)?.checked_mul(4)?;
         // Every offset is below the sum of all sizes, so none overflows once this does not.
         total = total.checked_add(bytes)?;

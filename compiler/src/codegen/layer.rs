@@ -121,9 +121,11 @@ impl<'g> Cx<'g> {
         if !self.wants(i) {
             return quote! {};
         }
-        let (x, dx) = (self.x(i), self.dx(i));
+        let dx = self.dx(i);
+        // The length from the shape: the input's activation need not be alive.
+        let elems = self.shapes[i].iter().product::<usize>();
         quote! {
-            let len = #x.len();
+            let len = n * #elems;
             #body
             rt::tensor::accumulate(&ws.scratch[..len], &mut #dx);
         }

@@ -6,13 +6,14 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::*;
 
-/// The statements of the losses (each term seeds the gradients of its inputs; network
-/// inputs take none) and the expression of their weighted sum.
+/// The statements of the losses: the sum's declaration, each term's statement (it adds its
+/// weighted value to the sum and seeds the gradients of its inputs; network inputs take
+/// none), and the expression of their weighted sum.
 pub(super) fn losses(
     g: &Graph,
     stems: &std::collections::BTreeMap<NodeIndex, String>,
     arena: &dyn Fn(TokenStream) -> TokenStream,
-) -> (Vec<TokenStream>, TokenStream) {
+) -> (TokenStream, Vec<TokenStream>, TokenStream) {
     let name =
         |kind: char, n: NodeIndex| format_ident!("{}", crate::plan::buffer_name(stems, kind, n));
     let takes_grad = |v: NodeIndex| !matches!(g.node(v).op, Op::Input(_));
@@ -87,13 +88,9 @@ pub(super) fn losses(
         let call = arena(quote! { #call loss += #w * l; });
         loss_calls.push(quote! { { #call } });
     }
-    if loss_calls.is_empty() {
-        (Vec::new(), quote! { 0.0 })
-    } else {
-        let first = quote! { let mut loss = 0.0f32; };
-        (
-            std::iter::once(first).chain(loss_calls).collect(),
-            quote! { loss },
-        )
-    }
+    (
+        quote! { let mut loss = 0.0f32; },
+        loss_calls,
+        quote! { loss },
+    )
 }

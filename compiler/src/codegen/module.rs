@@ -4,7 +4,7 @@
 //! per layer forward and backward. The lists that grow with the network are [`Run`]s, so
 //! that `netc emit` prints them a chunk at a time (see `format`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use petgraph::stable_graph::NodeIndex;
 
@@ -13,6 +13,7 @@ use super::format::{Item, Kind, Run, Sink, LONG_RUN};
 use super::losses;
 use super::tensors::tensor_struct;
 use super::*;
+use crate::plan::schedule::{BufId, What};
 
 /// Makes the module for `g` (after its codegen passes): every item but the layer
 /// functions into `out`, the layer functions into `layers`, which go after them.
@@ -36,7 +37,6 @@ pub(super) fn module(
     let state: Vec<&(String, Vec<usize>)> = shapes.iter().filter(|(n, _)| is_state(n)).collect();
 
     let train_set = g.training_set();
-    let infer_set = g.inference_set();
     let nodes = g.training_nodes();
 
     // Workspace: the buffers of `plan::workspace`, declared and allocated.
@@ -93,7 +93,7 @@ pub(super) fn module(
 
     // Inputs.
     let mut input_fields = Vec::new();
-    let mut input_copy = Vec::new();
+    let mut input_copy: HashMap<NodeIndex, TokenStream> = HashMap::new();
     for (name, n) in &g.inputs {
         if !train_set[n.index()] {
             continue;
@@ -105,57 +105,32 @@ pub(super) fn module(
             _ => {
                 input_fields.push(quote! { pub #id: &'a [f32], });
                 let copy = arena(quote! { ws.#t.copy_from_slice(x.#id); });
-                input_copy.push(quote! { { #copy } });
+                input_copy.insert(*n, quote! { { #copy } });
             }
         }
     }
 
-    // Layers, forward and backward.
-    // Gradients are zeroed when they come alive (their memory held other buffers before):
-    // at the end of the forward pass (loss seeds), or just before the backward of their first
-    // writer. Step `k` of the schedule is the forward of `nodes[k]`, step `2·len-1-k` its
-    // backward.
-    let steps = nodes.len();
-    let mut zeroed: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
-    for b in plan
-        .buffers
-        .iter()
-        .filter(|b| b.kind == 'd' && b.in_arena())
-    {
-        zeroed
-            .entry(plan.arena[&b.name].first)
-            .or_default()
-            .push(&b.name);
-    }
-    let zero_at = |step: usize| -> Vec<TokenStream> {
-        zeroed
-            .get(&step)
-            .into_iter()
-            .flatten()
-            .map(|name| {
-                let d = format_ident!("{name}");
-                let fill = arena(quote! { ws.#d.fill(0.0); });
-                quote! { { #fill } }
-            })
-            .collect()
-    };
-    // The bodies of the schedule functions, filled as the layers are made (as text: a
-    // token takes tens of bytes). Each training call goes through `timed`, which adds its
-    // seconds to a table when `netc bench` asks for one: one schedule, timed or not.
-    let mut forward = Run::new(Kind::Stmt, input_copy.iter().cloned());
-    let mut forward_train = Run::new(Kind::Stmt, input_copy.iter().cloned());
+    // Layers: each one's functions, and the calls the schedules make of them.
     // Whether each schedule reads the parameters and the state (or gradients): a
     // parameter it does not read is named `_p`.
     let (mut infer_uses, mut train_uses, mut backward_uses) = ([false; 2], [false; 2], [false; 2]);
-    // Each step's backward function and its index in `LAYERS`, if it has one.
-    let mut backward_at: Vec<Option<(Ident, TokenStream, usize)>> = vec![None; steps];
+    let mut calls: HashMap<NodeIndex, Calls> = HashMap::new();
+    let inferred: HashSet<NodeIndex> = plan
+        .schedule
+        .forward
+        .iter()
+        .filter_map(|s| match s.what {
+            What::Infer(n) => Some(n),
+            _ => None,
+        })
+        .collect();
     let mut layer_paths = Vec::new();
-    for (step, &n) in nodes.iter().enumerate() {
+    for &n in &nodes {
         let node = g.node(n);
         if matches!(node.op, Op::Input(_)) {
             continue;
         }
-        let i = n.index();
+        let mut call = Calls::default();
         let (fwd, bwd) = (
             format_ident!("fwd_{}", stems[&n]),
             format_ident!("bwd_{}", stems[&n]),
@@ -211,21 +186,16 @@ pub(super) fn module(
             // inference, which reads the state.
             let train_fn = signature(&fwd_body, Phase::Train);
             layers.push(Item::whole(train_fn.function(&doc, &fwd, &fwd_body)))?;
-            // The first conv of a merged group computes the group: it runs when any does.
-            let inferred = match g.group_of(n) {
-                Some(group) => group.iter().any(|j| infer_set[j.index()]),
-                None => infer_set[i],
-            };
-            if inferred {
+            // Only for a layer inference runs.
+            if inferred.contains(&n) {
                 match &infer_body {
                     Some(body) => {
                         let inf = format_ident!("inf_{}", stems[&n]);
                         let infer_fn = signature(body, Phase::Infer);
                         layers.push(Item::whole(infer_fn.function(&doc, &inf, body)))?;
                         let args = infer_fn.args();
-                        infer_uses[0] |= infer_fn.params;
-                        infer_uses[1] |= infer_fn.state;
-                        forward.push(quote! { #inf(#args); });
+                        call.infer =
+                            Some((quote! { #inf(#args); }, infer_fn.params, infer_fn.state));
                     }
                     None if train_fn.state => {
                         return Err(format!(
@@ -234,17 +204,16 @@ pub(super) fn module(
                         ))
                     }
                     None => {
-                        let call = signature(&fwd_body, Phase::Infer);
-                        infer_uses[0] |= call.params;
-                        let args = call.args();
-                        forward.push(quote! { #fwd(#args); });
+                        let sig = signature(&fwd_body, Phase::Infer);
+                        let args = sig.args();
+                        call.infer = Some((quote! { #fwd(#args); }, sig.params, false));
                     }
                 }
             }
             let args = train_fn.args();
             train_uses[0] |= train_fn.params;
             train_uses[1] |= train_fn.state;
-            forward_train.push(quote! { timed(&mut times, #k, || #fwd(#args)); });
+            call.train = Some(quote! { timed(&mut times, #k, || #fwd(#args)); });
         }
         // A layer whose input takes no gradient and that has no parameters has no backward.
         if !bwd_body.is_empty() {
@@ -252,26 +221,76 @@ pub(super) fn module(
             layers.push(Item::whole(bwd_fn.function(&doc, &bwd, &bwd_body)))?;
             backward_uses[0] |= bwd_fn.params;
             backward_uses[1] |= bwd_fn.state;
-            backward_at[step] = Some((bwd, bwd_fn.args(), k));
+            let args = bwd_fn.args();
+            call.backward = Some(quote! { timed(&mut times, #k, || #bwd(#args)); });
         }
+        calls.insert(n, call);
         layer_paths.push(node.path.clone());
     }
     let layer_count = layer_paths.len();
 
-    // The losses, after the forward pass, zeroing first the gradients that come alive when
-    // it ends (those the losses seed).
-    let (loss_stmts, loss_tail) = losses::losses(g, stems, &arena);
-    let zero_grads = zero_at(steps);
-    forward_train.extend(zero_grads.iter().chain(&loss_stmts).cloned());
-    // Backward: the steps in reverse, each zeroing the gradients that come alive there
-    // (but the first, step `len`, which is the losses' too: `forward_train` zeroes those).
-    let mut backward = Run::new(Kind::Stmt, []);
-    for step in (0..steps).rev() {
-        if step + 1 < steps {
-            backward.extend(zero_at(2 * steps - 1 - step));
+    // The schedules, printed step by step (`plan::schedule`).
+    let (loss_head, loss_terms, loss_tail) = losses::losses(g, stems, &arena);
+    let zero = |b: BufId| -> TokenStream {
+        let d = format_ident!("{}", plan.buffers[b].name);
+        let fill = arena(quote! { ws.#d.fill(0.0); });
+        quote! { { #fill } }
+    };
+    // The first conv of a merged group runs the group: its step calls every member's
+    // backward (the others' only mask their gradients with a fused ReLU), last the leader's.
+    let graded = g.ancestors(g.losses.iter().flat_map(|l| l.inputs));
+    let members = |n: NodeIndex| -> Vec<NodeIndex> {
+        let mut m = g.group_of(n).map_or(vec![n], <[_]>::to_vec);
+        m.retain(|j| graded[j.index()]);
+        m.reverse();
+        m
+    };
+    let mut forward = Run::new(Kind::Stmt, []);
+    for step in &plan.schedule.forward {
+        match step.what {
+            What::Input(n) => forward.extend(input_copy.get(&n).cloned()),
+            What::Infer(n) => {
+                if let Some((call, p, s)) = calls.get(&n).and_then(|c| c.infer.clone()) {
+                    infer_uses[0] |= p;
+                    infer_uses[1] |= s;
+                    forward.push(call);
+                }
+            }
+            _ => {}
         }
-        if let Some((bwd, args, k)) = &backward_at[step] {
-            backward.push(quote! { timed(&mut times, #k, || #bwd(#args)); });
+    }
+    let mut forward_train = Run::new(Kind::Stmt, []);
+    let mut losses_begun = false;
+    for step in &plan.schedule.forward_train {
+        match step.what {
+            What::Input(n) => forward_train.extend(input_copy.get(&n).cloned()),
+            What::Forward(n) => forward_train.extend(calls.get(&n).and_then(|c| c.train.clone())),
+            What::Zero(b) => forward_train.push(zero(b)),
+            What::Loss(k) => {
+                if !losses_begun {
+                    forward_train.push(loss_head.clone());
+                    losses_begun = true;
+                }
+                forward_train.push(loss_terms[k].clone());
+            }
+            _ => {}
+        }
+    }
+    let loss_tail = if losses_begun {
+        loss_tail
+    } else {
+        quote! { 0.0 }
+    };
+    let mut backward = Run::new(Kind::Stmt, []);
+    for step in &plan.schedule.backward {
+        match step.what {
+            What::Zero(b) => backward.push(zero(b)),
+            What::Backward(n) => {
+                for m in members(n) {
+                    backward.extend(calls.get(&m).and_then(|c| c.backward.clone()));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -587,6 +606,15 @@ mod tests {
         );
         assert!(text.contains("let own: [usize; 600] = ["));
     }
+}
+
+/// The calls a schedule makes of one layer's functions: a training step's forward, inference
+/// (with whether it reads the parameters and the state), and backward.
+#[derive(Default)]
+struct Calls {
+    train: Option<TokenStream>,
+    infer: Option<(TokenStream, bool, bool)>,
+    backward: Option<TokenStream>,
 }
 
 /// Which schedule a layer function serves.

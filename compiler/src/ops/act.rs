@@ -250,6 +250,7 @@ impl OpKind for Act {
         })
     }
 
+    /// The derivative reads the output (`Pointwise::FROM_OUTPUT`) or the input, never both.
     fn reads(&self) -> Reads {
         let out = self.f.from_output();
         Reads {
@@ -272,12 +273,13 @@ impl OpKind for Act {
 
     fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
         let (k, x, y, dy) = (self.f.kernel(), cx.x(0), cx.y(), cx.dy());
+        // Backward reads what `reads` says, the output or the input (which then stands in
+        // for the output the derivative does not read), so the other may be gone.
+        let at = if self.f.from_output() { &y } else { &x };
+        let bwd = quote! { rt::act::backward(#k, &#at, &#at, &#dy, &mut ws.scratch[..len]); };
         (
             quote! { rt::act::forward(#k, &#x, &mut #y); },
-            cx.accumulate_dx(
-                0,
-                quote! { rt::act::backward(#k, &#x, &#y, &#dy, &mut ws.scratch[..len]); },
-            ),
+            cx.accumulate_dx(0, bwd),
         )
     }
 }

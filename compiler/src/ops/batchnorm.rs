@@ -163,6 +163,10 @@ impl OpKind for BatchNorm {
         (fwd, bwd)
     }
 
+    fn inference_form(&self) -> bool {
+        true
+    }
+
     fn emit_infer(&self, cx: &Cx) -> Option<TokenStream> {
         let (c, plane) = channels(cx.shapes[0]);
         let eps = self.eps as f32;

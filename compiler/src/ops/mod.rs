@@ -245,6 +245,12 @@ pub trait OpKind: std::fmt::Debug {
     fn emit_infer(&self, _cx: &Cx) -> Option<TokenStream> {
         None
     }
+
+    /// Whether the op has an inference form of its own (`emit_infer`), which writes only its
+    /// output: the plan then knows inference keeps nothing for backward.
+    fn inference_form(&self) -> bool {
+        false
+    }
 }
 
 /// The ops, each variant the argument struct of its file. Passes match on it to rewrite

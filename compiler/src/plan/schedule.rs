@@ -1,0 +1,383 @@
+//! The plan as data: after the passes, a network lowers to a flat schedule of steps over the
+//! workspace's buffers, for inference (`forward`), a training forward with its losses
+//! (`forward_train`) and `backward`. Each step says which buffers it reads and which it
+//! writes. That is all the memory plan needs (a buffer lives from the first step that
+//! touches it to the last), all [`verify`] needs (nothing is read before it is written), and
+//! what `netc check --plan --steps` prints; the code generator prints the steps in order, and
+//! `plan::run` executes them with the runtime's kernels.
+//!
+//! What the passes did is decided here, once, as which buffer holds which value: a layer
+//! written in place into a concat holds its value in the concat's buffers, an activation
+//! run in place in its input's, and the first conv of a merged group writes (and reads the
+//! gradients of) every member. Nothing downstream asks about slots, aliases or groups.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::graph::Graph;
+use crate::ops::Op;
+
+use super::{buffer_name, Buffer};
+
+/// A buffer of the workspace, by its index in `Workspace::buffers`.
+pub type BufId = usize;
+
+/// What a step does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum What {
+    /// Copies the network input at this node into its buffer.
+    Input(NodeIndex),
+    /// A layer's forward in a training step (the first conv of a merged group: the group's).
+    Forward(NodeIndex),
+    /// A layer's forward at inference.
+    Infer(NodeIndex),
+    /// Zeroes a gradient before the first step that adds into it.
+    Zero(BufId),
+    /// Loss term `k`: reads its inputs, adds to their gradients.
+    Loss(usize),
+    /// A layer's backward.
+    Backward(NodeIndex),
+    /// The network's outputs, read after the schedule (they stay alive to the end).
+    Outputs,
+}
+
+/// One step: what it does and the buffers it reads and writes. A step that adds into a
+/// buffer reads and writes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub what: What,
+    pub reads: Vec<BufId>,
+    pub writes: Vec<BufId>,
+}
+
+/// The three schedules of a network.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Schedule {
+    pub forward: Vec<Step>,
+    pub forward_train: Vec<Step>,
+    pub backward: Vec<Step>,
+}
+
+impl Schedule {
+    /// A training step's steps in order: `forward_train` then `backward`.
+    pub fn training(&self) -> impl Iterator<Item = &Step> {
+        self.forward_train.iter().chain(&self.backward)
+    }
+}
+
+/// Which buffers hold what: every value's activation and gradient, and what a layer keeps.
+pub struct Buffers<'g> {
+    g: &'g Graph,
+    ids: BTreeMap<String, BufId>,
+    stems: &'g BTreeMap<NodeIndex, String>,
+}
+
+impl<'g> Buffers<'g> {
+    pub fn new(
+        g: &'g Graph,
+        buffers: &[Buffer],
+        stems: &'g BTreeMap<NodeIndex, String>,
+    ) -> Buffers<'g> {
+        let ids = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.name.clone(), i))
+            .collect();
+        Buffers { g, ids, stems }
+    }
+
+    /// The node whose buffers hold `n`'s value: a concat for a layer written into it, the
+    /// input of an activation run in place (followed to the end), else `n`.
+    pub fn owner(&self, mut n: NodeIndex) -> NodeIndex {
+        loop {
+            if let Some(slot) = self.g.slots.get(&n) {
+                n = slot.concat;
+            } else if let Some(&x) = self.g.aliases.get(&n) {
+                n = x;
+            } else {
+                return n;
+            }
+        }
+    }
+
+    /// Buffer `kind` of node `n` itself (`a`, `m`, ... what a layer keeps), if it has one.
+    pub fn own(&self, kind: char, n: NodeIndex) -> Option<BufId> {
+        self.ids.get(&buffer_name(self.stems, kind, n)).copied()
+    }
+
+    /// The buffer that holds `n`'s activation (`'t'`) or gradient (`'d'`).
+    pub fn value(&self, kind: char, n: NodeIndex) -> Option<BufId> {
+        self.own(kind, self.owner(n))
+    }
+}
+
+/// Lowers `g` (after its codegen passes) to its schedules over `buffers`.
+pub fn lower(g: &Graph, b: &Buffers) -> Schedule {
+    let train = g.training_set();
+    let infer = g.inference_set();
+    let nodes = g.training_nodes();
+    // The first conv of a merged group runs the group: it runs when any member does.
+    let runs = |n: NodeIndex, set: &[bool]| match g.group_of(n) {
+        Some(group) if group[0] != n => false,
+        Some(group) => group.iter().any(|j| set[j.index()]),
+        None => set[n.index()],
+    };
+    let members = |n: NodeIndex| -> Vec<NodeIndex> { g.group_of(n).map_or(vec![n], <[_]>::to_vec) };
+    // Gradients flow back from the losses: a layer that reaches none has no backward.
+    let graded = g.ancestors(g.losses.iter().flat_map(|l| l.inputs));
+    let takes_grad = |n: NodeIndex| !matches!(g.node(n).op, Op::Input(_));
+    let ins_of = |n: NodeIndex| g.inputs_of(n);
+
+    let mut s = Schedule::default();
+    for &(_, n) in &g.inputs {
+        if !train[n.index()] {
+            continue;
+        }
+        if let Some(t) = b.value('t', n) {
+            let step = Step {
+                what: What::Input(n),
+                reads: vec![],
+                writes: vec![t],
+            };
+            if infer[n.index()] {
+                s.forward.push(step.clone());
+            }
+            s.forward_train.push(step);
+        }
+    }
+
+    for &n in &nodes {
+        if matches!(g.node(n).op, Op::Input(_)) || !runs(n, &train) {
+            continue;
+        }
+        let kind = g.node(n).op.kind();
+        let concat = matches!(g.node(n).op, Op::Concat(_));
+        // A concat reads the inputs it copies; one written in place was written already.
+        let reads: Vec<BufId> = ins_of(n)
+            .into_iter()
+            .filter(|&x| !(concat && g.slots.contains_key(&x)))
+            .filter_map(|x| b.value('t', x))
+            .collect();
+        let mut writes: Vec<BufId> = members(n)
+            .into_iter()
+            .filter_map(|m| b.value('t', m))
+            .collect();
+        // An activation in place reads the value it overwrites.
+        let mut reads = reads;
+        if g.aliases.contains_key(&n) {
+            reads.extend(b.value('t', n));
+        }
+        let mut kept = Vec::new();
+        let ins: Vec<&Vec<usize>> = ins_of(n).iter().map(|&x| &g.node(x).shape).collect();
+        for saved in kind.saved(&ins, &g.node(n).shape) {
+            kept.extend(b.own(saved.letter, n));
+        }
+        if runs(n, &infer) {
+            // The training forward serves inference too, but for an op with an inference
+            // form of its own: it may write what it keeps.
+            let mut writes = writes.clone();
+            if !kind.inference_form() {
+                writes.extend(&kept);
+            }
+            s.forward.push(Step {
+                what: What::Infer(n),
+                reads: reads.clone(),
+                writes,
+            });
+        }
+        writes.extend(kept);
+        dedup(&mut writes);
+        s.forward_train.push(Step {
+            what: What::Forward(n),
+            reads,
+            writes,
+        });
+    }
+
+    // The losses add into the gradients of their inputs.
+    for (k, l) in g.losses.iter().enumerate() {
+        let reads: Vec<BufId> = l.inputs.iter().filter_map(|&v| b.value('t', v)).collect();
+        let grads: Vec<BufId> = l
+            .inputs
+            .iter()
+            .filter(|&&v| takes_grad(v))
+            .filter_map(|&v| b.value('d', v))
+            .collect();
+        s.forward_train.push(Step {
+            what: What::Loss(k),
+            reads: reads.into_iter().chain(grads.iter().copied()).collect(),
+            writes: grads,
+        });
+    }
+
+    for &n in nodes.iter().rev() {
+        if matches!(g.node(n).op, Op::Input(_)) || !runs(n, &graded) {
+            continue;
+        }
+        let op = &g.node(n).op;
+        let kind = op.kind();
+        let ins = ins_of(n);
+        let shapes: Vec<&Vec<usize>> = ins.iter().map(|&x| &g.node(x).shape).collect();
+        let reads_what = kind.reads();
+        let mut reads = Vec::new();
+        let mut writes = Vec::new();
+        for m in members(n).into_iter().filter(|m| graded[m.index()]) {
+            reads.extend(b.value('d', m));
+            // A fused ReLU masks the gradient with the output first.
+            let fused = matches!(&g.node(m).op, Op::Conv(c) if c.relu)
+                || matches!(&g.node(m).op, Op::Linear(l) if l.relu);
+            if fused {
+                writes.extend(b.value('d', m));
+            }
+            if reads_what.output || fused {
+                reads.extend(b.value('t', m));
+            }
+        }
+        if reads_what.input {
+            reads.extend(ins.iter().filter_map(|&x| b.value('t', x)));
+        }
+        for saved in kind.saved(&shapes, &g.node(n).shape) {
+            reads.extend(b.own(saved.letter, n));
+        }
+        // Each input's gradient: added into (read and written); an activation in place
+        // rewrites the gradient it shares with its input.
+        let concat = matches!(op, Op::Concat(_));
+        for &x in &ins {
+            if !takes_grad(x) || (concat && g.slots.contains_key(&x)) {
+                continue;
+            }
+            if let Some(d) = b.value('d', x) {
+                reads.push(d);
+                writes.push(d);
+            }
+        }
+        dedup(&mut reads);
+        dedup(&mut writes);
+        // A layer that writes no gradient and has no parameters has no backward.
+        let has_params = members(n)
+            .iter()
+            .any(|&m| !g.node(m).op.kind().params(&shapes).iter().all(|p| p.state));
+        if writes.is_empty() && !has_params {
+            continue;
+        }
+        s.backward.push(Step {
+            what: What::Backward(n),
+            reads,
+            writes,
+        });
+    }
+
+    // Outputs are read when the schedule ends.
+    let outs: Vec<BufId> = g
+        .outputs
+        .iter()
+        .filter_map(|&(_, o)| b.value('t', o))
+        .collect();
+    for list in [&mut s.forward, &mut s.backward] {
+        list.push(Step {
+            what: What::Outputs,
+            reads: outs.clone(),
+            writes: vec![],
+        });
+    }
+    zero_gradients(&mut s);
+    s
+}
+
+/// Puts a `Zero` step before the first step that adds into each gradient, in the training
+/// schedule (its memory held other buffers until then).
+fn zero_gradients(s: &mut Schedule) {
+    let mut seen = std::collections::HashSet::new();
+    let mut place = |list: &mut Vec<Step>| {
+        let mut out = Vec::with_capacity(list.len());
+        for step in list.drain(..) {
+            // Gradients are the buffers a step both reads and writes before anyone wrote
+            // them: additions.
+            for &w in &step.writes {
+                if step.reads.contains(&w) && seen.insert(w) {
+                    out.push(Step {
+                        what: What::Zero(w),
+                        reads: vec![],
+                        writes: vec![w],
+                    });
+                }
+            }
+            for &w in &step.writes {
+                seen.insert(w);
+            }
+            out.push(step);
+        }
+        *list = out;
+    };
+    place(&mut s.forward_train);
+    place(&mut s.backward);
+}
+
+fn dedup(v: &mut Vec<BufId>) {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|x| seen.insert(*x));
+}
+
+/// Checks that every step of each schedule reads only buffers an earlier step of the same
+/// pass wrote (a training step's backward may read what its forward wrote).
+pub fn verify(s: &Schedule, buffers: &[Buffer]) -> Result<(), String> {
+    let check = |steps: &mut dyn Iterator<Item = &Step>, pass: &str| -> Result<(), String> {
+        let mut written = std::collections::HashSet::new();
+        for (k, step) in steps.enumerate() {
+            for &r in &step.reads {
+                if !written.contains(&r) {
+                    return Err(format!(
+                        "{pass} step {k} ({:?}) reads `{}` before any step writes it",
+                        step.what, buffers[r].name
+                    ));
+                }
+            }
+            written.extend(step.writes.iter().copied());
+        }
+        Ok(())
+    };
+    check(&mut s.forward.iter(), "forward")?;
+    check(&mut s.training(), "training")
+}
+
+/// The schedules as text, a step per line with what it reads and writes (`netc check
+/// --plan --steps`).
+pub fn describe(s: &Schedule, g: &Graph, buffers: &[Buffer]) -> String {
+    let names = |ids: &[BufId]| -> String {
+        ids.iter()
+            .map(|&i| buffers[i].name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::new();
+    for (title, steps) in [
+        ("forward", &s.forward),
+        ("forward_train", &s.forward_train),
+        ("backward", &s.backward),
+    ] {
+        let _ = writeln!(out, "{title}:");
+        for (k, step) in steps.iter().enumerate() {
+            let what = match step.what {
+                What::Input(n) => format!("input {}", g.node(n).path),
+                What::Forward(n) | What::Infer(n) => {
+                    format!("{} {}", g.node(n).op.name(), g.node(n).path)
+                }
+                What::Backward(n) => format!("{}' {}", g.node(n).op.name(), g.node(n).path),
+                What::Zero(b) => format!("zero {}", buffers[b].name),
+                What::Loss(l) => format!("loss {}", g.losses[l].kind.name()),
+                What::Outputs => "outputs".to_string(),
+            };
+            let _ = write!(out, "  {k:>4}  {what}");
+            if !step.reads.is_empty() {
+                let _ = write!(out, "  reads {}", names(&step.reads));
+            }
+            if !step.writes.is_empty() {
+                let _ = write!(out, "  writes {}", names(&step.writes));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
