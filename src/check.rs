@@ -10,13 +10,15 @@ use netc_compiler::Report;
 use crate::cli::CheckFormat;
 use crate::{check_file, report_diagnostics, skipped_passes};
 
-/// `plan`: the batch size to size the memory plan for, when one was asked for.
+/// `plan`: the batch size to size the memory plan for, when one was asked for; `steps`:
+/// print the schedules too.
 pub(crate) fn check(
     file: &Path,
     network: Option<&str>,
     expand: bool,
     format: CheckFormat,
     plan: Option<usize>,
+    steps: bool,
 ) -> ExitCode {
     let checked = check_file(file, network);
     if report_diagnostics(&checked) {
@@ -56,6 +58,9 @@ pub(crate) fn check(
                 let _ = write!(out, "{}", Report::new(g).table(expand));
                 if let Some(s) = summaries.get(i) {
                     let _ = write!(out, "{}", plan_table(s));
+                    if steps {
+                        let _ = write!(out, "\nsteps:\n{}", s.steps);
+                    }
                 }
             }
         }
@@ -68,6 +73,9 @@ pub(crate) fn check(
                     let mut doc = Report::new(g).to_json(g);
                     if let (Some(s), Some(obj)) = (summaries.get(i), doc.as_object_mut()) {
                         obj.insert("plan".into(), plan_json(s));
+                        if steps {
+                            obj.insert("steps".into(), s.steps.clone().into());
+                        }
                     }
                     doc
                 })

@@ -73,6 +73,10 @@ pub(crate) enum Command {
         /// Leave an optional compiler pass out of the plan (repeatable; with --plan).
         #[arg(long, value_name = "NAME", value_parser = pass_names(), requires = "plan")]
         skip_pass: Vec<String>,
+        /// With --plan, also print the schedules: every step of inference, of a training
+        /// forward and of backward, with the buffers it reads and writes.
+        #[arg(long, requires = "plan")]
+        steps: bool,
         #[command(flatten)]
         allow: Allow,
     },

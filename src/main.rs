@@ -95,6 +95,7 @@ fn run(cli: Cli) -> ExitCode {
             format,
             plan,
             batch,
+            steps,
             ..
         } => check::check(
             &file,
@@ -102,6 +103,7 @@ fn run(cli: Cli) -> ExitCode {
             expand,
             format,
             plan.then_some(batch as usize),
+            steps,
         ),
         Command::Graph {
             file,

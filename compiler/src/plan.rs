@@ -48,9 +48,6 @@ pub struct Buffer {
 pub struct Placement {
     pub offset: usize,
     pub elems: usize,
-    /// The schedule step the buffer comes alive at (see [`memplan`]): a gradient is zeroed
-    /// then, since until then its memory may hold another buffer.
-    pub first: usize,
 }
 
 impl Buffer {
@@ -266,7 +263,6 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
         let place = Placement {
             offset: p.offset as usize / 4,
             elems: p.bytes as usize / 4,
-            first: p.first,
         };
         ws.arena.insert(p.name.clone(), place);
     }
@@ -300,6 +296,8 @@ pub struct Summary {
     /// training step and for inference.
     pub train_plan: MemPlan,
     pub infer_plan: MemPlan,
+    /// The schedules as text, a step per line (`netc check --plan --steps`).
+    pub steps: String,
     /// The batch asked for, and the memory at that batch.
     pub batch: usize,
     pub bytes: Bytes,
@@ -401,6 +399,7 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
             .map(elems)
             .sum(),
         params,
+        steps: schedule::describe(&ws.schedule, &planned, &ws.buffers),
         train_plan,
         infer_plan,
         workspace: ws,

@@ -16,7 +16,9 @@ fn peak_rss() -> u64 {
 #[test]
 fn emitting_1000_convs_takes_memory_in_proportion_to_the_text() {
     let convs = vec!["conv(4, k=3, p=1)"; 1000].join(" -> ");
-    let src = format!("network chain(x: [4, 8, 8]) {{\n    y = x -> {convs};\n    output y;\n}}\n");
+    let src = format!(
+        "network chain(x: [4, 8, 8]) {{\n    y = x -> {convs};\n    loss mse(y, x);\n    output y;\n}}\n"
+    );
     let path = std::path::Path::new("chain.net");
     let checked = netc_compiler::check_source("chain.net", &src, path, None);
     assert!(!checked.has_errors(), "{}", checked.render());

@@ -30,10 +30,12 @@ fn within<T: Send + 'static>(
     }
 }
 
-/// `x -> relu -> relu -> ...` with `n` ReLUs.
+/// `x -> relu -> relu -> ...` with `n` ReLUs, trained to give back `x`.
 fn relu_chain(n: usize) -> String {
     let chain = vec!["relu"; n].join(" -> ");
-    format!("network chain(x: [4]) {{\n    y = x -> {chain};\n    output y;\n}}\n")
+    format!(
+        "network chain(x: [4]) {{\n    y = x -> {chain};\n    loss mse(y, x);\n    output y;\n}}\n"
+    )
 }
 
 /// Item 8: the memory plan asked every placed buffer whether it overlapped the next one,
@@ -51,7 +53,8 @@ fn the_plan_of_20000_chained_relus_takes_seconds() {
             plan::summary(&checked.graphs[0], &[], 8).unwrap()
         },
     );
-    // Every activation lives across the turn from forward to backward: they stack.
+    // Every activation lives across the turn from forward to backward (each ReLU's backward
+    // reads it): they stack.
     assert_eq!(s.workspace.arena.len(), 2 * n + 1);
     assert_eq!(s.train_plan.live_peak(), s.train_plan.peak);
     s.train_plan.check().unwrap();

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use netc_compiler::interp::{self, Feed, Mode, Params, Tensor};
+use netc_compiler::interp::{self, Feed, Mode, Tensor};
 use netc_compiler::ops::{InputKind, Op};
 use netc_compiler::plan::{self, run, schedule};
 use netc_compiler::{check_source, passes, Graph};

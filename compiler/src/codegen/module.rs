@@ -115,6 +115,7 @@ pub(super) fn module(
     // parameter it does not read is named `_p`.
     let (mut infer_uses, mut train_uses, mut backward_uses) = ([false; 2], [false; 2], [false; 2]);
     let mut calls: HashMap<NodeIndex, Calls> = HashMap::new();
+    let graded = g.ancestors(g.losses.iter().flat_map(|l| l.inputs));
     let inferred: HashSet<NodeIndex> = plan
         .schedule
         .forward
@@ -216,7 +217,8 @@ pub(super) fn module(
             call.train = Some(quote! { timed(&mut times, #k, || #fwd(#args)); });
         }
         // A layer whose input takes no gradient and that has no parameters has no backward.
-        if !bwd_body.is_empty() {
+        // Nor has a layer that reaches no loss: no gradient comes back to it.
+        if !bwd_body.is_empty() && graded[n.index()] {
             let bwd_fn = signature(&bwd_body, Phase::Backward);
             layers.push(Item::whole(bwd_fn.function(&doc, &bwd, &bwd_body)))?;
             backward_uses[0] |= bwd_fn.params;
@@ -238,7 +240,6 @@ pub(super) fn module(
     };
     // The first conv of a merged group runs the group: its step calls every member's
     // backward (the others' only mask their gradients with a fused ReLU), last the leader's.
-    let graded = g.ancestors(g.losses.iter().flat_map(|l| l.inputs));
     let members = |n: NodeIndex| -> Vec<NodeIndex> {
         let mut m = g.group_of(n).map_or(vec![n], <[_]>::to_vec);
         m.retain(|j| graded[j.index()]);
@@ -305,21 +306,36 @@ pub(super) fn module(
             g.node(*n).path,
             shape_str(&g.node(*n).shape)
         );
+        // (`0 * ws.batch` would be a lint in the user's crate.)
+        let start = (at > 0).then(|| quote! { #at * ws.batch });
         outputs.push(Item::whole(
-            quote! { #[doc = #doc] pub fn #f(ws: &Workspace) -> &[f32] { &ws.arena[#at * ws.batch..#end * ws.batch] } },
+            quote! { #[doc = #doc] pub fn #f(ws: &Workspace) -> &[f32] { &ws.arena[#start..#end * ws.batch] } },
         ));
     }
     // Where each value's activation lies in the arena, by path (layers written in place
     // into a concat are inside the concat's; an activation run in place holds its input's
     // buffer, whose own value is then gone).
+    // Only values the backward reads (and the outputs) are still there when a forward pass
+    // ends: the memory of the others is reused as soon as their last reader is done.
     let overwritten: HashSet<NodeIndex> = g.aliases.values().copied().collect();
+    let kept: HashSet<&str> = plan
+        .schedule
+        .backward
+        .iter()
+        .flat_map(|step| &step.reads)
+        .map(|&b| plan.buffers[b].name.as_str())
+        .collect();
     let activations = Run::new(
         Kind::Elem,
         nodes
             .iter()
             .filter(|n| !overwritten.contains(n))
             .filter_map(|&n| {
-                let place = plan.arena.get(&buffer(buf_name('t', n)))?;
+                let name = buffer(buf_name('t', n));
+                if !kept.contains(name.as_str()) {
+                    return None;
+                }
+                let place = plan.arena.get(&name)?;
                 let (path, at, len) = (&g.node(n).path, place.offset, place.elems);
                 Some(quote! { (#path, #at, #len), })
             }),
@@ -432,7 +448,10 @@ pub(super) fn module(
     let (tp, ts) = (name(train_uses[0], "p"), name(train_uses[1], "s"));
     let (bp, bg) = (name(backward_uses[0], "p"), name(backward_uses[1], "g"));
     // With no layer, nothing is timed.
-    let quiet = (layer_count == 0).then(|| quote! { #[allow(unused_variables, unused_mut)] });
+    let allow = quote! { #[allow(unused_variables, unused_mut)] };
+    let quiet = (layer_count == 0).then(|| allow.clone());
+    // A network without a loss has nothing to take gradients of.
+    let quiet_bwd = backward.is_empty().then(|| allow.clone());
     out.push(Item::with_runs(vec![forward], move |runs| {
         let body = &runs[0];
         quote! {
@@ -478,7 +497,7 @@ pub(super) fn module(
             }
 
             /// [`backward`], adding each layer's seconds to `times` when given.
-            #quiet
+            #quiet_bwd
             fn backward_timed(#bp: &Params, #bg: &mut Grads, ws: &mut Workspace, mut times: Option<&mut [f64]>) {
                 #body
             }
@@ -532,11 +551,13 @@ pub(super) fn module(
     out.push(Item::with_runs(vec![activations], |runs| {
         let activations = &runs[0];
         quote! {
-            /// Every value's activation in the arena, per sample: path, offset, elements.
+            /// The activations still in the arena when a forward pass ends (those backward reads,
+            /// and the outputs), per sample: path, offset, elements.
             pub const ACTIVATIONS: &[(&str, usize, usize)] = &[#activations];
 
-            /// The activation of the value at `path` (`i3a.b2.0`, an input's name), batch first.
-            /// Valid after `forward` or `forward_train`, until `backward` reuses its memory.
+            /// The activation of the value at `path` (`i3a.b2.0`, an input's name), batch first,
+            /// if it is one of [`ACTIVATIONS`]. Valid after `forward` or `forward_train`, until
+            /// `backward` reuses its memory.
             pub fn activation<'w>(ws: &'w Workspace, path: &str) -> Option<&'w [f32]> {
                 let &(_, at, len) = ACTIVATIONS.iter().find(|(p, _, _)| *p == path)?;
                 Some(&ws.arena[at * ws.batch..(at + len) * ws.batch])

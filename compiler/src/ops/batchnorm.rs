@@ -163,8 +163,8 @@ impl OpKind for BatchNorm {
         (fwd, bwd)
     }
 
-    fn inference_form(&self) -> bool {
-        true
+    fn keeps_at_inference(&self) -> bool {
+        false
     }
 
     fn emit_infer(&self, cx: &Cx) -> Option<TokenStream> {

@@ -77,6 +77,11 @@ impl OpKind for Dropout {
         Reads::default()
     }
 
+    /// Inference draws no mask.
+    fn keeps_at_inference(&self) -> bool {
+        false
+    }
+
     fn forward(&self, cx: &Fwd, out: &mut FwdOut) {
         let p = self.p as f32;
         match out.rng.as_deref_mut().filter(|_| cx.drop) {

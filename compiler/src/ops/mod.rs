@@ -246,10 +246,11 @@ pub trait OpKind: std::fmt::Debug {
         None
     }
 
-    /// Whether the op has an inference form of its own (`emit_infer`), which writes only its
-    /// output: the plan then knows inference keeps nothing for backward.
-    fn inference_form(&self) -> bool {
-        false
+    /// Whether its forward at inference also writes what a training forward keeps (`saved`):
+    /// LRN and the norms compute it anyway; batchnorm (with its inference form), max pooling
+    /// and dropout do not. The plan's inference schedule says so.
+    fn keeps_at_inference(&self) -> bool {
+        true
     }
 }
 

@@ -134,6 +134,11 @@ impl OpKind for Pool {
         Reads::default()
     }
 
+    /// Inference needs no argmaxes (`maxpool2d_forward_values`).
+    fn keeps_at_inference(&self) -> bool {
+        false
+    }
+
     fn forward(&self, cx: &Fwd, out: &mut FwdOut) {
         let geo = self.geometry(cx.shapes[0]);
         if self.max {

@@ -175,10 +175,8 @@ pub fn lower(g: &Graph, b: &Buffers) -> Schedule {
             kept.extend(b.own(saved.letter, n));
         }
         if runs(n, &infer) {
-            // The training forward serves inference too, but for an op with an inference
-            // form of its own: it may write what it keeps.
             let mut writes = writes.clone();
-            if !kind.inference_form() {
+            if kind.keeps_at_inference() {
                 writes.extend(&kept);
             }
             s.forward.push(Step {

@@ -392,9 +392,15 @@ fn the_plan_sizes_the_generated_workspace() {
             own,
             netc_codegen_tests::resnet_mini_no_inplace::Workspace::new(batch).bytes() as u64
         );
-        assert!(
-            in_place < own,
-            "activations in place take no buffers of their own"
+        // In place, the activations take no buffers of their own. With liveness from what
+        // each step reads, their inputs die as they are read anyway, so the peak is no
+        // higher either way; what goes is the buffers.
+        assert!(in_place <= own);
+        let count = |skip: &[&str]| plan(r, skip).workspace.buffers.len();
+        assert_eq!(
+            count(&["inplace"]) - count(&[]),
+            2 * 11,
+            "activations in place"
         );
     }
     let s = plan(g, &[]);
