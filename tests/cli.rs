@@ -650,3 +650,41 @@ fn the_depth_line_says_what_it_counts() {
         "{table}"
     );
 }
+
+/// `netc check --plan --steps` prints the schedules; `netc graph --after PASS --format text`
+/// the graph after a pass.
+#[test]
+fn steps_and_the_graph_after_a_pass() {
+    let out = netc(&["check", "examples/lenet.net", "--plan", "--steps"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    for want in [
+        "steps:\nforward:\n",
+        "forward_train:\n",
+        "backward:\n",
+        "input image  writes t_image",
+        "zero d_logits  writes d_logits",
+        "loss ce  reads t_logits, d_logits  writes d_logits",
+        "conv' c1.0  reads d_c1_0, t_c1_0, t_image",
+    ] {
+        assert!(table.contains(want), "`{want}` in:\n{table}");
+    }
+    // --steps belongs to --plan.
+    let out = netc(&["check", "examples/lenet.net", "--steps"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = netc(&[
+        "graph",
+        "examples/lenet.net",
+        "--after",
+        "epilogue",
+        "--format",
+        "text",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let graph = text(&out.stdout);
+    assert!(graph.contains("c1.0 conv+relu [6, 28, 28]"), "{graph}");
+    assert!(!graph.contains(" relu ["), "the ReLUs are folded:\n{graph}");
+    let out = netc(&["graph", "examples/lenet.net", "--after", "fold_everything"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -169,6 +169,7 @@ pub fn lower(g: &Graph, b: &Buffers) -> Schedule {
         if g.aliases.contains_key(&n) {
             reads.extend(b.value('t', n));
         }
+        dedup(&mut reads);
         let mut kept = Vec::new();
         let ins: Vec<&Vec<usize>> = ins_of(n).iter().map(|&x| &g.node(x).shape).collect();
         for saved in kind.saved(&ins, &g.node(n).shape) {
