@@ -131,6 +131,22 @@ impl<'g> Cx<'g> {
         }
     }
 
+    /// `call` writes input `i`'s gradient into `ws.scratch[..len]` along with the layer's
+    /// parameter gradients (a norm's backward): it runs whether the input takes a gradient
+    /// or not, and the input's gradient, if it takes one, is added to its buffer.
+    pub fn scratch_dx(&self, i: usize, call: TokenStream) -> TokenStream {
+        let elems = self.shapes[i].iter().product::<usize>();
+        let add = self.wants(i).then(|| {
+            let dx = self.dx(i);
+            quote! { rt::tensor::accumulate(&ws.scratch[..len], &mut #dx); }
+        });
+        quote! {
+            let len = n * #elems;
+            #call
+            #add
+        }
+    }
+
     /// `call`, given input `i`'s gradient buffer, adds that input's gradient into it (a
     /// kernel's accumulating form: GEMM beta 1, no scratch). Nothing when the input takes
     /// none.

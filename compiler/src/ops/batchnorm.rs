@@ -149,17 +149,13 @@ impl OpKind for BatchNorm {
             rt::norm::batchnorm_train_forward(n, #c, #plane, #eps, #mom, &#x, &#gw, &#gb,
                 &mut #rm, &mut #rv, &mut #y, &mut #m, &mut #r);
         };
-        let body = quote! {
-            let len = #x.len();
+        let bwd = cx.scratch_dx(
+            0,
+            quote! {
             rt::norm::batchnorm_train_backward(n, #c, #plane, &#x, &#gw, &#m, &#r, &#dy,
                 &mut ws.scratch[..len], &mut #dgw, &mut #dgb);
-        };
-        let bwd = if cx.wants(0) {
-            let dx = cx.dx(0);
-            quote! { #body rt::tensor::accumulate(&ws.scratch[..len], &mut #dx); }
-        } else {
-            body
-        };
+            },
+        );
         (fwd, bwd)
     }
 

@@ -140,17 +140,8 @@ impl OpKind for Conv {
     }
 
     fn params(&self, ins: &[&Shape]) -> Vec<ParamDecl> {
-        let c = ins[0][0];
-        let mut out = vec![ParamDecl::weight(vec![
-            self.out,
-            c / self.groups,
-            self.k[0],
-            self.k[1],
-        ])];
-        if self.bias {
-            out.push(ParamDecl::new("bias", vec![self.out], 0.0));
-        }
-        out
+        let shape = vec![self.out, ins[0][0] / self.groups, self.k[0], self.k[1]];
+        ParamDecl::weight_and_bias(shape, self.bias, self.out)
     }
 
     fn macs(&self, ins: &[&Shape], y: &Shape) -> u64 {

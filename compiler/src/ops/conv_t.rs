@@ -182,11 +182,7 @@ impl OpKind for ConvT {
     }
 
     fn params(&self, ins: &[&Shape]) -> Vec<ParamDecl> {
-        let mut out = vec![ParamDecl::weight(self.weight_shape(ins[0][0]))];
-        if self.bias {
-            out.push(ParamDecl::new("bias", vec![self.out], 0.0));
-        }
-        out
+        ParamDecl::weight_and_bias(self.weight_shape(ins[0][0]), self.bias, self.out)
     }
 
     fn macs(&self, ins: &[&Shape], _y: &Shape) -> u64 {

@@ -132,17 +132,13 @@ impl OpKind for GroupNorm {
         );
         let (m, r) = (cx.saved('m'), cx.saved('r'));
         let (x, y, dy) = (cx.x(0), cx.y(), cx.dy());
-        let body = quote! {
-            let len = #x.len();
+        let bwd = cx.scratch_dx(
+            0,
+            quote! {
             rt::norm::groupnorm_backward(n, #c, #plane, #groups, &#x, &#w, &#m, &#r, &#dy,
                 &mut ws.scratch[..len], &mut #gw, &mut #gb);
-        };
-        let bwd = if cx.wants(0) {
-            let dx = cx.dx(0);
-            quote! { #body rt::tensor::accumulate(&ws.scratch[..len], &mut #dx); }
-        } else {
-            body
-        };
+            },
+        );
         (
             quote! { rt::norm::groupnorm_forward(n, #c, #plane, #groups, #eps, &#x, &#w, &#b, &mut #y, &mut #m, &mut #r); },
             bwd,

@@ -130,6 +130,16 @@ impl ParamDecl {
         }
     }
 
+    /// A GEMM layer's parameters: its weight of `shape`, drawn at random, and, with `bias`,
+    /// a bias of `out` zeros.
+    pub fn weight_and_bias(shape: Vec<usize>, bias: bool, out: usize) -> Vec<ParamDecl> {
+        let mut v = vec![ParamDecl::weight(shape)];
+        if bias {
+            v.push(ParamDecl::new("bias", vec![out], 0.0));
+        }
+        v
+    }
+
     pub fn state(suffix: &'static str, shape: Vec<usize>, init: f32) -> ParamDecl {
         ParamDecl {
             state: true,
