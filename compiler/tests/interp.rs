@@ -1,6 +1,6 @@
-//! The reference interpreter's gradients against finite differences of its own loss, on a
-//! network that uses every op (both losses, auxiliary weights, fan-out, invert), and its
-//! forward pass against the shapes the checker inferred.
+//! The reference interpreter's gradients against finite differences of its own loss, on the
+//! network that uses every op and every loss (auxiliary weights, fan-out, invert, the zoo's
+//! ops), and its forward pass against the shapes the checker inferred.
 
 use std::path::Path;
 
@@ -9,19 +9,12 @@ use netc_compiler::{check_source, Graph};
 use netc_runtime::init::Init;
 use netc_runtime::rng::Rng;
 
-const EVERY_OP: &str = "
-network all(image: [3, 8, 8], t: [2, 8, 8], label: class(5)) {
-    a = image -> conv(4, k=3, p=1) -> batchnorm -> relu;
-    b = a -> conv(4, k=3, s=2, p=1) as down -> leaky_relu(slope=0.1);
-    c = b -> invert(of=down) -> tanh;
-    d = concat(a, c) -> lrn(size=3, alpha=0.5) -> maxpool(k=3, s=2, p=1, ceil=true);
-    e = add(d, d -> conv(8, k=1) -> sigmoid) -> avgpool(k=2, p=1);
-    f = e -> flatten -> linear(12) -> relu -> dropout(0.5) -> linear(5);
-    g = e -> global_avgpool -> flatten -> batchnorm -> softmax -> linear(5);
-    r = c -> conv_t(2, k=3, p=1, groups=2);
-    loss ce(f, label) + 0.3 * ce(g, label) + 0.5 * mse(r, t);
-    output f;
-}";
+/// The every-op network of the generated-code tests: every op of the language and every
+/// loss, the zoo's included.
+fn every_op() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/codegen/nets/every_op.net");
+    std::fs::read_to_string(path).unwrap()
+}
 
 fn graph(src: &str) -> Graph {
     let checked = check_source("t.net", src, Path::new("t.net"), None);
@@ -54,7 +47,7 @@ fn loss(g: &Graph, params: &Params, feed: &Feed) -> f64 {
 
 #[test]
 fn every_gradient_matches_finite_differences() {
-    let g = graph(EVERY_OP);
+    let g = graph(&every_op());
     let mut rng = Rng::new(42);
     let params = interp::init_params(&g, Init::Xavier, 7);
     // Biases start at zero; give them values so that their gradients are exercised as well.
@@ -116,7 +109,7 @@ fn every_gradient_matches_finite_differences() {
 
 #[test]
 fn forward_shapes_follow_the_checker_and_inference_prunes() {
-    let g = graph(EVERY_OP);
+    let g = graph(&every_op());
     let mut rng = Rng::new(1);
     let mut params = interp::init_params(&g, Init::He, 1);
     let feed = feed(&mut rng, 2);
@@ -136,7 +129,7 @@ fn forward_shapes_follow_the_checker_and_inference_prunes() {
 
 #[test]
 fn parameters_have_pytorch_names_and_layouts() {
-    let g = graph(EVERY_OP);
+    let g = graph(&every_op());
     let shapes: Vec<(String, Vec<usize>)> = interp::param_shapes(&g);
     let find = |n: &str| {
         shapes
