@@ -413,7 +413,10 @@ impl<'p> Lowerer<'p> {
             self.warn(
                 Diagnostic::warning(
                     "unused",
-                    format!("`{}` reaches neither an output nor a loss", row.name),
+                    format!(
+                        "`{}` reaches neither an output nor a loss",
+                        ast::source_name(&row.name)
+                    ),
                 )
                 .label(row.span, "computed but never used")
                 .help("it is left out of training and inference"),
