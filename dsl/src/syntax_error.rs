@@ -271,8 +271,7 @@ fn token_prose(token: &str) -> Option<String> {
     ];
     match token {
         "0..9" => return Some("a number".to_string()),
-        // `r#` is where a raw identifier starts, and the only start of a name pest tries
-        // where a keyword stands (`as block`).
+        // `r#` begins a raw identifier, which is a name too.
         "A..Z" | "a..z" | "r#" => return Some("a name".to_string()),
         _ => {}
     }

@@ -472,7 +472,8 @@ impl<'p> Lowerer<'p> {
                     .unwrap_or(0);
                 let mut names: Vec<&str> = self.forcing[start..].iter().map(|&(_, n)| n).collect();
                 names.push(&bind.name.name);
-                let cycle = names.join(" → ");
+                let cycle: Vec<_> = names.iter().map(|n| ast::source_name(n)).collect();
+                let cycle = cycle.join(" → ");
                 self.error(
                     Diagnostic::error("cycle", format!("`{}` depends on itself", bind.name))
                         .label(bind.name.span, "defined here in terms of itself")
