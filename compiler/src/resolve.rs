@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use netc_dsl::ast::{self, Chain, Expr, ExprKind, Stmt, Target};
+use netc_dsl::ast::{self, source_name, Chain, Expr, ExprKind, Stmt, Target};
 use netc_dsl::diag::did_you_mean;
 use netc_dsl::{Diagnostic, Span};
 
@@ -77,10 +77,7 @@ pub fn block(defs: &Defs, b: &ast::Block, globals: &mut HashSet<String>) -> Vec<
             body.diags.push(
                 Diagnostic::warning(
                     "unused",
-                    format!(
-                        "parameter `{}` of block `{}` is never used",
-                        p.name, b.name.name
-                    ),
+                    format!("parameter `{p}` of block `{}` is never used", b.name),
                 )
                 .label(p.span, "unused parameter"),
             );
@@ -89,11 +86,11 @@ pub fn block(defs: &Defs, b: &ast::Block, globals: &mut HashSet<String>) -> Vec<
     for bind in &b.binds {
         if body.unused(&bind.name.name) {
             body.diags.push(
-                Diagnostic::warning("unused", format!("`{}` is never used", bind.name.name))
+                Diagnostic::warning("unused", format!("`{}` is never used", bind.name))
                     .label(bind.name.span, "bound here")
                     .help(format!(
                         "use it in another binding or in `return` of block `{}`",
-                        b.name.name
+                        b.name
                     )),
             );
         }
@@ -158,7 +155,7 @@ pub fn network(defs: &Defs, n: &ast::Network, globals: &mut HashSet<String>) -> 
     for i in &n.inputs {
         if body.unused(&i.name.name) {
             body.diags.push(
-                Diagnostic::warning("unused", format!("input `{}` is never used", i.name.name))
+                Diagnostic::warning("unused", format!("input `{}` is never used", i.name))
                     .label(i.name.span, "declared here"),
             );
         }
@@ -167,7 +164,7 @@ pub fn network(defs: &Defs, n: &ast::Network, globals: &mut HashSet<String>) -> 
         if let Stmt::Bind(b) = s {
             if body.unused(&b.name.name) {
                 body.diags.push(
-                    Diagnostic::warning("unused", format!("`{}` is never used", b.name.name))
+                    Diagnostic::warning("unused", format!("`{}` is never used", b.name))
                         .label(b.name.span, "bound here")
                         .help("it reaches neither an output nor a loss; name it in `output`, a `loss`, or another binding"),
                 );
@@ -178,7 +175,7 @@ pub fn network(defs: &Defs, n: &ast::Network, globals: &mut HashSet<String>) -> 
 }
 
 fn unknown_loss(callee: &ast::Ident) -> Diagnostic {
-    Diagnostic::error("unknown-loss", format!("unknown loss `{}`", callee.name))
+    Diagnostic::error("unknown-loss", format!("unknown loss `{callee}`"))
         .label(callee.span, "not a loss")
         .help(
             did_you_mean(&callee.name, ops::LOSSES.iter().copied())
@@ -200,9 +197,12 @@ impl<'a, 'u> Body<'a, 'u> {
     fn declare(&mut self, name: &'a str, kind: Kind, span: Span) {
         if let Some(&(_, first)) = self.declared.get(name) {
             self.diags.push(
-                Diagnostic::error("duplicate", format!("`{name}` is defined twice"))
-                    .label(span, "defined again here")
-                    .label(first, "first defined here"),
+                Diagnostic::error(
+                    "duplicate",
+                    format!("`{}` is defined twice", source_name(name)),
+                )
+                .label(span, "defined again here")
+                .label(first, "first defined here"),
             );
             return;
         }
@@ -229,14 +229,13 @@ impl<'a, 'u> Body<'a, 'u> {
             self.globals.insert(id.name.clone());
             return;
         }
-        let mut d = Diagnostic::error("undefined", format!("undefined name `{}`", id.name))
+        let mut d = Diagnostic::error("undefined", format!("undefined name `{id}`"))
             .label(id.span, "not defined here");
         let is_op =
             ops::lookup(&id.name).is_some() || self.defs.blocks.contains_key(id.name.as_str());
         if is_op {
             d = d.help(format!(
-                "`{0}` is an op: apply it to a value with `x -> {0}`",
-                id.name
+                "`{id}` is an op: apply it to a value with `x -> {id}`"
             ));
         } else {
             let candidates = self
@@ -272,12 +271,12 @@ impl<'a, 'u> Body<'a, 'u> {
             .iter()
             .map(|s| s.name)
             .chain(self.defs.blocks.keys().copied());
-        let mut d = Diagnostic::error("unknown-op", format!("unknown op `{name}`"))
+        let mut d = Diagnostic::error("unknown-op", format!("unknown op `{id}`"))
             .label(id.span, "not an op or block");
         d = match did_you_mean(name, candidates) {
             Some(h) => d.help(h),
             None if self.declared.contains_key(name) => d.help(format!(
-                "`{name}` is a value; a stage after `->` must be an op or block"
+                "`{id}` is a value; a stage after `->` must be an op or block"
             )),
             None => d.help("see the op table in docs/language.md, or define a `block`"),
         };
@@ -295,10 +294,7 @@ impl<'a, 'u> Body<'a, 'u> {
                             "`as` names a layer, but this is a value",
                         )
                         .label(a.span, "nothing to name")
-                        .help(format!(
-                            "put `as {}` after an op: `{} -> relu as {}`",
-                            a.name, id.name, a.name
-                        )),
+                        .help(format!("put `as {a}` after an op: `{id} -> relu as {a}`")),
                     );
                 }
             }

@@ -465,3 +465,29 @@ fn every_zoo_network_is_tested() {
         }
     }
 }
+
+/// netc's names are torchvision's state_dict keys, so that its weights load unchanged: every
+/// module path (MobileNetV3's, EfficientNet's and ConvNeXt's `block`, a keyword of the
+/// language, is the raw identifier `r#block` in their files), and every tensor but ConvNeXt's
+/// bare parameter `layer_scale`, which is the weight of a `scale` layer of that path. With the
+/// counts and numerics above, which find each fixture name in netc's network, this is the
+/// zoo README's column of renames.
+#[test]
+fn names_are_torchvision_keys() {
+    let mut renamed = Vec::new();
+    for name in ZOO {
+        for m in fixture(name, "counts")["modules"].as_array().unwrap() {
+            if m["netc"] != m["path"] {
+                renamed.push(format!("{name}: module {} is {}", m["path"], m["netc"]));
+            }
+        }
+        for p in fixture(name, "numeric")["params"].as_array().unwrap() {
+            let (torch, netc) = (p["name"].as_str().unwrap(), p["netc"].as_str().unwrap());
+            let layer_scale = torch.ends_with(".layer_scale") && netc == format!("{torch}.weight");
+            if netc != torch && !(*name == "convnext_tiny" && layer_scale) {
+                renamed.push(format!("{name}: tensor {torch} is {netc}"));
+            }
+        }
+    }
+    assert!(renamed.is_empty(), "renamed:\n{}", renamed.join("\n"));
+}

@@ -1,13 +1,41 @@
 //! The abstract syntax tree of a `.net` file. Every node keeps the span of the text it came
 //! from, so that any later phase can point at the user's tokens.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use crate::span::Span;
 
-/// A name as written, with where it was written.
+/// The keywords of the language (`keyword` in `net.pest`). A name that is one is written as a
+/// raw identifier: `r#block`.
+pub const KEYWORDS: &[&str] = &[
+    "network", "block", "const", "use", "return", "loss", "output", "train", "as", "class", "true",
+    "false",
+];
+
+/// A name, with where it was written. `name` is the name itself: a raw identifier `r#block`
+/// is the name `block` (its span still covers the `r#`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ident {
     pub name: String,
     pub span: Span,
+}
+
+/// How source text must spell the name `name`: `r#block` for a keyword, else the name.
+/// Diagnostics quote names this way, so that a quoted name can be written back as it is.
+pub fn source_name(name: &str) -> Cow<'_, str> {
+    if KEYWORDS.contains(&name) {
+        Cow::Owned(format!("r#{name}"))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// The name as source spells it ([`source_name`]).
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&source_name(&self.name))
+    }
 }
 
 /// One parsed source file.

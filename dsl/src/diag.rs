@@ -296,12 +296,12 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
-/// `did you mean `x`?` when a near candidate exists.
+/// `did you mean `x`?` when a near candidate exists, spelled as source writes it (`r#block`).
 pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
-    nearest(name, candidates).map(|c| format!("did you mean `{c}`?"))
+    nearest(name, candidates).map(|c| format!("did you mean `{}`?", crate::ast::source_name(c)))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub const MAX_NESTING: usize = 64;
 
 /// Parses one `.net` source text. `file` is the id its spans will carry.
 pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
-    check_nesting(file, text)?;
+    check_lexical(file, text)?;
     pest::set_error_detail(true);
     let mut pairs = NetParser::parse(Rule::file, text)
         .map_err(|e| crate::syntax_error::from_pest(file, text, e))?;
@@ -55,10 +55,12 @@ impl Cx {
         Span::new(self.file, s.start(), s.end())
     }
 
+    /// A name; a raw identifier `r#NAME` is the name NAME, and its span keeps the `r#`.
     fn ident(&self, pair: Pair<Rule>) -> Ident {
         debug_assert_eq!(pair.as_rule(), Rule::ident);
+        let text = pair.as_str();
         Ident {
-            name: pair.as_str().to_string(),
+            name: text.strip_prefix("r#").unwrap_or(text).to_string(),
             span: self.span(&pair),
         }
     }
@@ -424,9 +426,10 @@ fn unescape(lit: &str) -> String {
 
 /// A lexical pass before the parser: rejects bracket nesting deeper than [`MAX_NESTING`]
 /// (so that the recursive parser and the phases after it stay far from the end of the
-/// stack on hostile input), and unterminated comments and strings, which pest would report
-/// only as an unexpected end of file.
-fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
+/// stack on hostile input), unterminated comments and strings, which pest would report
+/// only as an unexpected end of file, and an `r#` that does not begin a raw identifier,
+/// which pest would report as a `#` after the name `r`.
+fn check_lexical(file: FileId, text: &str) -> Result<(), Diagnostic> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut i = 0;
@@ -493,9 +496,53 @@ fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
                 }
             }
             b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b'r' if bytes.get(i + 1) == Some(&b'#') && (i == 0 || !is_ident_byte(bytes[i - 1])) => {
+                check_raw_ident(file, text, i)?;
+                i += 2;
+                continue;
+            }
             _ => {}
         }
         i += 1;
+    }
+    Ok(())
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The `r#` at `at` must begin a raw identifier: a name right after it, and one that Rust
+/// allows raw (not `_`, `self`, `Self`, `super` or `crate`), so that the text reads the same
+/// inside `network!`.
+fn check_raw_ident(file: FileId, text: &str, at: usize) -> Result<(), Diagnostic> {
+    let rest = &text[at + 2..];
+    let len = rest.bytes().take_while(|&b| is_ident_byte(b)).count();
+    let name = &rest[..len];
+    let help = "`r#NAME` is the name NAME, even when NAME is a keyword, as in Rust: `r#block`";
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        let (found, span) = match rest.chars().next() {
+            Some(c) if c.is_whitespace() => ("whitespace".to_string(), Span::new(file, at, at + 2)),
+            _ => {
+                let (found, span) = crate::syntax_error::found_token(file, text, at + 2);
+                (found, Span::new(file, at, span.end as usize))
+            }
+        };
+        return Err(Diagnostic::error(
+            "parse",
+            format!("expected a name after `r#`, found {found}"),
+        )
+        .label(span, "not a raw identifier")
+        .help(help));
+    }
+    if matches!(name, "_" | "self" | "Self" | "super" | "crate") {
+        return Err(
+            Diagnostic::error("parse", format!("`r#{name}` is not a name"))
+                .label(Span::new(file, at, at + 2 + len), "not a raw identifier")
+                .help(format!(
+                    "as in Rust, `{name}` cannot be a raw identifier; write `{name}`"
+                )),
+        );
     }
     Ok(())
 }

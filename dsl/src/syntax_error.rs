@@ -3,6 +3,7 @@
 //! keyword `output`", points at the whole offending word, and adds a hint for the usual
 //! slips (`3x3`, `#` comments, keywords as names, a missing `;`).
 
+use crate::ast::KEYWORDS;
 use crate::diag::Diagnostic;
 use crate::parse::Rule;
 use crate::span::{FileId, Span};
@@ -22,7 +23,7 @@ pub(crate) fn from_pest(file: FileId, text: &str, err: pest::error::Error<Rule>)
         if attempts.max_position >= pos {
             pos = attempts.max_position;
             // Characters that would only continue the word before `pos` (`x` in
-            // `n(x)`) are not what the user missed.
+            // `n(x)`) are not what the user missed, nor is a word that would start there.
             let continues_word = text[..pos.min(text.len())]
                 .chars()
                 .next_back()
@@ -30,8 +31,8 @@ pub(crate) fn from_pest(file: FileId, text: &str, err: pest::error::Error<Rule>)
             for t in attempts.expected_tokens() {
                 // `ParsingToken` is not exported; its Display is the literal token.
                 let t = t.to_string();
-                let is_range = t.contains("..") || t == "_";
-                if is_range && continues_word {
+                let word = t.contains("..") || t == "_" || t == "r#";
+                if word && continues_word {
                     continue;
                 }
                 if let Some(p) = token_prose(&t) {
@@ -154,15 +155,23 @@ fn join_or(items: &[String]) -> String {
 }
 
 /// The token at `pos` as the user wrote it, and its span.
-fn found_token(file: FileId, text: &str, pos: usize) -> (String, Span) {
+pub(crate) fn found_token(file: FileId, text: &str, pos: usize) -> (String, Span) {
     let pos = pos.min(text.len());
     let rest = &text[pos..];
     let Some(c) = rest.chars().next() else {
         return ("end of file".to_string(), Span::new(file, pos, pos));
     };
-    let len = if c.is_alphanumeric() || c == '_' {
-        rest.find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '.'))
-            .unwrap_or(rest.len())
+    let word = |s: &str| {
+        s.find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '.'))
+            .unwrap_or(s.len())
+    };
+    let raw = rest
+        .strip_prefix("r#")
+        .filter(|r| r.starts_with(|ch: char| ch.is_alphanumeric() || ch == '_'));
+    let len = if let Some(r) = raw {
+        2 + word(r)
+    } else if c.is_alphanumeric() || c == '_' {
+        word(rest)
     } else if rest.starts_with("->") || rest.starts_with("//") || rest.starts_with("/*") {
         2
     } else {
@@ -176,11 +185,6 @@ fn found_token(file: FileId, text: &str, pos: usize) -> (String, Span) {
     };
     (shown, Span::new(file, pos, pos + len))
 }
-
-const KEYWORDS: &[&str] = &[
-    "network", "block", "const", "use", "return", "loss", "output", "train", "as", "class", "true",
-    "false",
-];
 
 fn hint(text: &str, pos: usize, expected: &[String]) -> Option<String> {
     let pos = pos.min(text.len());
@@ -232,14 +236,20 @@ fn hint(text: &str, pos: usize, expected: &[String]) -> Option<String> {
         .find(|&(_, c)| !(c.is_alphanumeric() || c == '_'))
         .map_or(0, |(i, c)| i + c.len_utf8())..];
     if rest.starts_with('=') && KEYWORDS.contains(&prev_word) {
-        return Some(format!(
-            "`{prev_word}` is a keyword and cannot be used as a name"
-        ));
+        return Some(keyword_as_name(prev_word));
+    }
+    // A keyword where a name was tried (`as block;`): pest stops at its end, expecting
+    // nothing. Followed by a word, a string or a brace, it is rather a misplaced item.
+    let after = text[pos..].trim_start();
+    if expected.is_empty()
+        && before.len() == pos
+        && KEYWORDS.contains(&prev_word)
+        && !after.starts_with(|c: char| c.is_alphanumeric() || matches!(c, '_' | '"' | '{'))
+    {
+        return Some(keyword_as_name(prev_word));
     }
     if KEYWORDS.contains(&word.as_str()) && expected.iter().any(|e| e.contains("name")) {
-        return Some(format!(
-            "`{word}` is a keyword and cannot be used as a name"
-        ));
+        return Some(keyword_as_name(&word));
     }
     if expected.iter().any(|e| e == "`return`") {
         return Some("a block ends with `return VALUE;`".to_string());
@@ -250,6 +260,10 @@ fn hint(text: &str, pos: usize, expected: &[String]) -> Option<String> {
     None
 }
 
+fn keyword_as_name(word: &str) -> String {
+    format!("`{word}` is a keyword; to use it as a name, write the raw identifier `r#{word}`")
+}
+
 /// Literal tokens as prose; whitespace and comment openers are never what the user missed.
 fn token_prose(token: &str) -> Option<String> {
     const NOISE: &[&str] = &[
@@ -257,7 +271,8 @@ fn token_prose(token: &str) -> Option<String> {
     ];
     match token {
         "0..9" => return Some("a number".to_string()),
-        "A..Z" | "a..z" => return Some("a name".to_string()),
+        // `r#` begins a raw identifier, which is a name too.
+        "A..Z" | "a..z" | "r#" => return Some("a name".to_string()),
         _ => {}
     }
     if NOISE.contains(&token) || token.contains("..") || token.chars().all(|c| c.is_ascii_digit()) {

@@ -316,11 +316,9 @@ impl Tokens {
                         self.text.pop();
                     }
                 }
-                // `r#type` is the name `type` (which the language takes as it is).
-                TokenTree::Ident(i) => {
-                    let name = i.to_string();
-                    self.push(name.strip_prefix("r#").unwrap_or(&name), i.span());
-                }
+                // A raw identifier stays raw: the language reads `r#type` as the name `type`,
+                // and `r#block` as the name `block`, which plain would be a keyword.
+                TokenTree::Ident(i) => self.push(&i.to_string(), i.span()),
                 TokenTree::Literal(l) => self.push(&l.to_string(), l.span()),
             }
         }
@@ -377,4 +375,31 @@ fn has_operator(stream: &TokenStream) -> bool {
         .clone()
         .into_iter()
         .any(|t| matches!(t, TokenTree::Punct(p) if matches!(p.as_char(), '+' | '-' | '*' | '/')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Raw identifiers reach the language as written, and each maps back to its token.
+    #[test]
+    fn raw_identifiers_stay_raw() {
+        let t = Tokens::new(quote! { r#block = x -> relu as r#type; });
+        assert_eq!(t.text, "r#block = x -> relu as r#type ; ");
+        let words: Vec<&str> = t.at.iter().map(|&(s, e, _)| &t.text[s..e]).collect();
+        assert_eq!(
+            words,
+            ["r#block", "=", "x", "-", ">", "relu", "as", "r#type", ";"]
+        );
+        let prog = netc_dsl::parse(FileId(0), &format!("network n(x: [1]) {{ {} }}", t.text));
+        let file = prog.unwrap();
+        let netc_dsl::ast::Item::Network(n) = &file.items[0] else {
+            panic!("a network")
+        };
+        let netc_dsl::ast::Stmt::Bind(b) = &n.stmts[0] else {
+            panic!("a binding")
+        };
+        assert_eq!(b.name.name, "block");
+        assert_eq!(b.chain.stages[0].alias.as_ref().unwrap().name, "type");
+    }
 }

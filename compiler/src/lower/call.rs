@@ -2,6 +2,8 @@
 //! bound to an op's parameters or a block's, each layer named and its shape inferred as it
 //! is made.
 
+use netc_dsl::ast::source_name;
+
 use super::*;
 
 impl<'p> Lowerer<'p> {
@@ -197,7 +199,7 @@ impl<'p> Lowerer<'p> {
                 return self.error(
                     Diagnostic::error(
                         "unknown-argument",
-                        format!("`{name}` has no argument `{}`", id.name),
+                        format!("`{name}` has no argument `{id}`"),
                     )
                     .label(id.span, "unknown argument")
                     .help(help),
@@ -467,11 +469,15 @@ impl<'p> Lowerer<'p> {
             let mut chain: Vec<&str> = self.instances.clone();
             chain.push(name);
             return self.error(
-                Diagnostic::error("cycle", format!("block `{name}` calls itself"))
+                Diagnostic::error("cycle", format!("block `{}` calls itself", block.name))
                     .label(callee.span, "recursive call")
                     .help(format!(
                         "{}; blocks are expanded, so they cannot recurse",
-                        chain.join(" → ")
+                        chain
+                            .iter()
+                            .map(|b| source_name(b))
+                            .collect::<Vec<_>>()
+                            .join(" → ")
                     )),
             );
         }
@@ -495,7 +501,11 @@ impl<'p> Lowerer<'p> {
                         return self.error(
                             Diagnostic::error(
                                 "too-many-arguments",
-                                format!("block `{name}` takes {} arguments", block.params.len()),
+                                format!(
+                                    "block `{}` takes {} arguments",
+                                    block.name,
+                                    block.params.len()
+                                ),
                             )
                             .label(a.span, "extra argument")
                             .help(format!("its parameters are {}", block_params(block))),
@@ -515,7 +525,7 @@ impl<'p> Lowerer<'p> {
                         return self.error(
                             Diagnostic::error(
                                 "unknown-argument",
-                                format!("block `{name}` has no parameter `{}`", id.name),
+                                format!("block `{}` has no parameter `{id}`", block.name),
                             )
                             .label(id.span, "unknown parameter")
                             .help(help),
@@ -525,12 +535,9 @@ impl<'p> Lowerer<'p> {
             };
             if let Some(&first) = given.get(param.name.as_str()) {
                 return self.error(
-                    Diagnostic::error(
-                        "duplicate",
-                        format!("parameter `{}` is given twice", param.name),
-                    )
-                    .label(a.span, "given again here")
-                    .label(first, "first given here"),
+                    Diagnostic::error("duplicate", format!("parameter `{param}` is given twice"))
+                        .label(a.span, "given again here")
+                        .label(first, "first given here"),
                 );
             }
             given.insert(&param.name, a.span);
@@ -547,10 +554,11 @@ impl<'p> Lowerer<'p> {
                 Diagnostic::error(
                     "missing-argument",
                     format!(
-                        "block `{name}` needs {}",
+                        "block `{}` needs {}",
+                        block.name,
                         missing
                             .iter()
-                            .map(|m| format!("`{m}`"))
+                            .map(|m| format!("`{}`", source_name(m)))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
@@ -607,7 +615,7 @@ fn param_list(spec: &OpSpec) -> String {
 fn block_params(b: &ast::Block) -> String {
     b.params
         .iter()
-        .map(|p| format!("`{}`", p.name))
+        .map(|p| format!("`{p}`"))
         .collect::<Vec<_>>()
         .join(", ")
 }

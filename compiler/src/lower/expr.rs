@@ -9,11 +9,8 @@ impl<'p> Lowerer<'p> {
             Some(ConstState::Done(v)) => return v.clone(),
             Some(ConstState::Busy) => {
                 return self.error(
-                    Diagnostic::error(
-                        "cycle",
-                        format!("const `{}` depends on itself", c.name.name),
-                    )
-                    .label(c.name.span, "defined in terms of itself"),
+                    Diagnostic::error("cycle", format!("const `{}` depends on itself", c.name))
+                        .label(c.name.span, "defined in terms of itself"),
                 );
             }
             None => {}
@@ -51,12 +48,9 @@ impl<'p> Lowerer<'p> {
                     None => {
                         let hint = did_you_mean(&id.name, self.defs.consts.keys().copied());
                         self.error(
-                            Diagnostic::error(
-                                "undefined",
-                                format!("undefined const `{}`", id.name),
-                            )
-                            .label(id.span, "not defined")
-                            .maybe_help(hint),
+                            Diagnostic::error("undefined", format!("undefined const `{id}`"))
+                                .label(id.span, "not defined")
+                                .maybe_help(hint),
                         )
                     }
                 }

@@ -286,7 +286,7 @@ impl<'p> Lowerer<'p> {
                     "no-output",
                     format!(
                         "network `{}` has no `output`: its inference graph is empty",
-                        net.name.name
+                        net.name
                     ),
                 )
                 .label(net.name.span, "")
@@ -324,7 +324,7 @@ impl<'p> Lowerer<'p> {
                     self.error(
                         Diagnostic::error(
                             "bad-size",
-                            format!("input `{}` has {elements} elements per sample, more than netc handles", input.name.name),
+                            format!("input `{}` has {elements} elements per sample, more than netc handles", input.name),
                         )
                         .label(input.span, "too large"),
                     );
@@ -373,7 +373,7 @@ impl<'p> Lowerer<'p> {
                         self.warn(
                             Diagnostic::warning(
                                 "duplicate",
-                                format!("`{}` is an output twice", name.name),
+                                format!("`{name}` is an output twice"),
                             )
                             .label(name.span, "again here"),
                         );
@@ -387,8 +387,7 @@ impl<'p> Lowerer<'p> {
                         Diagnostic::error(
                             "not-a-tensor",
                             format!(
-                                "an output must be a tensor, but `{}` is {}",
-                                name.name,
+                                "an output must be a tensor, but `{name}` is {}",
                                 other.describe()
                             ),
                         )
@@ -414,7 +413,10 @@ impl<'p> Lowerer<'p> {
             self.warn(
                 Diagnostic::warning(
                     "unused",
-                    format!("`{}` reaches neither an output nor a loss", row.name),
+                    format!(
+                        "`{}` reaches neither an output nor a loss",
+                        ast::source_name(&row.name)
+                    ),
                 )
                 .label(row.span, "computed but never used")
                 .help("it is left out of training and inference"),
@@ -470,9 +472,10 @@ impl<'p> Lowerer<'p> {
                     .unwrap_or(0);
                 let mut names: Vec<&str> = self.forcing[start..].iter().map(|&(_, n)| n).collect();
                 names.push(&bind.name.name);
-                let cycle = names.join(" → ");
+                let cycle: Vec<_> = names.iter().map(|n| ast::source_name(n)).collect();
+                let cycle = cycle.join(" → ");
                 self.error(
-                    Diagnostic::error("cycle", format!("`{}` depends on itself", bind.name.name))
+                    Diagnostic::error("cycle", format!("`{}` depends on itself", bind.name))
                         .label(bind.name.span, "defined here in terms of itself")
                         .help(format!(
                             "the cycle is {cycle}; a network is a graph without cycles"
