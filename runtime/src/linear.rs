@@ -1,11 +1,13 @@
 //! The linear layer as one GEMM each way, with PyTorch's weight layout `[out, in]`:
-//! - forward:          `Y (n×out) = X (n×in) · Wᵀ (in×out) + b` (bias and ReLU in the epilogue)
+//! - forward:          `Y (n×out) = X (n×in) · Wᵀ (in×out) + b` (bias and activation in the
+//!   epilogue)
 //! - backward, data:   `dX (n×in) = dY (n×out) · W (out×in)`
 //! - backward, weight: `dW (out×in) = dYᵀ (out×n) · X (n×in)`, `db = Σ_n dY`
 
-use crate::gemm::{sgemm, Epilogue};
+use crate::gemm::{sgemm, Act, Epilogue};
 
-/// `y = x·wᵀ + bias`, then ReLU if `relu`.
+/// `y = x·wᵀ + bias`, then ReLU if `relu`: [`linear_forward_act`] with [`Act::Relu`] or
+/// [`Act::None`].
 #[allow(clippy::too_many_arguments)]
 pub fn linear_forward(
     n: usize,
@@ -17,17 +19,30 @@ pub fn linear_forward(
     relu: bool,
     y: &mut [f32],
 ) {
+    linear_forward_act(n, fin, fout, x, w, bias, Act::relu_if(relu), y);
+}
+
+/// `y = act(x·wᵀ + bias)`, the activation in the GEMM's epilogue.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_forward_act(
+    n: usize,
+    fin: usize,
+    fout: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    y: &mut [f32],
+) {
     assert!(
         x.len() == n * fin && w.len() == fout * fin && y.len() == n * fout,
         "linear: lengths"
     );
-    let mut epi = match bias {
+    let epi = match bias {
         Some(b) => Epilogue::bias_per_col(b),
         None => Epilogue::default(),
-    };
-    if relu {
-        epi = epi.relu();
     }
+    .act(act);
     // Wᵀ: element (p of in, j of out) is w[j·in + p].
     sgemm(
         n,

@@ -1,22 +1,37 @@
-//! Results do not depend on the thread count: convolution forward and both backward passes
-//! are bitwise equal on 1 and 2 threads (work is split over output rows and columns only,
-//! never over a reduction), and so are elementwise activations large enough to be split into
-//! chunks. One test in its own binary, since the thread count is global.
+//! Results do not depend on the thread count: convolution forward (with ReLU or ReLU6 fused)
+//! and both backward passes, and a linear layer with ReLU6 fused, are bitwise equal on 1 and
+//! 2 threads (work is split over output rows and columns only, never over a reduction), and
+//! so are elementwise activations large enough to be split into chunks. One test in its own
+//! binary, since the thread count is global.
 
 use netc_runtime::act::{backward, forward, Gelu};
 use netc_runtime::conv::*;
-use netc_runtime::gemm::set_num_threads;
+use netc_runtime::gemm::{set_num_threads, Act};
+use netc_runtime::linear::linear_forward_act;
 use netc_runtime::rng::Rng;
 
-fn run(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]) -> [Vec<f32>; 4] {
+fn run(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]) -> [Vec<f32>; 5] {
     let mut col = vec![0.0; g.col_len()];
     let mut y = vec![0.0; dy.len()];
     conv2d_forward(g, n, x, w, Some(b), true, &mut y, &mut col);
+    // ReLU6 with the weights scaled by 8, so that outputs reach past 6.
+    let w8: Vec<f32> = w.iter().map(|v| 8.0 * v).collect();
+    let mut y6 = vec![0.0; dy.len()];
+    conv2d_forward_act(g, n, x, &w8, Some(b), Act::Relu6, &mut y6, &mut col);
+    assert!(y6.contains(&6.0) && y6.contains(&0.0), "ReLU6 not crossed");
     let mut dx = vec![0.0; x.len()];
     conv2d_backward_data(g, n, w, dy, &mut dx, &mut col);
     let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; g.out]);
     conv2d_backward_weight(g, n, x, dy, &mut dw, Some(&mut db), &mut col);
-    [y, dx, dw, db]
+    [y, y6, dx, dw, db]
+}
+
+/// A linear layer with ReLU6 fused, large enough that its GEMM splits.
+fn linear_relu6(x: &[f32], w: &[f32], b: &[f32], n: usize, fin: usize, fout: usize) -> Vec<f32> {
+    let mut y = vec![0.0; n * fout];
+    linear_forward_act(n, fin, fout, x, w, Some(b), Act::Relu6, &mut y);
+    assert!(y.contains(&6.0) && y.contains(&0.0), "ReLU6 not crossed");
+    y
 }
 
 /// GELU forward and backward over more elements than run on one thread.
@@ -51,11 +66,29 @@ fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
         let one = run(&g, n, &x, &w, &b, &dy);
         set_num_threads(2);
         let two = run(&g, n, &x, &w, &b, &dy);
-        for (name, (a, b)) in ["y", "dx", "dw", "db"].iter().zip(one.iter().zip(&two)) {
+        for (name, (a, b)) in ["y", "y relu6", "dx", "dw", "db"]
+            .iter()
+            .zip(one.iter().zip(&two))
+        {
             let same = a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
             assert!(same, "{name} differs between 1 and 2 threads for {g:?}");
         }
     }
+    let (n, fin, fout) = (64, 512, 1000);
+    let x: Vec<f32> = (0..n * fin).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let w: Vec<f32> = (0..fout * fin).map(|_| rng.uniform(-0.5, 0.5)).collect();
+    let b: Vec<f32> = (0..fout).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    set_num_threads(1);
+    let one = linear_relu6(&x, &w, &b, n, fin, fout);
+    set_num_threads(2);
+    let two = linear_relu6(&x, &w, &b, n, fin, fout);
+    assert!(
+        one.iter()
+            .zip(&two)
+            .all(|(p, q)| p.to_bits() == q.to_bits()),
+        "linear + ReLU6 differs between 1 and 2 threads"
+    );
+
     let len = (1 << 20) + 123;
     let x: Vec<f32> = (0..len).map(|_| rng.uniform(-5.0, 5.0)).collect();
     let dy: Vec<f32> = (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect();

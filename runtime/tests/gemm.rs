@@ -2,7 +2,7 @@
 //! layout of A, B and C, edge sizes around each kernel's tile and blocks, alpha/beta special
 //! cases and every epilogue; and bitwise determinism across thread counts.
 
-use netc_runtime::gemm::{BSource, Bias, Context, Epilogue, KernelKind, Major};
+use netc_runtime::gemm::{Act, BSource, Bias, Context, Epilogue, KernelKind, Major};
 
 /// Every kernel this machine can run; fails if the CPU reports AVX2 and FMA (as seen by std
 /// and, on Linux, by /proc/cpuinfo) but the AVX2 kernel is not available.
@@ -127,7 +127,7 @@ struct Case {
     beta: f32,
     layouts: [Layout; 3],
     bias: Option<bool>, // Some(true): per row, Some(false): per column
-    relu: bool,
+    act: Act,
 }
 
 impl Case {
@@ -140,7 +140,7 @@ impl Case {
             beta: 0.0,
             layouts: [Layout::RowMajor; 3],
             bias: None,
-            relu: false,
+            act: Act::None,
         }
     }
 
@@ -168,7 +168,7 @@ impl Case {
                 Some(false) => Bias::PerCol(&bias),
                 None => Bias::None,
             },
-            relu: self.relu,
+            act: self.act,
         };
         ctx.sgemm(
             m,
@@ -208,8 +208,8 @@ impl Case {
                     v += x;
                     magnitude += x.abs();
                 }
-                if self.relu {
-                    v = v.max(0.0);
+                if let Some(hi) = self.act.clamp_hi() {
+                    v = v.max(0.0).min(hi as f64);
                 }
                 expected.push((
                     v,
@@ -259,8 +259,8 @@ impl Case {
 
     fn describe(&self) -> String {
         format!(
-            "m={} n={} k={} alpha={} beta={} layouts(A, B, C)={:?} bias per row={:?} relu={}",
-            self.m, self.n, self.k, self.alpha, self.beta, self.layouts, self.bias, self.relu
+            "m={} n={} k={} alpha={} beta={} layouts(A, B, C)={:?} bias per row={:?} act={:?}",
+            self.m, self.n, self.k, self.alpha, self.beta, self.layouts, self.bias, self.act
         )
     }
 }
@@ -339,13 +339,19 @@ fn edge_tiles_of_every_height_and_width() {
         let ctx = context(kernel, 1);
         for rows in 1..=bl.mr {
             for cols in [1, bl.nr / 2 - 1, bl.nr / 2, bl.nr / 2 + 1, bl.nr - 1, bl.nr] {
-                for (bias, relu) in [(None, false), (Some(true), true), (Some(false), false)] {
+                for (bias, act) in [
+                    (None, Act::None),
+                    (Some(true), Act::Relu),
+                    (Some(false), Act::None),
+                    (Some(false), Act::Relu6),
+                ] {
                     let (m, n) = (bl.mr + rows, bl.nr + cols);
+                    // alpha = -8 puts outputs on both sides of 0 and 6.
                     let case = Case {
-                        alpha: -1.5,
+                        alpha: -8.0,
                         beta: 0.5,
                         bias,
-                        relu,
+                        act,
                         ..Case::new(m, n, 11)
                     };
                     case.run(&ctx);
@@ -387,8 +393,10 @@ fn every_epilogue_once_after_the_full_reduction() {
     for kernel in kernels() {
         let bl = kernel.blocking();
         let ctx = context(kernel, 1);
+        // ReLU6 outputs at 0, strictly inside, at 6.
+        let mut clamped = [0usize; 3];
         for bias in [None, Some(true), Some(false)] {
-            for relu in [false, true] {
+            for act in [Act::None, Act::Relu, Act::Relu6] {
                 // k spans two blocks: an epilogue applied per block would show.
                 for (m, n, k) in [
                     (bl.mr, bl.nr, 5),
@@ -400,18 +408,138 @@ fn every_epilogue_once_after_the_full_reduction() {
                         [Layout::RowMajor, Layout::RowMajor, Layout::ColMajor],
                         [Layout::General; 3],
                     ] {
-                        for (alpha, beta) in [(1.0, 0.0), (-1.5, 1.0), (0.0, -1.5)] {
-                            Case {
+                        // alpha = 20 crosses 6 (ReLU6) whatever k; alpha = 0 leaves beta·C.
+                        for (alpha, beta) in [(1.0, 0.0), (-1.5, 1.0), (20.0, 0.5), (0.0, -8.0)] {
+                            let case = Case {
                                 alpha,
                                 beta,
                                 layouts,
                                 bias,
-                                relu,
+                                act,
                                 ..Case::new(m, n, k)
+                            };
+                            let (c, _) = case.run(&ctx);
+                            if act == Act::Relu6 {
+                                for i in 0..m {
+                                    for j in 0..n {
+                                        let v = c.at(i, j);
+                                        let at = usize::from(v > 0.0) + usize::from(v >= 6.0);
+                                        clamped[at] += 1;
+                                    }
+                                }
                             }
-                            .run(&ctx);
                         }
                     }
+                }
+            }
+        }
+        // The reference would pass a kernel that ignores the bound if no value crossed it.
+        assert!(
+            clamped.iter().all(|&count| count > 100),
+            "{kernel:?}: ReLU6 outputs at 0, inside, at 6: {clamped:?}"
+        );
+    }
+}
+
+/// `act(C)` fused into the epilogue is bitwise the GEMM without it followed by the
+/// activation's pointwise kernel (`act::forward`), for every kernel, on full and edge tiles,
+/// both orders of C, with a bias and beta: the clamp is applied to the same value, with the
+/// same NaN and -0 rules.
+#[test]
+fn fused_clamp_equals_act_forward_bitwise() {
+    use netc_runtime::act::{forward, Relu, Relu6};
+    for kernel in kernels() {
+        let bl = kernel.blocking();
+        let ctx = context(kernel, 1);
+        for (m, n, k) in [(bl.mr, bl.nr, 9), (2 * bl.mr + 3, 3 * bl.nr + 5, bl.kc + 7)] {
+            for col_major in [false, true] {
+                let a: Vec<f32> = (0..m * k).map(|i| value(1, i / k, i % k)).collect();
+                let b: Vec<f32> = (0..k * n).map(|i| value(2, i / n, i % n)).collect();
+                let bias: Vec<f32> = (0..n).map(|j| value(3, 0, j)).collect();
+                let mut c0: Vec<f32> = (0..m * n).map(|i| value(4, i / n, i % n)).collect();
+                // NaN and ±inf before the epilogue: beta·C carries them into the result.
+                c0[..3].copy_from_slice(&[f32::NAN, f32::INFINITY, f32::NEG_INFINITY]);
+                let (rsc, csc) = if col_major {
+                    (1, m as isize)
+                } else {
+                    (n as isize, 1)
+                };
+                let gemm = |act: Act, c: &mut [f32]| {
+                    let epi = Epilogue::bias_per_col(&bias).act(act);
+                    ctx.sgemm(
+                        m, n, k, 12.0, &a, k as isize, 1, &b, n as isize, 1, 1.0, c, rsc, csc, epi,
+                    );
+                };
+                let mut plain = c0.clone();
+                gemm(Act::None, &mut plain);
+                let mut want_relu = vec![0.0; m * n];
+                let mut want_relu6 = vec![0.0; m * n];
+                forward(Relu, &plain, &mut want_relu);
+                forward(Relu6, &plain, &mut want_relu6);
+                for (act, want) in [(Act::Relu, want_relu), (Act::Relu6, want_relu6)] {
+                    let mut got = c0.clone();
+                    gemm(act, &mut got);
+                    let bad = got
+                        .iter()
+                        .zip(&want)
+                        .position(|(g, w)| g.to_bits() != w.to_bits());
+                    assert!(
+                        bad.is_none(),
+                        "{kernel:?} {act:?} {m}x{n}x{k} col-major C {col_major}: first \
+                         difference at {bad:?}: got {:?}, want {:?}",
+                        bad.map(|i| got[i]),
+                        bad.map(|i| want[i])
+                    );
+                }
+                assert!(plain.iter().any(|v| v.is_nan()), "no NaN reached C");
+                assert!(plain.iter().any(|&v| v < 0.0) && plain.iter().any(|&v| v > 6.0));
+            }
+        }
+    }
+}
+
+/// NaN propagates through ReLU and ReLU6 (as in PyTorch), +inf becomes 6 under ReLU6 and
+/// -inf becomes 0: rows of A holding NaN, +inf or -inf, on full and edge tiles.
+#[test]
+fn clamp_propagates_nan_and_saturates_infinities() {
+    for kernel in kernels() {
+        let bl = kernel.blocking();
+        let ctx = context(kernel, 1);
+        let (m, n, k) = (bl.mr + 3, bl.nr + 5, 3);
+        let special = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+        // Rows 0..3 lie in a full tile, rows MR..MR+3 in the edge tile.
+        let kind = |i: usize| match i {
+            0..3 => Some(i),
+            _ if i >= bl.mr => Some(i - bl.mr),
+            _ => None,
+        };
+        let a: Vec<f32> = (0..m * k)
+            .map(|at| match kind(at / k) {
+                Some(s) if at % k == 1 => special[s],
+                _ => value(1, at / k, at % k),
+            })
+            .collect();
+        // B > 0, so an infinity in A keeps its sign in every column.
+        let b: Vec<f32> = (0..k * n).map(|at| 1.5 + value(2, at, 0)).collect();
+        for (act, want) in [
+            (Act::None, [f32::NAN, f32::INFINITY, f32::NEG_INFINITY]),
+            (Act::Relu, [f32::NAN, f32::INFINITY, 0.0]),
+            (Act::Relu6, [f32::NAN, 6.0, 0.0]),
+        ] {
+            let mut c = vec![0.0; m * n];
+            let epi = Epilogue::NONE.act(act);
+            ctx.sgemm(
+                m, n, k, 1.0, &a, k as isize, 1, &b, n as isize, 1, 0.0, &mut c, n as isize, 1, epi,
+            );
+            for i in 0..m {
+                for j in 0..n {
+                    let got = c[i * n + j];
+                    let ok = match kind(i) {
+                        Some(0) => got.is_nan(),
+                        Some(s) => got == want[s],
+                        None => got.is_finite() && (act != Act::Relu6 || got <= 6.0),
+                    };
+                    assert!(ok, "{kernel:?} {act:?}: C[{i}, {j}] = {got}");
                 }
             }
         }
@@ -434,20 +562,24 @@ fn results_do_not_depend_on_the_thread_count() {
                 beta: 1.0,
                 layouts: [layout; 3],
                 bias: Some(true),
-                relu: true,
                 ..Case::new(m, n, k)
             };
-            let (_, single) = case.run(&one);
-            let (_, double) = case.run(&two);
-            let same = single
-                .iter()
-                .zip(&double)
-                .all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(
-                same,
-                "{kernel:?} {}: 1 and 2 threads differ",
-                case.describe()
-            );
+            for act in [Act::Relu, Act::Relu6] {
+                // alpha = 1 for ReLU6: with k = 300 the outputs reach past 6.
+                let alpha = if act == Act::Relu6 { 1.0 } else { -1.5 };
+                let case = Case { alpha, act, ..case };
+                let (_, single) = case.run(&one);
+                let (_, double) = case.run(&two);
+                let same = single
+                    .iter()
+                    .zip(&double)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(
+                    same,
+                    "{kernel:?} {}: 1 and 2 threads differ",
+                    case.describe()
+                );
+            }
         }
     }
 }

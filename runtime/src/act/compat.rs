@@ -2,7 +2,7 @@
 //! generic kernel in `pointwise.rs`. They are kept for the generated code until the compiler
 //! moves to [`forward`] and [`backward`] with an op value; new code should call those.
 
-use super::{backward, backward_inplace, forward, forward_inplace};
+use super::{backward, backward_inplace, backward_inplace_slot, forward, forward_inplace};
 use super::{LeakyRelu, Relu, Sigmoid, Tanh};
 use crate::tensor::Slot;
 
@@ -28,11 +28,7 @@ pub fn relu_backward_inplace(y: &[f32], dy: &mut [f32]) {
 /// [`relu_backward_inplace`] on `n` images of `len` elements at `slot` of `y` and `dy` (a
 /// layer that writes its slice of a concat in place).
 pub fn relu_backward_inplace_slot(n: usize, len: usize, slot: Slot, y: &[f32], dy: &mut [f32]) {
-    slot.check(n, len, y.len().min(dy.len()), "relu");
-    for i in 0..n {
-        let r = slot.image(i, len);
-        backward_inplace(Relu, &y[r.clone()], &mut dy[r]);
-    }
+    backward_inplace_slot(Relu, n, len, slot, y, dy);
 }
 
 /// `x ← max(x, 0)`: a ReLU that shares its input's buffer (the `inplace` pass); its

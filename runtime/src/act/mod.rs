@@ -20,5 +20,7 @@ pub use gelu::{Gelu, GeluTanh};
 pub use ops::{
     Elu, Hardsigmoid, Hardswish, Hardtanh, LeakyRelu, Mish, Relu, Relu6, Sigmoid, Silu, Tanh,
 };
-pub use pointwise::{backward, backward_inplace, forward, forward_inplace, Pointwise};
+pub use pointwise::{
+    backward, backward_inplace, backward_inplace_slot, forward, forward_inplace, Pointwise,
+};
 pub use softmax::{softmax_backward, softmax_forward};

@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::Context;
+use crate::tensor::Slot;
 
 /// Elements per task when a large tensor goes to the runtime's threads; elements are
 /// independent, so the result does not depend on the thread count.
@@ -111,4 +112,27 @@ pub fn backward_inplace<F: Pointwise>(f: F, y: &[f32], dy: &mut [f32]) {
             *d = f.grad(yv, yv, *d);
         }
     });
+}
+
+/// [`backward_inplace`] on `n` images of `len` elements at `slot` of `y` and `dy`: the
+/// backward of an op fused into a layer that writes its slice of a concat in place (only for
+/// FROM_OUTPUT ops).
+pub fn backward_inplace_slot<F: Pointwise>(
+    f: F,
+    n: usize,
+    len: usize,
+    slot: Slot,
+    y: &[f32],
+    dy: &mut [f32],
+) {
+    assert!(
+        F::FROM_OUTPUT,
+        "{}: its derivative needs the input, so it has no in-place backward",
+        name::<F>()
+    );
+    slot.check(n, len, y.len().min(dy.len()), name::<F>());
+    for i in 0..n {
+        let r = slot.image(i, len);
+        backward_inplace(f, &y[r.clone()], &mut dy[r]);
+    }
 }

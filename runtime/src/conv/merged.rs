@@ -3,7 +3,7 @@
 //! Each part's output (or gradient) lives in its own buffer or a concat's slot.
 
 use super::{bias_backward_slot, Conv2d};
-use crate::gemm::{sgemm, Epilogue};
+use crate::gemm::{sgemm, Act, Epilogue};
 use crate::tensor::Slot;
 
 /// Floats of `col` that [`conv1x1_merged_forward`] and [`conv1x1_merged_backward`] need for
@@ -76,6 +76,7 @@ fn merged_parts(
 /// written to buffer `dests[j].0` of `ys` at slot `dests[j].1`. `g` is the merged geometry
 /// (`out` the sum of the parts'). The stacked weights and one image of output live in `col`
 /// (see [`merged_col_len`]); each image is one GEMM into it, then its rows are copied out.
+/// [`conv1x1_merged_forward_act`] with [`Act::Relu`] or [`Act::None`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv1x1_merged_forward(
     g: &Conv2d,
@@ -84,6 +85,23 @@ pub fn conv1x1_merged_forward(
     w: &[&[f32]],
     bias: Option<&[&[f32]]>,
     relu: bool,
+    ys: &mut [&mut [f32]],
+    dests: &[(usize, Slot)],
+    col: &mut [f32],
+) {
+    conv1x1_merged_forward_act(g, n, x, w, bias, Act::relu_if(relu), ys, dests, col);
+}
+
+/// [`conv1x1_merged_forward`] with `act` (the same for every part) in the GEMM's epilogue:
+/// `Y = act([W_0; W_1; ...]·X + [b_0; b_1; ...])`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv1x1_merged_forward_act(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[&[f32]],
+    bias: Option<&[&[f32]]>,
+    act: Act,
     ys: &mut [&mut [f32]],
     dests: &[(usize, Slot)],
     col: &mut [f32],
@@ -101,13 +119,11 @@ pub fn conv1x1_merged_forward(
         }
         stack(bias, bm);
     }
-    let mut epi = match bias {
+    let epi = match bias {
         Some(_) => Epilogue::bias_per_row(bm),
         None => Epilogue::NONE,
-    };
-    if relu {
-        epi = epi.relu();
     }
+    .act(act);
     for i in 0..n {
         let xi = &x[i * c * p..(i + 1) * c * p];
         sgemm(

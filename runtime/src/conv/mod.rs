@@ -13,12 +13,13 @@
 //! GEMMs over output rows and columns only, and images are summed in order, so results do not
 //! depend on the thread count.
 
-use crate::gemm::{sgemm, sgemm_source, Epilogue};
+use crate::gemm::{sgemm, sgemm_source, Act, Epilogue};
 pub use crate::im2col::Conv2d;
 use crate::im2col::{col2im, im2col, pad_input, Im2colPlan};
 use crate::tensor::Slot;
 pub use merged::{
-    conv1x1_merged_backward, conv1x1_merged_backward_acc, conv1x1_merged_forward, merged_col_len,
+    conv1x1_merged_backward, conv1x1_merged_backward_acc, conv1x1_merged_forward,
+    conv1x1_merged_forward_act, merged_col_len,
 };
 
 mod merged;
@@ -255,7 +256,8 @@ fn data_grad_image(
     }
 }
 
-/// `y = conv(x, w) + bias`, then ReLU if `relu` (the epilogue the compiler fuses).
+/// `y = conv(x, w) + bias`, then ReLU if `relu` (the epilogue the compiler fuses):
+/// [`conv2d_forward_act`] with [`Act::Relu`] or [`Act::None`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_forward(
     g: &Conv2d,
@@ -267,9 +269,25 @@ pub fn conv2d_forward(
     y: &mut [f32],
     col: &mut [f32],
 ) {
+    conv2d_forward_act(g, n, x, w, bias, Act::relu_if(relu), y, col);
+}
+
+/// `y = act(conv(x, w) + bias)`: the activation fused into the GEMM's epilogue, bitwise what
+/// [`conv2d_forward`] without it followed by the activation's `act::forward` gives.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward_act(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    y: &mut [f32],
+    col: &mut [f32],
+) {
     check_lens(g, n, x.len(), w.len(), y.len(), None, col.len());
     let ys = Slot::dense(g.out * g.ho() * g.wo());
-    conv2d_forward_slot(g, n, x, w, bias, relu, y, ys, col);
+    conv2d_forward_slot_act(g, n, x, w, bias, act, y, ys, col);
 }
 
 /// [`conv2d_forward`] writing image `i` at `ys` of `y`: straight into a channel slice of a
@@ -286,7 +304,23 @@ pub fn conv2d_forward_slot(
     ys: Slot,
     col: &mut [f32],
 ) {
-    forward(g, n, x, w, bias, relu, y, ys, 0.0, col);
+    conv2d_forward_slot_act(g, n, x, w, bias, Act::relu_if(relu), y, ys, col);
+}
+
+/// [`conv2d_forward_act`] writing image `i` at `ys` of `y`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward_slot_act(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    y: &mut [f32],
+    ys: Slot,
+    col: &mut [f32],
+) {
+    forward(g, n, x, w, bias, act, y, ys, 0.0, col);
 }
 
 /// `y += conv(x, w)`: the backward data of a transposed convolution adding into its
@@ -300,10 +334,10 @@ pub(crate) fn conv2d_forward_acc(
     col: &mut [f32],
 ) {
     let ys = Slot::dense(g.out * g.ho() * g.wo());
-    forward(g, n, x, w, None, false, y, ys, 1.0, col);
+    forward(g, n, x, w, None, Act::None, y, ys, 1.0, col);
 }
 
-/// `y = relu?(conv(x, w) + beta·y + bias)` at `ys` of `y`: the GEMM's beta, 0 (`y` only
+/// `y = act(conv(x, w) + beta·y + bias)` at `ys` of `y`: the GEMM's beta, 0 (`y` only
 /// written) or 1.
 #[allow(clippy::too_many_arguments)]
 fn forward(
@@ -312,7 +346,7 @@ fn forward(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
-    relu: bool,
+    act: Act,
     y: &mut [f32],
     ys: Slot,
     beta: f32,
@@ -329,13 +363,11 @@ fn forward(
         let yi = ys.image(i, g.out * p).start;
         for grp in 0..g.groups {
             let xi = &x[i * xs..(i + 1) * xs];
-            let mut epi = match bias {
+            let epi = match bias {
                 Some(bias) => Epilogue::bias_per_row(&bias[grp * og..(grp + 1) * og]),
                 None => Epilogue::NONE,
-            };
-            if relu {
-                epi = epi.relu();
             }
+            .act(act);
             let yg = &mut y[yi + grp * og * p..yi + (grp + 1) * og * p];
             let wg = &w[grp * og * k..(grp + 1) * og * k];
             if let Some(plan) = &plan {

@@ -194,6 +194,13 @@ unsafe fn kernel_avx2<const ROWS: usize, const NV: usize>(
     let alpha_v = _mm256_set1_ps(alpha);
     let beta_v = _mm256_set1_ps(beta);
     let zero = _mm256_setzero_ps();
+    // The clamp, decided once per tile: `lo` applies max(0, x), `hi` min(hi, x) as well
+    // (ReLU6); ReLU's hi = ∞ is skipped, so ReLU costs what it did before ReLU6 existed.
+    let (lo, hi) = match epi.clamp {
+        Some(hi) => (true, hi < f32::INFINITY),
+        None => (false, false),
+    };
+    let hi_v = _mm256_set1_ps(epi.clamp.unwrap_or(0.0));
     let col_bias = match epi.bias {
         // SAFETY: a Col bias points to NR floats (contract).
         TileBias::Col(bias) => unsafe {
@@ -203,7 +210,7 @@ unsafe fn kernel_avx2<const ROWS: usize, const NV: usize>(
     };
 
     // Finish vector v (columns 8v..8v+8) of row i: scale, add beta*C (reading C only if
-    // beta != 0), bias, ReLU, store.
+    // beta != 0), bias, clamp, store.
     macro_rules! finish {
         ($i:expr, $v:expr) => {{
             // SAFETY: the tile has row stride `rsc` and unit column stride; row i < ROWS
@@ -230,9 +237,13 @@ unsafe fn kernel_avx2<const ROWS: usize, const NV: usize>(
                     }
                 }
             }
-            if epi.relu {
+            if lo {
                 // max(0, x) returns the second operand when either is NaN: NaN propagates.
                 r = _mm256_max_ps(zero, r);
+                if hi {
+                    // Likewise min(hi, x): NaN stays NaN, as PyTorch's relu6.
+                    r = _mm256_min_ps(hi_v, r);
+                }
             }
             // SAFETY: as above; every element of the tile is writable.
             unsafe { _mm256_storeu_ps(c_v, r) };

@@ -222,7 +222,7 @@ impl Context {
             rsc,
             csc,
             bias: tile_bias(epilogue),
-            relu: epilogue.relu,
+            clamp: epilogue.act.clamp_hi(),
             source: None,
             j0: 0,
         };
@@ -279,7 +279,7 @@ impl Context {
             rsc,
             csc: 1,
             bias: tile_bias(epilogue),
-            relu: epilogue.relu,
+            clamp: epilogue.act.clamp_hi(),
             source: Some(b),
             j0: 0,
         };
@@ -364,8 +364,8 @@ fn scale_only(
                 Bias::PerRow(bias) => v += bias[i],
                 Bias::PerCol(bias) => v += bias[j],
             }
-            if epilogue.relu {
-                v = super::generic::relu(v);
+            if let Some(hi) = epilogue.act.clamp_hi() {
+                v = super::generic::clamp(v, hi);
             }
             *x = v;
         }

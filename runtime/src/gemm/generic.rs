@@ -34,6 +34,11 @@ impl Kernel for Generic {
                 std::slice::from_raw_parts(b, k * NR),
             )
         };
+        // The clamp's bounds, decided once: ReLU (hi = ∞) skips the upper bound.
+        let (lo, hi) = match epi.clamp {
+            Some(hi) => (true, (hi < f32::INFINITY).then_some(hi)),
+            None => (false, None),
+        };
         let mut ab = [[0.0f32; NR]; MR];
         for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
             for i in 0..MR {
@@ -59,8 +64,11 @@ impl Kernel for Generic {
                     // SAFETY: the caller guarantees NR floats at a Col bias, j < NR.
                     TileBias::Col(bias) => v += unsafe { *bias.add(j) },
                 }
-                if epi.relu {
+                if lo {
                     v = relu(v);
+                }
+                if let Some(hi) = hi {
+                    v = below(v, hi);
                 }
                 *x = v;
             }
@@ -75,10 +83,26 @@ impl Kernel for Generic {
 /// `max(x, 0)`, NaN kept (as PyTorch's ReLU, and `_mm256_max_ps(0, x)`), so that a
 /// diverging network shows NaN rather than zeros.
 #[inline(always)]
-pub(crate) fn relu(x: f32) -> f32 {
+fn relu(x: f32) -> f32 {
     if x < 0.0 {
         0.0
     } else {
         x
     }
+}
+
+/// `min(x, hi)`, NaN kept (as PyTorch's ReLU6, and `_mm256_min_ps(hi, x)`).
+#[inline(always)]
+fn below(x: f32, hi: f32) -> f32 {
+    if x > hi {
+        hi
+    } else {
+        x
+    }
+}
+
+/// `min(max(x, 0), hi)`, NaN kept: the epilogue's clamp on one element.
+#[inline(always)]
+pub(crate) fn clamp(x: f32, hi: f32) -> f32 {
+    below(relu(x), hi)
 }

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! where `epilogue` adds an optional bias (one value per row or per column of the tile) and
-//! then an optional ReLU. The loop nest in `mod.rs` passes the real epilogue only with the last
+//! then an optional clamp to `[0, hi]` (ReLU with `hi = ∞`, ReLU6 with `hi = 6`). The loop nest in `mod.rs` passes the real epilogue only with the last
 //! k block, so it is applied once per element of C, after the full reduction.
 
 /// The bias part of a tile epilogue; the pointer is at the tile's first row (`Row`, MR values)
@@ -27,14 +27,16 @@ pub(crate) enum TileBias {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TileEpilogue {
     pub bias: TileBias,
-    pub relu: bool,
+    /// `Some(hi)`: clamp to `[0, hi]` last, `min(max(x, 0), hi)` with NaN kept; `hi = ∞` is
+    /// ReLU, for which a kernel skips the `min` (decided once per tile, not per element).
+    pub clamp: Option<f32>,
 }
 
 impl TileEpilogue {
     /// The identity: used for every k block but the last.
     pub const NONE: TileEpilogue = TileEpilogue {
         bias: TileBias::None,
-        relu: false,
+        clamp: None,
     };
 }
 

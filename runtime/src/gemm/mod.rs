@@ -1,7 +1,7 @@
 //! Single-precision GEMM, `C = alpha·A·B + beta·C`, the workhorse of every convolution
-//! (im2col) and linear layer: arbitrary strides, a fused bias/ReLU epilogue, packed operands,
-//! the BLIS five-loop nest around a register-blocked micro-kernel, and threads over the
-//! output only.
+//! (im2col) and linear layer: arbitrary strides, a fused epilogue (bias, then ReLU or ReLU6),
+//! packed operands, the BLIS five-loop nest around a register-blocked micro-kernel, and
+//! threads over the output only.
 //!
 //! Layout of this module: `mod.rs` (the API and the loop nest), `pack.rs` (panels),
 //! `source.rs` (B operands generated block by block, such as an implicit im2col),
@@ -59,7 +59,7 @@ pub use source::{panel_from_two_runs, BSource, Major};
 use kernel::{Kernel, TileBias, TileEpilogue};
 use pack::AlignedBuf;
 
-/// A bias added to C after the product, before the optional ReLU.
+/// A bias added to C after the product, before the activation.
 #[derive(Clone, Copy, Debug, Default)]
 pub enum Bias<'a> {
     /// No bias.
@@ -71,36 +71,70 @@ pub enum Bias<'a> {
     PerCol(&'a [f32]),
 }
 
+/// The activation an epilogue applies last, each a clamp `min(max(x, 0), hi)` with NaN
+/// passed through (as PyTorch's `relu` and `relu6`, and [`crate::act::Relu`] /
+/// [`crate::act::Relu6`], which it equals bitwise on the same input).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Act {
+    /// The identity.
+    #[default]
+    None,
+    /// `max(x, 0)`: the clamp to `[0, ∞)`.
+    Relu,
+    /// `min(max(x, 0), 6)`: the clamp to `[0, 6]` (MobileNet's activation).
+    Relu6,
+}
+
+impl Act {
+    /// `Relu` if `relu`, else `None`: the activation of the kernels' `relu: bool` forms.
+    pub fn relu_if(relu: bool) -> Act {
+        if relu {
+            Act::Relu
+        } else {
+            Act::None
+        }
+    }
+
+    /// The upper bound of the clamp to `[0, hi]`, `None` for no activation (ReLU: ∞).
+    pub fn clamp_hi(self) -> Option<f32> {
+        match self {
+            Act::None => None,
+            Act::Relu => Some(f32::INFINITY),
+            Act::Relu6 => Some(6.0),
+        }
+    }
+}
+
 /// What happens to each element of C once, after the full reduction over k:
-/// `C[i, j] = relu?(alpha·(A·B)[i, j] + beta·C[i, j] + bias)`.
+/// `C[i, j] = act(alpha·(A·B)[i, j] + beta·C[i, j] + bias)`.
 ///
 /// Built as `Epilogue::NONE`, `Epilogue::RELU`, `Epilogue::bias_per_row(&b)`,
-/// `Epilogue::bias_per_col(&b).relu()`, ...
+/// `Epilogue::bias_per_col(&b).relu()`, `Epilogue::bias_per_row(&b).act(Act::Relu6)`, ...
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Epilogue<'a> {
     /// The bias to add.
     pub bias: Bias<'a>,
-    /// Whether to apply `max(x, 0)` last (NaN becomes 0).
-    pub relu: bool,
+    /// The activation applied last (NaN propagates).
+    pub act: Act,
 }
 
 impl<'a> Epilogue<'a> {
     /// Plain GEMM.
     pub const NONE: Epilogue<'static> = Epilogue {
         bias: Bias::None,
-        relu: false,
+        act: Act::None,
     };
     /// ReLU only.
     pub const RELU: Epilogue<'static> = Epilogue {
         bias: Bias::None,
-        relu: true,
+        act: Act::Relu,
     };
 
     /// `C[i, j] += bias[i]` (one bias per output channel of a convolution).
     pub fn bias_per_row(bias: &'a [f32]) -> Epilogue<'a> {
         Epilogue {
             bias: Bias::PerRow(bias),
-            relu: false,
+            act: Act::None,
         }
     }
 
@@ -108,13 +142,18 @@ impl<'a> Epilogue<'a> {
     pub fn bias_per_col(bias: &'a [f32]) -> Epilogue<'a> {
         Epilogue {
             bias: Bias::PerCol(bias),
-            relu: false,
+            act: Act::None,
         }
     }
 
     /// The same epilogue followed by ReLU.
     pub fn relu(self) -> Epilogue<'a> {
-        Epilogue { relu: true, ..self }
+        self.act(Act::Relu)
+    }
+
+    /// The same epilogue followed by `act` (instead of its own activation).
+    pub fn act(self, act: Act) -> Epilogue<'a> {
+        Epilogue { act, ..self }
     }
 }
 
@@ -199,7 +238,8 @@ struct Problem<'s> {
     csc: isize,
     /// The bias pointer is at row 0 (Row) or column 0 (Col) of C.
     bias: TileBias,
-    relu: bool,
+    /// The clamp to `[0, hi]` of the epilogue, if any (see [`TileEpilogue`]).
+    clamp: Option<f32>,
     /// B generated on demand instead of read through `b` (which is then unused), from
     /// column `j0` of the source on.
     source: Option<&'s dyn BSource>,
@@ -399,7 +439,7 @@ unsafe fn gemm_loops<K: Kernel>(p: &Problem, scratch: &mut Scratch) {
                                         TileBias::Row(b) => TileBias::Row(b.add(i)),
                                         TileBias::Col(b) => TileBias::Col(b.add(j)),
                                     },
-                                    relu: p.relu,
+                                    clamp: p.clamp,
                                 }
                             }
                         } else {
@@ -472,7 +512,7 @@ unsafe fn tile<K: Kernel>(
     };
     let epi_t = TileEpilogue {
         bias: bias_t,
-        relu: epi.relu,
+        clamp: epi.clamp,
     };
     // SAFETY: `t` is a full MR×NR tile with row stride NR, initialized; `bias` covers MAX_SIDE.
     unsafe {
