@@ -215,11 +215,11 @@ impl Graph {
         let id = |n: NodeIndex| format!("n{}", n.index());
         for n in self.nodes() {
             let node = self.node(n);
-            let fused = match &node.op {
-                crate::ops::Op::Conv(c) if c.relu => "+relu",
-                crate::ops::Op::Linear(l) if l.relu => "+relu",
-                _ => "",
-            };
+            let fused = node
+                .op
+                .fused()
+                .map(|f| format!("+{}", f.name()))
+                .unwrap_or_default();
             let ins: Vec<String> = self.inputs_of(n).into_iter().map(id).collect();
             out += &format!(
                 "{} {} {}{} {} <- [{}]\n",

@@ -313,9 +313,9 @@ pub fn forward_dropping(
                     drop: mode == Mode::Train && out.rng.is_some(),
                 };
                 op.kind().forward(&cx, &mut out);
-                // A ReLU fused into the layer by the `epilogue` pass.
-                if fused_relu(op) {
-                    rt::act::forward_inplace(rt::act::Relu, &mut out.y);
+                // An activation fused into the layer by the `epilogue` pass.
+                if let Some(f) = op.fused() {
+                    f.forward_inplace(&mut out.y);
                 }
             }
         }
@@ -369,11 +369,6 @@ pub(crate) fn loss_term(
     (l, da, Some(db))
 }
 
-/// Whether `op` has a ReLU applied in its GEMM's epilogue (the `epilogue` pass).
-pub(crate) fn fused_relu(op: &Op) -> bool {
-    matches!(op, Op::Conv(c) if c.relu) || matches!(op, Op::Linear(l) if l.relu)
-}
-
 fn seed(seeds: &mut BTreeMap<NodeIndex, Vec<f32>>, n: NodeIndex, g: Vec<f32>) {
     match seeds.get_mut(&n) {
         Some(acc) => rt::tensor::accumulate(&g, acc),
@@ -401,9 +396,9 @@ pub fn backward(g: &Graph, params: &Params, f: &Forward) -> Params {
             continue;
         }
         let ins = g.inputs_of(n);
-        // A ReLU fused into the layer: its gradient first, on the layer's own output.
-        if fused_relu(&node.op) {
-            rt::act::backward_inplace(rt::act::Relu, &f.values[&n], &mut dy);
+        // An activation fused into the layer: its gradient first, on the layer's own output.
+        if let Some(act) = node.op.fused() {
+            act.backward_inplace(&f.values[&n], &mut dy);
         }
         let cx = Bwd {
             batch,

@@ -131,7 +131,7 @@ fn merged(g: &Graph, group: &[NodeIndex]) -> Result<(), String> {
     let first = g.node(group[0]);
     let key = |n: NodeIndex| match &g.node(n).op {
         Op::Conv(c) if crate::passes::merge_1x1::pointwise(c) => {
-            Some((g.inputs_of(n), c.bias, c.relu))
+            Some((g.inputs_of(n), c.bias, c.act.map(|f| f.name())))
         }
         _ => None,
     };

@@ -148,19 +148,18 @@ pub(super) fn module(
         );
         doc.push_str(&fusion_note(g, n));
         let (fwd_body, bwd_body) = layer::layer(g, n, stems);
-        // A ReLU fused into the layer: its gradient first, on the layer's own output.
-        let fused_relu = matches!(&node.op, Op::Conv(c) if c.relu)
-            || matches!(&node.op, Op::Linear(l) if l.relu);
-        let bwd_body = if fused_relu {
+        // An activation fused into the layer: its gradient first, on the layer's own output.
+        let bwd_body = if let Some(f) = node.op.fused() {
+            let k = f.kernel();
             if let Some((t, d, slot)) = layer::layer_in_place(g, stems, n) {
                 let len = node.shape.iter().product::<usize>();
-                quote! { rt::act::relu_backward_inplace_slot(n, #len, #slot, &#t, &mut #d); #bwd_body }
+                quote! { rt::act::backward_inplace_slot(#k, n, #len, #slot, &#t, &mut #d); #bwd_body }
             } else {
                 let (t, d) = (
                     format_ident!("{}", buf_name('t', n)),
                     format_ident!("{}", buf_name('d', n)),
                 );
-                quote! { rt::act::backward_inplace(rt::act::Relu, &ws.#t, &mut ws.#d); #bwd_body }
+                quote! { rt::act::backward_inplace(#k, &ws.#t, &mut ws.#d); #bwd_body }
             }
         } else {
             bwd_body

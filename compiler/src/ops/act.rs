@@ -207,6 +207,37 @@ impl ActFn {
         }
     }
 
+    /// Whether a GEMM's epilogue can apply it (the runtime's `gemm::Act`): ReLU and ReLU6,
+    /// clamps whose derivative the output decides, so backward needs no pre-activation.
+    pub fn in_epilogue(self) -> bool {
+        matches!(self, ActFn::Relu | ActFn::Relu6)
+    }
+
+    /// The runtime's epilogue for an optional fused activation, as generated code.
+    pub fn epilogue_tokens(act: Option<ActFn>) -> TokenStream {
+        match act {
+            None => quote! { rt::gemm::Act::None },
+            Some(ActFn::Relu) => quote! { rt::gemm::Act::Relu },
+            Some(ActFn::Relu6) => quote! { rt::gemm::Act::Relu6 },
+            Some(f) => unreachable!("{f:?} is not applied in an epilogue"),
+        }
+    }
+
+    /// `x ← f(x)`, in the interpreter.
+    pub fn forward_inplace(self, x: &mut [f32]) {
+        with_kernel!(self, |k| rt::act::forward_inplace(k, x))
+    }
+
+    /// `dy ← dy·f'(y)`, for a function whose derivative its output decides.
+    pub fn backward_inplace(self, y: &[f32], dy: &mut [f32]) {
+        with_kernel!(self, |k| rt::act::backward_inplace(k, y, dy))
+    }
+
+    /// The display name of the op (`relu6`).
+    pub fn name(self) -> &'static str {
+        Act { f: self }.name()
+    }
+
     /// Whether the derivative follows from the output alone (the runtime's
     /// `Pointwise::FROM_OUTPUT`): then the activation may overwrite its input.
     pub fn from_output(self) -> bool {

@@ -10,7 +10,7 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
 use super::window::{expect_image, weights_fit, window_shape, Window};
-use super::{object, pair_str, product, Op, OpError, OpKind, Pair, ParamDecl, Reads};
+use super::{object, pair_str, product, ActFn, Op, OpError, OpKind, Pair, ParamDecl, Reads};
 use crate::codegen::{layer_in_place, Cx};
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -24,8 +24,9 @@ pub struct Conv {
     pub dil: Pair,
     pub groups: usize,
     pub bias: bool,
-    /// ReLU applied in the GEMM's epilogue (set by the `epilogue` pass, never by users).
-    pub relu: bool,
+    /// The activation applied in the GEMM's epilogue (ReLU or ReLU6; set by the `epilogue`
+    /// pass, never by users).
+    pub act: Option<ActFn>,
 }
 
 const PARAMS: &[Param] = &[
@@ -79,7 +80,7 @@ fn build(r: &Reader) -> Result<Op, OpError> {
         dil,
         groups: r.size("groups")?,
         bias: r.bool("bias")?,
-        relu: false,
+        act: None,
     }))
 }
 
@@ -154,8 +155,8 @@ impl OpKind for Conv {
             "out": self.out, "k": self.k, "s": self.s, "p": self.p, "dil": self.dil,
             "groups": self.groups, "bias": self.bias,
         });
-        if self.relu {
-            v["relu"] = json!(true);
+        if let Some(f) = self.act {
+            v["act"] = json!(f.name());
         }
         object(v)
     }
@@ -175,7 +176,7 @@ impl OpKind for Conv {
     fn reads(&self) -> Reads {
         Reads {
             input: true,
-            output: self.relu,
+            output: self.act.is_some(),
         }
     }
 
@@ -275,10 +276,10 @@ impl OpKind for Conv {
         let (x, dx_ok) = (cx.x(0), cx.wants(0));
         let (w, dw) = (cx.param("weight"), cx.grad("weight"));
         let (b, db) = cx.bias_args(self.bias);
-        let relu = self.relu;
+        let act = ActFn::epilogue_tokens(self.act);
         if let Some((t, d, slot)) = layer_in_place(g, cx.stems, cx.n) {
             let fwd = quote! {
-                rt::conv::conv2d_forward_slot(&#geo, n, &#x, &#w, #b, #relu, &mut #t, #slot, &mut ws.col);
+                rt::conv::conv2d_forward_slot_act(&#geo, n, &#x, &#w, #b, #act, &mut #t, #slot, &mut ws.col);
             };
             let data = cx.add_dx(0, |dx| quote! {
                 rt::conv::conv2d_backward_data_slot_acc(&#geo, n, &#w, &#d, #slot, &mut #dx, &mut ws.col);
@@ -290,7 +291,7 @@ impl OpKind for Conv {
             return (fwd, bwd);
         }
         let (y, dy) = (cx.y(), cx.dy());
-        let fwd = quote! { rt::conv::conv2d_forward(&#geo, n, &#x, &#w, #b, #relu, &mut #y, &mut ws.col); };
+        let fwd = quote! { rt::conv::conv2d_forward_act(&#geo, n, &#x, &#w, #b, #act, &mut #y, &mut ws.col); };
         let data =
             if dx_ok {
                 cx.add_dx(0, |dx| quote! {
@@ -350,7 +351,7 @@ fn merged(cx: &Cx, group: &[petgraph::stable_graph::NodeIndex]) -> (TokenStream,
     } else {
         (quote! { None }, quote! { None })
     };
-    let relu = c.relu;
+    let act = ActFn::epilogue_tokens(c.act);
     let tx = cx.x(0);
     let backward = |dx_arg: TokenStream| {
         quote! {
@@ -366,7 +367,7 @@ fn merged(cx: &Cx, group: &[petgraph::stable_graph::NodeIndex]) -> (TokenStream,
     };
     (
         quote! {
-            rt::conv::conv1x1_merged_forward(&#geo, n, &#tx, &[#(&p.#ws_[..]),*], #b_fwd, #relu,
+            rt::conv::conv1x1_merged_forward_act(&#geo, n, &#tx, &[#(&p.#ws_[..]),*], #b_fwd, #act,
                 &mut [#(&mut #tbufs[..]),*], &[#(#dests),*], &mut ws.col);
         },
         data,

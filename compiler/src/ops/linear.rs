@@ -9,7 +9,7 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::weights_fit;
-use super::{object, product, Op, OpError, OpKind, ParamDecl, Reads};
+use super::{object, product, ActFn, Op, OpError, OpKind, ParamDecl, Reads};
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -18,8 +18,8 @@ use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
 pub struct Linear {
     pub out: usize,
     pub bias: bool,
-    /// ReLU fused into the GEMM's epilogue by the `epilogue` pass.
-    pub relu: bool,
+    /// The activation fused into the GEMM's epilogue by the `epilogue` pass (ReLU, ReLU6).
+    pub act: Option<ActFn>,
 }
 
 pub const SPECS: &[OpSpec] = &[OpSpec {
@@ -33,7 +33,7 @@ pub const SPECS: &[OpSpec] = &[OpSpec {
         Ok(Op::Linear(Linear {
             out: r.size("out")?,
             bias: r.bool("bias")?,
-            relu: false,
+            act: None,
         }))
     },
 }];
@@ -69,8 +69,8 @@ impl OpKind for Linear {
 
     fn attrs(&self) -> Map<String, Json> {
         let mut v = json!({ "out": self.out, "bias": self.bias });
-        if self.relu {
-            v["relu"] = json!(true);
+        if let Some(f) = self.act {
+            v["act"] = json!(f.name());
         }
         object(v)
     }
@@ -82,7 +82,7 @@ impl OpKind for Linear {
     fn reads(&self) -> Reads {
         Reads {
             input: true,
-            output: self.relu,
+            output: self.act.is_some(),
         }
     }
 
@@ -124,7 +124,7 @@ impl OpKind for Linear {
     }
 
     fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
-        let (fin, o, relu) = (cx.shapes[0][0], self.out, self.relu);
+        let (fin, o, act) = (cx.shapes[0][0], self.out, ActFn::epilogue_tokens(self.act));
         let (wt, gw) = (cx.param("weight"), cx.grad("weight"));
         let (b, db) = cx.bias_args(self.bias);
         let (x, y, dy) = (cx.x(0), cx.y(), cx.dy());
@@ -132,7 +132,7 @@ impl OpKind for Linear {
             quote! { rt::linear::linear_backward_data_acc(n, #fin, #o, &#wt, &#dy, &mut #dx); }
         });
         (
-            quote! { rt::linear::linear_forward(n, #fin, #o, &#x, &#wt, #b, #relu, &mut #y); },
+            quote! { rt::linear::linear_forward_act(n, #fin, #o, &#x, &#wt, #b, #act, &mut #y); },
             quote! {
                 rt::linear::linear_backward_weight(n, #fin, #o, &#x, &#dy, &mut #gw, #db);
                 #data

@@ -366,6 +366,15 @@ impl Op {
         self.kind().infer(ins)
     }
 
+    /// The activation a GEMM layer applies in its epilogue (set by the `epilogue` pass).
+    pub fn fused(&self) -> Option<ActFn> {
+        match self {
+            Op::Conv(c) => c.act,
+            Op::Linear(l) => l.act,
+            _ => None,
+        }
+    }
+
     /// A pointwise activation's function, if the op is one.
     pub fn act(&self) -> Option<ActFn> {
         match self {

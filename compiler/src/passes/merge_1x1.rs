@@ -26,14 +26,15 @@ pub fn pointwise(c: &Conv) -> bool {
 pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
     let mut changed = false;
     for x in g.nodes() {
-        let mut siblings: BTreeMap<(bool, bool), Vec<_>> = BTreeMap::new();
+        let mut siblings: BTreeMap<(bool, Option<&str>), Vec<_>> = BTreeMap::new();
         for c in g.consumers_of(x) {
             if g.group_of(c).is_some() {
                 continue;
             }
             if let Op::Conv(conv) = &g.node(c).op {
                 if pointwise(conv) {
-                    siblings.entry((conv.bias, conv.relu)).or_default().push(c);
+                    let act = conv.act.map(|f| f.name());
+                    siblings.entry((conv.bias, act)).or_default().push(c);
                 }
             }
         }

@@ -15,9 +15,7 @@ use petgraph::stable_graph::NodeIndex;
 use netc_runtime as rt;
 
 use crate::graph::{Graph, Shape};
-use crate::interp::{
-    fused_relu, loss_term, Bwd, BwdOut, Feed, Fwd, FwdOut, Mode, Params, Saved, Tensor,
-};
+use crate::interp::{loss_term, Bwd, BwdOut, Feed, Fwd, FwdOut, Mode, Params, Saved, Tensor};
 use crate::ops::{InputKind, Op};
 
 use super::schedule::{BufId, Buffers, Step, What};
@@ -171,8 +169,8 @@ fn forward(m: &mut Memory, n: NodeIndex, params: &mut Params, mode: Mode) {
             drop: false,
         };
         node.op.kind().forward(&cx, &mut out);
-        if fused_relu(&node.op) {
-            rt::act::forward_inplace(rt::act::Relu, &mut out.y);
+        if let Some(f) = node.op.fused() {
+            f.forward_inplace(&mut out.y);
         }
         m.write('t', v, &out.y);
         let mut kept = BTreeSet::new();
@@ -210,8 +208,8 @@ fn backward(m: &mut Memory, n: NodeIndex, params: &Params, grads: &mut Params) {
         let ins = g.inputs_of(v);
         let mut dy = m.read('d', v);
         let y = m.read('t', v);
-        if fused_relu(&node.op) {
-            rt::act::backward_inplace(rt::act::Relu, &y, &mut dy);
+        if let Some(f) = node.op.fused() {
+            f.backward_inplace(&y, &mut dy);
             m.write('d', v, &dy);
         }
         let xs: Vec<Vec<f32>> = ins.iter().map(|&x| m.read('t', x)).collect();

@@ -225,8 +225,7 @@ pub fn lower(g: &Graph, b: &Buffers) -> Schedule {
         for m in members(n).into_iter().filter(|m| graded[m.index()]) {
             reads.extend(b.value('d', m));
             // A fused ReLU masks the gradient with the output first.
-            let fused = matches!(&g.node(m).op, Op::Conv(c) if c.relu)
-                || matches!(&g.node(m).op, Op::Linear(l) if l.relu);
+            let fused = g.node(m).op.fused().is_some();
             if fused {
                 writes.extend(b.value('d', m));
             }
