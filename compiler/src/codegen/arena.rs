@@ -1,27 +1,35 @@
-//! Arena views: a layer's statements name buffers as workspace fields (`ws.t5`); those that
-//! live in the arena become local slices of it, carved out once at the top of the function.
+//! Arena views: a buffer in the arena is a local slice of it in generated code, carved out
+//! once at the top of each function that uses it. [`reference`] names a buffer as the code
+//! uses it (`(*t_conv1)` for an arena buffer, `ws.a_pool1` for one of its own), and
+//! [`with_views`] puts the carving before a body, for the arena buffers the body names.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 
 use crate::plan::Placement;
 
-/// `body` with every arena buffer it names (`ws.t5`) turned into a local view of the arena,
-/// carved out up front: `let [t5, d7] = rt::tensor::carve(&mut ws.arena, ws.batch, ..);`. A
-/// view taken by reference without indexing (`&ws.t5`, `&mut ws.t5`) becomes `&*t5`.
-pub(super) fn arena_views(
-    body: TokenStream,
-    arena: &BTreeMap<String, Placement>,
-    renames: &BTreeMap<String, String>,
-) -> TokenStream {
+/// Buffer `name` as generated code uses it: `(*name)`, a view of the arena carved by
+/// [`with_views`], or `ws.name`, a field of the workspace.
+pub(crate) fn reference(arena: &BTreeMap<String, Placement>, name: &str) -> TokenStream {
+    let id = format_ident!("{name}");
+    if arena.contains_key(name) {
+        quote! { (*#id) }
+    } else {
+        quote! { ws.#id }
+    }
+}
+
+/// `body` after the views it uses: `let [t5, d7] = rt::tensor::carve(&mut ws.arena,
+/// ws.batch, ..);` for every arena buffer it names through [`reference`].
+pub(crate) fn with_views(body: TokenStream, arena: &BTreeMap<String, Placement>) -> TokenStream {
     let mut used = BTreeSet::new();
-    let body = rewrite(body, arena, renames, &mut used);
+    views(&body, arena, &mut used);
     if used.is_empty() {
         return body;
     }
-    let names: Vec<Ident> = used.iter().map(|n| format_ident!("{n}")).collect();
+    let names: Vec<_> = used.iter().map(|n| format_ident!("{n}")).collect();
     let parts: Vec<TokenStream> = used
         .iter()
         .map(|n| {
@@ -36,55 +44,21 @@ pub(super) fn arena_views(
     }
 }
 
-/// The token rewrite of [`arena_views`]; a name in `renames` stands for another buffer.
-fn rewrite(
-    ts: TokenStream,
-    arena: &BTreeMap<String, Placement>,
-    renames: &BTreeMap<String, String>,
-    used: &mut BTreeSet<String>,
-) -> TokenStream {
-    use proc_macro2::{Delimiter, Group, Punct, Spacing, TokenTree};
-    let tokens: Vec<TokenTree> = ts.into_iter().collect();
-    let mut out: Vec<TokenTree> = Vec::with_capacity(tokens.len());
-    let mut i = 0;
-    while i < tokens.len() {
-        let buffer = match (&tokens[i], tokens.get(i + 1), tokens.get(i + 2)) {
-            (TokenTree::Ident(ws), Some(TokenTree::Punct(dot)), Some(TokenTree::Ident(name)))
-                if ws == "ws" && dot.as_char() == '.' =>
-            {
-                let name = name.to_string();
-                let name = renames.get(&name).cloned().unwrap_or(name);
-                arena.contains_key(&name).then(|| format_ident!("{name}"))
+/// The arena buffers `ts` names as `(*name)`.
+fn views(ts: &TokenStream, arena: &BTreeMap<String, Placement>, used: &mut BTreeSet<String>) {
+    for t in ts.clone() {
+        if let TokenTree::Group(g) = t {
+            let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+            match (g.delimiter(), inner.as_slice()) {
+                (Delimiter::Parenthesis, [TokenTree::Punct(star), TokenTree::Ident(name)])
+                    if star.as_char() == '*' && arena.contains_key(&name.to_string()) =>
+                {
+                    used.insert(name.to_string());
+                }
+                _ => views(&g.stream(), arena, used),
             }
-            _ => None,
-        };
-        if let Some(name) = buffer {
-            used.insert(name.to_string());
-            let indexed = matches!(tokens.get(i + 3), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Bracket);
-            let borrowed = match out.last() {
-                Some(TokenTree::Punct(p)) => p.as_char() == '&',
-                Some(TokenTree::Ident(m)) => m == "mut",
-                _ => false,
-            };
-            if borrowed && !indexed {
-                out.push(TokenTree::Punct(Punct::new('*', Spacing::Alone)));
-            }
-            out.push(TokenTree::Ident(name));
-            i += 3;
-            continue;
         }
-        out.push(match &tokens[i] {
-            TokenTree::Group(g) => {
-                let mut inner =
-                    Group::new(g.delimiter(), rewrite(g.stream(), arena, renames, used));
-                inner.set_span(g.span());
-                TokenTree::Group(inner)
-            }
-            t => t.clone(),
-        });
-        i += 1;
     }
-    out.into_iter().collect()
 }
 
 /// Whether `ts` mentions the identifier `name` anywhere.

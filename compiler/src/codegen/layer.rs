@@ -4,20 +4,24 @@
 //!
 //! [`OpKind::emit`]: crate::ops::OpKind::emit
 
-use std::collections::BTreeMap;
-
 use petgraph::stable_graph::NodeIndex;
 
+use super::arena::reference;
 use super::*;
+use crate::plan::schedule::Buffers;
+use crate::plan::Workspace;
 
 /// What an op's code generation sees of its layer: the graph, the node, and the names of
-/// the buffers and parameters in generated code (`ws.t5` is node 5's activation, `ws.d5`
-/// its gradient, `p.conv1_weight` a parameter, `g.conv1_weight` its gradient).
+/// the buffers and parameters in generated code (`(*t_conv1)` is the activation of `conv1`
+/// as a view of the arena, `(*d_conv1)` its gradient, `ws.a_pool1` a buffer of its own,
+/// `p.conv1_weight` a parameter, `g.conv1_weight` its gradient).
 pub struct Cx<'g> {
     pub g: &'g Graph,
     pub n: NodeIndex,
-    /// Every node's stem of names (`plan::stems`).
-    pub stems: &'g BTreeMap<NodeIndex, String>,
+    /// The workspace: its buffers, their names' stems and their places in the arena.
+    pub ws: &'g Workspace,
+    /// Which buffer holds which value (`plan::schedule::Buffers`).
+    pub bufs: &'g Buffers<'g>,
     pub ins: Vec<NodeIndex>,
     /// The inputs' per-sample shapes, and the output's.
     pub shapes: Vec<&'g Shape>,
@@ -25,12 +29,13 @@ pub struct Cx<'g> {
 }
 
 impl<'g> Cx<'g> {
-    fn new(g: &'g Graph, n: NodeIndex, stems: &'g BTreeMap<NodeIndex, String>) -> Cx<'g> {
+    fn new(g: &'g Graph, n: NodeIndex, ws: &'g Workspace, bufs: &'g Buffers<'g>) -> Cx<'g> {
         let ins = g.inputs_of(n);
         Cx {
             g,
             n,
-            stems,
+            ws,
+            bufs,
             shapes: ins.iter().map(|&i| &g.node(i).shape).collect(),
             ins,
             y_shape: &g.node(n).shape,
@@ -42,10 +47,19 @@ impl<'g> Cx<'g> {
         &self.g.node(self.n).path
     }
 
-    /// Buffer `kind` of node `n` (`ws.t_conv1`).
+    /// Buffer `kind` of node `n` as the code uses it: for an activation (`'t'`) or a
+    /// gradient (`'d'`), the buffer that holds the value (a concat's for a layer written
+    /// into it, the input's for an activation in place).
     pub fn buffer(&self, kind: char, n: NodeIndex) -> TokenStream {
-        let b = format_ident!("{}", crate::plan::buffer_name(self.stems, kind, n));
-        quote! { ws.#b }
+        let id = match kind {
+            't' | 'd' => self.bufs.value(kind, n),
+            _ => self.bufs.own(kind, n),
+        };
+        let name = match id {
+            Some(id) => self.ws.buffers[id].name.clone(),
+            None => crate::plan::buffer_name(&self.ws.stems, kind, n),
+        };
+        reference(&self.ws.arena, &name)
     }
 
     /// The activation of input `i`.
@@ -75,7 +89,7 @@ impl<'g> Cx<'g> {
 
     /// The layer's geometry constant (see `OpKind::geometry`), `GEO_I3A_B2_0`.
     pub fn geo(&self) -> TokenStream {
-        let c = format_ident!("GEO_{}", self.stems[&self.n].to_uppercase());
+        let c = format_ident!("GEO_{}", self.ws.stems[&self.n].to_uppercase());
         quote! { #c }
     }
 
@@ -169,20 +183,21 @@ impl<'g> Cx<'g> {
 }
 
 /// What the op of node `n` sees of it.
-pub(super) fn cx<'g>(g: &'g Graph, n: NodeIndex, stems: &'g BTreeMap<NodeIndex, String>) -> Cx<'g> {
-    Cx::new(g, n, stems)
+pub(super) fn cx<'g>(
+    g: &'g Graph,
+    n: NodeIndex,
+    ws: &'g Workspace,
+    bufs: &'g Buffers<'g>,
+) -> Cx<'g> {
+    Cx::new(g, n, ws, bufs)
 }
 
 /// The forward and backward statements of one layer.
-pub(super) fn layer(
-    g: &Graph,
-    n: NodeIndex,
-    stems: &BTreeMap<NodeIndex, String>,
-) -> (TokenStream, TokenStream) {
+pub(super) fn layer(cx: &Cx) -> (TokenStream, TokenStream) {
+    let (g, n) = (cx.g, cx.n);
     let node = g.node(n);
-    let cx = Cx::new(g, n, stems);
-    // An activation run in place: `t{i}` and `d{i}` name its input's buffers (see
-    // `arena_views`), and the gradient is masked where it is.
+    // An activation run in place: its buffers are its input's, and the gradient is masked
+    // where it is.
     if g.aliases.contains_key(&n) {
         let Op::Act(a) = &node.op else {
             unreachable!("the verifier checks in-place activations")
@@ -193,29 +208,25 @@ pub(super) fn layer(
             quote! { rt::act::backward_inplace(#k, &#t, &mut #d); },
         );
     }
-    node.op.kind().emit(&cx)
+    node.op.kind().emit(cx)
 }
 
 /// For a layer that the `concat_in_place` pass put in a concat's buffers: those buffers
-/// (activation and gradient, `ws.t_i3a`, `ws.d_i3a`) and the `rt::tensor::Slot` of the
-/// layer's channels.
+/// (activation and gradient) and the `rt::tensor::Slot` of the layer's channels.
 pub(crate) fn layer_in_place(
-    g: &Graph,
-    stems: &BTreeMap<NodeIndex, String>,
+    cx: &Cx,
     n: NodeIndex,
 ) -> Option<(TokenStream, TokenStream, TokenStream)> {
-    let slot = g.slots.get(&n)?;
-    let concat = g.node(slot.concat);
+    let slot = cx.g.slots.get(&n)?;
+    let concat = cx.g.node(slot.concat);
     let (c0, cy, plane) = (
         slot.c0,
         concat.shape[0],
         concat.shape[1..].iter().product::<usize>(),
     );
-    let name = |kind| format_ident!("{}", crate::plan::buffer_name(stems, kind, slot.concat));
-    let (t, d) = (name('t'), name('d'));
     Some((
-        quote! { ws.#t },
-        quote! { ws.#d },
+        cx.buffer('t', n),
+        cx.buffer('d', n),
         quote! { rt::tensor::Slot::channels(#c0, #cy, #plane) },
     ))
 }

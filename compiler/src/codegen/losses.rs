@@ -11,11 +11,9 @@ use super::*;
 /// none), and the expression of their weighted sum.
 pub(super) fn losses(
     g: &Graph,
-    stems: &std::collections::BTreeMap<NodeIndex, String>,
+    name: &dyn Fn(char, NodeIndex) -> TokenStream,
     arena: &dyn Fn(TokenStream) -> TokenStream,
 ) -> (TokenStream, Vec<TokenStream>, TokenStream) {
-    let name =
-        |kind: char, n: NodeIndex| format_ident!("{}", crate::plan::buffer_name(stems, kind, n));
     let takes_grad = |v: NodeIndex| !matches!(g.node(v).op, Op::Input(_));
     let mut loss_calls = Vec::new();
     for l in &g.losses {
@@ -27,13 +25,13 @@ pub(super) fn losses(
                 let classes = g.node(a).shape[0];
                 let label = rust_ident(&g.node(b).path).expect("inputs are checked first");
                 let seed = takes_grad(a).then(|| {
-                    quote! { rt::tensor::accumulate(&ws.scratch[..ws.#ta.len()], &mut ws.#da); }
+                    quote! { rt::tensor::accumulate(&ws.scratch[..#ta.len()], &mut #da); }
                 });
                 let smoothing = l.smoothing as f32;
                 let call = if smoothing == 0.0 {
-                    quote! { rt::loss::softmax_ce(#classes, &ws.#ta, x.#label, #w, &mut ws.scratch[..ws.#ta.len()]) }
+                    quote! { rt::loss::softmax_ce(#classes, &#ta, x.#label, #w, &mut ws.scratch[..#ta.len()]) }
                 } else {
-                    quote! { rt::loss::softmax_ce_smooth(#classes, &ws.#ta, x.#label, #smoothing, #w, &mut ws.scratch[..ws.#ta.len()]) }
+                    quote! { rt::loss::softmax_ce_smooth(#classes, &#ta, x.#label, #smoothing, #w, &mut ws.scratch[..#ta.len()]) }
                 };
                 quote! {
                     let l = #call;
@@ -61,9 +59,8 @@ pub(super) fn losses(
                         quote! { None }
                     },
                 );
-                let seed_a = ga.then(|| quote! { rt::tensor::accumulate(sa, &mut ws.#da); });
-                let seed_b =
-                    gb.then(|| quote! { rt::tensor::accumulate(&sb[..len], &mut ws.#db); });
+                let seed_a = ga.then(|| quote! { rt::tensor::accumulate(sa, &mut #da); });
+                let seed_b = gb.then(|| quote! { rt::tensor::accumulate(&sb[..len], &mut #db); });
                 let (pa, pb) = (
                     if ga {
                         quote! { sa }
@@ -77,9 +74,9 @@ pub(super) fn losses(
                     },
                 );
                 quote! {
-                    let len = ws.#ta.len();
+                    let len = #ta.len();
                     let (#pa, #pb) = ws.scratch.split_at_mut(len);
-                    let l = #f(&ws.#ta, &ws.#tb, #w, #arg_a, #arg_b);
+                    let l = #f(&#ta, &#tb, #w, #arg_a, #arg_b);
                     #seed_a
                     #seed_b
                 }

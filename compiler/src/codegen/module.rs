@@ -4,15 +4,16 @@
 //! per layer forward and backward. The lists that grow with the network are [`Run`]s, so
 //! that `netc emit` prints them a chunk at a time (see `format`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use petgraph::stable_graph::NodeIndex;
 
-use super::arena::{arena_views, uses_ident};
+use super::arena::{reference, uses_ident, with_views};
 use super::format::{Item, Kind, Run, Sink, LONG_RUN};
 use super::losses;
 use super::tensors::tensor_struct;
 use super::*;
+use crate::plan::schedule::Buffers;
 use crate::plan::schedule::{BufId, What};
 
 /// Makes the module for `g` (after its codegen passes): every item but the layer
@@ -80,16 +81,21 @@ pub(super) fn module(
         *sum = sum.and_then(|s| s.checked_add(b.elems));
     }
     let (per_sample, fixed) = (per_sample.ok_or(too_large)?, fixed.ok_or(too_large)?);
-    // Activations run in place use their input's buffers.
+    // Which buffer holds which value (an activation in place uses its input's, a layer
+    // written into a concat the concat's), as the code names them.
     let stems = &plan.stems;
-    let buf_name = |kind: char, n: NodeIndex| crate::plan::buffer_name(stems, kind, n);
-    let renames: BTreeMap<String, String> = g
-        .aliases
-        .iter()
-        .flat_map(|(&a, &x)| ['t', 'd'].map(|kind| (buf_name(kind, a), buf_name(kind, x))))
-        .collect();
-    let buffer = |name: String| renames.get(&name).cloned().unwrap_or(name);
-    let arena = |body: TokenStream| arena_views(body, &plan.arena, &renames);
+    let bufs = Buffers::new(g, &plan.buffers, stems);
+    let name_of = |kind: char, n: NodeIndex| -> Option<&str> {
+        bufs.value(kind, n).map(|b| plan.buffers[b].name.as_str())
+    };
+    // (A network input has no gradient; the code that would name it is never made.)
+    let refer = |kind: char, n: NodeIndex| -> TokenStream {
+        match name_of(kind, n) {
+            Some(name) => reference(&plan.arena, name),
+            None => reference(&plan.arena, &crate::plan::buffer_name(stems, kind, n)),
+        }
+    };
+    let arena = |body: TokenStream| with_views(body, &plan.arena);
 
     // Inputs.
     let mut input_fields = Vec::new();
@@ -99,12 +105,12 @@ pub(super) fn module(
             continue;
         }
         let id = rust_ident(name).map_err(|e| format!("input `{name}`: {e}"))?;
-        let t = format_ident!("{}", buf_name('t', *n));
         match g.node(*n).op {
             Op::Input(InputKind::Class(_)) => input_fields.push(quote! { pub #id: &'a [i64], }),
             _ => {
                 input_fields.push(quote! { pub #id: &'a [f32], });
-                let copy = arena(quote! { ws.#t.copy_from_slice(x.#id); });
+                let t = refer('t', *n);
+                let copy = arena(quote! { #t.copy_from_slice(x.#id); });
                 input_copy.insert(*n, quote! { { #copy } });
             }
         }
@@ -147,19 +153,17 @@ pub(super) fn module(
             shape_str(&node.shape)
         );
         doc.push_str(&fusion_note(g, n));
-        let (fwd_body, bwd_body) = layer::layer(g, n, stems);
+        let cx = layer::cx(g, n, &plan, &bufs);
+        let (fwd_body, bwd_body) = layer::layer(&cx);
         // An activation fused into the layer: its gradient first, on the layer's own output.
         let bwd_body = if let Some(f) = node.op.fused() {
             let k = f.kernel();
-            if let Some((t, d, slot)) = layer::layer_in_place(g, stems, n) {
+            if let Some((t, d, slot)) = layer::layer_in_place(&cx, n) {
                 let len = node.shape.iter().product::<usize>();
                 quote! { rt::act::backward_inplace_slot(#k, n, #len, #slot, &#t, &mut #d); #bwd_body }
             } else {
-                let (t, d) = (
-                    format_ident!("{}", buf_name('t', n)),
-                    format_ident!("{}", buf_name('d', n)),
-                );
-                quote! { rt::act::backward_inplace(#k, &ws.#t, &mut ws.#d); #bwd_body }
+                let (t, d) = (cx.y(), cx.dy());
+                quote! { rt::act::backward_inplace(#k, &#t, &mut #d); #bwd_body }
             }
         } else {
             bwd_body
@@ -170,7 +174,6 @@ pub(super) fn module(
             continue;
         }
         let k = layer_paths.len();
-        let cx = layer::cx(g, n, stems);
         let infer_body = node.op.kind().emit_infer(&cx).map(&arena);
         // The layer's geometry, once, for its functions.
         if let Some((ty, value)) = node.op.kind().geometry(&cx) {
@@ -231,10 +234,10 @@ pub(super) fn module(
     let layer_count = layer_paths.len();
 
     // The schedules, printed step by step (`plan::schedule`).
-    let (loss_head, loss_terms, loss_tail) = losses::losses(g, stems, &arena);
+    let (loss_head, loss_terms, loss_tail) = losses::losses(g, &refer, &arena);
     let zero = |b: BufId| -> TokenStream {
-        let d = format_ident!("{}", plan.buffers[b].name);
-        let fill = arena(quote! { ws.#d.fill(0.0); });
+        let d = reference(&plan.arena, &plan.buffers[b].name);
+        let fill = arena(quote! { #d.fill(0.0); });
         quote! { { #fill } }
     };
     // The first conv of a merged group runs the group: its step calls every member's
@@ -298,7 +301,7 @@ pub(super) fn module(
     let mut outputs = Vec::new();
     for (name, n) in &g.outputs {
         let f = format_ident!("output_{}", name);
-        let place = plan.arena[&buffer(buf_name('t', *n))];
+        let place = plan.arena[name_of('t', *n).expect("outputs have buffers")];
         let (at, end) = (place.offset, place.offset + place.elems);
         let doc = format!(
             " The output `{name}` (`{}`): `{}` per sample, batch first.",
@@ -328,13 +331,14 @@ pub(super) fn module(
         Kind::Elem,
         nodes
             .iter()
-            .filter(|n| !overwritten.contains(n))
+            // A layer written into a concat is a slice of it, not a buffer: not listed.
+            .filter(|n| !overwritten.contains(n) && !g.slots.contains_key(n))
             .filter_map(|&n| {
-                let name = buffer(buf_name('t', n));
-                if !kept.contains(name.as_str()) {
+                let name = name_of('t', n)?;
+                if !kept.contains(name) {
                     return None;
                 }
-                let place = plan.arena.get(&name)?;
+                let place = plan.arena.get(name)?;
                 let (path, at, len) = (&g.node(n).path, place.offset, place.elems);
                 Some(quote! { (#path, #at, #len), })
             }),

@@ -277,7 +277,7 @@ impl OpKind for Conv {
         let (w, dw) = (cx.param("weight"), cx.grad("weight"));
         let (b, db) = cx.bias_args(self.bias);
         let act = ActFn::epilogue_tokens(self.act);
-        if let Some((t, d, slot)) = layer_in_place(g, cx.stems, cx.n) {
+        if let Some((t, d, slot)) = layer_in_place(cx, cx.n) {
             let fwd = quote! {
                 rt::conv::conv2d_forward_slot_act(&#geo, n, &#x, &#w, #b, #act, &mut #t, #slot, &mut ws.col);
             };
@@ -320,7 +320,7 @@ fn merged(cx: &Cx, group: &[petgraph::stable_graph::NodeIndex]) -> (TokenStream,
     // two members are passed once.
     let (mut tbufs, mut dbufs, mut dests) = (Vec::new(), Vec::new(), Vec::new());
     for &j in group {
-        let (t, d, slot) = layer_in_place(g, cx.stems, j).unwrap_or_else(|| {
+        let (t, d, slot) = layer_in_place(cx, j).unwrap_or_else(|| {
             let len = g.node(j).shape.iter().product::<usize>();
             (
                 cx.buffer('t', j),
