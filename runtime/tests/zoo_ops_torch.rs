@@ -341,3 +341,34 @@ fn losses_match_pytorch() {
     close("bce dx", &dx, &t(&case["outputs"]["dx"]));
     close("bce dt", &dt, &t(&case["outputs"]["dt"]));
 }
+
+/// The gradient through a fixed mask: PyTorch's dropout and stochastic depth drew a mask
+/// (kept with its scale, `1/(1-p)`, or dropped); netc's backward through the same mask gives
+/// PyTorch's gradient, and applying the mask gives its output.
+#[test]
+fn dropout_and_stochastic_depth_through_a_fixed_mask_match_pytorch() {
+    for (ci, case) in of("dropout").iter().enumerate() {
+        let (x, dy) = (t(&case["inputs"]["x"]), t(&case["dy"]));
+        let mask = t(&case["outputs"]["mask"]);
+        let kept = mask.data.iter().filter(|&&m| m != 0.0).count();
+        assert!(
+            kept > 0 && kept < mask.data.len(),
+            "dropout {ci}: a mask that drops some"
+        );
+        let mut dx = vec![0.0; x.data.len()];
+        dropout_backward(&mask.data, &dy.data, &mut dx);
+        close(&format!("dropout {ci} dx"), &dx, &t(&case["outputs"]["dx"]));
+        let y: Vec<f32> = x.data.iter().zip(&mask.data).map(|(v, m)| v * m).collect();
+        close(&format!("dropout {ci} y"), &y, &t(&case["outputs"]["y"]));
+    }
+    let case = &of("stochastic_depth")[0];
+    let (x, dy, mask) = (
+        t(&case["inputs"]["x"]),
+        t(&case["dy"]),
+        t(&case["outputs"]["mask"]),
+    );
+    let n = mask.data.len();
+    let mut dx = vec![0.0; x.data.len()];
+    stochastic_depth_backward(n, &mask.data, &dy.data, &mut dx);
+    close("stochastic depth dx", &dx, &t(&case["outputs"]["dx"]));
+}
