@@ -14,6 +14,7 @@
 
 mod arena;
 mod format;
+mod functions;
 mod layer;
 mod losses;
 mod mains;

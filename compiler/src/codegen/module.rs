@@ -8,8 +8,9 @@ use std::collections::{HashMap, HashSet};
 
 use petgraph::stable_graph::NodeIndex;
 
-use super::arena::{reference, uses_ident, with_views};
+use super::arena::{reference, with_views};
 use super::format::{Item, Kind, Run, Sink, LONG_RUN};
+use super::functions::{fusion_note, signature, Calls, Phase};
 use super::losses;
 use super::tensors::tensor_struct;
 use super::*;
@@ -570,38 +571,6 @@ pub(super) fn module(
     Ok(())
 }
 
-/// What the passes did to layer `n`, for its doc comment: merged into one GEMM with its
-/// siblings, written in place into a concat.
-fn fusion_note(g: &Graph, n: NodeIndex) -> String {
-    let mut note = String::new();
-    if let Some(group) = g.group_of(n) {
-        let paths = |js: &[NodeIndex]| {
-            js.iter()
-                .map(|&j| format!("`{}`", g.node(j).path))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        if group[0] == n {
-            note += &format!(
-                " One GEMM computes it with {} (merge_1x1).",
-                paths(&group[1..])
-            );
-        } else {
-            note += &format!(" Computed with {} (merge_1x1).", paths(&group[..1]));
-        }
-    }
-    if let Some(slot) = g.slots.get(&n) {
-        let c = g.node(n).shape[0];
-        note += &format!(
-            " Written in place as channels {}..{} of the concat `{}` (concat_in_place).",
-            slot.c0,
-            slot.c0 + c,
-            g.node(slot.concat).path
-        );
-    }
-    note
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,91 +598,5 @@ mod tests {
             "every long item in chunks"
         );
         assert!(text.contains("let own: [usize; 600] = ["));
-    }
-}
-
-/// The calls a schedule makes of one layer's functions: a training step's forward, inference
-/// (with whether it reads the parameters and the state), and backward.
-#[derive(Default)]
-struct Calls {
-    train: Option<TokenStream>,
-    infer: Option<(TokenStream, bool, bool)>,
-    backward: Option<TokenStream>,
-}
-
-/// Which schedule a layer function serves.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Train,
-    Infer,
-    Backward,
-}
-
-/// A layer function's parameters: the parameters `p`, the state `s` (or the gradients `g`
-/// in backward) and the `train` flag when its body uses them; the workspace always.
-struct Signature {
-    phase: Phase,
-    params: bool,
-    state: bool,
-    train: bool,
-}
-
-fn signature(body: &TokenStream, phase: Phase) -> Signature {
-    let state = if phase == Phase::Backward { "g" } else { "s" };
-    Signature {
-        phase,
-        params: uses_ident(body, "p"),
-        state: uses_ident(body, state),
-        train: phase != Phase::Backward && uses_ident(body, "train"),
-    }
-}
-
-impl Signature {
-    /// The function `name` with `body`, documented `doc`.
-    fn function(&self, doc: &str, name: &Ident, body: &TokenStream) -> TokenStream {
-        let batch = uses_ident(body, "n").then(|| quote! { let n = ws.batch; });
-        let mut params = Vec::new();
-        if self.params {
-            params.push(quote! { p: &Params });
-        }
-        if self.state {
-            params.push(match self.phase {
-                Phase::Train => quote! { s: &mut State },
-                Phase::Infer => quote! { s: &State },
-                Phase::Backward => quote! { g: &mut Grads },
-            });
-        }
-        params.push(quote! { ws: &mut Workspace });
-        if self.train {
-            params.push(quote! { train: bool });
-        }
-        quote! {
-            #[doc = #doc]
-            #[inline(never)]
-            fn #name(#(#params),*) {
-                #batch
-                #body
-            }
-        }
-    }
-
-    /// The arguments of a call from the schedule of its phase.
-    fn args(&self) -> TokenStream {
-        let mut args = Vec::new();
-        if self.params {
-            args.push(quote! { p });
-        }
-        if self.state {
-            args.push(match self.phase {
-                Phase::Backward => quote! { g },
-                _ => quote! { s },
-            });
-        }
-        args.push(quote! { ws });
-        if self.train {
-            let train = self.phase == Phase::Train;
-            args.push(quote! { #train });
-        }
-        quote! { #(#args),* }
     }
 }
