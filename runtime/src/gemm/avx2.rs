@@ -49,7 +49,13 @@ impl Kernel for Avx2Fma {
         // SAFETY: the caller upholds the kernel contract, which includes that this CPU has
         // AVX2 and FMA (the only requirement `kernel_avx2` adds).
         unsafe {
-            kernel_avx2::<MR, 2>(k, alpha, a, b, beta, c, rsc, epi)
+            match epi.clamp {
+                None => kernel_avx2::<MR, 2, CLAMP_NONE>(k, alpha, a, b, beta, c, rsc, epi),
+                Some(hi) if hi == f32::INFINITY => {
+                    kernel_avx2::<MR, 2, CLAMP_RELU>(k, alpha, a, b, beta, c, rsc, epi)
+                }
+                Some(_) => kernel_avx2::<MR, 2, CLAMP_BOTH>(k, alpha, a, b, beta, c, rsc, epi),
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -80,8 +86,8 @@ impl Kernel for Avx2Fma {
                 ($($rows:literal)*) => {
                     match (mr, nr <= NR / 2) {
                         $(
-                            ($rows, true) => kernel_avx2::<$rows, 1>(k, alpha, a, b, beta, c, rsc, epi),
-                            ($rows, false) => kernel_avx2::<$rows, 2>(k, alpha, a, b, beta, c, rsc, epi),
+                            ($rows, true) => kernel_avx2::<$rows, 1, CLAMP_ANY>(k, alpha, a, b, beta, c, rsc, epi),
+                            ($rows, false) => kernel_avx2::<$rows, 2, CLAMP_ANY>(k, alpha, a, b, beta, c, rsc, epi),
                         )*
                         _ => unreachable!("an edge tile has 1 to MR rows"),
                     }
@@ -97,15 +103,27 @@ impl Kernel for Avx2Fma {
     }
 }
 
+/// How [`kernel_avx2`] clamps: no clamp, `max(0, x)` (ReLU), `min(max(0, x), hi)`, each fixed
+/// at compile time, or as `epi.clamp` says. A full tile, where the epilogue weighs most
+/// (with k = 16, a third of the tile's time), gets one of the first three, so its finish is
+/// straight-line code (a branch per vector on the clamp cost a 16-channel 1×1 conv 10%);
+/// edge tiles, which already go through a temporary, read the epilogue.
+const CLAMP_NONE: u8 = 0;
+const CLAMP_RELU: u8 = 1;
+const CLAMP_BOTH: u8 = 2;
+const CLAMP_ANY: u8 = 3;
+
 /// The first `ROWS` rows and `8·NV` columns of the MR×NR kernel (`ROWS = MR, NV = 2` is the
 /// full tile); every element gets exactly the operations the full kernel would give it.
+/// `CLAMP` is one of the `CLAMP_*` above; unless it is `CLAMP_ANY` it must agree with
+/// `epi.clamp`.
 ///
 /// See [`Kernel::kernel`] for the contract (with the tile cut down to ROWS × 8·NV);
 /// additionally the CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel_avx2<const ROWS: usize, const NV: usize>(
+unsafe fn kernel_avx2<const ROWS: usize, const NV: usize, const CLAMP: u8>(
     k: usize,
     alpha: f32,
     a: *const f32,
@@ -116,7 +134,7 @@ unsafe fn kernel_avx2<const ROWS: usize, const NV: usize>(
     epi: TileEpilogue,
 ) {
     use std::arch::x86_64::*;
-    const { assert!(ROWS >= 1 && ROWS <= MR && (NV == 1 || NV == 2)) };
+    const { assert!(ROWS >= 1 && ROWS <= MR && (NV == 1 || NV == 2) && CLAMP <= CLAMP_ANY) };
 
     // Every `if $i < ROWS` and `if NV == 2` below is decided at compile time: each instance
     // is straight-line code over registers.
@@ -194,12 +212,27 @@ unsafe fn kernel_avx2<const ROWS: usize, const NV: usize>(
     let alpha_v = _mm256_set1_ps(alpha);
     let beta_v = _mm256_set1_ps(beta);
     let zero = _mm256_setzero_ps();
-    // The clamp, decided once per tile: `lo` applies max(0, x), `hi` min(hi, x) as well
-    // (ReLU6); ReLU's hi = ∞ is skipped, so ReLU costs what it did before ReLU6 existed.
-    let (lo, hi) = match epi.clamp {
-        Some(hi) => (true, hi < f32::INFINITY),
-        None => (false, false),
+    // The clamp: `lo` applies max(0, x), `hi` min(hi, x) as well (ReLU6); ReLU's hi = ∞ is
+    // skipped. Constants unless CLAMP_ANY.
+    let (lo, hi) = match CLAMP {
+        CLAMP_NONE => (false, false),
+        CLAMP_RELU => (true, false),
+        CLAMP_BOTH => (true, true),
+        _ => match epi.clamp {
+            Some(hi) => (true, hi < f32::INFINITY),
+            None => (false, false),
+        },
     };
+    debug_assert!(
+        CLAMP == CLAMP_ANY
+            || (lo, hi)
+                == (
+                    epi.clamp.is_some(),
+                    epi.clamp.is_some_and(|h| h < f32::INFINITY)
+                ),
+        "CLAMP {CLAMP} for {:?}",
+        epi.clamp
+    );
     let hi_v = _mm256_set1_ps(epi.clamp.unwrap_or(0.0));
     let col_bias = match epi.bias {
         // SAFETY: a Col bias points to NR floats (contract).
