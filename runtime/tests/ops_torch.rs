@@ -237,21 +237,21 @@ fn activations_match_pytorch() {
         let mut dx = vec![0.0; x.data.len()];
         match op {
             "relu" => {
-                relu_forward(&x.data, &mut y);
-                relu_backward(&y, &dy.data, &mut dx);
+                forward(Relu, &x.data, &mut y);
+                backward(Relu, &x.data, &y, &dy.data, &mut dx);
             }
             "leaky_relu" => {
                 let s = case["attrs"]["slope"].as_f64().unwrap() as f32;
-                leaky_relu_forward(s, &x.data, &mut y);
-                leaky_relu_backward(s, &x.data, &dy.data, &mut dx);
+                forward(LeakyRelu { slope: s }, &x.data, &mut y);
+                backward(LeakyRelu { slope: s }, &x.data, &y, &dy.data, &mut dx);
             }
             "sigmoid" => {
-                sigmoid_forward(&x.data, &mut y);
-                sigmoid_backward(&y, &dy.data, &mut dx);
+                forward(Sigmoid, &x.data, &mut y);
+                backward(Sigmoid, &x.data, &y, &dy.data, &mut dx);
             }
             "tanh" => {
-                tanh_forward(&x.data, &mut y);
-                tanh_backward(&y, &dy.data, &mut dx);
+                forward(Tanh, &x.data, &mut y);
+                backward(Tanh, &x.data, &y, &dy.data, &mut dx);
             }
             _ => {
                 let c = x.shape[1];

@@ -5,14 +5,12 @@
 //! decides, else the input; the mask for dropout) and overwrite `dx` unless they say "in
 //! place".
 
-mod compat;
 mod dropout;
 mod gelu;
 mod ops;
 mod pointwise;
 mod softmax;
 
-pub use compat::*;
 pub use dropout::{
     dropout_backward, dropout_forward, stochastic_depth_backward, stochastic_depth_forward,
 };

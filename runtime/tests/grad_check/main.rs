@@ -287,10 +287,10 @@ fn activation_gradients() {
     let dy = rand(&mut rng, 40);
     type Fwd = fn(&[f32], &mut [f32]);
     let fwd: [(&str, Fwd); 4] = [
-        ("relu", relu_forward),
-        ("sigmoid", sigmoid_forward),
-        ("tanh", tanh_forward),
-        ("leaky_relu", |x, y| leaky_relu_forward(0.2, x, y)),
+        ("relu", |x, y| forward(Relu, x, y)),
+        ("sigmoid", |x, y| forward(Sigmoid, x, y)),
+        ("tanh", |x, y| forward(Tanh, x, y)),
+        ("leaky_relu", |x, y| forward(LeakyRelu { slope: 0.2 }, x, y)),
     ];
     for (name, f) in fwd {
         let loss = |v: &[Vec<f32>]| {
@@ -302,10 +302,10 @@ fn activation_gradients() {
         f(&x, &mut y);
         let mut dx = vec![0.0; 40];
         match name {
-            "relu" => relu_backward(&y, &dy, &mut dx),
-            "sigmoid" => sigmoid_backward(&y, &dy, &mut dx),
-            "tanh" => tanh_backward(&y, &dy, &mut dx),
-            _ => leaky_relu_backward(0.2, &x, &dy, &mut dx),
+            "relu" => backward(Relu, &x, &y, &dy, &mut dx),
+            "sigmoid" => backward(Sigmoid, &x, &y, &dy, &mut dx),
+            "tanh" => backward(Tanh, &x, &y, &dy, &mut dx),
+            _ => backward(LeakyRelu { slope: 0.2 }, &x, &y, &dy, &mut dx),
         }
         check(name, std::slice::from_ref(&x), 0, &loss, &dx);
     }
@@ -498,7 +498,7 @@ fn empty_batches_and_nan() {
     assert_eq!((rm, rv), (vec![0.5; 2], vec![2.0; 2]));
 
     let mut y = [0.0; 3];
-    relu_forward(&[f32::NAN, -1.0, 2.0], &mut y);
+    forward(Relu, &[f32::NAN, -1.0, 2.0], &mut y);
     assert!(y[0].is_nan() && y[1] == 0.0 && y[2] == 2.0);
     let mut y = vec![0.0; 2];
     linear_forward(2, 1, 1, &[f32::NAN, -3.0], &[1.0], None, true, &mut y);
