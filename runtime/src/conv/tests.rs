@@ -1,0 +1,159 @@
+//! The convolutions' unit tests: slots against dense calls, and which path each
+//! geometry of `tests/accumulate.rs` takes.
+
+use super::*;
+
+/// A conv that writes (and reads its gradient from) a channel slice of a wider buffer
+/// computes exactly what the dense calls do, and leaves the rest of the buffer alone.
+#[test]
+fn slots_equal_dense_calls() {
+    let geometries = [
+        Conv2d::square(3, 6, 5, 4, 3, 1, 1),
+        Conv2d::square(5, 4, 7, 3, 1, 1, 0),
+        Conv2d::square(2, 9, 4, 6, 3, 2, 1),
+    ];
+    for g in geometries {
+        let (n, p) = (3, g.ho() * g.wo());
+        let (c0, wide) = (2, g.out + 5);
+        let ys = Slot::channels(c0, wide, p);
+        let fill = |len: usize, m: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| ((i * m) % 17) as f32 / 4.0 - 2.0)
+                .collect()
+        };
+        let x = fill(n * g.c * g.h * g.w, 7);
+        let w = fill(g.weight_len(), 5);
+        let b = fill(g.out, 3);
+        let mut col = vec![0.0; g.col_len() + g.weight_len() + 4 * g.c * (g.h + 8) * (g.w + 8)];
+        let mut dense = vec![0.0; n * g.out * p];
+        conv2d_forward(&g, n, &x, &w, Some(&b), true, &mut dense, &mut col);
+        let mut wide_y = vec![f32::NAN; n * wide * p];
+        conv2d_forward_slot(&g, n, &x, &w, Some(&b), true, &mut wide_y, ys, &mut col);
+        for i in 0..n {
+            let got = &wide_y[ys.image(i, g.out * p)];
+            assert_eq!(got, &dense[i * g.out * p..][..g.out * p], "{g:?}");
+        }
+        let outside = wide_y.iter().filter(|v| v.is_nan()).count();
+        assert_eq!(
+            outside,
+            n * (wide - g.out) * p,
+            "{g:?}: wrote outside the slot"
+        );
+
+        let dy = fill(n * g.out * p, 11);
+        let mut wide_dy = vec![f32::NAN; n * wide * p];
+        for i in 0..n {
+            wide_dy[ys.image(i, g.out * p)].copy_from_slice(&dy[i * g.out * p..][..g.out * p]);
+        }
+        let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; g.out], vec![0.0; x.len()]);
+        conv2d_backward_weight(&g, n, &x, &dy, &mut dw, Some(&mut db), &mut col);
+        conv2d_backward_data(&g, n, &w, &dy, &mut dx, &mut col);
+        let (mut dw2, mut db2, mut dx2) =
+            (vec![0.0; w.len()], vec![0.0; g.out], vec![0.0; x.len()]);
+        conv2d_backward_weight_slot(&g, n, &x, &wide_dy, ys, &mut dw2, Some(&mut db2), &mut col);
+        conv2d_backward_data_slot(&g, n, &w, &wide_dy, ys, &mut dx2, &mut col);
+        assert_eq!((dw, db, dx), (dw2, db2, dx2), "{g:?}");
+    }
+}
+
+/// The geometries of `tests/accumulate.rs` take the paths that test names: dX as a conv
+/// with the flipped kernel, col2im, or pointwise (`room` times the col the conv needs).
+#[test]
+fn accumulate_test_geometries_take_their_paths() {
+    let sq = Conv2d::square;
+    let flipped = |g: &Conv2d, room: usize| DataAsConv::new(g, room * g.col_len()).is_some();
+    let as_conv = [
+        sq(4, 7, 6, 5, 3, 1, 1),
+        Conv2d {
+            dh: 2,
+            dw: 3,
+            ..sq(3, 9, 11, 4, 3, 1, 2)
+        },
+        Conv2d {
+            groups: 2,
+            ..sq(4, 6, 7, 6, 3, 1, 1)
+        },
+    ];
+    for g in as_conv {
+        assert!(flipped(&g, 1), "{g:?} is not computed as a conv");
+    }
+    let by_col2im = [
+        (sq(1, 5, 5, 16, 3, 1, 1), 1),
+        (sq(2, 5, 6, 3, 3, 1, 3), 4),
+        (sq(3, 9, 8, 4, 3, 2, 1), 1),
+        (sq(5, 7, 7, 3, 1, 2, 0), 1),
+        (
+            Conv2d {
+                dh: 2,
+                dw: 2,
+                ..sq(3, 10, 9, 4, 3, 2, 1)
+            },
+            1,
+        ),
+        (
+            Conv2d {
+                groups: 3,
+                ..sq(6, 8, 7, 9, 3, 2, 1)
+            },
+            1,
+        ),
+    ];
+    for (g, room) in by_col2im {
+        assert!(
+            !g.is_pointwise() && !flipped(&g, room),
+            "{g:?} does not go through col2im"
+        );
+    }
+    let pointwise = [
+        sq(6, 5, 7, 4, 1, 1, 0),
+        sq(3, 4, 5, 300, 1, 1, 0),
+        Conv2d {
+            groups: 2,
+            ..sq(6, 4, 5, 4, 1, 1, 0)
+        },
+    ];
+    for g in pointwise {
+        assert!(g.is_pointwise(), "{g:?} is not pointwise");
+    }
+}
+
+/// Backward data as a forward conv agrees with GEMM + col2im (different summation
+/// order, so to rounding), with padding below, at and above half the kernel, dilation
+/// and groups.
+#[test]
+fn data_as_conv_matches_col2im() {
+    let geometries = [
+        Conv2d::square(3, 5, 6, 4, 3, 1, 1),
+        Conv2d::square(2, 20, 18, 3, 3, 1, 0),
+        Conv2d::square(2, 4, 17, 3, 5, 1, 4),
+        Conv2d {
+            dh: 2,
+            dw: 3,
+            groups: 2,
+            ..Conv2d::square(4, 9, 19, 6, 3, 1, 2)
+        },
+    ];
+    for g in geometries {
+        let n = 2;
+        let dy: Vec<f32> = (0..n * g.out * g.ho() * g.wo())
+            .map(|i| ((i * 7) % 13) as f32 - 6.0)
+            .collect();
+        let w: Vec<f32> = (0..g.weight_len())
+            .map(|i| ((i * 5) % 11) as f32 - 5.0)
+            .collect();
+        let mut col = vec![0.0; g.col_len()];
+        let dc = DataAsConv::new(&g, col.len()).expect("the rewrite applies");
+        let (room, wt) = dc.flip(&g, &w, &mut col);
+        let xs = g.c * g.h * g.w;
+        let mut got = vec![f32::NAN; n * xs];
+        let mut want = vec![0.0; n * xs];
+        let mut col2 = vec![0.0; g.col_len()];
+        for i in 0..n {
+            let dyi = &dy[i * g.out * g.ho() * g.wo()..][..g.out * g.ho() * g.wo()];
+            dc.image(&g, wt, dyi, &mut got[i * xs..(i + 1) * xs], 0.0, room);
+            data_grad_image(&g, &w, dyi, &mut want[i * xs..(i + 1) * xs], 0.0, &mut col2);
+        }
+        // Small integers: both orders are exact.
+        assert_eq!(got, want, "{g:?}");
+    }
+}
