@@ -280,6 +280,7 @@ pub fn defs<'p>(prog: &'p Program, diags: &mut Vec<Diagnostic>) -> Defs<'p> {
     let mut consts: HashMap<&str, &ast::Const> = HashMap::new();
     let mut blocks: HashMap<&str, &ast::Block> = HashMap::new();
     let twice = |name: &str, span: Span, first: Span, what: &str| {
+        let name = netc_dsl::ast::source_name(name);
         Diagnostic::error("duplicate", format!("{what} `{name}` is defined twice"))
             .label(span, "defined again here")
             .label(first, "first defined here")

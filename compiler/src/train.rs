@@ -147,7 +147,10 @@ pub fn lower<'a>(
             "schedule" => schedule(&e.value, eval).map(|s| cfg.schedule = Some(s)),
             _ => Err(Diagnostic::error(
                 "unknown-setting",
-                format!("unknown training setting `{key}`"),
+                format!(
+                    "unknown training setting `{}`",
+                    netc_dsl::ast::source_name(key)
+                ),
             )
             .label(e.key.span, "not a setting")
             .help(

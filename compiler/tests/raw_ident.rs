@@ -372,3 +372,21 @@ fn every_example_reports_the_same_with_every_name_raw() {
         }
     }
 }
+
+/// The messages about a block defined twice and an unknown `train` setting quote a keyword
+/// name raw too, so that it can be written back as it is.
+#[test]
+fn duplicate_blocks_and_unknown_settings_quote_keyword_names_raw() {
+    let twice =
+        check("block r#block(x) { return x -> relu; }\nblock r#block(x) { return x -> tanh; }\n");
+    let text = twice.render();
+    assert!(text.contains("block `r#block` is defined twice"), "{text}");
+    let setting = check(
+        "network n(x: [4]) {\n    y = x -> relu;\n    output y;\n    train { r#network = 3; }\n}\n",
+    );
+    let text = setting.render();
+    assert!(
+        text.contains("unknown training setting `r#network`"),
+        "{text}"
+    );
+}
