@@ -256,6 +256,16 @@ impl Graph {
         out
     }
 
+    /// The nodes a gradient reaches: those a loss term reads, and their ancestors.
+    pub fn graded(&self) -> Vec<bool> {
+        self.ancestors(self.losses.iter().flat_map(|l| l.inputs))
+    }
+
+    /// The layers node `n` computes: its merged group if it leads one, else itself.
+    pub fn members(&self, n: NodeIndex) -> Vec<NodeIndex> {
+        self.group_of(n).map_or(vec![n], <[_]>::to_vec)
+    }
+
     /// The merged group `n` belongs to (see `merge_1x1`), if any.
     pub fn group_of(&self, n: NodeIndex) -> Option<&[NodeIndex]> {
         self.merged.group_of(n)

@@ -64,8 +64,6 @@ pub struct Workspace {
     pub buffers: Vec<Buffer>,
     /// The steps of each pass over these buffers.
     pub schedule: Schedule,
-    /// The buffers `memplan` places (by default those of the arena).
-    pub placing: std::collections::BTreeSet<String>,
     /// The stem of every node's names in generated code (see [`stems`]).
     pub stems: BTreeMap<NodeIndex, String>,
     /// Where the arena buffers are, by name, placed by `memplan` over the training schedule.
@@ -244,11 +242,6 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
         schedule::lower(g, &b)
     };
     let mut ws = Workspace {
-        placing: buffers
-            .iter()
-            .filter(|b| b.in_arena())
-            .map(|b| b.name.clone())
-            .collect(),
         buffers,
         stems,
         schedule,
@@ -259,7 +252,7 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
     };
     // The arena: the training plan of its buffers at one sample. Inference uses it too:
     // whatever inference keeps alive across a layer, training keeps alive across it too.
-    let plan = memplan(&ws, 1, true)?;
+    let plan = memplan(&ws, 1, true, Buffer::in_arena)?;
     for p in &plan.placed {
         let place = Placement {
             offset: p.offset as usize / 4,
@@ -378,12 +371,8 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
     };
     let ws = workspace(&planned).ok_or_else(too_large)?;
     let bytes = Bytes::new(&ws, params, batch).ok_or_else(too_large)?;
-    let every = Workspace {
-        placing: ws.buffers.iter().map(|b| b.name.clone()).collect(),
-        ..ws.clone()
-    };
-    let train_plan = memplan(&every, batch, true).ok_or_else(too_large)?;
-    let infer_plan = memplan(&every, batch, false).ok_or_else(too_large)?;
+    let train_plan = memplan(&ws, batch, true, |_| true).ok_or_else(too_large)?;
+    let infer_plan = memplan(&ws, batch, false, |_| true).ok_or_else(too_large)?;
     Ok(Summary {
         gemm_layers_before: count(g, gemm),
         gemm_layers: count(&planned, gemm)

@@ -9,7 +9,7 @@ use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 
 use crate::graph::{Graph, Slot};
-use crate::ops::{self, Op};
+use crate::ops::Op;
 
 /// Checks `g`; the error says what is broken.
 pub fn graph(g: &Graph) -> Result<(), String> {
@@ -55,7 +55,7 @@ pub fn graph(g: &Graph) -> Result<(), String> {
             return Err(format!("`{}` has no input", node.path));
         }
         let shapes: Vec<&Vec<usize>> = ins.iter().map(|&i| &g.node(i).shape).collect();
-        match ops::infer(&node.op, &shapes) {
+        match node.op.infer(&shapes) {
             Ok(s) if s == node.shape => {}
             Ok(s) => {
                 return Err(format!(

@@ -81,7 +81,10 @@ fn a_batch_whose_bytes_overflow_is_an_error() {
     assert_eq!(d.help.as_deref(), Some("use a smaller batch"));
     assert_eq!(s.workspace.bytes(100_000_000), None);
     assert_eq!(s.workspace.unshared_bytes(usize::MAX), None);
-    assert_eq!(plan::memplan(&s.workspace, 100_000_000, true), None);
+    assert_eq!(
+        plan::memplan(&s.workspace, 100_000_000, true, |_| true),
+        None
+    );
 }
 
 /// A fresh directory for one test's files.

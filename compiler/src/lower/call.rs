@@ -278,7 +278,7 @@ impl<'p> Lowerer<'p> {
             .iter()
             .map(|&n| self.graph.node(n).shape.clone())
             .collect();
-        let shape = match ops::infer(&op, &shapes.iter().collect::<Vec<_>>()) {
+        let shape = match op.infer(&shapes.iter().collect::<Vec<_>>()) {
             Ok(s) => s,
             Err(e) => return self.op_error(e, &bound, span),
         };

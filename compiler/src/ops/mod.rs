@@ -384,11 +384,6 @@ impl Op {
     }
 }
 
-/// The output shape of `op` applied to inputs of shapes `ins`.
-pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, OpError> {
-    op.infer(ins)
-}
-
 /// A JSON object from `json!({..})`.
 pub(crate) fn object(v: Json) -> Map<String, Json> {
     match v {

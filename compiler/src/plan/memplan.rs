@@ -5,7 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use super::{first_fit, schedule, Workspace};
+use super::{first_fit, schedule, Buffer, Workspace};
 
 /// One buffer placed by `memplan`: live over the schedule steps `first..=last`, at byte
 /// `offset` of a shared arena.
@@ -25,7 +25,8 @@ pub struct MemPlan {
     pub peak: u64,
 }
 
-/// Plans the workspace buffers of `ws` into one arena at `batch`, over its schedule
+/// Plans the workspace buffers of `ws` that `place` picks into one arena at `batch`, over
+/// its schedule
 /// (`ws.schedule`): the training step (`forward_train` then `backward`) or, for inference,
 /// `forward`. A buffer lives from the first step that reads or writes it to the last; a
 /// buffer no step touches takes no room. The im2col and gradient scratch are outside the
@@ -38,7 +39,12 @@ pub struct MemPlan {
 ///
 /// The generated code's arena is this plan at one sample over the arena buffers (see
 /// [`workspace`]).
-pub fn memplan(ws: &Workspace, batch: usize, training: bool) -> Option<MemPlan> {
+pub fn memplan(
+    ws: &Workspace,
+    batch: usize,
+    training: bool,
+    place: impl Fn(&Buffer) -> bool,
+) -> Option<MemPlan> {
     let steps: Vec<&schedule::Step> = if training {
         ws.schedule.training().collect()
     } else {
@@ -58,7 +64,7 @@ pub fn memplan(ws: &Workspace, batch: usize, training: bool) -> Option<MemPlan> 
         let Some((first, last)) = life else {
             continue;
         };
-        if !ws.placing.contains(&b.name) {
+        if !place(b) {
             continue;
         }
         let bytes = b.len(batch)?.checked_mul(4)?;

@@ -145,7 +145,7 @@ impl<'w> Memory<'w> {
 /// Runs layer `n`'s forward (each member's, for the first conv of a merged group).
 fn forward(m: &mut Memory, n: NodeIndex, params: &mut Params, mode: Mode) {
     let g = m.g;
-    for v in g.group_of(n).map_or(vec![n], <[_]>::to_vec) {
+    for v in g.members(n) {
         let node = g.node(v);
         let ins = g.inputs_of(v);
         let xs: Vec<Vec<f32>> = ins.iter().map(|&x| m.read('t', x)).collect();
@@ -199,8 +199,8 @@ fn forward(m: &mut Memory, n: NodeIndex, params: &mut Params, mode: Mode) {
 fn backward(m: &mut Memory, n: NodeIndex, params: &Params, grads: &mut Params) {
     let g = m.g;
     // The members gradients reach (those of a merged group may not all).
-    let graded = g.ancestors(g.losses.iter().flat_map(|l| l.inputs));
-    let mut members = g.group_of(n).map_or(vec![n], <[_]>::to_vec);
+    let graded = g.graded();
+    let mut members = g.members(n);
     members.retain(|j| graded[j.index()]);
     members.reverse();
     for v in members {
@@ -299,15 +299,6 @@ fn run(
     loss
 }
 
-fn batch_of(feed: &Feed) -> usize {
-    feed.tensors
-        .values()
-        .map(|t| t.shape[0])
-        .chain(feed.labels.values().map(Vec::len))
-        .next()
-        .unwrap_or(1)
-}
-
 fn outputs(m: &mut Memory) -> BTreeMap<String, Tensor> {
     let g = m.g;
     g.outputs
@@ -329,7 +320,7 @@ fn outputs(m: &mut Memory) -> BTreeMap<String, Tensor> {
 /// One training step of `g` (a graph after its codegen passes) by its plan `ws`:
 /// `forward_train` then `backward`, batchnorm state in `params` updated.
 pub fn train_step(g: &Graph, ws: &Workspace, params: &mut Params, feed: &Feed) -> Outcome {
-    let mut m = Memory::new(g, ws, batch_of(feed));
+    let mut m = Memory::new(g, ws, feed.batch());
     let mut grads = Params::new();
     let loss = run(&mut m, &ws.schedule.forward_train, params, &mut grads, feed);
     let outputs = outputs(&mut m);
@@ -343,7 +334,7 @@ pub fn train_step(g: &Graph, ws: &Workspace, params: &mut Params, feed: &Feed) -
 
 /// Inference of `g` by its plan `ws`: the outputs.
 pub fn infer(g: &Graph, ws: &Workspace, params: &Params, feed: &Feed) -> BTreeMap<String, Tensor> {
-    let mut m = Memory::new(g, ws, batch_of(feed));
+    let mut m = Memory::new(g, ws, feed.batch());
     let mut params = params.clone();
     run(
         &mut m,

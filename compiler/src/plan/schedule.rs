@@ -124,9 +124,9 @@ pub fn lower(g: &Graph, b: &Buffers) -> Schedule {
         Some(group) => group.iter().any(|j| set[j.index()]),
         None => set[n.index()],
     };
-    let members = |n: NodeIndex| -> Vec<NodeIndex> { g.group_of(n).map_or(vec![n], <[_]>::to_vec) };
+    let members = |n: NodeIndex| g.members(n);
     // Gradients flow back from the losses: a layer that reaches none has no backward.
-    let graded = g.ancestors(g.losses.iter().flat_map(|l| l.inputs));
+    let graded = g.graded();
     let takes_grad = |n: NodeIndex| !matches!(g.node(n).op, Op::Input(_));
     let ins_of = |n: NodeIndex| g.inputs_of(n);
 
