@@ -41,6 +41,18 @@ pub struct Feed {
     pub labels: BTreeMap<String, Vec<i64>>,
 }
 
+impl Feed {
+    /// The batch size: the first tensor's first dimension, or the number of labels.
+    pub fn batch(&self) -> usize {
+        self.tensors
+            .values()
+            .map(|t| t.shape[0])
+            .chain(self.labels.values().map(Vec::len))
+            .next()
+            .unwrap_or(1)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Batchnorm on running statistics, dropout the identity.
@@ -75,20 +87,6 @@ pub fn param_shapes(g: &Graph) -> Vec<(String, Vec<usize>)> {
         .into_iter()
         .map(|(name, d)| (name, d.shape))
         .collect()
-}
-
-/// The names of the state tensors of `g` (updated by the forward pass rather than trained).
-pub fn state_names(g: &Graph) -> Vec<String> {
-    param_decls(g)
-        .into_iter()
-        .filter(|(_, d)| d.state)
-        .map(|(name, _)| name)
-        .collect()
-}
-
-/// Whether a parameter name is state (updated by the forward pass) rather than trained.
-pub fn is_state(name: &str) -> bool {
-    name.ends_with(".running_mean") || name.ends_with(".running_var")
 }
 
 /// Fresh parameters: weights from `init` (PyTorch's uniform bounds), every other tensor its
@@ -267,13 +265,7 @@ pub fn forward_dropping(
     mode: Mode,
     mut rng: Option<&mut rt::rng::Rng>,
 ) -> Forward {
-    let batch = feed
-        .tensors
-        .values()
-        .map(|t| t.shape[0])
-        .chain(feed.labels.values().map(Vec::len))
-        .next()
-        .unwrap_or(1);
+    let batch = feed.batch();
     let needed = match mode {
         Mode::Infer => g.inference_set(),
         Mode::Train => g.training_set(),

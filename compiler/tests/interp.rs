@@ -64,10 +64,12 @@ fn every_gradient_matches_finite_differences() {
     let mut p = params.clone();
     let fwd = interp::forward(&g, &mut p, &feed, Mode::Train);
     let grads = interp::backward(&g, &params, &fwd);
-    let trained: Vec<String> = params
-        .keys()
-        .filter(|k| !interp::is_state(k))
-        .cloned()
+    let trained: Vec<String> = interp::param_decls(&g)
+        .into_iter()
+        .filter(|(_, d)| !d.state)
+        .map(|(k, _)| k)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
     assert_eq!(
         grads.keys().cloned().collect::<Vec<_>>(),

@@ -325,13 +325,13 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         }
     }
 
-    // The layers whose weight-gradient norms --grad-norms records: weights of two or more
-    // dimensions (convolutions, linear layers), in forward order.
+    // The layers whose weight-gradient norms --grad-norms records: the drawn weights
+    // (convolutions, linear layers), in forward order.
     let layers: Vec<&str> = if flags.grad_norms {
         N::SHAPES
             .iter()
-            .filter(|(name, shape)| name.ends_with(".weight") && shape.len() > 1)
             .map(|(name, _)| *name)
+            .filter(|name| N::drawn(name))
             .collect()
     } else {
         Vec::new()
@@ -658,20 +658,16 @@ fn dropout_rng(seed: u64, step: u64) -> rt::rng::Rng {
     rt::rng::Rng::new((z ^ (z >> 31)) ^ step)
 }
 
-/// Seeded initialization: He or Xavier for weights of two or more dimensions, 1 for
-/// batchnorm's γ, 0 for biases and β.
+/// Seeded initialization of fresh parameters (their ops' constants): He or Xavier for the
+/// tensors the network says are drawn (the weights of convolutions and linear layers).
 fn init<N: Network>(p: &mut N::Params, he: bool, rng: &mut rt::rng::Rng) {
     let kind = if he {
         rt::init::Init::He
     } else {
         rt::init::Init::Xavier
     };
-    for (name, shape) in N::SHAPES {
+    for (name, shape) in N::SHAPES.iter().filter(|(name, _)| N::drawn(name)) {
         let t = N::param_mut(p, name).expect("every listed parameter exists");
-        if name.ends_with(".weight") && shape.len() > 1 {
-            rt::init::init_weight(kind, shape, rng, t);
-        } else if name.ends_with(".weight") {
-            t.fill(1.0);
-        }
+        rt::init::init_weight(kind, shape, rng, t);
     }
 }

@@ -46,6 +46,9 @@ pub trait Network {
     const CLASSES: usize;
     /// Every parameter, by PyTorch name, with its shape.
     const SHAPES: &'static [(&'static str, &'static [usize])];
+    /// Whether the initialization scheme draws the parameter `name`; [`Network::params`]
+    /// gives the others their op's constant.
+    fn drawn(name: &str) -> bool;
     /// The network's `train { }` section: defaults for the flags.
     const DEFAULTS: Defaults;
 

@@ -56,13 +56,10 @@ pub fn emit_main(g: &Graph) -> Result<String, String> {
             let batch: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(#batch);
             let mut rng = rt::rng::Rng::new(#seed);
             let mut p = net::Params::new();
-            for (name, shape) in net::Params::SHAPES {
+            // `new` gives every tensor its op's constant; the scheme draws the weights.
+            for (name, shape) in net::Params::SHAPES.iter().filter(|(name, _)| net::Params::drawn(name)) {
                 let t = p.get_mut(name).expect("every listed parameter exists");
-                if name.ends_with(".weight") && shape.len() > 1 {
-                    rt::init::init_weight(#init, shape, &mut rng, t);
-                } else if name.ends_with(".weight") {
-                    t.fill(1.0); // batchnorm's γ
-                }
+                rt::init::init_weight(#init, shape, &mut rng, t);
             }
             #state
             #(#buffers)*
@@ -256,13 +253,9 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
             rt::gemm::set_num_threads(threads);
             let mut rng = rt::rng::Rng::new(1);
             let mut p = net::Params::new();
-            for (name, shape) in net::Params::SHAPES {
+            for (name, shape) in net::Params::SHAPES.iter().filter(|(name, _)| net::Params::drawn(name)) {
                 let t = p.get_mut(name).expect("listed");
-                if name.ends_with(".weight") && shape.len() > 1 {
-                    rt::init::init_weight(rt::init::Init::He, shape, &mut rng, t);
-                } else if name.ends_with(".weight") {
-                    t.fill(1.0);
-                }
+                rt::init::init_weight(rt::init::Init::He, shape, &mut rng, t);
             }
             let mut s = net::State::new();
             #(#buffers)*
@@ -559,6 +552,7 @@ pub fn network_impl(
             const INPUT: [usize; 3] = [#c, #h, #w];
             const CLASSES: usize = #classes;
             const SHAPES: &'static [(&'static str, &'static [usize])] = #module::Params::SHAPES;
+
             const DEFAULTS: #krate::Defaults = #krate::Defaults {
                 epochs: #epochs,
                 batch: #batch,
@@ -622,6 +616,10 @@ pub fn network_impl(
 
             fn logits(ws: &#module::Workspace) -> &[f32] {
                 #module::#output(ws)
+            }
+
+            fn drawn(name: &str) -> bool {
+                #module::Params::drawn(name)
             }
 
             fn state_mut<'s>(s: &'s mut #module::State, name: &str) -> Option<&'s mut [f32]> {

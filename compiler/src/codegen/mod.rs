@@ -33,8 +33,8 @@ use quote::{format_ident, quote};
 use format::Sink;
 
 use crate::graph::{shape_str, Graph, LossKind, Shape};
-use crate::interp::{is_state, param_shapes};
-use crate::ops::{InputKind, Op};
+use crate::interp::param_decls;
+use crate::ops::{Init, InputKind, Op, ParamDecl};
 
 /// Rust's keywords, strict and reserved (2015 to 2024): a `.net` name that is one becomes a
 /// raw identifier (`r#type`).

@@ -25,9 +25,9 @@ pub(super) fn module(
     out: &mut Sink,
     layers: &mut Sink,
 ) -> Result<(), String> {
-    let shapes = param_shapes(g);
+    let decls = param_decls(g);
     let mut seen = std::collections::HashMap::new();
-    for (name, _) in &shapes {
+    for (name, _) in &decls {
         let f = field(name).to_string();
         if let Some(other) = seen.insert(f.clone(), name.clone()) {
             return Err(format!(
@@ -35,8 +35,8 @@ pub(super) fn module(
             ));
         }
     }
-    let trained: Vec<&(String, Vec<usize>)> = shapes.iter().filter(|(n, _)| !is_state(n)).collect();
-    let state: Vec<&(String, Vec<usize>)> = shapes.iter().filter(|(n, _)| is_state(n)).collect();
+    let trained: Vec<&(String, ParamDecl)> = decls.iter().filter(|(_, d)| !d.state).collect();
+    let state: Vec<&(String, ParamDecl)> = decls.iter().filter(|(_, d)| d.state).collect();
 
     let train_set = g.training_set();
     let nodes = g.training_nodes();
@@ -122,7 +122,7 @@ pub(super) fn module(
     // parameter it does not read is named `_p`.
     let (mut infer_uses, mut train_uses, mut backward_uses) = ([false; 2], [false; 2], [false; 2]);
     let mut calls: HashMap<NodeIndex, Calls> = HashMap::new();
-    let graded = g.ancestors(g.losses.iter().flat_map(|l| l.inputs));
+    let graded = g.graded();
     let inferred: HashSet<NodeIndex> = plan
         .schedule
         .forward
@@ -244,7 +244,7 @@ pub(super) fn module(
     // The first conv of a merged group runs the group: its step calls every member's
     // backward (the others' only mask their gradients with a fused ReLU), last the leader's.
     let members = |n: NodeIndex| -> Vec<NodeIndex> {
-        let mut m = g.group_of(n).map_or(vec![n], <[_]>::to_vec);
+        let mut m = g.members(n);
         m.retain(|j| graded[j.index()]);
         m.reverse();
         m

@@ -1,5 +1,6 @@
 //! `Params` and `State`: a struct with a `Vec<f32>` per tensor, by PyTorch name, with its
-//! table of shapes, a constructor and access by name. Every list in them is a [`Run`], one
+//! table of shapes, which tensors the initialization scheme draws, a constructor that gives
+//! every other tensor its op's constant, and access by name. Every list in them is a [`Run`], one
 //! child per tensor.
 
 use super::format::{Item, Kind, Run, Sink};
@@ -10,13 +11,13 @@ pub(super) fn tensor_struct(
     out: &mut Sink,
     name: &str,
     doc: &str,
-    tensors: &[&(String, Vec<usize>)],
+    tensors: &[&(String, ParamDecl)],
 ) -> Result<(), String> {
     let id = format_ident!("{}", name);
     let fields: Vec<Ident> = tensors.iter().map(|(n, _)| field(n)).collect();
     let names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
-    let decls = tensors.iter().zip(&fields).map(|((n, s), f)| {
-        let doc = format!(" `{n}` {}", shape_str(s));
+    let decls = tensors.iter().zip(&fields).map(|((n, d), f)| {
+        let doc = format!(" `{n}` {}", shape_str(&d.shape));
         quote! { #[doc = #doc] pub #f: Vec<f32>, }
     });
     let doc = doc.to_string();
@@ -32,20 +33,26 @@ pub(super) fn tensor_struct(
             }
         },
     ))?;
-    // Running variances start at 1, everything else at 0 (PyTorch's initial state).
-    let inits = tensors.iter().zip(&fields).map(|((n, s), f)| {
-        let fill: f32 = if n.ends_with(".running_var") {
-            1.0
-        } else {
-            0.0
+    // Each tensor its op's constant (biases 0, a norm's γ 1, a running variance 1, a layer
+    // scale its `init`); those the initialization scheme draws start at 0 until it does.
+    let inits = tensors.iter().zip(&fields).map(|((_, d), f)| {
+        let fill = match d.init {
+            Init::Const(v) => v,
+            Init::Random => 0.0,
         };
-        let len: usize = s.iter().product();
+        let len: usize = d.shape.iter().product();
         quote! { #f: vec![#fill; #len], }
     });
-    let shapes = tensors.iter().map(|(n, s)| {
-        let shape = usizes(s);
+    let shapes = tensors.iter().map(|(n, d)| {
+        let shape = usizes(&d.shape);
         quote! { (#n, #shape), }
     });
+    // An arm per drawn tensor: arms print one per line, so long lists print in chunks.
+    let none_drawn = !tensors.iter().any(|(_, d)| d.init == Init::Random);
+    let drawn = tensors
+        .iter()
+        .filter(|(_, d)| d.init == Init::Random)
+        .map(|(n, _)| quote! { #n => true, });
     let each = |f: &dyn Fn(&str, &Ident) -> TokenStream| -> Vec<TokenStream> {
         names.iter().zip(&fields).map(|(n, id)| f(n, id)).collect()
     };
@@ -79,7 +86,9 @@ pub(super) fn tensor_struct(
                 /// Every tensor's name and shape, in order.
                 pub const SHAPES: &'static [(&'static str, &'static [usize])] = &[#shapes];
 
-                /// Zeros, and ones for running variances.
+
+                /// Every tensor at its op's constant (biases 0, a norm's γ 1, a running
+                /// variance 1, a layer scale its `init`), and zeros where [`Self::drawn`].
                 pub fn new() -> #id {
                     #id { #inits }
                 }
@@ -107,5 +116,28 @@ pub(super) fn tensor_struct(
                 }
             }
         }
-    }))
+    }))?;
+    // Which tensors the scheme draws, an item of its own (one arm per drawn tensor).
+    let ty = format_ident!("{}", name);
+    out.push(Item::with_runs(
+        vec![Run::new(Kind::Arm, drawn)],
+        move |runs| {
+            let drawn = &runs[0];
+            let body = if none_drawn {
+                quote! { let _ = name; false }
+            } else {
+                quote! { match name { #drawn _ => false } }
+            };
+            quote! {
+                impl #ty {
+                    /// Whether the initialization scheme (He, Xavier) draws the tensor named
+                    /// `name`: the weights of convolutions and linear layers.
+                    #[allow(clippy::match_like_matches_macro)]
+                    pub fn drawn(name: &str) -> bool {
+                        #body
+                    }
+                }
+            }
+        },
+    ))
 }

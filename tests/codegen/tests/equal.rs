@@ -103,9 +103,10 @@ fn reference(c: &Case) -> Reference {
     let mut p = c.params.clone();
     let f = interp::forward(&c.graph, &mut p, &c.feed, Mode::Train);
     let grads = interp::backward(&c.graph, &c.params, &f);
-    let grads = interp::param_shapes(&c.graph)
+    let grads = interp::param_decls(&c.graph)
         .into_iter()
-        .filter(|(n, _)| !interp::is_state(n))
+        .filter(|(_, d)| !d.state)
+        .map(|(n, d)| (n, d.shape))
         .map(|(n, s)| {
             let g = grads
                 .get(&n)
