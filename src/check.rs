@@ -119,6 +119,7 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
             thousands(s.concat_elems as u64)
         ),
     };
+    let folded = format!("{} of {}", s.batchnorms_folded, s.batchnorms);
     format!(
         "\nplan (codegen passes, batch {batch}):\n\
          \x20 GEMM layers        {} (checked graph: {})\n\
@@ -128,10 +129,13 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
          \x20 workspace          {} ({} if no two buffers shared memory)\n\
          \x20   arena            {}: {} placed by liveness\n\
          \x20   own buffers      {}: max-pool argmaxes, batchnorm statistics\n\
-         \x20   scratch          {}: im2col and gradients on their way to being summed\n\
+         \x20   scratch          {}: im2col, gradients on their way to being summed\n\
          \x20 parameters         {} (and as much again for gradients)\n\
          \x20 training step      {} (optimizer state not included)\n\
-         \x20 inference alone    {} of buffers, planned on its own (the code shares the arena)\n",
+         \x20 inference          {}: `Workspace::for_inference`, planned on its own\n\
+         \x20   arena            {}: {} placed by liveness\n\
+         \x20   scratch          {}: im2col and folded conv weights\n\
+         \x20   batchnorms       {} folded into the conv before them\n",
         s.gemm_layers,
         s.gemm_layers_before,
         s.relus_fused,
@@ -148,7 +152,11 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
         mib(bytes.scratch),
         mib(bytes.params),
         mib(bytes.training),
-        mib(s.infer_plan.peak),
+        mib(bytes.inference),
+        mib(bytes.inference_arena),
+        count(s.inference.arena.len(), "activation", "activations"),
+        mib(bytes.inference_scratch),
+        folded,
     )
 }
 
@@ -172,6 +180,11 @@ fn plan_json(s: &netc_compiler::plan::Summary) -> serde_json::Value {
         "training_bytes": s.bytes.training,
         "planned_training_bytes": s.train_plan.peak,
         "planned_inference_bytes": s.infer_plan.peak,
+        "inference_workspace_bytes": s.bytes.inference,
+        "inference_arena_bytes": s.bytes.inference_arena,
+        "inference_scratch_bytes": s.bytes.inference_scratch,
+        "batchnorms": s.batchnorms,
+        "batchnorms_folded": s.batchnorms_folded,
         "scratch_bytes": s.bytes.scratch,
     })
 }

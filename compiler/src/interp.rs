@@ -135,6 +135,12 @@ impl Fwd<'_> {
         param(self.params, &format!("{}.{suffix}", self.path))
     }
 
+    /// Parameter or state tensor `path.suffix` of another layer (the batchnorm a conv
+    /// folds in).
+    pub fn param_of(&self, path: &str, suffix: &str) -> &[f32] {
+        param(self.params, &format!("{path}.{suffix}"))
+    }
+
     /// The layer's parameter `PATH.suffix`, if it has it (an optional bias).
     pub fn maybe(&self, suffix: &str, has: bool) -> Option<&[f32]> {
         has.then(|| self.param(suffix))

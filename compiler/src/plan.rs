@@ -1,18 +1,24 @@
-//! The buffers of a network's workspace: an activation and a gradient per value, what
-//! backward keeps (max-pool argmaxes, batchnorm statistics, LRN denominators), and scratch.
-//! `memplan` places buffers in one arena by liveness over the forward+backward schedule,
-//! with a checker. The generated code allocates exactly what [`workspace`] says: the
-//! per-sample `f32` buffers at their planned offsets in one arena (the plan at one sample,
-//! scaled by the batch, which keeps it valid), the rest as buffers of their own. Byte counts
-//! at a batch are checked: a batch that overflows them is an error, not a wrapped number.
+//! The buffers of a network's workspaces. A network is two programs, each over its own graph
+//! and its own buffers ([`Plan`]): the training step (`forward_train` then `backward`) over
+//! the codegen graph, with an activation and a gradient per value, what backward keeps
+//! (max-pool argmaxes, batchnorm statistics, LRN denominators) and scratch; and inference
+//! (`forward`) over the inference graph (pruned, batchnorms folded into convs), with an
+//! activation per value and nothing for backward. `memplan` places each program's buffers
+//! in one arena by liveness over its own schedule, with a checker. The generated code
+//! allocates exactly what [`Allocation`] says: the per-sample `f32` buffers at their planned
+//! offsets in one arena (the plan at one sample, scaled by the batch, which keeps it valid),
+//! the rest as buffers of their own. Byte counts at a batch are checked: a batch that
+//! overflows them is an error, not a wrapped number.
 
 mod first_fit;
 mod memplan;
 pub mod run;
 pub mod schedule;
+mod summary;
 
 pub use memplan::{memplan, MemPlan, Placed};
 pub use schedule::Schedule;
+pub use summary::{summary, Bytes, Summary};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -58,56 +64,109 @@ impl Buffer {
     }
 }
 
-/// Every buffer of one network's workspace.
+/// Every buffer of one program's workspace, and where the arena holds them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Workspace {
     pub buffers: Vec<Buffer>,
-    /// The steps of each pass over these buffers.
+    /// The steps of the program over these buffers: `forward_train` and `backward` for
+    /// training, `forward` for inference.
     pub schedule: Schedule,
-    /// The stem of every node's names in generated code (see [`stems`]).
+    /// The stem of every node's names in generated code (see [`stems`]); inference uses
+    /// the training graph's, so that a layer's names are the same in both programs.
     pub stems: BTreeMap<NodeIndex, String>,
-    /// Where the arena buffers are, by name, placed by `memplan` over the training schedule.
+    /// Where the arena buffers are, by name, placed by `memplan` over the schedule.
     pub arena: BTreeMap<String, Placement>,
     /// Elements of the arena per sample.
     pub arena_elems: usize,
     /// im2col / col2im / LRN scratch, in elements (not per sample).
     pub col: usize,
-    /// Gradient scratch, elements per sample.
+    /// Gradient scratch, elements per sample (none at inference).
     pub scratch: usize,
+    /// Scratch for the largest folded conv's weight and bias (`ops::fold`), in elements
+    /// (not per sample; none in training).
+    pub fold: usize,
 }
 
 impl Workspace {
-    /// Bytes the generated code allocates for a batch of `batch`: the arena, the buffers
-    /// outside it, im2col and gradient scratch (all elements are 4 bytes). `None` when
-    /// that does not fit in a `u64`.
+    /// Bytes of this program's buffers alone at `batch`: the arena, the buffers outside it,
+    /// and the scratch (all elements are 4 bytes). `None` when that does not fit in a
+    /// `u64`.
     pub fn bytes(&self, batch: usize) -> Option<u64> {
-        let outside = sum(self.buffers.iter().filter(|b| !b.in_arena()), batch)?;
-        mul(batch, self.arena_elems)?
-            .checked_add(outside)?
-            .checked_add(self.scratch_elems(batch)?)?
-            .checked_mul(4)
+        self.allocation().bytes(batch)
     }
 
     /// Bytes of every buffer were each its own allocation (no reuse); `None` on overflow.
     pub fn unshared_bytes(&self, batch: usize) -> Option<u64> {
         sum(self.buffers.iter(), batch)?
+            .checked_add(self.allocation().scratch_elems(batch)?)?
+            .checked_mul(4)
+    }
+
+    /// What a workspace for this program alone allocates.
+    fn allocation(&self) -> Allocation {
+        Allocation {
+            arena: self.arena_elems,
+            own: self.buffers.iter().filter(|b| !b.in_arena()).cloned().collect(),
+            col: self.col,
+            scratch: self.scratch,
+            fold: self.fold,
+        }
+    }
+}
+
+/// What a generated workspace allocates, in elements: `Workspace::new` (training, which
+/// inference can run in too) or `Workspace::for_inference` (see [`Plan`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Allocation {
+    /// The arena, per sample.
+    pub arena: usize,
+    /// The buffers of their own (outside the arena), in order.
+    pub own: Vec<Buffer>,
+    /// im2col and LRN scratch, in all.
+    pub col: usize,
+    /// Gradient scratch, per sample.
+    pub scratch: usize,
+    /// Folded conv weights, in all.
+    pub fold: usize,
+}
+
+impl Allocation {
+    /// Elements per sample and in all: the allocation at batch `b` is `b × per_sample +
+    /// fixed`. `None` when either overflows a `usize`.
+    pub fn elems(&self) -> Option<(usize, usize)> {
+        let mut per_sample = self.arena.checked_add(self.scratch)?;
+        let mut fixed = self.col.checked_add(self.fold)?;
+        for b in &self.own {
+            let sum = if b.fixed { &mut fixed } else { &mut per_sample };
+            *sum = sum.checked_add(b.elems)?;
+        }
+        Some((per_sample, fixed))
+    }
+
+    /// Bytes at `batch`, `None` when they overflow a `u64`.
+    pub fn bytes(&self, batch: usize) -> Option<u64> {
+        let own = sum(self.own.iter(), batch)?;
+        mul(batch, self.arena)?
+            .checked_add(own)?
             .checked_add(self.scratch_elems(batch)?)?
             .checked_mul(4)
     }
 
     /// Bytes of the arena at `batch`; `None` on overflow.
     pub fn arena_bytes(&self, batch: usize) -> Option<u64> {
-        mul(batch, self.arena_elems)?.checked_mul(4)
+        mul(batch, self.arena)?.checked_mul(4)
     }
 
-    /// Bytes of im2col and gradient scratch; `None` on overflow.
+    /// Bytes of the scratch (im2col, gradients, folded weights) at `batch`; `None` on
+    /// overflow.
     pub fn scratch_bytes(&self, batch: usize) -> Option<u64> {
         self.scratch_elems(batch)?.checked_mul(4)
     }
 
-    /// Elements of im2col and gradient scratch.
     fn scratch_elems(&self, batch: usize) -> Option<u64> {
-        mul(batch, self.scratch)?.checked_add(self.col as u64)
+        mul(batch, self.scratch)?
+            .checked_add(self.col as u64)?
+            .checked_add(self.fold as u64)
     }
 }
 
@@ -173,13 +232,33 @@ pub fn buffer_name(stems: &BTreeMap<NodeIndex, String>, kind: char, n: NodeIndex
     format!("{kind}_{}", stems[&n])
 }
 
-/// The workspace of `g` (after its codegen passes) for training, which inference shares;
-/// `None` when one sample's buffers alone take more than 2^64 bytes.
+/// The training step's workspace of `g` (the graph after its codegen passes); `None` when
+/// one sample's buffers alone take more than 2^64 bytes.
 pub fn workspace(g: &Graph) -> Option<Workspace> {
-    let nodes = g.training_nodes();
-    let stems = stems(g);
+    build(g, stems(g), true)
+}
+
+/// Inference's workspace of `g` (the inference graph after its codegen passes), naming
+/// buffers by `stems` (the training graph's); `None` as for [`workspace`].
+pub fn inference_workspace(g: &Graph, stems: &BTreeMap<NodeIndex, String>) -> Option<Workspace> {
+    build(g, stems.clone(), false)
+}
+
+/// The workspace of one program over `g`: the training step's (`training`), or
+/// inference's, which has no gradients, keeps only what an op's inference form writes and
+/// scratch for folded weights.
+fn build(g: &Graph, stems: BTreeMap<NodeIndex, String>, training: bool) -> Option<Workspace> {
+    let nodes = if training {
+        g.training_nodes()
+    } else {
+        let infer = g.inference_set();
+        g.nodes()
+            .into_iter()
+            .filter(|n| infer[n.index()])
+            .collect()
+    };
     let mut buffers = Vec::new();
-    let mut col = 0usize;
+    let (mut col, mut fold) = (0usize, 0usize);
     for &n in &nodes {
         let node = g.node(n);
         if let Op::Input(InputKind::Class(_)) = node.op {
@@ -204,10 +283,11 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
                 doc,
             };
         // A layer in a concat's slot lives in the concat's buffers, an activation run in
-        // place in its input's; a network input takes no gradient.
+        // place in its input's; a network input takes no gradient, nor does anything at
+        // inference.
         if !g.slots.contains_key(&n) && !g.aliases.contains_key(&n) {
             buffers.push(buf('t', elems, false, false, Some(doc)));
-            if !matches!(node.op, Op::Input(_)) {
+            if training && !matches!(node.op, Op::Input(_)) {
                 buffers.push(buf('d', elems, false, false, None));
             }
         }
@@ -228,8 +308,13 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
             let plane = x[1..].iter().product();
             col = col.max(netc_runtime::conv::merged_col_len(x[0], total, plane));
         }
-        for s in kind.saved(&ins, &node.shape) {
-            buffers.push(buf(s.letter, s.elems, s.fixed, s.index, None));
+        if let Op::Conv(c) = &node.op {
+            fold = fold.max(c.fold_len(&x));
+        }
+        if training || kind.keeps_at_inference() {
+            for s in kind.saved(&ins, &node.shape) {
+                buffers.push(buf(s.letter, s.elems, s.fixed, s.index, None));
+            }
         }
     }
     let max_elems = nodes
@@ -239,7 +324,11 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
         .unwrap_or(1);
     let schedule = {
         let b = schedule::Buffers::new(g, &buffers, &stems);
-        schedule::lower(g, &b)
+        if training {
+            schedule::lower_training(g, &b)
+        } else {
+            schedule::lower_inference(g, &b)
+        }
     };
     let mut ws = Workspace {
         buffers,
@@ -248,11 +337,11 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
         arena: Default::default(),
         arena_elems: 0,
         col: col.max(1),
-        scratch: 2 * max_elems,
+        scratch: if training { 2 * max_elems } else { 0 },
+        fold,
     };
-    // The arena: the training plan of its buffers at one sample. Inference uses it too:
-    // whatever inference keeps alive across a layer, training keeps alive across it too.
-    let plan = memplan(&ws, 1, true, Buffer::in_arena)?;
+    // The arena: the plan of its buffers at one sample, over the program's own schedule.
+    let plan = memplan(&ws, 1, training, Buffer::in_arena)?;
     for p in &plan.placed {
         let place = Placement {
             offset: p.offset as usize / 4,
@@ -264,138 +353,77 @@ pub fn workspace(g: &Graph) -> Option<Workspace> {
     Some(ws)
 }
 
-/// What the codegen passes made of one network, and the memory its generated code takes:
-/// `netc check --plan`.
+/// One program of a network: the graph its code is generated from, and its workspace.
 #[derive(Clone, Debug)]
-pub struct Summary {
-    /// Layers that run as a GEMM (conv, transposed conv, linear) before and after the
-    /// passes.
-    pub gemm_layers_before: usize,
-    pub gemm_layers: usize,
-    /// ReLUs in the checked graph, and how many of them the `epilogue` pass folded into
-    /// the GEMM before them.
-    pub relus: usize,
-    pub relus_fused: usize,
-    /// Activations that overwrite their input's buffers (`inplace`).
-    pub in_place: usize,
-    /// Concats, the elements per sample they hold, and how many of those they still copy
-    /// (the rest are written in place by `concat_in_place`).
-    pub concats: usize,
-    pub concat_elems: usize,
-    pub concat_copied: usize,
-    /// Trainable parameters (weights and biases) of the training graph.
-    pub params: u64,
-    pub workspace: Workspace,
-    /// The workspace buffers planned by liveness (`memplan`) at the batch asked for, for a
-    /// training step and for inference.
-    pub train_plan: MemPlan,
-    pub infer_plan: MemPlan,
-    /// The schedules as text, a step per line (`netc check --plan --steps`).
-    pub steps: String,
-    /// The batch asked for, and the memory at that batch.
-    pub batch: usize,
-    pub bytes: Bytes,
+pub struct Program {
+    pub graph: Graph,
+    pub ws: Workspace,
 }
 
-/// Memory at one batch, in bytes; [`summary`] refuses a batch at which any of them
-/// overflows a `u64`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Bytes {
-    /// What the generated `Workspace` allocates: the arena, the buffers of their own and
-    /// the scratch.
-    pub workspace: u64,
-    pub arena: u64,
-    pub own: u64,
-    /// im2col and gradient scratch, outside the plan.
-    pub scratch: u64,
-    /// The workspace were every buffer its own allocation.
-    pub unshared: u64,
-    /// Trainable parameters.
-    pub params: u64,
-    /// One training step: the workspace, the parameters and their gradients (optimizer
-    /// state, one or two more copies of the parameters, excluded).
-    pub training: u64,
+/// A network's two programs: the training step, over the checked graph after the codegen
+/// passes, and inference, over the inference graph after them (`passes::inference`). Each
+/// has its own buffers and arena layout; they share buffer names (a layer's activation is
+/// `t_conv1` in both), and nothing else.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub train: Program,
+    pub infer: Program,
 }
 
-impl Bytes {
-    /// The figures of `ws` and `params` parameters at `batch`, `None` on overflow.
-    fn new(ws: &Workspace, params: u64, batch: usize) -> Option<Bytes> {
-        let workspace = ws.bytes(batch)?;
-        let arena = ws.arena_bytes(batch)?;
-        let scratch = ws.scratch_bytes(batch)?;
-        let params = params.checked_mul(4)?;
-        Some(Bytes {
-            workspace,
-            arena,
-            own: workspace - arena - scratch,
-            scratch,
-            unshared: ws.unshared_bytes(batch)?,
-            params,
-            training: workspace.checked_add(params.checked_mul(2)?)?,
-        })
-    }
-}
-
-/// Runs the codegen passes (but those in `skip`) on a copy of `g` and sums up the result,
-/// memory planned for `batch`.
-pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagnostic> {
-    // Training-graph nodes whose op passes `f`.
-    let count = |g: &Graph, f: fn(&Op) -> bool| {
-        g.training_nodes()
-            .into_iter()
-            .filter(|&n| f(&g.node(n).op))
-            .count()
-    };
-    let gemm = |op: &Op| matches!(op, Op::Conv(_) | Op::ConvT(_) | Op::Linear(_));
-    let relu = |op: &Op| op.act() == Some(crate::ops::ActFn::Relu);
-    let relus = count(g, relu);
-    let mut planned = g.clone();
-    crate::passes::run(&mut planned, crate::passes::CODEGEN, skip)?;
-    let concats: Vec<_> = planned
-        .training_nodes()
-        .into_iter()
-        .filter(|&n| matches!(planned.node(n).op, Op::Concat(_)))
-        .collect();
-    let elems = |n: NodeIndex| planned.node(n).shape.iter().product::<usize>();
-    let params = crate::report::Report::new(&planned).total;
-    let params = params.weights + params.biases;
+/// The plan of `g` (a checked graph) with the passes in `skip` left out.
+pub fn plan(g: &Graph, skip: &[&str]) -> Result<Plan, Diagnostic> {
     let too_large = || {
         Diagnostic::error(
             "too-large",
             format!(
-                "at a batch of {batch}, the memory of network `{}` does not fit in 2^64 bytes",
+                "one sample's buffers of network `{}` take more than 2^64 bytes",
                 g.name
             ),
         )
-        .help("use a smaller batch")
+        .help("make the network smaller")
     };
-    let ws = workspace(&planned).ok_or_else(too_large)?;
-    let bytes = Bytes::new(&ws, params, batch).ok_or_else(too_large)?;
-    let train_plan = memplan(&ws, batch, true, |_| true).ok_or_else(too_large)?;
-    let infer_plan = memplan(&ws, batch, false, |_| true).ok_or_else(too_large)?;
-    Ok(Summary {
-        gemm_layers_before: count(g, gemm),
-        gemm_layers: count(&planned, gemm)
-            - planned.merged.iter().map(|m| m.len() - 1).sum::<usize>(),
-        relus,
-        relus_fused: relus - count(&planned, relu),
-        in_place: planned.aliases.len(),
-        concats: concats.len(),
-        concat_elems: concats.iter().map(|&n| elems(n)).sum(),
-        concat_copied: concats
-            .iter()
-            .flat_map(|&n| planned.inputs_of(n))
-            .filter(|j| !planned.slots.contains_key(j))
-            .map(elems)
-            .sum(),
-        params,
-        steps: schedule::describe(&ws.schedule, &planned, &ws.buffers),
-        train_plan,
-        infer_plan,
-        workspace: ws,
-        batch,
-        bytes,
+    let train = crate::passes::training(g, skip)?;
+    let infer = crate::passes::inference(g, skip)?;
+    let train_ws = workspace(&train).ok_or_else(too_large)?;
+    let infer_ws = inference_workspace(&infer, &train_ws.stems).ok_or_else(too_large)?;
+    Ok(Plan {
+        train: Program {
+            graph: train,
+            ws: train_ws,
+        },
+        infer: Program {
+            graph: infer,
+            ws: infer_ws,
+        },
     })
+}
+
+impl Plan {
+    /// What `Workspace::new` allocates: everything the training step needs, and whatever
+    /// more inference needs, since `forward` can run in it too: the larger arena, every
+    /// buffer of its own either program has, the larger im2col scratch and the folded
+    /// weights' scratch.
+    pub fn training_allocation(&self) -> Allocation {
+        let (t, i) = (&self.train.ws, &self.infer.ws);
+        let mut own = t.allocation().own;
+        for b in i.allocation().own {
+            if !own.iter().any(|o| o.name == b.name) {
+                own.push(b);
+            }
+        }
+        Allocation {
+            arena: t.arena_elems.max(i.arena_elems),
+            own,
+            col: t.col.max(i.col),
+            scratch: t.scratch,
+            fold: i.fold,
+        }
+    }
+
+    /// What `Workspace::for_inference` allocates: inference's buffers alone.
+    pub fn inference_allocation(&self) -> Allocation {
+        self.infer.ws.allocation()
+    }
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ fn aliased(g: &Graph, a: NodeIndex, x: NodeIndex) -> Result<(), String> {
 }
 
 /// A merged group: two or more pointwise convs in node order, reading one tensor, with the
-/// same bias and fused ReLU.
+/// same bias and fused ReLU, and no batchnorm folded in.
 fn merged(g: &Graph, group: &[NodeIndex]) -> Result<(), String> {
     if group.len() < 2 || !group.windows(2).all(|w| w[0] < w[1]) {
         return Err(format!(
@@ -130,7 +130,7 @@ fn merged(g: &Graph, group: &[NodeIndex]) -> Result<(), String> {
     }
     let first = g.node(group[0]);
     let key = |n: NodeIndex| match &g.node(n).op {
-        Op::Conv(c) if crate::passes::merge_1x1::pointwise(c) => {
+        Op::Conv(c) if crate::passes::merge_1x1::pointwise(c) && c.fold.is_none() => {
             Some((g.inputs_of(n), c.bias, c.act.map(|f| f.name())))
         }
         _ => None,
@@ -138,7 +138,7 @@ fn merged(g: &Graph, group: &[NodeIndex]) -> Result<(), String> {
     let want = key(group[0]);
     if want.is_none() || group.iter().any(|&n| key(n) != want) {
         return Err(format!(
-            "the group merged with `{}` is not pointwise convs of one input with the same bias and ReLU",
+            "the group merged with `{}` is not pointwise convs of one input with the same bias and ReLU and no folded batchnorm",
             first.path
         ));
     }

@@ -67,12 +67,13 @@ fn check(name: &str, src: &str) {
         skips.extend(names.iter().map(|&p| vec![p]));
         for skip in skips {
             let at = format!("{name} skipping {skip:?}");
-            let mut planned = g.clone();
-            passes::run(&mut planned, passes::CODEGEN, &skip).unwrap();
-            let ws = plan::workspace(&planned).unwrap();
-            schedule::verify(&ws.schedule, &ws.buffers).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let p = plan::plan(g, &skip).unwrap();
+            for ws in [&p.train.ws, &p.infer.ws] {
+                schedule::verify(&ws.schedule, &ws.buffers)
+                    .unwrap_or_else(|e| panic!("{at}: {e}"));
+            }
             let mut got_params = params.clone();
-            let got = run::train_step(&planned, &ws, &mut got_params, &f);
+            let got = run::train_step(&p.train, &mut got_params, &f);
             let loss = (got.loss - want.loss).abs() <= 1e-5 * want.loss.abs().max(1.0);
             assert!(loss, "{at}: loss {} against {}", got.loss, want.loss);
             assert_eq!(
@@ -89,7 +90,7 @@ fn check(name: &str, src: &str) {
             for (k, w) in &want_outputs {
                 close(&format!("{at}: output {k}"), &got.outputs[k].data, &w.data);
             }
-            let infer = run::infer(&planned, &ws, &params, &f);
+            let infer = run::infer(&p.infer, &params, &f);
             for (k, w) in &want_infer {
                 close(&format!("{at}: inference {k}"), &infer[k].data, &w.data);
             }

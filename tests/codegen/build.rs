@@ -66,10 +66,7 @@ const NETS: &[(&str, &str, Option<&str>, &str)] = &[
 
 /// The schedules every network is built with: a module-name suffix and the passes skipped.
 fn variants() -> Vec<(String, Vec<&'static str>)> {
-    let passes: Vec<&str> = netc_compiler::passes::CODEGEN
-        .iter()
-        .map(|p| p.name)
-        .collect();
+    let passes = netc_compiler::passes::names();
     let mut v = vec![(String::new(), vec![]), ("_unfused".into(), passes.clone())];
     v.extend(passes.iter().map(|p| (format!("_no_{p}"), vec![*p])));
     v

@@ -44,6 +44,26 @@ impl Scores {
     }
 }
 
+/// Buffers that score batches of `batch` images: inference's alone for a classifier, which
+/// [`evaluate`] scores by `forward`; a training workspace for a network without labels, which
+/// it scores by its loss (a training-mode pass).
+pub(crate) fn scoring_workspace<N: Network>(batch: usize) -> N::Workspace {
+    if N::CLASSES > 0 {
+        N::inference_workspace(batch)
+    } else {
+        N::workspace(batch)
+    }
+}
+
+/// The bytes [`scoring_workspace`] allocates.
+pub(crate) fn scoring_workspace_bytes<N: Network>(batch: usize) -> Option<usize> {
+    if N::CLASSES > 0 {
+        N::inference_workspace_bytes(batch)
+    } else {
+        N::workspace_bytes(batch)
+    }
+}
+
 /// The scores of `set`, in batches of `batch` on `ws` (buffers for that batch, such as the
 /// training loop's), the last batch, if smaller, on buffers of its own size. Panics if
 /// `batch` is 0.
@@ -70,7 +90,7 @@ pub fn evaluate<N: Network>(
         let ws: &mut N::Workspace = if n == batch {
             &mut *ws
         } else {
-            tail.insert(N::workspace(n))
+            tail.insert(scoring_workspace::<N>(n))
         };
         let images = &set.images[start * len..(start + n) * len];
         let labels = &set.labels[start..start + n];

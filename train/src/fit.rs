@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::eval::{evaluate, hits, Scores};
+use crate::eval::{evaluate, hits, scoring_workspace, scoring_workspace_bytes, Scores};
 use crate::files::say as print_line;
 use crate::settings::Settings;
 use crate::{checkpoint, ctrl_c, files, metrics, plot, rt, rundir};
@@ -111,7 +111,7 @@ fn run_bytes<N: Network>(batch: usize, moments: usize, sets: &[usize]) -> Option
     // Sets are scored one after the other: the largest last batch counts.
     let tail = sets.iter().map(|&n| n % batch).max().unwrap_or(0);
     let tail = if tail > 0 {
-        N::workspace_bytes(tail)?
+        scoring_workspace_bytes::<N>(tail)?
     } else {
         0
     };
@@ -160,7 +160,7 @@ fn eval_only<N: Network>(flags: &Flags, path: &Path) -> Result<Trained<N>, Strin
     let (_, val_set, test) = data::<N>(&settings, &say)?;
     let sizes = [val_set.len(), test.as_ref().map_or(0, Dataset::len)];
     check_memory::<N>(settings.batch, 0, &sizes)?;
-    let mut ws = N::workspace(settings.batch);
+    let mut ws = scoring_workspace::<N>(settings.batch);
     let mut sets = vec![("validation", &val_set)];
     if let Some(test) = &test {
         sets.push(("test", test));

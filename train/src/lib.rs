@@ -56,8 +56,11 @@ pub trait Network {
     fn params() -> Self::Params;
     /// Fresh batchnorm statistics.
     fn state() -> Self::State;
-    /// Buffers for batches of `batch` images.
+    /// Buffers for training on batches of `batch` images (inference runs in them too).
     fn workspace(batch: usize) -> Self::Workspace;
+    /// Buffers for inference alone ([`Network::forward`]) on batches of `batch` images: a
+    /// fraction of [`Network::workspace`]'s.
+    fn inference_workspace(batch: usize) -> Self::Workspace;
     /// The parameter `name`.
     fn param_mut<'p>(p: &'p mut Self::Params, name: &str) -> Option<&'p mut [f32]>;
     /// The parameter `name`.
@@ -107,6 +110,9 @@ pub trait Network {
     /// more than a `usize` counts), so that a batch too large is refused before it is
     /// allocated.
     fn workspace_bytes(batch: usize) -> Option<usize>;
+    /// The bytes [`Network::inference_workspace`] allocates (`None` as for
+    /// [`Network::workspace_bytes`]).
+    fn inference_workspace_bytes(batch: usize) -> Option<usize>;
     /// A hash of the network's parameters (names and shapes) and layers, which checkpoints
     /// carry so that another network's are refused.
     const HASH: u64;

@@ -1,6 +1,6 @@
 //! A layer's functions in generated code: the parameters each takes (those its body uses:
-//! the parameters, the state or the gradients, the `train` flag; the workspace always),
-//! and the calls the schedules make of them.
+//! the parameters, the state or the gradients; the workspace always), and the calls the
+//! schedules make of them.
 
 use petgraph::stable_graph::NodeIndex;
 use proc_macro2::{Ident, TokenStream};
@@ -9,12 +9,11 @@ use quote::quote;
 use super::arena::uses_ident;
 use crate::graph::Graph;
 
-/// The calls a schedule makes of one layer's functions: a training step's forward, inference
-/// (with whether it reads the parameters and the state), and backward.
+/// The calls the training step's schedules make of one layer's functions: forward and
+/// backward.
 #[derive(Default)]
 pub(super) struct Calls {
     pub train: Option<TokenStream>,
-    pub infer: Option<(TokenStream, bool, bool)>,
     pub backward: Option<TokenStream>,
 }
 
@@ -26,13 +25,12 @@ pub(super) enum Phase {
     Backward,
 }
 
-/// A layer function's parameters: the parameters `p`, the state `s` (or the gradients `g`
-/// in backward) and the `train` flag when its body uses them; the workspace always.
+/// A layer function's parameters: the parameters `p` and the state `s` (or the gradients
+/// `g` in backward) when its body uses them; the workspace always.
 pub(super) struct Signature {
     phase: Phase,
     pub params: bool,
     pub state: bool,
-    train: bool,
 }
 
 pub(super) fn signature(body: &TokenStream, phase: Phase) -> Signature {
@@ -41,7 +39,6 @@ pub(super) fn signature(body: &TokenStream, phase: Phase) -> Signature {
         phase,
         params: uses_ident(body, "p"),
         state: uses_ident(body, state),
-        train: phase != Phase::Backward && uses_ident(body, "train"),
     }
 }
 
@@ -61,9 +58,6 @@ impl Signature {
             });
         }
         params.push(quote! { ws: &mut Workspace });
-        if self.train {
-            params.push(quote! { train: bool });
-        }
         quote! {
             #[doc = #doc]
             #[inline(never)]
@@ -87,18 +81,17 @@ impl Signature {
             });
         }
         args.push(quote! { ws });
-        if self.train {
-            let train = self.phase == Phase::Train;
-            args.push(quote! { #train });
-        }
         quote! { #(#args),* }
     }
 }
 
-/// What the passes did to layer `n`, for its doc comment: merged into one GEMM with its
-/// siblings, written in place into a concat.
+/// What the passes did to layer `n`, for its doc comment: a batchnorm folded in, merged
+/// into one GEMM with its siblings, written in place into a concat.
 pub(super) fn fusion_note(g: &Graph, n: NodeIndex) -> String {
     let mut note = String::new();
+    if let crate::ops::Op::Conv(crate::ops::Conv { fold: Some(f), .. }) = &g.node(n).op {
+        note += &format!(" Batchnorm `{}` folded in (fold_bn).", f.bn);
+    }
     if let Some(group) = g.group_of(n) {
         let paths = |js: &[NodeIndex]| {
             js.iter()

@@ -26,6 +26,8 @@ pub struct Cx<'g> {
     /// The inputs' per-sample shapes, and the output's.
     pub shapes: Vec<&'g Shape>,
     pub y_shape: &'g Shape,
+    /// The name of the layer's geometry constant (see [`Cx::geo`]).
+    geo: Ident,
 }
 
 impl<'g> Cx<'g> {
@@ -39,7 +41,13 @@ impl<'g> Cx<'g> {
             shapes: ins.iter().map(|&i| &g.node(i).shape).collect(),
             ins,
             y_shape: &g.node(n).shape,
+            geo: format_ident!("GEO_{}", ws.stems[&n].to_uppercase()),
         }
+    }
+
+    /// Names the layer's geometry constant `name` (inference's, where it is not training's).
+    pub(super) fn rename_geometry(&mut self, name: Ident) {
+        self.geo = name;
     }
 
     /// The path of the layer.
@@ -89,14 +97,25 @@ impl<'g> Cx<'g> {
 
     /// The layer's geometry constant (see `OpKind::geometry`), `GEO_I3A_B2_0`.
     pub fn geo(&self) -> TokenStream {
-        let c = format_ident!("GEO_{}", self.ws.stems[&self.n].to_uppercase());
+        let c = &self.geo;
         quote! { #c }
     }
 
     /// The layer's parameter `PATH.suffix`.
     pub fn param(&self, suffix: &str) -> TokenStream {
-        let f = field(&format!("{}.{suffix}", self.path()));
+        self.param_at(self.path(), suffix)
+    }
+
+    /// Parameter `path.suffix` of another layer (the batchnorm a conv folds in).
+    pub fn param_at(&self, path: &str, suffix: &str) -> TokenStream {
+        let f = field(&format!("{path}.{suffix}"));
         quote! { p.#f }
+    }
+
+    /// State tensor `path.suffix` of another layer (the batchnorm a conv folds in).
+    pub fn state_at(&self, path: &str, suffix: &str) -> TokenStream {
+        let f = field(&format!("{path}.{suffix}"));
+        quote! { s.#f }
     }
 
     /// The gradient of the layer's parameter `PATH.suffix`.
@@ -107,8 +126,7 @@ impl<'g> Cx<'g> {
 
     /// The layer's state tensor `PATH.suffix`.
     pub fn state(&self, suffix: &str) -> TokenStream {
-        let f = field(&format!("{}.{suffix}", self.path()));
-        quote! { s.#f }
+        self.state_at(self.path(), suffix)
     }
 
     /// `Some(&p.PATH_bias[..])` and `Some(&mut g.PATH_bias[..])` for a layer with a bias,

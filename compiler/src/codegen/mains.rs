@@ -7,7 +7,8 @@ use petgraph::stable_graph::NodeIndex;
 /// The `main.rs` that `netc build` writes for a network the trainer does not take: initializes
 /// the parameters (the network's `init`, He by default, seeded), draws one random batch, runs
 /// `forward_train` and `backward` twice (the second warm) and prints the loss and the time
-/// each took; for a network without a loss it times one `forward`. It updates no weights.
+/// each took; for a network without a loss it times one `forward`, in a workspace for
+/// inference alone. It updates no weights.
 pub fn emit_main(g: &Graph) -> Result<String, String> {
     let init = match g.train.init {
         Some(crate::train::Init::Xavier) => quote! { rt::init::Init::Xavier },
@@ -40,10 +41,16 @@ pub fn emit_main(g: &Graph) -> Result<String, String> {
         }
     };
     // Training steps update the batchnorm statistics; inference only reads them.
-    let state = if has_loss {
-        quote! { let mut s = net::State::new(); }
+    let (state, workspace) = if has_loss {
+        (
+            quote! { let mut s = net::State::new(); },
+            quote! { net::Workspace::new(batch) },
+        )
     } else {
-        quote! { let s = net::State::new(); }
+        (
+            quote! { let s = net::State::new(); },
+            quote! { net::Workspace::for_inference(batch) },
+        )
     };
     let tokens = quote! {
         use netc_runtime as rt;
@@ -64,7 +71,7 @@ pub fn emit_main(g: &Graph) -> Result<String, String> {
             #state
             #(#buffers)*
             let x = net::Inputs { #(#fields)* };
-            let mut ws = net::Workspace::new(batch);
+            let mut ws = #workspace;
             #step
         }
     };
@@ -79,7 +86,8 @@ pub fn emit_main(g: &Graph) -> Result<String, String> {
 
 /// The `main.rs` of the crate behind `netc run`: reads weights and inputs from safetensors
 /// files (already checked by `netc run` against the network), runs the generated module,
-/// and writes the outputs, and with `--grads` the loss and every gradient: dropout and
+/// and writes the outputs (inference runs in a workspace for inference alone), and with
+/// `--grads` the loss and every gradient: dropout and
 /// stochastic depth keep every value, unless `--dropout SEED` gives the generator their
 /// masks are drawn from (`Rng::new(SEED)`, as `netc run --interp` draws them).
 ///
@@ -184,9 +192,9 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
             let batch = x.tensor(#first_input).map(|t| t.shape().first().copied().unwrap_or(0)).unwrap_or_else(|_| fail(format!("`{}` is missing", #first_input)));
             #(#reads)*
             let inputs = net::Inputs { #(#fields)* };
-            let mut ws = net::Workspace::new(batch);
             let mut out: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
             if grads {
+                let mut ws = net::Workspace::new(batch);
                 ws.dropout = dropout.map(netc_runtime::rng::Rng::new);
                 let loss = net::forward_train(&p, &mut s, &mut ws, &inputs);
                 let mut g = net::Grads::new();
@@ -197,6 +205,7 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
                     out.push((format!("grad.{name}"), shape.to_vec(), g.get(name).expect("listed").to_vec()));
                 }
             } else {
+                let mut ws = net::Workspace::for_inference(batch);
                 net::forward(&p, &s, &mut ws, &inputs);
                 #(#outputs)*
             }
@@ -224,9 +233,10 @@ pub fn emit_runner(g: &Graph) -> Result<String, String> {
     ))
 }
 
-/// The `main.rs` of the crate behind `netc bench FILE`: times inference and whole training
-/// steps (forward, backward, SGD update) of the generated code on a random batch, and each
-/// layer's forward and backward, and prints them as a table or JSON.
+/// The `main.rs` of the crate behind `netc bench FILE`: times inference (in a workspace for
+/// inference alone) and whole training steps (forward, backward, SGD update) of the
+/// generated code on a random batch, and each layer's forward and backward, and prints them
+/// as a table or JSON, with the memory of each.
 ///
 /// Usage: `BENCH BATCH THREADS STEPS [--json]`. `train_macs` are the multiply-accumulates of
 /// one sample's training forward pass (a step does three times as many).
@@ -272,9 +282,10 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
                 }
             };
             let (mut fwd, mut bwd) = ([0.0f64; net::LAYERS.len()], [0.0f64; net::LAYERS.len()]);
+            let mut infer_ws = net::Workspace::for_inference(batch);
             // Warm-up: first touches of every buffer, the thread pool, the caches.
             step(&mut p, &mut s, &mut g, &mut ws, &mut fwd, &mut bwd);
-            net::forward(&p, &s, &mut ws, &x);
+            net::forward(&p, &s, &mut infer_ws, &x);
             let (mut fwd, mut bwd) = ([0.0f64; net::LAYERS.len()], [0.0f64; net::LAYERS.len()]);
             let mut train = Vec::new();
             for _ in 0..steps {
@@ -285,13 +296,15 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
             let mut infer = Vec::new();
             for _ in 0..steps {
                 let t = std::time::Instant::now();
-                net::forward(&p, &s, &mut ws, &x);
+                net::forward(&p, &s, &mut infer_ws, &x);
                 infer.push(t.elapsed().as_secs_f64());
             }
             let (train, infer) = (median(train), median(infer));
             let params: usize = net::Params::SHAPES.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
-            // Workspace, parameters, gradients and momenta.
+            // Workspace, parameters, gradients and momenta; inference's workspace and
+            // parameters.
             let peak = ws.bytes() + 3 * 4 * params;
+            let infer_peak = infer_ws.bytes() + 4 * params;
             let gflops = 6.0 * #train_macs as f64 * batch as f64 / train / 1e9;
             let per = |v: f64| v / steps as f64 * 1e3;
             if json {
@@ -301,7 +314,7 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
                     .map(|(k, l)| format!("{{\"path\":\"{l}\",\"forward_ms\":{:.4},\"backward_ms\":{:.4}}}", per(fwd[k]), per(bwd[k])))
                     .collect();
                 println!(
-                    "{{\"network\":\"{}\",\"batch\":{batch},\"threads\":{},\"infer_img_s\":{:.3},\"train_img_s\":{:.3},\"train_gflops\":{:.2},\"peak_fraction\":{:.4},\"peak_bytes\":{peak},\"layers\":[{}]}}",
+                    "{{\"network\":\"{}\",\"batch\":{batch},\"threads\":{},\"infer_img_s\":{:.3},\"train_img_s\":{:.3},\"train_gflops\":{:.2},\"peak_fraction\":{:.4},\"peak_bytes\":{peak},\"infer_peak_bytes\":{infer_peak},\"layers\":[{}]}}",
                     net::NAME, rt::gemm::num_threads(), batch as f64 / infer, batch as f64 / train, gflops,
                     gflops / (rt::gemm::PEAK_GFLOPS_PER_CORE * rt::gemm::num_threads() as f64), layers.join(",")
                 );
@@ -311,10 +324,10 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
                     println!("{l:<28} {:>10.3} {:>11.3}", per(fwd[k]), per(bwd[k]));
                 }
                 println!(
-                    "{}: batch {batch}, {} threads: inference {:.1} img/s, training {:.1} img/s ({:.1} GFLOP/s, {:.0}% of peak), peak memory {:.1} MiB",
+                    "{}: batch {batch}, {} threads: inference {:.1} img/s, training {:.1} img/s ({:.1} GFLOP/s, {:.0}% of peak), peak memory {:.1} MiB (inference {:.1} MiB)",
                     net::NAME, rt::gemm::num_threads(), batch as f64 / infer, batch as f64 / train, gflops,
                     100.0 * gflops / (rt::gemm::PEAK_GFLOPS_PER_CORE * rt::gemm::num_threads() as f64),
-                    peak as f64 / (1 << 20) as f64
+                    peak as f64 / (1 << 20) as f64, infer_peak as f64 / (1 << 20) as f64
                 );
             }
         }
@@ -578,6 +591,14 @@ pub fn network_impl(
 
             fn workspace_bytes(batch: usize) -> Option<usize> {
                 #module::workspace_bytes(batch)
+            }
+
+            fn inference_workspace(batch: usize) -> #module::Workspace {
+                #module::Workspace::for_inference(batch)
+            }
+
+            fn inference_workspace_bytes(batch: usize) -> Option<usize> {
+                #module::inference_workspace_bytes(batch)
             }
 
             fn param_mut<'p>(p: &'p mut #module::Params, name: &str) -> Option<&'p mut [f32]> {

@@ -1,30 +1,35 @@
 //! The items of one generated module, made in order into [`Sink`]s: the parameter and
-//! state structs, the workspace, the schedule functions (`forward`, `forward_train`,
-//! `backward`, `train_step_timed`), the tables of layers and activations, and a function
-//! per layer forward and backward. The lists that grow with the network are [`Run`]s, so
-//! that `netc emit` prints them a chunk at a time (see `format`).
+//! state structs, the workspace (`workspace.rs`), the schedule functions (`forward`,
+//! `forward_train`, `backward`, `train_step_timed`), the tables of layers and activations,
+//! and the functions of each layer: forward and backward for the training step, and its
+//! inference function (`infer.rs`), each program over its own arena layout. The lists that
+//! grow with the network are [`Run`]s, so that `netc emit` prints them a chunk at a time
+//! (see `format`).
 
 use std::collections::{HashMap, HashSet};
 
 use petgraph::stable_graph::NodeIndex;
 
 use super::arena::{reference, with_views};
-use super::format::{Item, Kind, Run, Sink, LONG_RUN};
+use super::format::{Item, Kind, Run, Sink};
 use super::functions::{fusion_note, signature, Calls, Phase};
+use super::infer::inference;
 use super::losses;
 use super::tensors::tensor_struct;
 use super::*;
 use crate::plan::schedule::Buffers;
 use crate::plan::schedule::{BufId, What};
+use crate::plan::Plan;
 
-/// Makes the module for `g` (after its codegen passes): every item but the layer
-/// functions into `out`, the layer functions into `layers`, which go after them.
+/// Makes the module of `whole` (the plan of a network, `plan::plan`): every item but the
+/// layer functions into `out`, the layer functions into `layers`, which go after them.
 pub(super) fn module(
-    g: &Graph,
+    whole: &Plan,
     runtime: &TokenStream,
     out: &mut Sink,
     layers: &mut Sink,
 ) -> Result<(), String> {
+    let g = &whole.train.graph;
     let decls = param_decls(g);
     let mut seen = std::collections::HashMap::new();
     for (name, _) in &decls {
@@ -41,47 +46,8 @@ pub(super) fn module(
     let train_set = g.training_set();
     let nodes = g.training_nodes();
 
-    // Workspace: the buffers of `plan::workspace`, declared and allocated.
-    let plan = crate::plan::workspace(g)
-        .ok_or("one sample's buffers take more than 2^64 bytes: the network is too large")?;
-    let mut ws_fields = Run::new(Kind::Field, []);
-    let mut ws_init = Run::new(Kind::Field, []);
-    let mut ws_names: Vec<Ident> = Vec::new();
-    for b in plan.buffers.iter().filter(|b| !b.in_arena()) {
-        let name = format_ident!("{}", b.name);
-        let ty = if b.index {
-            quote! { u32 }
-        } else {
-            quote! { f32 }
-        };
-        let zero = if b.index {
-            quote! { 0 }
-        } else {
-            quote! { 0.0 }
-        };
-        let len = if b.fixed {
-            let e = b.elems;
-            quote! { #e }
-        } else {
-            per_batch(b.elems)
-        };
-        ws_fields.push(match &b.doc {
-            Some(doc) => quote! { #[doc = #doc] pub #name: Vec<#ty>, },
-            None => quote! { #name: Vec<#ty>, },
-        });
-        ws_init.push(quote! { #name: vec![#zero; #len], });
-        ws_names.push(name);
-    }
-    let col_len = plan.col;
-    let arena_len = per_batch(plan.arena_elems);
-    // What `Workspace::new(batch)` allocates is `batch × per_sample + fixed` elements.
-    let too_large = "the workspace holds more than usize::MAX elements per sample";
-    let (mut per_sample, mut fixed) = (plan.arena_elems.checked_add(plan.scratch), Some(plan.col));
-    for b in plan.buffers.iter().filter(|b| !b.in_arena()) {
-        let sum = if b.fixed { &mut fixed } else { &mut per_sample };
-        *sum = sum.and_then(|s| s.checked_add(b.elems));
-    }
-    let (per_sample, fixed) = (per_sample.ok_or(too_large)?, fixed.ok_or(too_large)?);
+    // The training step's buffers (`plan::workspace`).
+    let plan = &whole.train.ws;
     // Which buffer holds which value (an activation in place uses its input's, a layer
     // written into a concat the concat's), as the code names them.
     let stems = &plan.stems;
@@ -120,18 +86,20 @@ pub(super) fn module(
     // Layers: each one's functions, and the calls the schedules make of them.
     // Whether each schedule reads the parameters and the state (or gradients): a
     // parameter it does not read is named `_p`.
-    let (mut infer_uses, mut train_uses, mut backward_uses) = ([false; 2], [false; 2], [false; 2]);
+    let (mut train_uses, mut backward_uses) = ([false; 2], [false; 2]);
     let mut calls: HashMap<NodeIndex, Calls> = HashMap::new();
     let graded = g.graded();
-    let inferred: HashSet<NodeIndex> = plan
-        .schedule
-        .forward
+    // Inference's functions go with their layer's training functions; they share
+    // geometry constants where inference's is the same.
+    let geometry: HashMap<NodeIndex, String> = nodes
         .iter()
-        .filter_map(|s| match s.what {
-            What::Infer(n) => Some(n),
-            _ => None,
+        .filter_map(|&n| {
+            let cx = layer::cx(g, n, plan, &bufs);
+            let (_, value) = g.node(n).op.kind().geometry(&cx)?;
+            Some((n, value.to_string()))
         })
         .collect();
+    let mut infer = inference(&whole.infer, &geometry)?;
     let mut layer_paths = Vec::new();
     for &n in &nodes {
         let node = g.node(n);
@@ -169,13 +137,16 @@ pub(super) fn module(
         } else {
             bwd_body
         };
+        let infer_items = infer.items.remove(&n).unwrap_or_default();
         // A concat whose branches all wrote in place has nothing left to do; a merged conv
         // after the first of its group only masks its gradient.
         if fwd_body.is_empty() && bwd_body.is_empty() {
+            for item in infer_items {
+                layers.push(Item::whole(item))?;
+            }
             continue;
         }
         let k = layer_paths.len();
-        let infer_body = node.op.kind().emit_infer(&cx).map(&arena);
         // The layer's geometry, once, for its functions.
         if let Some((ty, value)) = node.op.kind().geometry(&cx) {
             let geo = cx.geo();
@@ -186,38 +157,15 @@ pub(super) fn module(
         }
         let (fwd_body, bwd_body) = (arena(fwd_body), arena(bwd_body));
         if !fwd_body.is_empty() {
-            // A layer that updates state in training has a function of its own for
-            // inference, which reads the state.
             let train_fn = signature(&fwd_body, Phase::Train);
             layers.push(Item::whole(train_fn.function(&doc, &fwd, &fwd_body)))?;
-            // Only for a layer inference runs.
-            if inferred.contains(&n) {
-                match &infer_body {
-                    Some(body) => {
-                        let inf = format_ident!("inf_{}", stems[&n]);
-                        let infer_fn = signature(body, Phase::Infer);
-                        layers.push(Item::whole(infer_fn.function(&doc, &inf, body)))?;
-                        let args = infer_fn.args();
-                        call.infer =
-                            Some((quote! { #inf(#args); }, infer_fn.params, infer_fn.state));
-                    }
-                    None if train_fn.state => {
-                        return Err(format!(
-                            "internal error: `{}` updates state but has no inference form",
-                            node.path
-                        ))
-                    }
-                    None => {
-                        let sig = signature(&fwd_body, Phase::Infer);
-                        let args = sig.args();
-                        call.infer = Some((quote! { #fwd(#args); }, sig.params, false));
-                    }
-                }
-            }
             let args = train_fn.args();
             train_uses[0] |= train_fn.params;
             train_uses[1] |= train_fn.state;
             call.train = Some(quote! { timed(&mut times, #k, || #fwd(#args)); });
+        }
+        for item in infer_items {
+            layers.push(Item::whole(item))?;
         }
         // A layer whose input takes no gradient and that has no parameters has no backward.
         // Nor has a layer that reaches no loss: no gradient comes back to it.
@@ -231,6 +179,11 @@ pub(super) fn module(
         }
         calls.insert(n, call);
         layer_paths.push(node.path.clone());
+    }
+    // (Inference's nodes are training's: this is only for a layer that has nothing to do
+    // in training.)
+    for item in std::mem::take(&mut infer.items).into_values().flatten() {
+        layers.push(Item::whole(item))?;
     }
     let layer_count = layer_paths.len();
 
@@ -249,20 +202,6 @@ pub(super) fn module(
         m.reverse();
         m
     };
-    let mut forward = Run::new(Kind::Stmt, []);
-    for step in &plan.schedule.forward {
-        match step.what {
-            What::Input(n) => forward.extend(input_copy.get(&n).cloned()),
-            What::Infer(n) => {
-                if let Some((call, p, s)) = calls.get(&n).and_then(|c| c.infer.clone()) {
-                    infer_uses[0] |= p;
-                    infer_uses[1] |= s;
-                    forward.push(call);
-                }
-            }
-            _ => {}
-        }
-    }
     let mut forward_train = Run::new(Kind::Stmt, []);
     let mut losses_begun = false;
     for step in &plan.schedule.forward_train {
@@ -298,51 +237,59 @@ pub(super) fn module(
         }
     }
 
-    let scratch_len = per_batch(plan.scratch);
+    // Each output where each program leaves it.
+    let (gi, wi) = (&whole.infer.graph, &whole.infer.ws);
+    let infer_bufs = Buffers::new(gi, &wi.buffers, &wi.stems);
     let mut outputs = Vec::new();
     for (name, n) in &g.outputs {
         let f = format_ident!("output_{}", name);
-        let place = plan.arena[name_of('t', *n).expect("outputs have buffers")];
-        let (at, end) = (place.offset, place.offset + place.elems);
+        let at_training = plan.arena[name_of('t', *n).expect("outputs have buffers")];
+        let ni = gi.outputs.iter().find(|(o, _)| o == name).map(|&(_, ni)| ni);
+        let at_inference = ni
+            .and_then(|ni| infer_bufs.value('t', ni))
+            .map(|b| wi.arena[&wi.buffers[b].name])
+            .ok_or_else(|| format!("internal error: inference has no output `{name}`"))?;
+        let view = |p: crate::plan::Placement| {
+            let (at, end) = (p.offset, p.offset + p.elems);
+            // (`0 * ws.batch` would be a lint in the user's crate.)
+            let start = (at > 0).then(|| quote! { #at * ws.batch });
+            quote! { &ws.arena[#start..#end * ws.batch] }
+        };
+        let (training, inference) = (view(at_training), view(at_inference));
         let doc = format!(
-            " The output `{name}` (`{}`): `{}` per sample, batch first.",
+            " The output `{name}` (`{}`): `{}` per sample, batch first, where the last pass \
+             (`forward` or `forward_train`) left it.",
             g.node(*n).path,
             shape_str(&g.node(*n).shape)
         );
-        // (`0 * ws.batch` would be a lint in the user's crate.)
-        let start = (at > 0).then(|| quote! { #at * ws.batch });
-        outputs.push(Item::whole(
-            quote! { #[doc = #doc] pub fn #f(ws: &Workspace) -> &[f32] { &ws.arena[#start..#end * ws.batch] } },
-        ));
-    }
-    // Where each value's activation lies in the arena, by path (layers written in place
-    // into a concat are inside the concat's; an activation run in place holds its input's
-    // buffer, whose own value is then gone).
-    // Only values the backward reads (and the outputs) are still there when a forward pass
-    // ends: the memory of the others is reused as soon as their last reader is done.
-    let overwritten: HashSet<NodeIndex> = g.aliases.values().copied().collect();
-    let kept: HashSet<&str> = plan
-        .schedule
-        .backward
-        .iter()
-        .flat_map(|step| &step.reads)
-        .map(|&b| plan.buffers[b].name.as_str())
-        .collect();
-    let activations = Run::new(
-        Kind::Elem,
-        nodes
-            .iter()
-            // A layer written into a concat is a slice of it, not a buffer: not listed.
-            .filter(|n| !overwritten.contains(n) && !g.slots.contains_key(n))
-            .filter_map(|&n| {
-                let name = name_of('t', n)?;
-                if !kept.contains(name) {
-                    return None;
+        outputs.push(Item::whole(quote! {
+            #[doc = #doc]
+            pub fn #f(ws: &Workspace) -> &[f32] {
+                match ws.layout {
+                    Layout::Training => #training,
+                    Layout::Inference => #inference,
                 }
-                let place = plan.arena.get(name)?;
-                let (path, at, len) = (&g.node(n).path, place.offset, place.elems);
-                Some(quote! { (#path, #at, #len), })
-            }),
+            }
+        }));
+    }
+    // Where each value's activation lies in the arena after each program's forward pass:
+    // in training, the values the backward reads (and the outputs); at inference, the
+    // outputs. The memory of the others is reused as soon as their last reader is done.
+    let alive = |ws: &crate::plan::Workspace, steps: &[crate::plan::schedule::Step]| {
+        steps
+            .iter()
+            .flat_map(|step| &step.reads)
+            .map(|&b| ws.buffers[b].name.clone())
+            .collect::<HashSet<String>>()
+    };
+    let train_activations = Run::new(
+        Kind::Elem,
+        activations(g, plan, &alive(plan, &plan.schedule.backward)),
+    );
+    let outputs_step = wi.schedule.forward.last().map(std::slice::from_ref);
+    let infer_activations = Run::new(
+        Kind::Elem,
+        activations(gi, wi, &alive(wi, outputs_step.unwrap_or_default())),
     );
 
     let name = &g.name;
@@ -371,75 +318,7 @@ pub(super) fn module(
         /// The network's inputs for one batch, batch first.
         pub struct Inputs<'a> { #(#input_fields)* }
     }))?;
-    out.push(Item::with_runs(vec![ws_fields], |runs| {
-        let ws_fields = &runs[0];
-        quote! {
-            /// Every buffer one batch needs, allocated once for a batch size.
-            pub struct Workspace {
-                /// Images per batch.
-                pub batch: usize,
-                /// Activations and gradients, placed by liveness (`netc check --plan`): buffers
-                /// never live at the same time share memory.
-                arena: Vec<f32>,
-                #ws_fields
-                /// im2col and LRN scratch (unused by networks without them).
-                #[allow(dead_code)]
-                col: Vec<f32>,
-                /// Gradients on their way to being summed (unused by networks without any).
-                #[allow(dead_code)]
-                scratch: Vec<f32>,
-                /// The generator of dropout and stochastic-depth masks in `forward_train`:
-                /// `None` keeps every value (the deterministic gradients of `netc run
-                /// --grads`); the trainer seeds it for every step.
-                pub dropout: Option<rt::rng::Rng>,
-            }
-        }
-    }))?;
-    // The sum of the buffers' lengths, term by term; past a long run, over an array, whose
-    // elements print a chunk at a time.
-    let own = if ws_names.len() <= LONG_RUN {
-        Run::new(Kind::Elem, [])
-    } else {
-        Run::new(
-            Kind::Elem,
-            ws_names.iter().map(|w| quote! { self.#w.len(), }),
-        )
-    };
-    let own_terms = if own.is_empty() {
-        quote! { #(+ self.#ws_names.len())* }
-    } else {
-        quote! { + own.iter().sum::<usize>() }
-    };
-    let own_count = ws_names.len();
-    let own_array = !own.is_empty();
-    out.push(Item::with_runs(
-        vec![ws_init, own],
-        move |runs| {
-            let (ws_init, own) = (&runs[0], &runs[1]);
-            let own = own_array.then(|| quote! { let own: [usize; #own_count] = [#own]; });
-            quote! {
-                impl Workspace {
-                    /// Buffers for batches of `batch` images.
-                    pub fn new(batch: usize) -> Workspace {
-                        assert!(workspace_bytes(batch).is_some(), "a workspace for batches of {batch} takes more than usize::MAX bytes");
-                        Workspace { batch, arena: vec![0.0; #arena_len], #ws_init col: vec![0.0; #col_len], scratch: vec![0.0; #scratch_len], dropout: None }
-                    }
-
-                    /// Bytes held by every buffer (each element is 4 bytes).
-                    pub fn bytes(&self) -> usize {
-                        #own
-                        4 * (self.arena.len() + self.col.len() + self.scratch.len() #own_terms)
-                    }
-                }
-
-                /// Bytes `Workspace::new(batch)` allocates (what its `bytes()` reports), or `None`
-                /// when they overflow a `usize`.
-                pub fn workspace_bytes(batch: usize) -> Option<usize> {
-                    batch.checked_mul(#per_sample)?.checked_add(#fixed)?.checked_mul(4)
-                }
-            }
-        },
-    ))?;
+    super::workspace::workspace(whole, out)?;
 
     let name = |used: bool, name: &str| {
         if used {
@@ -448,7 +327,7 @@ pub(super) fn module(
             format_ident!("_{name}")
         }
     };
-    let (ip, is) = (name(infer_uses[0], "p"), name(infer_uses[1], "s"));
+    let (ip, is) = (name(infer.uses[0], "p"), name(infer.uses[1], "s"));
     let (tp, ts) = (name(train_uses[0], "p"), name(train_uses[1], "s"));
     let (bp, bg) = (name(backward_uses[0], "p"), name(backward_uses[1], "g"));
     // With no layer, nothing is timed.
@@ -456,11 +335,17 @@ pub(super) fn module(
     let quiet = (layer_count == 0).then(|| allow.clone());
     // A network without a loss has nothing to take gradients of.
     let quiet_bwd = backward.is_empty().then(|| allow.clone());
-    out.push(Item::with_runs(vec![forward], move |runs| {
+    if infer.folds {
+        out.push(Item::whole(crate::ops::fold::helper()))?;
+    }
+    out.push(Item::with_runs(vec![infer.forward], move |runs| {
         let body = &runs[0];
         quote! {
-            /// Inference: batchnorm on its running statistics, dropout the identity.
+            /// Inference: batchnorm on its running statistics (folded into the conv before it
+            /// where it can be), dropout the identity. Runs in a workspace made by either
+            /// constructor, laying the arena out by inference's own plan.
             pub fn forward(#ip: &Params, #is: &State, ws: &mut Workspace, x: &Inputs) {
+                ws.layout = Layout::Inference;
                 #body
             }
         }
@@ -486,6 +371,8 @@ pub(super) fn module(
                 x: &Inputs,
                 mut times: Option<&mut [f64]>,
             ) -> f32 {
+                assert!(ws.training, "forward_train needs a workspace for training (`Workspace::new`)");
+                ws.layout = Layout::Training;
                 #body
                 #loss_tail
             }
@@ -503,6 +390,9 @@ pub(super) fn module(
             /// [`backward`], adding each layer's seconds to `times` when given.
             #quiet_bwd
             fn backward_timed(#bp: &Params, #bg: &mut Grads, ws: &mut Workspace, mut times: Option<&mut [f64]>) {
+                // What backward reads, `forward_train` left; `forward` lays the arena out
+                // otherwise.
+                assert!(ws.layout == Layout::Training, "backward follows forward_train");
                 #body
             }
         }
@@ -552,23 +442,61 @@ pub(super) fn module(
     for item in outputs {
         out.push(item)?;
     }
-    out.push(Item::with_runs(vec![activations], |runs| {
-        let activations = &runs[0];
-        quote! {
-            /// The activations still in the arena when a forward pass ends (those backward reads,
-            /// and the outputs), per sample: path, offset, elements.
-            pub const ACTIVATIONS: &[(&str, usize, usize)] = &[#activations];
+    out.push(Item::with_runs(
+        vec![train_activations, infer_activations],
+        |runs| {
+            let (activations, infer_activations) = (&runs[0], &runs[1]);
+            quote! {
+                /// The activations still in the arena when `forward_train` ends (those backward
+                /// reads, and the outputs), per sample: path, offset, elements.
+                pub const ACTIVATIONS: &[(&str, usize, usize)] = &[#activations];
 
-            /// The activation of the value at `path` (`i3a.b2.0`, an input's name), batch first,
-            /// if it is one of [`ACTIVATIONS`]. Valid after `forward` or `forward_train`, until
-            /// `backward` reuses its memory.
-            pub fn activation<'w>(ws: &'w Workspace, path: &str) -> Option<&'w [f32]> {
-                let &(_, at, len) = ACTIVATIONS.iter().find(|(p, _, _)| *p == path)?;
-                Some(&ws.arena[at * ws.batch..(at + len) * ws.batch])
+                /// The activations still in the arena when `forward` ends (the outputs), per
+                /// sample: path, offset, elements.
+                pub const INFERENCE_ACTIVATIONS: &[(&str, usize, usize)] = &[#infer_activations];
+
+                /// The activation of the value at `path` (`i3a.b2.0`, an input's name), batch first,
+                /// if the last pass left it: one of [`ACTIVATIONS`] after `forward_train` (until
+                /// `backward` reuses its memory), of [`INFERENCE_ACTIVATIONS`] after `forward`.
+                pub fn activation<'w>(ws: &'w Workspace, path: &str) -> Option<&'w [f32]> {
+                    let list = match ws.layout {
+                        Layout::Training => ACTIVATIONS,
+                        Layout::Inference => INFERENCE_ACTIVATIONS,
+                    };
+                    let &(_, at, len) = list.iter().find(|(p, _, _)| *p == path)?;
+                    Some(&ws.arena[at * ws.batch..(at + len) * ws.batch])
+                }
             }
-        }
-    }))?;
+        },
+    ))?;
     Ok(())
+}
+
+/// Where each value of program `ws` over graph `g` whose buffer is in `alive` lies in the
+/// arena, by path (layers written in place into a concat are inside the concat's; an
+/// activation run in place holds its input's buffer, whose own value is then gone):
+/// `(path, offset, elements)`, per sample.
+fn activations(
+    g: &Graph,
+    ws: &crate::plan::Workspace,
+    alive: &HashSet<String>,
+) -> Vec<TokenStream> {
+    let bufs = Buffers::new(g, &ws.buffers, &ws.stems);
+    let overwritten: HashSet<NodeIndex> = g.aliases.values().copied().collect();
+    g.nodes()
+        .into_iter()
+        // A layer written into a concat is a slice of it, not a buffer: not listed.
+        .filter(|n| !overwritten.contains(n) && !g.slots.contains_key(n))
+        .filter_map(|n| {
+            let name = &ws.buffers[bufs.value('t', n)?].name;
+            if !alive.contains(name) {
+                return None;
+            }
+            let place = ws.arena.get(name)?;
+            let (path, at, len) = (&g.node(n).path, place.offset, place.elems);
+            Some(quote! { (#path, #at, #len), })
+        })
+        .collect()
 }
 
 #[cfg(test)]

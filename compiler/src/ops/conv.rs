@@ -1,6 +1,7 @@
 //! `conv`: 2-d convolution (dilation, groups, bias), im2col + GEMM in the runtime, a ReLU
 //! fused into the GEMM's epilogue by the `epilogue` pass, sibling 1×1 convs merged into one
-//! GEMM by `merge_1x1` and outputs written into a concat's channels by `concat_in_place`.
+//! GEMM by `merge_1x1`, outputs written into a concat's channels by `concat_in_place`, and,
+//! at inference, the batchnorm after it folded into its weights by `fold_bn` (see `fold`).
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -10,6 +11,7 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
 use super::window::{expect_image, weights_fit, window_shape, Window};
+use super::fold::{fold_batchnorm, Fold};
 use super::{object, pair_str, product, ActFn, Op, OpError, OpKind, Pair, ParamDecl, Reads};
 use crate::codegen::{layer_in_place, Cx};
 use crate::graph::Shape;
@@ -27,6 +29,9 @@ pub struct Conv {
     /// The activation applied in the GEMM's epilogue (ReLU or ReLU6; set by the `epilogue`
     /// pass, never by users).
     pub act: Option<ActFn>,
+    /// The batchnorm folded into it (set by the `fold_bn` pass on the inference graph,
+    /// never by users).
+    pub fold: Option<Fold>,
 }
 
 const PARAMS: &[Param] = &[
@@ -81,6 +86,7 @@ fn build(r: &Reader) -> Result<Op, OpError> {
         groups: r.size("groups")?,
         bias: r.bool("bias")?,
         act: None,
+        fold: None,
     }))
 }
 
@@ -101,6 +107,20 @@ impl Conv {
             dh: self.dil[0],
             dw: self.dil[1],
             groups: self.groups,
+        }
+    }
+
+    /// Elements of the weight for input shape `x`.
+    pub fn weight_len(&self, x: &[usize]) -> usize {
+        self.out * x[0] / self.groups * self.k[0] * self.k[1]
+    }
+
+    /// Scratch for its folded weight and bias (see `fold`), for input shape `x`: none
+    /// without a fold.
+    pub fn fold_len(&self, x: &[usize]) -> usize {
+        match self.fold {
+            Some(_) => self.weight_len(x) + self.out,
+            None => 0,
         }
     }
 }
@@ -158,6 +178,9 @@ impl OpKind for Conv {
         if let Some(f) = self.act {
             v["act"] = json!(f.name());
         }
+        if let Some(fold) = &self.fold {
+            v["fold"] = json!(fold.bn);
+        }
         object(v)
     }
 
@@ -183,6 +206,26 @@ impl OpKind for Conv {
     fn forward(&self, cx: &Fwd, out: &mut FwdOut) {
         let geo = self.geometry(cx.shapes[0]);
         let mut col = vec![0.0; geo.col_len()];
+        // A folded batchnorm (only ever in an inference graph): its weight and bias.
+        if let Some(fold) = &self.fold {
+            let w = cx.param("weight");
+            let (mut wf, mut bf) = (vec![0.0; w.len()], vec![0.0; self.out]);
+            let bn = |suffix: &str| cx.param_of(&fold.bn, suffix);
+            fold_batchnorm(
+                fold.eps as f32,
+                w,
+                cx.maybe("bias", self.bias),
+                bn("weight"),
+                bn("bias"),
+                bn("running_mean"),
+                bn("running_var"),
+                &mut wf,
+                &mut bf,
+            );
+            let y = &mut out.y;
+            rt::conv::conv2d_forward(&geo, cx.batch, cx.xs[0], &wf, Some(&bf), false, y, &mut col);
+            return;
+        }
         // The fused ReLU is the interpreter's to apply (see `interp::forward`).
         rt::conv::conv2d_forward(
             &geo,
@@ -305,6 +348,41 @@ impl OpKind for Conv {
             #data
         };
         (fwd, bwd)
+    }
+
+    /// With a batchnorm folded in: the folded weight and bias into `ws.fold`, then the
+    /// conv with them (and the activation after the batchnorm in its epilogue). Without,
+    /// the training forward serves.
+    fn emit_infer(&self, cx: &Cx) -> Option<TokenStream> {
+        let fold = self.fold.as_ref()?;
+        let geo = cx.geo();
+        let (x, w) = (cx.x(0), cx.param("weight"));
+        let (b, _) = cx.bias_args(self.bias);
+        let bn = |suffix: &str| cx.param_at(&fold.bn, suffix);
+        let (gamma, beta) = (bn("weight"), bn("bias"));
+        let (mean, var) = (
+            cx.state_at(&fold.bn, "running_mean"),
+            cx.state_at(&fold.bn, "running_var"),
+        );
+        let (eps, len, out) = (fold.eps as f32, self.weight_len(cx.shapes[0]), self.out);
+        let act = ActFn::epilogue_tokens(self.act);
+        let conv = match layer_in_place(cx, cx.n) {
+            Some((t, _, slot)) => quote! {
+                rt::conv::conv2d_forward_slot_act(&#geo, n, &#x, wf, Some(&bf[..]), #act, &mut #t, #slot, &mut ws.col);
+            },
+            None => {
+                let y = cx.y();
+                quote! {
+                    rt::conv::conv2d_forward_act(&#geo, n, &#x, wf, Some(&bf[..]), #act, &mut #y, &mut ws.col);
+                }
+            }
+        };
+        Some(quote! {
+            let (wf, bf) = ws.fold.split_at_mut(#len);
+            let bf = &mut bf[..#out];
+            fold_batchnorm(#eps, &#w, #b, &#gamma, &#beta, &#mean, &#var, wf, bf);
+            #conv
+        })
     }
 }
 

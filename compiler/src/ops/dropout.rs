@@ -137,17 +137,21 @@ impl OpKind for Dropout {
         (
             // A training step that does not draw keeps every value: a mask of ones for backward.
             quote! {
-                match ws.dropout.as_mut().filter(|_| train) {
+                match ws.dropout.as_mut() {
                     Some(rng) => #fwd,
                     None => {
                         #y.copy_from_slice(&#x);
-                        if train {
-                            #k.fill(1.0);
-                        }
+                        #k.fill(1.0);
                     }
                 }
             },
             cx.accumulate_dx(0, bwd),
         )
+    }
+
+    /// The identity: a copy.
+    fn emit_infer(&self, cx: &Cx) -> Option<TokenStream> {
+        let (x, y) = (cx.x(0), cx.y());
+        Some(quote! { #y.copy_from_slice(&#x); })
     }
 }

@@ -60,9 +60,14 @@ impl OpKind for Lrn {
         vec![SavedDecl::per_sample('s', elems(y))]
     }
 
-    /// One image of scratch for backward.
+    /// One image of scratch: for backward, and for an image's denominators at inference.
     fn col(&self, ins: &[&Shape], _y: &Shape) -> usize {
         elems(ins[0])
+    }
+
+    /// Inference keeps no denominators (see `emit_infer`).
+    fn keeps_at_inference(&self) -> bool {
+        false
     }
 
     fn forward(&self, cx: &Fwd, out: &mut FwdOut) {
@@ -80,7 +85,9 @@ impl OpKind for Lrn {
             &mut out.y,
             &mut scale,
         );
-        out.saved.f.insert('s', scale);
+        if cx.train() {
+            out.saved.f.insert('s', scale);
+        }
     }
 
     fn backward(&self, cx: &Bwd, out: &mut BwdOut) {
@@ -123,5 +130,25 @@ impl OpKind for Lrn {
                 },
             ),
         )
+    }
+
+    /// An image at a time, its denominators in the one image of `col`: the batch's would
+    /// be a buffer as large as the output, which only backward reads.
+    fn emit_infer(&self, cx: &Cx) -> Option<TokenStream> {
+        let (c, plane) = channels(cx.shapes[0]);
+        let (size, a, b, k) = (
+            self.size,
+            self.alpha as f32,
+            self.beta as f32,
+            self.k as f32,
+        );
+        let (x, y, cp) = (cx.x(0), cx.y(), c * plane);
+        Some(quote! {
+            for i in 0..n {
+                let at = i * #cp..(i + 1) * #cp;
+                rt::norm::lrn_forward(1, #c, #plane, #size, #a, #b, #k, &#x[at.clone()], &mut #y[at],
+                    &mut ws.col[..#cp]);
+            }
+        })
     }
 }

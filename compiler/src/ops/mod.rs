@@ -22,6 +22,7 @@ pub mod conv;
 pub mod conv_t;
 pub mod dropout;
 pub mod flatten;
+pub mod fold;
 pub mod global_avgpool;
 pub mod groupnorm;
 pub mod input;
@@ -249,16 +250,19 @@ pub trait OpKind: std::fmt::Debug {
     /// Generated code: the statements of the forward and backward passes.
     fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream);
 
-    /// Generated code: the statements of inference, for an op whose training forward
-    /// updates state (`s`, mutably): inference reads it. `None`: the training forward serves
-    /// inference too, with `train` false.
+    /// Generated code: the statements of inference, for an op whose inference differs from
+    /// its training forward: batchnorm reads its running statistics (which training
+    /// updates), max pooling keeps no argmaxes, dropout draws no mask, LRN keeps no
+    /// denominators, a conv folds the batchnorm after it. `None`: the training forward
+    /// serves (over the inference workspace's buffers).
     fn emit_infer(&self, _cx: &Cx) -> Option<TokenStream> {
         None
     }
 
     /// Whether its forward at inference also writes what a training forward keeps (`saved`):
-    /// LRN and the norms compute it anyway; batchnorm (with its inference form), max pooling
-    /// and dropout do not. The plan's inference schedule says so.
+    /// the group and layer norms compute it anyway; batchnorm, max pooling, dropout and LRN
+    /// (with their inference forms) do not. The inference workspace holds only what is
+    /// written.
     fn keeps_at_inference(&self) -> bool {
         true
     }

@@ -188,14 +188,7 @@ impl OpKind for Pool {
         if self.max {
             let a = cx.saved('a');
             (
-                // Inference needs no argmaxes.
-                quote! {
-                    if train {
-                        rt::pool::maxpool2d_forward(&#geo, n, &#tx, &mut #t, &mut #a);
-                    } else {
-                        rt::pool::maxpool2d_forward_values(&#geo, n, &#tx, &mut #t);
-                    }
-                },
+                quote! { rt::pool::maxpool2d_forward(&#geo, n, &#tx, &mut #t, &mut #a); },
                 cx.accumulate_dx(
                     0,
                     quote! { rt::pool::maxpool2d_backward(&#geo, n, &#d, &#a, &mut ws.scratch[..len]); },
@@ -210,5 +203,12 @@ impl OpKind for Pool {
                 ),
             )
         }
+    }
+
+    /// Max pooling without its argmaxes; average pooling as in training.
+    fn emit_infer(&self, cx: &Cx) -> Option<TokenStream> {
+        let (geo, tx, t) = (cx.geo(), cx.x(0), cx.y());
+        self.max
+            .then(|| quote! { rt::pool::maxpool2d_forward_values(&#geo, n, &#tx, &mut #t); })
     }
 }

@@ -8,7 +8,8 @@
 //! records each group in `Graph::merged`, in node order. Code generation computes the whole
 //! group at the first member's forward (every member's input exists by then) and its
 //! gradients at the first member's backward (which runs after every member's consumers').
-//! Members must agree on bias and fused ReLU, which the GEMM epilogue applies to all rows.
+//! Members must agree on bias and fused ReLU, which the GEMM epilogue applies to all rows,
+//! and have no batchnorm folded in (`fold_bn`, at inference).
 
 use std::collections::BTreeMap;
 
@@ -32,7 +33,9 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
                 continue;
             }
             if let Op::Conv(conv) = &g.node(c).op {
-                if pointwise(conv) {
+                // A conv with a batchnorm folded in computes its own weight first (see
+                // `ops::fold`): it runs alone.
+                if pointwise(conv) && conv.fold.is_none() {
                     let act = conv.act.map(|f| f.name());
                     siblings.entry((conv.bias, act)).or_default().push(c);
                 }

@@ -5,10 +5,13 @@
 //! ([`Graph::is_observed`], [`Graph::replace_all_uses`]).
 //!
 //! `prune` makes the inference graph (`netc graph --after prune`, the report's inference
-//! totals); the codegen passes make the graph code is generated from.
+//! totals) and `fold_bn` rewrites it for inference alone; the codegen passes make the graphs
+//! code is generated from: [`training`] from the checked graph, [`inference`] from the
+//! inference graph.
 
 pub mod concat_in_place;
 pub mod epilogue;
+pub mod fold_bn;
 pub mod inplace;
 pub mod merge_1x1;
 pub mod prune;
@@ -32,11 +35,19 @@ pub struct Pass {
 }
 
 /// The passes that turn the checked training graph into the inference graph.
-pub const INFERENCE: &[Pass] = &[Pass {
-    name: "prune",
-    requires: &[],
-    run: prune::run,
-}];
+pub const INFERENCE: &[Pass] = &[
+    Pass {
+        name: "prune",
+        requires: &[],
+        run: prune::run,
+    },
+    // Pruned, a conv whose other consumers reach no output, or that only a loss read, folds.
+    Pass {
+        name: "fold_bn",
+        requires: &["prune"],
+        run: fold_bn::run,
+    },
+];
 
 /// The passes that turn the checked graph into the one code is generated from (training
 /// and inference both run it; inference skips what reaches no output).
@@ -66,9 +77,10 @@ pub const CODEGEN: &[Pass] = &[
     },
 ];
 
-/// The codegen passes, by name (for `--skip-pass`).
+/// The passes that may be left out, by name (for `--skip-pass`): every pass but `prune`,
+/// which is what inference means.
 pub fn names() -> Vec<&'static str> {
-    CODEGEN.iter().map(|p| p.name).collect()
+    all_names().into_iter().filter(|&p| p != "prune").collect()
 }
 
 /// Every pass, by name (for `netc graph --after`).
@@ -104,6 +116,24 @@ pub fn run(g: &mut Graph, passes: &[Pass], skip: &[&str]) -> Result<Vec<&'static
         })?;
     }
     Ok(changed)
+}
+
+/// A copy of `g` after the codegen passes but those in `skip`: the graph of the training
+/// step's code.
+pub fn training(g: &Graph, skip: &[&str]) -> Result<Graph, Diagnostic> {
+    let mut g = g.clone();
+    run(&mut g, CODEGEN, skip)?;
+    Ok(g)
+}
+
+/// A copy of `g` made the inference graph and then put through the codegen passes, but
+/// those in `skip`: the graph of inference's code. Its nodes are some of the training
+/// graph's, by the same indices (passes only remove nodes, and prune and fold remove more).
+pub fn inference(g: &Graph, skip: &[&str]) -> Result<Graph, Diagnostic> {
+    let mut g = g.clone();
+    let passes: Vec<Pass> = INFERENCE.iter().chain(CODEGEN).copied().collect();
+    run(&mut g, &passes, skip)?;
+    Ok(g)
 }
 
 /// The graph after the passes up to and including `pass` (the inference passes, or the

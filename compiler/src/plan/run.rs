@@ -1,6 +1,7 @@
-//! The plan runner: executes a network's schedule (`plan::schedule`) step by step over one
+//! The plan runner: executes a program's schedule (`plan::schedule`) step by step over one
 //! arena laid out as generated code lays it out (each buffer at its planned offset, scaled by
-//! the batch), running each layer's interpreter forward and backward on what its step reads.
+//! the batch), running each layer's interpreter forward and backward on what its step reads
+//! (a conv with a batchnorm folded in folds it as generated code does, see `ops::fold`).
 //! It tests what the passes and the memory plan decided (which buffer holds which value,
 //! what lives when, where gradients are zeroed, what each backward reads) without rustc:
 //! its results equal the unfused interpreter's, and a buffer reused too early, or a backward
@@ -19,7 +20,7 @@ use crate::interp::{loss_term, Bwd, BwdOut, Feed, Fwd, FwdOut, Mode, Params, Sav
 use crate::ops::{InputKind, Op};
 
 use super::schedule::{BufId, Buffers, Step, What};
-use super::Workspace;
+use super::{Program, Workspace};
 
 /// What a training step of the plan gives.
 pub struct Outcome {
@@ -173,6 +174,10 @@ fn forward(m: &mut Memory, n: NodeIndex, params: &mut Params, mode: Mode) {
             f.forward_inplace(&mut out.y);
         }
         m.write('t', v, &out.y);
+        // At inference, what the layer's inference form does not write has no buffer.
+        if mode == Mode::Infer && !node.op.kind().keeps_at_inference() {
+            continue;
+        }
         let mut kept = BTreeSet::new();
         for (letter, data) in out.saved.f {
             let id = m.b.own(letter, v).expect("kept buffers exist");
@@ -317,14 +322,15 @@ fn outputs(m: &mut Memory) -> BTreeMap<String, Tensor> {
         .collect()
 }
 
-/// One training step of `g` (a graph after its codegen passes) by its plan `ws`:
-/// `forward_train` then `backward`, batchnorm state in `params` updated.
-pub fn train_step(g: &Graph, ws: &Workspace, params: &mut Params, feed: &Feed) -> Outcome {
-    let mut m = Memory::new(g, ws, feed.batch());
+/// One training step by the training program `p` (`Plan::train`): `forward_train` then
+/// `backward`, batchnorm state in `params` updated.
+pub fn train_step(p: &Program, params: &mut Params, feed: &Feed) -> Outcome {
+    let mut m = Memory::new(&p.graph, &p.ws, feed.batch());
     let mut grads = Params::new();
-    let loss = run(&mut m, &ws.schedule.forward_train, params, &mut grads, feed);
+    let schedule = &p.ws.schedule;
+    let loss = run(&mut m, &schedule.forward_train, params, &mut grads, feed);
     let outputs = outputs(&mut m);
-    run(&mut m, &ws.schedule.backward, params, &mut grads, feed);
+    run(&mut m, &schedule.backward, params, &mut grads, feed);
     Outcome {
         loss,
         grads,
@@ -332,16 +338,11 @@ pub fn train_step(g: &Graph, ws: &Workspace, params: &mut Params, feed: &Feed) -
     }
 }
 
-/// Inference of `g` by its plan `ws`: the outputs.
-pub fn infer(g: &Graph, ws: &Workspace, params: &Params, feed: &Feed) -> BTreeMap<String, Tensor> {
-    let mut m = Memory::new(g, ws, feed.batch());
+/// Inference by the inference program `p` (`Plan::infer`): the outputs.
+pub fn infer(p: &Program, params: &Params, feed: &Feed) -> BTreeMap<String, Tensor> {
+    let mut m = Memory::new(&p.graph, &p.ws, feed.batch());
     let mut params = params.clone();
-    run(
-        &mut m,
-        &ws.schedule.forward,
-        &mut params,
-        &mut Params::new(),
-        feed,
-    );
+    let forward = &p.ws.schedule.forward;
+    run(&mut m, forward, &mut params, &mut Params::new(), feed);
     outputs(&mut m)
 }

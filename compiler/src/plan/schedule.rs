@@ -1,7 +1,7 @@
-//! The plan as data: after the passes, a network lowers to a flat schedule of steps over the
-//! workspace's buffers, for inference (`forward`), a training forward with its losses
-//! (`forward_train`) and `backward`. Each step says which buffers it reads and which it
-//! writes. That is all the memory plan needs (a buffer lives from the first step that
+//! The plan as data: after the passes, each of a network's programs lowers to flat
+//! schedules of steps over its workspace's buffers: inference (`forward`, over the inference
+//! graph), and the training step, a forward with its losses (`forward_train`) then
+//! `backward`. Each step says which buffers it reads and which it writes. That is all the memory plan needs (a buffer lives from the first step that
 //! touches it to the last), all [`verify`] needs (nothing is read before it is written), and
 //! what `netc check --plan --steps` prints; the code generator prints the steps in order, and
 //! `plan::run` executes them with the runtime's kernels.
@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use petgraph::stable_graph::NodeIndex;
 
 use crate::graph::Graph;
-use crate::ops::Op;
+use crate::ops::{Conv, Op};
 
 use super::{buffer_name, Buffer};
 
@@ -52,7 +52,8 @@ pub struct Step {
     pub writes: Vec<BufId>,
 }
 
-/// The three schedules of a network.
+/// A program's schedules: `forward` for inference, `forward_train` and `backward` for the
+/// training step (the other program's lists are empty).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Schedule {
     pub forward: Vec<Step>,
@@ -113,79 +114,124 @@ impl<'g> Buffers<'g> {
     }
 }
 
-/// Lowers `g` (after its codegen passes) to its schedules over `buffers`.
-pub fn lower(g: &Graph, b: &Buffers) -> Schedule {
-    let train = g.training_set();
-    let infer = g.inference_set();
-    let nodes = g.training_nodes();
-    // The first conv of a merged group runs the group: it runs when any member does.
-    let runs = |n: NodeIndex, set: &[bool]| match g.group_of(n) {
+/// The reads and writes of node `n`'s forward step: its inputs (a concat only those it
+/// copies; an activation in place also the value it overwrites), the values it computes
+/// (every member's, for the first conv of a merged group), and what it keeps for backward.
+fn forward_step(g: &Graph, b: &Buffers, n: NodeIndex) -> (Vec<BufId>, Vec<BufId>, Vec<BufId>) {
+    let kind = g.node(n).op.kind();
+    let concat = matches!(g.node(n).op, Op::Concat(_));
+    let ins = g.inputs_of(n);
+    // A concat reads the inputs it copies; one written in place was written already.
+    let mut reads: Vec<BufId> = ins
+        .iter()
+        .filter(|&x| !(concat && g.slots.contains_key(x)))
+        .filter_map(|&x| b.value('t', x))
+        .collect();
+    let writes: Vec<BufId> = g
+        .members(n)
+        .into_iter()
+        .filter_map(|m| b.value('t', m))
+        .collect();
+    // An activation in place reads the value it overwrites.
+    if g.aliases.contains_key(&n) {
+        reads.extend(b.value('t', n));
+    }
+    dedup(&mut reads);
+    let shapes: Vec<&Vec<usize>> = ins.iter().map(|&x| &g.node(x).shape).collect();
+    let kept = kind
+        .saved(&shapes, &g.node(n).shape)
+        .into_iter()
+        .filter_map(|saved| b.own(saved.letter, n))
+        .collect();
+    (reads, writes, kept)
+}
+
+/// Whether node `n` runs as a step of a schedule whose nodes are `set`: the first conv of a
+/// merged group runs the group, when any member is in the set; the others never do.
+fn runs(g: &Graph, n: NodeIndex, set: &[bool]) -> bool {
+    match g.group_of(n) {
         Some(group) if group[0] != n => false,
         Some(group) => group.iter().any(|j| set[j.index()]),
         None => set[n.index()],
-    };
+    }
+}
+
+/// The `Input` steps of the inputs in `set`.
+fn input_steps(g: &Graph, b: &Buffers, set: &[bool]) -> Vec<Step> {
+    g.inputs
+        .iter()
+        .filter(|&&(_, n)| set[n.index()])
+        .filter_map(|&(_, n)| {
+            let t = b.value('t', n)?;
+            Some(Step {
+                what: What::Input(n),
+                reads: vec![],
+                writes: vec![t],
+            })
+        })
+        .collect()
+}
+
+/// The `Outputs` step: the outputs are read when the schedule ends.
+fn outputs_step(g: &Graph, b: &Buffers) -> Step {
+    Step {
+        what: What::Outputs,
+        reads: g
+            .outputs
+            .iter()
+            .filter_map(|&(_, o)| b.value('t', o))
+            .collect(),
+        writes: vec![],
+    }
+}
+
+/// Lowers `g` (the inference graph after its codegen passes) to inference's schedule,
+/// `forward`, over `b`. A layer keeps what its inference form still writes.
+pub fn lower_inference(g: &Graph, b: &Buffers) -> Schedule {
+    let infer = g.inference_set();
+    let mut forward = input_steps(g, b, &infer);
+    for n in g.nodes() {
+        if matches!(g.node(n).op, Op::Input(_)) || !runs(g, n, &infer) {
+            continue;
+        }
+        let (reads, mut writes, kept) = forward_step(g, b, n);
+        if g.node(n).op.kind().keeps_at_inference() {
+            writes.extend(kept);
+        }
+        dedup(&mut writes);
+        forward.push(Step {
+            what: What::Infer(n),
+            reads,
+            writes,
+        });
+    }
+    forward.push(outputs_step(g, b));
+    Schedule {
+        forward,
+        ..Schedule::default()
+    }
+}
+
+/// Lowers `g` (after its codegen passes) to the training step's schedules over `b`:
+/// `forward_train`, then `backward`.
+pub fn lower_training(g: &Graph, b: &Buffers) -> Schedule {
+    let train = g.training_set();
+    let nodes = g.training_nodes();
     let members = |n: NodeIndex| g.members(n);
     // Gradients flow back from the losses: a layer that reaches none has no backward.
     let graded = g.graded();
     let takes_grad = |n: NodeIndex| !matches!(g.node(n).op, Op::Input(_));
     let ins_of = |n: NodeIndex| g.inputs_of(n);
 
-    let mut s = Schedule::default();
-    for &(_, n) in &g.inputs {
-        if !train[n.index()] {
-            continue;
-        }
-        if let Some(t) = b.value('t', n) {
-            let step = Step {
-                what: What::Input(n),
-                reads: vec![],
-                writes: vec![t],
-            };
-            if infer[n.index()] {
-                s.forward.push(step.clone());
-            }
-            s.forward_train.push(step);
-        }
-    }
-
+    let mut s = Schedule {
+        forward_train: input_steps(g, b, &train),
+        ..Schedule::default()
+    };
     for &n in &nodes {
-        if matches!(g.node(n).op, Op::Input(_)) || !runs(n, &train) {
+        if matches!(g.node(n).op, Op::Input(_)) || !runs(g, n, &train) {
             continue;
         }
-        let kind = g.node(n).op.kind();
-        let concat = matches!(g.node(n).op, Op::Concat(_));
-        // A concat reads the inputs it copies; one written in place was written already.
-        let reads: Vec<BufId> = ins_of(n)
-            .into_iter()
-            .filter(|&x| !(concat && g.slots.contains_key(&x)))
-            .filter_map(|x| b.value('t', x))
-            .collect();
-        let mut writes: Vec<BufId> = members(n)
-            .into_iter()
-            .filter_map(|m| b.value('t', m))
-            .collect();
-        // An activation in place reads the value it overwrites.
-        let mut reads = reads;
-        if g.aliases.contains_key(&n) {
-            reads.extend(b.value('t', n));
-        }
-        dedup(&mut reads);
-        let mut kept = Vec::new();
-        let ins: Vec<&Vec<usize>> = ins_of(n).iter().map(|&x| &g.node(x).shape).collect();
-        for saved in kind.saved(&ins, &g.node(n).shape) {
-            kept.extend(b.own(saved.letter, n));
-        }
-        if runs(n, &infer) {
-            let mut writes = writes.clone();
-            if kind.keeps_at_inference() {
-                writes.extend(&kept);
-            }
-            s.forward.push(Step {
-                what: What::Infer(n),
-                reads: reads.clone(),
-                writes,
-            });
-        }
+        let (reads, mut writes, kept) = forward_step(g, b, n);
         writes.extend(kept);
         dedup(&mut writes);
         s.forward_train.push(Step {
@@ -212,7 +258,7 @@ pub fn lower(g: &Graph, b: &Buffers) -> Schedule {
     }
 
     for &n in nodes.iter().rev() {
-        if matches!(g.node(n).op, Op::Input(_)) || !runs(n, &graded) {
+        if matches!(g.node(n).op, Op::Input(_)) || !runs(g, n, &graded) {
             continue;
         }
         let op = &g.node(n).op;
@@ -266,20 +312,8 @@ pub fn lower(g: &Graph, b: &Buffers) -> Schedule {
             writes,
         });
     }
-
-    // Outputs are read when the schedule ends.
-    let outs: Vec<BufId> = g
-        .outputs
-        .iter()
-        .filter_map(|&(_, o)| b.value('t', o))
-        .collect();
-    for list in [&mut s.forward, &mut s.backward] {
-        list.push(Step {
-            what: What::Outputs,
-            reads: outs.clone(),
-            writes: vec![],
-        });
-    }
+    // The outputs stay alive to the end of the step.
+    s.backward.push(outputs_step(g, b));
     zero_gradients(&mut s);
     s
 }
@@ -340,8 +374,8 @@ pub fn verify(s: &Schedule, buffers: &[Buffer]) -> Result<(), String> {
     check(&mut s.training(), "training")
 }
 
-/// The schedules as text, a step per line with what it reads and writes (`netc check
-/// --plan --steps`).
+/// The schedules as text (those with steps), a step per line with what it reads and
+/// writes (`netc check --plan --steps`).
 pub fn describe(s: &Schedule, g: &Graph, buffers: &[Buffer]) -> String {
     let names = |ids: &[BufId]| -> String {
         ids.iter()
@@ -355,12 +389,21 @@ pub fn describe(s: &Schedule, g: &Graph, buffers: &[Buffer]) -> String {
         ("forward_train", &s.forward_train),
         ("backward", &s.backward),
     ] {
+        if steps.is_empty() {
+            continue;
+        }
         let _ = writeln!(out, "{title}:");
         for (k, step) in steps.iter().enumerate() {
             let what = match step.what {
                 What::Input(n) => format!("input {}", g.node(n).path),
                 What::Forward(n) | What::Infer(n) => {
-                    format!("{} {}", g.node(n).op.name(), g.node(n).path)
+                    let (op, path) = (&g.node(n).op, &g.node(n).path);
+                    match op {
+                        Op::Conv(Conv { fold: Some(f), .. }) => {
+                            format!("conv {path} (fold {} into {path})", f.bn)
+                        }
+                        _ => format!("{} {path}", op.name()),
+                    }
                 }
                 What::Backward(n) => format!("{}' {}", g.node(n).op.name(), g.node(n).path),
                 What::Zero(b) => format!("zero {}", buffers[b].name),

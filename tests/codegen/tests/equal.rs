@@ -137,9 +137,19 @@ fn reference(c: &Case) -> Reference {
                 )
         })
         .map(|n| {
+            // (A batchnorm alone reading a conv is folded into it at inference: the conv
+            // holds the batchnorm's value, or that of the ReLU after it.)
             let mut values = vec![inf.value(n).to_vec()];
-            if let [r] = g.consumers_of(n)[..] {
-                if g.node(r).op.act() == Some(netc_compiler::ops::ActFn::Relu) {
+            let mut at = n;
+            if let [b] = g.consumers_of(n)[..] {
+                if matches!(g.node(b).op, netc_compiler::ops::Op::BatchNorm(_)) {
+                    values.push(inf.value(b).to_vec());
+                    at = b;
+                }
+            }
+            if let [r] = g.consumers_of(at)[..] {
+                let f = g.node(r).op.act();
+                if f.is_some_and(|f| f.in_epilogue()) {
                     values.push(inf.value(r).to_vec());
                 }
             }
@@ -155,8 +165,8 @@ fn reference(c: &Case) -> Reference {
     }
 }
 
-/// After `forward`, every activation the generated module lists (`ACTIVATIONS`) that
-/// inference computes equals the interpreter's value of that path.
+/// After `forward`, every activation the generated module lists (`INFERENCE_ACTIVATIONS`)
+/// that inference computes equals the interpreter's value of that path.
 fn check_activations<'w>(
     acts: &BTreeMap<String, Vec<Vec<f32>>>,
     list: &[(&str, usize, usize)],
@@ -185,14 +195,19 @@ fn check_activations<'w>(
     assert!(checked > 0, "no activation checked");
 }
 
-/// `workspace_bytes(b)` of module `$m` is what `Workspace::new(b)` allocates, at one
-/// sample and at `$batch`; and `None` where the bytes overflow a `usize`.
+/// `workspace_bytes(b)` of module `$m` is what `Workspace::new(b)` allocates, and
+/// `inference_workspace_bytes(b)` what `Workspace::for_inference(b)` does, at one sample and
+/// at `$batch`; and `None` where the bytes overflow a `usize`.
 macro_rules! workspace_bytes {
     ($m:ident, $batch:expr) => {
         for b in [1, $batch] {
             assert_eq!($m::workspace_bytes(b), Some($m::Workspace::new(b).bytes()));
+            let infer = $m::Workspace::for_inference(b).bytes();
+            assert_eq!($m::inference_workspace_bytes(b), Some(infer));
+            assert!(infer <= $m::Workspace::new(b).bytes());
         }
         assert_eq!($m::workspace_bytes(usize::MAX / 2), None);
+        assert_eq!($m::inference_workspace_bytes(usize::MAX / 2), None);
     };
 }
 
@@ -215,12 +230,19 @@ macro_rules! equal {
                 $($label: &c.feed.labels[stringify!($label)],)*
             };
             workspace_bytes!($m, $batch);
-            let mut ws = $m::Workspace::new($batch);
+            // Inference in a workspace of its own, and in a training one.
+            let mut ws = $m::Workspace::for_inference($batch);
             $m::forward(&p, &s, &mut ws, &x);
-            check_activations(&acts, $m::ACTIVATIONS, |path| $m::activation(&ws, path));
+            check_activations(&acts, $m::INFERENCE_ACTIVATIONS, |path| $m::activation(&ws, path));
             $(
                 let out = $m::$outf(&ws).to_vec();
                 close(concat!(stringify!($m), " output ", stringify!($out)), &out, &outs[stringify!($out)]);
+            )*
+            let mut ws = $m::Workspace::new($batch);
+            $m::forward(&p, &s, &mut ws, &x);
+            $(
+                let out = $m::$outf(&ws).to_vec();
+                close(concat!(stringify!($m), " output ", stringify!($out), " (training workspace)"), &out, &outs[stringify!($out)]);
             )*
             let got = $m::forward_train(&p, &mut s, &mut ws, &x);
             assert!((got - loss).abs() <= 1e-5 * loss.abs().max(1.0), "loss: generated {got}, interpreter {loss}");
@@ -268,9 +290,14 @@ macro_rules! equal_random {
                 label: &c.feed.labels["label"],
             };
             workspace_bytes!(m, 3);
+            let mut ws = m::Workspace::for_inference(3);
+            m::forward(&p, &s, &mut ws, &x);
+            check_activations(&acts, m::INFERENCE_ACTIVATIONS, |path| {
+                m::activation(&ws, path)
+            });
+            close("logits", m::output_logits(&ws), &outs["logits"]);
             let mut ws = m::Workspace::new(3);
             m::forward(&p, &s, &mut ws, &x);
-            check_activations(&acts, m::ACTIVATIONS, |path| m::activation(&ws, path));
             close("logits", m::output_logits(&ws), &outs["logits"]);
             let got = m::forward_train(&p, &mut s, &mut ws, &x);
             assert!(
@@ -313,21 +340,19 @@ macro_rules! equal_inference {
                 x: &c.feed.tensors["x"].data,
             };
             workspace_bytes!($m, 2);
-            let mut ws = $m::Workspace::new(2);
-            $m::forward(&p, &$m::State::new(), &mut ws, &x);
-            close("y", $m::output_y(&ws), &want["y"].data);
+            for mut ws in [$m::Workspace::for_inference(2), $m::Workspace::new(2)] {
+                $m::forward(&p, &$m::State::new(), &mut ws, &x);
+                close("y", $m::output_y(&ws), &want["y"].data);
+            }
         }
     };
 }
 
 include!(concat!(env!("OUT_DIR"), "/example_tests.rs"));
 
-/// Every codegen pass, by name.
+/// Every pass that can be skipped, by name.
 fn all_passes() -> Vec<&'static str> {
-    netc_compiler::passes::CODEGEN
-        .iter()
-        .map(|p| p.name)
-        .collect()
+    netc_compiler::passes::names()
 }
 
 /// The schedules `build.rs` builds: every pass, none, and each one skipped.
@@ -337,8 +362,19 @@ fn skips() -> Vec<Vec<&'static str>> {
     v
 }
 
+/// What module `$m`'s two workspaces allocate at `$batch`: `Workspace::new`'s bytes, and
+/// `Workspace::for_inference`'s.
+macro_rules! module_bytes {
+    ($($m:ident)::+, $batch:expr) => {
+        (
+            $($m)::+::Workspace::new($batch).bytes() as u64,
+            $($m)::+::Workspace::for_inference($batch).bytes() as u64,
+        )
+    };
+}
+
 /// `netc check --plan` reports the memory the generated code really allocates: the plan's
-/// workspace equals `Workspace::bytes` of the module built with and without the passes.
+/// workspaces equal `Workspace::bytes` of the module built with and without the passes.
 #[test]
 fn the_plan_sizes_the_generated_workspace() {
     use netc_codegen_tests::{every_op, every_op_unfused, googlenet, googlenet_unfused};
@@ -346,36 +382,36 @@ fn the_plan_sizes_the_generated_workspace() {
         let c = case(path, 1);
         netc_compiler::plan::summary(&c.graph, skip, 1).unwrap()
     };
+    // What `Workspace::new` and `Workspace::for_inference` allocate, by the plan.
+    let bytes = |path: &str, skip: &[&str], batch: usize| {
+        let c = case(path, 1);
+        let b = netc_compiler::plan::summary(&c.graph, skip, batch)
+            .unwrap()
+            .bytes;
+        (b.workspace, b.inference)
+    };
     let g = "../../examples/googlenet.net";
     let e = "nets/every_op.net";
     let all = all_passes();
     for batch in [1, 5] {
-        let fused = plan(g, &[]).workspace.bytes(batch).unwrap();
-        assert_eq!(fused, googlenet::Workspace::new(batch).bytes() as u64);
-        let unfused = plan(g, &all).workspace.bytes(batch).unwrap();
-        assert_eq!(
-            unfused,
-            googlenet_unfused::Workspace::new(batch).bytes() as u64
-        );
-        assert!(fused < unfused, "fusing ReLUs frees their buffers");
-        let in_place = plan(g, &["concat_in_place"])
-            .workspace
-            .bytes(batch)
-            .unwrap();
+        let fused = bytes(g, &[], batch);
+        assert_eq!(fused, module_bytes!(googlenet, batch));
+        let unfused = bytes(g, &all, batch);
+        assert_eq!(unfused, module_bytes!(googlenet_unfused, batch));
+        assert!(fused.0 < unfused.0, "fusing ReLUs frees their buffers");
+        let in_place = bytes(g, &["concat_in_place"], batch);
         assert_eq!(
             in_place,
-            netc_codegen_tests::googlenet_no_concat_in_place::Workspace::new(batch).bytes() as u64
+            module_bytes!(netc_codegen_tests::googlenet_no_concat_in_place, batch)
         );
         assert!(
-            fused < in_place,
+            fused.0 < in_place.0,
             "branches written in place free their buffers"
         );
-        let fused = plan(e, &[]).workspace.bytes(batch).unwrap();
-        assert_eq!(fused, every_op::Workspace::new(batch).bytes() as u64);
-        let unfused = plan(e, &all).workspace.bytes(batch).unwrap();
+        assert_eq!(bytes(e, &[], batch), module_bytes!(every_op, batch));
         assert_eq!(
-            unfused,
-            every_op_unfused::Workspace::new(batch).bytes() as u64
+            bytes(e, &all, batch),
+            module_bytes!(every_op_unfused, batch)
         );
     }
     // ResNet: every ReLU follows a batchnorm or an add, and runs in place.
@@ -383,16 +419,24 @@ fn the_plan_sizes_the_generated_workspace() {
     let s = plan(r, &[]);
     assert_eq!((s.relus, s.relus_fused, s.in_place), (11, 0, 11));
     for batch in [1, 5] {
-        let in_place = plan(r, &[]).workspace.bytes(batch).unwrap();
+        let in_place = bytes(r, &[], batch);
         assert_eq!(
             in_place,
-            netc_codegen_tests::resnet_mini::Workspace::new(batch).bytes() as u64
+            module_bytes!(netc_codegen_tests::resnet_mini, batch)
         );
-        let own = plan(r, &["inplace"]).workspace.bytes(batch).unwrap();
+        let own = bytes(r, &["inplace"], batch);
         assert_eq!(
             own,
-            netc_codegen_tests::resnet_mini_no_inplace::Workspace::new(batch).bytes() as u64
+            module_bytes!(netc_codegen_tests::resnet_mini_no_inplace, batch)
         );
+        let unfolded = bytes(r, &["fold_bn"], batch);
+        assert_eq!(
+            unfolded,
+            module_bytes!(netc_codegen_tests::resnet_mini_no_fold_bn, batch)
+        );
+        // Folded, a batchnorm takes no buffer of its own at inference.
+        assert!(in_place.1 < unfolded.1);
+        let (in_place, own) = (in_place.0, own.0);
         // In place, the activations take no buffers of their own. With liveness from what
         // each step reads, their inputs die as they are read anyway, so the peak is no
         // higher either way; what goes is the buffers.
@@ -445,15 +489,11 @@ fn every_memory_plan_checks() {
         let g = checked.graphs.into_iter().next().unwrap();
         for skip in skips() {
             let s = netc_compiler::plan::summary(&g, &skip, 3).unwrap();
-            for plan in [&s.train_plan, &s.infer_plan] {
+            for (plan, ws) in [(&s.train_plan, &s.workspace), (&s.infer_plan, &s.inference)] {
                 plan.check()
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert!(plan.peak >= plan.live_peak(), "{}", path.display());
-                assert!(
-                    plan.peak <= s.workspace.bytes(3).unwrap(),
-                    "{}",
-                    path.display()
-                );
+                assert!(plan.peak <= ws.bytes(3).unwrap(), "{}", path.display());
             }
             assert!(s.infer_plan.peak <= s.train_plan.peak, "{}", path.display());
         }

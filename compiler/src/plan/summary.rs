@@ -1,0 +1,174 @@
+//! What the passes made of one network and the memory its generated code takes, at a
+//! batch: `netc check --plan`.
+
+use petgraph::stable_graph::NodeIndex;
+
+use netc_dsl::Diagnostic;
+
+use super::{memplan, plan, schedule, Allocation, MemPlan, Workspace};
+use crate::graph::Graph;
+use crate::ops::Op;
+
+/// What the passes made of one network, and the memory its generated code takes.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Layers that run as a GEMM (conv, transposed conv, linear) before and after the
+    /// passes.
+    pub gemm_layers_before: usize,
+    pub gemm_layers: usize,
+    /// ReLUs in the checked graph, and how many of them the `epilogue` pass folded into
+    /// the GEMM before them.
+    pub relus: usize,
+    pub relus_fused: usize,
+    /// Activations that overwrite their input's buffers (`inplace`).
+    pub in_place: usize,
+    /// Concats, the elements per sample they hold, and how many of those they still copy
+    /// (the rest are written in place by `concat_in_place`).
+    pub concats: usize,
+    pub concat_elems: usize,
+    pub concat_copied: usize,
+    /// Batchnorms inference computes, and how many of them `fold_bn` folded into the conv
+    /// before them.
+    pub batchnorms: usize,
+    pub batchnorms_folded: usize,
+    /// Trainable parameters (weights and biases) of the training graph.
+    pub params: u64,
+    /// The training step's workspace, and inference's.
+    pub workspace: Workspace,
+    pub inference: Workspace,
+    /// The workspace buffers planned by liveness (`memplan`) at the batch asked for, for a
+    /// training step and for inference.
+    pub train_plan: MemPlan,
+    pub infer_plan: MemPlan,
+    /// The schedules as text, a step per line (`netc check --plan --steps`).
+    pub steps: String,
+    /// The batch asked for, and the memory at that batch.
+    pub batch: usize,
+    pub bytes: Bytes,
+}
+
+/// Memory at one batch, in bytes; [`summary`] refuses a batch at which any of them
+/// overflows a `u64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bytes {
+    /// What the generated `Workspace::new` allocates: the arena, the buffers of their own
+    /// and the scratch (enough for inference too).
+    pub workspace: u64,
+    pub arena: u64,
+    pub own: u64,
+    /// im2col, gradient and folded-weight scratch, outside the plan.
+    pub scratch: u64,
+    /// The training step's buffers were every one its own allocation.
+    pub unshared: u64,
+    /// What `Workspace::for_inference` allocates, its arena and its scratch.
+    pub inference: u64,
+    pub inference_arena: u64,
+    pub inference_scratch: u64,
+    /// Trainable parameters.
+    pub params: u64,
+    /// One training step: the workspace, the parameters and their gradients (optimizer
+    /// state, one or two more copies of the parameters, excluded).
+    pub training: u64,
+}
+
+impl Bytes {
+    /// The figures of the two allocations, the training step's buffers `ws` and `params`
+    /// parameters at `batch`, `None` on overflow.
+    fn new(
+        train: &Allocation,
+        infer: &Allocation,
+        ws: &Workspace,
+        params: u64,
+        batch: usize,
+    ) -> Option<Bytes> {
+        let workspace = train.bytes(batch)?;
+        let arena = train.arena_bytes(batch)?;
+        let scratch = train.scratch_bytes(batch)?;
+        let params = params.checked_mul(4)?;
+        Some(Bytes {
+            workspace,
+            arena,
+            own: workspace - arena - scratch,
+            scratch,
+            unshared: ws.unshared_bytes(batch)?,
+            inference: infer.bytes(batch)?,
+            inference_arena: infer.arena_bytes(batch)?,
+            inference_scratch: infer.scratch_bytes(batch)?,
+            params,
+            training: workspace.checked_add(params.checked_mul(2)?)?,
+        })
+    }
+}
+
+/// Runs the passes (but those in `skip`) on copies of `g` and sums up the result, memory
+/// planned for `batch`.
+pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagnostic> {
+    // Nodes of `set` in `g` whose op passes `f`.
+    let count = |g: &Graph, set: &[bool], f: fn(&Op) -> bool| {
+        g.nodes()
+            .into_iter()
+            .filter(|&n| set[n.index()] && f(&g.node(n).op))
+            .count()
+    };
+    let gemm = |op: &Op| matches!(op, Op::Conv(_) | Op::ConvT(_) | Op::Linear(_));
+    let relu = |op: &Op| op.act() == Some(crate::ops::ActFn::Relu);
+    let batchnorm = |op: &Op| matches!(op, Op::BatchNorm(_));
+    let folded = |op: &Op| matches!(op, Op::Conv(c) if c.fold.is_some());
+    let relus = count(g, &g.training_set(), relu);
+    let plan = plan(g, skip)?;
+    let planned = &plan.train.graph;
+    let train_set = planned.training_set();
+    let concats: Vec<_> = planned
+        .training_nodes()
+        .into_iter()
+        .filter(|&n| matches!(planned.node(n).op, Op::Concat(_)))
+        .collect();
+    let elems = |n: NodeIndex| planned.node(n).shape.iter().product::<usize>();
+    let params = crate::report::Report::new(planned).total;
+    let params = params.weights + params.biases;
+    let too_large = || {
+        Diagnostic::error(
+            "too-large",
+            format!(
+                "at a batch of {batch}, the memory of network `{}` does not fit in 2^64 bytes",
+                g.name
+            ),
+        )
+        .help("use a smaller batch")
+    };
+    let (train, infer) = (plan.training_allocation(), plan.inference_allocation());
+    let bytes =
+        Bytes::new(&train, &infer, &plan.train.ws, params, batch).ok_or_else(too_large)?;
+    let train_plan = memplan(&plan.train.ws, batch, true, |_| true).ok_or_else(too_large)?;
+    let infer_plan = memplan(&plan.infer.ws, batch, false, |_| true).ok_or_else(too_large)?;
+    let inferred = &plan.infer.graph;
+    let infer_set = inferred.inference_set();
+    let steps = schedule::describe(&plan.infer.ws.schedule, inferred, &plan.infer.ws.buffers)
+        + &schedule::describe(&plan.train.ws.schedule, planned, &plan.train.ws.buffers);
+    Ok(Summary {
+        gemm_layers_before: count(g, &g.training_set(), gemm),
+        gemm_layers: count(planned, &train_set, gemm)
+            - planned.merged.iter().map(|m| m.len() - 1).sum::<usize>(),
+        relus,
+        relus_fused: relus - count(planned, &train_set, relu),
+        in_place: planned.aliases.len(),
+        concats: concats.len(),
+        concat_elems: concats.iter().map(|&n| elems(n)).sum(),
+        concat_copied: concats
+            .iter()
+            .flat_map(|&n| planned.inputs_of(n))
+            .filter(|j| !planned.slots.contains_key(j))
+            .map(elems)
+            .sum(),
+        batchnorms: count(g, &g.inference_set(), batchnorm),
+        batchnorms_folded: count(inferred, &infer_set, folded),
+        params,
+        steps,
+        train_plan,
+        infer_plan,
+        workspace: plan.train.ws,
+        inference: plan.infer.ws,
+        batch,
+        bytes,
+    })
+}
