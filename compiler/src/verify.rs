@@ -146,7 +146,8 @@ fn merged(g: &Graph, group: &[NodeIndex]) -> Result<(), String> {
 }
 
 /// A layer written in place into a concat: a conv whose one use is that concat, at the
-/// channel where the concat puts it, and that nothing else names.
+/// channel where the concat puts it, that nothing else names, and whose output, if its
+/// backward reads it, no activation in place overwrites.
 fn in_place(g: &Graph, layer: NodeIndex, slot: Slot) -> Result<(), String> {
     if !g.g.contains_node(layer) || !g.g.contains_node(slot.concat) {
         return Err("a concat slot names a removed node".into());
@@ -185,6 +186,12 @@ fn in_place(g: &Graph, layer: NodeIndex, slot: Slot) -> Result<(), String> {
     if named {
         return Err(format!(
             "`{path}` is in a concat slot but is an output or a loss input"
+        ));
+    }
+    let overwritten = g.aliases.values().any(|&x| x == slot.concat);
+    if overwritten && g.node(layer).op.kind().reads().output {
+        return Err(format!(
+            "`{path}` reads its output in backward, but an activation overwrites its concat slot"
         ));
     }
     Ok(())

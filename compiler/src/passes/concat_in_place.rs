@@ -6,7 +6,9 @@
 //! slots in `Graph::slots`, which code generation and the memory plan read.
 //!
 //! Only convs take slots (Inception's branches end in one, with its ReLU fused by
-//! `epilogue`); a layer that is also an output or a loss input keeps its own buffer.
+//! `epilogue`); a layer that is also an output or a loss input keeps its own buffer, and so
+//! does one whose backward reads its own output (a fused ReLU masks its gradient with it)
+//! when an activation after the concat overwrites the concat's buffer in place (`inplace`).
 
 use netc_dsl::Diagnostic;
 use petgraph::visit::EdgeRef;
@@ -22,6 +24,7 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
         if !matches!(g.node(concat).op, Op::Concat(_)) {
             continue;
         }
+        let overwritten = g.aliases.values().any(|&x| x == concat);
         let mut c0 = 0;
         for layer in g.inputs_of(concat) {
             let at = c0;
@@ -30,7 +33,13 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
                 && g.g
                     .edges_directed(layer, Direction::Outgoing)
                     .all(|e| e.target() == concat);
-            if matches!(g.node(layer).op, Op::Conv(_)) && one_use && !g.is_observed(layer) {
+            let reads_output = g.node(layer).op.kind().reads().output;
+            let kept = !(overwritten && reads_output);
+            if matches!(g.node(layer).op, Op::Conv(_))
+                && one_use
+                && kept
+                && !g.is_observed(layer)
+            {
                 g.slots.insert(layer, Slot { concat, c0: at });
                 changed = true;
             }
