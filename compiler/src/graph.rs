@@ -207,19 +207,21 @@ impl Graph {
         }
     }
 
-    /// The graph as text, a line per node in node order (index, path, op with its fused
-    /// ReLU, shape, inputs), then what the passes recorded: for `netc graph --after` and
-    /// the passes' snapshot tests.
+    /// The graph as text, a line per node in node order (index, path, op with the
+    /// batchnorm folded into it and its fused ReLU, shape, inputs), then what the passes
+    /// recorded: for `netc graph --after` and the passes' snapshot tests.
     pub fn describe(&self) -> String {
         let mut out = String::new();
         let id = |n: NodeIndex| format!("n{}", n.index());
         for n in self.nodes() {
             let node = self.node(n);
-            let fused = node
-                .op
-                .fused()
-                .map(|f| format!("+{}", f.name()))
-                .unwrap_or_default();
+            let mut fused = String::new();
+            if let Op::Conv(crate::ops::Conv { fold: Some(f), .. }) = &node.op {
+                fused += &format!("+batchnorm({})", f.bn);
+            }
+            if let Some(f) = node.op.fused() {
+                fused += &format!("+{}", f.name());
+            }
             let ins: Vec<String> = self.inputs_of(n).into_iter().map(id).collect();
             out += &format!(
                 "{} {} {}{} {} <- [{}]\n",

@@ -41,20 +41,31 @@ fn googlenet_source_is_deterministic_and_commented() {
         "comments"
     );
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/googlenet.net");
-    let mut g = check_file(&path, None).graphs.remove(0);
-    assert_eq!(g.layers().len(), 158);
+    let checked = check_file(&path, None).graphs.remove(0);
+    assert_eq!(checked.layers().len(), 158);
     // The epilogue pass folds the ReLU after 61 convs and linears into them (3 in the stem,
     // 6 in each of 9 inceptions, 2 in each auxiliary head).
-    netc_compiler::passes::run(&mut g, netc_compiler::passes::CODEGEN, &[]).unwrap();
+    let g = netc_compiler::passes::training(&checked, &[]).unwrap();
     let layers = g.layers().len();
     assert_eq!(layers, 158 - 61);
-    // A forward and a backward function per layer, but for the 9 concats whose branches
-    // all write in place (none), and for the 18 reductions merged with their block's 1×1
-    // branch (a backward that masks the fused ReLU only).
+    // Inference has no auxiliary heads (2 × 6 layers, their ReLUs fused).
+    let inferred = netc_compiler::passes::inference(&checked, &[]).unwrap();
+    assert_eq!(inferred.layers().len(), layers - 2 * 6);
+    // A forward, a backward and an inference function per layer (the auxiliary heads'
+    // none at inference), but for the 9 concats whose branches all write in place (none),
+    // and for the 18 reductions merged with their block's 1×1 branch (a backward that
+    // masks the fused ReLU only).
+    assert_eq!(a.matches("\nfn fwd_").count(), layers - 9 - 18);
+    assert_eq!(a.matches("\nfn bwd_").count(), layers - 9);
+    assert_eq!(a.matches("\nfn inf_").count(), layers - 2 * 6 - 9 - 18);
     assert_eq!(
         a.matches("#[inline(never)]").count(),
-        2 * (layers - 9) - 18,
+        3 * (layers - 9 - 18) + 18 - 2 * 6,
         "functions"
+    );
+    assert!(
+        a.contains("/// Layer `i3a.b2.2` at inference: conv 3×3/1 → [128, 28, 28]."),
+        "inference functions"
     );
     assert!(a.contains(
         "/// Layer `i3a.b1.0`: conv 1×1/1 → [64, 28, 28]. One GEMM computes it with `i3a.b2.0`, \

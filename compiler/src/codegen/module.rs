@@ -442,33 +442,37 @@ pub(super) fn module(
     for item in outputs {
         out.push(item)?;
     }
-    out.push(Item::with_runs(
-        vec![train_activations, infer_activations],
-        |runs| {
-            let (activations, infer_activations) = (&runs[0], &runs[1]);
-            quote! {
-                /// The activations still in the arena when `forward_train` ends (those backward
-                /// reads, and the outputs), per sample: path, offset, elements.
-                pub const ACTIVATIONS: &[(&str, usize, usize)] = &[#activations];
-
-                /// The activations still in the arena when `forward` ends (the outputs), per
-                /// sample: path, offset, elements.
-                pub const INFERENCE_ACTIVATIONS: &[(&str, usize, usize)] = &[#infer_activations];
-
-                /// The activation of the value at `path` (`i3a.b2.0`, an input's name), batch first,
-                /// if the last pass left it: one of [`ACTIVATIONS`] after `forward_train` (until
-                /// `backward` reuses its memory), of [`INFERENCE_ACTIVATIONS`] after `forward`.
-                pub fn activation<'w>(ws: &'w Workspace, path: &str) -> Option<&'w [f32]> {
-                    let list = match ws.layout {
-                        Layout::Training => ACTIVATIONS,
-                        Layout::Inference => INFERENCE_ACTIVATIONS,
-                    };
-                    let &(_, at, len) = list.iter().find(|(p, _, _)| *p == path)?;
-                    Some(&ws.arena[at * ws.batch..(at + len) * ws.batch])
-                }
-            }
-        },
-    ))?;
+    // Each table an item of its own: a long run prints in chunks, and a short one beside it
+    // would then print otherwise than whole (see `format`).
+    out.push(Item::with_runs(vec![train_activations], |runs| {
+        let activations = &runs[0];
+        quote! {
+            /// The activations still in the arena when `forward_train` ends (those backward
+            /// reads, and the outputs), per sample: path, offset, elements.
+            pub const ACTIVATIONS: &[(&str, usize, usize)] = &[#activations];
+        }
+    }))?;
+    out.push(Item::with_runs(vec![infer_activations], |runs| {
+        let activations = &runs[0];
+        quote! {
+            /// The activations still in the arena when `forward` ends (the outputs), per
+            /// sample: path, offset, elements.
+            pub const INFERENCE_ACTIVATIONS: &[(&str, usize, usize)] = &[#activations];
+        }
+    }))?;
+    out.push(Item::whole(quote! {
+        /// The activation of the value at `path` (`i3a.b2.0`, an input's name), batch first,
+        /// if the last pass left it: one of [`ACTIVATIONS`] after `forward_train` (until
+        /// `backward` reuses its memory), of [`INFERENCE_ACTIVATIONS`] after `forward`.
+        pub fn activation<'w>(ws: &'w Workspace, path: &str) -> Option<&'w [f32]> {
+            let list = match ws.layout {
+                Layout::Training => ACTIVATIONS,
+                Layout::Inference => INFERENCE_ACTIVATIONS,
+            };
+            let &(_, at, len) = list.iter().find(|(p, _, _)| *p == path)?;
+            Some(&ws.arena[at * ws.batch..(at + len) * ws.batch])
+        }
+    }))?;
     Ok(())
 }
 
