@@ -255,7 +255,18 @@ pub(super) fn module(
             let start = (at > 0).then(|| quote! { #at * ws.batch });
             quote! { &ws.arena[#start..#end * ws.batch] }
         };
-        let (training, inference) = (view(at_training), view(at_inference));
+        // Where both programs leave it at the same place, that place.
+        let body = if at_training == at_inference {
+            view(at_training)
+        } else {
+            let (training, inference) = (view(at_training), view(at_inference));
+            quote! {
+                match ws.layout {
+                    Layout::Training => #training,
+                    Layout::Inference => #inference,
+                }
+            }
+        };
         let doc = format!(
             " The output `{name}` (`{}`): `{}` per sample, batch first, where the last pass \
              (`forward` or `forward_train`) left it.",
@@ -265,10 +276,7 @@ pub(super) fn module(
         outputs.push(Item::whole(quote! {
             #[doc = #doc]
             pub fn #f(ws: &Workspace) -> &[f32] {
-                match ws.layout {
-                    Layout::Training => #training,
-                    Layout::Inference => #inference,
-                }
+                #body
             }
         }));
     }
