@@ -106,7 +106,12 @@ impl Workspace {
     fn allocation(&self) -> Allocation {
         Allocation {
             arena: self.arena_elems,
-            own: self.buffers.iter().filter(|b| !b.in_arena()).cloned().collect(),
+            own: self
+                .buffers
+                .iter()
+                .filter(|b| !b.in_arena())
+                .cloned()
+                .collect(),
             col: self.col,
             scratch: self.scratch,
             fold: self.fold,
@@ -252,10 +257,7 @@ fn build(g: &Graph, stems: BTreeMap<NodeIndex, String>, training: bool) -> Optio
         g.training_nodes()
     } else {
         let infer = g.inference_set();
-        g.nodes()
-            .into_iter()
-            .filter(|n| infer[n.index()])
-            .collect()
+        g.nodes().into_iter().filter(|n| infer[n.index()]).collect()
     };
     let mut buffers = Vec::new();
     let (mut col, mut fold) = (0usize, 0usize);

@@ -69,8 +69,7 @@ fn check(name: &str, src: &str) {
             let at = format!("{name} skipping {skip:?}");
             let p = plan::plan(g, &skip).unwrap();
             for ws in [&p.train.ws, &p.infer.ws] {
-                schedule::verify(&ws.schedule, &ws.buffers)
-                    .unwrap_or_else(|e| panic!("{at}: {e}"));
+                schedule::verify(&ws.schedule, &ws.buffers).unwrap_or_else(|e| panic!("{at}: {e}"));
             }
             let mut got_params = params.clone();
             let got = run::train_step(&p.train, &mut got_params, &f);

@@ -1,7 +1,8 @@
 //! Emits the generated module of every network the tests compile (the examples and the
 //! test networks in `nets/`) into OUT_DIR, with `netc emit`'s code path: each with every
-//! codegen pass, with each pass skipped in turn, and with all of them skipped. It also
-//! writes the test that compares each module with the interpreter.
+//! codegen pass, with each pass skipped in turn, and with all of them skipped; and some of
+//! the zoo's networks, on small images, with every pass. It also writes the test that
+//! compares each module with the interpreter.
 
 use std::path::Path;
 
@@ -62,6 +63,16 @@ const NETS: &[(&str, &str, Option<&str>, &str)] = &[
         None,
         r#"equal!("nets/dropout.net", 3, [image], [label], [logits: output_logits])"#,
     ),
+];
+
+/// Networks of the zoo on small images (`[3, 224, 224]` made `[3, SIZE, SIZE]`), built with
+/// every pass: their inference (every batchnorm folded into its conv) is compared with the
+/// interpreter's (`equal_zoo!` in `tests/equal.rs`). With each, its output.
+const ZOO: &[(&str, usize, &str)] = &[
+    ("resnet18", 32, "logits"),
+    ("resnet50", 32, "logits"),
+    ("mobilenet_v2", 32, "classifier"),
+    ("efficientnet_b0", 32, "classifier"),
 ];
 
 /// The schedules every network is built with: a module-name suffix and the passes skipped.
@@ -256,4 +267,25 @@ fn main() {
     }
     std::fs::write(Path::new(&out).join("example_modules.rs"), modules).expect("write");
     std::fs::write(Path::new(&out).join("example_tests.rs"), tests).expect("write");
+
+    let (mut modules, mut tests) = (String::new(), String::new());
+    for (name, size, output) in ZOO {
+        let path = format!("../../examples/zoo/{name}.net");
+        println!("cargo:rerun-if-changed={path}");
+        let src = std::fs::read_to_string(&path)
+            .expect("read")
+            .replace("[3, 224, 224]", &format!("[3, {size}, {size}]"));
+        let small = Path::new(&out).join(format!("{name}.net"));
+        std::fs::write(&small, &src).expect("write");
+        let checked = netc_compiler::check_file(&small, None);
+        assert!(!checked.has_errors(), "{path}:\n{}", checked.render());
+        let code = netc_compiler::codegen::emit(&checked.graphs[0], &path).expect("emit");
+        std::fs::write(Path::new(&out).join(format!("{name}.rs")), code).expect("write");
+        modules.push_str(&format!(
+            "/// `{path}` on {size}×{size} images.\npub mod {name} {{ include!(concat!(env!(\"OUT_DIR\"), \"/{name}.rs\")); }}\n"
+        ));
+        tests.push_str(&format!("equal_zoo!({name}, {output}, output_{output});\n"));
+    }
+    std::fs::write(Path::new(&out).join("zoo_modules.rs"), modules).expect("write");
+    std::fs::write(Path::new(&out).join("zoo_tests.rs"), tests).expect("write");
 }

@@ -244,7 +244,11 @@ pub(super) fn module(
     for (name, n) in &g.outputs {
         let f = format_ident!("output_{}", name);
         let at_training = plan.arena[name_of('t', *n).expect("outputs have buffers")];
-        let ni = gi.outputs.iter().find(|(o, _)| o == name).map(|&(_, ni)| ni);
+        let ni = gi
+            .outputs
+            .iter()
+            .find(|(o, _)| o == name)
+            .map(|&(_, ni)| ni);
         let at_inference = ni
             .and_then(|ni| infer_bufs.value('t', ni))
             .map(|b| wi.arena[&wi.buffers[b].name])

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value as Json};
 use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
-use super::window::{expect_image, weights_fit, window_shape, Window};
 use super::fold::{fold_batchnorm, Fold};
+use super::window::{expect_image, weights_fit, window_shape, Window};
 use super::{object, pair_str, product, ActFn, Op, OpError, OpKind, Pair, ParamDecl, Reads};
 use crate::codegen::{layer_in_place, Cx};
 use crate::graph::Shape;

@@ -123,13 +123,14 @@ mod tests {
                 n, 4, 25, 1e-5, &conv, &gamma, &beta, &mean, &var, &mut want,
             );
             let (mut wf, mut bf) = (vec![0.0; w.len()], vec![0.0; 4]);
-            fold_batchnorm(
-                1e-5, &w, b, &gamma, &beta, &mean, &var, &mut wf, &mut bf,
-            );
+            fold_batchnorm(1e-5, &w, b, &gamma, &beta, &mean, &var, &mut wf, &mut bf);
             let mut got = vec![0.0; x.len()];
             rt::conv::conv2d_forward(&geo, n, &x, &wf, Some(&bf), false, &mut got, &mut col);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!((g - w).abs() <= 1e-5, "groups {groups}: [{i}] {g} against {w}");
+                assert!(
+                    (g - w).abs() <= 1e-5,
+                    "groups {groups}: [{i}] {g} against {w}"
+                );
             }
         }
     }

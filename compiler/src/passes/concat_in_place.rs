@@ -35,11 +35,7 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
                     .all(|e| e.target() == concat);
             let reads_output = g.node(layer).op.kind().reads().output;
             let kept = !(overwritten && reads_output);
-            if matches!(g.node(layer).op, Op::Conv(_))
-                && one_use
-                && kept
-                && !g.is_observed(layer)
-            {
+            if matches!(g.node(layer).op, Op::Conv(_)) && one_use && kept && !g.is_observed(layer) {
                 g.slots.insert(layer, Slot { concat, c0: at });
                 changed = true;
             }

@@ -137,8 +137,7 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
         .help("use a smaller batch")
     };
     let (train, infer) = (plan.training_allocation(), plan.inference_allocation());
-    let bytes =
-        Bytes::new(&train, &infer, &plan.train.ws, params, batch).ok_or_else(too_large)?;
+    let bytes = Bytes::new(&train, &infer, &plan.train.ws, params, batch).ok_or_else(too_large)?;
     let train_plan = memplan(&plan.train.ws, batch, true, |_| true).ok_or_else(too_large)?;
     let infer_plan = memplan(&plan.infer.ws, batch, false, |_| true).ok_or_else(too_large)?;
     let inferred = &plan.infer.graph;

@@ -10,6 +10,12 @@ mod examples {
 }
 pub use examples::*;
 
+/// Networks of the zoo on small images (see `build.rs`), their inference compared with the
+/// interpreter.
+pub mod zoo {
+    include!(concat!(env!("OUT_DIR"), "/zoo_modules.rs"));
+}
+
 /// Random networks of every op (see `build.rs`), each compared with the interpreter.
 pub mod random {
     include!(concat!(env!("OUT_DIR"), "/random_modules.rs"));

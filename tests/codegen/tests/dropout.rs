@@ -185,7 +185,10 @@ fn a_training_step_with_a_generator_drops_and_without_one_keeps_every_value() {
     let want = &want.outputs(&c.graph)["logits"].data;
     let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
     for (i, (g, w)) in N::logits(&ws).iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= 1e-4 * scale, "logits[{i}]: {g} against {w}");
+        assert!(
+            (g - w).abs() <= 1e-4 * scale,
+            "logits[{i}]: {g} against {w}"
+        );
     }
     assert_eq!(
         N::forward_train(&p, &mut s, &mut ws, images, labels),

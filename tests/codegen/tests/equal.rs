@@ -350,6 +350,67 @@ macro_rules! equal_inference {
 
 include!(concat!(env!("OUT_DIR"), "/example_tests.rs"));
 
+/// Inference of a zoo network (batchnorm after every conv): in a workspace for inference
+/// and in one for training, the generated code's scores equal the unfused interpreter's,
+/// with batchnorm statistics, scales and shifts away from the identity (so that folding them
+/// wrongly shows).
+macro_rules! equal_zoo {
+    ($name:ident, $out:ident, $outf:ident) => {
+        #[test]
+        fn $name() {
+            use netc_codegen_tests::zoo::$name as m;
+            let path = concat!(env!("OUT_DIR"), "/", stringify!($name), ".net");
+            let mut c = case(path, 2);
+            let mut rng = Rng::new(13);
+            let norms: Vec<String> = c
+                .params
+                .keys()
+                .filter_map(|k| k.strip_suffix(".running_mean").map(str::to_string))
+                .collect();
+            for bn in norms {
+                for (suffix, lo, hi) in [
+                    ("running_mean", -0.3, 0.3),
+                    ("running_var", 0.3, 2.0),
+                    ("weight", 0.5, 1.5),
+                    ("bias", -0.3, 0.3),
+                ] {
+                    let t = c.params.get_mut(&format!("{bn}.{suffix}")).unwrap();
+                    t.data.iter_mut().for_each(|v| *v = rng.uniform(lo, hi));
+                }
+            }
+            let want = interp::forward(&c.graph, &mut c.params.clone(), &c.feed, Mode::Infer)
+                .outputs(&c.graph);
+            let mut p = m::Params::new();
+            for (name, _) in m::Params::SHAPES {
+                p.get_mut(name)
+                    .unwrap()
+                    .copy_from_slice(&c.params[*name].data);
+            }
+            let mut s = m::State::new();
+            for (name, _) in m::State::SHAPES {
+                s.get_mut(name)
+                    .unwrap()
+                    .copy_from_slice(&c.params[*name].data);
+            }
+            let x = m::Inputs {
+                image: &c.feed.tensors["image"].data,
+                label: &c.feed.labels["label"],
+            };
+            workspace_bytes!(m, 2);
+            for mut ws in [m::Workspace::for_inference(2), m::Workspace::new(2)] {
+                m::forward(&p, &s, &mut ws, &x);
+                let out = stringify!($out);
+                close(out, m::$outf(&ws), &want[out].data);
+            }
+        }
+    };
+}
+
+mod zoo {
+    use super::*;
+    include!(concat!(env!("OUT_DIR"), "/zoo_tests.rs"));
+}
+
 /// Every pass that can be skipped, by name.
 fn all_passes() -> Vec<&'static str> {
     netc_compiler::passes::names()
