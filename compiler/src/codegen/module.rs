@@ -122,7 +122,7 @@ pub(super) fn module(
             shape_str(&node.shape)
         );
         doc.push_str(&fusion_note(g, n));
-        let cx = layer::cx(g, n, &plan, &bufs);
+        let cx = layer::cx(g, n, plan, &bufs);
         let (fwd_body, bwd_body) = layer::layer(&cx);
         // An activation fused into the layer: its gradient first, on the layer's own output.
         let bwd_body = if let Some(f) = node.op.fused() {
