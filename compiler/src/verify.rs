@@ -77,11 +77,12 @@ pub fn graph(g: &Graph) -> Result<(), String> {
             return Err(format!("a `{}` loss reads a removed node", l.kind.name()));
         }
     }
+    let graded = g.graded();
     for (&layer, slot) in &g.slots {
-        in_place(g, layer, *slot)?;
+        in_place(g, layer, *slot, &graded)?;
     }
     for (&a, &x) in &g.aliases {
-        aliased(g, a, x)?;
+        aliased(g, a, x, &graded)?;
     }
     let mut seen = HashSet::new();
     for group in &g.merged {
@@ -93,24 +94,15 @@ pub fn graph(g: &Graph) -> Result<(), String> {
     Ok(())
 }
 
-/// An activation `a` running in place on its input `x`'s buffers: see `passes::inplace`.
-fn aliased(g: &Graph, a: NodeIndex, x: NodeIndex) -> Result<(), String> {
-    use crate::passes::inplace;
+/// A layer `a` running in place on its input `x`'s buffers: see `passes::inplace`.
+fn aliased(g: &Graph, a: NodeIndex, x: NodeIndex, graded: &[bool]) -> Result<(), String> {
     if !g.g.contains_node(a) || !g.g.contains_node(x) {
-        return Err("an in-place activation names a removed node".into());
+        return Err("an in-place layer names a removed node".into());
     }
-    let path = &g.node(a).path;
-    let legal = inplace::activation(&g.node(a).op)
-        && g.inputs_of(a) == [x]
-        && g.g.edges_directed(x, Direction::Outgoing).count() == 1
-        && !matches!(g.node(x).op, Op::Input(_))
-        && !inplace::reads_own_output(&g.node(x).op)
-        && !g.is_observed(x)
-        && !g.slots.contains_key(&x)
-        && g.group_of(x).is_none();
-    if !legal {
+    if !crate::passes::inplace::legal(g, a, x, graded) {
         return Err(format!(
-            "`{path}` runs in place on `{}`, which is not legal",
+            "`{}` runs in place on `{}`, which is not legal",
+            g.node(a).path,
             g.node(x).path
         ));
     }
@@ -148,7 +140,7 @@ fn merged(g: &Graph, group: &[NodeIndex]) -> Result<(), String> {
 /// A layer written in place into a concat: a conv whose one use is that concat, at the
 /// channel where the concat puts it, that nothing else names, and whose output, if its
 /// backward reads it, no activation in place overwrites.
-fn in_place(g: &Graph, layer: NodeIndex, slot: Slot) -> Result<(), String> {
+fn in_place(g: &Graph, layer: NodeIndex, slot: Slot, graded: &[bool]) -> Result<(), String> {
     if !g.g.contains_node(layer) || !g.g.contains_node(slot.concat) {
         return Err("a concat slot names a removed node".into());
     }
@@ -189,7 +181,7 @@ fn in_place(g: &Graph, layer: NodeIndex, slot: Slot) -> Result<(), String> {
         ));
     }
     let overwritten = g.aliases.values().any(|&x| x == slot.concat);
-    if overwritten && g.node(layer).op.kind().reads().output {
+    if overwritten && graded[layer.index()] && g.node(layer).op.kind().reads().output {
         return Err(format!(
             "`{path}` reads its output in backward, but an activation overwrites its concat slot"
         ));

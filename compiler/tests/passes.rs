@@ -51,3 +51,39 @@ fn after_an_unknown_pass_is_none() {
     assert!(passes::after(&g, "fuse_everything").is_none());
     assert!(passes::after(&g, "epilogue").unwrap().is_ok());
 }
+
+/// Where no gradient flows (the inference graph), `inplace` also lets a residual add
+/// overwrite the branch it adds to, and an activation whose derivative needs its input
+/// (SiLU) overwrite its input; in training neither may (backward would need what is
+/// overwritten).
+#[test]
+fn at_inference_adds_and_every_activation_run_in_place() {
+    use netc_compiler::ops::Op;
+    let in_place = |g: &netc_compiler::Graph, op: &str| {
+        g.aliases
+            .keys()
+            .filter(|&&a| g.node(a).op.name() == op)
+            .count()
+    };
+    let g = graph("compiler/tests/fixtures/torch_shapes/resnet_mini.net");
+    let (inferred, trained) = (
+        passes::inference(&g, &[]).unwrap(),
+        passes::training(&g, &[]).unwrap(),
+    );
+    let adds = g
+        .nodes()
+        .into_iter()
+        .filter(|&n| matches!(g.node(n).op, Op::Add(_)))
+        .count();
+    assert_eq!((in_place(&inferred, "add"), adds), (5, 5));
+    assert_eq!(in_place(&trained, "add"), 0);
+    let src = "network n(x: [3, 8, 8], t: [4, 8, 8]) {
+        y = x -> conv(4, k=3, p=1) -> batchnorm -> silu;
+        loss mse(y, t);
+        output y;
+    }";
+    let checked = netc_compiler::check_source("n.net", src, Path::new("n.net"), None);
+    let g = &checked.graphs[0];
+    assert_eq!(in_place(&passes::inference(g, &[]).unwrap(), "silu"), 1);
+    assert_eq!(in_place(&passes::training(g, &[]).unwrap(), "silu"), 0);
+}

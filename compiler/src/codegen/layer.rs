@@ -214,17 +214,30 @@ pub(super) fn cx<'g>(
 pub(super) fn layer(cx: &Cx) -> (TokenStream, TokenStream) {
     let (g, n) = (cx.g, cx.n);
     let node = g.node(n);
-    // An activation run in place: its buffers are its input's, and the gradient is masked
-    // where it is.
-    if g.aliases.contains_key(&n) {
-        let Op::Act(a) = &node.op else {
-            unreachable!("the verifier checks in-place activations")
+    // A layer run in place: its buffers are its input's. An activation's gradient is
+    // masked where it is; an add (only ever where no gradient flows) adds its other inputs
+    // to the one it overwrites.
+    if let Some(&x) = g.aliases.get(&n) {
+        let t = cx.y();
+        return match &node.op {
+            Op::Act(a) => {
+                let (k, d) = (a.f.kernel(), cx.dy());
+                (
+                    quote! { rt::act::forward_inplace(#k, &mut #t); },
+                    quote! { rt::act::backward_inplace(#k, &#t, &mut #d); },
+                )
+            }
+            Op::Add(_) => {
+                let others = (0..cx.ins.len())
+                    .filter(|&i| cx.ins[i] != x)
+                    .map(|i| cx.x(i));
+                (
+                    quote! { #(rt::tensor::accumulate(&#others, &mut #t);)* },
+                    quote! {},
+                )
+            }
+            _ => unreachable!("the verifier checks in-place layers"),
         };
-        let (k, t, d) = (a.f.kernel(), cx.y(), cx.dy());
-        return (
-            quote! { rt::act::forward_inplace(#k, &mut #t); },
-            quote! { rt::act::backward_inplace(#k, &#t, &mut #d); },
-        );
     }
     node.op.kind().emit(cx)
 }

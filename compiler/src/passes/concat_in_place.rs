@@ -8,7 +8,7 @@
 //! Only convs take slots (Inception's branches end in one, with its ReLU fused by
 //! `epilogue`); a layer that is also an output or a loss input keeps its own buffer, and so
 //! does one whose backward reads its own output (a fused ReLU masks its gradient with it)
-//! when an activation after the concat overwrites the concat's buffer in place (`inplace`).
+//! when a layer after the concat overwrites the concat's buffer in place (`inplace`).
 
 use netc_dsl::Diagnostic;
 use petgraph::visit::EdgeRef;
@@ -20,6 +20,7 @@ use crate::passes::Changed;
 
 pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
     let mut changed = false;
+    let graded = g.graded();
     for concat in g.nodes() {
         if !matches!(g.node(concat).op, Op::Concat(_)) {
             continue;
@@ -33,7 +34,7 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
                 && g.g
                     .edges_directed(layer, Direction::Outgoing)
                     .all(|e| e.target() == concat);
-            let reads_output = g.node(layer).op.kind().reads().output;
+            let reads_output = graded[layer.index()] && g.node(layer).op.kind().reads().output;
             let kept = !(overwritten && reads_output);
             if matches!(g.node(layer).op, Op::Conv(_)) && one_use && kept && !g.is_observed(layer) {
                 g.slots.insert(layer, Slot { concat, c0: at });

@@ -1,22 +1,26 @@
-//! inplace: a pointwise activation whose derivative its output decides (ReLU, ReLU6,
-//! hardtanh, sigmoid, tanh) that the `epilogue` pass could not fold
-//! into a GEMM (after batchnorm, an add, a pool, a concat) overwrites its input's buffers
-//! instead of taking its own: forward `x ← f(x)`, backward `dy ← dy·f'(y)` on the shared
-//! gradient. That is legal when the activation is its input's only use, the input is no
-//! network input, output or loss term, and the input's own backward does not read the
-//! input's value (which the activation overwrites): each op says what it reads
-//! (`OpKind::reads`).
+//! inplace: a pointwise activation that the `epilogue` pass could not fold into a GEMM
+//! (after batchnorm, an add, a pool, a concat) overwrites its input's buffers instead of
+//! taking its own: forward `x ← f(x)`, backward `dy ← dy·f'(y)` on the shared gradient; and,
+//! where no gradient flows (inference), a residual `add` overwrites one of its inputs
+//! (`x ← x + Σ others`). That is legal when the op is its input's only use, and the input is
+//! no network input, output or loss term, nor in a concat's slot or a merged group. Where a
+//! gradient flows, backward must not need the overwritten value: the activation's derivative
+//! follows from its output (ReLU, ReLU6, hardtanh, sigmoid, tanh), and the input's own
+//! backward does not read the input's value (each op says what it reads, `OpKind::reads`).
+//! Where none does (the inference graph, a branch that reaches only outputs), every
+//! activation may, and an add (whose backward would share its gradient with one input) too.
 //! The graph keeps its nodes; the pass records each pair in `Graph::aliases`.
 
 use netc_dsl::Diagnostic;
+use petgraph::stable_graph::NodeIndex;
 use petgraph::Direction;
 
 use crate::graph::Graph;
 use crate::ops::Op;
 use crate::passes::Changed;
 
-/// Whether `op` is an activation the pass can run in place: pointwise, with a derivative
-/// that its output decides.
+/// Whether `op` is an activation that can run in place where a gradient flows: pointwise,
+/// with a derivative that its output decides.
 pub fn activation(op: &Op) -> bool {
     op.act().is_some_and(|f| f.from_output())
 }
@@ -26,22 +30,40 @@ pub fn reads_own_output(op: &Op) -> bool {
     op.kind().reads().output
 }
 
+/// Whether layer `a` may overwrite the buffers of its input `x` (see the module's header);
+/// `graded` is `g.graded()`.
+pub fn legal(g: &Graph, a: NodeIndex, x: NodeIndex, graded: &[bool]) -> bool {
+    let op = &g.node(a).op;
+    let input = &g.node(x).op;
+    // A gradient reaches `x` only through `a`, its one use: where none reaches `a`, no
+    // backward reads either value.
+    let (kind, backward) = if graded[a.index()] {
+        (activation(op), !reads_own_output(input))
+    } else {
+        (matches!(op, Op::Act(_) | Op::Add(_)), true)
+    };
+    kind && backward
+        && g.inputs_of(a).contains(&x)
+        && g.g.edges_directed(x, Direction::Outgoing).count() == 1
+        && !g.is_observed(x)
+        && !matches!(input, Op::Input(_))
+        && !g.slots.contains_key(&x)
+        && g.group_of(x).is_none()
+}
+
 pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
     let mut changed = false;
+    let graded = g.graded();
     for a in g.nodes() {
-        if !activation(&g.node(a).op) {
+        if !matches!(g.node(a).op, Op::Act(_) | Op::Add(_)) {
             continue;
         }
-        let x = g.inputs_of(a)[0];
-        let only_use = g.g.edges_directed(x, Direction::Outgoing).count() == 1;
-        let op = &g.node(x).op;
-        let shared_elsewhere = g.slots.contains_key(&x) || g.group_of(x).is_some();
-        if only_use
-            && !g.is_observed(x)
-            && !matches!(op, Op::Input(_))
-            && !reads_own_output(op)
-            && !shared_elsewhere
-        {
+        // An activation overwrites its input; an add the first of its inputs that it may.
+        let x = g
+            .inputs_of(a)
+            .into_iter()
+            .find(|&x| legal(g, a, x, &graded));
+        if let Some(x) = x {
             g.aliases.insert(a, x);
             changed = true;
         }
