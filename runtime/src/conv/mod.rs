@@ -23,6 +23,7 @@ pub use merged::{
 };
 
 mod data_as_conv;
+mod direct;
 mod merged;
 
 use data_as_conv::DataAsConv;
@@ -270,6 +271,9 @@ fn forward(
     if let Some(b) = bias {
         assert_eq!(b.len(), g.out, "conv: bias length");
     }
+    if direct::applies(g) {
+        return direct::forward(g, n, x, w, bias, act, y, ys, beta);
+    }
     let (k, p, og) = (g.col_rows(), g.ho() * g.wo(), g.og());
     let xs = g.c * g.h * g.w;
     let plan = implicit_plan(g, col.len());
@@ -372,6 +376,9 @@ fn backward_data(
     col: &mut [f32],
 ) {
     check_lens(g, n, dx.len(), w.len(), dy.len(), Some(dys), col.len());
+    if direct::applies(g) {
+        return direct::backward_data(g, n, w, dy, dys, dx, beta);
+    }
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
     if let Some(dc) = DataAsConv::new(g, col.len()) {
         let (room, wt) = dc.flip(g, w, col);
@@ -414,21 +421,25 @@ pub fn conv2d_backward_weight_slot(
 ) {
     check_lens(g, n, x.len(), dw.len(), dy.len(), Some(dys), col.len());
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
-    if n == 0 {
-        dw.fill(0.0);
-    }
-    let plan = implicit_plan(g, col.len());
-    for i in 0..n {
-        let beta = if i == 0 { 0.0 } else { 1.0 };
-        weight_grad_image(
-            g,
-            plan.as_ref(),
-            &x[i * xs..(i + 1) * xs],
-            &dy[dys.image(i, ys)],
-            dw,
-            beta,
-            col,
-        );
+    if direct::applies(g) {
+        direct::backward_weight(g, n, x, dy, dys, dw);
+    } else {
+        if n == 0 {
+            dw.fill(0.0);
+        }
+        let plan = implicit_plan(g, col.len());
+        for i in 0..n {
+            let beta = if i == 0 { 0.0 } else { 1.0 };
+            weight_grad_image(
+                g,
+                plan.as_ref(),
+                &x[i * xs..(i + 1) * xs],
+                &dy[dys.image(i, ys)],
+                dw,
+                beta,
+                col,
+            );
+        }
     }
     if let Some(db) = db {
         bias_backward_slot(n, g.out, g.ho() * g.wo(), dy, dys, db);
@@ -455,6 +466,15 @@ pub fn conv2d_backward(
     assert_eq!(dx.len(), x.len(), "conv: dx length");
     assert_eq!(dw.len(), w.len(), "conv: dw length");
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
+    if direct::applies(g) {
+        let dys = Slot::dense(ys);
+        direct::backward_weight(g, n, x, dy, dys, dw);
+        direct::backward_data(g, n, w, dy, dys, dx, 0.0);
+        if let Some(db) = db {
+            bias_backward(n, g.out, g.ho() * g.wo(), dy, db);
+        }
+        return;
+    }
     if n == 0 {
         dw.fill(0.0);
     }
