@@ -35,46 +35,73 @@ pub(crate) fn applies(g: &Conv2d) -> bool {
     g.groups > 1 && g.cg() <= MAX_CG
 }
 
-/// The padded, phase-split planes of one group's input channels.
+/// One channel's zero-padded input split into `sh × sw` phases, `P[a][b][r][q] =
+/// xpad[r·sh + a][q·sw + b]`, each `rows × cols`, then `slack` zeros.
+///
+/// Tap `(ki, kj)` of output `(oy, ox)` reads `P[ki·dh mod sh][kj·dw mod sw][oy + ki·dh div
+/// sh][ox + kj·dw div sw]`: for a fixed tap, the outputs of a "wide" map of `ho × cols`
+/// (the `wo` true columns and `cols - wo` that are thrown away) read one contiguous run.
+/// Every loop below is such a run, vectorized whatever the map's width or stride.
 struct Phases {
-    /// Padded rows.
+    /// Rows of one phase.
     rows: usize,
-    /// Columns of one phase.
+    /// Columns of one phase, and the row length of the wide map.
     cols: usize,
-    /// Column phases (the width stride).
-    phases: usize,
+    /// Room after the last phase for the wide map's thrown-away columns to read.
+    slack: usize,
 }
 
 impl Phases {
     fn new(g: &Conv2d) -> Phases {
-        let wp = g.w + 2 * g.pw;
+        let cols = (g.w + 2 * g.pw).div_ceil(g.sw);
         Phases {
-            rows: g.h + 2 * g.ph,
-            cols: wp.div_ceil(g.sw),
-            phases: g.sw,
+            rows: (g.h + 2 * g.ph).div_ceil(g.sh),
+            cols,
+            slack: cols + g.kw * g.dw,
         }
     }
 
-    /// Floats of one channel's phases.
-    fn len(&self) -> usize {
-        self.phases * self.rows * self.cols
+    /// Floats of one phase.
+    fn phase(&self) -> usize {
+        self.rows * self.cols
     }
 
-    /// Where tap `(ki, kj)` of output `(oy, 0)` lies in a channel's phases; the taps of the
-    /// next outputs follow contiguously.
-    fn tap(&self, g: &Conv2d, oy: usize, ki: usize, kj: usize) -> usize {
-        let (r, c) = (oy * g.sh + ki * g.dh, kj * g.dw);
-        ((c % self.phases) * self.rows + r) * self.cols + c / self.phases
+    /// Floats of one channel's phases and slack.
+    fn len(&self, g: &Conv2d) -> usize {
+        g.sh * g.sw * self.phase() + self.slack
+    }
+
+    /// The phase tap `k` (`ki·kw + kj`) reads.
+    fn phase_of(&self, g: &Conv2d, k: usize) -> usize {
+        let (r, c) = ((k / g.kw) * g.dh, (k % g.kw) * g.dw);
+        (r % g.sh) * g.sw + c % g.sw
+    }
+
+    /// Where tap `k` of wide output 0 lies within its phase.
+    fn within(&self, g: &Conv2d, k: usize) -> usize {
+        let (r, c) = ((k / g.kw) * g.dh, (k % g.kw) * g.dw);
+        (r / g.sh) * self.cols + c / g.sw
+    }
+
+    /// Where tap `k` of wide output 0 lies in the channel's phases.
+    fn tap(&self, g: &Conv2d, k: usize) -> usize {
+        self.phase_of(g, k) * self.phase() + self.within(g, k)
+    }
+
+    /// Where padded pixel `(r, c)` lies.
+    fn at(&self, g: &Conv2d, r: usize, c: usize) -> usize {
+        ((r % g.sh) * g.sw + c % g.sw) * self.phase() + (r / g.sh) * self.cols + c / g.sw
     }
 
     /// Writes channel plane `x` (`h × w`) padded with zeros into `out`.
     fn fill(&self, g: &Conv2d, x: &[f32], out: &mut [f32]) {
         out.fill(0.0);
         for (iy, row) in x.chunks_exact(g.w).enumerate() {
-            let r = iy + g.ph;
-            for (ix, &v) in row.iter().enumerate() {
-                let c = ix + g.pw;
-                out[((c % self.phases) * self.rows + r) * self.cols + c / self.phases] = v;
+            for b in 0..g.sw {
+                // Input columns `ix` with `(ix + pw) mod sw == b`, every `sw`-th from `ix0`.
+                let ix0 = (b + g.sw - g.pw % g.sw) % g.sw;
+                let at = self.at(g, iy + g.ph, ix0 + g.pw);
+                deal(&row[ix0.min(g.w)..], g.sw, &mut out[at..]);
             }
         }
     }
@@ -83,18 +110,87 @@ impl Phases {
     /// when `beta == 0`.
     fn fold(&self, g: &Conv2d, p: &[f32], dx: &mut [f32], beta: f32) {
         for (iy, row) in dx.chunks_exact_mut(g.w).enumerate() {
-            let r = iy + g.ph;
-            for (ix, d) in row.iter_mut().enumerate() {
-                let c = ix + g.pw;
-                let v = p[((c % self.phases) * self.rows + r) * self.cols + c / self.phases];
-                *d = if beta == 0.0 { v } else { *d + v };
+            for b in 0..g.sw {
+                let ix0 = (b + g.sw - g.pw % g.sw) % g.sw;
+                let src = &p[self.at(g, iy + g.ph, ix0 + g.pw)..];
+                let row = &mut row[ix0.min(g.w)..];
+                if g.sw == 1 {
+                    let src = &src[..row.len()];
+                    if beta == 0.0 {
+                        row.copy_from_slice(src);
+                    } else {
+                        row.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                    }
+                    continue;
+                }
+                for (d, &v) in row.iter_mut().step_by(g.sw).zip(src) {
+                    *d = if beta == 0.0 { v } else { *d + v };
+                }
             }
+        }
+    }
+
+    /// Writes output plane `dy` (`ho × wo`) as a wide map after `lead` zeros, its
+    /// thrown-away columns and a tail zero, into `out`.
+    fn widen(&self, g: &Conv2d, dy: &[f32], lead: usize, out: &mut [f32]) {
+        out.fill(0.0);
+        let wo = g.wo();
+        for (oy, row) in dy.chunks_exact(wo).enumerate() {
+            let at = lead + oy * self.cols;
+            out[at..at + wo].copy_from_slice(row);
         }
     }
 }
 
+/// Calls `$body::<true>(args)` compiled for AVX2+FMA when the CPU has both, else the
+/// portable `$body::<false>(args)`.
+macro_rules! dispatch {
+    ($body:ident, $fast:ident, ($($arg:ident: $ty:ty),*)) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn $fast($($arg: $ty),*) {
+            $body::<true>($($arg),*)
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above); the function is safe
+            // code otherwise.
+            return unsafe { $fast($($arg),*) };
+        }
+        return $body::<false>($($arg),*);
+    };
+}
+
+/// `out[q] = x[q·step]` for every element of `x` so taken: a row dealt into one phase.
+fn deal(x: &[f32], step: usize, out: &mut [f32]) {
+    if step == 1 {
+        return out[..x.len()].copy_from_slice(x);
+    }
+    dispatch!(deal_body, deal_fast, (x: &[f32], step: usize, out: &mut [f32]));
+}
+
+#[inline(always)]
+fn deal_body<const FMA: bool>(x: &[f32], step: usize, out: &mut [f32]) {
+    if step == 2 {
+        // Pairs, which the compiler turns into shuffles.
+        let pairs = x.chunks_exact(2);
+        let last = pairs.remainder().first().copied();
+        let k = x.len() / 2;
+        for (o, p) in out[..k].iter_mut().zip(pairs) {
+            *o = p[0];
+        }
+        if let Some(v) = last {
+            out[k] = v;
+        }
+        return;
+    }
+    for (o, &v) in out.iter_mut().zip(x.iter().step_by(step)) {
+        *o = v;
+    }
+}
+
 thread_local! {
-    /// Each thread's phases of one group's input (or input gradient).
+    /// Each thread's phases and wide maps of one group.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -124,22 +220,56 @@ fn for_each(buf: &mut [f32], chunk: usize, macs: usize, f: impl Fn(usize, &mut [
     }
 }
 
-/// `y = a·x + y` over a row, fused multiply-adds where the CPU has them.
+/// `out[f] = init[f] + Σ_k wts[k]·src[at[k] + f]` for `f < out.len()`, the taps in order and
+/// summed in registers sixteen outputs at a time.
 #[inline(always)]
-fn axpy<const FMA: bool>(a: f32, x: &[f32], y: &mut [f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = if FMA { a.mul_add(x, *y) } else { a * x + *y };
+fn gather<const FMA: bool>(src: &[f32], at: &[usize], wts: &[f32], out: &mut [f32]) {
+    let len = out.len();
+    let mut f = 0;
+    while f + 16 <= len {
+        block::<16, FMA>(src, at, wts, f, &mut out[f..f + 16]);
+        f += 16;
+    }
+    if f + 8 <= len {
+        block::<8, FMA>(src, at, wts, f, &mut out[f..f + 8]);
+        f += 8;
+    }
+    while f < len {
+        block::<1, FMA>(src, at, wts, f, &mut out[f..f + 1]);
+        f += 1;
     }
 }
 
-/// `Σ x·y` in eight interleaved lanes (a fixed order the compiler can vectorize).
+#[inline(always)]
+fn block<const W: usize, const FMA: bool>(
+    src: &[f32],
+    at: &[usize],
+    wts: &[f32],
+    f: usize,
+    out: &mut [f32],
+) {
+    let mut acc: [f32; W] = out.try_into().expect("a block of W outputs");
+    for (&a, &wv) in at.iter().zip(wts) {
+        let x: &[f32; W] = src[a + f..a + f + W].try_into().expect("W inputs");
+        for l in 0..W {
+            acc[l] = if FMA {
+                wv.mul_add(x[l], acc[l])
+            } else {
+                wv * x[l] + acc[l]
+            };
+        }
+    }
+    out.copy_from_slice(&acc);
+}
+
+/// `Σ x·y` in sixteen interleaved lanes (a fixed order the compiler can vectorize).
 #[inline(always)]
 fn dot<const FMA: bool>(x: &[f32], y: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let mut lanes = [0.0f32; 16];
+    let (xc, yc) = (x.chunks_exact(16), y.chunks_exact(16));
     let (xr, yr) = (xc.remainder(), yc.remainder());
     for (a, b) in xc.zip(yc) {
-        for l in 0..8 {
+        for l in 0..16 {
             lanes[l] = if FMA {
                 a[l].mul_add(b[l], lanes[l])
             } else {
@@ -157,25 +287,6 @@ fn dot<const FMA: bool>(x: &[f32], y: &[f32]) -> f32 {
     lanes.iter().sum()
 }
 
-/// Calls `$body::<true>(args)` compiled for AVX2+FMA when the CPU has both, else the
-/// portable `$body::<false>(args)`.
-macro_rules! dispatch {
-    ($body:ident, $fast:ident, ($($arg:ident: $ty:ty),*)) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        fn $fast($($arg: $ty),*) {
-            $body::<true>($($arg),*)
-        }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked just above); the function is safe
-            // code otherwise.
-            return unsafe { $fast($($arg),*) };
-        }
-        return $body::<false>($($arg),*);
-    };
-}
-
 /// `y = act(conv(x, w) + bias + beta·y)` at `ys` of `y`, `beta` 0 or 1.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
@@ -189,89 +300,74 @@ pub(crate) fn forward(
     ys: Slot,
     beta: f32,
 ) {
-    let (p, og, cg) = (g.ho() * g.wo(), g.og(), g.cg());
+    let (p, og, cg, taps) = (g.ho() * g.wo(), g.og(), g.cg(), g.kh * g.kw);
     let (xs, plane) = (g.c * g.h * g.w, g.h * g.w);
     let ph = Phases::new(g);
-    let macs = g.out * p * cg * g.kh * g.kw;
+    let (chan, wide) = (ph.len(g), g.ho() * ph.cols);
+    let macs = g.out * p * cg * taps;
+    // Tap k of input j of the group, in the group's phases.
+    let at: Vec<usize> = (0..cg * taps)
+        .map(|k| (k / taps) * chan + ph.tap(g, k % taps))
+        .collect();
     for i in 0..n {
         let xi = &x[i * xs..(i + 1) * xs];
         let yi = &mut y[ys.image(i, g.out * p)];
         for_each(yi, og * p, macs, |grp, yg| {
-            with_scratch(cg * ph.len(), |t| {
-                for (j, tj) in t.chunks_exact_mut(ph.len()).enumerate() {
+            with_scratch(cg * chan + wide, |t| {
+                let (t, wide) = t.split_at_mut(cg * chan);
+                for (j, tj) in t.chunks_exact_mut(chan).enumerate() {
                     let c = grp * cg + j;
                     ph.fill(g, &xi[c * plane..(c + 1) * plane], tj);
                 }
-                let w = &w[grp * og * cg * g.kh * g.kw..(grp + 1) * og * cg * g.kh * g.kw];
-                let bias = bias.map(|b| &b[grp * og..(grp + 1) * og]);
-                group_forward(g, &ph, t, w, bias, act, yg, beta);
+                for (oo, yo) in yg.chunks_exact_mut(p).enumerate() {
+                    let o = grp * og + oo;
+                    let b = bias.map_or(0.0, |b| b[o]);
+                    group_forward(t, &at, &w[o * cg * taps..(o + 1) * cg * taps], wide);
+                    unwiden(g, &ph, wide, b, act, yo, beta);
+                }
             })
         });
     }
 }
 
-/// The `og` output planes of one group from its input's phases `t`.
-#[allow(clippy::too_many_arguments)]
-fn group_forward(
-    g: &Conv2d,
-    ph: &Phases,
-    t: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    act: Act,
-    yg: &mut [f32],
-    beta: f32,
-) {
-    dispatch!(group_forward_body, group_forward_fast, (g: &Conv2d, ph: &Phases, t: &[f32], w: &[f32], bias: Option<&[f32]>, act: Act, yg: &mut [f32], beta: f32));
+/// One output's wide map from its group's phases `t`.
+fn group_forward(t: &[f32], at: &[usize], wts: &[f32], wide: &mut [f32]) {
+    dispatch!(group_forward_body, group_forward_fast, (t: &[f32], at: &[usize], wts: &[f32], wide: &mut [f32]));
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn group_forward_body<const FMA: bool>(
-    g: &Conv2d,
-    ph: &Phases,
-    t: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    act: Act,
-    yg: &mut [f32],
-    beta: f32,
-) {
-    let (wo, taps, cg) = (g.wo(), g.kh * g.kw, g.cg());
+fn group_forward_body<const FMA: bool>(t: &[f32], at: &[usize], wts: &[f32], wide: &mut [f32]) {
+    wide.fill(0.0);
+    gather::<FMA>(t, at, wts, wide);
+}
+
+/// `yo = act(beta·yo + wide + b)` over the true columns of a wide map.
+fn unwiden(g: &Conv2d, ph: &Phases, wide: &[f32], b: f32, act: Act, yo: &mut [f32], beta: f32) {
     let hi = act.clamp_hi();
-    for (o, yo) in yg.chunks_exact_mut(g.ho() * wo).enumerate() {
-        let b = bias.map_or(0.0, |b| b[o]);
-        for (oy, row) in yo.chunks_exact_mut(wo).enumerate() {
-            if beta == 0.0 {
-                row.fill(b);
-            } else if b != 0.0 {
-                row.iter_mut().for_each(|v| *v += b);
-            }
-            for j in 0..cg {
-                let tj = &t[j * ph.len()..(j + 1) * ph.len()];
-                let wj = &w[(o * cg + j) * taps..(o * cg + j + 1) * taps];
-                for ki in 0..g.kh {
-                    for kj in 0..g.kw {
-                        let at = ph.tap(g, oy, ki, kj);
-                        axpy::<FMA>(wj[ki * g.kw + kj], &tj[at..at + wo], row);
-                    }
-                }
-            }
+    for (row, src) in yo.chunks_exact_mut(g.wo()).zip(wide.chunks(ph.cols)) {
+        for (v, &s) in row.iter_mut().zip(src) {
+            let mut a = if beta == 0.0 { s + b } else { *v + s + b };
+            // As the GEMM epilogue: max(x, 0) then min(x, hi), NaN passed through.
             if let Some(hi) = hi {
-                // As the GEMM epilogue: max(x, 0) then min(x, hi), NaN passed through.
-                for v in row.iter_mut() {
-                    if *v < 0.0 {
-                        *v = 0.0;
-                    } else if *v > hi {
-                        *v = hi;
-                    }
+                if a < 0.0 {
+                    a = 0.0;
+                } else if a > hi {
+                    a = hi;
                 }
             }
+            *v = a;
         }
     }
 }
 
+/// The taps that read one phase: where each reads the group's wide output gradients, and
+/// its `(output in the group, tap)`.
+type PhaseTaps = (Vec<usize>, Vec<(usize, usize)>);
+
 /// `dx = beta·dx + ∂L/∂x` given `dy` at `dys`, `beta` 0 or 1.
+///
+/// Each phase of an input gathers from the wide output gradients of its group, taken as
+/// zero outside the map: `dP[s][f] = Σ_{o, k in s} w[o, k]·dyw[o][f - within(k)]`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_data(
     g: &Conv2d,
@@ -282,56 +378,65 @@ pub(crate) fn backward_data(
     dx: &mut [f32],
     beta: f32,
 ) {
-    let (p, og, cg) = (g.ho() * g.wo(), g.og(), g.cg());
+    let (p, og, cg, taps) = (g.ho() * g.wo(), g.og(), g.cg(), g.kh * g.kw);
     let (xs, plane) = (g.c * g.h * g.w, g.h * g.w);
     let ph = Phases::new(g);
-    let macs = g.out * p * cg * g.kh * g.kw;
+    let chan = ph.len(g);
+    // Zeros before each wide map: the farthest a tap reaches back.
+    let lead = (0..taps).map(|k| ph.within(g, k)).max().unwrap_or(0);
+    let dyw_len = lead + ph.phase();
+    // For each phase, where it reads each tap of each output of a group (from the start of
+    // the group's wide maps), and which weight (output, tap) that tap has.
+    let phases = g.sh * g.sw;
+    let per_phase: Vec<PhaseTaps> = (0..phases)
+        .map(|s| {
+            (0..og)
+                .flat_map(|oo| (0..taps).map(move |k| (oo, k)))
+                .filter(|&(_, k)| ph.phase_of(g, k) == s)
+                .map(|(oo, k)| (oo * dyw_len + lead - ph.within(g, k), (oo, k)))
+                .unzip()
+        })
+        .collect();
+    let most = per_phase.iter().map(|(at, _)| at.len()).max().unwrap_or(0);
+    let macs = g.out * p * cg * taps;
     for (i, dxi) in dx.chunks_exact_mut(xs).enumerate().take(n) {
         let dyi = &dy[dys.image(i, g.out * p)];
         for_each(dxi, cg * plane, macs, |grp, dxg| {
-            with_scratch(cg * ph.len(), |t| {
-                t.fill(0.0);
-                let w = &w[grp * og * cg * g.kh * g.kw..(grp + 1) * og * cg * g.kh * g.kw];
-                group_data(g, &ph, w, &dyi[grp * og * p..(grp + 1) * og * p], t);
+            with_scratch(chan + og * dyw_len + most, |t| {
+                let (tp, rest) = t.split_at_mut(chan);
+                let (dyw, wts) = rest.split_at_mut(og * dyw_len);
+                for (oo, d) in dyw.chunks_exact_mut(dyw_len).enumerate() {
+                    let o = grp * og + oo;
+                    ph.widen(g, &dyi[o * p..(o + 1) * p], lead, d);
+                }
                 for (j, dxc) in dxg.chunks_exact_mut(plane).enumerate() {
-                    ph.fold(g, &t[j * ph.len()..(j + 1) * ph.len()], dxc, beta);
+                    for (s, (at, which)) in per_phase.iter().enumerate() {
+                        for (v, &(oo, k)) in wts.iter_mut().zip(which) {
+                            *v = w[((grp * og + oo) * cg + j) * taps + k];
+                        }
+                        let dst = &mut tp[s * ph.phase()..(s + 1) * ph.phase()];
+                        group_data(dyw, at, &wts[..at.len()], dst);
+                    }
+                    ph.fold(g, tp, dxc, beta);
                 }
             })
         });
     }
 }
 
-/// Scatters one group's output gradient `dyg` into its input's padded phases `t`.
-fn group_data(g: &Conv2d, ph: &Phases, w: &[f32], dyg: &[f32], t: &mut [f32]) {
-    dispatch!(group_data_body, group_data_fast, (g: &Conv2d, ph: &Phases, w: &[f32], dyg: &[f32], t: &mut [f32]));
+/// One phase of an input gradient gathered from wide output gradients.
+fn group_data(dyw: &[f32], at: &[usize], wts: &[f32], dst: &mut [f32]) {
+    dispatch!(group_data_body, group_data_fast, (dyw: &[f32], at: &[usize], wts: &[f32], dst: &mut [f32]));
 }
 
 #[inline(always)]
-fn group_data_body<const FMA: bool>(
-    g: &Conv2d,
-    ph: &Phases,
-    w: &[f32],
-    dyg: &[f32],
-    t: &mut [f32],
-) {
-    let (wo, taps, cg) = (g.wo(), g.kh * g.kw, g.cg());
-    for (o, dyo) in dyg.chunks_exact(g.ho() * wo).enumerate() {
-        for (oy, row) in dyo.chunks_exact(wo).enumerate() {
-            for j in 0..cg {
-                let tj = &mut t[j * ph.len()..(j + 1) * ph.len()];
-                let wj = &w[(o * cg + j) * taps..(o * cg + j + 1) * taps];
-                for ki in 0..g.kh {
-                    for kj in 0..g.kw {
-                        let at = ph.tap(g, oy, ki, kj);
-                        axpy::<FMA>(wj[ki * g.kw + kj], row, &mut tj[at..at + wo]);
-                    }
-                }
-            }
-        }
-    }
+fn group_data_body<const FMA: bool>(dyw: &[f32], at: &[usize], wts: &[f32], dst: &mut [f32]) {
+    dst.fill(0.0);
+    gather::<FMA>(dyw, at, wts, dst);
 }
 
-/// `dw = ∂L/∂w` given `dy` at `dys` (overwritten), summed over the images in order.
+/// `dw = ∂L/∂w` given `dy` at `dys` (overwritten), summed over the images in order:
+/// `dw[o, j, k] = Σ_i Σ_f dyw[i, o][f]·P[i, j][tap(k) + f]`.
 pub(crate) fn backward_weight(
     g: &Conv2d,
     n: usize,
@@ -340,196 +445,43 @@ pub(crate) fn backward_weight(
     dys: Slot,
     dw: &mut [f32],
 ) {
-    let (p, og, cg) = (g.ho() * g.wo(), g.og(), g.cg());
+    let (p, og, cg, taps) = (g.ho() * g.wo(), g.og(), g.cg(), g.kh * g.kw);
     let (xs, plane) = (g.c * g.h * g.w, g.h * g.w);
     let ph = Phases::new(g);
-    let taps = g.kh * g.kw;
+    let (chan, wide) = (ph.len(g), g.ho() * ph.cols);
     let macs = n * g.out * p * cg * taps;
+    let at: Vec<usize> = (0..taps).map(|k| ph.tap(g, k)).collect();
     dw.fill(0.0);
     for_each(dw, og * cg * taps, macs, |grp, dwg| {
-        with_scratch(cg * ph.len(), |t| {
+        with_scratch(cg * chan + wide, |t| {
+            let (t, dyw) = t.split_at_mut(cg * chan);
             for i in 0..n {
                 let xi = &x[i * xs..(i + 1) * xs];
-                for (j, tj) in t.chunks_exact_mut(ph.len()).enumerate() {
+                for (j, tj) in t.chunks_exact_mut(chan).enumerate() {
                     let c = grp * cg + j;
                     ph.fill(g, &xi[c * plane..(c + 1) * plane], tj);
                 }
-                let dyg = &dy[dys.image(i, g.out * p)][grp * og * p..(grp + 1) * og * p];
-                group_weight(g, &ph, t, dyg, dwg);
+                let dyi = &dy[dys.image(i, g.out * p)];
+                for (oo, dwo) in dwg.chunks_exact_mut(cg * taps).enumerate() {
+                    let o = grp * og + oo;
+                    ph.widen(g, &dyi[o * p..(o + 1) * p], 0, dyw);
+                    for (j, dwj) in dwo.chunks_exact_mut(taps).enumerate() {
+                        group_weight(&t[j * chan..(j + 1) * chan], &at, dyw, dwj);
+                    }
+                }
             }
         })
     });
 }
 
-/// Adds one image's weight gradient of one group to `dwg`.
-fn group_weight(g: &Conv2d, ph: &Phases, t: &[f32], dyg: &[f32], dwg: &mut [f32]) {
-    dispatch!(group_weight_body, group_weight_fast, (g: &Conv2d, ph: &Phases, t: &[f32], dyg: &[f32], dwg: &mut [f32]));
+/// Adds one image's `dw[k] += Σ_f dyw[f]·t[at[k] + f]` for one output and input.
+fn group_weight(t: &[f32], at: &[usize], dyw: &[f32], dwj: &mut [f32]) {
+    dispatch!(group_weight_body, group_weight_fast, (t: &[f32], at: &[usize], dyw: &[f32], dwj: &mut [f32]));
 }
 
 #[inline(always)]
-fn group_weight_body<const FMA: bool>(
-    g: &Conv2d,
-    ph: &Phases,
-    t: &[f32],
-    dyg: &[f32],
-    dwg: &mut [f32],
-) {
-    let (wo, taps, cg) = (g.wo(), g.kh * g.kw, g.cg());
-    for (o, dyo) in dyg.chunks_exact(g.ho() * wo).enumerate() {
-        for j in 0..cg {
-            let tj = &t[j * ph.len()..(j + 1) * ph.len()];
-            let dwj = &mut dwg[(o * cg + j) * taps..(o * cg + j + 1) * taps];
-            for ki in 0..g.kh {
-                for kj in 0..g.kw {
-                    let mut s = 0.0;
-                    for (oy, row) in dyo.chunks_exact(wo).enumerate() {
-                        let at = ph.tap(g, oy, ki, kj);
-                        s += dot::<FMA>(row, &tj[at..at + wo]);
-                    }
-                    dwj[ki * g.kw + kj] += s;
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Direct convolution in f64, the definition: `y[i,o,oy,ox] = Σ w·x`.
-    fn reference(g: &Conv2d, n: usize, x: &[f32], w: &[f32]) -> Vec<f64> {
-        let (ho, wo, og, cg) = (g.ho(), g.wo(), g.og(), g.cg());
-        let mut y = vec![0.0; n * g.out * ho * wo];
-        for i in 0..n {
-            for o in 0..g.out {
-                for oy in 0..ho {
-                    for ox in 0..wo {
-                        let mut s = 0.0f64;
-                        for j in 0..cg {
-                            let c = (o / og) * cg + j;
-                            for ki in 0..g.kh {
-                                for kj in 0..g.kw {
-                                    let iy = (oy * g.sh + ki * g.dh) as isize - g.ph as isize;
-                                    let ix = (ox * g.sw + kj * g.dw) as isize - g.pw as isize;
-                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
-                                    {
-                                        continue;
-                                    }
-                                    let xv =
-                                        x[((i * g.c + c) * g.h + iy as usize) * g.w + ix as usize];
-                                    let wv = w[((o * cg + j) * g.kh + ki) * g.kw + kj];
-                                    s += xv as f64 * wv as f64;
-                                }
-                            }
-                        }
-                        y[((i * g.out + o) * ho + oy) * wo + ox] = s;
-                    }
-                }
-            }
-        }
-        y
-    }
-
-    fn data(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
-                (v % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
-
-    fn geometries() -> Vec<Conv2d> {
-        let mut out = Vec::new();
-        for &(c, groups, out_c) in &[(4, 4, 4), (3, 3, 6), (8, 2, 4), (6, 3, 3)] {
-            for &(h, w) in &[(7, 7), (6, 9), (1, 1), (5, 2)] {
-                for &(k, s, p, d) in &[(3, 1, 1, 1), (3, 2, 1, 1), (5, 2, 2, 1), (3, 1, 2, 2)] {
-                    if h + 2 * p < d * (k - 1) + 1 || w + 2 * p < d * (k - 1) + 1 {
-                        continue;
-                    }
-                    out.push(Conv2d {
-                        c,
-                        h,
-                        w,
-                        out: out_c,
-                        kh: k,
-                        kw: k,
-                        sh: s,
-                        sw: s,
-                        ph: p,
-                        pw: p,
-                        dh: d,
-                        dw: d,
-                        groups,
-                    });
-                }
-            }
-        }
-        out
-    }
-
-    fn close(got: &[f32], want: &[f64], what: &str, g: &Conv2d) {
-        for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                "{what} of {g:?} at {i}: {a} vs {b}"
-            );
-        }
-    }
-
-    #[test]
-    fn forward_matches_the_definition() {
-        for g in geometries() {
-            let n = 2;
-            let x = data(n * g.c * g.h * g.w, 1);
-            let w = data(g.weight_len(), 2);
-            let mut y = vec![f32::NAN; n * g.out * g.ho() * g.wo()];
-            let ys = Slot::dense(g.out * g.ho() * g.wo());
-            forward(&g, n, &x, &w, None, Act::None, &mut y, ys, 0.0);
-            close(&y, &reference(&g, n, &x, &w), "forward", &g);
-        }
-    }
-
-    /// `⟨dy, conv(x)⟩ = ⟨dx(dy), x⟩ = ⟨dw(x, dy), w⟩`: both gradients are the adjoints of the
-    /// forward, checked one basis vector at a time against the definition.
-    #[test]
-    fn gradients_are_the_adjoints_of_the_forward() {
-        for g in geometries() {
-            let n = 2;
-            let (xs, ys_len) = (n * g.c * g.h * g.w, n * g.out * g.ho() * g.wo());
-            let dys = Slot::dense(g.out * g.ho() * g.wo());
-            let x = data(xs, 3);
-            let w = data(g.weight_len(), 4);
-            let dy = data(ys_len, 5);
-            // dx[e] = ⟨dy, conv(e_basis, w)⟩.
-            let mut dx = vec![f32::NAN; xs];
-            backward_data(&g, n, &w, &dy, dys, &mut dx, 0.0);
-            let want: Vec<f64> = (0..xs)
-                .map(|e| {
-                    let mut basis = vec![0.0; xs];
-                    basis[e] = 1.0;
-                    let y = reference(&g, n, &basis, &w);
-                    y.iter().zip(&dy).map(|(a, &b)| a * b as f64).sum()
-                })
-                .collect();
-            close(&dx, &want, "data gradient", &g);
-            let mut acc = dx.clone();
-            backward_data(&g, n, &w, &dy, dys, &mut acc, 1.0);
-            let twice: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
-            close(&acc, &twice, "accumulated data gradient", &g);
-            // dw[e] = ⟨dy, conv(x, e_basis)⟩.
-            let mut dw = vec![f32::NAN; g.weight_len()];
-            backward_weight(&g, n, &x, &dy, dys, &mut dw);
-            let want: Vec<f64> = (0..g.weight_len())
-                .map(|e| {
-                    let mut basis = vec![0.0; g.weight_len()];
-                    basis[e] = 1.0;
-                    let y = reference(&g, n, &x, &basis);
-                    y.iter().zip(&dy).map(|(a, &b)| a * b as f64).sum()
-                })
-                .collect();
-            close(&dw, &want, "weight gradient", &g);
-        }
+fn group_weight_body<const FMA: bool>(t: &[f32], at: &[usize], dyw: &[f32], dwj: &mut [f32]) {
+    for (d, &a) in dwj.iter_mut().zip(at) {
+        *d += dot::<FMA>(dyw, &t[a..a + dyw.len()]);
     }
 }

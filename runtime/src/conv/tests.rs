@@ -157,3 +157,145 @@ fn data_as_conv_matches_col2im() {
         assert_eq!(got, want, "{g:?}");
     }
 }
+
+/// The direct depthwise and small-group kernels against the definition.
+mod direct {
+    use super::super::direct::{backward_data, backward_weight, forward};
+    use super::*;
+
+    /// Direct convolution in f64, the definition: `y[i,o,oy,ox] = Σ w·x`.
+    fn reference(g: &Conv2d, n: usize, x: &[f32], w: &[f32]) -> Vec<f64> {
+        let (ho, wo, og, cg) = (g.ho(), g.wo(), g.og(), g.cg());
+        let mut y = vec![0.0; n * g.out * ho * wo];
+        for i in 0..n {
+            for o in 0..g.out {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut s = 0.0f64;
+                        for j in 0..cg {
+                            let c = (o / og) * cg + j;
+                            for ki in 0..g.kh {
+                                for kj in 0..g.kw {
+                                    let iy = (oy * g.sh + ki * g.dh) as isize - g.ph as isize;
+                                    let ix = (ox * g.sw + kj * g.dw) as isize - g.pw as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv =
+                                        x[((i * g.c + c) * g.h + iy as usize) * g.w + ix as usize];
+                                    let wv = w[((o * cg + j) * g.kh + ki) * g.kw + kj];
+                                    s += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        y[((i * g.out + o) * ho + oy) * wo + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+                (v % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn geometries() -> Vec<Conv2d> {
+        let mut out = Vec::new();
+        for &(c, groups, out_c) in &[(4, 4, 4), (3, 3, 6), (8, 2, 4), (6, 3, 3)] {
+            for &(h, w) in &[(7, 7), (6, 9), (1, 1), (5, 2)] {
+                for &(k, s, p, d) in &[(3, 1, 1, 1), (3, 2, 1, 1), (5, 2, 2, 1), (3, 1, 2, 2)] {
+                    if h + 2 * p < d * (k - 1) + 1 || w + 2 * p < d * (k - 1) + 1 {
+                        continue;
+                    }
+                    out.push(Conv2d {
+                        c,
+                        h,
+                        w,
+                        out: out_c,
+                        kh: k,
+                        kw: k,
+                        sh: s,
+                        sw: s,
+                        ph: p,
+                        pw: p,
+                        dh: d,
+                        dw: d,
+                        groups,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn close(got: &[f32], want: &[f64], what: &str, g: &Conv2d) {
+        for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "{what} of {g:?} at {i}: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for g in geometries() {
+            let n = 2;
+            let x = data(n * g.c * g.h * g.w, 1);
+            let w = data(g.weight_len(), 2);
+            let mut y = vec![f32::NAN; n * g.out * g.ho() * g.wo()];
+            let ys = Slot::dense(g.out * g.ho() * g.wo());
+            forward(&g, n, &x, &w, None, Act::None, &mut y, ys, 0.0);
+            close(&y, &reference(&g, n, &x, &w), "forward", &g);
+        }
+    }
+
+    /// `⟨dy, conv(x)⟩ = ⟨dx(dy), x⟩ = ⟨dw(x, dy), w⟩`: both gradients are the adjoints of the
+    /// forward, checked one basis vector at a time against the definition.
+    #[test]
+    fn gradients_are_the_adjoints_of_the_forward() {
+        for g in geometries() {
+            let n = 2;
+            let (xs, ys_len) = (n * g.c * g.h * g.w, n * g.out * g.ho() * g.wo());
+            let dys = Slot::dense(g.out * g.ho() * g.wo());
+            let x = data(xs, 3);
+            let w = data(g.weight_len(), 4);
+            let dy = data(ys_len, 5);
+            // dx[e] = ⟨dy, conv(e_basis, w)⟩.
+            let mut dx = vec![f32::NAN; xs];
+            backward_data(&g, n, &w, &dy, dys, &mut dx, 0.0);
+            let want: Vec<f64> = (0..xs)
+                .map(|e| {
+                    let mut basis = vec![0.0; xs];
+                    basis[e] = 1.0;
+                    let y = reference(&g, n, &basis, &w);
+                    y.iter().zip(&dy).map(|(a, &b)| a * b as f64).sum()
+                })
+                .collect();
+            close(&dx, &want, "data gradient", &g);
+            let mut acc = dx.clone();
+            backward_data(&g, n, &w, &dy, dys, &mut acc, 1.0);
+            let twice: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
+            close(&acc, &twice, "accumulated data gradient", &g);
+            // dw[e] = ⟨dy, conv(x, e_basis)⟩.
+            let mut dw = vec![f32::NAN; g.weight_len()];
+            backward_weight(&g, n, &x, &dy, dys, &mut dw);
+            let want: Vec<f64> = (0..g.weight_len())
+                .map(|e| {
+                    let mut basis = vec![0.0; g.weight_len()];
+                    basis[e] = 1.0;
+                    let y = reference(&g, n, &x, &basis);
+                    y.iter().zip(&dy).map(|(a, &b)| a * b as f64).sum()
+                })
+                .collect();
+            close(&dw, &want, "weight gradient", &g);
+        }
+    }
+}
