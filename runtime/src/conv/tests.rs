@@ -61,7 +61,7 @@ fn slots_equal_dense_calls() {
 #[test]
 fn accumulate_test_geometries_take_their_paths() {
     let sq = Conv2d::square;
-    let flipped = |g: &Conv2d, room: usize| DataAsConv::new(g, room * g.col_len()).is_some();
+    let flipped = |g: &Conv2d, room: usize| DataAsConv::new(g, room * g.col_len_one()).is_some();
     let as_conv = [
         sq(4, 7, 6, 5, 3, 1, 1),
         Conv2d {
@@ -296,6 +296,65 @@ mod direct {
                 })
                 .collect();
             close(&dw, &want, "weight gradient", &g);
+        }
+    }
+}
+
+/// Small maps batch images into one GEMM when `col` has [`Conv2d::col_len`]; with only
+/// [`Conv2d::col_len_one`] they go image by image. Both agree (to rounding: the reductions
+/// are ordered differently) for every kind of B (pointwise, implicit, stored), dense and in
+/// slots, overwriting and accumulating, for batches that do and do not fill the last GEMM.
+#[test]
+fn batched_small_maps_equal_image_by_image() {
+    let sq = Conv2d::square;
+    let geometries = [
+        sq(5, 7, 7, 6, 1, 1, 0), // pointwise: the input is B
+        sq(4, 6, 5, 7, 3, 1, 1), // implicit im2col; data gradient as a conv
+        sq(3, 9, 8, 5, 3, 2, 1), // stride 2: stored im2col
+        sq(6, 8, 8, 4, 1, 2, 0), // 1×1 stride 2
+        sq(2, 5, 5, 3, 5, 1, 2), // 5×5
+    ];
+    let fill = |len: usize, m: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * m) % 19) as f32 / 8.0 - 1.1)
+            .collect()
+    };
+    for g in geometries {
+        assert!(g.col_len() > g.col_len_one(), "{g:?} is not batched");
+        for n in [2, 3, 11] {
+            let p = g.ho() * g.wo();
+            let (xs, ys_len) = (g.c * g.h * g.w, g.out * p);
+            let (c0, wide) = (1, g.out + 3);
+            let ys = Slot::channels(c0, wide, p);
+            let x = fill(n * xs, 7);
+            let w = fill(g.weight_len(), 5);
+            let b = fill(g.out, 3);
+            let dy = fill(n * wide * p, 11);
+            let run = |col_len: usize| {
+                let mut col = vec![0.0; col_len];
+                let mut y = vec![0.5; n * wide * p];
+                let act = Act::Relu6;
+                conv2d_forward_slot_act(&g, n, &x, &w, Some(&b), act, &mut y, ys, &mut col);
+                let mut acc = fill(n * ys_len, 13);
+                conv2d_forward_acc(&g, n, &x, &w, &mut acc, &mut col);
+                let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![0.0; g.out]);
+                conv2d_backward_weight_slot(&g, n, &x, &dy, ys, &mut dw, Some(&mut db), &mut col);
+                let mut dx = fill(n * xs, 17);
+                conv2d_backward_data_slot_acc(&g, n, &w, &dy, ys, &mut dx, &mut col);
+                [y, acc, dw, db, dx]
+            };
+            let (one, batched) = (run(g.col_len_one()), run(g.col_len()));
+            for (name, (a, b)) in ["y", "y += conv", "dw", "db", "dx"]
+                .iter()
+                .zip(one.iter().zip(&batched))
+            {
+                for (i, (&u, &v)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        u.to_bits() == v.to_bits() || (u - v).abs() <= 1e-4 * (1.0 + u.abs()),
+                        "{name} of {g:?}, n = {n}, at {i}: {u} one by one, {v} batched"
+                    );
+                }
+            }
         }
     }
 }
