@@ -66,7 +66,7 @@ fn fused_activation_equals_batchnorm_then_activation() {
         );
         let (mut dxa, mut dga, mut dba) = grads();
         batchnorm_train_backward_act(
-            n, c, plane, &x, &gamma, &beta, act, &mean, &rstd, &dy, &mut dxa, &mut dga, &mut dba,
+            n, c, plane, &x, &ya, act, &gamma, &mean, &rstd, &dy, &mut dxa, &mut dga, &mut dba,
         );
         assert_eq!(dga, dg, "{act:?} dgamma");
         assert_eq!(dba, db, "{act:?} dbeta");

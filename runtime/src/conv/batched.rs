@@ -3,7 +3,7 @@
 //! On a 7×7 map an image's GEMM has `n = 49` columns: the whole weight matrix is packed for
 //! three and a bit panels of 16, and a weight gradient reads and writes all of `dW` for a
 //! reduction of 49. (ResNet-50's 7×7 convolutions ran at half PyTorch's speed this way.)
-//! Here up to [`MAX_IMAGES`] images are the columns of one GEMM: B is each image's im2col
+//! Here up to [`MAX_IMAGES`] images (more for tiny convs) are the columns of one GEMM: B is each image's im2col
 //! (implicit where the stride allows, else stored, or the image itself for a pointwise
 //! conv) side by side, generated block by block, and C goes to scratch and is scattered
 //! back to NCHW. The weight gradient gathers the images' `dY` side by side and reduces over
@@ -20,8 +20,19 @@ use crate::im2col::Im2colSource;
 /// Maps of at most this many pixels are batched.
 pub(crate) const SMALL_MAP: usize = 256;
 
-/// Images per GEMM: `8 × 49 = 392` columns fill 25 panels.
+/// Convs with at most this many weights are batched whatever their map (LeNet's: an
+/// image's GEMM is a few hundred thousand flops, too little to split between threads).
+pub(crate) const SMALL_WEIGHTS: usize = 4096;
+
+/// Images per GEMM: `8 × 49 = 392` columns fill 25 panels; more where the scratch is small
+/// (up to [`TINY_ROOM`] floats), so that a tiny conv's GEMM grows large enough to split.
 pub(crate) const MAX_IMAGES: usize = 8;
+
+/// The most images per GEMM, for the tiniest convs.
+const MAX_TINY_IMAGES: usize = 64;
+
+/// Scratch (floats) below which more than [`MAX_IMAGES`] images share a GEMM.
+const TINY_ROOM: usize = 1 << 19;
 
 /// How one image's B is made.
 enum Kind {
@@ -54,9 +65,19 @@ impl Kind {
     }
 }
 
-/// Whether `g` is batched at all: one group, a small map.
+/// Whether `g` is batched at all: one group, and a small map or few weights.
 pub(super) fn applies(g: &Conv2d) -> bool {
-    g.groups == 1 && g.ho() * g.wo() <= SMALL_MAP
+    g.groups == 1 && (g.ho() * g.wo() <= SMALL_MAP || g.weight_len() <= SMALL_WEIGHTS)
+}
+
+/// Floats of `col` one image takes.
+fn per_image(g: &Conv2d, kind: &Kind) -> usize {
+    (kind.room(g) + g.out * g.ho() * g.wo()).max(1)
+}
+
+/// The most images per GEMM for `g`.
+fn most_images(g: &Conv2d, kind: &Kind) -> usize {
+    (TINY_ROOM / per_image(g, kind)).clamp(MAX_IMAGES, MAX_TINY_IMAGES)
 }
 
 /// Floats of `col` that batching `g` uses at most (0 when it does not apply).
@@ -64,7 +85,8 @@ pub(crate) fn col_len(g: &Conv2d) -> usize {
     if !applies(g) {
         return 0;
     }
-    MAX_IMAGES * (Kind::of(g).room(g) + g.out * g.ho() * g.wo())
+    let kind = Kind::of(g);
+    most_images(g, &kind) * per_image(g, &kind)
 }
 
 /// Images per GEMM for `n` images and `col_len` floats of scratch (below 2: not batched).
@@ -72,8 +94,8 @@ fn images(g: &Conv2d, kind: &Kind, n: usize, col_len: usize) -> usize {
     if !applies(g) || n < 2 {
         return 0;
     }
-    let per = kind.room(g) + g.out * g.ho() * g.wo();
-    n.min(MAX_IMAGES).min(col_len / per.max(1))
+    n.min(most_images(g, kind))
+        .min(col_len / per_image(g, kind))
 }
 
 /// One image's B (K×P), or its transpose.

@@ -5,8 +5,9 @@
 //! statistics must be complete before any output): one pass for the sum and sum of squares,
 //! each shifted by the channel's first value so that the f64 variance does not cancel, then
 //! one pass `y = act(scale·x + shift)`. Backward likewise: one pass for `dβ = Σ dy'` and
-//! `dγ = Σ dy'·x̂`, where `dy'` is `dy` through the activation's mask (recomputed from `x`,
-//! so backward reads no output), then one for `dx`.
+//! `dγ = Σ dy'·x̂`, where `dy'` is `dy` through the activation's mask (read from the output,
+//! as PyTorch's ReLU does), then one for `dx`. Outputs are `γ·x̂ + β` evaluated in f64 and
+//! rounded once, and `dx` likewise (see [`Affine`]).
 //!
 //! Statistics run over channels in parallel, each channel summed by one thread in a fixed
 //! order; the elementwise passes run over planes. Results do not depend on the thread count.
@@ -166,22 +167,48 @@ pub fn batchnorm_train_forward_act(
         let mom = momentum as f64;
         running_mean[ch] = ((1.0 - mom) * running_mean[ch] as f64 + mom * mu) as f32;
         running_var[ch] = ((1.0 - mom) * running_var[ch] as f64 + mom * unbiased) as f32;
-        let scale = gamma[ch] as f64 * r;
-        coef.push((scale as f32, (beta[ch] as f64 - scale * mu) as f32));
+        coef.push(affine(mu, r, gamma[ch], beta[ch]));
     }
     normalize(x, &coef, act, c, plane, y);
 }
 
 /// `y = act(scale·x + shift)` per channel.
-fn normalize(x: &[f32], coef: &[(f32, f32)], act: Act, c: usize, plane: usize, y: &mut [f32]) {
+fn normalize(x: &[f32], coef: &[Affine], act: Act, c: usize, plane: usize, y: &mut [f32]) {
     let hi = act.clamp_hi();
     per_plane(y, c, plane, |ch, at, yp| {
-        let (scale, shift) = coef[ch];
+        let f = coef[ch];
         let xp = &x[at..at + yp.len()];
         for (o, &v) in yp.iter_mut().zip(xp) {
-            *o = clamp(scale * v + shift, hi);
+            *o = clamp(f.apply(v), hi);
         }
     });
+}
+
+/// A channel's map `x ↦ scale·x + shift`, evaluated in f64 and rounded once: the output is
+/// `γ·x̂ + β` correctly rounded. That matters where a channel's values are nearly equal (a
+/// small map at batch 2): an f32 evaluation leaves rounding noise of either sign there,
+/// which the next batchnorm's statistics turn into signal.
+#[derive(Clone, Copy)]
+struct Affine {
+    scale: f64,
+    shift: f64,
+}
+
+/// The map of a channel of mean `mu`, reciprocal deviation `r`, weight `gamma` and bias
+/// `beta`.
+fn affine(mu: f64, r: f64, gamma: f32, beta: f32) -> Affine {
+    let scale = gamma as f64 * r;
+    Affine {
+        scale,
+        shift: beta as f64 - scale * mu,
+    }
+}
+
+impl Affine {
+    #[inline(always)]
+    fn apply(self, v: f32) -> f32 {
+        (self.scale * v as f64 + self.shift) as f32
+    }
 }
 
 /// The gradient of training-mode batch normalization (overwrites `dx`, `dgamma`, `dbeta`):
@@ -201,15 +228,14 @@ pub fn batchnorm_train_backward(
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) {
-    let zeros = vec![0.0; c];
     batchnorm_train_backward_act(
         n,
         c,
         plane,
         x,
-        gamma,
-        &zeros,
+        &[],
         Act::None,
+        gamma,
         mean,
         rstd,
         dy,
@@ -220,17 +246,17 @@ pub fn batchnorm_train_backward(
 }
 
 /// The gradient of [`batchnorm_train_forward_act`]: `dy` is taken through the activation's
-/// mask, recomputed from `x`, `γ`, `β` and the saved statistics exactly as forward computed
-/// the output.
+/// mask, read from the forward's output `y` (PyTorch's ReLU: where `y > 0`; ReLU6: where
+/// `0 < y < 6`). Without an activation `y` is not read and may be empty.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_train_backward_act(
     n: usize,
     c: usize,
     plane: usize,
     x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
+    y: &[f32],
     act: Act,
+    gamma: &[f32],
     mean: &[f32],
     rstd: &[f32],
     dy: &[f32],
@@ -240,57 +266,44 @@ pub fn batchnorm_train_backward_act(
 ) {
     check(n, c, plane, x.len(), dy.len(), gamma.len(), dgamma.len());
     assert!(dx.len() == x.len() && dbeta.len() == c && mean.len() == c && rstd.len() == c);
-    assert_eq!(beta.len(), c, "batchnorm: beta length");
     let hi = act.clamp_hi();
+    if hi.is_some() {
+        assert_eq!(y.len(), x.len(), "batchnorm: output length");
+    }
+    let mask = |at: usize| hi.is_none() || passes(y[at], hi);
     let m = (n * plane) as f64;
-    // The forward's per-channel affine map, to recompute the activation's mask.
-    let coef: Vec<(f32, f32)> = (0..c)
-        .map(|ch| {
-            let scale = gamma[ch] as f64 * rstd[ch] as f64;
-            (
-                scale as f32,
-                (beta[ch] as f64 - scale * mean[ch] as f64) as f32,
-            )
-        })
-        .collect();
-    // (Σ dy', Σ dy'·x) per channel.
+    // (Σ dy', Σ dy'·(x - μ)) per channel.
     let sums = per_channel(c, x.len(), |ch| {
-        let (scale, shift) = coef[ch];
+        let mu = mean[ch] as f64;
         let (mut db, mut dxs) = (0.0f64, 0.0f64);
-        for (gp, xp) in planes(dy, c, plane, ch).zip(planes(x, c, plane, ch)) {
-            for (&g, &v) in gp.iter().zip(xp) {
-                if passes(scale * v + shift, hi) {
-                    db += g as f64;
-                    dxs += g as f64 * v as f64;
+        for i in 0..n {
+            let at = (i * c + ch) * plane;
+            for q in at..at + plane {
+                if mask(q) {
+                    db += dy[q] as f64;
+                    dxs += dy[q] as f64 * (x[q] as f64 - mu);
                 }
             }
         }
         (db, dxs)
     });
-    // dx = a·dy' + b·x + c0 with a = γr, b = -γr²·dγ/m, c0 = γr/m·(r·μ·dγ - dβ).
-    let mut abc = Vec::with_capacity(c);
+    // dx = γr/m·(m·dy' - dβ - x̂·dγ) in f64: where a channel has few values (a 1×1 map at
+    // batch 2) its dx is all cancellation, and f32 would leave only rounding noise.
+    let mut k = Vec::with_capacity(c);
     for (ch, &(db, dxs)) in sums.iter().enumerate() {
-        let (mu, r, gm) = (mean[ch] as f64, rstd[ch] as f64, gamma[ch] as f64);
-        let dg = (dxs - mu * db) * r;
+        let (r, gm) = (rstd[ch] as f64, gamma[ch] as f64);
+        let dg = dxs * r;
         dbeta[ch] = db as f32;
         dgamma[ch] = dg as f32;
-        let a = gm * r;
-        abc.push((
-            a as f32,
-            (-a * r * dg / m) as f32,
-            (a / m * (r * mu * dg - db)) as f32,
-        ));
+        k.push((db, dg, gm * r / m));
     }
     per_plane(dx, c, plane, |ch, at, dp| {
-        let ((a, b, c0), (scale, shift)) = (abc[ch], coef[ch]);
-        let (gp, xp) = (&dy[at..at + dp.len()], &x[at..at + dp.len()]);
-        for ((d, &g), &v) in dp.iter_mut().zip(gp).zip(xp) {
-            let g = if passes(scale * v + shift, hi) {
-                g
-            } else {
-                0.0
-            };
-            *d = a * g + (b * v + c0);
+        let (db, dg, kk) = k[ch];
+        let (mu, r) = (mean[ch] as f64, rstd[ch] as f64);
+        for (q, d) in (at..).zip(dp.iter_mut()) {
+            let g = if mask(q) { dy[q] as f64 } else { 0.0 };
+            let xhat = (x[q] as f64 - mu) * r;
+            *d = (kk * (m * g - db - xhat * dg)) as f32;
         }
     });
 }
@@ -340,10 +353,10 @@ pub fn batchnorm_eval_forward_act(
     y: &mut [f32],
 ) {
     check(n, c, plane, x.len(), y.len(), gamma.len(), beta.len());
-    let coef: Vec<(f32, f32)> = (0..c)
+    let coef: Vec<Affine> = (0..c)
         .map(|ch| {
-            let r = 1.0 / (running_var[ch] + eps).sqrt();
-            (gamma[ch] * r, beta[ch] - gamma[ch] * r * running_mean[ch])
+            let r = 1.0 / (running_var[ch] as f64 + eps as f64).sqrt();
+            affine(running_mean[ch] as f64, r, gamma[ch], beta[ch])
         })
         .collect();
     normalize(x, &coef, act, c, plane, y);
