@@ -218,6 +218,16 @@ impl BSource for Images<'_> {
     }
 }
 
+/// `min(max(v, 0), hi)` with NaN passed through, the identity without `hi` (the GEMM
+/// epilogue's activation).
+fn clamp(v: f32, hi: Option<f32>) -> f32 {
+    match hi {
+        Some(_) if v < 0.0 => 0.0,
+        Some(hi) if v > hi => hi,
+        _ => v,
+    }
+}
+
 /// Fills image `xi`'s B into `room` as `kind` says.
 fn prepare(g: &Conv2d, kind: &Kind, xi: &[f32], room: &mut [f32]) {
     match kind {
@@ -252,8 +262,8 @@ fn part<'a>(
     }
 }
 
-/// `y = act(conv(x, w) + bias) + beta·y` at `ys`, image `i` of `x` at `xs`; `act` must be the
-/// identity when `beta` is 1. Returns false (and does nothing) unless batching applies.
+/// `y = act(conv(x, w) + bias + beta·y)` at `ys`, image `i` of `x` at `xs`, `beta` 0 or 1.
+/// Returns false (and does nothing) unless batching applies.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
     g: &Conv2d,
@@ -273,17 +283,17 @@ pub(super) fn forward(
     if nb < 2 {
         return false;
     }
-    assert!(
-        beta == 0.0 || act == Act::None,
-        "conv: accumulate with an activation"
-    );
+    assert!(beta == 0.0 || beta == 1.0, "conv: beta {beta}");
     let (k, p, room) = (g.col_rows(), g.ho() * g.wo(), kind.room(g));
     let (xlen, ylen) = (g.c * g.h * g.w, g.out * p);
-    let epi = match bias {
-        Some(b) => Epilogue::bias_per_row(b),
-        None => Epilogue::NONE,
-    }
-    .act(act);
+    // Overwriting, the GEMM's epilogue adds the bias and applies the activation; adding to
+    // `y`, the scatter does, after the sum.
+    let epi = match (bias, beta == 0.0) {
+        (Some(b), true) => Epilogue::bias_per_row(b).act(act),
+        (None, true) => Epilogue::NONE.act(act),
+        (_, false) => Epilogue::NONE,
+    };
+    let hi = act.clamp_hi();
     for i0 in (0..n).step_by(nb) {
         let m = nb.min(n - i0);
         let (rooms, rest) = col.split_at_mut(nb * room);
@@ -324,8 +334,13 @@ pub(super) fn forward(
                 let src = &cbuf[o * mp + ii * p..o * mp + (ii + 1) * p];
                 if beta == 0.0 {
                     row.copy_from_slice(src);
-                } else {
-                    row.iter_mut().zip(src).for_each(|(v, &s)| *v += s);
+                    continue;
+                }
+                // As the GEMM's epilogue orders it: the product, plus y, plus the bias,
+                // then the clamp.
+                let b = bias.map_or(0.0, |b| b[o]);
+                for (v, &s) in row.iter_mut().zip(src) {
+                    *v = clamp(s + *v + b, hi);
                 }
             }
         }

@@ -264,6 +264,23 @@ pub fn conv2d_forward_slot_act(
     forward(g, n, x, w, bias, act, y, ys, 0.0, col);
 }
 
+/// `y = act(conv(x, w) + bias + y)` at `ys` of `y`: a residual connection (`y` holding the
+/// value added) summed and activated in the convolution's epilogue, with no pass of its own.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward_slot_act_acc(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    y: &mut [f32],
+    ys: Slot,
+    col: &mut [f32],
+) {
+    forward(g, n, x, w, bias, act, y, ys, 1.0, col);
+}
+
 /// `y += conv(x, w)`: the backward data of a transposed convolution adding into its
 /// gradient buffer.
 pub(crate) fn conv2d_forward_acc(
@@ -301,9 +318,7 @@ fn forward(
         return direct::forward(g, n, x, w, bias, act, y, ys, beta);
     }
     let xs = Slot::dense(g.c * g.h * g.w);
-    if (beta == 0.0 || act == Act::None)
-        && batched::forward(g, n, x, xs, w, bias, act, y, ys, beta, col)
-    {
+    if batched::forward(g, n, x, xs, w, bias, act, y, ys, beta, col) {
         return;
     }
     let (k, p, og) = (g.col_rows(), g.ho() * g.wo(), g.og());

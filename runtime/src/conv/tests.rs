@@ -409,3 +409,68 @@ fn strided_pointwise_reads_its_input_in_place() {
     close(&y, &want_y, "y");
     close(&dw, &want_dw, "dw");
 }
+
+/// A residual added and activated in the convolution's epilogue
+/// (`conv2d_forward_slot_act_acc`) equals the convolution, then the sum, then the clamp, on
+/// every path: per image (implicit, stored, strided 1×1, pointwise), batched, and direct.
+#[test]
+fn residual_in_the_epilogue_equals_conv_then_add_then_clamp() {
+    let sq = Conv2d::square;
+    let geometries = [
+        sq(5, 17, 17, 6, 3, 1, 1),   // implicit, per image (289 pixels)
+        sq(4, 33, 34, 5, 3, 2, 1),   // stored, per image
+        sq(70, 34, 34, 66, 1, 2, 0), // strided 1×1, per image
+        sq(70, 17, 17, 66, 1, 1, 0), // pointwise, per image
+        sq(4, 6, 5, 7, 3, 1, 1),     // batched
+        Conv2d {
+            groups: 6,
+            ..sq(6, 9, 9, 6, 3, 1, 1) // direct
+        },
+    ];
+    let fill = |len: usize, m: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * m) % 29) as f32 / 4.0 - 3.5)
+            .collect()
+    };
+    for g in geometries {
+        let (n, p) = (3, g.ho() * g.wo());
+        let ys = Slot::channels(2, g.out + 4, p);
+        let (x, w, b) = (
+            fill(n * g.c * g.h * g.w, 7),
+            fill(g.weight_len(), 5),
+            fill(g.out, 3),
+        );
+        let r = fill(n * (g.out + 4) * p, 11);
+        let mut col = vec![0.0; g.col_len()];
+        for act in [Act::None, Act::Relu, Act::Relu6] {
+            let mut got = r.clone();
+            conv2d_forward_slot_act_acc(&g, n, &x, &w, Some(&b), act, &mut got, ys, &mut col);
+            let mut conv = vec![f32::NAN; r.len()];
+            conv2d_forward_slot_act(&g, n, &x, &w, Some(&b), Act::None, &mut conv, ys, &mut col);
+            let hi = act.clamp_hi();
+            for i in 0..n {
+                let at = ys.image(i, g.out * p);
+                for j in at.clone() {
+                    let mut want = conv[j] + r[j];
+                    if let Some(hi) = hi {
+                        want = want.clamp(0.0, hi);
+                    }
+                    let tol = 1e-4 * (1.0 + want.abs());
+                    assert!(
+                        (got[j] - want).abs() <= tol,
+                        "{g:?} {act:?} at {j}: {} vs {want}",
+                        got[j]
+                    );
+                }
+            }
+            let outside =
+                (0..r.len()).filter(|&j| (0..n).all(|i| !ys.image(i, g.out * p).contains(&j)));
+            assert!(
+                outside
+                    .into_iter()
+                    .all(|j| got[j].to_bits() == r[j].to_bits()),
+                "{g:?}: wrote outside the slot"
+            );
+        }
+    }
+}
