@@ -4,8 +4,9 @@
 //! three and a bit panels of 16, and a weight gradient reads and writes all of `dW` for a
 //! reduction of 49. (ResNet-50's 7×7 convolutions ran at half PyTorch's speed this way.)
 //! Here up to [`MAX_IMAGES`] images (more for tiny convs) are the columns of one GEMM: B is each image's im2col
-//! (implicit where the stride allows, else stored; the image itself for a 1×1 conv) side by
-//! side, generated block by block, and C goes to scratch and is scattered back to NCHW. The weight gradient gathers the images' `dY` side by side and reduces over
+//! (implicit where the stride allows, else stored, or the image itself for a pointwise
+//! conv) side by side, generated block by block, and C goes to scratch and is scattered
+//! back to NCHW. The weight gradient gathers the images' `dY` side by side and reduces over
 //! all their pixels at once.
 //!
 //! The scratch is the `col` buffer, which [`Conv2d::col_len`] sizes for it; with less room
@@ -39,8 +40,6 @@ enum Kind {
     Input,
     /// An implicit im2col of the padded input (unit width stride).
     Implicit(Im2colPlan),
-    /// A strided 1×1 conv's input, read in place (`subsample.rs`).
-    Subsample,
     /// A stored im2col.
     Stored,
 }
@@ -49,8 +48,6 @@ impl Kind {
     fn of(g: &Conv2d) -> Kind {
         if g.is_pointwise() {
             Kind::Input
-        } else if super::subsample::applies(g) {
-            Kind::Subsample
         } else if g.sw == 1 {
             Kind::Implicit(Im2colPlan::new(g))
         } else {
@@ -61,7 +58,7 @@ impl Kind {
     /// Floats of one image's B in `col`.
     fn room(&self, g: &Conv2d) -> usize {
         match self {
-            Kind::Input | Kind::Subsample => 0,
+            Kind::Input => 0,
             Kind::Implicit(plan) => plan.padded_len(),
             Kind::Stored => g.col_rows() * g.ho() * g.wo(),
         }
@@ -104,7 +101,6 @@ fn images(g: &Conv2d, kind: &Kind, n: usize, col_len: usize) -> usize {
 /// One image's B (K×P), or its transpose.
 enum Part<'a> {
     Implicit(Im2colSource<'a>),
-    Subsample(super::subsample::Subsample<'a>),
     /// A K×P row-major matrix.
     Stored {
         m: &'a [f32],
@@ -117,7 +113,6 @@ impl BSource for Part<'_> {
     fn shape(&self) -> (usize, usize) {
         match self {
             Part::Implicit(s) => s.shape(),
-            Part::Subsample(s) => s.shape(),
             Part::Stored { m, p, transposed } => {
                 let k = m.len() / p;
                 if *transposed {
@@ -132,7 +127,6 @@ impl BSource for Part<'_> {
     fn major(&self) -> Major {
         match self {
             Part::Implicit(s) => s.major(),
-            Part::Subsample(s) => s.major(),
             Part::Stored { transposed, .. } => {
                 if *transposed {
                     Major::Col
@@ -146,7 +140,6 @@ impl BSource for Part<'_> {
     fn block(&self, pc: usize, kc: usize, j0: usize, w: usize, out: &mut [f32], ld: usize) {
         match self {
             Part::Implicit(s) => s.block(pc, kc, j0, w, out, ld),
-            Part::Subsample(s) => s.block(pc, kc, j0, w, out, ld),
             Part::Stored {
                 m,
                 p,
@@ -231,7 +224,7 @@ fn clamp(v: f32, hi: Option<f32>) -> f32 {
 /// Fills image `xi`'s B into `room` as `kind` says.
 fn prepare(g: &Conv2d, kind: &Kind, xi: &[f32], room: &mut [f32]) {
     match kind {
-        Kind::Input | Kind::Subsample => {}
+        Kind::Input => {}
         Kind::Implicit(_) => pad_input(g, xi, 0, room),
         Kind::Stored => im2col(g, xi, 0, room),
     }
@@ -252,7 +245,6 @@ fn part<'a>(
             p,
             transposed,
         },
-        Kind::Subsample => Part::Subsample(super::subsample::Subsample::new(g, xi, transposed)),
         Kind::Implicit(plan) => Part::Implicit(plan.source(room, transposed)),
         Kind::Stored => Part::Stored {
             m: &room[..g.col_rows() * p],

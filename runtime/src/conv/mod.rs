@@ -26,7 +26,6 @@ pub(crate) mod batched;
 mod data_as_conv;
 mod direct;
 mod merged;
-mod subsample;
 
 use data_as_conv::DataAsConv;
 
@@ -117,16 +116,9 @@ fn weight_grad_image(
             );
             continue;
         }
+        let b = operand(g, xi, grp, col);
         let dyg = &dyi[grp * og * p..(grp + 1) * og * p];
         let dwg = &mut dw[grp * og * k..(grp + 1) * og * k];
-        if subsample::applies(g) {
-            let xg = &xi[grp * g.cg() * g.h * g.w..];
-            let b = subsample::Subsample::new(g, xg, true);
-            let (ldw, epi) = (k as isize, Epilogue::NONE);
-            sgemm_source(og, k, p, 1.0, dyg, p as isize, 1, &b, beta, dwg, ldw, epi);
-            continue;
-        }
-        let b = operand(g, xi, grp, col);
         // colᵀ: element (pixel q, row r) is col[r·P + q].
         sgemm(
             og,
@@ -339,12 +331,6 @@ fn forward(
                 let xp = &mut col[..plan.padded_len()];
                 pad_input(g, xi, grp * g.cg(), xp);
                 let b = plan.source(xp, false);
-                sgemm_source(
-                    og, p, k, 1.0, wg, k as isize, 1, &b, beta, yg, p as isize, epi,
-                );
-            } else if subsample::applies(g) {
-                let xg = &xi[grp * g.cg() * g.h * g.w..];
-                let b = subsample::Subsample::new(g, xg, false);
                 sgemm_source(
                     og, p, k, 1.0, wg, k as isize, 1, &b, beta, yg, p as isize, epi,
                 );

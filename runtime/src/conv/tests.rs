@@ -359,67 +359,16 @@ fn batched_small_maps_equal_image_by_image() {
     }
 }
 
-/// A strided 1×1 conv reads its input in place (`subsample.rs`): forward and weight
-/// gradient equal the explicit im2col and GEMM, on a map too large to batch.
-#[test]
-fn strided_pointwise_reads_its_input_in_place() {
-    let g = Conv2d::square(80, 37, 36, 72, 1, 2, 0);
-    assert!(subsample::applies(&g) && !batched::applies(&g));
-    let (n, p, k) = (2, g.ho() * g.wo(), g.col_rows());
-    let fill = |len: usize, m: usize| -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * m) % 23) as f32 / 16.0 - 0.7)
-            .collect()
-    };
-    let (x, w, dy) = (
-        fill(n * g.c * g.h * g.w, 7),
-        fill(g.weight_len(), 5),
-        fill(n * g.out * p, 3),
-    );
-    let mut col = vec![0.0; g.col_len()];
-    let mut y = vec![0.0; n * g.out * p];
-    conv2d_forward(&g, n, &x, &w, None, false, &mut y, &mut col);
-    let mut dw = vec![0.0; w.len()];
-    conv2d_backward_weight(&g, n, &x, &dy, &mut dw, None, &mut col);
-    let (mut want_y, mut want_dw) = (vec![0.0; y.len()], vec![0.0; w.len()]);
-    let mut c2 = vec![0.0; k * p];
-    for i in 0..n {
-        im2col(&g, &x[i * g.c * g.h * g.w..], 0, &mut c2);
-        let (yi, dyi) = (
-            &mut want_y[i * g.out * p..][..g.out * p],
-            &dy[i * g.out * p..][..g.out * p],
-        );
-        for o in 0..g.out {
-            for q in 0..p {
-                yi[o * p + q] = (0..k).map(|r| w[o * k + r] * c2[r * p + q]).sum();
-            }
-            for r in 0..k {
-                want_dw[o * k + r] += (0..p).map(|q| dyi[o * p + q] * c2[r * p + q]).sum::<f32>();
-            }
-        }
-    }
-    let close = |a: &[f32], b: &[f32], what: &str| {
-        for (i, (&u, &v)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (u - v).abs() <= 1e-3 * (1.0 + v.abs()),
-                "{what} at {i}: {u} vs {v}"
-            );
-        }
-    };
-    close(&y, &want_y, "y");
-    close(&dw, &want_dw, "dw");
-}
-
 /// A residual added and activated in the convolution's epilogue
 /// (`conv2d_forward_slot_act_acc`) equals the convolution, then the sum, then the clamp, on
-/// every path: per image (implicit, stored, strided 1×1, pointwise), batched, and direct.
+/// every path: per image (implicit, stored, pointwise), batched, and direct.
 #[test]
 fn residual_in_the_epilogue_equals_conv_then_add_then_clamp() {
     let sq = Conv2d::square;
     let geometries = [
         sq(5, 17, 17, 6, 3, 1, 1),   // implicit, per image (289 pixels)
         sq(4, 33, 34, 5, 3, 2, 1),   // stored, per image
-        sq(70, 34, 34, 66, 1, 2, 0), // strided 1×1, per image
+        sq(70, 34, 34, 66, 1, 2, 0), // strided 1×1: stored, per image
         sq(70, 17, 17, 66, 1, 1, 0), // pointwise, per image
         sq(4, 6, 5, 7, 3, 1, 1),     // batched
         Conv2d {
