@@ -1,6 +1,7 @@
 //! Where a conv layer's time goes: forward, backward data, backward weight, and the im2col
 //! and col2im inside them, on 1 and 2 threads; and backward data added into a gradient
-//! buffer, by the accumulating form and by the overwriting form into scratch + accumulate.
+//! buffer, by the accumulating form and by the overwriting form into scratch + accumulate;
+//! and the three passes again with the full `col_len`, which batches images on small maps.
 //!
 //! `cargo run --release -p netc-runtime --example conv_parts -- [BATCH C H W OUT K S P]`
 
@@ -32,6 +33,8 @@ fn main() {
     // im2col and col2im below need a full col even for a pointwise conv.
     let mut col = vec![0.0; g.col_rows() * g.ho() * g.wo()];
     let mut scratch = vec![0.0; x.len()];
+    // With the full `col_len`, small maps put several images in one GEMM.
+    let mut col_batched = vec![0.0; g.col_len().max(col.len())];
     for t in [1, 2] {
         set_num_threads(t);
         let ms = |s: f64| s * 1e3;
@@ -65,6 +68,22 @@ fn main() {
         println!(
             "{t} threads: forward {:.2} ms, backward data {:.2}, backward weight {:.2}; im2col ×{n} {:.2}, col2im ×{n} {:.2}",
             ms(f), ms(bd), ms(bw), ms(i2c), ms(c2i)
+        );
+        let cb = &mut col_batched;
+        let (_, fb) = median_seconds(|| conv2d_forward(&g, n, &x, &w, None, false, &mut y, cb));
+        let (_, bdb) = median_seconds(|| conv2d_backward_data(&g, n, &w, &dy, &mut dx, cb));
+        let (_, bwb) =
+            median_seconds(|| conv2d_backward_weight(&g, n, &x, &dy, &mut dw, Some(&mut db), cb));
+        println!(
+            "  with col_len ({}): forward {:.2} ms, backward data {:.2}, backward weight {:.2}",
+            if g.col_len() > g.col_len_one() {
+                "images batched"
+            } else {
+                "same path"
+            },
+            ms(fb),
+            ms(bdb),
+            ms(bwb)
         );
         println!(
             "  backward data into a gradient: accumulating {:.2} ms, overwriting into scratch + accumulate {:.2}",

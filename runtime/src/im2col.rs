@@ -98,9 +98,16 @@ impl Conv2d {
         self.out * self.col_rows()
     }
 
-    /// Length of the im2col buffer that the conv functions need (0 for a pointwise conv,
-    /// which reads its input directly).
+    /// Length of the scratch buffer (`col`) that the conv functions need: an image's im2col
+    /// (none for a pointwise conv, which reads its input directly), or room for several
+    /// images in one GEMM on small maps (`conv::batched`), whichever is more.
     pub fn col_len(&self) -> usize {
+        self.col_len_one().max(crate::conv::batched_col_len(self))
+    }
+
+    /// The least `col` the conv functions accept: one image's im2col (none for a pointwise
+    /// conv). They batch images only when given [`Conv2d::col_len`].
+    pub fn col_len_one(&self) -> usize {
         if self.is_pointwise() {
             0
         } else {

@@ -58,7 +58,7 @@ fn check_conv(what: &str, g: Conv2d, room: usize) {
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
     let w = random(&mut rng, g.weight_len());
     let dy = random(&mut rng, n * ys);
-    let mut col = vec![0.0; room * g.col_len()];
+    let mut col = vec![0.0; room * g.col_len_one()];
     check(what, &mut rng, n * xs, |acc, dx| {
         if acc {
             conv2d_backward_data_acc(&g, n, &w, &dy, dx, &mut col);

@@ -1,21 +1,25 @@
 //! Results do not depend on the thread count: convolution forward (with ReLU or ReLU6 fused)
 //! and both backward passes, and a linear layer with ReLU6 fused, are bitwise equal on 1 and
 //! 2 threads (work is split over output rows and columns only, never over a reduction), and
-//! so are elementwise activations large enough to be split into chunks. One test in its own
+//! so are elementwise activations large enough to be split into chunks, depthwise convolutions
+//! (split over channels) and batchnorm with ReLU (statistics split over channels). One test in its own
 //! binary, since the thread count is global.
 
 use netc_runtime::act::{backward, forward, Gelu};
 use netc_runtime::conv::*;
 use netc_runtime::gemm::{set_num_threads, Act};
 use netc_runtime::linear::linear_forward_act;
+use netc_runtime::norm::{batchnorm_train_backward_act, batchnorm_train_forward_act};
 use netc_runtime::rng::Rng;
 
 fn run(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]) -> [Vec<f32>; 5] {
     let mut col = vec![0.0; g.col_len()];
     let mut y = vec![0.0; dy.len()];
     conv2d_forward(g, n, x, w, Some(b), true, &mut y, &mut col);
-    // ReLU6 with the weights scaled by 8, so that outputs reach past 6.
-    let w8: Vec<f32> = w.iter().map(|v| 8.0 * v).collect();
+    // ReLU6 with the weights scaled up (more for short reductions), so that outputs reach
+    // past 6.
+    let scale = 8.0 * (864.0 / g.col_rows() as f32).max(1.0);
+    let w8: Vec<f32> = w.iter().map(|v| scale * v).collect();
     let mut y6 = vec![0.0; dy.len()];
     conv2d_forward_act(g, n, x, &w8, Some(b), Act::Relu6, &mut y6, &mut col);
     assert!(y6.contains(&6.0) && y6.contains(&0.0), "ReLU6 not crossed");
@@ -47,9 +51,18 @@ fn gelu(x: &[f32], dy: &[f32]) -> [Vec<f32>; 2] {
 fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
     let mut rng = Rng::new(11);
     // Large enough that the GEMMs split: 96 → 128 channels, 3×3, on 28×28.
+    // The last two are depthwise, computed directly and split over channels.
     for g in [
         Conv2d::square(96, 28, 28, 128, 3, 1, 1),
         Conv2d::square(192, 28, 28, 64, 1, 1, 0),
+        Conv2d {
+            groups: 96,
+            ..Conv2d::square(96, 28, 28, 96, 3, 1, 1)
+        },
+        Conv2d {
+            groups: 96,
+            ..Conv2d::square(96, 28, 28, 96, 5, 2, 2)
+        },
     ] {
         let n = 2;
         let x: Vec<f32> = (0..n * g.c * g.h * g.w)
@@ -100,5 +113,60 @@ fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
     assert!(
         bits(&one) == bits(&two),
         "GELU differs between 1 and 2 threads"
+    );
+
+    let (n, c, plane) = (4, 64, 28 * 28);
+    let x: Vec<f32> = (0..n * c * plane).map(|_| rng.uniform(-2.0, 2.0)).collect();
+    let dy: Vec<f32> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let gamma: Vec<f32> = (0..c).map(|_| rng.uniform(0.5, 1.5)).collect();
+    let beta: Vec<f32> = (0..c).map(|_| rng.uniform(-0.5, 0.5)).collect();
+    let batchnorm = || {
+        let (mut rm, mut rv, mut mean, mut rstd) =
+            (vec![0.0; c], vec![1.0; c], vec![0.0; c], vec![0.0; c]);
+        let mut y = vec![0.0; x.len()];
+        batchnorm_train_forward_act(
+            n,
+            c,
+            plane,
+            1e-5,
+            0.1,
+            &x,
+            &gamma,
+            &beta,
+            Act::Relu,
+            &mut rm,
+            &mut rv,
+            &mut y,
+            &mut mean,
+            &mut rstd,
+        );
+        let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+        batchnorm_train_backward_act(
+            n,
+            c,
+            plane,
+            &x,
+            &y,
+            Act::Relu,
+            &gamma,
+            &mean,
+            &rstd,
+            &dy,
+            &mut dx,
+            &mut dg,
+            &mut db,
+        );
+        [y, rm, rv, dx, dg, db]
+            .concat()
+            .iter()
+            .map(|f| f.to_bits())
+            .collect::<Vec<_>>()
+    };
+    set_num_threads(1);
+    let one = batchnorm();
+    set_num_threads(2);
+    assert!(
+        one == batchnorm(),
+        "batchnorm + ReLU differs between 1 and 2 threads"
     );
 }

@@ -10,27 +10,33 @@ use super::*;
 /// dY (and, in the fused backward, the padded X) before it.
 pub(super) struct DataAsConv {
     /// The geometry of the forward conv that computes dX.
-    gt: Conv2d,
+    pub(super) gt: Conv2d,
     plan: Im2colPlan,
+}
+
+/// The forward conv that computes `g`'s data gradient, when the rewrite applies: `g` has
+/// stride 1 and padding at most its reach.
+pub(crate) fn transposed(g: &Conv2d) -> Option<Conv2d> {
+    let (reach_h, reach_w) = (g.dh * (g.kh - 1), g.dw * (g.kw - 1));
+    if g.is_pointwise() || g.sh != 1 || g.sw != 1 || g.ph > reach_h || g.pw > reach_w {
+        return None;
+    }
+    Some(Conv2d {
+        c: g.out,
+        h: g.ho(),
+        w: g.wo(),
+        out: g.c,
+        ph: reach_h - g.ph,
+        pw: reach_w - g.pw,
+        ..*g
+    })
 }
 
 impl DataAsConv {
     /// The rewrite, when `g` is a stride-1 conv whose padding is at most its reach and
     /// `col_len` floats hold the flipped weights and the padded dY.
     pub(super) fn new(g: &Conv2d, col_len: usize) -> Option<DataAsConv> {
-        let (reach_h, reach_w) = (g.dh * (g.kh - 1), g.dw * (g.kw - 1));
-        if g.is_pointwise() || g.sh != 1 || g.sw != 1 || g.ph > reach_h || g.pw > reach_w {
-            return None;
-        }
-        let gt = Conv2d {
-            c: g.out,
-            h: g.ho(),
-            w: g.wo(),
-            out: g.c,
-            ph: reach_h - g.ph,
-            pw: reach_w - g.pw,
-            ..*g
-        };
+        let gt = transposed(g)?;
         let plan = Im2colPlan::new(&gt);
         (plan.padded_len() + g.weight_len() <= col_len).then_some(DataAsConv { gt, plan })
     }

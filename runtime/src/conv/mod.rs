@@ -22,10 +22,26 @@ pub use merged::{
     conv1x1_merged_forward_act, merged_col_len,
 };
 
+pub(crate) mod batched;
 mod data_as_conv;
+mod direct;
 mod merged;
 
 use data_as_conv::DataAsConv;
+
+/// Floats of `col` that batching small maps uses for `g`, forward, weight gradient and data
+/// gradient (a forward conv with the flipped weights at the end of `col`).
+pub(crate) fn batched_col_len(g: &Conv2d) -> usize {
+    let data = data_as_conv::transposed(g).map_or(0, |gt| {
+        let room = batched::col_len(&gt);
+        if room > 0 {
+            room + g.weight_len()
+        } else {
+            0
+        }
+    });
+    batched::col_len(g).max(data)
+}
 
 /// Checks the lengths of a call: `x` dense, `y` (or `dy`) at `ys`, or dense when `None`.
 fn check_lens(g: &Conv2d, n: usize, x: usize, w: usize, y: usize, ys: Option<Slot>, col: usize) {
@@ -37,7 +53,10 @@ fn check_lens(g: &Conv2d, n: usize, x: usize, w: usize, y: usize, ys: Option<Slo
         None => assert_eq!(y, n * len, "conv: output length for {g:?}"),
         Some(ys) => ys.check(n, len, y, "conv: output"),
     }
-    assert!(col >= g.col_len(), "conv: col buffer too short for {g:?}");
+    assert!(
+        col >= g.col_len_one(),
+        "conv: col buffer too short for {g:?}"
+    );
 }
 
 /// The im2col operand of group `grp` of one image `xi`: the input itself for a pointwise
@@ -237,6 +256,23 @@ pub fn conv2d_forward_slot_act(
     forward(g, n, x, w, bias, act, y, ys, 0.0, col);
 }
 
+/// `y = act(conv(x, w) + bias + y)` at `ys` of `y`: a residual connection (`y` holding the
+/// value added) summed and activated in the convolution's epilogue, with no pass of its own.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward_slot_act_acc(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    y: &mut [f32],
+    ys: Slot,
+    col: &mut [f32],
+) {
+    forward(g, n, x, w, bias, act, y, ys, 1.0, col);
+}
+
 /// `y += conv(x, w)`: the backward data of a transposed convolution adding into its
 /// gradient buffer.
 pub(crate) fn conv2d_forward_acc(
@@ -269,6 +305,13 @@ fn forward(
     check_lens(g, n, x.len(), w.len(), y.len(), Some(ys), col.len());
     if let Some(b) = bias {
         assert_eq!(b.len(), g.out, "conv: bias length");
+    }
+    if direct::applies(g) {
+        return direct::forward(g, n, x, w, bias, act, y, ys, beta);
+    }
+    let xs = Slot::dense(g.c * g.h * g.w);
+    if batched::forward(g, n, x, xs, w, bias, act, y, ys, beta, col) {
+        return;
     }
     let (k, p, og) = (g.col_rows(), g.ho() * g.wo(), g.og());
     let xs = g.c * g.h * g.w;
@@ -372,9 +415,16 @@ fn backward_data(
     col: &mut [f32],
 ) {
     check_lens(g, n, dx.len(), w.len(), dy.len(), Some(dys), col.len());
+    if direct::applies(g) {
+        return direct::backward_data(g, n, w, dy, dys, dx, beta);
+    }
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
     if let Some(dc) = DataAsConv::new(g, col.len()) {
         let (room, wt) = dc.flip(g, w, col);
+        let dxs = Slot::dense(xs);
+        if batched::forward(&dc.gt, n, dy, dys, wt, None, Act::None, dx, dxs, beta, room) {
+            return;
+        }
         for (i, dxi) in dx.chunks_exact_mut(xs).enumerate() {
             dc.image(g, wt, &dy[dys.image(i, ys)], dxi, beta, room);
         }
@@ -414,21 +464,25 @@ pub fn conv2d_backward_weight_slot(
 ) {
     check_lens(g, n, x.len(), dw.len(), dy.len(), Some(dys), col.len());
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
-    if n == 0 {
-        dw.fill(0.0);
-    }
-    let plan = implicit_plan(g, col.len());
-    for i in 0..n {
-        let beta = if i == 0 { 0.0 } else { 1.0 };
-        weight_grad_image(
-            g,
-            plan.as_ref(),
-            &x[i * xs..(i + 1) * xs],
-            &dy[dys.image(i, ys)],
-            dw,
-            beta,
-            col,
-        );
+    if direct::applies(g) {
+        direct::backward_weight(g, n, x, dy, dys, dw);
+    } else if !batched::weight(g, n, x, dy, dys, dw, col) {
+        if n == 0 {
+            dw.fill(0.0);
+        }
+        let plan = implicit_plan(g, col.len());
+        for i in 0..n {
+            let beta = if i == 0 { 0.0 } else { 1.0 };
+            weight_grad_image(
+                g,
+                plan.as_ref(),
+                &x[i * xs..(i + 1) * xs],
+                &dy[dys.image(i, ys)],
+                dw,
+                beta,
+                col,
+            );
+        }
     }
     if let Some(db) = db {
         bias_backward_slot(n, g.out, g.ho() * g.wo(), dy, dys, db);
@@ -455,6 +509,20 @@ pub fn conv2d_backward(
     assert_eq!(dx.len(), x.len(), "conv: dx length");
     assert_eq!(dw.len(), w.len(), "conv: dw length");
     let (xs, ys) = (g.c * g.h * g.w, g.out * g.ho() * g.wo());
+    if batched::applies(g) && n >= 2 {
+        // Small maps batch images: the two passes separately, each as it batches.
+        conv2d_backward_weight(g, n, x, dy, dw, db, col);
+        return conv2d_backward_data(g, n, w, dy, dx, col);
+    }
+    if direct::applies(g) {
+        let dys = Slot::dense(ys);
+        direct::backward_weight(g, n, x, dy, dys, dw);
+        direct::backward_data(g, n, w, dy, dys, dx, 0.0);
+        if let Some(db) = db {
+            bias_backward(n, g.out, g.ho() * g.wo(), dy, db);
+        }
+        return;
+    }
     if n == 0 {
         dw.fill(0.0);
     }

@@ -61,7 +61,7 @@ fn slots_equal_dense_calls() {
 #[test]
 fn accumulate_test_geometries_take_their_paths() {
     let sq = Conv2d::square;
-    let flipped = |g: &Conv2d, room: usize| DataAsConv::new(g, room * g.col_len()).is_some();
+    let flipped = |g: &Conv2d, room: usize| DataAsConv::new(g, room * g.col_len_one()).is_some();
     let as_conv = [
         sq(4, 7, 6, 5, 3, 1, 1),
         Conv2d {
@@ -155,5 +155,271 @@ fn data_as_conv_matches_col2im() {
         }
         // Small integers: both orders are exact.
         assert_eq!(got, want, "{g:?}");
+    }
+}
+
+/// The direct depthwise and small-group kernels against the definition.
+mod direct {
+    use super::super::direct::{backward_data, backward_weight, forward};
+    use super::*;
+
+    /// Direct convolution in f64, the definition: `y[i,o,oy,ox] = Σ w·x`.
+    fn reference(g: &Conv2d, n: usize, x: &[f32], w: &[f32]) -> Vec<f64> {
+        let (ho, wo, og, cg) = (g.ho(), g.wo(), g.og(), g.cg());
+        let mut y = vec![0.0; n * g.out * ho * wo];
+        for i in 0..n {
+            for o in 0..g.out {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut s = 0.0f64;
+                        for j in 0..cg {
+                            let c = (o / og) * cg + j;
+                            for ki in 0..g.kh {
+                                for kj in 0..g.kw {
+                                    let iy = (oy * g.sh + ki * g.dh) as isize - g.ph as isize;
+                                    let ix = (ox * g.sw + kj * g.dw) as isize - g.pw as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv =
+                                        x[((i * g.c + c) * g.h + iy as usize) * g.w + ix as usize];
+                                    let wv = w[((o * cg + j) * g.kh + ki) * g.kw + kj];
+                                    s += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        y[((i * g.out + o) * ho + oy) * wo + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+                (v % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn geometries() -> Vec<Conv2d> {
+        let mut out = Vec::new();
+        for &(c, groups, out_c) in &[(4, 4, 4), (3, 3, 6), (8, 2, 4), (6, 3, 3)] {
+            for &(h, w) in &[(7, 7), (6, 9), (1, 1), (5, 2)] {
+                for &(k, s, p, d) in &[(3, 1, 1, 1), (3, 2, 1, 1), (5, 2, 2, 1), (3, 1, 2, 2)] {
+                    if h + 2 * p < d * (k - 1) + 1 || w + 2 * p < d * (k - 1) + 1 {
+                        continue;
+                    }
+                    out.push(Conv2d {
+                        c,
+                        h,
+                        w,
+                        out: out_c,
+                        kh: k,
+                        kw: k,
+                        sh: s,
+                        sw: s,
+                        ph: p,
+                        pw: p,
+                        dh: d,
+                        dw: d,
+                        groups,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn close(got: &[f32], want: &[f64], what: &str, g: &Conv2d) {
+        for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "{what} of {g:?} at {i}: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for g in geometries() {
+            let n = 2;
+            let x = data(n * g.c * g.h * g.w, 1);
+            let w = data(g.weight_len(), 2);
+            let mut y = vec![f32::NAN; n * g.out * g.ho() * g.wo()];
+            let ys = Slot::dense(g.out * g.ho() * g.wo());
+            forward(&g, n, &x, &w, None, Act::None, &mut y, ys, 0.0);
+            close(&y, &reference(&g, n, &x, &w), "forward", &g);
+        }
+    }
+
+    /// `⟨dy, conv(x)⟩ = ⟨dx(dy), x⟩ = ⟨dw(x, dy), w⟩`: both gradients are the adjoints of the
+    /// forward, checked one basis vector at a time against the definition.
+    #[test]
+    fn gradients_are_the_adjoints_of_the_forward() {
+        for g in geometries() {
+            let n = 2;
+            let (xs, ys_len) = (n * g.c * g.h * g.w, n * g.out * g.ho() * g.wo());
+            let dys = Slot::dense(g.out * g.ho() * g.wo());
+            let x = data(xs, 3);
+            let w = data(g.weight_len(), 4);
+            let dy = data(ys_len, 5);
+            // dx[e] = ⟨dy, conv(e_basis, w)⟩.
+            let mut dx = vec![f32::NAN; xs];
+            backward_data(&g, n, &w, &dy, dys, &mut dx, 0.0);
+            let want: Vec<f64> = (0..xs)
+                .map(|e| {
+                    let mut basis = vec![0.0; xs];
+                    basis[e] = 1.0;
+                    let y = reference(&g, n, &basis, &w);
+                    y.iter().zip(&dy).map(|(a, &b)| a * b as f64).sum()
+                })
+                .collect();
+            close(&dx, &want, "data gradient", &g);
+            let mut acc = dx.clone();
+            backward_data(&g, n, &w, &dy, dys, &mut acc, 1.0);
+            let twice: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
+            close(&acc, &twice, "accumulated data gradient", &g);
+            // dw[e] = ⟨dy, conv(x, e_basis)⟩.
+            let mut dw = vec![f32::NAN; g.weight_len()];
+            backward_weight(&g, n, &x, &dy, dys, &mut dw);
+            let want: Vec<f64> = (0..g.weight_len())
+                .map(|e| {
+                    let mut basis = vec![0.0; g.weight_len()];
+                    basis[e] = 1.0;
+                    let y = reference(&g, n, &x, &basis);
+                    y.iter().zip(&dy).map(|(a, &b)| a * b as f64).sum()
+                })
+                .collect();
+            close(&dw, &want, "weight gradient", &g);
+        }
+    }
+}
+
+/// Small maps batch images into one GEMM when `col` has [`Conv2d::col_len`]; with only
+/// [`Conv2d::col_len_one`] they go image by image. Both agree (to rounding: the reductions
+/// are ordered differently) for every kind of B (pointwise, implicit, stored), dense and in
+/// slots, overwriting and accumulating, for batches that do and do not fill the last GEMM.
+#[test]
+fn batched_small_maps_equal_image_by_image() {
+    let sq = Conv2d::square;
+    let geometries = [
+        sq(5, 7, 7, 6, 1, 1, 0), // pointwise: the input is B
+        sq(4, 6, 5, 7, 3, 1, 1), // implicit im2col; data gradient as a conv
+        sq(3, 9, 8, 5, 3, 2, 1), // stride 2: stored im2col
+        sq(6, 8, 8, 4, 1, 2, 0), // 1×1 stride 2
+        sq(2, 5, 5, 3, 5, 1, 2), // 5×5
+    ];
+    let fill = |len: usize, m: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * m) % 19) as f32 / 8.0 - 1.1)
+            .collect()
+    };
+    for g in geometries {
+        assert!(g.col_len() > g.col_len_one(), "{g:?} is not batched");
+        for n in [2, 3, 11] {
+            let p = g.ho() * g.wo();
+            let (xs, ys_len) = (g.c * g.h * g.w, g.out * p);
+            let (c0, wide) = (1, g.out + 3);
+            let ys = Slot::channels(c0, wide, p);
+            let x = fill(n * xs, 7);
+            let w = fill(g.weight_len(), 5);
+            let b = fill(g.out, 3);
+            let dy = fill(n * wide * p, 11);
+            let run = |col_len: usize| {
+                let mut col = vec![0.0; col_len];
+                let mut y = vec![0.5; n * wide * p];
+                let act = Act::Relu6;
+                conv2d_forward_slot_act(&g, n, &x, &w, Some(&b), act, &mut y, ys, &mut col);
+                let mut acc = fill(n * ys_len, 13);
+                conv2d_forward_acc(&g, n, &x, &w, &mut acc, &mut col);
+                let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![0.0; g.out]);
+                conv2d_backward_weight_slot(&g, n, &x, &dy, ys, &mut dw, Some(&mut db), &mut col);
+                let mut dx = fill(n * xs, 17);
+                conv2d_backward_data_slot_acc(&g, n, &w, &dy, ys, &mut dx, &mut col);
+                [y, acc, dw, db, dx]
+            };
+            let (one, batched) = (run(g.col_len_one()), run(g.col_len()));
+            for (name, (a, b)) in ["y", "y += conv", "dw", "db", "dx"]
+                .iter()
+                .zip(one.iter().zip(&batched))
+            {
+                for (i, (&u, &v)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        u.to_bits() == v.to_bits() || (u - v).abs() <= 1e-4 * (1.0 + u.abs()),
+                        "{name} of {g:?}, n = {n}, at {i}: {u} one by one, {v} batched"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A residual added and activated in the convolution's epilogue
+/// (`conv2d_forward_slot_act_acc`) equals the convolution, then the sum, then the clamp, on
+/// every path: per image (implicit, stored, pointwise), batched, and direct.
+#[test]
+fn residual_in_the_epilogue_equals_conv_then_add_then_clamp() {
+    let sq = Conv2d::square;
+    let geometries = [
+        sq(5, 17, 17, 6, 3, 1, 1),   // implicit, per image (289 pixels)
+        sq(4, 33, 34, 5, 3, 2, 1),   // stored, per image
+        sq(70, 34, 34, 66, 1, 2, 0), // strided 1×1: stored, per image
+        sq(70, 17, 17, 66, 1, 1, 0), // pointwise, per image
+        sq(4, 6, 5, 7, 3, 1, 1),     // batched
+        Conv2d {
+            groups: 6,
+            ..sq(6, 9, 9, 6, 3, 1, 1) // direct
+        },
+    ];
+    let fill = |len: usize, m: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * m) % 29) as f32 / 4.0 - 3.5)
+            .collect()
+    };
+    for g in geometries {
+        let (n, p) = (3, g.ho() * g.wo());
+        let ys = Slot::channels(2, g.out + 4, p);
+        let (x, w, b) = (
+            fill(n * g.c * g.h * g.w, 7),
+            fill(g.weight_len(), 5),
+            fill(g.out, 3),
+        );
+        let r = fill(n * (g.out + 4) * p, 11);
+        let mut col = vec![0.0; g.col_len()];
+        for act in [Act::None, Act::Relu, Act::Relu6] {
+            let mut got = r.clone();
+            conv2d_forward_slot_act_acc(&g, n, &x, &w, Some(&b), act, &mut got, ys, &mut col);
+            let mut conv = vec![f32::NAN; r.len()];
+            conv2d_forward_slot_act(&g, n, &x, &w, Some(&b), Act::None, &mut conv, ys, &mut col);
+            let hi = act.clamp_hi();
+            for i in 0..n {
+                let at = ys.image(i, g.out * p);
+                for j in at.clone() {
+                    let mut want = conv[j] + r[j];
+                    if let Some(hi) = hi {
+                        want = want.clamp(0.0, hi);
+                    }
+                    let tol = 1e-4 * (1.0 + want.abs());
+                    assert!(
+                        (got[j] - want).abs() <= tol,
+                        "{g:?} {act:?} at {j}: {} vs {want}",
+                        got[j]
+                    );
+                }
+            }
+            let outside =
+                (0..r.len()).filter(|&j| (0..n).all(|i| !ys.image(i, g.out * p).contains(&j)));
+            assert!(
+                outside
+                    .into_iter()
+                    .all(|j| got[j].to_bits() == r[j].to_bits()),
+                "{g:?}: wrote outside the slot"
+            );
+        }
     }
 }

@@ -6,159 +6,18 @@
 //! Tensors are `n × c × plane` (`plane = 1` for feature vectors). Statistics are accumulated
 //! in f64 in a fixed order, so they do not depend on the thread count.
 
+mod batchnorm;
 mod groupnorm;
 mod layernorm2d;
 
+pub use batchnorm::{
+    batchnorm_eval_forward, batchnorm_eval_forward_act, batchnorm_train_backward,
+    batchnorm_train_backward_act, batchnorm_train_forward, batchnorm_train_forward_act,
+};
 pub use groupnorm::{groupnorm_backward, groupnorm_forward};
 pub use layernorm2d::{layernorm2d_backward, layernorm2d_forward};
 
 use crate::im2col::for_chunks;
-
-/// Batch normalization in training mode:
-/// `y = γ (x - μ_B) / sqrt(σ²_B + eps) + β` with the batch mean and biased variance, and
-/// `running ← (1 - momentum)·running + momentum·batch` (the variance unbiased, as PyTorch).
-/// `mean` and `rstd` receive `μ_B` and `1/sqrt(σ²_B + eps)` for the backward pass.
-#[allow(clippy::too_many_arguments)]
-pub fn batchnorm_train_forward(
-    n: usize,
-    c: usize,
-    plane: usize,
-    eps: f32,
-    momentum: f32,
-    x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    running_mean: &mut [f32],
-    running_var: &mut [f32],
-    y: &mut [f32],
-    mean: &mut [f32],
-    rstd: &mut [f32],
-) {
-    check(n, c, plane, x.len(), y.len(), gamma.len(), beta.len());
-    assert!(
-        running_mean.len() == c && running_var.len() == c && mean.len() == c && rstd.len() == c
-    );
-    if n * plane == 0 {
-        return; // nothing to normalize; the running statistics stay as they are (PyTorch)
-    }
-    assert!(
-        n * plane > 1,
-        "batchnorm: training needs more than one value per channel (PyTorch refuses it too)"
-    );
-    let m = (n * plane) as f64;
-    for ch in 0..c {
-        let (mut s, mut s2) = (0.0f64, 0.0f64);
-        for i in 0..n {
-            for &v in &x[(i * c + ch) * plane..(i * c + ch + 1) * plane] {
-                s += v as f64;
-            }
-        }
-        let mu = s / m;
-        for i in 0..n {
-            for &v in &x[(i * c + ch) * plane..(i * c + ch + 1) * plane] {
-                s2 += (v as f64 - mu) * (v as f64 - mu);
-            }
-        }
-        let var = s2 / m;
-        let r = 1.0 / (var + eps as f64).sqrt();
-        mean[ch] = mu as f32;
-        rstd[ch] = r as f32;
-        let unbiased = s2 / (m - 1.0);
-        let mom = momentum as f64;
-        running_mean[ch] = ((1.0 - mom) * running_mean[ch] as f64 + mom * mu) as f32;
-        running_var[ch] = ((1.0 - mom) * running_var[ch] as f64 + mom * unbiased) as f32;
-        let (scale, shift) = (
-            gamma[ch] as f64 * r,
-            beta[ch] as f64 - gamma[ch] as f64 * r * mu,
-        );
-        for i in 0..n {
-            let range = (i * c + ch) * plane..(i * c + ch + 1) * plane;
-            for (o, &v) in y[range.clone()].iter_mut().zip(&x[range]) {
-                *o = (scale * v as f64 + shift) as f32;
-            }
-        }
-    }
-}
-
-/// The gradient of training-mode batch normalization (overwrites `dx`, `dgamma`, `dbeta`):
-/// with `x̂ = (x - μ)·rstd`, `dβ = Σ dy`, `dγ = Σ dy·x̂`, and
-/// `dx = γ·rstd/m · (m·dy - dβ - x̂·dγ)`.
-#[allow(clippy::too_many_arguments)]
-pub fn batchnorm_train_backward(
-    n: usize,
-    c: usize,
-    plane: usize,
-    x: &[f32],
-    gamma: &[f32],
-    mean: &[f32],
-    rstd: &[f32],
-    dy: &[f32],
-    dx: &mut [f32],
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
-) {
-    check(n, c, plane, x.len(), dy.len(), gamma.len(), dgamma.len());
-    assert!(dx.len() == x.len() && dbeta.len() == c && mean.len() == c && rstd.len() == c);
-    let m = (n * plane) as f64;
-    for ch in 0..c {
-        let (mu, r) = (mean[ch] as f64, rstd[ch] as f64);
-        let (mut db, mut dg) = (0.0f64, 0.0f64);
-        for i in 0..n {
-            let range = (i * c + ch) * plane..(i * c + ch + 1) * plane;
-            for (&g, &v) in dy[range.clone()].iter().zip(&x[range]) {
-                db += g as f64;
-                dg += g as f64 * (v as f64 - mu) * r;
-            }
-        }
-        dbeta[ch] = db as f32;
-        dgamma[ch] = dg as f32;
-        let k = gamma[ch] as f64 * r / m;
-        for i in 0..n {
-            let range = (i * c + ch) * plane..(i * c + ch + 1) * plane;
-            for ((d, &g), &v) in dx[range.clone()]
-                .iter_mut()
-                .zip(&dy[range.clone()])
-                .zip(&x[range])
-            {
-                let xhat = (v as f64 - mu) * r;
-                *d = (k * (m * g as f64 - db - xhat * dg)) as f32;
-            }
-        }
-    }
-}
-
-/// Batch normalization at inference: `y = γ (x - running_mean) / sqrt(running_var + eps) + β`.
-#[allow(clippy::too_many_arguments)]
-pub fn batchnorm_eval_forward(
-    n: usize,
-    c: usize,
-    plane: usize,
-    eps: f32,
-    x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    running_mean: &[f32],
-    running_var: &[f32],
-    y: &mut [f32],
-) {
-    check(n, c, plane, x.len(), y.len(), gamma.len(), beta.len());
-    for ch in 0..c {
-        let r = 1.0 / (running_var[ch] + eps).sqrt();
-        let (scale, shift) = (gamma[ch] * r, beta[ch] - gamma[ch] * r * running_mean[ch]);
-        for i in 0..n {
-            let range = (i * c + ch) * plane..(i * c + ch + 1) * plane;
-            for (o, &v) in y[range.clone()].iter_mut().zip(&x[range]) {
-                *o = scale * v + shift;
-            }
-        }
-    }
-}
-
-fn check(n: usize, c: usize, plane: usize, x: usize, y: usize, gamma: usize, beta: usize) {
-    assert_eq!(x, n * c * plane, "batchnorm: input length");
-    assert_eq!(y, x, "batchnorm: output length");
-    assert!(gamma == c && beta == c, "batchnorm: parameter lengths");
-}
 
 /// `s^-β`; for β = 3/4 (LRN's usual exponent) as `1 / (√s · ⁴√s)`, several times cheaper
 /// than `powf`.

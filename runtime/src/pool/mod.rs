@@ -5,6 +5,7 @@
 //! average pooling (in its own file).
 
 mod adaptive;
+mod max2x2;
 
 pub use adaptive::{adaptive_avgpool2d_backward, adaptive_avgpool2d_forward, AdaptivePool2d};
 
@@ -271,6 +272,9 @@ fn max_plane<const ARG: bool>(
     yp: &mut [f32],
     ap: &mut [u32],
 ) {
+    if max2x2::applies(g.p) {
+        return max2x2::plane::<ARG>(g.p, xp, yp, ap);
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above); the function is safe code otherwise.
@@ -503,7 +507,7 @@ mod tests {
 
     /// The separable, vectorized pooling gives every output the value and argmax of the
     /// scalar rule, bitwise, with ties (few distinct values), NaNs and -∞ in the input,
-    /// over strides, paddings, ceil mode and wide rows.
+    /// over strides, paddings, ceil mode and wide rows; and the 2×2 kernel (`max2x2.rs`).
     #[test]
     fn separable_max_pooling_equals_the_scalar_windows() {
         let shapes = [
@@ -511,6 +515,8 @@ mod tests {
             (3, 2, 1, true, 14, 15),
             (3, 2, 0, true, 7, 7),
             (2, 2, 0, false, 8, 150),
+            (2, 2, 0, false, 7, 9),
+            (2, 2, 0, true, 7, 9),
             (3, 1, 1, false, 5, 140),
             (5, 3, 2, true, 17, 23),
         ];
