@@ -25,8 +25,8 @@ pub struct Fold {
 
 /// The folded weight and bias of a conv whose weight `w` holds `γ.len()` output channels:
 /// `wf[o] = s·w[o]`, `bf[o] = β[o] + (b[o] − mean[o])·s` with `s = γ[o]/√(var[o] + eps)`
-/// (`b` = 0 without a bias). `s` is computed as the runtime's `batchnorm_eval_forward`
-/// computes its scale.
+/// (`b` = 0 without a bias), in `f64` and rounded once, as the runtime's batchnorm computes
+/// its scale and shift.
 #[allow(clippy::too_many_arguments)]
 pub fn fold_batchnorm(
     eps: f32,
@@ -41,11 +41,12 @@ pub fn fold_batchnorm(
 ) {
     let k = w.len() / gamma.len();
     for (o, (wo, fo)) in w.chunks_exact(k).zip(wf.chunks_exact_mut(k)).enumerate() {
-        let s = gamma[o] * (1.0 / (var[o] + eps).sqrt());
+        let s = gamma[o] as f64 / (var[o] as f64 + eps as f64).sqrt();
         for (f, &v) in fo.iter_mut().zip(wo) {
-            *f = s * v;
+            *f = (s * v as f64) as f32;
         }
-        bf[o] = beta[o] + (b.map_or(0.0, |b| b[o]) - mean[o]) * s;
+        let b = b.map_or(0.0, |b| b[o]) as f64;
+        bf[o] = (beta[o] as f64 + (b - mean[o] as f64) * s) as f32;
     }
 }
 
@@ -55,7 +56,7 @@ pub fn helper() -> TokenStream {
     quote! {
         /// Batchnorm folded into the convolution before it (inference): per output channel
         /// `o`, `s = γ[o]/√(var[o] + eps)`, `wf[o] = s·w[o]` and `bf[o] = β[o] + (b[o] −
-        /// mean[o])·s` (`b` = 0 without a bias).
+        /// mean[o])·s` (`b` = 0 without a bias), in `f64` and rounded once.
         #[allow(clippy::too_many_arguments)]
         fn fold_batchnorm(
             eps: f32,
@@ -70,11 +71,12 @@ pub fn helper() -> TokenStream {
         ) {
             let k = w.len() / gamma.len();
             for (o, (wo, fo)) in w.chunks_exact(k).zip(wf.chunks_exact_mut(k)).enumerate() {
-                let s = gamma[o] * (1.0 / (var[o] + eps).sqrt());
+                let s = gamma[o] as f64 / (var[o] as f64 + eps as f64).sqrt();
                 for (f, &v) in fo.iter_mut().zip(wo) {
-                    *f = s * v;
+                    *f = (s * v as f64) as f32;
                 }
-                bf[o] = beta[o] + (b.map_or(0.0, |b| b[o]) - mean[o]) * s;
+                let b = b.map_or(0.0, |b| b[o]) as f64;
+                bf[o] = (beta[o] as f64 + (b - mean[o] as f64) * s) as f32;
             }
         }
     }
