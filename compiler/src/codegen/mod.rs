@@ -24,13 +24,13 @@ mod losses;
 mod mains;
 mod module;
 mod tensors;
+mod trainer;
 mod workspace;
 
 pub(crate) use layer::layer_in_place;
 pub use layer::Cx;
-pub use mains::{
-    emit_bench, emit_main, emit_runner, emit_trainer, network_impl, trainer_fit, TrainerFit,
-};
+pub use mains::{emit_bench, emit_main, emit_runner};
+pub use trainer::{emit_trainer, network_impl, trainer_fit, TrainerFit};
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
