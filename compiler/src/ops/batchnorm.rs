@@ -1,6 +1,8 @@
 //! `batchnorm` over the channels of an image or the features of a vector: batch statistics
 //! in training (updating the running ones, PyTorch's unbiased variance), the running ones at
-//! inference. γ and β are trained; the running mean and variance are state.
+//! inference. γ and β are trained; the running mean and variance are state. A ReLU or
+//! ReLU6 after it is applied in its normalizing pass (`epilogue`), and its gradient mask in
+//! its backward passes: the activation costs no pass over memory of its own.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -8,8 +10,9 @@ use serde_json::{json, Map, Value as Json};
 
 use netc_runtime as rt;
 
+use super::act::ActFn;
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
-use super::{channels, object, Op, OpError, OpKind, ParamDecl, SavedDecl};
+use super::{channels, object, Op, OpError, OpKind, ParamDecl, Reads, SavedDecl};
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -18,6 +21,8 @@ use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
 pub struct BatchNorm {
     pub eps: f64,
     pub momentum: f64,
+    /// The activation applied with the normalization (`epilogue`).
+    pub act: Option<ActFn>,
 }
 
 pub const SPECS: &[OpSpec] = &[OpSpec {
@@ -31,6 +36,7 @@ pub const SPECS: &[OpSpec] = &[OpSpec {
         Ok(Op::BatchNorm(BatchNorm {
             eps: r.float("eps", Kind::Positive)?,
             momentum: r.float("momentum", Kind::Unit)?,
+            act: None,
         }))
     },
 }];
@@ -72,6 +78,18 @@ impl OpKind for BatchNorm {
             ..SavedDecl::per_sample(letter, c)
         };
         vec![fixed('m'), fixed('r')]
+    }
+
+    fn reads(&self) -> Reads {
+        Reads {
+            input: true,
+            // A fused activation's gradient mask is read from the output.
+            output: self.act.is_some(),
+        }
+    }
+
+    fn masks_own_gradient(&self) -> bool {
+        self.act.is_some()
     }
 
     fn forward(&self, cx: &Fwd, out: &mut FwdOut) {
@@ -145,15 +163,22 @@ impl OpKind for BatchNorm {
         let (rm, rv) = (cx.state("running_mean"), cx.state("running_var"));
         let (m, r) = (cx.saved('m'), cx.saved('r'));
         let (x, y, dy) = (cx.x(0), cx.y(), cx.dy());
+        let act = ActFn::epilogue_tokens(self.act);
         let fwd = quote! {
-            rt::norm::batchnorm_train_forward(n, #c, #plane, #eps, #mom, &#x, &#gw, &#gb,
-                &mut #rm, &mut #rv, &mut #y, &mut #m, &mut #r);
+            rt::norm::batchnorm_train_forward_act(n, #c, #plane, #eps, #mom, &#x, &#gw, &#gb,
+                #act, &mut #rm, &mut #rv, &mut #y, &mut #m, &mut #r);
+        };
+        // Without an activation the output is not read (nor kept for backward).
+        let out = if self.act.is_some() {
+            quote! { &#y }
+        } else {
+            quote! { &[] }
         };
         let bwd = cx.scratch_dx(
             0,
             quote! {
-            rt::norm::batchnorm_train_backward(n, #c, #plane, &#x, &#gw, &#m, &#r, &#dy,
-                &mut ws.scratch[..len], &mut #dgw, &mut #dgb);
+            rt::norm::batchnorm_train_backward_act(n, #c, #plane, &#x, #out, #act, &#gw, &#m,
+                &#r, &#dy, &mut ws.scratch[..len], &mut #dgw, &mut #dgb);
             },
         );
         (fwd, bwd)
@@ -169,8 +194,10 @@ impl OpKind for BatchNorm {
         let (gw, gb) = (cx.param("weight"), cx.param("bias"));
         let (rm, rv) = (cx.state("running_mean"), cx.state("running_var"));
         let (x, y) = (cx.x(0), cx.y());
+        let act = ActFn::epilogue_tokens(self.act);
         Some(quote! {
-            rt::norm::batchnorm_eval_forward(n, #c, #plane, #eps, &#x, &#gw, &#gb, &#rm, &#rv, &mut #y);
+            rt::norm::batchnorm_eval_forward_act(n, #c, #plane, #eps, &#x, &#gw, &#gb, #act, &#rm,
+                &#rv, &mut #y);
         })
     }
 }

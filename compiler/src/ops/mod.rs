@@ -225,6 +225,13 @@ pub trait OpKind: std::fmt::Debug {
         0
     }
 
+    /// Whether its backward takes a fused activation's gradient (`Op::fused`) through the
+    /// activation's mask itself; otherwise the code before it masks the gradient in a pass
+    /// of its own.
+    fn masks_own_gradient(&self) -> bool {
+        false
+    }
+
     /// What backward reads.
     fn reads(&self) -> Reads {
         Reads {
@@ -375,6 +382,7 @@ impl Op {
         match self {
             Op::Conv(c) => c.act,
             Op::Linear(l) => l.act,
+            Op::BatchNorm(b) => b.act,
             _ => None,
         }
     }

@@ -475,10 +475,11 @@ fn the_plan_sizes_the_generated_workspace() {
             module_bytes!(every_op_unfused, batch)
         );
     }
-    // ResNet: every ReLU follows a batchnorm or an add, and runs in place.
+    // ResNet: a ReLU after a batchnorm is applied in its normalizing pass; one after an
+    // add runs in place.
     let r = "../../compiler/tests/fixtures/torch_shapes/resnet_mini.net";
     let s = plan(r, &[]);
-    assert_eq!((s.relus, s.relus_fused, s.in_place), (11, 0, 11));
+    assert_eq!((s.relus, s.relus_fused, s.in_place), (11, 6, 5));
     for batch in [1, 5] {
         let in_place = bytes(r, &[], batch);
         assert_eq!(
@@ -503,13 +504,18 @@ fn the_plan_sizes_the_generated_workspace() {
         assert_eq!(plan(r, &[]).batchnorms_folded, 13);
         let (in_place, own) = (in_place.0, own.0);
         // In place, the activations take no buffers of their own. With liveness from what
-        // each step reads, their inputs die as they are read anyway, so the peak is no
-        // higher either way; what goes is the buffers.
-        assert!(in_place <= own);
+        // each step reads, their inputs die as they are read anyway, so the peak is the
+        // same either way but for where first-fit places the buffers (here 0.5% more in
+        // place, since the ReLUs after batchnorms are fused and only those after adds run
+        // in place); what goes is the buffers.
+        assert!(
+            in_place as f64 <= 1.01 * own as f64,
+            "{in_place} in place, {own} without"
+        );
         let count = |skip: &[&str]| plan(r, skip).workspace.buffers.len();
         assert_eq!(
             count(&["inplace"]) - count(&[]),
-            2 * 11,
+            2 * 5,
             "activations in place"
         );
     }
