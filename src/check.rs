@@ -120,10 +120,11 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
         ),
     };
     let folded = format!("{} of {}", s.batchnorms_folded, s.batchnorms);
+    let adds = format!("{} of {}", s.adds_fused, s.adds);
     format!(
         "\nplan (codegen passes, batch {batch}):\n\
          \x20 GEMM layers        {} (checked graph: {})\n\
-         \x20 ReLUs fused        {} of {} (into the GEMM epilogue)\n\
+         \x20 ReLUs fused        {} of {} (into a GEMM epilogue or a batchnorm)\n\
          \x20 in place           {in_place}\n\
          \x20 concats            {concats}\n\
          \x20 workspace          {} ({} if no two buffers shared memory)\n\
@@ -135,7 +136,8 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
          \x20 inference          {}: `Workspace::for_inference`, planned on its own\n\
          \x20   arena            {}: {} placed by liveness\n\
          \x20   scratch          {}: im2col and folded conv weights\n\
-         \x20   batchnorms       {} folded into the conv before them\n",
+         \x20   batchnorms       {} folded into the conv before them\n\
+         \x20   adds             {} in the epilogue of the conv before them\n",
         s.gemm_layers,
         s.gemm_layers_before,
         s.relus_fused,
@@ -157,6 +159,7 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
         count(s.inference.arena.len(), "activation", "activations"),
         mib(bytes.inference_scratch),
         folded,
+        adds,
     )
 }
 
@@ -185,6 +188,8 @@ fn plan_json(s: &netc_compiler::plan::Summary) -> serde_json::Value {
         "inference_scratch_bytes": s.bytes.inference_scratch,
         "batchnorms": s.batchnorms,
         "batchnorms_folded": s.batchnorms_folded,
+        "adds": s.adds,
+        "adds_fused": s.adds_fused,
         "scratch_bytes": s.bytes.scratch,
     })
 }

@@ -219,6 +219,9 @@ impl Graph {
             if let Op::Conv(crate::ops::Conv { fold: Some(f), .. }) = &node.op {
                 fused += &format!("+batchnorm({})", f.bn);
             }
+            if let Op::Conv(crate::ops::Conv { residual: true, .. }) = &node.op {
+                fused += "+add";
+            }
             if let Some(f) = node.op.fused() {
                 fused += &format!("+{}", f.name());
             }

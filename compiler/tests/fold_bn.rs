@@ -1,9 +1,10 @@
-//! The `fold_bn` pass: where a batchnorm follows a conv that nothing else reads, inference
-//! computes the conv with the batchnorm folded into its weight and bias, and the schedule
-//! has no batchnorm step; where the conv's value is needed too (another consumer, an
-//! output), or an activation comes between, both stay. Each network's inference by its
-//! plan (`plan::run`) equals the unfused interpreter, with non-trivial batchnorm
-//! statistics, folded and with `fold_bn` skipped.
+//! The inference passes. `fold_bn`: where a batchnorm follows a conv that nothing else
+//! reads, inference computes the conv with the batchnorm folded into its weight and bias,
+//! and the schedule has no batchnorm step; where the conv's value is needed too (another
+//! consumer, an output), or an activation comes between, both stay. `residual`: a residual
+//! `add` after a conv (its batchnorm folded) is computed in the conv's epilogue. Each
+//! network's inference by its plan (`plan::run`) equals the unfused interpreter, with
+//! non-trivial batchnorm statistics, folded and with `fold_bn` skipped.
 
 use std::path::Path;
 
@@ -267,4 +268,90 @@ fn the_zoo_infers_with_every_batchnorm_folded() {
         assert_eq!(s.batchnorms_folded, s.batchnorms, "{name}");
         assert!(inferred(&p, "batchnorm").is_empty(), "{name}");
     }
+}
+
+/// The residual convs of the inference graph: (conv, the value it adds).
+fn residuals(p: &Plan) -> Vec<(String, String)> {
+    let g = &p.infer.graph;
+    g.nodes()
+        .into_iter()
+        .filter(|&n| matches!(&g.node(n).op, Op::Conv(c) if c.residual))
+        .map(|n| {
+            let r = g.inputs_of(n)[1];
+            (g.node(n).path.clone(), g.node(r).path.clone())
+        })
+        .collect()
+}
+
+/// ResNet's two blocks: the add (and the ReLU after it) goes into the epilogue of the conv
+/// before it, its batchnorm folded (`residual`); the identity block's conv copies the block
+/// input, which its first conv reads too, while the projection block's conv writes onto
+/// the projection, which only it reads. With `fold_bn` skipped a batchnorm comes between,
+/// and the adds stay.
+#[test]
+fn a_residual_add_goes_into_the_conv_epilogue() {
+    let g = graph(
+        "network n(x: [4, 8, 8]) {
+            b1 = x -> conv(4, k=3, p=1, bias=false) as c1 -> batchnorm -> relu
+                   -> conv(4, k=3, p=1, bias=false) as c2 -> batchnorm;
+            y1 = add(b1, x) -> relu;
+            ds = y1 -> conv(6, k=1, s=2, bias=false) as proj -> batchnorm;
+            b2 = y1 -> conv(6, k=3, s=2, p=1, bias=false) as c3 -> batchnorm -> relu
+                   -> conv(6, k=3, p=1) as c4 -> batchnorm;
+            y = add(ds, b2) -> relu -> global_avgpool -> flatten;
+            output y;
+        }",
+    );
+    let p = infers_as_the_interpreter("resnet blocks", &g);
+    assert_eq!(
+        residuals(&p),
+        [("c2".into(), "x".into()), ("c4".into(), "proj".into())]
+    );
+    assert!(inferred(&p, "add").is_empty(), "no add step");
+    assert!(inferred(&p, "relu").is_empty(), "the ReLUs in epilogues");
+    let gi = &p.infer.graph;
+    let on = |a: &str| {
+        gi.aliases
+            .iter()
+            .find(|(&n, _)| gi.node(n).path == a)
+            .map(|(_, &x)| gi.node(x).path.clone())
+    };
+    assert_eq!(on("c2"), None, "x is read by c1 too, and is an input");
+    assert_eq!(on("c4").as_deref(), Some("proj"), "c4 adds onto proj");
+    let s = plan::summary(&g, &[], 2).unwrap();
+    assert_eq!((s.adds, s.adds_fused), (2, 2));
+    assert!(s.steps.contains("(+ proj in the epilogue)"), "{}", s.steps);
+    let unfolded = plan::plan(&g, &["fold_bn"]).unwrap();
+    assert!(residuals(&unfolded).is_empty());
+    assert_eq!(inferred(&unfolded, "add").len(), 2);
+    // Training keeps its adds: backward needs each conv's own output.
+    let train = &p.train.graph;
+    assert!(train
+        .nodes()
+        .into_iter()
+        .all(|n| !matches!(&train.node(n).op, Op::Conv(c) if c.residual)));
+}
+
+/// An add whose conv has an activation of its own, another consumer, or is an output,
+/// or that adds a value to itself, stays an add.
+#[test]
+fn a_conv_whose_value_is_needed_keeps_its_add() {
+    let g = graph(
+        "network n(x: [4, 6, 6]) {
+            a = x -> conv(4, k=3, p=1) as acted -> relu;
+            y1 = add(x, a);
+            c = x -> conv(4, k=1) as shared;
+            y2 = add(x, c) -> conv(4, k=1) as after;
+            y3 = add(c, after);
+            o = x -> conv(4, k=1) as seen;
+            y4 = add(x, o);
+            s = x -> conv(4, k=1) as twice;
+            y5 = add(s, s);
+            output y1, y3, o, y4, y5;
+        }",
+    );
+    let p = infers_as_the_interpreter("kept adds", &g);
+    // Only `after` qualifies: made after `c`, it feeds only its add.
+    assert_eq!(residuals(&p), [("after".into(), "shared".into())]);
+    assert_eq!(inferred(&p, "add").len(), 4);
 }

@@ -52,8 +52,8 @@ fn after_an_unknown_pass_is_none() {
     assert!(passes::after(&g, "epilogue").unwrap().is_ok());
 }
 
-/// Where no gradient flows (the inference graph), `inplace` also lets a residual add
-/// overwrite the branch it adds to, and an activation whose derivative needs its input
+/// Where no gradient flows (the inference graph), `inplace` also lets a residual add (one
+/// `residual` did not put into a conv) overwrite the branch it adds to, and an activation whose derivative needs its input
 /// (SiLU) overwrite its input; in training neither may (backward would need what is
 /// overwritten).
 #[test]
@@ -75,7 +75,16 @@ fn at_inference_adds_and_every_activation_run_in_place() {
         .into_iter()
         .filter(|&n| matches!(g.node(n).op, Op::Add(_)))
         .count();
-    assert_eq!((in_place(&inferred, "add"), adds), (5, 5));
+    // With `residual`, each add is computed in the epilogue of the conv before it; without,
+    // each runs in place.
+    let residual = inferred
+        .nodes()
+        .into_iter()
+        .filter(|&n| matches!(&inferred.node(n).op, Op::Conv(c) if c.residual))
+        .count();
+    assert_eq!((residual, adds), (5, 5));
+    let unfused = passes::inference(&g, &["residual"]).unwrap();
+    assert_eq!(in_place(&unfused, "add"), 5);
     assert_eq!(in_place(&trained, "add"), 0);
     let src = "network n(x: [3, 8, 8], t: [4, 8, 8]) {
         y = x -> conv(4, k=3, p=1) -> batchnorm -> silu;

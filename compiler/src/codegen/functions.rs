@@ -92,6 +92,10 @@ pub(super) fn fusion_note(g: &Graph, n: NodeIndex) -> String {
     if let crate::ops::Op::Conv(crate::ops::Conv { fold: Some(f), .. }) = &g.node(n).op {
         note += &format!(" Batchnorm `{}` folded in (fold_bn).", f.bn);
     }
+    if let crate::ops::Op::Conv(crate::ops::Conv { residual: true, .. }) = &g.node(n).op {
+        let r = g.inputs_of(n)[1];
+        note += &format!(" Adds `{}` in its epilogue (residual).", g.node(r).path);
+    }
     if let Some(group) = g.group_of(n) {
         let paths = |js: &[NodeIndex]| {
             js.iter()

@@ -216,8 +216,10 @@ pub(super) fn layer(cx: &Cx) -> (TokenStream, TokenStream) {
     let node = g.node(n);
     // A layer run in place: its buffers are its input's. An activation's gradient is
     // masked where it is; an add (only ever where no gradient flows) adds its other inputs
-    // to the one it overwrites.
-    if let Some(&x) = g.aliases.get(&n) {
+    // to the one it overwrites. (A residual conv in place on the value it adds is its op's
+    // to print.)
+    let pointwise = matches!(node.op, Op::Act(_) | Op::Add(_));
+    if let Some(&x) = g.aliases.get(&n).filter(|_| pointwise) {
         let t = cx.y();
         return match &node.op {
             Op::Act(a) => {

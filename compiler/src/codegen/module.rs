@@ -125,7 +125,10 @@ pub(super) fn module(
         let cx = layer::cx(g, n, plan, &bufs);
         let (fwd_body, bwd_body) = layer::layer(&cx);
         // An activation fused into the layer: its gradient first, on the layer's own output.
-        let masks_first = node.op.fused().filter(|_| !node.op.kind().masks_own_gradient());
+        let masks_first = node
+            .op
+            .fused()
+            .filter(|_| !node.op.kind().masks_own_gradient());
         let bwd_body = if let Some(f) = masks_first {
             let k = f.kernel();
             if let Some((t, d, slot)) = layer::layer_in_place(&cx, n) {

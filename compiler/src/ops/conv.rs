@@ -1,7 +1,8 @@
 //! `conv`: 2-d convolution (dilation, groups, bias), im2col + GEMM in the runtime, a ReLU
 //! fused into the GEMM's epilogue by the `epilogue` pass, sibling 1×1 convs merged into one
 //! GEMM by `merge_1x1`, outputs written into a concat's channels by `concat_in_place`, and,
-//! at inference, the batchnorm after it folded into its weights by `fold_bn` (see `fold`).
+//! at inference, the batchnorm after it folded into its weights by `fold_bn` (see `fold`)
+//! and the residual `add` after it summed in its epilogue by `residual`.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -32,6 +33,10 @@ pub struct Conv {
     /// The batchnorm folded into it (set by the `fold_bn` pass on the inference graph,
     /// never by users).
     pub fold: Option<Fold>,
+    /// Whether its input 1 is added to its output before the activation: a residual `add`
+    /// computed in the GEMM's epilogue (set by the `residual` pass on the inference graph,
+    /// never by users).
+    pub residual: bool,
 }
 
 const PARAMS: &[Param] = &[
@@ -87,6 +92,7 @@ fn build(r: &Reader) -> Result<Op, OpError> {
         bias: r.bool("bias")?,
         act: None,
         fold: None,
+        residual: false,
     }))
 }
 
@@ -146,7 +152,7 @@ impl OpKind for Conv {
             self.k[0],
             self.k[1],
         ]))?;
-        window_shape(
+        let y = window_shape(
             "conv",
             x,
             self.out,
@@ -157,7 +163,14 @@ impl OpKind for Conv {
                 dil: self.dil,
                 ceil: false,
             },
-        )
+        )?;
+        match (self.residual, ins.get(1)) {
+            (false, None) => Ok(y),
+            (true, Some(&r)) if *r == y => Ok(y),
+            _ => Err(OpError::new(
+                "a residual conv adds one input of its output's shape (a bug in `residual`)",
+            )),
+        }
     }
 
     fn params(&self, ins: &[&Shape]) -> Vec<ParamDecl> {
@@ -180,6 +193,9 @@ impl OpKind for Conv {
         }
         if let Some(fold) = &self.fold {
             v["fold"] = json!(fold.bn);
+        }
+        if self.residual {
+            v["residual"] = json!(true);
         }
         object(v)
     }
@@ -207,7 +223,7 @@ impl OpKind for Conv {
         let geo = self.geometry(cx.shapes[0]);
         let mut col = vec![0.0; geo.col_len()];
         // A folded batchnorm (only ever in an inference graph): its weight and bias.
-        if let Some(fold) = &self.fold {
+        let folded = self.fold.as_ref().map(|fold| {
             let w = cx.param("weight");
             let (mut wf, mut bf) = (vec![0.0; w.len()], vec![0.0; self.out]);
             let bn = |suffix: &str| cx.param_of(&fold.bn, suffix);
@@ -222,21 +238,19 @@ impl OpKind for Conv {
                 &mut wf,
                 &mut bf,
             );
-            let y = &mut out.y;
-            rt::conv::conv2d_forward(&geo, cx.batch, cx.xs[0], &wf, Some(&bf), false, y, &mut col);
-            return;
+            (wf, bf)
+        });
+        let (w, b) = match &folded {
+            Some((wf, bf)) => (&wf[..], Some(&bf[..])),
+            None => (cx.param("weight"), cx.maybe("bias", self.bias)),
+        };
+        // The fused ReLU is the interpreter's to apply (see `interp::forward`), after the
+        // residual.
+        let y = &mut out.y;
+        rt::conv::conv2d_forward(&geo, cx.batch, cx.xs[0], w, b, false, y, &mut col);
+        if self.residual {
+            rt::tensor::accumulate(cx.xs[1], y);
         }
-        // The fused ReLU is the interpreter's to apply (see `interp::forward`).
-        rt::conv::conv2d_forward(
-            &geo,
-            cx.batch,
-            cx.xs[0],
-            cx.param("weight"),
-            cx.maybe("bias", self.bias),
-            false,
-            &mut out.y,
-            &mut col,
-        );
     }
 
     fn backward(&self, cx: &Bwd, out: &mut BwdOut) {
@@ -319,11 +333,8 @@ impl OpKind for Conv {
         let (x, dx_ok) = (cx.x(0), cx.wants(0));
         let (w, dw) = (cx.param("weight"), cx.grad("weight"));
         let (b, db) = cx.bias_args(self.bias);
-        let act = ActFn::epilogue_tokens(self.act);
-        if let Some((t, d, slot)) = layer_in_place(cx, cx.n) {
-            let fwd = quote! {
-                rt::conv::conv2d_forward_slot_act(&#geo, n, &#x, &#w, #b, #act, &mut #t, #slot, &mut ws.col);
-            };
+        let fwd = self.forward_tokens(cx, quote! { &#w }, b);
+        if let Some((_, d, slot)) = layer_in_place(cx, cx.n) {
             let data = cx.add_dx(0, |dx| quote! {
                 rt::conv::conv2d_backward_data_slot_acc(&#geo, n, &#w, &#d, #slot, &mut #dx, &mut ws.col);
             });
@@ -333,8 +344,7 @@ impl OpKind for Conv {
             };
             return (fwd, bwd);
         }
-        let (y, dy) = (cx.y(), cx.dy());
-        let fwd = quote! { rt::conv::conv2d_forward_act(&#geo, n, &#x, &#w, #b, #act, &mut #y, &mut ws.col); };
+        let dy = cx.dy();
         let data =
             if dx_ok {
                 cx.add_dx(0, |dx| quote! {
@@ -355,8 +365,7 @@ impl OpKind for Conv {
     /// the training forward serves.
     fn emit_infer(&self, cx: &Cx) -> Option<TokenStream> {
         let fold = self.fold.as_ref()?;
-        let geo = cx.geo();
-        let (x, w) = (cx.x(0), cx.param("weight"));
+        let w = cx.param("weight");
         let (b, _) = cx.bias_args(self.bias);
         let bn = |suffix: &str| cx.param_at(&fold.bn, suffix);
         let (gamma, beta) = (bn("weight"), bn("bias"));
@@ -365,24 +374,47 @@ impl OpKind for Conv {
             cx.state_at(&fold.bn, "running_var"),
         );
         let (eps, len, out) = (fold.eps as f32, self.weight_len(cx.shapes[0]), self.out);
-        let act = ActFn::epilogue_tokens(self.act);
-        let conv = match layer_in_place(cx, cx.n) {
-            Some((t, _, slot)) => quote! {
-                rt::conv::conv2d_forward_slot_act(&#geo, n, &#x, wf, Some(&bf[..]), #act, &mut #t, #slot, &mut ws.col);
-            },
-            None => {
-                let y = cx.y();
-                quote! {
-                    rt::conv::conv2d_forward_act(&#geo, n, &#x, wf, Some(&bf[..]), #act, &mut #y, &mut ws.col);
-                }
-            }
-        };
+        let conv = self.forward_tokens(cx, quote! { wf }, quote! { Some(&bf[..]) });
         Some(quote! {
             let (wf, bf) = ws.fold.split_at_mut(#len);
             let bf = &mut bf[..#out];
             fold_batchnorm(#eps, &#w, #b, &#gamma, &#beta, &#mean, &#var, wf, bf);
             #conv
         })
+    }
+}
+
+impl Conv {
+    /// The forward call with weight `w` and bias `b` (expressions): into its concat's slot
+    /// if it has one; with a residual, onto the value added, which is in the output's buffer
+    /// already where the layer runs in place on it (`inplace`), else copied there first.
+    fn forward_tokens(&self, cx: &Cx, w: TokenStream, b: TokenStream) -> TokenStream {
+        let (geo, x) = (cx.geo(), cx.x(0));
+        let act = ActFn::epilogue_tokens(self.act);
+        if let Some((t, _, slot)) = layer_in_place(cx, cx.n) {
+            return quote! {
+                rt::conv::conv2d_forward_slot_act(&#geo, n, &#x, #w, #b, #act, &mut #t, #slot, &mut ws.col);
+            };
+        }
+        let y = cx.y();
+        if !self.residual {
+            return quote! {
+                rt::conv::conv2d_forward_act(&#geo, n, &#x, #w, #b, #act, &mut #y, &mut ws.col);
+            };
+        }
+        let len = cx.g.node(cx.n).shape.iter().product::<usize>();
+        let on_it = cx.g.aliases.get(&cx.n) == cx.g.inputs_of(cx.n).get(1);
+        let copy = if on_it {
+            quote! {}
+        } else {
+            let r = cx.x(1);
+            quote! { #y.copy_from_slice(&#r); }
+        };
+        quote! {
+            #copy
+            rt::conv::conv2d_forward_slot_act_acc(&#geo, n, &#x, #w, #b, #act, &mut #y,
+                rt::tensor::Slot::dense(#len), &mut ws.col);
+        }
     }
 }
 

@@ -36,7 +36,9 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
                     .all(|e| e.target() == concat);
             let reads_output = graded[layer.index()] && g.node(layer).op.kind().reads().output;
             let kept = !(overwritten && reads_output);
-            if matches!(g.node(layer).op, Op::Conv(_)) && one_use && kept && !g.is_observed(layer) {
+            // A residual conv adds onto its own buffer (`residual`): it keeps it.
+            let plain = matches!(&g.node(layer).op, Op::Conv(c) if !c.residual);
+            if plain && one_use && kept && !g.is_observed(layer) {
                 g.slots.insert(layer, Slot { concat, c0: at });
                 changed = true;
             }

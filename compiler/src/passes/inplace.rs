@@ -2,7 +2,8 @@
 //! (after batchnorm, an add, a pool, a concat) overwrites its input's buffers instead of
 //! taking its own: forward `x ← f(x)`, backward `dy ← dy·f'(y)` on the shared gradient; and,
 //! where no gradient flows (inference), a residual `add` overwrites one of its inputs
-//! (`x ← x + Σ others`). That is legal when the op is its input's only use, and the input is
+//! (`x ← x + Σ others`), and a conv that the `residual` pass gave an add's other input writes
+//! onto that input (`r ← act(conv(x) + r)`). That is legal when the op is its input's only use, and the input is
 //! no network input, output or loss term, nor in a concat's slot or a merged group. Where a
 //! gradient flows, backward must not need the overwritten value: the activation's derivative
 //! follows from its output (ReLU, ReLU6, hardtanh, sigmoid, tanh), and the input's own
@@ -40,7 +41,11 @@ pub fn legal(g: &Graph, a: NodeIndex, x: NodeIndex, graded: &[bool]) -> bool {
     let (kind, backward) = if graded[a.index()] {
         (activation(op), !reads_own_output(input))
     } else {
-        (matches!(op, Op::Act(_) | Op::Add(_)), true)
+        // A residual conv (`residual`) may write onto the value it adds, not onto its input.
+        let residual = matches!(op, Op::Conv(c) if c.residual)
+            && g.inputs_of(a).get(1) == Some(&x)
+            && g.inputs_of(a)[0] != x;
+        (matches!(op, Op::Act(_) | Op::Add(_)) || residual, true)
     };
     kind && backward
         && g.inputs_of(a).contains(&x)
@@ -55,13 +60,16 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
     let mut changed = false;
     let graded = g.graded();
     for a in g.nodes() {
-        if !matches!(g.node(a).op, Op::Act(_) | Op::Add(_)) {
+        let residual = matches!(&g.node(a).op, Op::Conv(c) if c.residual);
+        if !matches!(g.node(a).op, Op::Act(_) | Op::Add(_)) && !residual {
             continue;
         }
-        // An activation overwrites its input; an add the first of its inputs that it may.
+        // An activation overwrites its input; an add the first of its inputs that it may; a
+        // residual conv the value it adds.
         let x = g
             .inputs_of(a)
             .into_iter()
+            .skip(usize::from(residual))
             .find(|&x| legal(g, a, x, &graded));
         if let Some(x) = x {
             g.aliases.insert(a, x);

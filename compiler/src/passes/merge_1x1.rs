@@ -34,8 +34,8 @@ pub fn run(g: &mut Graph) -> Result<Changed, Diagnostic> {
             }
             if let Op::Conv(conv) = &g.node(c).op {
                 // A conv with a batchnorm folded in computes its own weight first (see
-                // `ops::fold`): it runs alone.
-                if pointwise(conv) && conv.fold.is_none() {
+                // `ops::fold`): it runs alone, as does one that adds a residual.
+                if pointwise(conv) && conv.fold.is_none() && !conv.residual {
                     let act = conv.act.map(|f| f.name());
                     siblings.entry((conv.bias, act)).or_default().push(c);
                 }

@@ -5,7 +5,7 @@
 //! ([`Graph::is_observed`], [`Graph::replace_all_uses`]).
 //!
 //! `prune` makes the inference graph (`netc graph --after prune`, the report's inference
-//! totals) and `fold_bn` rewrites it for inference alone; the codegen passes make the graphs
+//! totals) and `fold_bn` and `residual` rewrite it for inference alone; the codegen passes make the graphs
 //! code is generated from: [`training`] from the checked graph, [`inference`] from the
 //! inference graph.
 
@@ -15,6 +15,7 @@ pub mod fold_bn;
 pub mod inplace;
 pub mod merge_1x1;
 pub mod prune;
+pub mod residual;
 
 use netc_dsl::Diagnostic;
 
@@ -46,6 +47,12 @@ pub const INFERENCE: &[Pass] = &[
         name: "fold_bn",
         requires: &["prune"],
         run: fold_bn::run,
+    },
+    // A batchnorm between the conv and the add folds first; then the conv adds.
+    Pass {
+        name: "residual",
+        requires: &["prune", "fold_bn"],
+        run: residual::run,
     },
 ];
 

@@ -424,8 +424,16 @@ pub fn describe(s: &Schedule, g: &Graph, buffers: &[Buffer]) -> String {
                 What::Forward(n) | What::Infer(n) => {
                     let (op, path) = (&g.node(n).op, &g.node(n).path);
                     match op {
-                        Op::Conv(Conv { fold: Some(f), .. }) => {
-                            format!("conv {path} (fold {} into {path})", f.bn)
+                        Op::Conv(Conv { fold, residual, .. }) if fold.is_some() || *residual => {
+                            let mut s = format!("conv {path}");
+                            if let Some(f) = fold {
+                                s += &format!(" (fold {} into {path})", f.bn);
+                            }
+                            if *residual {
+                                let r = g.inputs_of(n)[1];
+                                s += &format!(" (+ {} in the epilogue)", g.node(r).path);
+                            }
+                            s
                         }
                         _ => format!("{} {path}", op.name()),
                     }

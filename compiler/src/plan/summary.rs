@@ -31,6 +31,10 @@ pub struct Summary {
     /// before them.
     pub batchnorms: usize,
     pub batchnorms_folded: usize,
+    /// Adds inference computes, and how many of them `residual` computes in the epilogue
+    /// of the conv before them.
+    pub adds: usize,
+    pub adds_fused: usize,
     /// Trainable parameters (weights and biases) of the training graph.
     pub params: u64,
     /// The training step's workspace, and inference's.
@@ -114,6 +118,8 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
     let relu = |op: &Op| op.act() == Some(crate::ops::ActFn::Relu);
     let batchnorm = |op: &Op| matches!(op, Op::BatchNorm(_));
     let folded = |op: &Op| matches!(op, Op::Conv(c) if c.fold.is_some());
+    let add = |op: &Op| matches!(op, Op::Add(_));
+    let residual = |op: &Op| matches!(op, Op::Conv(c) if c.residual);
     let relus = count(g, &g.training_set(), relu);
     let plan = plan(g, skip)?;
     let planned = &plan.train.graph;
@@ -161,6 +167,8 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
             .sum(),
         batchnorms: count(g, &g.inference_set(), batchnorm),
         batchnorms_folded: count(inferred, &infer_set, folded),
+        adds: count(g, &g.inference_set(), add),
+        adds_fused: count(inferred, &infer_set, residual),
         params,
         steps,
         train_plan,

@@ -500,7 +500,18 @@ fn the_plan_sizes_the_generated_workspace() {
         // its peak is at a residual `add`, which folding does not touch, and the folded
         // weights take scratch).
         let count = |skip: &[&str]| plan(r, skip).inference.buffers.len();
-        assert_eq!(count(&["fold_bn"]) - count(&[]), 13, "batchnorms folded");
+        assert_eq!(
+            count(&["fold_bn"]) - count(&["residual"]),
+            13,
+            "batchnorms folded"
+        );
+        // The two projection blocks' convs add onto the projection's buffer (`residual`);
+        // the identity blocks' copy the block input, which the next block reads too.
+        assert_eq!(
+            count(&["residual"]) - count(&[]),
+            2,
+            "convs onto their residual"
+        );
         assert_eq!(plan(r, &[]).batchnorms_folded, 13);
         let (in_place, own) = (in_place.0, own.0);
         // In place, the activations take no buffers of their own. With liveness from what
