@@ -64,15 +64,6 @@ fn clamp(v: f32, hi: Option<f32>) -> f32 {
     }
 }
 
-/// Whether the activation passes the gradient at pre-activation `v` (PyTorch: ReLU's where
-/// `y > 0`, ReLU6's where `0 < y < 6`).
-#[inline(always)]
-fn passes(v: f32, hi: Option<f32>) -> bool {
-    match hi {
-        None => true,
-        Some(hi) => v > 0.0 && v < hi,
-    }
-}
 
 /// Batch normalization in training mode:
 /// `y = γ (x - μ_B) / sqrt(σ²_B + eps) + β` with the batch mean and biased variance, and
@@ -270,22 +261,41 @@ pub fn batchnorm_train_backward_act(
     if hi.is_some() {
         assert_eq!(y.len(), x.len(), "batchnorm: output length");
     }
-    let mask = |at: usize| hi.is_none() || passes(y[at], hi);
     let m = (n * plane) as f64;
-    // (Σ dy', Σ dy'·(x - μ)) per channel.
+    // The plane of `y` at `at` (for the mask; none without an activation).
+    let y_at = |at: usize, len: usize| {
+        if hi.is_some() {
+            &y[at..at + len]
+        } else {
+            &[][..]
+        }
+    };
+    // (Σ dy', Σ dy'·(x - μ)) per channel, in LANES f64 lanes so that the sums vectorize and
+    // do not wait on one another's rounding (the thread count cannot change them).
     let sums = per_channel(c, x.len(), |ch| {
         let mu = mean[ch] as f64;
-        let (mut db, mut dxs) = (0.0f64, 0.0f64);
+        let (mut db, mut dxs) = ([0.0f64; LANES], [0.0f64; LANES]);
         for i in 0..n {
             let at = (i * c + ch) * plane;
-            for q in at..at + plane {
-                if mask(q) {
-                    db += dy[q] as f64;
-                    dxs += dy[q] as f64 * (x[q] as f64 - mu);
+            let xs = &x[at..at + plane];
+            masked_blocks(y_at(at, plane), &dy[at..at + plane], hi, |from, g| {
+                let xb = &xs[from..from + g.len()];
+                let (gq, xq) = (g.chunks_exact(LANES), xb.chunks_exact(LANES));
+                let rest = gq.remainder().iter().zip(xq.remainder());
+                for (gq, xq) in gq.zip(xq) {
+                    for l in 0..LANES {
+                        let gv = gq[l] as f64;
+                        db[l] += gv;
+                        dxs[l] += gv * (xq[l] as f64 - mu);
+                    }
                 }
-            }
+                for (&gv, &xv) in rest {
+                    db[0] += gv as f64;
+                    dxs[0] += gv as f64 * (xv as f64 - mu);
+                }
+            });
         }
-        (db, dxs)
+        (db.iter().sum::<f64>(), dxs.iter().sum::<f64>())
     });
     // dx = γr/m·(m·dy' - dβ - x̂·dγ) in f64: where a channel has few values (a 1×1 map at
     // batch 2) its dx is all cancellation, and f32 would leave only rounding noise.
@@ -300,12 +310,41 @@ pub fn batchnorm_train_backward_act(
     per_plane(dx, c, plane, |ch, at, dp| {
         let (db, dg, kk) = k[ch];
         let (mu, r) = (mean[ch] as f64, rstd[ch] as f64);
-        for (q, d) in (at..).zip(dp.iter_mut()) {
-            let g = if mask(q) { dy[q] as f64 } else { 0.0 };
-            let xhat = (x[q] as f64 - mu) * r;
-            *d = (kk * (m * g - db - xhat * dg)) as f32;
-        }
+        let xs = &x[at..at + dp.len()];
+        masked_blocks(y_at(at, dp.len()), &dy[at..at + dp.len()], hi, |from, g| {
+            let out = &mut dp[from..from + g.len()];
+            for ((d, &gv), &xv) in out.iter_mut().zip(g).zip(&xs[from..]) {
+                let xhat = (xv as f64 - mu) * r;
+                *d = (kk * (m * gv as f64 - db - xhat * dg)) as f32;
+            }
+        });
     });
+}
+
+/// Accumulator lanes of the backward statistics.
+const LANES: usize = 4;
+
+/// Elements of `dy'` made at a time, on the stack.
+const BLOCK: usize = 512;
+
+/// Calls `f(offset, dy'[offset..])` for blocks of `dy' = dy` where the activation passed
+/// its input (`0 < y < hi`, read from the output `y`, as PyTorch's ReLU and ReLU6), else 0; without an activation (`hi`
+/// `None`, `y` empty), `dy' = dy`. The mask is a select, not a branch: a ReLU's is as good as
+/// random, and a branch per element would mispredict half the time.
+#[inline(always)]
+fn masked_blocks(y: &[f32], dy: &[f32], hi: Option<f32>, mut f: impl FnMut(usize, &[f32])) {
+    let Some(hi) = hi else {
+        f(0, dy);
+        return;
+    };
+    let mut g = [0.0f32; BLOCK];
+    for (b, (yb, db)) in y.chunks(BLOCK).zip(dy.chunks(BLOCK)).enumerate() {
+        let g = &mut g[..db.len()];
+        for ((o, &v), &d) in g.iter_mut().zip(yb).zip(db) {
+            *o = if v > 0.0 && v < hi { d } else { 0.0 };
+        }
+        f(b * BLOCK, g);
+    }
 }
 
 /// Batch normalization at inference: `y = γ (x - running_mean) / sqrt(running_var + eps) + β`.
