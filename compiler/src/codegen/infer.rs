@@ -24,8 +24,6 @@ pub(super) struct Inference {
     pub forward: Run,
     /// Whether `forward` reads the parameters, and the state.
     pub uses: [bool; 2],
-    /// Whether a conv folds a batchnorm in: the module then has `fold_batchnorm`.
-    pub folds: bool,
 }
 
 /// The inference half of the module for program `p`. `geometry` holds the text of each
@@ -113,14 +111,9 @@ pub(super) fn inference(
             _ => {}
         }
     }
-    let folds = g
-        .nodes()
-        .into_iter()
-        .any(|n| matches!(&g.node(n).op, Op::Conv(c) if c.fold.is_some()));
     Ok(Inference {
         items,
         forward,
         uses,
-        folds,
     })
 }

@@ -351,9 +351,6 @@ pub(super) fn module(
     let quiet = (layer_count == 0).then(|| allow.clone());
     // A network without a loss has nothing to take gradients of.
     let quiet_bwd = backward.is_empty().then(|| allow.clone());
-    if infer.folds {
-        out.push(Item::whole(crate::ops::fold::helper()))?;
-    }
     out.push(Item::with_runs(vec![infer.forward], move |runs| {
         let body = &runs[0];
         quote! {

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value as Json};
 use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
-use super::fold::{fold_batchnorm, Fold};
+use super::fold::Fold;
 use super::window::{expect_image, weights_fit, window_shape, Window};
 use super::{object, pair_str, product, ActFn, Op, OpError, OpKind, Pair, ParamDecl, Reads};
 use crate::codegen::{layer_in_place, Cx};
@@ -227,7 +227,7 @@ impl OpKind for Conv {
             let w = cx.param("weight");
             let (mut wf, mut bf) = (vec![0.0; w.len()], vec![0.0; self.out]);
             let bn = |suffix: &str| cx.param_of(&fold.bn, suffix);
-            fold_batchnorm(
+            rt::norm::fold_batchnorm(
                 fold.eps as f32,
                 w,
                 cx.maybe("bias", self.bias),
@@ -378,7 +378,7 @@ impl OpKind for Conv {
         Some(quote! {
             let (wf, bf) = ws.fold.split_at_mut(#len);
             let bf = &mut bf[..#out];
-            fold_batchnorm(#eps, &#w, #b, &#gamma, &#beta, &#mean, &#var, wf, bf);
+            rt::norm::fold_batchnorm(#eps, &#w, #b, &#gamma, &#beta, &#mean, &#var, wf, bf);
             #conv
         })
     }

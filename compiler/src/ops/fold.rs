@@ -8,12 +8,8 @@
 //! it replaces reads and writes every activation of the batch). Nothing is cached, so
 //! nothing can go stale when the trainer updates the weights or the statistics.
 //!
-//! The formula is written twice: [`fold_batchnorm`] for the interpreter and the plan runner,
-//! and [`helper`], the same function printed into generated modules (the runtime has no such
-//! kernel). Generated code is compared with the unfused interpreter, which keeps them equal.
-
-use proc_macro2::TokenStream;
-use quote::quote;
+//! The formula is the runtime's (`rt::norm::fold_batchnorm`), which the interpreter, the plan
+//! runner and generated modules all call.
 
 /// The batchnorm a conv applies after itself at inference: the batchnorm's path (its
 /// parameters are `PATH.weight`, `.bias`, `.running_mean` and `.running_var`) and its `eps`.
@@ -23,69 +19,8 @@ pub struct Fold {
     pub eps: f64,
 }
 
-/// The folded weight and bias of a conv whose weight `w` holds `γ.len()` output channels:
-/// `wf[o] = s·w[o]`, `bf[o] = β[o] + (b[o] − mean[o])·s` with `s = γ[o]/√(var[o] + eps)`
-/// (`b` = 0 without a bias), in `f64` and rounded once, as the runtime's batchnorm computes
-/// its scale and shift.
-#[allow(clippy::too_many_arguments)]
-pub fn fold_batchnorm(
-    eps: f32,
-    w: &[f32],
-    b: Option<&[f32]>,
-    gamma: &[f32],
-    beta: &[f32],
-    mean: &[f32],
-    var: &[f32],
-    wf: &mut [f32],
-    bf: &mut [f32],
-) {
-    let k = w.len() / gamma.len();
-    for (o, (wo, fo)) in w.chunks_exact(k).zip(wf.chunks_exact_mut(k)).enumerate() {
-        let s = gamma[o] as f64 / (var[o] as f64 + eps as f64).sqrt();
-        for (f, &v) in fo.iter_mut().zip(wo) {
-            *f = (s * v as f64) as f32;
-        }
-        let b = b.map_or(0.0, |b| b[o]) as f64;
-        bf[o] = (beta[o] as f64 + (b - mean[o] as f64) * s) as f32;
-    }
-}
-
-/// [`fold_batchnorm`] as an item of a generated module (which has it when it folds a
-/// batchnorm).
-pub fn helper() -> TokenStream {
-    quote! {
-        /// Batchnorm folded into the convolution before it (inference): per output channel
-        /// `o`, `s = γ[o]/√(var[o] + eps)`, `wf[o] = s·w[o]` and `bf[o] = β[o] + (b[o] −
-        /// mean[o])·s` (`b` = 0 without a bias), in `f64` and rounded once.
-        #[allow(clippy::too_many_arguments)]
-        fn fold_batchnorm(
-            eps: f32,
-            w: &[f32],
-            b: Option<&[f32]>,
-            gamma: &[f32],
-            beta: &[f32],
-            mean: &[f32],
-            var: &[f32],
-            wf: &mut [f32],
-            bf: &mut [f32],
-        ) {
-            let k = w.len() / gamma.len();
-            for (o, (wo, fo)) in w.chunks_exact(k).zip(wf.chunks_exact_mut(k)).enumerate() {
-                let s = gamma[o] as f64 / (var[o] as f64 + eps as f64).sqrt();
-                for (f, &v) in fo.iter_mut().zip(wo) {
-                    *f = (s * v as f64) as f32;
-                }
-                let b = b.map_or(0.0, |b| b[o]) as f64;
-                bf[o] = (beta[o] as f64 + (b - mean[o] as f64) * s) as f32;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     /// The folded conv gives what the conv and then the batchnorm give, with and without a
     /// bias, on a grouped conv too.
     #[test]
@@ -125,7 +60,7 @@ mod tests {
                 n, 4, 25, 1e-5, &conv, &gamma, &beta, &mean, &var, &mut want,
             );
             let (mut wf, mut bf) = (vec![0.0; w.len()], vec![0.0; 4]);
-            fold_batchnorm(1e-5, &w, b, &gamma, &beta, &mean, &var, &mut wf, &mut bf);
+            rt::norm::fold_batchnorm(1e-5, &w, b, &gamma, &beta, &mean, &var, &mut wf, &mut bf);
             let mut got = vec![0.0; x.len()];
             rt::conv::conv2d_forward(&geo, n, &x, &wf, Some(&bf), false, &mut got, &mut col);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {

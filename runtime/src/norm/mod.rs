@@ -7,6 +7,7 @@
 //! in f64 in a fixed order, so they do not depend on the thread count.
 
 mod batchnorm;
+mod fold;
 mod groupnorm;
 mod layernorm2d;
 
@@ -14,6 +15,7 @@ pub use batchnorm::{
     batchnorm_eval_forward, batchnorm_eval_forward_act, batchnorm_train_backward,
     batchnorm_train_backward_act, batchnorm_train_forward, batchnorm_train_forward_act,
 };
+pub use fold::fold_batchnorm;
 pub use groupnorm::{groupnorm_backward, groupnorm_forward};
 pub use layernorm2d::{layernorm2d_backward, layernorm2d_forward};
 
