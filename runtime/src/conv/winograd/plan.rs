@@ -71,6 +71,14 @@ impl Plan {
         rows.start / self.th..(rows.end - 1) / self.th + 1
     }
 
+    /// Floats from one Winograd point's row of a channel's `V` or `M` to the next: the widest
+    /// block and one vector of slack, so that the lane kernels always load and store whole
+    /// vectors (the lanes past a row's last tile land in the next row, written after, or in
+    /// the slack).
+    pub fn stride(&self) -> usize {
+        self.tb() + super::transform::LANES
+    }
+
     /// Floats of the transformed weights, `α² × rows × cols`.
     pub fn u_len(&self, g: &Conv2d) -> usize {
         self.points() * g.out * g.c
@@ -78,7 +86,7 @@ impl Plan {
 
     /// Floats of one block's transformed tiles of `channels` channels.
     pub fn block_len(&self, channels: usize) -> usize {
-        self.points() * channels * self.tb()
+        self.points() * channels * self.stride()
     }
 
     /// Lanes of a tile row rounded up to whole vectors.

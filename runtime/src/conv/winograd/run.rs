@@ -4,9 +4,9 @@
 //! order does not depend on their split, so results do not depend on the thread count.
 //!
 //! Scratch layout, in the caller's buffer: the transformed weights `U` (`rows × α² × cols`),
-//! then a block's transformed inputs `V` (`c × α² × tb`) and products `M` (`out × α² × tb`).
+//! then a block's transformed inputs `V` (`c × α² × stride`) and products `M` (`out × α² × stride`).
 //! Each is row-major per channel, so that a task owns one contiguous chunk; the GEMM of
-//! point `ξ` reads them with row strides of `α²·cols` and `α²·tb`.
+//! point `ξ` reads them with row strides of `α²·cols` and `α²·stride` (see [`Plan::stride`]).
 
 use rayon::prelude::*;
 
@@ -91,7 +91,7 @@ fn transform_inputs<T: Transform>(
     rows: &std::ops::Range<usize>,
     v: &mut [f32],
 ) {
-    let chunk = p.points() * p.tb();
+    let chunk = p.points() * p.stride();
     let items: Vec<_> = v.chunks_exact_mut(chunk).enumerate().collect();
     par_each(
         items,
@@ -119,7 +119,7 @@ pub(super) fn forward<T: Transform>(
     beta: f32,
     scratch: &mut [f32],
 ) {
-    let (pts, tb) = (p.points(), p.tb());
+    let (pts, st) = (p.points(), p.stride());
     let (u, rest) = scratch.split_at_mut(p.u_len(g));
     let (v, rest) = rest.split_at_mut(p.block_len(g.c));
     let mb = &mut rest[..p.block_len(g.out)];
@@ -137,12 +137,12 @@ pub(super) fn forward<T: Transform>(
                 &u[xi * g.c..],
                 (pts * g.c) as isize,
                 1,
-                &v[xi * tb..],
-                (pts * tb) as isize,
+                &v[xi * st..],
+                (pts * st) as isize,
                 1,
                 0.0,
-                &mut mb[xi * tb..],
-                (pts * tb) as isize,
+                &mut mb[xi * st..],
+                (pts * st) as isize,
                 1,
                 Epilogue::NONE,
             );
@@ -152,11 +152,11 @@ pub(super) fn forward<T: Transform>(
         par_each(
             items,
             g.out * nt * pts,
-            || (),
-            |(i, o, yp), _| {
-                let mo = &mb[o * pts * tb..][..pts * tb];
+            || vec![0.0f32; simd::output_buf_len(p)],
+            |(i, o, yp), z| {
+                let mo = &mb[o * pts * st..][..pts * st];
                 let b = bias.map_or(0.0, |b| b[o]);
-                simd::output::<T>(g, p, mo, rows.clone(), i, yp, b, hi, beta);
+                simd::output::<T>(g, p, mo, rows.clone(), i, yp, b, hi, beta, z);
             },
         );
     }
@@ -177,7 +177,7 @@ pub(super) fn weight<T: Transform>(
         dw.fill(0.0);
         return;
     }
-    let (pts, tb) = (p.points(), p.tb());
+    let (pts, st) = (p.points(), p.stride());
     let (du, rest) = scratch.split_at_mut(p.u_len(g));
     let (v, rest) = rest.split_at_mut(p.block_len(g.c));
     let dm = &mut rest[..p.block_len(g.out)];
@@ -185,7 +185,7 @@ pub(super) fn weight<T: Transform>(
     for (bi, rows) in p.blocks().enumerate() {
         let nt = rows.len() * p.tw;
         transform_inputs::<T>(p, g, x, xs, &rows, v);
-        let items: Vec<_> = dm.chunks_exact_mut(pts * tb).enumerate().collect();
+        let items: Vec<_> = dm.chunks_exact_mut(pts * st).enumerate().collect();
         par_each(
             items,
             g.out * nt * pts,
@@ -200,12 +200,12 @@ pub(super) fn weight<T: Transform>(
                 g.c,
                 nt,
                 1.0,
-                &dm[xi * tb..],
-                (pts * tb) as isize,
+                &dm[xi * st..],
+                (pts * st) as isize,
                 1,
-                &v[xi * tb..],
+                &v[xi * st..],
                 1,
-                (pts * tb) as isize,
+                (pts * st) as isize,
                 beta,
                 &mut du[xi * g.c..],
                 (pts * g.c) as isize,

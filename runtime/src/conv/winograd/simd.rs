@@ -39,18 +39,56 @@ fn load(src: &[f32], cnt: usize) -> L {
         return src[..LANES].try_into().expect("eight lanes");
     }
     let mut l = ZERO;
-    l[..cnt].copy_from_slice(&src[..cnt]);
+    for (d, &v) in l.iter_mut().zip(&src[..cnt]) {
+        *d = v;
+    }
     l
 }
 
-/// `min(max(v, 0), hi)` with NaN passed through, the identity without `hi` (the GEMM
-/// epilogue's activation).
+/// The first `cnt` lanes of `l` to `dst`.
 #[inline(always)]
-fn clamp(v: f32, hi: Option<f32>) -> f32 {
-    match hi {
-        Some(_) if v < 0.0 => 0.0,
-        Some(hi) if v > hi => hi,
-        _ => v,
+fn store_n(dst: &mut [f32], l: &L, cnt: usize) {
+    for (d, &v) in dst[..cnt].iter_mut().zip(l) {
+        *d = v;
+    }
+}
+
+/// `phase[q] = row[q·m + s]`, zero where that falls outside `row`: one column phase of a
+/// row (`s` may be negative, a left padding).
+#[inline(always)]
+fn deal(row: &[f32], s: isize, m: usize, phase: &mut [f32]) {
+    let (w, mi) = (row.len() as isize, m as isize);
+    // The phase's entries inside the row: q from ceil(-s / m) to ceil((w - s) / m).
+    let lo = ((-s).max(0) + mi - 1) / mi;
+    let hi = (((w - s).max(0) + mi - 1) / mi).max(lo);
+    let (lo, hi) = (lo as usize, (hi as usize).min(phase.len()));
+    let (lo, hi) = (lo.min(hi), hi);
+    phase[..lo].fill(0.0);
+    phase[hi..].fill(0.0);
+    let first = (lo as isize * mi + s) as usize;
+    for (d, &v) in phase[lo..hi]
+        .iter_mut()
+        .zip(row[first.min(row.len())..].iter().step_by(m))
+    {
+        *d = v;
+    }
+}
+
+/// All eight lanes of `l` to `dst`.
+#[inline(always)]
+fn store(dst: &mut [f32], l: &L) {
+    dst[..LANES].copy_from_slice(l);
+}
+
+/// `min(max(v, 0), hi)` with NaN passed through (the GEMM epilogue's activation).
+#[inline(always)]
+fn clamp(v: f32, hi: f32) -> f32 {
+    if v < 0.0 {
+        0.0
+    } else if v > hi {
+        hi
+    } else {
+        v
     }
 }
 
@@ -65,7 +103,7 @@ pub(super) fn grad_buf_len(p: &Plan) -> usize {
 }
 
 /// `V[ξ][t] = (Bᵀ·d_t·B)[ξ]` for channel `ch` of `x` (images at `xs`, geometry `g`) and
-/// every tile `t` of the tile rows `rows`; `v` is the channel's `α² × tb`.
+/// every tile `t` of the tile rows `rows`; `v` is the channel's `α² × stride`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn input<T: Transform>(
     g: &Conv2d,
@@ -92,7 +130,7 @@ fn input_body<T: Transform>(
     buf: &mut [f32],
     v: &mut [f32],
 ) {
-    let (m, a, tb) = (T::M, T::A, p.tb());
+    let (m, a, st) = (T::M, T::A, p.stride());
     let lw = p.tw_lanes() + 1;
     let plane = g.h * g.w;
     for r in rows.clone() {
@@ -107,38 +145,40 @@ fn input_body<T: Transform>(
             }
             let row = &xp[iy * g.w..][..g.w];
             for (s, phase) in dst.chunks_exact_mut(lw).enumerate() {
-                for (q, d) in phase.iter_mut().enumerate() {
-                    let ix = (q * m + s).wrapping_sub(g.pw);
-                    *d = if ix < g.w { row[ix] } else { 0.0 };
-                }
+                deal(row, s as isize - g.pw as isize, m, phase);
             }
         }
         let t0 = (r - rows.start) * p.tw;
         for tx in (0..p.tw).step_by(LANES) {
-            let d: [[L; 6]; 6] = std::array::from_fn(|ri| {
-                std::array::from_fn(|j| {
-                    if ri < a && j < a {
-                        load(&buf[(ri * m + j % m) * lw + tx + j / m..], LANES)
-                    } else {
-                        ZERO
-                    }
-                })
-            });
+            let mut d = [[ZERO; 6]; 6];
+            for (ri, dr) in d.iter_mut().enumerate().take(a) {
+                for (j, l) in dr.iter_mut().enumerate().take(a) {
+                    *l = load(&buf[(ri * m + j % m) * lw + tx + j / m..], LANES);
+                }
+            }
             let vv = two_d(&d, a, a, T::input);
-            let cnt = LANES.min(p.tw - tx);
             for (ai, vr) in vv.iter().enumerate().take(a) {
                 for (bj, l) in vr.iter().enumerate().take(a) {
-                    let at = (ai * a + bj) * tb + t0 + tx;
-                    v[at..at + cnt].copy_from_slice(&l[..cnt]);
+                    let at = (ai * a + bj) * st + t0 + tx;
+                    store(&mut v[at..], l);
                 }
             }
         }
     }
 }
 
+/// Floats of the temporary the output kernel needs.
+pub(super) fn output_buf_len(p: &Plan) -> usize {
+    p.m * p.alpha * p.stride()
+}
+
 /// Output plane `plane` (channel `o`'s `ho × wo` of image `i`, geometry `g`) from `mo`,
-/// channel `o`'s `α² × tb` of the block `rows`: `y = act(Aᵀ·M·A + beta·y + bias)` on the
+/// channel `o`'s `α² × stride` of the block `rows`: `y = act(Aᵀ·M·A + beta·y + bias)` on the
 /// tiles of image `i`.
+///
+/// In two sweeps: `Z = Aᵀ·M` for all the image's tiles, reading `α` rows of `M` at a time
+/// (which the hardware prefetches; reading all `α²` rows at once stalled on every load),
+/// into `z` (`m × α × stride`), then `Z·A` tile row by tile row into the plane.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn output<T: Transform>(
     g: &Conv2d,
@@ -150,8 +190,9 @@ pub(super) fn output<T: Transform>(
     bias: f32,
     hi: Option<f32>,
     beta: f32,
+    z: &mut [f32],
 ) {
-    dispatch!(output_body, output_fast, T, (g: &Conv2d, p: &Plan, mo: &[f32], rows: Range<usize>, i: usize, plane: &mut [f32], bias: f32, hi: Option<f32>, beta: f32))
+    dispatch!(output_body, output_fast, T, (g: &Conv2d, p: &Plan, mo: &[f32], rows: Range<usize>, i: usize, plane: &mut [f32], bias: f32, hi: Option<f32>, beta: f32, z: &mut [f32]))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -166,48 +207,83 @@ fn output_body<T: Transform>(
     bias: f32,
     hi: Option<f32>,
     beta: f32,
+    z: &mut [f32],
 ) {
-    let (m, a, tb) = (T::M, T::A, p.tb());
+    let (m, a, st) = (T::M, T::A, p.stride());
     let (ho, wo) = (g.ho(), g.wo());
-    for r in rows.clone().filter(|r| r / p.th == i) {
+    // The image's tile rows within the block, and its tiles.
+    let lo = rows.start.max(i * p.th);
+    let hi_row = rows.end.min((i + 1) * p.th);
+    let (t_lo, t_hi) = ((lo - rows.start) * p.tw, (hi_row - rows.start) * p.tw);
+    for bj in 0..a {
+        for t in (t_lo..t_hi).step_by(LANES) {
+            let mut col = [ZERO; 6];
+            for (ai, l) in col.iter_mut().enumerate().take(a) {
+                *l = load(&mo[(ai * a + bj) * st + t..], LANES);
+            }
+            let zc = T::output(&col);
+            for (ii, l) in zc.iter().enumerate().take(m) {
+                store(&mut z[(ii * a + bj) * st + t..], l);
+            }
+        }
+    }
+    for r in lo..hi_row {
         let ty = r % p.th;
         let t0 = (r - rows.start) * p.tw;
         for tx in (0..p.tw).step_by(LANES) {
             let cnt = LANES.min(p.tw - tx);
-            let mm: [[L; 6]; 6] = std::array::from_fn(|ai| {
-                std::array::from_fn(|bj| {
-                    if ai < a && bj < a {
-                        load(&mo[(ai * a + bj) * tb + t0 + tx..], cnt)
-                    } else {
-                        ZERO
-                    }
-                })
-            });
-            let yy = two_d(&mm, a, m, T::output);
-            for (ii, yr) in yy.iter().enumerate().take(m) {
+            for ii in 0..m {
                 let oy = ty * m + ii;
                 if oy >= ho {
                     break;
                 }
-                let row = &mut plane[oy * wo..][..wo];
-                for k in 0..cnt {
-                    for (j, l) in yr.iter().enumerate().take(m) {
-                        let ox = (tx + k) * m + j;
-                        if ox < wo {
-                            // As the GEMM's epilogue orders it: the product, plus y, plus
-                            // the bias, then the clamp.
-                            let s = if beta != 0.0 { l[k] + row[ox] } else { l[k] };
-                            row[ox] = clamp(s + bias, hi);
-                        }
+                let mut zr = [ZERO; 6];
+                for (bj, l) in zr.iter_mut().enumerate().take(a) {
+                    *l = load(&z[(ii * a + bj) * st + t0 + tx..], LANES);
+                }
+                let yr = T::output(&zr);
+                // The eight tiles' `m` values of this output row, transposed to the row's
+                // order, then written as one run (cut at the map's edge).
+                let mut run = [0.0f32; LANES * 4];
+                for k in 0..LANES {
+                    for j in 0..m {
+                        run[k * m + j] = yr[j][k];
                     }
                 }
+                let x0 = tx * m;
+                let len = (cnt * m).min(wo - x0);
+                let dst = &mut plane[oy * wo + x0..][..len];
+                epilogue(&run[..len], dst, bias, hi, beta);
             }
         }
     }
 }
 
+/// `dst = act(run + beta·dst + bias)` as the GEMM's epilogue orders it: the product, plus
+/// `y`, plus the bias, then the clamp.
+#[inline(always)]
+fn epilogue(run: &[f32], dst: &mut [f32], bias: f32, hi: Option<f32>, beta: f32) {
+    if beta != 0.0 {
+        for (d, &r) in dst.iter_mut().zip(run) {
+            *d = r + *d;
+        }
+        for d in dst.iter_mut() {
+            *d += bias;
+        }
+    } else {
+        for (d, &r) in dst.iter_mut().zip(run) {
+            *d = r + bias;
+        }
+    }
+    if let Some(hi) = hi {
+        for d in dst.iter_mut() {
+            *d = clamp(*d, hi);
+        }
+    }
+}
+
 /// `dM[ξ][t] = (A·dY_t·Aᵀ)[ξ]` for output channel `o` of `dy` (images at `dys`) and every
-/// tile `t` of the tile rows `rows`; `dm` is the channel's `α² × tb`. Outputs past the map
+/// tile `t` of the tile rows `rows`; `dm` is the channel's `α² × stride`. Outputs past the map
 /// are zeros.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn grad<T: Transform>(
@@ -235,7 +311,7 @@ fn grad_body<T: Transform>(
     buf: &mut [f32],
     dm: &mut [f32],
 ) {
-    let (m, a, tb) = (T::M, T::A, p.tb());
+    let (m, a, st) = (T::M, T::A, p.stride());
     let (ho, wo) = (g.ho(), g.wo());
     let lw = p.tw_lanes();
     for r in rows.clone() {
@@ -250,29 +326,22 @@ fn grad_body<T: Transform>(
             }
             let row = &dyp[oy * wo..][..wo];
             for (j, phase) in dst.chunks_exact_mut(lw).enumerate() {
-                for (q, d) in phase.iter_mut().enumerate() {
-                    let ox = q * m + j;
-                    *d = if ox < wo { row[ox] } else { 0.0 };
-                }
+                deal(row, j as isize, m, phase);
             }
         }
         let t0 = (r - rows.start) * p.tw;
         for tx in (0..p.tw).step_by(LANES) {
-            let d: [[L; 6]; 6] = std::array::from_fn(|ii| {
-                std::array::from_fn(|j| {
-                    if ii < m && j < m {
-                        load(&buf[(ii * m + j) * lw + tx..], LANES)
-                    } else {
-                        ZERO
-                    }
-                })
-            });
+            let mut d = [[ZERO; 6]; 6];
+            for (ii, dr) in d.iter_mut().enumerate().take(m) {
+                for (j, l) in dr.iter_mut().enumerate().take(m) {
+                    *l = load(&buf[(ii * m + j) * lw + tx..], LANES);
+                }
+            }
             let zz = two_d(&d, m, a, T::grad);
-            let cnt = LANES.min(p.tw - tx);
             for (ai, zr) in zz.iter().enumerate().take(a) {
                 for (bj, l) in zr.iter().enumerate().take(a) {
-                    let at = (ai * a + bj) * tb + t0 + tx;
-                    dm[at..at + cnt].copy_from_slice(&l[..cnt]);
+                    let at = (ai * a + bj) * st + t0 + tx;
+                    store(&mut dm[at..], l);
                 }
             }
         }
@@ -316,20 +385,19 @@ fn weights_body<T: Transform>(
                 w[(r * cols + col) * 9 + k]
             }
         };
-        let gg: [[L; 6]; 6] = std::array::from_fn(|i| {
-            std::array::from_fn(|j| {
-                if i < 3 && j < 3 {
-                    std::array::from_fn(|l| tap(i * 3 + j, l))
-                } else {
-                    ZERO
+        let mut gg = [[ZERO; 6]; 6];
+        for (i, gr) in gg.iter_mut().enumerate().take(3) {
+            for (j, gl) in gr.iter_mut().enumerate().take(3) {
+                for (l, v) in gl.iter_mut().enumerate() {
+                    *v = tap(i * 3 + j, l);
                 }
-            })
-        });
+            }
+        }
         let uu = two_d(&gg, 3, a, T::kernel);
         for (ai, ur) in uu.iter().enumerate().take(a) {
             for (bj, l) in ur.iter().enumerate().take(a) {
                 let at = (ai * a + bj) * cols + c0;
-                u[at..at + cnt].copy_from_slice(&l[..cnt]);
+                store_n(&mut u[at..], l, cnt);
             }
         }
     }
@@ -346,15 +414,12 @@ fn weight_grad_body<T: Transform>(du: &[f32], cols: usize, dw: &mut [f32]) {
     let a = T::A;
     for c0 in (0..cols).step_by(LANES) {
         let cnt = LANES.min(cols - c0);
-        let dd: [[L; 6]; 6] = std::array::from_fn(|ai| {
-            std::array::from_fn(|bj| {
-                if ai < a && bj < a {
-                    load(&du[(ai * a + bj) * cols + c0..], cnt)
-                } else {
-                    ZERO
-                }
-            })
-        });
+        let mut dd = [[ZERO; 6]; 6];
+        for (ai, dr) in dd.iter_mut().enumerate().take(a) {
+            for (bj, l) in dr.iter_mut().enumerate().take(a) {
+                *l = load(&du[(ai * a + bj) * cols + c0..], cnt);
+            }
+        }
         let gg = two_d(&dd, a, 3, T::kernel_grad);
         for l in 0..cnt {
             let k = &mut dw[(c0 + l) * 9..][..9];

@@ -19,19 +19,31 @@ pub(super) type L = [f32; LANES];
 /// The zero lane.
 pub(super) const ZERO: L = [0.0; LANES];
 
+// Plain loops, not `std::array::from_fn`: its closure is a function of its own, which the
+// `#[target_feature]` wrappers of `simd.rs` would call out of line, compiled without AVX.
+
 #[inline(always)]
-fn add(a: L, b: L) -> L {
-    std::array::from_fn(|k| a[k] + b[k])
+fn add(mut a: L, b: L) -> L {
+    for k in 0..LANES {
+        a[k] += b[k];
+    }
+    a
 }
 
 #[inline(always)]
-fn sub(a: L, b: L) -> L {
-    std::array::from_fn(|k| a[k] - b[k])
+fn sub(mut a: L, b: L) -> L {
+    for k in 0..LANES {
+        a[k] -= b[k];
+    }
+    a
 }
 
 #[inline(always)]
-fn mul(a: L, s: f32) -> L {
-    std::array::from_fn(|k| a[k] * s)
+fn mul(mut a: L, s: f32) -> L {
+    for v in &mut a {
+        *v *= s;
+    }
+    a
 }
 
 /// One tile size's transforms; arrays are sized for the largest (`α = 6`, `m = 4`) and only
@@ -206,7 +218,10 @@ pub(super) fn two_d<const NI: usize, const NO: usize>(
 ) -> [[L; 6]; 6] {
     let mut t = [[ZERO; 6]; 6];
     for j in 0..n_in {
-        let col = std::array::from_fn(|i| if i < n_in { d[i][j] } else { ZERO });
+        let mut col = [ZERO; NI];
+        for (i, c) in col.iter_mut().enumerate().take(n_in) {
+            *c = d[i][j];
+        }
         let r = f(&col);
         for i in 0..n_out {
             t[i][j] = r[i];
@@ -214,7 +229,8 @@ pub(super) fn two_d<const NI: usize, const NO: usize>(
     }
     let mut out = [[ZERO; 6]; 6];
     for i in 0..n_out {
-        let row = std::array::from_fn(|j| if j < n_in { t[i][j] } else { ZERO });
+        let mut row = [ZERO; NI];
+        row[..n_in].copy_from_slice(&t[i][..n_in]);
         let r = f(&row);
         out[i][..n_out].copy_from_slice(&r[..n_out]);
     }
