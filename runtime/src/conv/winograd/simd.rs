@@ -92,9 +92,9 @@ fn clamp(v: f32, hi: f32) -> f32 {
     }
 }
 
-/// Floats of the phase buffer the input kernel needs.
+/// Floats of the phase buffer and temporary the input kernel needs.
 pub(super) fn input_buf_len(p: &Plan) -> usize {
-    p.alpha * p.m * (p.tw_lanes() + 1)
+    p.alpha * p.m * (p.tw_lanes() + 1) + p.points() * p.stride()
 }
 
 /// Floats of the phase buffer the gradient kernel needs.
@@ -133,6 +133,8 @@ fn input_body<T: Transform>(
     let (m, a, st) = (T::M, T::A, p.stride());
     let lw = p.tw_lanes() + 1;
     let plane = g.h * g.w;
+    // `Bᵀ·d` down the columns of every tile into `tmp` (`α² × stride`), then `·B`.
+    let (buf, tmp) = buf.split_at_mut(a * m * lw);
     for r in rows.clone() {
         let (i, ty) = (r / p.th, r % p.th);
         let xp = &x[xs.image(i, g.c * plane)][ch * plane..][..plane];
@@ -150,18 +152,29 @@ fn input_body<T: Transform>(
         }
         let t0 = (r - rows.start) * p.tw;
         for tx in (0..p.tw).step_by(LANES) {
-            let mut d = [[ZERO; 6]; 6];
-            for (ri, dr) in d.iter_mut().enumerate().take(a) {
-                for (j, l) in dr.iter_mut().enumerate().take(a) {
+            for j in 0..a {
+                let mut col = [ZERO; 6];
+                for (ri, l) in col.iter_mut().enumerate().take(a) {
                     *l = load(&buf[(ri * m + j % m) * lw + tx + j / m..], LANES);
                 }
-            }
-            let vv = two_d(&d, a, a, T::input);
-            for (ai, vr) in vv.iter().enumerate().take(a) {
-                for (bj, l) in vr.iter().enumerate().take(a) {
-                    let at = (ai * a + bj) * st + t0 + tx;
-                    store(&mut v[at..], l);
+                let tc = T::input(&col);
+                for (ai, l) in tc.iter().enumerate().take(a) {
+                    store(&mut tmp[(ai * a + j) * st + t0 + tx..], l);
                 }
+            }
+        }
+    }
+    // Along the rows, one row of points at a time: `α` streams written at once.
+    let nt = rows.len() * p.tw;
+    for ai in 0..a {
+        for t in (0..nt).step_by(LANES) {
+            let mut row = [ZERO; 6];
+            for (j, l) in row.iter_mut().enumerate().take(a) {
+                *l = load(&tmp[(ai * a + j) * st + t..], LANES);
+            }
+            let vr = T::input(&row);
+            for (bj, l) in vr.iter().enumerate().take(a) {
+                store(&mut v[(ai * a + bj) * st + t..], l);
             }
         }
     }
