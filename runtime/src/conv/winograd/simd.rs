@@ -97,9 +97,9 @@ pub(super) fn input_buf_len(p: &Plan) -> usize {
     p.alpha * p.m * (p.tw_lanes() + 1) + p.points() * p.stride()
 }
 
-/// Floats of the phase buffer the gradient kernel needs.
+/// Floats of the phase buffer and temporary the gradient kernel needs.
 pub(super) fn grad_buf_len(p: &Plan) -> usize {
-    p.m * p.m * p.tw_lanes()
+    p.m * p.m * p.tw_lanes() + p.alpha * p.m * p.stride()
 }
 
 /// `V[ξ][t] = (Bᵀ·d_t·B)[ξ]` for channel `ch` of `x` (images at `xs`, geometry `g`) and
@@ -327,6 +327,8 @@ fn grad_body<T: Transform>(
     let (m, a, st) = (T::M, T::A, p.stride());
     let (ho, wo) = (g.ho(), g.wo());
     let lw = p.tw_lanes();
+    // `A·dY` down the columns of every tile into `tmp` (`α·m × stride`), then `·Aᵀ`.
+    let (buf, tmp) = buf.split_at_mut(m * m * lw);
     for r in rows.clone() {
         let (i, ty) = (r / p.th, r % p.th);
         let dyp = &dy[dys.image(i, g.out * ho * wo)][o * ho * wo..][..ho * wo];
@@ -344,18 +346,29 @@ fn grad_body<T: Transform>(
         }
         let t0 = (r - rows.start) * p.tw;
         for tx in (0..p.tw).step_by(LANES) {
-            let mut d = [[ZERO; 6]; 6];
-            for (ii, dr) in d.iter_mut().enumerate().take(m) {
-                for (j, l) in dr.iter_mut().enumerate().take(m) {
+            for j in 0..m {
+                let mut col = [ZERO; 4];
+                for (ii, l) in col.iter_mut().enumerate().take(m) {
                     *l = load(&buf[(ii * m + j) * lw + tx..], LANES);
                 }
-            }
-            let zz = two_d(&d, m, a, T::grad);
-            for (ai, zr) in zz.iter().enumerate().take(a) {
-                for (bj, l) in zr.iter().enumerate().take(a) {
-                    let at = (ai * a + bj) * st + t0 + tx;
-                    store(&mut dm[at..], l);
+                let zc = T::grad(&col);
+                for (ai, l) in zc.iter().enumerate().take(a) {
+                    store(&mut tmp[(ai * m + j) * st + t0 + tx..], l);
                 }
+            }
+        }
+    }
+    // Along the rows, one row of points at a time: `α` streams written at once.
+    let nt = rows.len() * p.tw;
+    for ai in 0..a {
+        for t in (0..nt).step_by(LANES) {
+            let mut row = [ZERO; 4];
+            for (j, l) in row.iter_mut().enumerate().take(m) {
+                *l = load(&tmp[(ai * m + j) * st + t..], LANES);
+            }
+            let zr = T::grad(&row);
+            for (bj, l) in zr.iter().enumerate().take(a) {
+                store(&mut dm[(ai * a + bj) * st + t..], l);
             }
         }
     }
