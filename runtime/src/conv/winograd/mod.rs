@@ -13,8 +13,8 @@
 //!
 //! F4 does 36 products per 16 outputs where im2col does 9 per output (4× fewer multiply-adds,
 //! 2.25× for F2), for more rounding: against a float64 definition, the largest error relative
-//! to the sum of the products' magnitudes measured about 1e-6 for F4 and 2e-7 for F2
-//! (im2col: 1.4e-7); `examples/winograd_error.rs` prints it per layer. The transforms cost
+//! to the sum of the products' magnitudes measured 0.5e-6 to 3.4e-6 for F4 and up to 3.1e-7
+//! for F2 (im2col: up to 3.0e-7); `examples/winograd_error.rs` prints it per layer. The transforms cost
 //! memory traffic instead of arithmetic, so Winograd wins on large maps and batches and loses
 //! where the transformed weights (`α²/9` times the weights) are read for few tiles: the caller
 //! chooses per layer (`examples/winograd_bench.rs`).
@@ -40,7 +40,7 @@ use transform::{F2, F4};
 pub enum Tile {
     /// 2×2 outputs from 4×4 inputs: 2.25× fewer multiplies, error near im2col's.
     F2,
-    /// 4×4 outputs from 6×6 inputs: 4× fewer multiplies, about 8× im2col's error.
+    /// 4×4 outputs from 6×6 inputs: 4× fewer multiplies, about 10× im2col's error.
     F4,
 }
 
