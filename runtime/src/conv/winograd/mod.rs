@@ -82,9 +82,13 @@ fn transposed(g: &Conv2d) -> Conv2d {
     }
 }
 
-/// Floats of scratch every call for `g` with `tile` over `n` images needs (any pass).
+/// Floats of scratch every call for `g` with `tile` over `n` images needs (any pass). It
+/// stops growing once `n` images fill a block of tiles, so `usize::MAX` gives the scratch
+/// for any batch.
 pub fn scratch_len(g: &Conv2d, tile: Tile, n: usize) -> usize {
     assert!(applies(g), "winograd: {g:?} is not a 3×3 stride-1 conv");
+    // A block never holds more tile rows than BLOCK_TILES.
+    let n = n.min(plan::BLOCK_TILES);
     let gt = transposed(g);
     let forward = run::forward_len(&Plan::new(g, tile, n), g);
     let data = run::forward_len(&Plan::new(&gt, tile, n), &gt);

@@ -384,6 +384,16 @@ fn winograd_equals_im2col() {
 }
 
 #[test]
+fn scratch_stops_growing_with_the_batch() {
+    let g = Conv2d::square(16, 7, 7, 32, 3, 1, 1);
+    for tile in [Tile::F2, Tile::F4] {
+        let any = scratch_len(&g, tile, usize::MAX);
+        assert!((1..10_000).all(|n| scratch_len(&g, tile, n) <= any));
+        assert_eq!(scratch_len(&g, tile, 100_000), any);
+    }
+}
+
+#[test]
 fn applies_to_3x3_stride_1_only() {
     assert!(applies(&Conv2d::square(64, 56, 56, 192, 3, 1, 1)));
     assert!(!applies(&Conv2d::square(64, 56, 56, 192, 3, 2, 1)));
