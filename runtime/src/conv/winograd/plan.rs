@@ -105,7 +105,7 @@ mod tests {
             let g = Conv2d::square(4, h, h, 4, 3, 1, 1);
             for tile in [Tile::F2, Tile::F4] {
                 let p = Plan::new(&g, tile, n);
-                assert_eq!(p.th * p.m >= g.ho() && (p.th - 1) * p.m < g.ho(), true);
+                assert!(p.th * p.m >= g.ho() && (p.th - 1) * p.m < g.ho());
                 let rows: Vec<usize> = p.blocks().flatten().collect();
                 assert_eq!(rows, (0..n * p.th).collect::<Vec<_>>());
                 assert!(p.blocks().all(|b| b.len() * p.tw <= p.tb()));

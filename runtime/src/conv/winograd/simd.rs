@@ -278,7 +278,7 @@ fn output_body<T: Transform>(
 fn epilogue(run: &[f32], dst: &mut [f32], bias: f32, hi: Option<f32>, beta: f32) {
     if beta != 0.0 {
         for (d, &r) in dst.iter_mut().zip(run) {
-            *d = r + *d;
+            *d += r;
         }
         for d in dst.iter_mut() {
             *d += bias;
