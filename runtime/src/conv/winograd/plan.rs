@@ -13,8 +13,9 @@ use super::Tile;
 use crate::im2col::Conv2d;
 
 /// The most tiles in one block: the GEMMs' `n` (for `V`, `c × n`, and `M`, `out × n`, per
-/// Winograd point). Measured on GoogLeNet's 3×3 layers (see `examples/winograd_bench.rs`):
-/// 128 and 256 were within noise of each other on 28×28 maps; smaller blocks keep `M` in L2.
+/// Winograd point). Blocks of 28 to 392 tiles measured within noise of each other on
+/// GoogLeNet's 64→192 @56 and ResNet-50's 128→128 @28 and 256→256 @14 (batch 8, one thread;
+/// see `examples/winograd_bench.rs`): wider GEMMs and more cache misses on `M` balance.
 pub(super) const BLOCK_TILES: usize = 192;
 
 /// The tiling of one call: `n` images of the output map of a conv.
