@@ -21,6 +21,10 @@ pub(crate) fn bench_network(
         Err(code) => return code,
     };
     let batch = batch.or(g.train.batch.map(|b| b as usize)).unwrap_or(8);
+    // `conv_algo`'s cost model chooses for the batch measured.
+    let mut tuned = g.clone();
+    tuned.train.batch = Some(batch as u64);
+    let g = &tuned;
     let threads = if threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {

@@ -137,7 +137,8 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
          \x20   arena            {}: {} placed by liveness\n\
          \x20   scratch          {}: im2col and folded conv weights\n\
          \x20   batchnorms       {} folded into the conv before them\n\
-         \x20   adds             {} in the epilogue of the conv before them\n",
+         \x20   adds             {} in the epilogue of the conv before them\n\
+         {}",
         s.gemm_layers,
         s.gemm_layers_before,
         s.relus_fused,
@@ -160,7 +161,48 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
         mib(bytes.inference_scratch),
         folded,
         adds,
+        conv_algos(s),
     )
+}
+
+/// The convs' algorithms: a count, then a line per 3×3 stride-1 conv (those Winograd can
+/// compute, which the choice is about).
+fn conv_algos(s: &netc_compiler::plan::Summary) -> String {
+    use netc_compiler::passes::conv_algo::Pin;
+    if s.convs.is_empty() {
+        return String::new();
+    }
+    let winograd = s.convs.iter().filter(|c| c.algo.name() != "im2col").count();
+    let candidates: Vec<_> = s.convs.iter().filter(|c| c.candidate).collect();
+    let how = match s.pin {
+        Pin::Auto => format!("the cost model at batch {}", s.model_batch),
+        Pin::Im2col => "--conv-algo im2col".to_string(),
+        Pin::Winograd => "--conv-algo winograd".to_string(),
+    };
+    let mut out = format!(
+        "  conv algorithms    {} Winograd, {} im2col (by {how}; {} of the {} convs are 3×3 stride 1)\n",
+        winograd,
+        s.convs.len() - winograd,
+        candidates.len(),
+        s.convs.len()
+    );
+    let width = candidates.iter().map(|c| c.path.len()).max().unwrap_or(0);
+    let gwidth = candidates
+        .iter()
+        .map(|c| c.geometry.chars().count())
+        .max()
+        .unwrap_or(0);
+    for c in candidates {
+        let pad = gwidth - c.geometry.chars().count();
+        out += &format!(
+            "    {:width$}  {}{}  {}\n",
+            c.path,
+            c.geometry,
+            " ".repeat(pad),
+            c.algo.name()
+        );
+    }
+    out
 }
 
 /// The `--plan` object of the JSON report (bytes, not MiB).
@@ -191,5 +233,9 @@ fn plan_json(s: &netc_compiler::plan::Summary) -> serde_json::Value {
         "adds": s.adds,
         "adds_fused": s.adds_fused,
         "scratch_bytes": s.bytes.scratch,
+        "conv_algo_batch": s.model_batch,
+        "conv_algos": s.convs.iter().map(|c| serde_json::json!({
+            "path": c.path, "geometry": c.geometry, "algo": c.algo.name(),
+        })).collect::<Vec<_>>(),
     })
 }

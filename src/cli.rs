@@ -22,12 +22,37 @@ pub(crate) struct Allow {
     pub(crate) allow: Vec<String>,
 }
 
-/// `--skip-pass`, on the commands that generate code.
+/// `--skip-pass` and `--conv-algo`, on the commands that generate code.
 #[derive(Args)]
 pub(crate) struct SkipPass {
     /// Leave an optional compiler pass out of the generated code (repeatable).
     #[arg(long, value_name = "NAME", value_parser = pass_names())]
     pub(crate) skip_pass: Vec<String>,
+    #[arg(long, value_enum, default_value_t = ConvAlgo::Auto)]
+    pub(crate) conv_algo: ConvAlgo,
+}
+
+/// The convolution algorithm of 3×3 stride-1 convs (`--conv-algo`; the `conv_algo` pass).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ConvAlgo {
+    /// A cost model chooses per layer (Winograd on large maps, im2col on small ones).
+    Auto,
+    /// im2col + GEMM for every conv.
+    Im2col,
+    /// Winograd F(4×4, 3×3) for every 3×3 stride-1 conv without dilation or groups.
+    Winograd,
+}
+
+impl ConvAlgo {
+    /// The compiler's pin for it.
+    pub(crate) fn pin(self) -> netc_compiler::passes::conv_algo::Pin {
+        use netc_compiler::passes::conv_algo::Pin;
+        match self {
+            ConvAlgo::Auto => Pin::Auto,
+            ConvAlgo::Im2col => Pin::Im2col,
+            ConvAlgo::Winograd => Pin::Winograd,
+        }
+    }
 }
 
 /// The kinds of warning, for `--allow`, each with what it is about.
@@ -73,6 +98,9 @@ pub(crate) enum Command {
         /// Leave an optional compiler pass out of the plan (repeatable; with --plan).
         #[arg(long, value_name = "NAME", value_parser = pass_names(), requires = "plan")]
         skip_pass: Vec<String>,
+        /// The convolution algorithm of 3×3 stride-1 convs in the plan (with --plan).
+        #[arg(long, value_enum, default_value_t = ConvAlgo::Auto)]
+        conv_algo: ConvAlgo,
         /// With --plan, also print the schedules: every step of inference, of a training
         /// forward and of backward, with the buffers it reads and writes.
         #[arg(long, requires = "plan")]
@@ -319,19 +347,25 @@ pub(crate) enum GraphFormat {
 }
 
 impl Command {
-    /// The `--skip-pass` and `--allow` of the command, on those that take them.
-    pub(crate) fn options(&self) -> (&[String], &[String]) {
+    /// The `--skip-pass`, `--allow` and `--conv-algo` of the command, on those that take
+    /// them.
+    pub(crate) fn options(&self) -> (&[String], &[String], ConvAlgo) {
         match self {
             Command::Check {
-                skip_pass, allow, ..
-            } => (skip_pass, &allow.allow),
-            Command::Graph { allow, .. } | Command::Predict { allow, .. } => (&[], &allow.allow),
-            Command::Cache { .. } => (&[], &[]),
+                skip_pass,
+                allow,
+                conv_algo,
+                ..
+            } => (skip_pass, &allow.allow, *conv_algo),
+            Command::Graph { allow, .. } | Command::Predict { allow, .. } => {
+                (&[], &allow.allow, ConvAlgo::Auto)
+            }
+            Command::Cache { .. } => (&[], &[], ConvAlgo::Auto),
             Command::Emit { skip, allow, .. }
             | Command::Build { skip, allow, .. }
             | Command::Run { skip, allow, .. }
             | Command::Bench { skip, allow, .. }
-            | Command::Train { skip, allow, .. } => (&skip.skip_pass, &allow.allow),
+            | Command::Train { skip, allow, .. } => (&skip.skip_pass, &allow.allow, skip.conv_algo),
         }
     }
 }

@@ -44,6 +44,10 @@ pub(crate) fn skipped_passes() -> &'static [&'static str] {
     SKIP_PASSES.get().map(Vec::as_slice).unwrap_or(&[])
 }
 
+/// The algorithm `--conv-algo` asked for (set once from the command line).
+static CONV_ALGO: std::sync::OnceLock<netc_compiler::passes::conv_algo::Pin> =
+    std::sync::OnceLock::new();
+
 /// The kinds of warning `--allow` named.
 static ALLOWED: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
 
@@ -51,6 +55,10 @@ static ALLOWED: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::ne
 pub(crate) fn check_file(file: &Path, network: Option<&str>) -> Checked {
     let mut checked = netc_compiler::check_file(file, network);
     checked.allow(ALLOWED.get().map(Vec::as_slice).unwrap_or(&[]));
+    let pin = CONV_ALGO.get().copied().unwrap_or_default();
+    for g in &mut checked.graphs {
+        g.conv_algo = pin;
+    }
     checked
 }
 
@@ -72,7 +80,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> ExitCode {
     // clap took only the names these lists hold.
-    let (skip, allow) = cli.command.options();
+    let (skip, allow, conv_algo) = cli.command.options();
+    let _ = CONV_ALGO.set(conv_algo.pin());
     let passes = netc_compiler::passes::names();
     let _ = SKIP_PASSES.set(
         passes

@@ -688,3 +688,60 @@ fn steps_and_the_graph_after_a_pass() {
     let out = netc(&["graph", "examples/lenet.net", "--after", "fold_everything"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--conv-algo`: the cost model's choice per 3×3 stride-1 conv in `check --plan`, a pin
+/// of im2col or Winograd in the plan and the generated code, and a clear error for a bad
+/// value.
+#[test]
+fn conv_algo_chooses_or_pins_the_algorithm_of_3x3_convs() {
+    let line = |out: &str, path: &str| -> String {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(path))
+            .unwrap_or_else(|| panic!("no line for {path} in:\n{out}"))
+            .to_string()
+    };
+    let auto = netc(&["check", "examples/googlenet.net", "--plan", "--batch", "8"]);
+    assert!(auto.status.success(), "{}", text(&auto.stderr));
+    let auto = text(&auto.stdout);
+    assert!(auto.contains("conv algorithms    10 Winograd, 49 im2col (by the cost model at batch 32; 10 of the 59 convs are 3×3 stride 1)"), "{auto}");
+    assert!(line(&auto, "i3a.b2.2").ends_with("3×3/1 96→128 @28×28   winograd F4"));
+    let pinned = netc(&[
+        "check",
+        "examples/googlenet.net",
+        "--plan",
+        "--conv-algo",
+        "im2col",
+    ]);
+    let pinned = text(&pinned.stdout);
+    assert!(
+        pinned.contains("0 Winograd, 59 im2col (by --conv-algo im2col;"),
+        "{pinned}"
+    );
+    assert!(line(&pinned, "i3a.b2.2").ends_with("im2col"));
+
+    let emit = |algo: &str| {
+        let out = netc(&[
+            "emit",
+            "examples/lecture.net",
+            "--network",
+            "naive",
+            "--conv-algo",
+            algo,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert!(emit("winograd").contains("rt::conv::winograd::conv2d_forward_act"));
+    assert!(!emit("im2col").contains("winograd"));
+
+    let out = netc(&["emit", "examples/lenet.net", "--conv-algo", "fast"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("invalid value 'fast' for '--conv-algo <CONV_ALGO>'")
+            && err.contains("[possible values: auto, im2col, winograd]"),
+        "{err}"
+    );
+    let out = netc(&["graph", "examples/lenet.net", "--conv-algo", "im2col"]);
+    assert_eq!(out.status.code(), Some(2), "graph generates no code");
+}

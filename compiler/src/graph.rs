@@ -125,6 +125,8 @@ pub struct Graph {
     /// Set by the `inplace` pass: activations that overwrite their input's buffers, keyed
     /// by activation, with the input whose buffers they use.
     pub aliases: BTreeMap<NodeIndex, NodeIndex>,
+    /// What `--conv-algo` asks of the `conv_algo` pass (the cost model by default).
+    pub conv_algo: crate::passes::conv_algo::Pin,
 }
 
 /// Where a layer's output lives when it is written in place into a concat.
@@ -148,6 +150,7 @@ impl Graph {
             slots: BTreeMap::new(),
             merged: Merged::default(),
             aliases: BTreeMap::new(),
+            conv_algo: Default::default(),
         }
     }
 

@@ -18,7 +18,7 @@ mod summary;
 
 pub use memplan::{memplan, MemPlan, Placed};
 pub use schedule::Schedule;
-pub use summary::{summary, Bytes, Summary};
+pub use summary::{summary, Bytes, ConvChoice, Summary};
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -3,8 +3,10 @@
 //! the DSL or the compiler.
 //!
 //! `unsafe` lives only in [`gemm`] (its packing loops, micro-kernels and the raw pointers that
-//! let threads write disjoint parts of C) and in [`pool`]'s call of its AVX2-compiled max
-//! pooling, made once the CPU is known to have AVX2.
+//! let threads write disjoint parts of C), in [`pool`]'s call of its AVX2-compiled max
+//! pooling, and in the calls of AVX2-compiled kernels of `conv` (the direct depthwise
+//! kernels and [`conv::winograd`]'s transforms), each made once the CPU is known to have
+//! AVX2 and FMA.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -2,8 +2,9 @@
 //! and both backward passes, and a linear layer with ReLU6 fused, are bitwise equal on 1 and
 //! 2 threads (work is split over output rows and columns only, never over a reduction), and
 //! so are elementwise activations large enough to be split into chunks, depthwise convolutions
-//! (split over channels) and batchnorm with ReLU (statistics split over channels). One test in its own
-//! binary, since the thread count is global.
+//! (split over channels), batchnorm with ReLU (statistics split over channels) and Winograd
+//! convolutions (transforms split over channels, GEMMs over their outputs). One test in its
+//! own binary, since the thread count is global.
 
 use netc_runtime::act::{backward, forward, Gelu};
 use netc_runtime::conv::*;
@@ -27,6 +28,22 @@ fn run(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]) -> [Ve
     conv2d_backward_data(g, n, w, dy, &mut dx, &mut col);
     let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; g.out]);
     conv2d_backward_weight(g, n, x, dy, &mut dw, Some(&mut db), &mut col);
+    [y, y6, dx, dw, db]
+}
+
+/// [`run`]'s passes by Winograd F4 (ReLU6 only where the weights reach it), where it applies.
+fn winograd(g: &Conv2d, n: usize, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]) -> [Vec<f32>; 5] {
+    use netc_runtime::conv::winograd::{self as wg, Tile};
+    let tile = Tile::F4;
+    let mut s = vec![0.0; wg::scratch_len(g, tile, n)];
+    let mut y = vec![0.0; dy.len()];
+    wg::conv2d_forward_act(g, tile, n, x, w, Some(b), Act::Relu, &mut y, &mut s);
+    let mut y6 = vec![0.0; dy.len()];
+    wg::conv2d_forward_act(g, tile, n, x, w, Some(b), Act::Relu6, &mut y6, &mut s);
+    let mut dx = vec![0.0; x.len()];
+    wg::conv2d_backward_data(g, tile, n, w, dy, &mut dx, &mut s);
+    let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; g.out]);
+    wg::conv2d_backward_weight(g, tile, n, x, dy, &mut dw, Some(&mut db), &mut s);
     [y, y6, dx, dw, db]
 }
 
@@ -75,16 +92,26 @@ fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
         let dy: Vec<f32> = (0..n * g.out * g.ho() * g.wo())
             .map(|_| rng.uniform(-1.0, 1.0))
             .collect();
-        set_num_threads(1);
-        let one = run(&g, n, &x, &w, &b, &dy);
-        set_num_threads(2);
-        let two = run(&g, n, &x, &w, &b, &dy);
-        for (name, (a, b)) in ["y", "y relu6", "dx", "dw", "db"]
-            .iter()
-            .zip(one.iter().zip(&two))
-        {
-            let same = a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
-            assert!(same, "{name} differs between 1 and 2 threads for {g:?}");
+        type Passes = fn(&Conv2d, usize, &[f32], &[f32], &[f32], &[f32]) -> [Vec<f32>; 5];
+        let mut algos: Vec<(&str, Passes)> = vec![("im2col", run)];
+        if netc_runtime::conv::winograd::applies(&g) && g.groups == 1 {
+            algos.push(("winograd", winograd));
+        }
+        for (algo, passes) in algos {
+            set_num_threads(1);
+            let one = passes(&g, n, &x, &w, &b, &dy);
+            set_num_threads(2);
+            let two = passes(&g, n, &x, &w, &b, &dy);
+            for (name, (a, b)) in ["y", "y relu6", "dx", "dw", "db"]
+                .iter()
+                .zip(one.iter().zip(&two))
+            {
+                let same = a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(
+                    same,
+                    "{algo}: {name} differs between 1 and 2 threads for {g:?}"
+                );
+            }
         }
     }
     let (n, fin, fout) = (64, 512, 1000);

@@ -1,10 +1,30 @@
 //! Emits the generated module of every network the tests compile (the examples and the
 //! test networks in `nets/`) into OUT_DIR, with `netc emit`'s code path: each with every
-//! codegen pass, with each pass skipped in turn, and with all of them skipped; and some of
-//! the zoo's networks, on small images, with every pass. It also writes the test that
-//! compares each module with the interpreter.
+//! codegen pass, with each pass skipped in turn, with all of them skipped, and with every
+//! 3×3 stride-1 conv on Winograd (`--conv-algo winograd`); and some of the zoo's networks,
+//! on small images, with every pass, with the cost model's algorithms and with Winograd. It
+//! also writes the test that compares each module with the interpreter.
 
 use std::path::Path;
+
+use netc_compiler::passes::conv_algo::Pin;
+use netc_compiler::Graph;
+
+/// The module declaration of generated `code` written to `OUT_DIR/{file}.rs`, with
+/// `WINOGRAD`: whether it calls Winograd convs (the tests' gradient tolerance).
+fn module(doc: &str, name: &str, file: &str, code: &str) -> String {
+    let winograd = code.contains("rt::conv::winograd::");
+    format!(
+        "/// {doc}\npub mod {name} {{ include!(concat!(env!(\"OUT_DIR\"), \"/{file}.rs\")); pub const WINOGRAD: bool = {winograd}; }}\n"
+    )
+}
+
+/// `g` with `--conv-algo` as `pin`.
+fn pinned(g: &Graph, pin: Pin) -> Graph {
+    let mut g = g.clone();
+    g.conv_algo = pin;
+    g
+}
 
 /// A test network: module name, file, network, and the arguments of its test macro in
 /// `tests/equal.rs` after the test and module names.
@@ -75,11 +95,20 @@ const ZOO: &[(&str, usize, &str)] = &[
     ("efficientnet_b0", 32, "classifier"),
 ];
 
-/// The schedules every network is built with: a module-name suffix and the passes skipped.
-fn variants() -> Vec<(String, Vec<&'static str>)> {
+/// The schedules every network is built with: a module-name suffix, the passes skipped and
+/// the conv algorithm asked for.
+fn variants() -> Vec<(String, Vec<&'static str>, Pin)> {
     let passes = netc_compiler::passes::names();
-    let mut v = vec![(String::new(), vec![]), ("_unfused".into(), passes.clone())];
-    v.extend(passes.iter().map(|p| (format!("_no_{p}"), vec![*p])));
+    let mut v = vec![
+        (String::new(), vec![], Pin::Auto),
+        ("_unfused".into(), passes.clone(), Pin::Auto),
+        ("_winograd".into(), vec![], Pin::Winograd),
+    ];
+    v.extend(
+        passes
+            .iter()
+            .map(|p| (format!("_no_{p}"), vec![*p], Pin::Auto)),
+    );
     v
 }
 
@@ -221,14 +250,17 @@ fn main() {
         }
         let name = format!("r{seed}");
         // The networks take turns at the schedules: every one meets the interpreter.
-        let skip = &variants[made % variants.len()].1;
-        let code =
-            netc_compiler::codegen::emit_with(&checked.graphs[0], &name, skip).expect("emit");
+        let (_, skip, pin) = &variants[made % variants.len()];
+        let g = pinned(&checked.graphs[0], *pin);
+        let code = netc_compiler::codegen::emit_with(&g, &name, skip).expect("emit");
+        modules.push_str(&module(
+            &format!("Random network {seed}."),
+            &name,
+            &name,
+            &code,
+        ));
         std::fs::write(Path::new(&out).join(format!("{name}.rs")), code).expect("write");
         std::fs::write(Path::new(&out).join(format!("{name}.net")), &src).expect("write");
-        modules.push_str(&format!(
-            "/// Random network {seed}.\npub mod {name} {{ include!(concat!(env!(\"OUT_DIR\"), \"/{name}.rs\")); }}\n"
-        ));
         tests.push_str(&format!("equal_random!({name});\n"));
         made += 1;
     }
@@ -241,21 +273,19 @@ fn main() {
         let checked = netc_compiler::check_file(Path::new(path), *network);
         assert!(!checked.has_errors(), "{path}:\n{}", checked.render());
         let fused = netc_compiler::codegen::emit(&checked.graphs[0], path).expect("emit");
-        for (suffix, skip) in &variants {
+        for (suffix, skip, pin) in &variants {
             let module = format!("{name}{suffix}");
-            let code =
-                netc_compiler::codegen::emit_with(&checked.graphs[0], path, skip).expect("emit");
-            let doc = format!("`{path}`, skipping the passes {skip:?}.");
+            let g = pinned(&checked.graphs[0], *pin);
+            let code = netc_compiler::codegen::emit_with(&g, path, skip).expect("emit");
+            let doc = format!("`{path}`, skipping the passes {skip:?}, convs {pin:?}.");
             // A schedule that changes nothing is the same module (and compiles once).
             if !suffix.is_empty() && code == fused {
                 modules.push_str(&format!(
                     "/// {doc} Same code as `{name}`.\npub use {name} as {module};\n"
                 ));
             } else {
+                modules.push_str(&self::module(&doc, &module, &module, &code));
                 std::fs::write(Path::new(&out).join(format!("{module}.rs")), code).expect("write");
-                modules.push_str(&format!(
-                    "/// {doc}\npub mod {module} {{ include!(concat!(env!(\"OUT_DIR\"), \"/{module}.rs\")); }}\n"
-                ));
             }
             let call = test.replacen(
                 '(',
@@ -279,12 +309,18 @@ fn main() {
         std::fs::write(&small, &src).expect("write");
         let checked = netc_compiler::check_file(&small, None);
         assert!(!checked.has_errors(), "{path}:\n{}", checked.render());
-        let code = netc_compiler::codegen::emit(&checked.graphs[0], &path).expect("emit");
-        std::fs::write(Path::new(&out).join(format!("{name}.rs")), code).expect("write");
-        modules.push_str(&format!(
-            "/// `{path}` on {size}×{size} images.\npub mod {name} {{ include!(concat!(env!(\"OUT_DIR\"), \"/{name}.rs\")); }}\n"
-        ));
-        tests.push_str(&format!("equal_zoo!({name}, {output}, output_{output});\n"));
+        for (suffix, pin) in [("", Pin::Auto), ("_winograd", Pin::Winograd)] {
+            let g = pinned(&checked.graphs[0], pin);
+            let code = netc_compiler::codegen::emit(&g, &path).expect("emit");
+            let module = format!("{name}{suffix}");
+            let doc = format!("`{path}` on {size}×{size} images, convs {pin:?}.");
+            modules.push_str(&self::module(&doc, &module, &module, &code));
+            std::fs::write(Path::new(&out).join(format!("{module}.rs")), code).expect("write");
+            std::fs::write(Path::new(&out).join(format!("{module}.net")), &src).expect("write");
+            tests.push_str(&format!(
+                "equal_zoo!({module}, {output}, output_{output});\n"
+            ));
+        }
     }
     std::fs::write(Path::new(&out).join("zoo_modules.rs"), modules).expect("write");
     std::fs::write(Path::new(&out).join("zoo_tests.rs"), tests).expect("write");

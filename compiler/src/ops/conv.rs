@@ -2,7 +2,8 @@
 //! fused into the GEMM's epilogue by the `epilogue` pass, sibling 1×1 convs merged into one
 //! GEMM by `merge_1x1`, outputs written into a concat's channels by `concat_in_place`, and,
 //! at inference, the batchnorm after it folded into its weights by `fold_bn` (see `fold`)
-//! and the residual `add` after it summed in its epilogue by `residual`.
+//! and the residual `add` after it summed in its epilogue by `residual`; a 3×3 stride-1 conv
+//! runs as Winograd where `conv_algo` chooses it.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -37,6 +38,47 @@ pub struct Conv {
     /// computed in the GEMM's epilogue (set by the `residual` pass on the inference graph,
     /// never by users).
     pub residual: bool,
+    /// How the generated code computes it (set by the `conv_algo` pass, never by users; the
+    /// interpreter always uses im2col).
+    pub algo: Algo,
+}
+
+/// A conv's algorithm in generated code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Algo {
+    /// im2col (or the direct and batched paths the runtime's `conv` takes) and a GEMM.
+    #[default]
+    Im2col,
+    /// Winograd convolution with this tile (`rt::conv::winograd`).
+    Winograd(rt::conv::winograd::Tile),
+}
+
+impl Algo {
+    /// `im2col`, `winograd F4`, `winograd F2`: as `netc check --plan` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algo::Im2col => "im2col",
+            Algo::Winograd(rt::conv::winograd::Tile::F4) => "winograd F4",
+            Algo::Winograd(rt::conv::winograd::Tile::F2) => "winograd F2",
+        }
+    }
+
+    /// The runtime function `name` of this algorithm and its leading arguments after the
+    /// geometry: `rt::conv::NAME` and none, or `rt::conv::winograd::NAME` and the tile.
+    fn call(self, name: &str) -> (TokenStream, TokenStream) {
+        let f = proc_macro2::Ident::new(name, proc_macro2::Span::call_site());
+        match self {
+            Algo::Im2col => (quote! { rt::conv::#f }, quote! {}),
+            Algo::Winograd(tile) => {
+                let t =
+                    proc_macro2::Ident::new(&format!("{tile:?}"), proc_macro2::Span::call_site());
+                (
+                    quote! { rt::conv::winograd::#f },
+                    quote! { rt::conv::winograd::Tile::#t, },
+                )
+            }
+        }
+    }
 }
 
 const PARAMS: &[Param] = &[
@@ -93,6 +135,7 @@ fn build(r: &Reader) -> Result<Op, OpError> {
         act: None,
         fold: None,
         residual: false,
+        algo: Algo::Im2col,
     }))
 }
 
@@ -197,6 +240,9 @@ impl OpKind for Conv {
         if self.residual {
             v["residual"] = json!(true);
         }
+        if self.algo != Algo::Im2col {
+            v["algo"] = json!(self.algo.name());
+        }
         object(v)
     }
 
@@ -209,7 +255,12 @@ impl OpKind for Conv {
     }
 
     fn col(&self, ins: &[&Shape], _y: &Shape) -> usize {
-        self.geometry(ins[0]).col_len()
+        let geo = self.geometry(ins[0]);
+        match self.algo {
+            Algo::Im2col => geo.col_len(),
+            // Bounded for any batch; the generated code's `col` is allocated once.
+            Algo::Winograd(tile) => rt::conv::winograd::scratch_len(&geo, tile, usize::MAX),
+        }
     }
 
     fn reads(&self) -> Reads {
@@ -334,27 +385,35 @@ impl OpKind for Conv {
         let (w, dw) = (cx.param("weight"), cx.grad("weight"));
         let (b, db) = cx.bias_args(self.bias);
         let fwd = self.forward_tokens(cx, quote! { &#w }, b);
+        let call = |name: &str| self.algo.call(name);
         if let Some((_, d, slot)) = layer_in_place(cx, cx.n) {
-            let data = cx.add_dx(0, |dx| quote! {
-                rt::conv::conv2d_backward_data_slot_acc(&#geo, n, &#w, &#d, #slot, &mut #dx, &mut ws.col);
+            let (data_fn, tile) = call("conv2d_backward_data_slot_acc");
+            let data = cx.add_dx(0, |dx| {
+                quote! {
+                    #data_fn(&#geo, #tile n, &#w, &#d, #slot, &mut #dx, &mut ws.col);
+                }
             });
+            let (weight_fn, tile) = call("conv2d_backward_weight_slot");
             let bwd = quote! {
-                rt::conv::conv2d_backward_weight_slot(&#geo, n, &#x, &#d, #slot, &mut #dw, #db, &mut ws.col);
+                #weight_fn(&#geo, #tile n, &#x, &#d, #slot, &mut #dw, #db, &mut ws.col);
                 #data
             };
             return (fwd, bwd);
         }
         let dy = cx.dy();
-        let data =
-            if dx_ok {
-                cx.add_dx(0, |dx| quote! {
-                rt::conv::conv2d_backward_data_acc(&#geo, n, &#w, &#dy, &mut #dx, &mut ws.col);
+        let data = if dx_ok {
+            let (data_fn, tile) = call("conv2d_backward_data_acc");
+            cx.add_dx(0, |dx| {
+                quote! {
+                    #data_fn(&#geo, #tile n, &#w, &#dy, &mut #dx, &mut ws.col);
+                }
             })
-            } else {
-                quote! {}
-            };
+        } else {
+            quote! {}
+        };
+        let (weight_fn, tile) = call("conv2d_backward_weight");
         let bwd = quote! {
-            rt::conv::conv2d_backward_weight(&#geo, n, &#x, &#dy, &mut #dw, #db, &mut ws.col);
+            #weight_fn(&#geo, #tile n, &#x, &#dy, &mut #dw, #db, &mut ws.col);
             #data
         };
         (fwd, bwd)
@@ -392,14 +451,16 @@ impl Conv {
         let (geo, x) = (cx.geo(), cx.x(0));
         let act = ActFn::epilogue_tokens(self.act);
         if let Some((t, _, slot)) = layer_in_place(cx, cx.n) {
+            let (f, tile) = self.algo.call("conv2d_forward_slot_act");
             return quote! {
-                rt::conv::conv2d_forward_slot_act(&#geo, n, &#x, #w, #b, #act, &mut #t, #slot, &mut ws.col);
+                #f(&#geo, #tile n, &#x, #w, #b, #act, &mut #t, #slot, &mut ws.col);
             };
         }
         let y = cx.y();
         if !self.residual {
+            let (f, tile) = self.algo.call("conv2d_forward_act");
             return quote! {
-                rt::conv::conv2d_forward_act(&#geo, n, &#x, #w, #b, #act, &mut #y, &mut ws.col);
+                #f(&#geo, #tile n, &#x, #w, #b, #act, &mut #y, &mut ws.col);
             };
         }
         let len = cx.g.node(cx.n).shape.iter().product::<usize>();
@@ -410,9 +471,10 @@ impl Conv {
             let r = cx.x(1);
             quote! { #y.copy_from_slice(&#r); }
         };
+        let (f, tile) = self.algo.call("conv2d_forward_slot_act_acc");
         quote! {
             #copy
-            rt::conv::conv2d_forward_slot_act_acc(&#geo, n, &#x, #w, #b, #act, &mut #y,
+            #f(&#geo, #tile n, &#x, #w, #b, #act, &mut #y,
                 rt::tensor::Slot::dense(#len), &mut ws.col);
         }
     }

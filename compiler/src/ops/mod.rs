@@ -43,7 +43,7 @@ pub use cost::{cost, Cost};
 pub use window::{dropped, unread_input, window_out};
 
 pub use act::{Act, ActFn};
-pub use conv::Conv;
+pub use conv::{Algo, Conv};
 pub use conv_t::{invert, ConvT};
 pub use input::InputKind;
 pub use linear::Linear;

@@ -10,6 +10,7 @@
 //! inference graph.
 
 pub mod concat_in_place;
+pub mod conv_algo;
 pub mod epilogue;
 pub mod fold_bn;
 pub mod inplace;
@@ -81,6 +82,12 @@ pub const CODEGEN: &[Pass] = &[
         name: "concat_in_place",
         requires: &["epilogue", "merge_1x1", "inplace"],
         run: concat_in_place::run,
+    },
+    // Merged groups (1×1 convs) stay on im2col's GEMM.
+    Pass {
+        name: "conv_algo",
+        requires: &["merge_1x1"],
+        run: conv_algo::run,
     },
 ];
 

@@ -49,6 +49,24 @@ pub struct Summary {
     /// The batch asked for, and the memory at that batch.
     pub batch: usize,
     pub bytes: Bytes,
+    /// Every conv of the training step with the algorithm `conv_algo` chose for it, in node
+    /// order, and the batch its cost model assumed.
+    pub convs: Vec<ConvChoice>,
+    pub model_batch: usize,
+    /// What `--conv-algo` asked for.
+    pub pin: crate::passes::conv_algo::Pin,
+}
+
+/// One conv layer's algorithm in the generated code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvChoice {
+    pub path: String,
+    /// `3×3/1 96→128 @28×28`: the kernel, stride, channels and output map.
+    pub geometry: String,
+    /// Whether Winograd could compute it (3×3, stride 1, no dilation, one group): the
+    /// layers the choice is about.
+    pub candidate: bool,
+    pub algo: crate::ops::Algo,
 }
 
 /// Memory at one batch, in bytes; [`summary`] refuses a batch at which any of them
@@ -150,6 +168,36 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
     let infer_set = inferred.inference_set();
     let steps = schedule::describe(&plan.infer.ws.schedule, inferred, &plan.infer.ws.buffers)
         + &schedule::describe(&plan.train.ws.schedule, planned, &plan.train.ws.buffers);
+    let convs = planned
+        .training_nodes()
+        .into_iter()
+        .filter_map(|n| {
+            let Op::Conv(c) = &planned.node(n).op else {
+                return None;
+            };
+            let x = &planned.node(*planned.inputs_of(n).first()?).shape;
+            let geo = c.geometry(x);
+            Some(ConvChoice {
+                path: planned.node(n).path.clone(),
+                geometry: format!(
+                    "{}×{}/{} {}→{} @{}×{}",
+                    geo.kh,
+                    geo.kw,
+                    geo.sh,
+                    geo.c,
+                    geo.out,
+                    geo.ho(),
+                    geo.wo()
+                ),
+                candidate: netc_runtime::conv::winograd::applies(&geo),
+                algo: c.algo,
+            })
+        })
+        .collect();
+    let model_batch = g
+        .train
+        .batch
+        .map_or(crate::passes::conv_algo::DEFAULT_BATCH, |b| b as usize);
     Ok(Summary {
         gemm_layers_before: count(g, &g.training_set(), gemm),
         gemm_layers: count(planned, &train_set, gemm)
@@ -177,5 +225,8 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
         inference: plan.infer.ws,
         batch,
         bytes,
+        convs,
+        model_batch,
+        pin: g.conv_algo,
     })
 }

@@ -26,6 +26,7 @@ pub(crate) mod batched;
 mod data_as_conv;
 mod direct;
 mod merged;
+pub mod winograd;
 
 use data_as_conv::DataAsConv;
 

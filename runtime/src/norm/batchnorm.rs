@@ -64,7 +64,6 @@ fn clamp(v: f32, hi: Option<f32>) -> f32 {
     }
 }
 
-
 /// Batch normalization in training mode:
 /// `y = γ (x - μ_B) / sqrt(σ²_B + eps) + β` with the batch mean and biased variance, and
 /// `running ← (1 - momentum)·running + momentum·batch` (the variance unbiased, as PyTorch).

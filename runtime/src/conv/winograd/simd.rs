@@ -1,0 +1,459 @@
+//! The lane kernels: each transforms eight tiles at once, as arrays of eight `f32` that the
+//! compiler turns into one AVX2 register each where the CPU has AVX2 (the `*_fast` wrappers,
+//! compiled with `#[target_feature]`, chosen at run time) and into SSE pairs otherwise. Both
+//! are the same source and the same arithmetic (no fused multiply-adds), so results do not
+//! depend on the CPU.
+//!
+//! Loads are contiguous because each input row is first dealt into `m` column phases,
+//! `P[s][q] = xpad[q·m + s]`: tap `j` of the tiles `tx..tx+8` is `P[j mod m][tx + j div m..]`.
+
+use std::ops::Range;
+
+use super::plan::Plan;
+use super::transform::{two_d, Transform, L, LANES, ZERO};
+use crate::im2col::Conv2d;
+use crate::tensor::Slot;
+
+/// Calls `$body::<T>(args)` compiled for AVX2 + FMA when the CPU has both, else as is.
+macro_rules! dispatch {
+    ($body:ident, $fast:ident, $t:ident, ($($arg:ident: $ty:ty),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn $fast<T: Transform>($($arg: $ty),*) {
+            $body::<T>($($arg),*)
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above, cached by std); the
+            // function is safe code otherwise.
+            return unsafe { $fast::<$t>($($arg),*) };
+        }
+        $body::<$t>($($arg),*)
+    }};
+}
+
+/// Eight floats from `src`, or the first `cnt` and zeros.
+#[inline(always)]
+fn load(src: &[f32], cnt: usize) -> L {
+    if cnt == LANES {
+        return src[..LANES].try_into().expect("eight lanes");
+    }
+    let mut l = ZERO;
+    for (d, &v) in l.iter_mut().zip(&src[..cnt]) {
+        *d = v;
+    }
+    l
+}
+
+/// The first `cnt` lanes of `l` to `dst`.
+#[inline(always)]
+fn store_n(dst: &mut [f32], l: &L, cnt: usize) {
+    for (d, &v) in dst[..cnt].iter_mut().zip(l) {
+        *d = v;
+    }
+}
+
+/// `phase[q] = row[q·m + s]`, zero where that falls outside `row`: one column phase of a
+/// row (`s` may be negative, a left padding).
+#[inline(always)]
+fn deal(row: &[f32], s: isize, m: usize, phase: &mut [f32]) {
+    let (w, mi) = (row.len() as isize, m as isize);
+    // The phase's entries inside the row: q from ceil(-s / m) to ceil((w - s) / m).
+    let lo = ((-s).max(0) + mi - 1) / mi;
+    let hi = (((w - s).max(0) + mi - 1) / mi).max(lo);
+    let (lo, hi) = (lo as usize, (hi as usize).min(phase.len()));
+    let (lo, hi) = (lo.min(hi), hi);
+    phase[..lo].fill(0.0);
+    phase[hi..].fill(0.0);
+    let first = (lo as isize * mi + s) as usize;
+    for (d, &v) in phase[lo..hi]
+        .iter_mut()
+        .zip(row[first.min(row.len())..].iter().step_by(m))
+    {
+        *d = v;
+    }
+}
+
+/// All eight lanes of `l` to `dst`.
+#[inline(always)]
+fn store(dst: &mut [f32], l: &L) {
+    dst[..LANES].copy_from_slice(l);
+}
+
+/// `min(max(v, 0), hi)` with NaN passed through (the GEMM epilogue's activation).
+#[inline(always)]
+fn clamp(v: f32, hi: f32) -> f32 {
+    if v < 0.0 {
+        0.0
+    } else if v > hi {
+        hi
+    } else {
+        v
+    }
+}
+
+/// Floats of the phase buffer and temporary the input kernel needs.
+pub(super) fn input_buf_len(p: &Plan) -> usize {
+    p.alpha * p.m * (p.tw_lanes() + 1) + p.points() * p.stride()
+}
+
+/// Floats of the phase buffer and temporary the gradient kernel needs.
+pub(super) fn grad_buf_len(p: &Plan) -> usize {
+    p.m * p.m * p.tw_lanes() + p.alpha * p.m * p.stride()
+}
+
+/// `V[ξ][t] = (Bᵀ·d_t·B)[ξ]` for channel `ch` of `x` (images at `xs`, geometry `g`) and
+/// every tile `t` of the tile rows `rows`; `v` is the channel's `α² × stride`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn input<T: Transform>(
+    g: &Conv2d,
+    p: &Plan,
+    x: &[f32],
+    xs: Slot,
+    ch: usize,
+    rows: Range<usize>,
+    buf: &mut [f32],
+    v: &mut [f32],
+) {
+    dispatch!(input_body, input_fast, T, (g: &Conv2d, p: &Plan, x: &[f32], xs: Slot, ch: usize, rows: Range<usize>, buf: &mut [f32], v: &mut [f32]))
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn input_body<T: Transform>(
+    g: &Conv2d,
+    p: &Plan,
+    x: &[f32],
+    xs: Slot,
+    ch: usize,
+    rows: Range<usize>,
+    buf: &mut [f32],
+    v: &mut [f32],
+) {
+    let (m, a, st) = (T::M, T::A, p.stride());
+    let lw = p.tw_lanes() + 1;
+    let plane = g.h * g.w;
+    // `Bᵀ·d` down the columns of every tile into `tmp` (`α² × stride`), then `·B`.
+    let (buf, tmp) = buf.split_at_mut(a * m * lw);
+    for r in rows.clone() {
+        let (i, ty) = (r / p.th, r % p.th);
+        let xp = &x[xs.image(i, g.c * plane)][ch * plane..][..plane];
+        for ri in 0..a {
+            let dst = &mut buf[ri * m * lw..][..m * lw];
+            let iy = (ty * m + ri).wrapping_sub(g.ph);
+            if iy >= g.h {
+                dst.fill(0.0);
+                continue;
+            }
+            let row = &xp[iy * g.w..][..g.w];
+            for (s, phase) in dst.chunks_exact_mut(lw).enumerate() {
+                deal(row, s as isize - g.pw as isize, m, phase);
+            }
+        }
+        let t0 = (r - rows.start) * p.tw;
+        for tx in (0..p.tw).step_by(LANES) {
+            for j in 0..a {
+                let mut col = [ZERO; 6];
+                for (ri, l) in col.iter_mut().enumerate().take(a) {
+                    *l = load(&buf[(ri * m + j % m) * lw + tx + j / m..], LANES);
+                }
+                let tc = T::input(&col);
+                for (ai, l) in tc.iter().enumerate().take(a) {
+                    store(&mut tmp[(ai * a + j) * st + t0 + tx..], l);
+                }
+            }
+        }
+    }
+    // Along the rows, one row of points at a time: `α` streams written at once.
+    let nt = rows.len() * p.tw;
+    for ai in 0..a {
+        for t in (0..nt).step_by(LANES) {
+            let mut row = [ZERO; 6];
+            for (j, l) in row.iter_mut().enumerate().take(a) {
+                *l = load(&tmp[(ai * a + j) * st + t..], LANES);
+            }
+            let vr = T::input(&row);
+            for (bj, l) in vr.iter().enumerate().take(a) {
+                store(&mut v[(ai * a + bj) * st + t..], l);
+            }
+        }
+    }
+}
+
+/// Floats of the temporary the output kernel needs.
+pub(super) fn output_buf_len(p: &Plan) -> usize {
+    p.m * p.alpha * p.stride()
+}
+
+/// Output plane `plane` (channel `o`'s `ho × wo` of image `i`, geometry `g`) from `mo`,
+/// channel `o`'s `α² × stride` of the block `rows`: `y = act(Aᵀ·M·A + beta·y + bias)` on the
+/// tiles of image `i`.
+///
+/// In two sweeps: `Z = Aᵀ·M` for all the image's tiles, reading `α` rows of `M` at a time
+/// (which the hardware prefetches; reading all `α²` rows at once stalled on every load),
+/// into `z` (`m × α × stride`), then `Z·A` tile row by tile row into the plane.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn output<T: Transform>(
+    g: &Conv2d,
+    p: &Plan,
+    mo: &[f32],
+    rows: Range<usize>,
+    i: usize,
+    plane: &mut [f32],
+    bias: f32,
+    hi: Option<f32>,
+    beta: f32,
+    z: &mut [f32],
+) {
+    dispatch!(output_body, output_fast, T, (g: &Conv2d, p: &Plan, mo: &[f32], rows: Range<usize>, i: usize, plane: &mut [f32], bias: f32, hi: Option<f32>, beta: f32, z: &mut [f32]))
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn output_body<T: Transform>(
+    g: &Conv2d,
+    p: &Plan,
+    mo: &[f32],
+    rows: Range<usize>,
+    i: usize,
+    plane: &mut [f32],
+    bias: f32,
+    hi: Option<f32>,
+    beta: f32,
+    z: &mut [f32],
+) {
+    let (m, a, st) = (T::M, T::A, p.stride());
+    let (ho, wo) = (g.ho(), g.wo());
+    // The image's tile rows within the block, and its tiles.
+    let lo = rows.start.max(i * p.th);
+    let hi_row = rows.end.min((i + 1) * p.th);
+    let (t_lo, t_hi) = ((lo - rows.start) * p.tw, (hi_row - rows.start) * p.tw);
+    for bj in 0..a {
+        for t in (t_lo..t_hi).step_by(LANES) {
+            let mut col = [ZERO; 6];
+            for (ai, l) in col.iter_mut().enumerate().take(a) {
+                *l = load(&mo[(ai * a + bj) * st + t..], LANES);
+            }
+            let zc = T::output(&col);
+            for (ii, l) in zc.iter().enumerate().take(m) {
+                store(&mut z[(ii * a + bj) * st + t..], l);
+            }
+        }
+    }
+    for r in lo..hi_row {
+        let ty = r % p.th;
+        let t0 = (r - rows.start) * p.tw;
+        for tx in (0..p.tw).step_by(LANES) {
+            let cnt = LANES.min(p.tw - tx);
+            for ii in 0..m {
+                let oy = ty * m + ii;
+                if oy >= ho {
+                    break;
+                }
+                let mut zr = [ZERO; 6];
+                for (bj, l) in zr.iter_mut().enumerate().take(a) {
+                    *l = load(&z[(ii * a + bj) * st + t0 + tx..], LANES);
+                }
+                let yr = T::output(&zr);
+                // The eight tiles' `m` values of this output row, transposed to the row's
+                // order, then written as one run (cut at the map's edge).
+                let mut run = [0.0f32; LANES * 4];
+                for k in 0..LANES {
+                    for j in 0..m {
+                        run[k * m + j] = yr[j][k];
+                    }
+                }
+                let x0 = tx * m;
+                let len = (cnt * m).min(wo - x0);
+                let dst = &mut plane[oy * wo + x0..][..len];
+                epilogue(&run[..len], dst, bias, hi, beta);
+            }
+        }
+    }
+}
+
+/// `dst = act(run + beta·dst + bias)` as the GEMM's epilogue orders it: the product, plus
+/// `y`, plus the bias, then the clamp.
+#[inline(always)]
+fn epilogue(run: &[f32], dst: &mut [f32], bias: f32, hi: Option<f32>, beta: f32) {
+    if beta != 0.0 {
+        for (d, &r) in dst.iter_mut().zip(run) {
+            *d += r;
+        }
+        for d in dst.iter_mut() {
+            *d += bias;
+        }
+    } else {
+        for (d, &r) in dst.iter_mut().zip(run) {
+            *d = r + bias;
+        }
+    }
+    if let Some(hi) = hi {
+        for d in dst.iter_mut() {
+            *d = clamp(*d, hi);
+        }
+    }
+}
+
+/// `dM[ξ][t] = (A·dY_t·Aᵀ)[ξ]` for output channel `o` of `dy` (images at `dys`) and every
+/// tile `t` of the tile rows `rows`; `dm` is the channel's `α² × stride`. Outputs past the map
+/// are zeros.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn grad<T: Transform>(
+    g: &Conv2d,
+    p: &Plan,
+    dy: &[f32],
+    dys: Slot,
+    o: usize,
+    rows: Range<usize>,
+    buf: &mut [f32],
+    dm: &mut [f32],
+) {
+    dispatch!(grad_body, grad_fast, T, (g: &Conv2d, p: &Plan, dy: &[f32], dys: Slot, o: usize, rows: Range<usize>, buf: &mut [f32], dm: &mut [f32]))
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn grad_body<T: Transform>(
+    g: &Conv2d,
+    p: &Plan,
+    dy: &[f32],
+    dys: Slot,
+    o: usize,
+    rows: Range<usize>,
+    buf: &mut [f32],
+    dm: &mut [f32],
+) {
+    let (m, a, st) = (T::M, T::A, p.stride());
+    let (ho, wo) = (g.ho(), g.wo());
+    let lw = p.tw_lanes();
+    // `A·dY` down the columns of every tile into `tmp` (`α·m × stride`), then `·Aᵀ`.
+    let (buf, tmp) = buf.split_at_mut(m * m * lw);
+    for r in rows.clone() {
+        let (i, ty) = (r / p.th, r % p.th);
+        let dyp = &dy[dys.image(i, g.out * ho * wo)][o * ho * wo..][..ho * wo];
+        for ii in 0..m {
+            let dst = &mut buf[ii * m * lw..][..m * lw];
+            let oy = ty * m + ii;
+            if oy >= ho {
+                dst.fill(0.0);
+                continue;
+            }
+            let row = &dyp[oy * wo..][..wo];
+            for (j, phase) in dst.chunks_exact_mut(lw).enumerate() {
+                deal(row, j as isize, m, phase);
+            }
+        }
+        let t0 = (r - rows.start) * p.tw;
+        for tx in (0..p.tw).step_by(LANES) {
+            for j in 0..m {
+                let mut col = [ZERO; 4];
+                for (ii, l) in col.iter_mut().enumerate().take(m) {
+                    *l = load(&buf[(ii * m + j) * lw + tx..], LANES);
+                }
+                let zc = T::grad(&col);
+                for (ai, l) in zc.iter().enumerate().take(a) {
+                    store(&mut tmp[(ai * m + j) * st + t0 + tx..], l);
+                }
+            }
+        }
+    }
+    // Along the rows, one row of points at a time: `α` streams written at once.
+    let nt = rows.len() * p.tw;
+    for ai in 0..a {
+        for t in (0..nt).step_by(LANES) {
+            let mut row = [ZERO; 4];
+            for (j, l) in row.iter_mut().enumerate().take(m) {
+                *l = load(&tmp[(ai * m + j) * st + t..], LANES);
+            }
+            let zr = T::grad(&row);
+            for (bj, l) in zr.iter().enumerate().take(a) {
+                store(&mut dm[(ai * a + bj) * st + t..], l);
+            }
+        }
+    }
+}
+
+/// Row `r` of the transformed weights, `u[ξ][col] = (G·g·Gᵀ)[ξ]` for the `rows × cols`
+/// kernels `g`: `w[r, col]`, or with `flip` the kernel of the data gradient, `w[col, r]`
+/// turned by 180° (`w` is then `cols × rows` kernels of 3×3).
+pub(super) fn weights<T: Transform>(
+    w: &[f32],
+    flip: bool,
+    rows: usize,
+    cols: usize,
+    r: usize,
+    u: &mut [f32],
+) {
+    dispatch!(weights_body, weights_fast, T, (w: &[f32], flip: bool, rows: usize, cols: usize, r: usize, u: &mut [f32]))
+}
+
+#[inline(always)]
+fn weights_body<T: Transform>(
+    w: &[f32],
+    flip: bool,
+    rows: usize,
+    cols: usize,
+    r: usize,
+    u: &mut [f32],
+) {
+    let a = T::A;
+    for c0 in (0..cols).step_by(LANES) {
+        let cnt = LANES.min(cols - c0);
+        let tap = |k: usize, l: usize| -> f32 {
+            if l >= cnt {
+                return 0.0;
+            }
+            let col = c0 + l;
+            if flip {
+                w[(col * rows + r) * 9 + 8 - k]
+            } else {
+                w[(r * cols + col) * 9 + k]
+            }
+        };
+        let mut gg = [[ZERO; 6]; 6];
+        for (i, gr) in gg.iter_mut().enumerate().take(3) {
+            for (j, gl) in gr.iter_mut().enumerate().take(3) {
+                for (l, v) in gl.iter_mut().enumerate() {
+                    *v = tap(i * 3 + j, l);
+                }
+            }
+        }
+        let uu = two_d(&gg, 3, a, T::kernel);
+        for (ai, ur) in uu.iter().enumerate().take(a) {
+            for (bj, l) in ur.iter().enumerate().take(a) {
+                let at = (ai * a + bj) * cols + c0;
+                store_n(&mut u[at..], l, cnt);
+            }
+        }
+    }
+}
+
+/// `dw[col] = Gᵀ·dU[·][col]·G` for the `cols` kernels of one output channel: `du` is its
+/// `α² × cols`, `dw` its `cols × 9`.
+pub(super) fn weight_grad<T: Transform>(du: &[f32], cols: usize, dw: &mut [f32]) {
+    dispatch!(weight_grad_body, weight_grad_fast, T, (du: &[f32], cols: usize, dw: &mut [f32]))
+}
+
+#[inline(always)]
+fn weight_grad_body<T: Transform>(du: &[f32], cols: usize, dw: &mut [f32]) {
+    let a = T::A;
+    for c0 in (0..cols).step_by(LANES) {
+        let cnt = LANES.min(cols - c0);
+        let mut dd = [[ZERO; 6]; 6];
+        for (ai, dr) in dd.iter_mut().enumerate().take(a) {
+            for (bj, l) in dr.iter_mut().enumerate().take(a) {
+                *l = load(&du[(ai * a + bj) * cols + c0..], cnt);
+            }
+        }
+        let gg = two_d(&dd, a, 3, T::kernel_grad);
+        for l in 0..cnt {
+            let k = &mut dw[(c0 + l) * 9..][..9];
+            for i in 0..3 {
+                for j in 0..3 {
+                    k[i * 3 + j] = gg[i][j][l];
+                }
+            }
+        }
+    }
+}
