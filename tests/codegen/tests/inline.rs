@@ -1,6 +1,7 @@
 //! The modules `include_net!` and `network!` expand to against the modules `netc emit` writes
 //! for the same networks: equal parameters and inputs give bitwise equal outputs, losses,
-//! gradients and batchnorm statistics, and the macros' `Net` describes the network as the
+//! gradients and batchnorm statistics (the macros, like `netc emit`, let the cost model choose
+//! each conv's algorithm: they are compared with the `_auto` modules), and the macros' `Net` describes the network as the
 //! trainer binary's does.
 
 use netc_codegen_tests as t;
@@ -53,10 +54,10 @@ macro_rules! same {
     };
 }
 
-same!(lenet_by_include_net, t::lenet, t::inline::lenet, 4, [image: 784], [label: 10], output_logits);
-same!(lenet_by_network_macro, t::lenet, t::inline::text::lenet, 4, [image: 784], [label: 10], output_logits);
-same!(autoencoder_by_include_net, t::autoencoder, t::inline::autoencoder, 3, [image: 784], [], output_recon);
-same!(googlenet_by_include_net, t::googlenet, t::inline::googlenet, 2, [image: 3 * 224 * 224], [label: 1000], output_logits);
+same!(lenet_by_include_net, t::lenet_auto, t::inline::lenet, 4, [image: 784], [label: 10], output_logits);
+same!(lenet_by_network_macro, t::lenet_auto, t::inline::text::lenet, 4, [image: 784], [label: 10], output_logits);
+same!(autoencoder_by_include_net, t::autoencoder_auto, t::inline::autoencoder, 3, [image: 784], [], output_recon);
+same!(googlenet_by_include_net, t::googlenet_auto, t::inline::googlenet, 2, [image: 3 * 224 * 224], [label: 1000], output_logits);
 
 /// The macros' `Net` is the trainer's view of the network: the same name, input, classes,
 /// parameters and defaults as the `netc train` binary gets.
