@@ -1,8 +1,8 @@
 //! The modules `include_net!` and `network!` expand to against the modules `netc emit` writes
 //! for the same networks: equal parameters and inputs give bitwise equal outputs, losses,
 //! gradients and batchnorm statistics (the macros, like `netc emit`, let the cost model choose
-//! each conv's algorithm: they are compared with the `_auto` modules), and the macros' `Net` describes the network as the
-//! trainer binary's does.
+//! each conv's algorithm: they are compared with the `_auto` modules), and the macros' `Net`
+//! describes the network as the trainer binary's does.
 
 use netc_codegen_tests as t;
 use netc_runtime::rng::Rng;
