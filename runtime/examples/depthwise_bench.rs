@@ -1,12 +1,14 @@
 //! Depthwise convolutions of MobileNetV2 and EfficientNet-B0, computed directly: forward,
-//! data gradient and weight gradient, milliseconds and multiply-adds per second.
+//! forward with bias and ReLU6 (inference's form after a folded batchnorm), data gradient
+//! and weight gradient, milliseconds and multiply-adds per second. Inputs are random of
+//! both signs, as activations are: an activation that branches per element shows here.
 //!
 //! `cargo run --release -p netc-runtime --example depthwise_bench -- [--threads T] [BATCH]`
 //! PyTorch times the same layers inside whole networks in `bench/profile_layers.py`.
 
 use netc_runtime::bench::median_seconds;
 use netc_runtime::conv::*;
-use netc_runtime::gemm::set_num_threads;
+use netc_runtime::gemm::{set_num_threads, Act};
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -18,8 +20,8 @@ fn main() {
     set_num_threads(threads);
     let n: usize = args.first().map_or(8, |a| a.parse().expect("a batch"));
     println!("batch {n}, {threads} thread(s); ms (GMAC/s)");
-    println!("| C×H×W | k/s | forward | data | weight |");
-    println!("|---|---|---:|---:|---:|");
+    println!("| C×H×W | k/s | forward | + bias, ReLU6 | data | weight |");
+    println!("|---|---|---:|---:|---:|---:|");
     // (channels, map, kernel, stride)
     for &(c, hw, k, s) in &[
         (32, 112, 3, 1),
@@ -37,8 +39,15 @@ fn main() {
             groups: c,
             ..Conv2d::square(c, hw, hw, c, k, s, k / 2)
         };
-        let x: Vec<f32> = (0..n * c * hw * hw).map(|i| (i % 7) as f32 * 0.1).collect();
-        let w = vec![0.01f32; g.weight_len()];
+        let mut state = 1u32;
+        let x: Vec<f32> = (0..n * c * hw * hw)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect();
+        let w = vec![0.5f32; g.weight_len()];
+        let bias = vec![0.1f32; c];
         let p = g.out * g.ho() * g.wo();
         let dy = vec![0.1f32; n * p];
         let (mut y, mut dx, mut dw) = (vec![0.0; n * p], vec![0.0; x.len()], vec![0.0; w.len()]);
@@ -46,13 +55,17 @@ fn main() {
         let macs = (n * p * k * k) as f64;
         let (_, fwd) =
             median_seconds(|| conv2d_forward(&g, n, &x, &w, None, false, &mut y, &mut col));
+        let (_, act) = median_seconds(|| {
+            conv2d_forward_act(&g, n, &x, &w, Some(&bias), Act::Relu6, &mut y, &mut col)
+        });
         let (_, data) = median_seconds(|| conv2d_backward_data(&g, n, &w, &dy, &mut dx, &mut col));
         let (_, weight) =
             median_seconds(|| conv2d_backward_weight(&g, n, &x, &dy, &mut dw, None, &mut col));
         let cell = |t: f64| format!("{:.3} ({:.1})", t * 1e3, macs / t / 1e9);
         println!(
-            "| {c}×{hw}×{hw} | {k}/{s} | {} | {} | {} |",
+            "| {c}×{hw}×{hw} | {k}/{s} | {} | {} | {} | {} |",
             cell(fwd),
+            cell(act),
             cell(data),
             cell(weight)
         );

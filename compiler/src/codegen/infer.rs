@@ -24,6 +24,8 @@ pub(super) struct Inference {
     pub forward: Run,
     /// Whether `forward` reads the parameters, and the state.
     pub uses: [bool; 2],
+    /// The path of each layer `forward` calls, in order: the rows of its timing table.
+    pub paths: Vec<String>,
 }
 
 /// The inference half of the module for program `p`. `geometry` holds the text of each
@@ -39,6 +41,7 @@ pub(super) fn inference(
     let mut items = BTreeMap::new();
     let mut calls = HashMap::new();
     let mut uses = [false; 2];
+    let mut paths = Vec::new();
     for step in &ws.schedule.forward {
         let What::Infer(n) = step.what else {
             continue;
@@ -90,7 +93,9 @@ pub(super) fn inference(
         uses[0] |= sig.params;
         uses[1] |= sig.state;
         let args = sig.args();
-        calls.insert(n, quote! { #f(#args); });
+        let k = paths.len();
+        paths.push(node.path.clone());
+        calls.insert(n, quote! { timed(&mut times, #k, || #f(#args)); });
         items.insert(n, layer_items);
     }
     let mut forward = Run::new(Kind::Stmt, []);
@@ -115,5 +120,6 @@ pub(super) fn inference(
         items,
         forward,
         uses,
+        paths,
     })
 }

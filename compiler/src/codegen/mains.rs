@@ -299,6 +299,12 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
                 net::forward(&p, &s, &mut infer_ws, &x);
                 infer.push(t.elapsed().as_secs_f64());
             }
+            // Each inference layer's time, from runs of their own (the timer's reads would
+            // otherwise be in the figure above).
+            let mut inf = [0.0f64; net::INFER_LAYERS.len()];
+            for _ in 0..steps {
+                net::forward_timed(&p, &s, &mut infer_ws, &x, &mut inf);
+            }
             let (train, infer) = (median(train), median(infer));
             let params: usize = net::Params::SHAPES.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
             // Workspace, parameters, gradients and momenta; inference's workspace and
@@ -313,15 +319,26 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
                     .enumerate()
                     .map(|(k, l)| format!("{{\"path\":\"{l}\",\"forward_ms\":{:.4},\"backward_ms\":{:.4}}}", per(fwd[k]), per(bwd[k])))
                     .collect();
+                let infer_layers: Vec<String> = net::INFER_LAYERS
+                    .iter()
+                    .enumerate()
+                    .map(|(k, l)| format!("{{\"path\":\"{l}\",\"ms\":{:.4}}}", per(inf[k])))
+                    .collect();
                 println!(
-                    "{{\"network\":\"{}\",\"batch\":{batch},\"threads\":{},\"infer_img_s\":{:.3},\"train_img_s\":{:.3},\"train_gflops\":{:.2},\"peak_fraction\":{:.4},\"peak_bytes\":{peak},\"infer_peak_bytes\":{infer_peak},\"layers\":[{}]}}",
+                    "{{\"network\":\"{}\",\"batch\":{batch},\"threads\":{},\"infer_img_s\":{:.3},\"train_img_s\":{:.3},\"train_gflops\":{:.2},\"peak_fraction\":{:.4},\"peak_bytes\":{peak},\"infer_peak_bytes\":{infer_peak},\"layers\":[{}],\"infer_layers\":[{}]}}",
                     net::NAME, rt::gemm::num_threads(), batch as f64 / infer, batch as f64 / train, gflops,
-                    gflops / (rt::gemm::PEAK_GFLOPS_PER_CORE * rt::gemm::num_threads() as f64), layers.join(",")
+                    gflops / (rt::gemm::PEAK_GFLOPS_PER_CORE * rt::gemm::num_threads() as f64), layers.join(","),
+                    infer_layers.join(",")
                 );
             } else {
                 println!("{:<28} {:>10} {:>11}", "layer", "forward ms", "backward ms");
                 for (k, l) in net::LAYERS.iter().enumerate() {
                     println!("{l:<28} {:>10.3} {:>11.3}", per(fwd[k]), per(bwd[k]));
+                }
+                println!();
+                println!("{:<28} {:>10}", "inference layer", "ms");
+                for (k, l) in net::INFER_LAYERS.iter().enumerate() {
+                    println!("{l:<28} {:>10.3}", per(inf[k]));
                 }
                 println!(
                     "{}: batch {batch}, {} threads: inference {:.1} img/s, training {:.1} img/s ({:.1} GFLOP/s, {:.0}% of peak), peak memory {:.1} MiB (inference {:.1} MiB)",

@@ -351,13 +351,26 @@ pub(super) fn module(
     let quiet = (layer_count == 0).then(|| allow.clone());
     // A network without a loss has nothing to take gradients of.
     let quiet_bwd = backward.is_empty().then(|| allow.clone());
+    let infer_count = infer.paths.len();
+    let quiet_infer = (infer_count == 0).then(|| allow.clone());
     out.push(Item::with_runs(vec![infer.forward], move |runs| {
         let body = &runs[0];
         quote! {
             /// Inference: batchnorm on its running statistics (folded into the conv before it
             /// where it can be), dropout the identity. Runs in a workspace made by either
             /// constructor, laying the arena out by inference's own plan.
-            pub fn forward(#ip: &Params, #is: &State, ws: &mut Workspace, x: &Inputs) {
+            pub fn forward(p: &Params, s: &State, ws: &mut Workspace, x: &Inputs) {
+                forward_timed_opt(p, s, ws, x, None)
+            }
+
+            /// [`forward`], adding each layer's seconds to `times` (indexed as
+            /// [`INFER_LAYERS`]).
+            pub fn forward_timed(p: &Params, s: &State, ws: &mut Workspace, x: &Inputs, times: &mut [f64; #infer_count]) {
+                forward_timed_opt(p, s, ws, x, Some(times))
+            }
+
+            #quiet_infer
+            fn forward_timed_opt(#ip: &Params, #is: &State, ws: &mut Workspace, x: &Inputs, mut times: Option<&mut [f64]>) {
                 ws.layout = Layout::Inference;
                 #body
             }
@@ -418,6 +431,18 @@ pub(super) fn module(
             quote! {
                 /// Every layer's path, in the order of `forward_train`.
                 pub const LAYERS: [&str; #layer_count] = [#paths];
+            }
+        },
+    ))?;
+    let paths = infer.paths.iter().map(|p| quote! { #p, });
+    out.push(Item::with_runs(
+        vec![Run::new(Kind::Elem, paths)],
+        move |runs| {
+            let paths = &runs[0];
+            quote! {
+                /// The path of every layer `forward` runs, in its order (batchnorms folded
+                /// into convs and fused activations have none).
+                pub const INFER_LAYERS: [&str; #infer_count] = [#paths];
             }
         },
     ))?;

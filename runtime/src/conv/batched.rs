@@ -20,9 +20,12 @@ use crate::im2col::Im2colSource;
 /// Maps of at most this many pixels are batched.
 pub(crate) const SMALL_MAP: usize = 256;
 
-/// Convs with at most this many weights are batched whatever their map (LeNet's: an
-/// image's GEMM is a few hundred thousand flops, too little to split between threads).
-pub(crate) const SMALL_WEIGHTS: usize = 4096;
+/// Convs whose GEMM for one image is at most this many flops are batched whatever their map
+/// (LeNet's: 0.24 and 0.48 MFLOP, too little to split between threads). The measure is the
+/// GEMM's work, not the weights alone: MobileNetV2's 16→96 1×1 conv on 112×112 has only
+/// 1,536 weights, but an image's GEMM is 38 MFLOP with a 4.8 MB output, which batching only
+/// copies once more through scratch (it ran 10.1 ms at batch 8 batched, 7.5 ms per image).
+pub(crate) const SMALL_GEMM_FLOPS: usize = 4 << 20;
 
 /// Images per GEMM: `8 × 49 = 392` columns fill 25 panels; more where the scratch is small
 /// (up to [`TINY_ROOM`] floats), so that a tiny conv's GEMM grows large enough to split.
@@ -65,9 +68,10 @@ impl Kind {
     }
 }
 
-/// Whether `g` is batched at all: one group, and a small map or few weights.
+/// Whether `g` is batched at all: one group, and a small map or a small GEMM per image.
 pub(super) fn applies(g: &Conv2d) -> bool {
-    g.groups == 1 && (g.ho() * g.wo() <= SMALL_MAP || g.weight_len() <= SMALL_WEIGHTS)
+    let pixels = g.ho() * g.wo();
+    g.groups == 1 && (pixels <= SMALL_MAP || 2 * g.weight_len() * pixels <= SMALL_GEMM_FLOPS)
 }
 
 /// Floats of `col` one image takes.

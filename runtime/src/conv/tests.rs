@@ -423,3 +423,24 @@ fn residual_in_the_epilogue_equals_conv_then_add_then_clamp() {
         }
     }
 }
+
+/// Batching copies every output once more through scratch, so it is for GEMMs too small to
+/// be worth a call each: LeNet's convs and 7×7 maps are batched, MobileNetV2's 1×1 convs on
+/// 112×112 maps are not, though they have fewer weights than LeNet's second conv (batching
+/// them made the 16→96 expansion 35% slower and took 38 MB of scratch at batch 8).
+#[test]
+fn only_small_gemms_are_batched() {
+    let lenet = [
+        Conv2d::square(1, 28, 28, 6, 5, 1, 2),
+        Conv2d::square(6, 14, 14, 16, 5, 1, 0),
+    ];
+    for g in lenet {
+        assert!(batched::applies(&g), "{g:?}");
+    }
+    assert!(batched::applies(&Conv2d::square(512, 7, 7, 2048, 1, 1, 0)));
+    let expand = Conv2d::square(16, 112, 112, 96, 1, 1, 0);
+    assert!(expand.weight_len() < lenet[1].weight_len());
+    assert!(!batched::applies(&expand));
+    assert!(!batched::applies(&Conv2d::square(3, 224, 224, 32, 3, 2, 1)));
+    assert_eq!(batched::col_len(&expand), 0);
+}
