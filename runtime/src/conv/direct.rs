@@ -57,8 +57,8 @@ impl Phases {
         Phases {
             rows: (g.h + 2 * g.ph).div_ceil(g.sh),
             cols,
-            // (The forward's last block of a row reads up to 7 outputs past the row.)
-            slack: cols + g.kw * g.dw + 8,
+            // (The forward's last block of a row reads up to 15 outputs past the row.)
+            slack: cols + g.kw * g.dw + 16,
         }
     }
 
@@ -397,17 +397,22 @@ fn rows<const FMA: bool, const ACC: bool, const CLAMP: bool>(
             store::<16, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut row[f..f + 16]);
             f += 16;
         }
-        if f + 8 <= wo {
-            store::<8, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut row[f..f + 8]);
-            f += 8;
-        }
-        if f < wo {
-            // The last few outputs of the row as a block of 8 through a temporary: its
-            // other lanes read the next row's inputs or the slack, and are dropped.
-            let r = wo - f;
-            let mut tmp = [0.0f32; 8];
-            tmp[..r].copy_from_slice(&row[f..]);
-            store::<8, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut tmp);
+        let r = wo - f;
+        if r == 8 {
+            store::<8, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut row[f..]);
+        } else if r > 0 {
+            // The last outputs of the row as one block through a temporary (a 14-wide row
+            // is one block of 16): the other lanes read the next row's inputs or the
+            // slack, and are dropped.
+            let mut tmp = [0.0f32; 16];
+            if ACC {
+                tmp[..r].copy_from_slice(&row[f..]);
+            }
+            if r > 8 {
+                store::<16, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut tmp);
+            } else {
+                store::<8, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut tmp[..8]);
+            }
             row[f..].copy_from_slice(&tmp[..r]);
         }
     }

@@ -6,6 +6,7 @@
 
 mod adaptive;
 mod max2x2;
+mod max_rows;
 
 pub use adaptive::{adaptive_avgpool2d_backward, adaptive_avgpool2d_forward, AdaptivePool2d};
 
@@ -148,12 +149,14 @@ fn maxpool<const ARG: bool>(p: &Pool2d, n: usize, x: &[f32], y: &mut [f32], argm
     let first_in = (0..wo).find(|&ox| inside(ox)).unwrap_or(wo);
     let end_in = (first_in..wo).find(|&ox| !inside(ox)).unwrap_or(wo);
     let steps: Vec<u32> = (0..wo).map(|j| (p.sw * j) as u32).collect();
+    let padded = max_rows::Padded::new(p);
     let geometry = Plane {
         p,
         rows: &rows,
         cols: &cols,
         inside: (first_in, end_in),
         steps: &steps,
+        padded: &padded,
     };
     let scratch = || Scratch::new(p, ARG);
     let one = |t: &mut Scratch, (pi, (yp, ap)): (usize, (&mut [f32], &mut [u32]))| {
@@ -203,6 +206,8 @@ struct Plane<'a> {
     inside: (usize, usize),
     /// Output `a + j`'s window starts `sw·j` columns after output `a`'s.
     steps: &'a [u32],
+    /// The padded copy's layout, where [`max_rows`] applies.
+    padded: &'a max_rows::Padded,
 }
 
 /// The working rows of [`max_plane`], allocated once per thread, not per plane.
@@ -214,12 +219,24 @@ struct Scratch {
     phases: Vec<f32>,
     /// Each tap of a [`reduce`].
     taps: Vec<(usize, usize, u32)>,
+    /// The padded copy of a plane for [`max_rows`].
+    padded: Vec<f32>,
 }
 
 impl Scratch {
     fn new(p: &Pool2d, arg: bool) -> Scratch {
         let wo = p.wo();
+        if max_rows::applies(p) {
+            return Scratch {
+                hb: Vec::new(),
+                hi: Vec::new(),
+                phases: Vec::new(),
+                taps: Vec::new(),
+                padded: vec![0.0; max_rows::Padded::new(p).len(p)],
+            };
+        }
         Scratch {
+            padded: Vec::new(),
             hb: vec![0.0; p.h * wo],
             hi: vec![0; if arg { p.h * wo } else { 0 }],
             phases: vec![
@@ -274,6 +291,9 @@ fn max_plane<const ARG: bool>(
 ) {
     if max2x2::applies(g.p) {
         return max2x2::plane::<ARG>(g.p, xp, yp, ap);
+    }
+    if max_rows::applies(g.p) {
+        return max_rows::plane::<ARG>(g.p, g.padded, &mut t.padded, xp, yp, ap);
     }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -505,9 +525,10 @@ pub fn global_avgpool_backward(plane: usize, dy: &[f32], dx: &mut [f32]) {
 mod tests {
     use super::*;
 
-    /// The separable, vectorized pooling gives every output the value and argmax of the
-    /// scalar rule, bitwise, with ties (few distinct values), NaNs and -∞ in the input,
-    /// over strides, paddings, ceil mode and wide rows; and the 2×2 kernel (`max2x2.rs`).
+    /// The vectorized kernels give every output the value and argmax of the scalar rule,
+    /// bitwise, with ties (few distinct values), NaNs and -∞ in the input, over strides,
+    /// paddings, ceil mode and wide rows: the padded rows of `max_rows.rs` (strides 1 and
+    /// 2), the separable kernel (stride 3) and the 2×2 kernel (`max2x2.rs`).
     #[test]
     fn separable_max_pooling_equals_the_scalar_windows() {
         let shapes = [
@@ -519,6 +540,10 @@ mod tests {
             (2, 2, 0, true, 7, 9),
             (3, 1, 1, false, 5, 140),
             (5, 3, 2, true, 17, 23),
+            (3, 1, 0, false, 7, 7),
+            (2, 1, 1, true, 6, 11),
+            (4, 2, 1, true, 13, 10),
+            (3, 1, 1, false, 1, 1),
         ];
         for (k, s, pad, ceil, h, w) in shapes {
             let p = Pool2d {
