@@ -150,6 +150,15 @@ fn source(o: usize, t: usize, s: usize, p: usize, d: usize, len: usize) -> Optio
     (i < len).then_some(i)
 }
 
+/// The outputs `lo..hi` of a row of `wo` whose input `o·s + shift - p` lies inside `0..len`
+/// (those are consecutive).
+fn strided_run(wo: usize, shift: usize, s: usize, p: usize, len: usize) -> (usize, usize) {
+    // o·s + shift ≥ p, and o·s + shift < len + p.
+    let lo = p.saturating_sub(shift).div_ceil(s).min(wo);
+    let hi = (len + p).saturating_sub(shift).div_ceil(s).clamp(lo, wo);
+    (lo, hi)
+}
+
 /// Below this many elements of `col`, im2col and col2im stay on the calling thread.
 const PARALLEL_MIN: usize = 1 << 16;
 
@@ -203,9 +212,19 @@ pub fn im2col(g: &Conv2d, x: &[f32], c0: usize, col: &mut [f32]) {
                         }
                         out[hi..].fill(0.0);
                     } else {
-                        for (ox, o) in out.iter_mut().enumerate() {
-                            *o = source(ox, kj, g.sw, g.pw, g.dw, g.w).map_or(0.0, |ix| xr[ix]);
+                        // A stride: every sw-th input of a run, ix = ox·sw + kj·d - p, between
+                        // zeros (no test per element: 7×7/2 conv1 spent a third of its
+                        // forward here).
+                        let (lo, hi) = strided_run(wo, kj * g.dw, g.sw, g.pw, g.w);
+                        out[..lo].fill(0.0);
+                        if lo < hi {
+                            let ix = lo * g.sw + kj * g.dw - g.pw;
+                            let src = xr[ix..].iter().step_by(g.sw);
+                            for (o, &v) in out[lo..hi].iter_mut().zip(src) {
+                                *o = v;
+                            }
                         }
+                        out[hi..].fill(0.0);
                     }
                 }
             }
@@ -250,9 +269,12 @@ pub fn col2im(g: &Conv2d, col: &[f32], c0: usize, dx: &mut [f32]) {
                             }
                         }
                     } else {
-                        for (ox, &v) in src.iter().enumerate() {
-                            if let Some(ix) = source(ox, kj, g.sw, g.pw, g.dw, g.w) {
-                                xr[ix] += v;
+                        let (lo, hi) = strided_run(wo, kj * g.dw, g.sw, g.pw, g.w);
+                        if lo < hi {
+                            let ix = lo * g.sw + kj * g.dw - g.pw;
+                            let dst = xr[ix..].iter_mut().step_by(g.sw);
+                            for (d, &v) in dst.zip(&src[lo..hi]) {
+                                *d += v;
                             }
                         }
                     }
@@ -268,9 +290,12 @@ const PAD_SLACK: usize = 16;
 
 /// The im2col matrix of one image and group as a GEMM operand that is never stored: the
 /// GEMM asks for one panel at a time, and each is read from a zero-padded copy `xp` of the
-/// input. With padded planes of `hp × wp`, element (row `(c, i, j)`, pixel `(oy, ox)`) is
-/// `xp[tap[row] + pix[pixel]]`, where `tap = c·hp·wp + i·dh·wp + j·dw` and
-/// `pix = oy·sh·wp + ox·sw`: the two tables are all the geometry there is.
+/// input. A padded plane of `hp × wp` is stored as its `sw` column phases, each `hp × wq`
+/// (`wq = ⌈wp / sw⌉`, padded column `c` in phase `c mod sw` at `c div sw`), so that the
+/// pixels of an output row read consecutive values whatever the stride. Element (row
+/// `(c, i, j)`, pixel `(oy, ox)`) is `xp[tap[row] + pix[pixel]]`, where `tap = c·sw·hp·wq +
+/// (j·dw mod sw)·hp·wq + i·dh·wq + j·dw div sw` and `pix = oy·sh·wq + ox`: the two tables
+/// are all the geometry there is.
 pub struct Im2colSource<'a> {
     xp: &'a [f32],
     plan: &'a Im2colPlan,
@@ -284,33 +309,45 @@ pub struct Im2colPlan {
     tap: Vec<usize>,
     pix: Vec<usize>,
     wo: usize,
-    unit_stride: bool,
     padded_len: usize,
+}
+
+/// Rows and columns of one phase of a padded plane of `g`.
+fn phase_dims(g: &Conv2d) -> (usize, usize) {
+    (g.h + 2 * g.ph, (g.w + 2 * g.pw).div_ceil(g.sw))
 }
 
 impl Im2colPlan {
     /// The tables for `g`.
     pub fn new(g: &Conv2d) -> Im2colPlan {
-        let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+        let (hp, wq) = phase_dims(g);
+        let phase = hp * wq;
         let mut tap = Vec::with_capacity(g.col_rows());
         for c in 0..g.cg() {
             for i in 0..g.kh {
                 for j in 0..g.kw {
-                    tap.push(c * hp * wp + i * g.dh * wp + j * g.dw);
+                    let col = j * g.dw;
+                    tap.push(c * g.sw * phase + (col % g.sw) * phase + i * g.dh * wq + col / g.sw);
                 }
             }
         }
         let (ho, wo) = (g.ho(), g.wo());
-        let pix = (0..ho * wo)
-            .map(|q| q / wo * g.sh * wp + q % wo * g.sw)
-            .collect();
+        let pix = (0..ho * wo).map(|q| q / wo * g.sh * wq + q % wo).collect();
         Im2colPlan {
             tap,
             pix,
             wo,
-            unit_stride: g.sw == 1,
-            padded_len: g.cg() * hp * wp + PAD_SLACK,
+            padded_len: g.cg() * g.sw * phase + PAD_SLACK,
         }
+    }
+
+    /// Whether the GEMM should read `g`'s im2col from a padded copy of the input rather than
+    /// from a stored col matrix: not for a pointwise conv (the input is its col), nor where
+    /// the copy would be larger than col (a 1×1 stride-2 conv reads a quarter of its input:
+    /// storing that quarter is cheaper than copying all of it).
+    pub fn pays(g: &Conv2d) -> bool {
+        let (hp, wq) = phase_dims(g);
+        !g.is_pointwise() && g.cg() * g.sw * hp * wq <= g.col_rows() * g.ho() * g.wo()
     }
 
     /// Floats of the padded input of one group ([`pad_input`]).
@@ -333,13 +370,31 @@ impl Im2colPlan {
 }
 
 /// Copies channels `c0..c0+cg` of one image `x` into `xp` with `ph`, `pw` zeros around
-/// every plane, then [`PAD_SLACK`] zeros: the input of an [`Im2colSource`].
+/// every plane, split into `sw` column phases, then [`PAD_SLACK`] zeros: the input of an
+/// [`Im2colSource`].
 pub fn pad_input(g: &Conv2d, x: &[f32], c0: usize, xp: &mut [f32]) {
-    let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+    let (hp, wq) = phase_dims(g);
+    let block = g.sw * hp * wq;
     let plane = g.h * g.w;
-    let (planes, slack) = xp[..g.cg() * hp * wp + PAD_SLACK].split_at_mut(g.cg() * hp * wp);
-    for_chunks(planes, hp * wp, |ci, xc| {
+    let (planes, slack) = xp[..g.cg() * block + PAD_SLACK].split_at_mut(g.cg() * block);
+    for_chunks(planes, block, |ci, xc| {
         let src = &x[(c0 + ci) * plane..(c0 + ci + 1) * plane];
+        if g.sw > 1 {
+            xc.fill(0.0);
+            for (y, row) in src.chunks_exact(g.w).enumerate() {
+                for b in 0..g.sw {
+                    // Input columns ix with (ix + pw) mod sw == b, every sw-th from ix0.
+                    let ix0 = (b + g.sw - g.pw % g.sw) % g.sw;
+                    let at = b * hp * wq + (y + g.ph) * wq + (ix0 + g.pw) / g.sw;
+                    let src = row.iter().skip(ix0).step_by(g.sw);
+                    for (d, &v) in xc[at..].iter_mut().zip(src) {
+                        *d = v;
+                    }
+                }
+            }
+            return;
+        }
+        let wp = wq;
         xc[..g.ph * wp].fill(0.0);
         xc[(g.ph + g.h) * wp..].fill(0.0);
         for (y, row) in xc[g.ph * wp..(g.ph + g.h) * wp]
@@ -381,18 +436,12 @@ impl BSource for Im2colSource<'_> {
             for (j, &t) in taps.iter().enumerate() {
                 let dst = &mut out[j * ld..j * ld + kc];
                 let xp = &self.xp[t..];
-                if plan.unit_stride {
-                    // Pixels of one output row are consecutive in xp: copy row by row.
-                    let mut p = 0;
-                    while p < kc {
-                        let len = (plan.wo - (pc + p) % plan.wo).min(kc - p);
-                        dst[p..p + len].copy_from_slice(&xp[pix[p]..pix[p] + len]);
-                        p += len;
-                    }
-                } else {
-                    for (d, &q) in dst.iter_mut().zip(pix) {
-                        *d = xp[q];
-                    }
+                // Pixels of one output row are consecutive in xp: copy row by row.
+                let mut p = 0;
+                while p < kc {
+                    let len = (plan.wo - (pc + p) % plan.wo).min(kc - p);
+                    dst[p..p + len].copy_from_slice(&xp[pix[p]..pix[p] + len]);
+                    p += len;
                 }
             }
         } else {
@@ -402,7 +451,7 @@ impl BSource for Im2colSource<'_> {
             // A full panel of 16 pixels in at most two output rows is two runs of xp: the
             // first `s` lanes from one, the rest from the other.
             let s = plan.wo - j0 % plan.wo;
-            if w == 16 && plan.unit_stride && (s >= 16 || 16 - s <= plan.wo) {
+            if w == 16 && (s >= 16 || 16 - s <= plan.wo) {
                 let s = s.min(16);
                 let a = pix[0];
                 let b = if s < 16 { pix[s] - s } else { a };
@@ -496,7 +545,7 @@ mod tests {
 
     /// Every block the GEMM can ask of the implicit im2col, in both orders, is the
     /// corresponding block of the stored col matrix: wide and narrow outputs (panels in one,
-    /// two or more output rows), padding, dilation, strides, groups.
+    /// two or more output rows), padding, dilation, strides (the column phases), groups.
     #[test]
     fn implicit_im2col_blocks_match_im2col() {
         let mut geometries = vec![
@@ -504,6 +553,10 @@ mod tests {
             Conv2d::square(2, 7, 9, 2, 3, 1, 2),
             Conv2d::square(2, 11, 30, 2, 5, 2, 2),
             Conv2d::square(1, 20, 17, 1, 1, 1, 0),
+            // Strides 2 and 3 through the column phases: a 7×7/2 stem, odd sizes.
+            Conv2d::square(3, 23, 21, 2, 7, 2, 3),
+            Conv2d::square(2, 17, 19, 2, 3, 3, 1),
+            Conv2d::square(2, 6, 5, 2, 1, 2, 0),
         ];
         geometries.push(Conv2d {
             dh: 2,

@@ -4,7 +4,7 @@
 //! three and a bit panels of 16, and a weight gradient reads and writes all of `dW` for a
 //! reduction of 49. (ResNet-50's 7×7 convolutions ran at half PyTorch's speed this way.)
 //! Here up to [`MAX_IMAGES`] images (more for tiny convs) are the columns of one GEMM: B is each image's im2col
-//! (implicit where the stride allows, else stored, or the image itself for a pointwise
+//! (implicit where that pays, else stored, or the image itself for a pointwise
 //! conv) side by side, generated block by block, and C goes to scratch and is scattered
 //! back to NCHW. The weight gradient gathers the images' `dY` side by side and reduces over
 //! all their pixels at once.
@@ -41,7 +41,7 @@ const TINY_ROOM: usize = 1 << 19;
 enum Kind {
     /// The input itself (a pointwise conv).
     Input,
-    /// An implicit im2col of the padded input (unit width stride).
+    /// An implicit im2col of the padded input (where it pays).
     Implicit(Im2colPlan),
     /// A stored im2col.
     Stored,
@@ -51,7 +51,7 @@ impl Kind {
     fn of(g: &Conv2d) -> Kind {
         if g.is_pointwise() {
             Kind::Input
-        } else if g.sw == 1 {
+        } else if Im2colPlan::pays(g) {
             Kind::Implicit(Im2colPlan::new(g))
         } else {
             Kind::Stored

@@ -73,10 +73,10 @@ fn operand<'a>(g: &Conv2d, xi: &'a [f32], grp: usize, col: &'a mut [f32]) -> &'a
 }
 
 /// The tables of the implicit im2col (the GEMM packs col straight from a padded copy of the
-/// input, which lives in the `col` buffer), when it applies: not a pointwise conv, unit
-/// stride along the width (where panels are runs of the input), and `col` has room.
+/// input, which lives in the `col` buffer), when it pays ([`Im2colPlan::pays`]) and `col`
+/// has room.
 fn implicit_plan(g: &Conv2d, col_len: usize) -> Option<Im2colPlan> {
-    if g.is_pointwise() || g.sw != 1 {
+    if !Im2colPlan::pays(g) {
         return None;
     }
     let plan = Im2colPlan::new(g);
