@@ -165,7 +165,7 @@ macro_rules! dispatch {
 /// `out[q] = x[q·step]` for every element of `x` so taken: a row dealt into one phase.
 fn deal(x: &[f32], step: usize, out: &mut [f32]) {
     if step == 1 {
-        return out[..x.len()].copy_from_slice(x);
+        return copy_short(&mut out[..x.len()], x);
     }
     dispatch!(deal_body, deal_fast, (x: &[f32], step: usize, out: &mut [f32]));
 }
@@ -389,32 +389,63 @@ fn rows<const FMA: bool, const ACC: bool, const CLAMP: bool>(
     hi: f32,
     yo: &mut [f32],
 ) {
-    for (oy, row) in yo.chunks_exact_mut(wo).enumerate() {
+    let len = yo.len();
+    for oy in 0..len / wo.max(1) {
         // Output (oy, ox) is wide output oy·cols + ox.
         let src = &t[oy * cols..];
+        let row = oy * wo;
         let mut f = 0;
         while f + 16 <= wo {
-            store::<16, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut row[f..f + 16]);
+            store::<16, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut yo[row + f..row + f + 16]);
             f += 16;
         }
         let r = wo - f;
-        if r == 8 {
-            store::<8, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut row[f..]);
-        } else if r > 0 {
-            // The last outputs of the row as one block through a temporary (a 14-wide row
-            // is one block of 16): the other lanes read the next row's inputs or the
-            // slack, and are dropped.
-            let mut tmp = [0.0f32; 16];
-            if ACC {
-                tmp[..r].copy_from_slice(&row[f..]);
-            }
-            if r > 8 {
-                store::<16, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut tmp);
-            } else {
-                store::<8, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut tmp[..8]);
-            }
-            row[f..].copy_from_slice(&tmp[..r]);
+        if r == 0 {
+            continue;
         }
+        let w = if r > 8 { 16 } else { 8 };
+        if !ACC && row + f + w <= len {
+            // The row's last block stored whole: its extra lanes land on the next row's
+            // first outputs, which that row then overwrites (the sums read only `t`). A
+            // 14-wide row is one block of 16.
+            let out = &mut yo[row + f..row + f + w];
+            if w == 16 {
+                store::<16, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, out);
+            } else {
+                store::<8, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, out);
+            }
+            continue;
+        }
+        // Else through a temporary (the other lanes read the next row's inputs or the
+        // slack, and are dropped).
+        let mut tmp = [0.0f32; 16];
+        if ACC {
+            copy_short(&mut tmp[..r], &yo[row + f..row + wo]);
+        }
+        if w == 16 {
+            store::<16, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut tmp);
+        } else {
+            store::<8, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut tmp[..8]);
+        }
+        copy_short(&mut yo[row + f..row + wo], &tmp[..r]);
+    }
+}
+
+/// `dst = src` for a short run, in blocks of eight then one by one: the rows of small maps
+/// (14, 7 wide) are too short for a call to `memcpy` to pay.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len().min(src.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let s: &[f32; 8] = src[i..i + 8].try_into().expect("eight");
+        let d: &mut [f32; 8] = (&mut dst[i..i + 8]).try_into().expect("eight");
+        *d = *s;
+        i += 8;
+    }
+    while i < n {
+        dst[i] = src[i];
+        i += 1;
     }
 }
 

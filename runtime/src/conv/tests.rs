@@ -257,6 +257,53 @@ mod direct {
         }
     }
 
+    /// The epilogue as each row is stored: bias, accumulation into `y` and ReLU6, on rows
+    /// long enough for blocks of 16 and 8 and every kind of last block (a whole block
+    /// spilling into the next row, or the plane's last row through a temporary).
+    #[test]
+    fn forward_epilogues_match_the_definition() {
+        for &(h, w) in &[(5, 17), (4, 30), (3, 24), (6, 14), (2, 9), (3, 40)] {
+            for &(k, s) in &[(3, 1), (3, 2), (5, 1)] {
+                let g = Conv2d {
+                    groups: 3,
+                    ..Conv2d::square(3, h, w, 3, k, s, k / 2)
+                };
+                let n = 2;
+                let x = data(n * g.c * g.h * g.w, 3);
+                let wt: Vec<f32> = data(g.weight_len(), 4).iter().map(|v| 4.0 * v).collect();
+                let bias = data(g.out, 5);
+                let len = n * g.out * g.ho() * g.wo();
+                let y0: Vec<f32> = data(len, 6).iter().map(|v| 3.0 * v).collect();
+                let sums = reference(&g, n, &x, &wt);
+                let ys = Slot::dense(g.out * g.ho() * g.wo());
+                for act in [Act::None, Act::Relu6] {
+                    for beta in [0.0f32, 1.0] {
+                        let mut y = if beta == 0.0 {
+                            vec![f32::NAN; len]
+                        } else {
+                            y0.clone()
+                        };
+                        forward(&g, n, &x, &wt, Some(&bias), act, &mut y, ys, beta);
+                        let plane = g.ho() * g.wo();
+                        let want: Vec<f64> = sums
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &v)| {
+                                let o = (i / plane) % g.out;
+                                let v = v + bias[o] as f64 + beta as f64 * y0[i] as f64;
+                                match act {
+                                    Act::Relu6 => v.clamp(0.0, 6.0),
+                                    _ => v,
+                                }
+                            })
+                            .collect();
+                        close(&y, &want, &format!("forward {act:?} beta {beta}"), &g);
+                    }
+                }
+            }
+        }
+    }
+
     /// `⟨dy, conv(x)⟩ = ⟨dx(dy), x⟩ = ⟨dw(x, dy), w⟩`: both gradients are the adjoints of the
     /// forward, checked one basis vector at a time against the definition.
     #[test]
