@@ -49,17 +49,31 @@ struct Phases {
     cols: usize,
     /// Room after the last phase for the wide map's thrown-away columns to read.
     slack: usize,
+    /// For input row `iy` and column phase `b`, at `iy·sw + b`: the first input column
+    /// `ix0` that phase takes and where it lies. Worked out once per call: the divisions
+    /// of [`Phases::at`] for every row of every plane were most of a small map's time.
+    runs: Vec<(usize, usize)>,
 }
 
 impl Phases {
     fn new(g: &Conv2d) -> Phases {
         let cols = (g.w + 2 * g.pw).div_ceil(g.sw);
-        Phases {
+        let mut ph = Phases {
             rows: (g.h + 2 * g.ph).div_ceil(g.sh),
             cols,
             // (The forward's last block of a row reads up to 15 outputs past the row.)
             slack: cols + g.kw * g.dw + 16,
+            runs: Vec::with_capacity(g.h * g.sw),
+        };
+        for iy in 0..g.h {
+            for b in 0..g.sw {
+                // Input columns `ix` with `(ix + pw) mod sw == b`, every `sw`-th from `ix0`.
+                let ix0 = (b + g.sw - g.pw % g.sw) % g.sw;
+                let at = ph.at(g, iy + g.ph, ix0 + g.pw);
+                ph.runs.push((ix0, at));
+            }
         }
+        ph
     }
 
     /// Floats of one phase.
@@ -97,11 +111,8 @@ impl Phases {
     /// Writes channel plane `x` (`h × w`) padded with zeros into `out`.
     fn fill(&self, g: &Conv2d, x: &[f32], out: &mut [f32]) {
         out.fill(0.0);
-        for (iy, row) in x.chunks_exact(g.w).enumerate() {
-            for b in 0..g.sw {
-                // Input columns `ix` with `(ix + pw) mod sw == b`, every `sw`-th from `ix0`.
-                let ix0 = (b + g.sw - g.pw % g.sw) % g.sw;
-                let at = self.at(g, iy + g.ph, ix0 + g.pw);
+        for (row, runs) in x.chunks_exact(g.w).zip(self.runs.chunks_exact(g.sw)) {
+            for &(ix0, at) in runs {
                 deal(&row[ix0.min(g.w)..], g.sw, &mut out[at..]);
             }
         }
@@ -110,10 +121,9 @@ impl Phases {
     /// Adds the interior of padded phases `p` into channel plane `dx` (`h × w`), or writes it
     /// when `beta == 0`.
     fn fold(&self, g: &Conv2d, p: &[f32], dx: &mut [f32], beta: f32) {
-        for (iy, row) in dx.chunks_exact_mut(g.w).enumerate() {
-            for b in 0..g.sw {
-                let ix0 = (b + g.sw - g.pw % g.sw) % g.sw;
-                let src = &p[self.at(g, iy + g.ph, ix0 + g.pw)..];
+        for (row, runs) in dx.chunks_exact_mut(g.w).zip(self.runs.chunks_exact(g.sw)) {
+            for &(ix0, at) in runs {
+                let src = &p[at..];
                 let row = &mut row[ix0.min(g.w)..];
                 if g.sw == 1 {
                     let src = &src[..row.len()];
@@ -161,6 +171,10 @@ macro_rules! dispatch {
         return $body::<false>($($arg),*);
     };
 }
+
+mod rows;
+
+use rows::{copy_short, output_plane, Out};
 
 /// `out[q] = x[q·step]` for every element of `x` so taken: a row dealt into one phase.
 fn deal(x: &[f32], step: usize, out: &mut [f32]) {
@@ -328,160 +342,6 @@ pub(crate) fn forward(
                 }
             })
         });
-    }
-}
-
-/// What becomes of one output plane's sums: `y = act(beta·y + sum + b)`.
-#[derive(Clone, Copy)]
-struct Out {
-    b: f32,
-    act: Act,
-    beta: f32,
-}
-
-/// One output plane `yo` (`ho × wo`) from its group's phases `t`, whose rows are `cols`
-/// long: each row's taps summed in registers, then the bias, the accumulation and the
-/// activation applied as the row is stored (the plane is written once).
-fn output_plane(
-    wo: usize,
-    cols: usize,
-    t: &[f32],
-    at: &[usize],
-    wts: &[f32],
-    out: Out,
-    yo: &mut [f32],
-) {
-    dispatch!(output_plane_body, output_plane_fast, (wo: usize, cols: usize, t: &[f32], at: &[usize], wts: &[f32], out: Out, yo: &mut [f32]));
-}
-
-#[inline(always)]
-fn output_plane_body<const FMA: bool>(
-    wo: usize,
-    cols: usize,
-    t: &[f32],
-    at: &[usize],
-    wts: &[f32],
-    out: Out,
-    yo: &mut [f32],
-) {
-    // The epilogue's choices made once per plane, not per element: a branch per element
-    // on an activation's sign mispredicts about half the time (ReLU6 after MobileNetV2's
-    // depthwise convs ran 2.5× slower so).
-    let hi = out.act.clamp_hi().unwrap_or(f32::INFINITY);
-    let clamp = out.act != Act::None;
-    match (out.beta != 0.0, clamp) {
-        (false, false) => rows::<FMA, false, false>(wo, cols, t, at, wts, out.b, hi, yo),
-        (false, true) => rows::<FMA, false, true>(wo, cols, t, at, wts, out.b, hi, yo),
-        (true, false) => rows::<FMA, true, false>(wo, cols, t, at, wts, out.b, hi, yo),
-        (true, true) => rows::<FMA, true, true>(wo, cols, t, at, wts, out.b, hi, yo),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn rows<const FMA: bool, const ACC: bool, const CLAMP: bool>(
-    wo: usize,
-    cols: usize,
-    t: &[f32],
-    at: &[usize],
-    wts: &[f32],
-    b: f32,
-    hi: f32,
-    yo: &mut [f32],
-) {
-    let len = yo.len();
-    for oy in 0..len / wo.max(1) {
-        // Output (oy, ox) is wide output oy·cols + ox.
-        let src = &t[oy * cols..];
-        let row = oy * wo;
-        let mut f = 0;
-        while f + 16 <= wo {
-            store::<16, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut yo[row + f..row + f + 16]);
-            f += 16;
-        }
-        let r = wo - f;
-        if r == 0 {
-            continue;
-        }
-        let w = if r > 8 { 16 } else { 8 };
-        if !ACC && row + f + w <= len {
-            // The row's last block stored whole: its extra lanes land on the next row's
-            // first outputs, which that row then overwrites (the sums read only `t`). A
-            // 14-wide row is one block of 16.
-            let out = &mut yo[row + f..row + f + w];
-            if w == 16 {
-                store::<16, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, out);
-            } else {
-                store::<8, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, out);
-            }
-            continue;
-        }
-        // Else through a temporary (the other lanes read the next row's inputs or the
-        // slack, and are dropped).
-        let mut tmp = [0.0f32; 16];
-        if ACC {
-            copy_short(&mut tmp[..r], &yo[row + f..row + wo]);
-        }
-        if w == 16 {
-            store::<16, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut tmp);
-        } else {
-            store::<8, FMA, ACC, CLAMP>(src, at, wts, f, b, hi, &mut tmp[..8]);
-        }
-        copy_short(&mut yo[row + f..row + wo], &tmp[..r]);
-    }
-}
-
-/// `dst = src` for a short run, in blocks of eight then one by one: the rows of small maps
-/// (14, 7 wide) are too short for a call to `memcpy` to pay.
-#[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
-    let n = dst.len().min(src.len());
-    let mut i = 0;
-    while i + 8 <= n {
-        let s: &[f32; 8] = src[i..i + 8].try_into().expect("eight");
-        let d: &mut [f32; 8] = (&mut dst[i..i + 8]).try_into().expect("eight");
-        *d = *s;
-        i += 8;
-    }
-    while i < n {
-        dst[i] = src[i];
-        i += 1;
-    }
-}
-
-/// `W` outputs: the taps summed in order from zero, then `act(y + sum + b)` (or
-/// `act(sum + b)`) stored, the clamp written as selects (NaN passes, as in the GEMM's
-/// epilogue).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn store<const W: usize, const FMA: bool, const ACC: bool, const CLAMP: bool>(
-    src: &[f32],
-    at: &[usize],
-    wts: &[f32],
-    f: usize,
-    b: f32,
-    hi: f32,
-    out: &mut [f32],
-) {
-    let mut acc = [0.0f32; W];
-    for (&a, &wv) in at.iter().zip(wts) {
-        let x: &[f32; W] = src[a + f..a + f + W].try_into().expect("W inputs");
-        for l in 0..W {
-            acc[l] = if FMA {
-                wv.mul_add(x[l], acc[l])
-            } else {
-                wv * x[l] + acc[l]
-            };
-        }
-    }
-    let out: &mut [f32; W] = out.try_into().expect("W outputs");
-    for l in 0..W {
-        let mut v = if ACC { out[l] + acc[l] + b } else { acc[l] + b };
-        if CLAMP {
-            v = if v < 0.0 { 0.0 } else { v };
-            v = if v > hi { hi } else { v };
-        }
-        out[l] = v;
     }
 }
 
