@@ -13,10 +13,14 @@
 //! elements it reads and writes (its inputs' and its output's); the crossover batch is the
 //! least at which that work times the batch reaches the crossover measured for its kind of
 //! kernel and direction (the constants below). They were measured on the development machine
-//! (2 cores, AMD EPYC Zen 4 under KVM, shared) by
-//! `cargo run --release -p netc-runtime --example thread_crossover -- 2`: the least work
-//! from which two threads ran faster than one at every larger size of every shape measured.
-//! With more cores a layer's second thread pays off no earlier, so they hold as a floor.
+//! (2 cores of an AMD EPYC Zen 4 under KVM) by
+//! `cargo run --release -p netc-runtime --example thread_crossover -- 2 3`: layers of several
+//! shapes at batches 1 to 128, the best of 3 rounds on one thread and on two, and the least
+//! work from which two threads were never slower (beyond 3%) at any larger size. Most kernels
+//! already stay on one thread where a second would not pay (the GEMM below 2 MFLOP per
+//! thread, the pools, batchnorm and activations below their element counts); the backward of
+//! small GEMM layers and the direct (depthwise) kernels did not, and lost up to 27%. The
+//! measurement is in `bench/results/thread_crossover.txt`.
 
 use std::collections::BTreeMap;
 
@@ -28,30 +32,35 @@ use crate::ops::Op;
 use super::schedule::What;
 
 /// A conv through im2col (or batched) + GEMM, a transposed conv or a linear layer, forward:
-/// multiply-adds from which two threads are faster. Measured: LeNet's 6→16 5×5 conv won
-/// from batch 32 (7.7 M), a 1×1 128→64 on 14×14 from batch 4 (6.4 M), a 3×3 32→32 on 8×8
-/// from 2.4 M, a 400→120 linear from 6.1 M; below, 2 threads were up to 25% slower.
-pub const GEMM_FORWARD_MACS: u64 = 6_000_000;
+/// the multiply-adds from which two threads are never slower. Measured: none of these layers
+/// ran slower on two threads at any size (the GEMM keeps to one thread below 2 MFLOP per
+/// thread), and two won from 2.4 M (3×3 32→32 on 8×8 at batch 4, ×1.15; a 1×1 128→64 on
+/// 14×14 at batch 2, 3.2 M, ×1.24); below 2 M nothing split. So layers under 2 M run alone:
+/// no loss, and no pool checks.
+pub const GEMM_FORWARD_MACS: u64 = 2_000_000;
 
 /// The same layers' backward (weight and data gradients), in the forward's multiply-adds:
-/// LeNet's conv won from batch 8 (1.9 M), 32→32 on 8×8 from 4.7 M, the linear layers from
-/// 3–4 M.
-pub const GEMM_BACKWARD_MACS: u64 = 4_000_000;
+/// the 1×1 128→64 on 14×14 was 21% slower on two threads at batch 2 (3.2 M), and no layer
+/// was slower from 3.8 M (LeNet's 6→16 5×5 at batch 16).
+pub const GEMM_BACKWARD_MACS: u64 = 3_800_000;
 
 /// A conv on the direct kernels (depthwise and others with at most 4 channels per group),
-/// forward: 32 channels on 28×28 and 144 on 14×14 were 10–15% slower on two threads at
-/// batch 1–2 (under 0.6 M), faster from 1 M.
+/// forward: 32 channels on 28×28 were 14–27% slower on two threads at batch 1–4 (0.23 to
+/// 0.9 M), 144 on 14×14 4–7% at batch 1–2; none was slower from 1.0 M.
 pub const DIRECT_FORWARD_MACS: u64 = 1_000_000;
 
-/// The direct kernels' backward: two threads won from 0.5 M (32 channels on 28×28, batch 2).
-pub const DIRECT_BACKWARD_MACS: u64 = 500_000;
+/// The direct kernels' backward: 32 channels on 28×28 at batch 1 (0.23 M) were 16% slower on
+/// two threads; none was slower from 0.25 M.
+pub const DIRECT_BACKWARD_MACS: u64 = 250_000;
 
-/// Any other layer, forward, in elements read and written: batchnorm (the one such kernel
-/// that splits small tensors) won from 100 K; the pools, activations and the rest split
-/// only above their own thresholds (max pooling 2^19 input elements, activations 2^20).
-pub const MEMORY_FORWARD_ELEMS: u64 = 100_000;
+/// Any other layer, forward, in elements read and written. None measured slower on two
+/// threads (max pooling, batchnorm, ReLU: each kernel splits only above its own threshold);
+/// batchnorm, the one that splits small tensors, tied at 100 K (64 channels of 28×28 at
+/// batch 1, ×0.98) and won from 200 K (×1.29).
+pub const MEMORY_FORWARD_ELEMS: u64 = 200_000;
 
-/// Any other layer's backward, in the forward's elements read and written.
+/// Any other layer's backward, in the forward's elements read and written: batchnorm's won
+/// from 100 K (×1.10, and ×1.42 for 16 channels of 10×10 at batch 32).
 pub const MEMORY_BACKWARD_ELEMS: u64 = 100_000;
 
 /// The batches from which a layer runs on all threads: its forward (training and inference)
