@@ -98,7 +98,9 @@ fn generated_layers_compare_the_batch_with_their_crossover() {
         ("inf_f6_0", c["f6.0"].forward),
         ("fwd_c1_0", c["c1.0"].forward),
     ] {
-        let at = src.find(&format!("fn {f}(")).unwrap_or_else(|| panic!("{f}"));
+        let at = src
+            .find(&format!("fn {f}("))
+            .unwrap_or_else(|| panic!("{f}"));
         let body = &src[at..];
         let first = body.lines().nth(1).unwrap().trim();
         assert_eq!(
@@ -108,7 +110,11 @@ fn generated_layers_compare_the_batch_with_their_crossover() {
         );
     }
     // A layer on all threads at any batch has no guard.
-    let src = codegen::emit(&graph("../examples/googlenet.net"), "examples/googlenet.net").unwrap();
+    let src = codegen::emit(
+        &graph("../examples/googlenet.net"),
+        "examples/googlenet.net",
+    )
+    .unwrap();
     let at = src.find("fn fwd_stem_6(").unwrap();
     assert!(!src[at..].lines().nth(1).unwrap().contains("one_thread_if"));
 }

@@ -27,6 +27,9 @@ struct Case {
     run: Box<dyn FnMut()>,
 }
 
+/// A family of layers: its name, the unit of its work, and its cases.
+type Family = (&'static str, &'static str, fn() -> Vec<Case>);
+
 fn random(rng: &mut Rng, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect()
 }
@@ -35,12 +38,25 @@ fn random(rng: &mut Rng, len: usize) -> Vec<f32> {
 /// `/proc`; `None` elsewhere.
 fn cpu_ticks() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let cpu: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
     // user, nice, system, idle, iowait, irq, softirq, steal: busy is all but idle and iowait.
     let busy = cpu.iter().take(8).sum::<u64>() - cpu.get(3)? - cpu.get(4)?;
     let me = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command's closing parenthesis; utime and stime are the 14th and 15th.
-    let rest: Vec<u64> = me.rsplit_once(')')?.1.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
+    let rest: Vec<u64> = me
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
     Some((busy, rest.iter().sum()))
 }
 
@@ -101,9 +117,18 @@ const BATCHES: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
 fn convs(backward: bool, depthwise: bool) -> Vec<Case> {
     let shapes = if depthwise {
         vec![
-            Conv2d { groups: 32, ..Conv2d::square(32, 28, 28, 32, 3, 1, 1) },
-            Conv2d { groups: 144, ..Conv2d::square(144, 14, 14, 144, 3, 1, 1) },
-            Conv2d { groups: 96, ..Conv2d::square(96, 56, 56, 96, 3, 2, 1) },
+            Conv2d {
+                groups: 32,
+                ..Conv2d::square(32, 28, 28, 32, 3, 1, 1)
+            },
+            Conv2d {
+                groups: 144,
+                ..Conv2d::square(144, 14, 14, 144, 3, 1, 1)
+            },
+            Conv2d {
+                groups: 96,
+                ..Conv2d::square(96, 56, 56, 96, 3, 2, 1)
+            },
         ]
     } else {
         vec![
@@ -261,8 +286,20 @@ fn batchnorms(backward: bool) -> Vec<Case> {
                 let (x, gamma) = (x.clone(), gamma.clone());
                 move |y: &mut [f32], mean: &mut [f32], rstd: &mut [f32]| {
                     batchnorm_train_forward_act(
-                        n, c, plane, 1e-5, 0.1, &x, &gamma, &beta, Act::Relu, &mut rm, &mut rv,
-                        y, mean, rstd,
+                        n,
+                        c,
+                        plane,
+                        1e-5,
+                        0.1,
+                        &x,
+                        &gamma,
+                        &beta,
+                        Act::Relu,
+                        &mut rm,
+                        &mut rv,
+                        y,
+                        mean,
+                        rstd,
                     )
                 }
             };
@@ -271,8 +308,19 @@ fn batchnorms(backward: bool) -> Vec<Case> {
             let run: Box<dyn FnMut()> = if backward {
                 Box::new(move || {
                     batchnorm_train_backward_act(
-                        n, c, plane, &x, &y, Act::Relu, &gamma, &mean, &rstd, &dy, &mut dx,
-                        &mut dg, &mut db,
+                        n,
+                        c,
+                        plane,
+                        &x,
+                        &y,
+                        Act::Relu,
+                        &gamma,
+                        &mean,
+                        &rstd,
+                        &dy,
+                        &mut dx,
+                        &mut dg,
+                        &mut db,
                     )
                 })
             } else {
@@ -314,11 +362,15 @@ fn relus(backward: bool) -> Vec<Case> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let threads: usize = args.first().map_or(2, |t| t.parse().expect("a thread count"));
-    let rounds: usize = args.get(1).map_or(3, |r| r.parse().expect("a number of rounds"));
+    let threads: usize = args
+        .first()
+        .map_or(2, |t| t.parse().expect("a thread count"));
+    let rounds: usize = args
+        .get(1)
+        .map_or(3, |r| r.parse().expect("a number of rounds"));
     let only = args.get(2).cloned();
     set_num_threads(threads);
-    let families: Vec<(&str, &str, fn() -> Vec<Case>)> = vec![
+    let families: Vec<Family> = vec![
         ("conv forward", "MACs", || convs(false, false)),
         ("conv backward", "MACs", || convs(true, false)),
         ("depthwise forward", "MACs", || convs(false, true)),
@@ -372,7 +424,10 @@ fn main() {
                     "{family}: {threads} threads slower up to {} {unit}, never from {}",
                     rows[i].0, r.0
                 ),
-                None => format!("{family}: {threads} threads slower up to {} {unit}", rows[i].0),
+                None => format!(
+                    "{family}: {threads} threads slower up to {} {unit}",
+                    rows[i].0
+                ),
             },
         };
         println!("{line}\n");

@@ -131,7 +131,10 @@ fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
     set_num_threads(2);
     let two = linear_relu6(&x, &w, &b, n, fin, fout);
     let alone = serial(|| linear_relu6(&x, &w, &b, n, fin, fout));
-    assert!(alone.iter().zip(&one).all(|(p, q)| p.to_bits() == q.to_bits()));
+    assert!(alone
+        .iter()
+        .zip(&one)
+        .all(|(p, q)| p.to_bits() == q.to_bits()));
     assert!(
         one.iter()
             .zip(&two)

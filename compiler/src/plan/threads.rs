@@ -98,7 +98,11 @@ pub fn crossover(g: &Graph, n: NodeIndex) -> Crossover {
         Work::Direct(w) => (w, DIRECT_FORWARD_MACS, DIRECT_BACKWARD_MACS),
         Work::Memory(w) => (w, MEMORY_FORWARD_ELEMS, MEMORY_BACKWARD_ELEMS),
     };
-    let batch = |crossover: u64| usize::try_from(crossover.div_ceil(work.max(1))).unwrap_or(usize::MAX).max(1);
+    let batch = |crossover: u64| {
+        usize::try_from(crossover.div_ceil(work.max(1)))
+            .unwrap_or(usize::MAX)
+            .max(1)
+    };
     Crossover {
         forward: batch(forward),
         backward: batch(backward),
@@ -140,13 +144,20 @@ impl super::Workspace {
 
     /// Layer steps of `steps`, and how many of them run on the calling thread alone at
     /// `batch`.
-    pub fn one_thread_count(&self, steps: &[super::schedule::Step], batch: usize) -> (usize, usize) {
+    pub fn one_thread_count(
+        &self,
+        steps: &[super::schedule::Step],
+        batch: usize,
+    ) -> (usize, usize) {
         let layers: Vec<What> = steps
             .iter()
             .map(|s| s.what)
             .filter(|w| matches!(w, What::Forward(_) | What::Infer(_) | What::Backward(_)))
             .collect();
-        let alone = layers.iter().filter(|&&w| batch < self.crossover(w)).count();
+        let alone = layers
+            .iter()
+            .filter(|&&w| batch < self.crossover(w))
+            .count();
         (alone, layers.len())
     }
 }

@@ -101,12 +101,29 @@ mod tests {
     #[test]
     fn a_gemm_under_the_guard_gives_the_same_bits() {
         let (m, n, k) = (96, 640, 300);
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 * 0.1 - 0.6).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 * 0.1 - 0.5).collect();
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7) % 13) as f32 * 0.1 - 0.6)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 5) % 11) as f32 * 0.1 - 0.5)
+            .collect();
         let two = Context::new(2);
         let mut c2 = vec![0.0; m * n];
         two.sgemm(
-            m, n, k, 1.0, &a, k as isize, 1, &b, n as isize, 1, 0.0, &mut c2, n as isize, 1,
+            m,
+            n,
+            k,
+            1.0,
+            &a,
+            k as isize,
+            1,
+            &b,
+            n as isize,
+            1,
+            0.0,
+            &mut c2,
+            n as isize,
+            1,
             Epilogue::NONE,
         );
         let mut c1 = vec![0.0; m * n];
@@ -115,7 +132,20 @@ mod tests {
             assert_eq!(global.threads(), 1);
             assert_eq!(global.kernel(), two.kernel());
             sgemm(
-                m, n, k, 1.0, &a, k as isize, 1, &b, n as isize, 1, 0.0, &mut c1, n as isize, 1,
+                m,
+                n,
+                k,
+                1.0,
+                &a,
+                k as isize,
+                1,
+                &b,
+                n as isize,
+                1,
+                0.0,
+                &mut c1,
+                n as isize,
+                1,
                 Epilogue::NONE,
             );
         });
