@@ -138,7 +138,7 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
          \x20   scratch          {}: im2col and folded conv weights\n\
          \x20   batchnorms       {} folded into the conv before them\n\
          \x20   adds             {} in the epilogue of the conv before them\n\
-         {}",
+         {}{}",
         s.gemm_layers,
         s.gemm_layers_before,
         s.relus_fused,
@@ -161,7 +161,24 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
         mib(bytes.inference_scratch),
         folded,
         adds,
+        threads(s),
         conv_algos(s),
+    )
+}
+
+/// The layer steps on the calling thread alone at the batch, below their crossover
+/// (`plan::threads`).
+fn threads(s: &netc_compiler::plan::Summary) -> String {
+    let t = &s.threads;
+    let (alone, all) = t.total();
+    let of = |(a, b): (usize, usize)| format!("{a} of {b}");
+    format!(
+        "  threads            {alone} of {all} layer steps on one thread at batch {} (below their \
+         crossover; forward {}, backward {}, inference {})\n",
+        s.batch,
+        of(t.forward),
+        of(t.backward),
+        of(t.inference)
     )
 }
 
@@ -233,6 +250,14 @@ fn plan_json(s: &netc_compiler::plan::Summary) -> serde_json::Value {
         "adds": s.adds,
         "adds_fused": s.adds_fused,
         "scratch_bytes": s.bytes.scratch,
+        "one_thread": {
+            "forward": s.threads.forward.0,
+            "forward_layers": s.threads.forward.1,
+            "backward": s.threads.backward.0,
+            "backward_layers": s.threads.backward.1,
+            "inference": s.threads.inference.0,
+            "inference_layers": s.threads.inference.1,
+        },
         "conv_algo_batch": s.model_batch,
         "conv_algos": s.convs.iter().map(|c| serde_json::json!({
             "path": c.path, "geometry": c.geometry, "algo": c.algo.name(),

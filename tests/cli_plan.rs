@@ -1,5 +1,6 @@
 //! The `netc` command line on what it plans and generates: `check --plan` (fusion, memory,
-//! the schedules, the conv algorithms), `--skip-pass` and `--conv-algo`, `graph --after`, and
+//! the schedules, the conv algorithms, the layers on one thread), `--skip-pass` and
+//! `--conv-algo`, `graph --after`, and
 //! `bench` of the runtime's kernels and of a network. The rest of the command line is
 //! `tests/cli.rs`.
 
@@ -292,4 +293,48 @@ fn conv_algo_chooses_or_pins_the_algorithm_of_3x3_convs() {
     );
     let out = netc(&["graph", "examples/lenet.net", "--conv-algo", "im2col"]);
     assert_eq!(out.status.code(), Some(2), "graph generates no code");
+}
+
+/// `check --plan` counts the layer steps that run on the calling thread alone at the batch
+/// (below their crossover, `plan::threads`): LeNet's small layers at its batch, every layer
+/// at batch 1, none at a batch large enough; GoogLeNet's few small layers at batch 8.
+#[test]
+fn check_plan_counts_the_layers_on_one_thread() {
+    let threads = |file: &str, batch: &str| -> String {
+        let out = netc(&["check", file, "--plan", "--batch", batch]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let table = text(&out.stdout);
+        table
+            .lines()
+            .find(|l| l.trim_start().starts_with("threads "))
+            .unwrap_or_else(|| panic!("no threads line in:\n{table}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        threads("examples/lenet.net", "64"),
+        "threads            12 of 24 layer steps on one thread at batch 64 (below their \
+         crossover; forward 4 of 8, backward 4 of 8, inference 4 of 8)"
+    );
+    assert!(threads("examples/lenet.net", "1").starts_with("threads            24 of 24 "));
+    assert!(threads("examples/lenet.net", "5000").starts_with("threads            0 of 24 "));
+
+    let out = netc(&[
+        "check",
+        "examples/googlenet.net",
+        "--plan",
+        "--batch",
+        "8",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &v["plan"]["one_thread"];
+    let count = |key: &str| t[key].as_u64().unwrap();
+    // The flattens, dropouts and the like of the heads: a few of ~70 layers each way.
+    for dir in ["forward", "backward", "inference"] {
+        let (alone, all) = (count(dir), count(&format!("{dir}_layers")));
+        assert!(alone > 0 && alone * 10 < all, "{dir}: {t}");
+    }
 }

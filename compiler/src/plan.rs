@@ -15,10 +15,12 @@ mod memplan;
 pub mod run;
 pub mod schedule;
 mod summary;
+pub mod threads;
 
 pub use memplan::{memplan, MemPlan, Placed};
 pub use schedule::Schedule;
-pub use summary::{summary, Bytes, ConvChoice, Summary};
+pub use summary::{summary, Bytes, ConvChoice, Summary, ThreadCounts};
+pub use threads::Crossover;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -85,6 +87,8 @@ pub struct Workspace {
     /// Scratch for the largest folded conv's weight and bias (`ops::fold`), in elements
     /// (not per sample; none in training).
     pub fold: usize,
+    /// Each layer's batches from which it runs on all threads (`plan::threads`).
+    pub crossovers: BTreeMap<NodeIndex, Crossover>,
 }
 
 impl Workspace {
@@ -341,6 +345,7 @@ fn build(g: &Graph, stems: BTreeMap<NodeIndex, String>, training: bool) -> Optio
         col: col.max(1),
         scratch: if training { 2 * max_elems } else { 0 },
         fold,
+        crossovers: threads::crossovers(g, &nodes),
     };
     // The arena: the plan of its buffers at one sample, over the program's own schedule.
     let plan = memplan(&ws, 1, training, Buffer::in_arena)?;

@@ -3,12 +3,14 @@
 //! 2 threads (work is split over output rows and columns only, never over a reduction), and
 //! so are elementwise activations large enough to be split into chunks, depthwise convolutions
 //! (split over channels), batchnorm with ReLU (statistics split over channels) and Winograd
-//! convolutions (transforms split over channels, GEMMs over their outputs). One test in its
-//! own binary, since the thread count is global.
+//! convolutions (transforms split over channels, GEMMs over their outputs). Each also runs
+//! on 2 threads with the calling thread alone (`gemm::serial`, as generated code runs a layer
+//! below its crossover) and gives the same bits. One test in its own binary, since the thread
+//! count is global.
 
 use netc_runtime::act::{backward, forward, Gelu};
 use netc_runtime::conv::*;
-use netc_runtime::gemm::{set_num_threads, Act};
+use netc_runtime::gemm::{serial, set_num_threads, Act};
 use netc_runtime::linear::linear_forward_act;
 use netc_runtime::norm::{batchnorm_train_backward_act, batchnorm_train_forward_act};
 use netc_runtime::rng::Rng;
@@ -102,6 +104,7 @@ fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
             let one = passes(&g, n, &x, &w, &b, &dy);
             set_num_threads(2);
             let two = passes(&g, n, &x, &w, &b, &dy);
+            let alone = serial(|| passes(&g, n, &x, &w, &b, &dy));
             for (name, (a, b)) in ["y", "y relu6", "dx", "dw", "db"]
                 .iter()
                 .zip(one.iter().zip(&two))
@@ -112,6 +115,11 @@ fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
                     "{algo}: {name} differs between 1 and 2 threads for {g:?}"
                 );
             }
+            let bits = |v: &[Vec<f32>]| v.concat().iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits(&one) == bits(&alone),
+                "{algo}: differs between 1 thread and 2 with one alone for {g:?}"
+            );
         }
     }
     let (n, fin, fout) = (64, 512, 1000);
@@ -122,6 +130,11 @@ fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
     let one = linear_relu6(&x, &w, &b, n, fin, fout);
     set_num_threads(2);
     let two = linear_relu6(&x, &w, &b, n, fin, fout);
+    let alone = serial(|| linear_relu6(&x, &w, &b, n, fin, fout));
+    assert!(alone
+        .iter()
+        .zip(&one)
+        .all(|(p, q)| p.to_bits() == q.to_bits()));
     assert!(
         one.iter()
             .zip(&two)
@@ -141,6 +154,7 @@ fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
         bits(&one) == bits(&two),
         "GELU differs between 1 and 2 threads"
     );
+    assert!(bits(&serial(|| gelu(&x, &dy))) == bits(&one));
 
     let (n, c, plane) = (4, 64, 28 * 28);
     let x: Vec<f32> = (0..n * c * plane).map(|_| rng.uniform(-2.0, 2.0)).collect();
@@ -196,4 +210,5 @@ fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
         one == batchnorm(),
         "batchnorm + ReLU differs between 1 and 2 threads"
     );
+    assert!(serial(batchnorm) == one);
 }

@@ -1,5 +1,6 @@
 //! A layer's functions in generated code: the parameters each takes (those its body uses:
-//! the parameters, the state or the gradients; the workspace always), and the calls the
+//! the parameters, the state or the gradients; the workspace always), whether it runs on the
+//! calling thread alone (below its crossover batch, `plan::threads`), and the calls the
 //! schedules make of them.
 
 use petgraph::stable_graph::NodeIndex;
@@ -7,7 +8,9 @@ use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
 use super::arena::uses_ident;
+use super::Cx;
 use crate::graph::Graph;
+use crate::plan::schedule::What;
 
 /// The calls the training step's schedules make of one layer's functions: forward and
 /// backward.
@@ -26,19 +29,28 @@ pub(super) enum Phase {
 }
 
 /// A layer function's parameters: the parameters `p` and the state `s` (or the gradients
-/// `g` in backward) when its body uses them; the workspace always.
+/// `g` in backward) when its body uses them; the workspace always. And the batch from which
+/// it runs on all threads.
 pub(super) struct Signature {
     phase: Phase,
     pub params: bool,
     pub state: bool,
+    crossover: usize,
 }
 
-pub(super) fn signature(body: &TokenStream, phase: Phase) -> Signature {
+/// The signature of the function of `cx`'s layer in `phase` with `body`.
+pub(super) fn signature(body: &TokenStream, phase: Phase, cx: &Cx) -> Signature {
     let state = if phase == Phase::Backward { "g" } else { "s" };
+    let what = match phase {
+        Phase::Train => What::Forward(cx.n),
+        Phase::Infer => What::Infer(cx.n),
+        Phase::Backward => What::Backward(cx.n),
+    };
     Signature {
         phase,
         params: uses_ident(body, "p"),
         state: uses_ident(body, state),
+        crossover: cx.ws.crossover(what),
     }
 }
 
@@ -46,6 +58,11 @@ impl Signature {
     /// The function `name` with `body`, documented `doc`.
     pub(super) fn function(&self, doc: &str, name: &Ident, body: &TokenStream) -> TokenStream {
         let batch = uses_ident(body, "n").then(|| quote! { let n = ws.batch; });
+        // Below its crossover the layer is faster on the calling thread alone.
+        let threads = (self.crossover > 1).then(|| {
+            let b = proc_macro2::Literal::usize_unsuffixed(self.crossover);
+            quote! { let _threads = rt::gemm::one_thread_if(ws.batch < #b); }
+        });
         let mut params = Vec::new();
         if self.params {
             params.push(quote! { p: &Params });
@@ -62,6 +79,7 @@ impl Signature {
             #[doc = #doc]
             #[inline(never)]
             fn #name(#(#params),*) {
+                #threads
                 #batch
                 #body
             }

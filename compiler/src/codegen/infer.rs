@@ -88,7 +88,7 @@ pub(super) fn inference(
             fusion_note(g, n)
         );
         let f = format_ident!("inf_{}", ws.stems[&n]);
-        let sig = signature(&body, Phase::Infer);
+        let sig = signature(&body, Phase::Infer, &cx);
         layer_items.push(sig.function(&doc, &f, &body));
         uses[0] |= sig.params;
         uses[1] |= sig.state;

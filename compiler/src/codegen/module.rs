@@ -161,7 +161,7 @@ pub(super) fn module(
         }
         let (fwd_body, bwd_body) = (arena(fwd_body), arena(bwd_body));
         if !fwd_body.is_empty() {
-            let train_fn = signature(&fwd_body, Phase::Train);
+            let train_fn = signature(&fwd_body, Phase::Train, &cx);
             layers.push(Item::whole(train_fn.function(&doc, &fwd, &fwd_body)))?;
             let args = train_fn.args();
             train_uses[0] |= train_fn.params;
@@ -174,7 +174,7 @@ pub(super) fn module(
         // A layer whose input takes no gradient and that has no parameters has no backward.
         // Nor has a layer that reaches no loss: no gradient comes back to it.
         if !bwd_body.is_empty() && graded[n.index()] {
-            let bwd_fn = signature(&bwd_body, Phase::Backward);
+            let bwd_fn = signature(&bwd_body, Phase::Backward, &cx);
             layers.push(Item::whole(bwd_fn.function(&doc, &bwd, &bwd_body)))?;
             backward_uses[0] |= bwd_fn.params;
             backward_uses[1] |= bwd_fn.state;

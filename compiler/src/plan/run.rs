@@ -7,7 +7,9 @@
 //! its results equal the unfused interpreter's, and a buffer reused too early, or a backward
 //! that reads more than it declares, shows as a wrong number.
 //!
-//! Dropout and stochastic depth keep every value here, as in `netc run --grads`.
+//! Each layer below its crossover batch runs on the calling thread alone, as in generated
+//! code (`plan::threads`). Dropout and stochastic depth keep every value here, as in
+//! `netc run --grads`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -270,6 +272,8 @@ fn run(
     let g = m.g;
     let mut loss = 0.0f32;
     for step in steps {
+        // As generated code does: a layer below its crossover on the calling thread alone.
+        let _threads = rt::gemm::one_thread_if(m.batch < m.ws.crossover(step.what));
         match step.what {
             What::Input(n) => {
                 if let Op::Input(InputKind::Tensor) = g.node(n).op {

@@ -55,6 +55,26 @@ pub struct Summary {
     pub model_batch: usize,
     /// What `--conv-algo` asked for.
     pub pin: crate::passes::conv_algo::Pin,
+    /// The layers on the calling thread alone at the batch asked for (`plan::threads`).
+    pub threads: ThreadCounts,
+}
+
+/// Layer steps that run on the calling thread alone at a batch (below their crossover,
+/// `plan::threads`), and all layer steps: `(alone, all)` for the training step's forward,
+/// its backward, and inference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadCounts {
+    pub forward: (usize, usize),
+    pub backward: (usize, usize),
+    pub inference: (usize, usize),
+}
+
+impl ThreadCounts {
+    /// Alone, and all, over the three.
+    pub fn total(&self) -> (usize, usize) {
+        let all = [self.forward, self.backward, self.inference];
+        (all.iter().map(|c| c.0).sum(), all.iter().map(|c| c.1).sum())
+    }
 }
 
 /// One conv layer's algorithm in the generated code.
@@ -198,6 +218,12 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
         .train
         .batch
         .map_or(crate::passes::conv_algo::DEFAULT_BATCH, |b| b as usize);
+    let (t, i) = (&plan.train.ws, &plan.infer.ws);
+    let threads = ThreadCounts {
+        forward: t.one_thread_count(&t.schedule.forward_train, batch),
+        backward: t.one_thread_count(&t.schedule.backward, batch),
+        inference: i.one_thread_count(&i.schedule.forward, batch),
+    };
     Ok(Summary {
         gemm_layers_before: count(g, &g.training_set(), gemm),
         gemm_layers: count(planned, &train_set, gemm)
@@ -228,5 +254,6 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
         convs,
         model_batch,
         pin: g.conv_algo,
+        threads,
     })
 }

@@ -30,6 +30,13 @@ pub mod winograd;
 
 use data_as_conv::DataAsConv;
 
+/// Whether the direct kernels compute `g` (a grouped conv with few channels per group, such
+/// as a depthwise one) rather than im2col + GEMM: their work differs in kind, and so does
+/// where a second thread pays off.
+pub fn is_direct(g: &Conv2d) -> bool {
+    direct::applies(g)
+}
+
 /// Floats of `col` that batching small maps uses for `g`, forward, weight gradient and data
 /// gradient (a forward conv with the flipped weights at the end of `col`).
 pub(crate) fn batched_col_len(g: &Conv2d) -> usize {

@@ -6,7 +6,7 @@
 //! every element of C is computed by the same operations in the same order whatever the
 //! thread count, and results are bitwise identical.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use super::kernel::{KernelKind, TileBias};
 use super::{run_serial, BSource, Bias, Epilogue, Problem};
@@ -42,6 +42,21 @@ impl std::fmt::Debug for Context {
 
 static GLOBAL: RwLock<Option<Arc<Context>>> = RwLock::new(None);
 
+/// The context [`Context::global`] is under a [`OneThread`](super::OneThread) guard: the
+/// detected kernel (every global context's) on one thread, made once.
+fn single() -> Arc<Context> {
+    static SINGLE: OnceLock<Arc<Context>> = OnceLock::new();
+    SINGLE
+        .get_or_init(|| {
+            Arc::new(Context {
+                kernel: KernelKind::detect(),
+                threads: 1,
+                pool: None,
+            })
+        })
+        .clone()
+}
+
 /// At most this many threads per available CPU: more only adds switching between threads
 /// (a GEMM splits C into at most one part per thread), and a count like 100 000 would spend
 /// seconds or fail starting them.
@@ -75,7 +90,8 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The number of threads of the global context.
+/// The number of threads of the global context (1 while a [`OneThread`](super::OneThread)
+/// guard lives on this thread).
 pub fn num_threads() -> usize {
     Context::global().threads()
 }
@@ -134,8 +150,13 @@ impl Context {
     }
 
     /// The global context used by [`sgemm`](super::sgemm), made on first use with one thread
-    /// per available CPU unless [`set_num_threads`] said otherwise.
+    /// per available CPU unless [`set_num_threads`] said otherwise; while a
+    /// [`OneThread`](super::OneThread) guard lives on this thread, a context with the same
+    /// kernel and one thread (no pool).
     pub fn global() -> Arc<Context> {
+        if super::is_one_thread() {
+            return single();
+        }
         if let Some(context) = &*GLOBAL.read().unwrap_or_else(PoisonError::into_inner) {
             return context.clone();
         }

@@ -6,7 +6,8 @@
 //! Layout of this module: `mod.rs` (the API and the loop nest), `pack.rs` (panels),
 //! `source.rs` (B operands generated block by block, such as an implicit im2col),
 //! `kernel.rs` (the micro-kernel contract), `avx2.rs` and `generic.rs` (the kernels),
-//! `context.rs` (kernel choice, thread pool, splitting the work), `bench.rs` (timing).
+//! `context.rs` (kernel choice, thread pool, splitting the work), `one_thread.rs` (a layer
+//! on the calling thread alone), `bench.rs` (timing).
 //!
 //! # Blocking for the target CPU
 //!
@@ -46,6 +47,7 @@ mod bench;
 mod context;
 mod generic;
 mod kernel;
+mod one_thread;
 mod pack;
 mod source;
 
@@ -54,6 +56,7 @@ pub use context::{
     num_threads, set_num_threads, try_set_num_threads, Context, MAX_THREADS_PER_CPU,
 };
 pub use kernel::{Blocking, KernelKind};
+pub use one_thread::{is_one_thread, one_thread, one_thread_if, serial, OneThread};
 pub use source::{panel_from_two_runs, BSource, Major};
 
 use kernel::{Kernel, TileBias, TileEpilogue};

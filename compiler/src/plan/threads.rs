@@ -1,0 +1,163 @@
+//! threads: which layers run on the calling thread alone. Each parallel kernel of the runtime
+//! decides by itself whether to wake the thread pool, and a layer is several kernel calls
+//! (im2col, a GEMM per image or per group of images, the bias, the activation): a small layer
+//! pays the pool's wake-ups in each, and measured slower on two threads than on one. So the
+//! plan gives each layer a crossover batch per direction: below it the layer's generated
+//! function runs on the calling thread alone (`rt::gemm::one_thread_if(ws.batch < B)`), from
+//! it on all threads. The batch is compared when the code runs, so the choice holds for
+//! every batch, not only the one planned for; the guard only ever lowers the thread count (a
+//! kernel still stays on one thread below its own threshold).
+//!
+//! The model: a layer's work per sample is its multiply-adds when it has any (conv,
+//! transposed conv, linear; the first conv of a merged group counts the group's), else the
+//! elements it reads and writes (its inputs' and its output's); the crossover batch is the
+//! least at which that work times the batch reaches the crossover measured for its kind of
+//! kernel and direction (the constants below). They were measured on the development machine
+//! (2 cores of an AMD EPYC Zen 4 under KVM) by
+//! `cargo run --release -p netc-runtime --example thread_crossover -- 2 3`: layers of several
+//! shapes at batches 1 to 128, the best of 3 rounds on one thread and on two, and the least
+//! work from which two threads were never slower (beyond 3%) at any larger size. Most kernels
+//! already stay on one thread where a second would not pay (the GEMM below 2 MFLOP per
+//! thread, the pools, batchnorm and activations below their element counts); the backward of
+//! small GEMM layers and the direct (depthwise) kernels did not, and lost up to 27%. The
+//! measurement is in `bench/results/thread_crossover.txt`.
+
+use std::collections::BTreeMap;
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::graph::Graph;
+use crate::ops::Op;
+
+use super::schedule::What;
+
+/// A conv through im2col (or batched) + GEMM, a transposed conv or a linear layer, forward:
+/// the multiply-adds from which two threads are never slower. Measured: none of these layers
+/// ran slower on two threads at any size (the GEMM keeps to one thread below 2 MFLOP per
+/// thread), and two won from 2.4 M (3×3 32→32 on 8×8 at batch 4, ×1.15; a 1×1 128→64 on
+/// 14×14 at batch 2, 3.2 M, ×1.24); below 2 M nothing split. So layers under 2 M run alone:
+/// no loss, and no pool checks.
+pub const GEMM_FORWARD_MACS: u64 = 2_000_000;
+
+/// The same layers' backward (weight and data gradients), in the forward's multiply-adds:
+/// the 1×1 128→64 on 14×14 was 21% slower on two threads at batch 2 (3.2 M), and no layer
+/// was slower from 3.8 M (LeNet's 6→16 5×5 at batch 16).
+pub const GEMM_BACKWARD_MACS: u64 = 3_800_000;
+
+/// A conv on the direct kernels (depthwise and others with at most 4 channels per group),
+/// forward: 32 channels on 28×28 were 14–27% slower on two threads at batch 1–4 (0.23 to
+/// 0.9 M), 144 on 14×14 4–7% at batch 1–2; none was slower from 1.0 M.
+pub const DIRECT_FORWARD_MACS: u64 = 1_000_000;
+
+/// The direct kernels' backward: 32 channels on 28×28 at batch 1 (0.23 M) were 16% slower on
+/// two threads; none was slower from 0.25 M.
+pub const DIRECT_BACKWARD_MACS: u64 = 250_000;
+
+/// Any other layer, forward, in elements read and written. None measured slower on two
+/// threads (max pooling, batchnorm, ReLU: each kernel splits only above its own threshold);
+/// batchnorm, the one that splits small tensors, tied at 100 K (64 channels of 28×28 at
+/// batch 1, ×0.98) and won from 200 K (×1.29).
+pub const MEMORY_FORWARD_ELEMS: u64 = 200_000;
+
+/// Any other layer's backward, in the forward's elements read and written: batchnorm's won
+/// from 100 K (×1.10, and ×1.42 for 16 channels of 10×10 at batch 32).
+pub const MEMORY_BACKWARD_ELEMS: u64 = 100_000;
+
+/// The batches from which a layer runs on all threads: its forward (training and inference)
+/// and its backward. Below, it runs on the calling thread alone; 1 means always on all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Crossover {
+    pub forward: usize,
+    pub backward: usize,
+}
+
+/// What a layer does per sample, in the unit of its kernels' crossover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Work {
+    /// Multiply-adds through a GEMM.
+    Gemm(u64),
+    /// Multiply-adds of the direct convolution kernels.
+    Direct(u64),
+    /// Elements read and written.
+    Memory(u64),
+}
+
+/// Every layer's crossover among `nodes` of `g` (a graph after its codegen passes).
+pub fn crossovers(g: &Graph, nodes: &[NodeIndex]) -> BTreeMap<NodeIndex, Crossover> {
+    nodes
+        .iter()
+        .filter(|&&n| !matches!(g.node(n).op, Op::Input(_)))
+        .map(|&n| (n, crossover(g, n)))
+        .collect()
+}
+
+/// Layer `n`'s crossover: the least batch at which its work reaches each direction's.
+pub fn crossover(g: &Graph, n: NodeIndex) -> Crossover {
+    let (work, forward, backward) = match work(g, n) {
+        Work::Gemm(w) => (w, GEMM_FORWARD_MACS, GEMM_BACKWARD_MACS),
+        Work::Direct(w) => (w, DIRECT_FORWARD_MACS, DIRECT_BACKWARD_MACS),
+        Work::Memory(w) => (w, MEMORY_FORWARD_ELEMS, MEMORY_BACKWARD_ELEMS),
+    };
+    let batch = |crossover: u64| {
+        usize::try_from(crossover.div_ceil(work.max(1)))
+            .unwrap_or(usize::MAX)
+            .max(1)
+    };
+    Crossover {
+        forward: batch(forward),
+        backward: batch(backward),
+    }
+}
+
+/// Layer `n`'s work per sample (with the members of its merged group, which it computes).
+fn work(g: &Graph, n: NodeIndex) -> Work {
+    let members = g.members(n);
+    let ins = g.inputs_of(n);
+    let shapes: Vec<&Vec<usize>> = ins.iter().map(|&x| &g.node(x).shape).collect();
+    let elems = |s: &[usize]| s.iter().product::<usize>() as u64;
+    let macs: u64 = members
+        .iter()
+        .map(|&m| g.node(m).op.kind().macs(&shapes, &g.node(m).shape))
+        .fold(0, u64::saturating_add);
+    if macs == 0 {
+        let read: u64 = shapes.iter().map(|s| elems(s)).sum();
+        let written: u64 = members.iter().map(|&m| elems(&g.node(m).shape)).sum();
+        return Work::Memory(read.saturating_add(written));
+    }
+    match &g.node(n).op {
+        Op::Conv(c) if netc_runtime::conv::is_direct(&c.geometry(shapes[0])) => Work::Direct(macs),
+        _ => Work::Gemm(macs),
+    }
+}
+
+impl super::Workspace {
+    /// The batch from which step `what` runs on all threads (below it, on the calling
+    /// thread alone): its layer's [`Crossover`] in its direction; 1 for a step that is no
+    /// layer's.
+    pub fn crossover(&self, what: What) -> usize {
+        match what {
+            What::Forward(n) | What::Infer(n) => self.crossovers.get(&n).map_or(1, |c| c.forward),
+            What::Backward(n) => self.crossovers.get(&n).map_or(1, |c| c.backward),
+            _ => 1,
+        }
+    }
+
+    /// Layer steps of `steps`, and how many of them run on the calling thread alone at
+    /// `batch`.
+    pub fn one_thread_count(
+        &self,
+        steps: &[super::schedule::Step],
+        batch: usize,
+    ) -> (usize, usize) {
+        let layers: Vec<What> = steps
+            .iter()
+            .map(|s| s.what)
+            .filter(|w| matches!(w, What::Forward(_) | What::Infer(_) | What::Backward(_)))
+            .collect();
+        let alone = layers
+            .iter()
+            .filter(|&&w| batch < self.crossover(w))
+            .count();
+        (alone, layers.len())
+    }
+}
