@@ -6,7 +6,7 @@
 //! `cargo run --release -p netc-runtime --example depthwise_bench -- [--threads T] [BATCH]`
 //! PyTorch times the same layers inside whole networks in `bench/profile_layers.py`.
 
-use netc_runtime::bench::median_seconds;
+use netc_runtime::bench::{median_seconds, pseudo_random};
 use netc_runtime::conv::*;
 use netc_runtime::gemm::{set_num_threads, Act};
 
@@ -39,13 +39,7 @@ fn main() {
             groups: c,
             ..Conv2d::square(c, hw, hw, c, k, s, k / 2)
         };
-        let mut state = 1u32;
-        let x: Vec<f32> = (0..n * c * hw * hw)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect();
+        let x = pseudo_random(n * c * hw * hw, 7);
         let w = vec![0.5f32; g.weight_len()];
         let bias = vec![0.1f32; c];
         let p = g.out * g.ho() * g.wo();

@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release -p netc-runtime --example pool_bench -- [BATCH]`
 
-use netc_runtime::bench::median_seconds;
+use netc_runtime::bench::{median_seconds, pseudo_random};
 use netc_runtime::gemm::set_num_threads;
 use netc_runtime::pool::*;
 
@@ -35,13 +35,7 @@ fn main() {
             pw: p,
             ceil: true,
         };
-        let mut state = 7u32;
-        let x: Vec<f32> = (0..n * c * hw * hw)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect();
+        let x = pseudo_random(n * c * hw * hw, 7);
         let ylen = n * c * g.ho() * g.wo();
         let (mut y, mut arg) = (vec![0.0; ylen], vec![0u32; ylen]);
         let (dy, mut dx) = (vec![1.0f32; ylen], vec![0.0; x.len()]);

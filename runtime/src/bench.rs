@@ -111,7 +111,7 @@ pub fn conv(g: Conv2d, batch: usize, threads: usize) -> ConvBench {
 }
 
 /// `len` values in [-1, 1) from a 32-bit LCG: deterministic, no dependency.
-pub(crate) fn pseudo_random(len: usize, seed: u32) -> Vec<f32> {
+pub fn pseudo_random(len: usize, seed: u32) -> Vec<f32> {
     let mut state = seed.wrapping_mul(0x9E37_79B9) | 1;
     (0..len)
         .map(|_| {
