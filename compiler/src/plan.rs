@@ -8,7 +8,8 @@
 //! allocates exactly what [`Allocation`] says: the per-sample `f32` buffers at their planned
 //! offsets in one arena (the plan at one sample, scaled by the batch, which keeps it valid),
 //! the rest as buffers of their own. Byte counts at a batch are checked: a batch that
-//! overflows them is an error, not a wrapped number.
+//! overflows them is an error, not a wrapped number. Each program also records every layer's
+//! crossover batches, below which its code runs on the calling thread alone (`threads`).
 
 mod first_fit;
 mod memplan;

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use netc_compiler::plan::threads::{
-    Crossover, DIRECT_BACKWARD_MACS, DIRECT_FORWARD_MACS, GEMM_BACKWARD_MACS, GEMM_FORWARD_MACS,
+    Crossover, DIRECT_BACKWARD_MACS, DIRECT_FORWARD_MACS, GEMM_FORWARD_MACS,
+    LINEAR_BACKWARD_MACS,
 };
-use netc_compiler::{check_file, codegen, plan, Graph};
+use netc_compiler::{check_file, check_source, codegen, plan, Graph};
 
 fn graph(file: &str) -> Graph {
     let checked = check_file(Path::new(file), None);
@@ -39,7 +40,7 @@ fn lenets_small_layers_run_alone_and_the_batch_decides() {
     // to 198 forward, 376 backward).
     let f6 = c["f6.0"];
     assert_eq!(f6.forward, batch(GEMM_FORWARD_MACS, 120 * 84));
-    assert_eq!(f6.backward, batch(GEMM_BACKWARD_MACS, 120 * 84));
+    assert_eq!(f6.backward, batch(LINEAR_BACKWARD_MACS, 120 * 84));
     assert!(64 < f6.forward && 64 < f6.backward);
     // c1: 1→6 5×5 on 28×28, 117 600 per sample: alone at batch 16, on all threads at 32.
     let c1 = c["c1.0"];
@@ -52,10 +53,11 @@ fn lenets_small_layers_run_alone_and_the_batch_decides() {
         plan::threads::MEMORY_FORWARD_ELEMS.div_ceil(6 * (28 * 28 + 14 * 14)) as usize
     );
 
-    // At LeNet's batch (64), four of its eight layers run alone each way.
+    // At LeNet's batch (64), four of its eight layers run alone forward (the second pool,
+    // f5's flatten, f6 and the logits), three backward (all but the pool).
     let s = plan::summary(&graph("../examples/lenet.net"), &[], 64).unwrap();
     assert_eq!(s.threads.forward, (4, 8), "{:?}", s.threads);
-    assert_eq!(s.threads.backward, (4, 8), "{:?}", s.threads);
+    assert_eq!(s.threads.backward, (3, 8), "{:?}", s.threads);
     assert_eq!(s.threads.inference, (4, 8), "{:?}", s.threads);
     // Alone at batch 1, none from a batch large enough for the 84→10 layer's backward.
     let s = plan::summary(&graph("../examples/lenet.net"), &[], 1).unwrap();
@@ -76,15 +78,32 @@ fn googlenets_large_convs_run_on_all_threads_at_any_batch() {
     assert_eq!(c["i3a.b1.0"], one, "1×1 192→64, with its merged siblings");
 }
 
+/// The direct kernels split each image's call: MobileNetV2's depthwise convs have images
+/// worth splitting and run on all threads at any batch; 32 channels of 28×28 do not, and run
+/// alone below the batch at which the direct kernels' crossover is reached.
 #[test]
-fn depthwise_convs_use_the_direct_kernels_crossover() {
+fn depthwise_convs_split_by_their_images() {
     let c = crossovers(&graph("../examples/zoo/mobilenet_v2.net"));
-    // features.17.conv.1.0: depthwise 3×3 over 960 channels of 7×7.
-    let macs = 960 * 9 * 7 * 7;
-    let dw = c["features.17.conv.1.0"];
-    assert_eq!(dw.forward, batch(DIRECT_FORWARD_MACS, macs));
-    assert_eq!(dw.backward, batch(DIRECT_BACKWARD_MACS, macs));
-    assert_eq!((dw.forward, dw.backward), (3, 1));
+    let one = Crossover {
+        forward: 1,
+        backward: 1,
+    };
+    // Depthwise 3×3 over 960 channels of 7×7, and over 144 channels of 56×56.
+    assert_eq!(c["features.17.conv.1.0"], one);
+    assert_eq!(c["features.3.conv.1.0"], one);
+
+    let src = "network dw(x: [32, 28, 28], t: [32, 28, 28]) {
+        y = x -> conv(32, k=3, p=1, groups=32);
+        loss mse(y, t);
+        output y;
+    }";
+    let checked = check_source("dw.net", src, Path::new("dw.net"), None);
+    assert!(!checked.has_errors(), "{}", checked.render());
+    let c = crossovers(&checked.graphs[0]);
+    let macs = 32 * 9 * 28 * 28;
+    assert_eq!(c["y"].forward, batch(DIRECT_FORWARD_MACS, macs));
+    assert_eq!(c["y"].backward, batch(DIRECT_BACKWARD_MACS, macs));
+    assert_eq!((c["y"].forward, c["y"].backward), (5, 2));
 }
 
 #[test]

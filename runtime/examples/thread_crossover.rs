@@ -129,6 +129,15 @@ fn convs(backward: bool, depthwise: bool) -> Vec<Case> {
                 groups: 96,
                 ..Conv2d::square(96, 56, 56, 96, 3, 2, 1)
             },
+            // MobileNetV2's last blocks: many channels of small maps.
+            Conv2d {
+                groups: 384,
+                ..Conv2d::square(384, 14, 14, 384, 3, 1, 1)
+            },
+            Conv2d {
+                groups: 960,
+                ..Conv2d::square(960, 7, 7, 960, 3, 1, 1)
+            },
         ]
     } else {
         vec![

@@ -12,15 +12,17 @@
 //! transposed conv, linear; the first conv of a merged group counts the group's), else the
 //! elements it reads and writes (its inputs' and its output's); the crossover batch is the
 //! least at which that work times the batch reaches the crossover measured for its kind of
-//! kernel and direction (the constants below). They were measured on the development machine
+//! kernel and direction (the constants below). The direct (depthwise) kernels split each
+//! image's call on its own, so one whose image is worth splitting runs on all threads at any
+//! batch. They were measured on the development machine
 //! (2 cores of an AMD EPYC Zen 4 under KVM) by
 //! `cargo run --release -p netc-runtime --example thread_crossover -- 2 3`: layers of several
 //! shapes at batches 1 to 128, the best of 3 rounds on one thread and on two, and the least
 //! work from which two threads were never slower (beyond 3%) at any larger size. Most kernels
 //! already stay on one thread where a second would not pay (the GEMM below 2 MFLOP per
 //! thread, the pools, batchnorm and activations below their element counts); the backward of
-//! small GEMM layers and the direct (depthwise) kernels did not, and lost up to 27%. The
-//! measurement is in `bench/results/thread_crossover.txt`.
+//! small convs and the direct (depthwise) kernels on small images did not, and lost up to
+//! 41%. The measurements are in `bench/results/thread_crossover.txt`.
 
 use std::collections::BTreeMap;
 
@@ -39,18 +41,41 @@ use super::schedule::What;
 /// no loss, and no pool checks.
 pub const GEMM_FORWARD_MACS: u64 = 2_000_000;
 
-/// The same layers' backward (weight and data gradients), in the forward's multiply-adds:
-/// the 1×1 128→64 on 14×14 was 21% slower on two threads at batch 2 (3.2 M), and no layer
-/// was slower from 3.8 M (LeNet's 6→16 5×5 at batch 16).
-pub const GEMM_BACKWARD_MACS: u64 = 3_800_000;
+/// A conv's (or transposed conv's) backward, weight and data gradients, in the forward's
+/// multiply-adds: the 1×1 128→64 on 14×14 at batch 2 (3.2 M) was 21–31% slower on two
+/// threads in each of three runs, 3×3 32→32 on 8×8 at batch 4 (2.4 M) up to 41%; no conv was
+/// slower from 3.8 M (LeNet's 6→16 5×5 at batch 16).
+pub const CONV_BACKWARD_MACS: u64 = 3_800_000;
 
-/// A conv on the direct kernels (depthwise and others with at most 4 channels per group),
-/// forward: 32 channels on 28×28 were 14–27% slower on two threads at batch 1–4 (0.23 to
-/// 0.9 M), 144 on 14×14 4–7% at batch 1–2; none was slower from 1.0 M.
+/// A linear layer's backward: never slower on two threads (400→120 to 4096→4096, batches 1 to
+/// 256; its GEMMs stay on one thread below 2 MFLOP per thread), and faster from where they
+/// split: as the forward. (GoogLeNet's 2048→1024 heads at batch 1, 2.1 M, ran their backward
+/// in 1.2–1.5 ms on two threads, 1.8 ms alone.)
+pub const LINEAR_BACKWARD_MACS: u64 = 2_000_000;
+
+/// The direct kernels (depthwise convs, and others with at most 4 channels per group) run
+/// one parallel call per image, so what decides is an image's time on one thread, estimated
+/// as [`DIRECT_ELEM_S`] per element read or written plus [`DIRECT_PLANE_S`] per channel
+/// plane (in and out), a fit to the five shapes measured (within 15%). From this much an
+/// image's call pays for its wake-ups on any batch: MobileNetV2's 960 channels on 7×7 (an
+/// estimated 144 µs) ran 1.6× faster on two threads at batch 1, 384 on 14×14 (105 µs) 1.4×;
+/// 32 channels on 28×28 (25 µs) lost up to 27% at batch 1 to 4 (in two runs of four), 144 on
+/// 14×14 (39 µs) up to 7%.
+pub const DIRECT_IMAGE_S: f64 = 50e-6;
+
+/// Seconds per element read or written by a direct kernel (one image, one thread).
+pub const DIRECT_ELEM_S: f64 = 0.42e-9;
+
+/// Seconds per channel plane read or written by a direct kernel (its phases, its wide rows).
+pub const DIRECT_PLANE_S: f64 = 54e-9;
+
+/// A direct conv whose images are each too small to split, forward: the multiply-adds of
+/// the batch from which two threads are never slower (the data outgrows one core's caches):
+/// 32 channels on 28×28 from batch 8 (1.8 M) on, 144 on 14×14 from batch 4 (1.0 M).
 pub const DIRECT_FORWARD_MACS: u64 = 1_000_000;
 
-/// The direct kernels' backward: 32 channels on 28×28 at batch 1 (0.23 M) were 16% slower on
-/// two threads; none was slower from 0.25 M.
+/// The same convs' backward: 32 channels on 28×28 at batch 1 (0.23 M) were 16% slower on two
+/// threads; none was slower from 0.25 M.
 pub const DIRECT_BACKWARD_MACS: u64 = 250_000;
 
 /// Any other layer, forward, in elements read and written. None measured slower on two
@@ -72,12 +97,15 @@ pub struct Crossover {
 }
 
 /// What a layer does per sample, in the unit of its kernels' crossover.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Work {
-    /// Multiply-adds through a GEMM.
-    Gemm(u64),
-    /// Multiply-adds of the direct convolution kernels.
-    Direct(u64),
+    /// A conv's or transposed conv's multiply-adds through a GEMM (a Winograd conv counts
+    /// its im2col form's).
+    Conv(u64),
+    /// A linear layer's multiply-adds.
+    Linear(u64),
+    /// A conv on the direct kernels: its multiply-adds, and one image's estimated seconds.
+    Direct(u64, f64),
     /// Elements read and written.
     Memory(u64),
 }
@@ -94,8 +122,15 @@ pub fn crossovers(g: &Graph, nodes: &[NodeIndex]) -> BTreeMap<NodeIndex, Crossov
 /// Layer `n`'s crossover: the least batch at which its work reaches each direction's.
 pub fn crossover(g: &Graph, n: NodeIndex) -> Crossover {
     let (work, forward, backward) = match work(g, n) {
-        Work::Gemm(w) => (w, GEMM_FORWARD_MACS, GEMM_BACKWARD_MACS),
-        Work::Direct(w) => (w, DIRECT_FORWARD_MACS, DIRECT_BACKWARD_MACS),
+        Work::Conv(w) => (w, GEMM_FORWARD_MACS, CONV_BACKWARD_MACS),
+        Work::Linear(w) => (w, GEMM_FORWARD_MACS, LINEAR_BACKWARD_MACS),
+        Work::Direct(_, image_s) if image_s >= DIRECT_IMAGE_S => {
+            return Crossover {
+                forward: 1,
+                backward: 1,
+            }
+        }
+        Work::Direct(w, _) => (w, DIRECT_FORWARD_MACS, DIRECT_BACKWARD_MACS),
         Work::Memory(w) => (w, MEMORY_FORWARD_ELEMS, MEMORY_BACKWARD_ELEMS),
     };
     let batch = |crossover: u64| {
@@ -119,14 +154,17 @@ fn work(g: &Graph, n: NodeIndex) -> Work {
         .iter()
         .map(|&m| g.node(m).op.kind().macs(&shapes, &g.node(m).shape))
         .fold(0, u64::saturating_add);
-    if macs == 0 {
-        let read: u64 = shapes.iter().map(|s| elems(s)).sum();
-        let written: u64 = members.iter().map(|&m| elems(&g.node(m).shape)).sum();
-        return Work::Memory(read.saturating_add(written));
-    }
+    let read = shapes.iter().map(|s| elems(s));
+    let written = members.iter().map(|&m| elems(&g.node(m).shape));
+    let moved = read.chain(written).fold(0, u64::saturating_add);
     match &g.node(n).op {
-        Op::Conv(c) if netc_runtime::conv::is_direct(&c.geometry(shapes[0])) => Work::Direct(macs),
-        _ => Work::Gemm(macs),
+        _ if macs == 0 => Work::Memory(moved),
+        Op::Linear(_) => Work::Linear(macs),
+        Op::Conv(c) if netc_runtime::conv::is_direct(&c.geometry(shapes[0])) => {
+            let planes = (shapes[0][0] + c.out) as f64;
+            Work::Direct(macs, moved as f64 * DIRECT_ELEM_S + planes * DIRECT_PLANE_S)
+        }
+        _ => Work::Conv(macs),
     }
 }
 
