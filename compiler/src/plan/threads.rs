@@ -14,15 +14,17 @@
 //! least at which that work times the batch reaches the crossover measured for its kind of
 //! kernel and direction (the constants below). The direct (depthwise) kernels split each
 //! image's call on its own, so one whose image is worth splitting runs on all threads at any
-//! batch. They were measured on the development machine
-//! (2 cores of an AMD EPYC Zen 4 under KVM) by
-//! `cargo run --release -p netc-runtime --example thread_crossover -- 2 3`: layers of several
-//! shapes at batches 1 to 128, the best of 3 rounds on one thread and on two, and the least
-//! work from which two threads were never slower (beyond 3%) at any larger size. Most kernels
-//! already stay on one thread where a second would not pay (the GEMM below 2 MFLOP per
-//! thread, the pools, batchnorm and activations below their element counts); the backward of
-//! small convs and the direct (depthwise) kernels on small images did not, and lost up to
-//! 41%. The measurements are in `bench/results/thread_crossover.txt`.
+//! batch.
+//!
+//! The crossovers were measured on the development machine (2 cores of an AMD EPYC Zen 4
+//! under KVM) by `cargo run --release -p netc-runtime --example thread_crossover -- 2 3`:
+//! layers of several shapes at batches 1 to 128, the best of 3 rounds on one thread and on
+//! two, and the least work from which two threads were never slower (beyond 3%) at any
+//! larger size. Most kernels already stay on one thread where a second would not pay (the
+//! GEMM below 2 MFLOP per thread, the pools, batchnorm and activations below their element
+//! counts); the backward of small convs and the direct kernels on small images did not, and
+//! lost up to 41%. The measurements are in `bench/results/thread_crossover.txt`. They are
+//! two-thread figures; with more threads the same layers are the ones too small to split.
 
 use std::collections::BTreeMap;
 
