@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use netc_compiler::plan::threads::{
-    Crossover, DIRECT_BACKWARD_MACS, DIRECT_FORWARD_MACS, GEMM_FORWARD_MACS,
-    LINEAR_BACKWARD_MACS,
+    Crossover, DIRECT_BACKWARD_MACS, DIRECT_FORWARD_MACS, GEMM_FORWARD_MACS, LINEAR_BACKWARD_MACS,
 };
 use netc_compiler::{check_file, check_source, codegen, plan, Graph};
 
