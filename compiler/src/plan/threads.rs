@@ -76,8 +76,8 @@ pub const DIRECT_PLANE_S: f64 = 54e-9;
 /// 32 channels on 28×28 from batch 8 (1.8 M) on, 144 on 14×14 from batch 4 (1.0 M).
 pub const DIRECT_FORWARD_MACS: u64 = 1_000_000;
 
-/// The same convs' backward: 32 channels on 28×28 at batch 1 (0.23 M) were 16% slower on two
-/// threads; none was slower from 0.25 M.
+/// The same convs' backward: 32 channels on 28×28 at batch 1 (0.23 M) were 14–16% slower on
+/// two threads in two runs of three (10% faster in the third); none was slower from 0.25 M.
 pub const DIRECT_BACKWARD_MACS: u64 = 250_000;
 
 /// Any other layer, forward, in elements read and written. None measured slower on two
