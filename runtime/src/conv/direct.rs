@@ -174,12 +174,12 @@ macro_rules! dispatch {
 
 mod rows;
 
-use rows::{copy_short, output_plane, Out};
+use rows::{output_plane, Out};
 
 /// `out[q] = x[q·step]` for every element of `x` so taken: a row dealt into one phase.
 fn deal(x: &[f32], step: usize, out: &mut [f32]) {
     if step == 1 {
-        return copy_short(&mut out[..x.len()], x);
+        return out[..x.len()].copy_from_slice(x);
     }
     dispatch!(deal_body, deal_fast, (x: &[f32], step: usize, out: &mut [f32]));
 }

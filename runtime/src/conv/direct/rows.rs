@@ -140,10 +140,10 @@ fn last<const R: usize, const W: usize, const FMA: bool, const ACC: bool, const 
         } else {
             let mut tmp = [0.0f32; W];
             if ACC {
-                copy_short(&mut tmp[..r], &yo[at..at + r]);
+                tmp[..r].copy_from_slice(&yo[at..at + r]);
             }
             finish::<W, ACC, CLAMP>(a, p, &mut tmp);
-            copy_short(&mut yo[at..at + r], &tmp[..r]);
+            yo[at..at + r].copy_from_slice(&tmp[..r]);
         }
     }
 }
@@ -192,23 +192,5 @@ fn finish<const W: usize, const ACC: bool, const CLAMP: bool>(
             v = if v > p.hi { p.hi } else { v };
         }
         out[l] = v;
-    }
-}
-
-/// `dst = src` for a short run, in blocks of eight then one by one: the rows of small maps
-/// (14, 7 wide) are too short for a call to `memcpy` to pay.
-#[inline(always)]
-pub(super) fn copy_short(dst: &mut [f32], src: &[f32]) {
-    let n = dst.len().min(src.len());
-    let mut i = 0;
-    while i + 8 <= n {
-        let s: &[f32; 8] = src[i..i + 8].try_into().expect("eight");
-        let d: &mut [f32; 8] = (&mut dst[i..i + 8]).try_into().expect("eight");
-        *d = *s;
-        i += 8;
-    }
-    while i < n {
-        dst[i] = src[i];
-        i += 1;
     }
 }
