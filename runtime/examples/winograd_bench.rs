@@ -2,7 +2,9 @@
 //! data gradient and weight gradient, milliseconds and effective GFLOP/s (the direct
 //! convolution's `2·MACs` over the time, so that the algorithms compare on one scale).
 //!
-//! `cargo run --release -p netc-runtime --example winograd_bench -- [--threads T] [--f2] [BATCH]`
+//! `cargo run --release -p netc-runtime --example winograd_bench -- [--threads T] [--f2]
+//! [--layer I] [--no-im2col] [BATCH]`: `--layer` keeps only the `I`th shape of [`SHAPES`] and
+//! `--no-im2col` drops the reference, so that a profiler sees one kernel.
 
 use netc_runtime::bench::median_seconds;
 use netc_runtime::conv::winograd::{self, Tile};
@@ -33,16 +35,33 @@ fn main() {
         .iter()
         .position(|a| a == "--f2")
         .map(|i| args.remove(i));
+    let mut layer = None;
+    if let Some(i) = args.iter().position(|a| a == "--layer") {
+        layer = Some(args[i + 1].parse::<usize>().expect("a layer index"));
+        args.drain(i..i + 2);
+    }
+    let no_im2col = args
+        .iter()
+        .position(|a| a == "--no-im2col")
+        .map(|i| args.remove(i))
+        .is_some();
     set_num_threads(threads);
     let n: usize = args.first().map_or(8, |a| a.parse().expect("a batch"));
     let mut algos = vec![None, Some(Tile::F4)];
+    if no_im2col {
+        algos.remove(0);
+    }
     if f2.is_some() {
         algos.push(Some(Tile::F2));
     }
     println!("batch {n}, {threads} thread(s); ms (effective GFLOP/s)");
     println!("| layer | algorithm | forward | data | weight |");
     println!("|---|---|---:|---:|---:|");
-    for &(c, out, hw) in &SHAPES {
+    for (_, &(c, out, hw)) in SHAPES
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| layer.is_none_or(|l| l == i))
+    {
         let g = Conv2d::square(c, hw, hw, out, 3, 1, 1);
         let x: Vec<f32> = (0..n * c * hw * hw).map(|i| (i % 7) as f32 * 0.1).collect();
         let w: Vec<f32> = (0..g.weight_len()).map(|i| (i % 5) as f32 * 0.01).collect();
