@@ -5,6 +5,7 @@
 //!
 //! Layout of this module: `mod.rs` (the API and the loop nest), `pack.rs` (panels),
 //! `source.rs` (B operands generated block by block, such as an implicit im2col),
+//! `packed.rs` (operands their producer packed, Winograd's),
 //! `kernel.rs` (the micro-kernel contract), `avx2.rs` and `generic.rs` (the kernels),
 //! `context.rs` (kernel choice, thread pool, splitting the work), `one_thread.rs` (a layer
 //! on the calling thread alone), `bench.rs` (timing).
@@ -49,6 +50,7 @@ mod generic;
 mod kernel;
 mod one_thread;
 mod pack;
+mod packed;
 mod source;
 
 pub use bench::{bench, BenchResult, PEAK_GFLOPS_PER_CORE};
@@ -57,6 +59,7 @@ pub use context::{
 };
 pub use kernel::{Blocking, KernelKind};
 pub use one_thread::{is_one_thread, one_thread, one_thread_if, serial, OneThread};
+pub use packed::{sgemm_packed, Panels};
 pub use source::{panel_from_two_runs, BSource, Major};
 
 use kernel::{Kernel, TileBias, TileEpilogue};

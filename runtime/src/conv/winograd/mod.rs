@@ -92,9 +92,10 @@ pub fn scratch_len(g: &Conv2d, tile: Tile, n: usize) -> usize {
     // A block never holds more tile rows than BLOCK_TILES.
     let n = n.min(plan::BLOCK_TILES);
     let gt = transposed(g);
-    let forward = run::forward_len(&Plan::new(g, tile, n), g);
+    let p = Plan::new(g, tile, n);
+    let forward = run::forward_len(&p, g);
     let data = run::forward_len(&Plan::new(&gt, tile, n), &gt);
-    forward.max(data)
+    forward.max(data).max(run::weight_len(&p, g))
 }
 
 /// Panics unless the call's buffers fit `g` (a bug in the caller).

@@ -11,6 +11,7 @@ use std::ops::Range;
 
 use super::plan::Plan;
 use super::transform::{two_d, Transform, L, LANES, ZERO};
+use crate::gemm::Panels;
 use crate::im2col::Conv2d;
 use crate::tensor::Slot;
 
@@ -43,14 +44,6 @@ fn load(src: &[f32], cnt: usize) -> L {
         *d = v;
     }
     l
-}
-
-/// The first `cnt` lanes of `l` to `dst`.
-#[inline(always)]
-fn store_n(dst: &mut [f32], l: &L, cnt: usize) {
-    for (d, &v) in dst[..cnt].iter_mut().zip(l) {
-        *d = v;
-    }
 }
 
 /// The `m` column phases of a row shifted right by `pad`: `phases[s·lw + q] = xpad[q·m + s]`
@@ -133,8 +126,57 @@ pub(super) fn grad_buf_len(p: &Plan) -> usize {
     p.m * p.m * lw + p.alpha * p.m * p.stride() + line_len(p, lw)
 }
 
+/// A buffer every task of a parallel step writes into, each only its own elements: the
+/// GEMMs' B panels interleave the channels, so the input transform's tasks (one per
+/// channel) cannot each own a slice.
+pub(super) struct Shared<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _buf: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: a `Shared` is a `&mut [f32]` lent to the tasks of one parallel step, which write
+// disjoint elements (see `Shared::store`) and nothing reads it until the step ends.
+unsafe impl Sync for Shared<'_> {}
+
+impl<'a> Shared<'a> {
+    pub fn new(buf: &'a mut [f32]) -> Shared<'a> {
+        Shared {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+            _buf: std::marker::PhantomData,
+        }
+    }
+
+    /// `buf[at..at + 8] = l`.
+    ///
+    /// # Safety
+    /// No other task writes any of these eight floats during the step.
+    #[inline(always)]
+    unsafe fn store(&self, at: usize, l: &L) {
+        assert!(at + LANES <= self.len, "winograd: a store past the panels");
+        // SAFETY: in bounds (asserted); the borrow behind `ptr` lives for 'a; no other
+        // task writes these floats (the caller's contract).
+        unsafe { std::ptr::copy_nonoverlapping(l.as_ptr(), self.ptr.add(at), LANES) };
+    }
+}
+
+/// Where the input transform writes channel `ch`'s `V`.
+pub(super) enum Dest<'a> {
+    /// The channel's `α² × stride`, point `ξ`'s row at `ξ·stride` (the weight gradient's
+    /// GEMMs read these rows with strides).
+    Rows(&'a mut [f32]),
+    /// The forward GEMMs' B panels, shared by every channel's task: tile `t` of point `ξ` at
+    /// `panels.at(t, ξ·c + ch)`, so that point `ξ`'s B (`c × tiles`) starts at `ξ·c·NR`.
+    Panels {
+        out: &'a Shared<'a>,
+        panels: Panels,
+        c: usize,
+    },
+}
+
 /// `V[ξ][t] = (Bᵀ·d_t·B)[ξ]` for channel `ch` of `x` (images at `xs`, geometry `g`) and
-/// every tile `t` of the tile rows `rows`; `v` is the channel's `α² × stride`.
+/// every tile `t` of the tile rows `rows`, to `dest`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn input<T: Transform>(
     g: &Conv2d,
@@ -144,9 +186,9 @@ pub(super) fn input<T: Transform>(
     ch: usize,
     rows: Range<usize>,
     buf: &mut [f32],
-    v: &mut [f32],
+    dest: Dest<'_>,
 ) {
-    dispatch!(input_body, input_fast, T, (g: &Conv2d, p: &Plan, x: &[f32], xs: Slot, ch: usize, rows: Range<usize>, buf: &mut [f32], v: &mut [f32]))
+    dispatch!(input_body, input_fast, T, (g: &Conv2d, p: &Plan, x: &[f32], xs: Slot, ch: usize, rows: Range<usize>, buf: &mut [f32], dest: Dest<'_>))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -159,7 +201,7 @@ fn input_body<T: Transform>(
     ch: usize,
     rows: Range<usize>,
     buf: &mut [f32],
-    v: &mut [f32],
+    dest: Dest<'_>,
 ) {
     let (m, a, st) = (T::M, T::A, p.stride());
     let lw = p.tw_lanes() + 1;
@@ -196,6 +238,27 @@ fn input_body<T: Transform>(
     }
     // Along the rows, one row of points at a time: `α` streams written at once.
     let nt = rows.len() * p.tw;
+    match dest {
+        Dest::Rows(v) => input_rows::<T>(nt, st, tmp, |pt, t, l| store(&mut v[pt * st + t..], l)),
+        Dest::Panels { out, panels, c } => input_rows::<T>(nt, st, tmp, |pt, t, l| {
+            // SAFETY: eight tiles from a multiple of eight, in panels of a multiple of
+            // eight, are eight consecutive floats of this channel's depth `pt·c + ch`,
+            // which no other channel's task writes.
+            unsafe { out.store(panels.at(t, pt * c + ch), l) }
+        }),
+    }
+}
+
+/// `V = tmp·B` along the rows of `tmp` (`α² × st`, from `Bᵀ·d`) for `nt` tiles, each eight
+/// tiles of point `ξ` from tile `t` to `put(ξ, t, lanes)`.
+#[inline(always)]
+fn input_rows<T: Transform>(
+    nt: usize,
+    st: usize,
+    tmp: &[f32],
+    mut put: impl FnMut(usize, usize, &L),
+) {
+    let a = T::A;
     for ai in 0..a {
         for t in (0..nt).step_by(LANES) {
             let mut row = [ZERO; 6];
@@ -204,7 +267,7 @@ fn input_body<T: Transform>(
             }
             let vr = T::input(&row);
             for (bj, l) in vr.iter().enumerate().take(a) {
-                store(&mut v[(ai * a + bj) * st + t..], l);
+                put(ai * a + bj, t, l);
             }
         }
     }
@@ -216,8 +279,8 @@ pub(super) fn output_buf_len(p: &Plan) -> usize {
 }
 
 /// Output plane `plane` (channel `o`'s `ho × wo` of image `i`, geometry `g`) from `mo`,
-/// channel `o`'s `α² × stride` of the block `rows`: `y = act(Aᵀ·M·A + beta·y + bias)` on the
-/// tiles of image `i`.
+/// channel `o`'s products of the block `rows` (point `ξ`'s row at `ξ·ps`):
+/// `y = act(Aᵀ·M·A + beta·y + bias)` on the tiles of image `i`.
 ///
 /// In two sweeps: `Z = Aᵀ·M` for all the image's tiles, reading `α` rows of `M` at a time
 /// (which the hardware prefetches; reading all `α²` rows at once stalled on every load),
@@ -227,6 +290,7 @@ pub(super) fn output<T: Transform>(
     g: &Conv2d,
     p: &Plan,
     mo: &[f32],
+    ps: usize,
     rows: Range<usize>,
     i: usize,
     plane: &mut [f32],
@@ -235,7 +299,7 @@ pub(super) fn output<T: Transform>(
     beta: f32,
     z: &mut [f32],
 ) {
-    dispatch!(output_body, output_fast, T, (g: &Conv2d, p: &Plan, mo: &[f32], rows: Range<usize>, i: usize, plane: &mut [f32], bias: f32, hi: Option<f32>, beta: f32, z: &mut [f32]))
+    dispatch!(output_body, output_fast, T, (g: &Conv2d, p: &Plan, mo: &[f32], ps: usize, rows: Range<usize>, i: usize, plane: &mut [f32], bias: f32, hi: Option<f32>, beta: f32, z: &mut [f32]))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -244,6 +308,7 @@ fn output_body<T: Transform>(
     g: &Conv2d,
     p: &Plan,
     mo: &[f32],
+    ps: usize,
     rows: Range<usize>,
     i: usize,
     plane: &mut [f32],
@@ -262,7 +327,7 @@ fn output_body<T: Transform>(
         for t in (t_lo..t_hi).step_by(LANES) {
             let mut col = [ZERO; 6];
             for (ai, l) in col.iter_mut().enumerate().take(a) {
-                *l = load(&mo[(ai * a + bj) * st + t..], LANES);
+                *l = load(&mo[(ai * a + bj) * ps + t..], LANES);
             }
             let zc = T::output(&col);
             for (ii, l) in zc.iter().enumerate().take(m) {
@@ -403,18 +468,21 @@ fn grad_body<T: Transform>(
     }
 }
 
-/// Row `r` of the transformed weights, `u[ξ][col] = (G·g·Gᵀ)[ξ]` for the `rows × cols`
-/// kernels `g`: `w[r, col]`, or with `flip` the kernel of the data gradient, `w[col, r]`
-/// turned by 180° (`w` is then `cols × rows` kernels of 3×3).
+/// A panel of the transformed weights `(G·g·Gᵀ)[ξ]` for the kernels `g` of rows
+/// `q·mr..(q + 1)·mr` (past `rows`: zeros) of the `rows × cols` kernels `w[r, col]`, or with
+/// `flip` of the data gradient's, `w[col, r]` turned by 180° (`w` is then `cols × rows`
+/// kernels of 3×3): `(ξ, col)` of row `q·mr + i` at `panel[(ξ·cols + col)·mr + i]`, the GEMM's
+/// A panel layout.
 pub(super) fn weights<T: Transform>(
     w: &[f32],
     flip: bool,
     rows: usize,
     cols: usize,
-    r: usize,
-    u: &mut [f32],
+    q: usize,
+    mr: usize,
+    panel: &mut [f32],
 ) {
-    dispatch!(weights_body, weights_fast, T, (w: &[f32], flip: bool, rows: usize, cols: usize, r: usize, u: &mut [f32]))
+    dispatch!(weights_body, weights_fast, T, (w: &[f32], flip: bool, rows: usize, cols: usize, q: usize, mr: usize, panel: &mut [f32]))
 }
 
 #[inline(always)]
@@ -423,56 +491,67 @@ fn weights_body<T: Transform>(
     flip: bool,
     rows: usize,
     cols: usize,
-    r: usize,
-    u: &mut [f32],
+    q: usize,
+    mr: usize,
+    panel: &mut [f32],
 ) {
+    // The lanes are the panel's rows, so that each point's `mr` values of a column are one
+    // store (eight wide: the two lanes past `mr` land on the next column's first rows, which
+    // are written after; the last column stores exactly `mr`).
+    assert!(mr <= LANES, "winograd: A panels of {mr} rows");
     let a = T::A;
-    for c0 in (0..cols).step_by(LANES) {
-        let cnt = LANES.min(cols - c0);
-        let tap = |k: usize, l: usize| -> f32 {
-            if l >= cnt {
-                return 0.0;
-            }
-            let col = c0 + l;
-            if flip {
-                w[(col * rows + r) * 9 + 8 - k]
-            } else {
-                w[(r * cols + col) * 9 + k]
-            }
-        };
+    let r0 = q * mr;
+    let live = mr.min(rows.saturating_sub(r0));
+    for col in 0..cols {
         let mut gg = [[ZERO; 6]; 6];
-        for (i, gr) in gg.iter_mut().enumerate().take(3) {
-            for (j, gl) in gr.iter_mut().enumerate().take(3) {
-                for (l, v) in gl.iter_mut().enumerate() {
-                    *v = tap(i * 3 + j, l);
-                }
+        // `l` is the lane of every one of the 3×3 taps, not an index into one array.
+        #[allow(clippy::needless_range_loop)]
+        for l in 0..live {
+            let r = r0 + l;
+            let kern: &[f32; 9] = if flip {
+                w[(col * rows + r) * 9..][..9]
+                    .try_into()
+                    .expect("nine taps")
+            } else {
+                w[(r * cols + col) * 9..][..9]
+                    .try_into()
+                    .expect("nine taps")
+            };
+            for (k, &v) in kern.iter().enumerate() {
+                // The data gradient's kernel is turned by 180°.
+                let k = if flip { 8 - k } else { k };
+                gg[k / 3][k % 3][l] = v;
             }
         }
         let uu = two_d(&gg, 3, a, T::kernel);
         for (ai, ur) in uu.iter().enumerate().take(a) {
             for (bj, l) in ur.iter().enumerate().take(a) {
-                let at = (ai * a + bj) * cols + c0;
-                store_n(&mut u[at..], l, cnt);
+                let at = ((ai * a + bj) * cols + col) * mr;
+                if col + 1 < cols {
+                    store(&mut panel[at..], l);
+                } else {
+                    panel[at..at + mr].copy_from_slice(&l[..mr]);
+                }
             }
         }
     }
 }
 
-/// `dw[col] = Gᵀ·dU[·][col]·G` for the `cols` kernels of one output channel: `du` is its
-/// `α² × cols`, `dw` its `cols × 9`.
-pub(super) fn weight_grad<T: Transform>(du: &[f32], cols: usize, dw: &mut [f32]) {
-    dispatch!(weight_grad_body, weight_grad_fast, T, (du: &[f32], cols: usize, dw: &mut [f32]))
+/// `dw[col] = Gᵀ·dU[·][col]·G` for the `cols` kernels of one output channel: `du` holds its
+/// `α² × cols`, point `ξ`'s at `ξ·ps`; `dw` is its `cols × 9`.
+pub(super) fn weight_grad<T: Transform>(du: &[f32], ps: usize, cols: usize, dw: &mut [f32]) {
+    dispatch!(weight_grad_body, weight_grad_fast, T, (du: &[f32], ps: usize, cols: usize, dw: &mut [f32]))
 }
 
 #[inline(always)]
-fn weight_grad_body<T: Transform>(du: &[f32], cols: usize, dw: &mut [f32]) {
+fn weight_grad_body<T: Transform>(du: &[f32], ps: usize, cols: usize, dw: &mut [f32]) {
     let a = T::A;
     for c0 in (0..cols).step_by(LANES) {
         let cnt = LANES.min(cols - c0);
         let mut dd = [[ZERO; 6]; 6];
         for (ai, dr) in dd.iter_mut().enumerate().take(a) {
             for (bj, l) in dr.iter_mut().enumerate().take(a) {
-                *l = load(&du[(ai * a + bj) * cols + c0..], cnt);
+                *l = load(&du[(ai * a + bj) * ps + c0..], cnt);
             }
         }
         let gg = two_d(&dd, a, 3, T::kernel_grad);
