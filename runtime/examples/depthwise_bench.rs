@@ -3,7 +3,8 @@
 //! and weight gradient, milliseconds and multiply-adds per second. Inputs are random of
 //! both signs, as activations are: an activation that branches per element shows here.
 //!
-//! `cargo run --release -p netc-runtime --example depthwise_bench -- [--threads T] [BATCH]`
+//! `cargo run --release -p netc-runtime --example depthwise_bench -- [--threads T] [--layer I]
+//! [BATCH]`: `--layer` keeps only the `I`th shape, for a profiler.
 //! PyTorch times the same layers inside whole networks in `bench/profile_layers.py`.
 
 use netc_runtime::bench::{median_seconds, pseudo_random};
@@ -17,13 +18,18 @@ fn main() {
         threads = args[i + 1].parse().expect("a thread count");
         args.drain(i..i + 2);
     }
+    let mut layer = None;
+    if let Some(i) = args.iter().position(|a| a == "--layer") {
+        layer = Some(args[i + 1].parse::<usize>().expect("a layer index"));
+        args.drain(i..i + 2);
+    }
     set_num_threads(threads);
     let n: usize = args.first().map_or(8, |a| a.parse().expect("a batch"));
     println!("batch {n}, {threads} thread(s); ms (GMAC/s)");
     println!("| C×H×W | k/s | forward | + bias, ReLU6 | data | weight |");
     println!("|---|---|---:|---:|---:|---:|");
     // (channels, map, kernel, stride)
-    for &(c, hw, k, s) in &[
+    for (_, &(c, hw, k, s)) in [
         (32, 112, 3, 1),
         (96, 112, 3, 2),
         (144, 56, 3, 1),
@@ -34,7 +40,11 @@ fn main() {
         (960, 7, 3, 1),
         (240, 28, 5, 1),
         (672, 14, 5, 2),
-    ] {
+    ]
+    .iter()
+    .enumerate()
+    .filter(|&(i, _)| layer.is_none_or(|l| l == i))
+    {
         let g = Conv2d {
             groups: c,
             ..Conv2d::square(c, hw, hw, c, k, s, k / 2)
