@@ -178,6 +178,31 @@ pub(crate) fn for_chunks(buf: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [
     }
 }
 
+/// [`for_chunks`] over two buffers at once: `f(index, chunk of a, chunk of b)`, the chunks
+/// of `b` `chunk_b` long.
+pub(crate) fn for_chunks2(
+    a: &mut [f32],
+    chunk: usize,
+    b: &mut [f32],
+    chunk_b: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
+) {
+    let ctx = Context::global();
+    if ctx.threads() > 1 && a.len() >= PARALLEL_MIN && a.len() > chunk {
+        ctx.install(|| {
+            a.par_chunks_mut(chunk)
+                .zip(b.par_chunks_mut(chunk_b))
+                .enumerate()
+                .for_each(|(i, (ca, cb))| f(i, ca, cb))
+        });
+    } else {
+        a.chunks_mut(chunk)
+            .zip(b.chunks_mut(chunk_b))
+            .enumerate()
+            .for_each(|(i, (ca, cb))| f(i, ca, cb));
+    }
+}
+
 /// Fills `col` (`cg·kh·kw` × `ho·wo`, row-major) from channels `c0..c0+cg` of one image `x`
 /// (`c × h × w`).
 pub fn im2col(g: &Conv2d, x: &[f32], c0: usize, col: &mut [f32]) {

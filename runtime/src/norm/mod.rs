@@ -19,7 +19,7 @@ pub use fold::fold_batchnorm;
 pub use groupnorm::{groupnorm_backward, groupnorm_forward};
 pub use layernorm2d::{layernorm2d_backward, layernorm2d_forward};
 
-use crate::im2col::for_chunks;
+use crate::im2col::{for_chunks, for_chunks2};
 
 /// `s^-β`; for β = 3/4 (LRN's usual exponent) as `1 / (√s · ⁴√s)`, several times cheaper
 /// than `powf`.
@@ -57,9 +57,9 @@ pub fn lrn_forward(
     let (before, after) = (size / 2, (size - 1) / 2);
     let a = alpha / size as f32;
     // Channel rows at a time (the plane is contiguous, so this vectorizes), summing the
-    // window in the same order as one element at a time would; rows are independent, so
-    // they go to the runtime's threads.
-    for_chunks(scale, plane, |r, row| {
+    // window in the same order as one element at a time would, then the row's outputs
+    // while its scale is in L1; rows are independent, so they go to the runtime's threads.
+    for_chunks2(scale, plane, y, plane, |r, row, ys| {
         let (i, ch) = (r / c, r % c);
         let xs = &x[i * c * plane..(i + 1) * c * plane];
         let lo = ch.saturating_sub(before);
@@ -70,13 +70,10 @@ pub fn lrn_forward(
                 *r += v * v;
             }
         }
-        row.iter_mut().for_each(|r| *r = k + a * *r);
-    });
-    let scale = &*scale;
-    for_chunks(y, plane, |r, ys| {
-        let at = r * plane..(r + 1) * plane;
-        for ((o, &v), &s) in ys.iter_mut().zip(&x[at.clone()]).zip(&scale[at]) {
-            *o = v * pow_neg(s, beta);
+        let xr = &xs[ch * plane..(ch + 1) * plane];
+        for ((s, o), &v) in row.iter_mut().zip(ys.iter_mut()).zip(xr) {
+            *s = k + a * *s;
+            *o = v * pow_neg(*s, beta);
         }
     });
 }
@@ -112,28 +109,40 @@ pub fn lrn_backward(
         let r = i * c * plane..(i + 1) * c * plane;
         let (xs, ss, gs) = (&x[r.clone()], &scale[r.clone()], &dy[r.clone()]);
         // Both steps go row by row on the runtime's threads: rows are independent in each.
-        for_chunks(t, plane, |ch, trow| {
+        // The first also leaves `dy·s^-β` in `dx`, so that `s^-β` is computed once.
+        for_chunks2(t, plane, &mut dx[r], plane, |ch, trow, drow| {
             let at = ch * plane..(ch + 1) * plane;
             let inputs = gs[at.clone()].iter().zip(&xs[at.clone()]).zip(&ss[at]);
-            for (tv, ((&g, &v), &s)) in trow.iter_mut().zip(inputs) {
+            for ((tv, d), ((&g, &v), &s)) in trow.iter_mut().zip(drow.iter_mut()).zip(inputs) {
+                let p = pow_neg(s, beta);
                 // s^(-β-1) = s^-β / s
-                *tv = g * v * (pow_neg(s, beta) / s);
+                *tv = g * v * (p / s);
+                *d = g * p;
             }
         });
         let t = &*t;
-        for_chunks(&mut dx[r], plane, |j, row| {
+        let dxi = &mut dx[i * c * plane..(i + 1) * c * plane];
+        for_chunks(dxi, plane, |j, row| {
             let lo = j.saturating_sub(before);
             let hi = (j + after).min(c - 1);
-            row.fill(0.0);
-            for ch in lo..=hi {
-                for (r, &tv) in row.iter_mut().zip(&t[ch * plane..(ch + 1) * plane]) {
-                    *r += tv;
+            // The window's sum a block at a time, on the stack.
+            for (b, rb) in row.chunks_mut(BLOCK).enumerate() {
+                let (q0, len) = (b * BLOCK, rb.len());
+                let mut sum = [0.0f32; BLOCK];
+                let sum = &mut sum[..len];
+                for ch in lo..=hi {
+                    for (r, &tv) in sum.iter_mut().zip(&t[ch * plane + q0..][..len]) {
+                        *r += tv;
+                    }
                 }
-            }
-            for (q, r) in row.iter_mut().enumerate() {
-                let at = j * plane + q;
-                *r = gs[at] * pow_neg(ss[at], beta) - coef * xs[at] * *r;
+                let xr = &xs[j * plane + q0..][..len];
+                for ((d, &s), &v) in rb.iter_mut().zip(sum.iter()).zip(xr) {
+                    *d -= coef * v * s;
+                }
             }
         });
     }
 }
+
+/// Floats of a row the backward pass sums at once.
+const BLOCK: usize = 256;
