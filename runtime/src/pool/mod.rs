@@ -232,7 +232,7 @@ impl Scratch {
                 hi: Vec::new(),
                 phases: Vec::new(),
                 taps: Vec::new(),
-                padded: vec![0.0; max_rows::Padded::new(p).len(p)],
+                padded: max_rows::Padded::new(p).buffer(p),
             };
         }
         Scratch {
