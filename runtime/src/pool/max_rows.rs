@@ -33,6 +33,8 @@ pub(super) struct Padded {
     /// place in it), worked out once: a division per tap and block cost more than the
     /// comparisons.
     col_taps: Vec<usize>,
+    /// Each tap's place in the plane relative to its window's origin, `ki·w + kj`.
+    tap_offsets: Vec<u32>,
 }
 
 impl Padded {
@@ -45,10 +47,14 @@ impl Padded {
         let padded = ((wo - 1) * p.sw + p.kw).max(p.pw + p.w);
         let cols = padded.div_ceil(p.sw).max(wo + L - 1 + (p.kw - 1) / p.sw);
         let col_taps = (0..p.kw).map(|kj| (kj % p.sw) * cols + kj / p.sw).collect();
+        let tap_offsets = (0..p.kh * p.kw)
+            .map(|t| ((t / p.kw) * p.w + t % p.kw) as u32)
+            .collect();
         Padded {
             rows,
             cols,
             col_taps,
+            tap_offsets,
         }
     }
 
@@ -138,9 +144,7 @@ fn plane_body<const ARG: bool>(
     pad.fill(p, xp, buf);
     let ho = p.ho();
     // Four output rows at once: each block's running maxima are a chain of dependent
-    // compare-and-blends (one per tap, in the window's order), so four independent chains
-    // keep the vector units busy where one waited on its own latency (3×3/1 on 28×28 maps:
-    // 3.9 ns per input with the argmaxes).
+    // compare-and-blends (one per tap, in the window's order), four independent chains.
     let mut oy = 0;
     while oy + ROWS <= ho {
         rows::<ARG, ROWS>(p, pad, buf, oy, yp, ap);
@@ -156,6 +160,10 @@ fn plane_body<const ARG: bool>(
 const ROWS: usize = 4;
 
 /// Output rows `oy..oy + R` of the plane from its padded copy `buf`.
+///
+/// The argmaxes are tracked as tap numbers (a loop-invariant constant per tap, so one blend
+/// each; building each tap's plane indices lane by lane cost more than the comparisons) and
+/// turned into plane indices once per output.
 #[inline(always)]
 fn rows<const ARG: bool, const R: usize>(
     p: &Pool2d,
@@ -170,41 +178,24 @@ fn rows<const ARG: bool, const R: usize>(
     let mut ox = 0;
     while ox < wo {
         let mut b = [[f32::NEG_INFINITY; L]; R];
-        let mut i = [[0u32; L]; R];
-        if ARG {
-            // Output column ox's window starts at input column ox·sw - pw: its first input
-            // element is at column max(that, 0), on the window's first row inside the plane.
-            for (r, ir) in i.iter_mut().enumerate() {
-                let first_row = ((oy + r) * p.sh).saturating_sub(p.ph);
-                for (l, il) in ir.iter_mut().enumerate() {
-                    let x0 = ((ox + l) * p.sw).saturating_sub(p.pw);
-                    *il = (first_row * p.w + x0) as u32;
-                }
-            }
-        }
+        // No tap yet: the window's first element inside the plane.
+        let mut t = [[NONE; L]; R];
+        let mut tap_no = 0u32;
         for ki in 0..p.kh {
-            for (kj, &tap) in pad.col_taps.iter().enumerate() {
+            for &tap in &pad.col_taps {
                 for r in 0..R {
-                    let pr = (oy + r) * p.sh + ki;
-                    let at = pr * row_len + tap + ox;
+                    let at = ((oy + r) * p.sh + ki) * row_len + tap + ox;
                     let v: &[f32; L] = buf[at..at + L].try_into().expect("a block in the slack");
-                    // Plane index of tap (ki, kj) of lane l: (pr - ph)·w + (ox + l)·sw +
-                    // kj - pw, wrapping where it lies in the padding (never taken).
-                    let base = (pr as u32)
-                        .wrapping_sub(p.ph as u32)
-                        .wrapping_mul(p.w as u32)
-                        .wrapping_sub(p.pw as u32)
-                        .wrapping_add((ox * p.sw + kj) as u32);
-                    let (b, i) = (&mut b[r], &mut i[r]);
+                    let (b, t) = (&mut b[r], &mut t[r]);
                     for l in 0..L {
                         let m = u32::from((v[l] > b[l]) | v[l].is_nan()).wrapping_neg();
                         b[l] = f32::from_bits(v[l].to_bits() & m | b[l].to_bits() & !m);
                         if ARG {
-                            let c = base.wrapping_add((l * p.sw) as u32);
-                            i[l] = c & m | i[l] & !m;
+                            t[l] = tap_no & m | t[l] & !m;
                         }
                     }
                 }
+                tap_no += 1;
             }
         }
         let w = (wo - ox).min(L);
@@ -212,9 +203,32 @@ fn rows<const ARG: bool, const R: usize>(
             let at = (oy + r) * wo + ox;
             yp[at..at + w].copy_from_slice(&b[r][..w]);
             if ARG {
-                ap[at..at + w].copy_from_slice(&i[r][..w]);
+                for (l, a) in ap[at..at + w].iter_mut().enumerate() {
+                    *a = index(p, pad, oy + r, ox + l, t[r][l]);
+                }
             }
         }
         ox += L;
     }
+}
+
+/// A lane whose maximum is still the initial −∞.
+const NONE: u32 = u32::MAX;
+
+/// The plane index of tap `tap` (row-major in the window) of output `(oy, ox)`, or with
+/// [`NONE`] of the window's first element inside the plane.
+#[inline(always)]
+fn index(p: &Pool2d, pad: &Padded, oy: usize, ox: usize, tap: u32) -> u32 {
+    if tap == NONE {
+        let first_row = (oy * p.sh).saturating_sub(p.ph);
+        return (first_row * p.w + (ox * p.sw).saturating_sub(p.pw)) as u32;
+    }
+    // The window's origin, wrapping where it lies in the padding: taps in the padding never
+    // win, so origin plus offset lies inside the plane.
+    let origin = ((oy * p.sh) as u32)
+        .wrapping_sub(p.ph as u32)
+        .wrapping_mul(p.w as u32)
+        .wrapping_add((ox * p.sw) as u32)
+        .wrapping_sub(p.pw as u32);
+    origin.wrapping_add(pad.tap_offsets[tap as usize])
 }
