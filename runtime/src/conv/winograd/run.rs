@@ -193,8 +193,29 @@ pub(super) fn forward<T: Transform>(
     beta: f32,
     scratch: &mut [f32],
 ) {
+    let kind = Context::global().kernel();
+    forward_on::<T>(kind, g, p, x, xs, w, flip, bias, act, y, ys, beta, scratch);
+}
+
+/// [`forward`] with `kind`'s micro-kernel and its panels (the tests run every kernel).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_on<T: Transform>(
+    kind: KernelKind,
+    g: &Conv2d,
+    p: &Plan,
+    x: &[f32],
+    xs: Slot,
+    w: &[f32],
+    flip: bool,
+    bias: Option<&[f32]>,
+    act: Act,
+    y: &mut [f32],
+    ys: Slot,
+    beta: f32,
+    scratch: &mut [f32],
+) {
     let (pts, st) = (p.points(), p.stride());
-    let pk = Packing::new(Context::global().kernel(), p, g);
+    let pk = Packing::new(kind, p, g);
     let (u, rest) = scratch.split_at_mut(Packing::u_len(p, g));
     let (mb, rest) = rest.split_at_mut(pts * g.out * st);
     let at = rest.as_ptr().align_offset(32);

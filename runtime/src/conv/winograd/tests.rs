@@ -168,6 +168,49 @@ fn forward_matches_the_definition_with_bias_and_activation() {
     }
 }
 
+/// The forward and the data gradient through each kernel this CPU has, whose panels differ
+/// (the generic kernel's 4×8 against AVX2's 6×16): the transforms' packed layouts must match
+/// the kernel that reads them.
+#[test]
+fn every_kernel_reads_the_panels_the_transforms_write() {
+    use crate::gemm::KernelKind;
+    for kind in KernelKind::ALL.into_iter().filter(|k| k.is_available()) {
+        for (g, n) in geometries() {
+            for tile in [Tile::F2, Tile::F4] {
+                let p = g.ho() * g.wo();
+                let (x, w) = (fill(n * g.c * g.h * g.w, 4), fill(g.weight_len(), 5));
+                let dy = fill(n * g.out * p, 6);
+                let mut scratch = vec![f32::NAN; scratch_len(&g, tile, n)];
+                let run = |g: &Conv2d, x: &[f32], flip, y: &mut [f32], s: &mut [f32]| {
+                    let pl = Plan::new(g, tile, n);
+                    let (xs, ys) = (Slot::dense(g.c * g.h * g.w), Slot::dense(g.out * p_of(g)));
+                    let a = Act::None;
+                    match tile {
+                        Tile::F2 => run::forward_on::<F2>(
+                            kind, g, &pl, x, xs, &w, flip, None, a, y, ys, 0.0, s,
+                        ),
+                        Tile::F4 => run::forward_on::<F4>(
+                            kind, g, &pl, x, xs, &w, flip, None, a, y, ys, 0.0, s,
+                        ),
+                    }
+                };
+                let mut y = vec![f32::NAN; n * g.out * p];
+                run(&g, &x, false, &mut y, &mut scratch);
+                let what = format!("{kind:?} {g:?} {tile:?}");
+                exact_forward(&g, n, &x, &w).check(&y, bound(tile), &format!("{what} forward"));
+                let mut dx = vec![f32::NAN; x.len()];
+                run(&transposed(&g), &dy, true, &mut dx, &mut scratch);
+                exact_data(&g, n, &w, &dy).check(&dx, bound(tile), &format!("{what} data"));
+            }
+        }
+    }
+}
+
+/// Output pixels of `g`.
+fn p_of(g: &Conv2d) -> usize {
+    g.ho() * g.wo()
+}
+
 #[test]
 fn data_gradient_matches_the_definition() {
     for (g, n) in geometries() {
