@@ -1,4 +1,4 @@
-//! Max pooling of GoogLeNet's and ResNet-50's shapes, with and without the argmaxes
+//! Max pooling of GoogLeNet's, ResNet-50's and LeNet's shapes, with and without the argmaxes
 //! (training's forward and inference's), in ns per input element.
 //!
 //! `cargo run --release -p netc-runtime --example pool_bench -- [BATCH]`
@@ -22,6 +22,7 @@ fn main() {
         (480, 14, 3, 1, 1),
         (832, 7, 3, 1, 1),
         (6, 28, 2, 2, 0),
+        (16, 10, 2, 2, 0),
     ] {
         let g = Pool2d {
             c,
