@@ -36,31 +36,78 @@ fn takes(v: f32, best: f32) -> bool {
     v > best || v.is_nan()
 }
 
+/// The values alone (inference): without the offsets the compiler vectorizes the plain rule
+/// (0.05 ms on LeNet's first pool at batch 64, against 0.19 through the blocks below).
 #[inline(always)]
-fn plane_body<const ARG: bool>(p: &Pool2d, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
+fn values(p: &Pool2d, xp: &[f32], yp: &mut [f32]) {
     let (w, wo) = (p.w, p.wo());
     for (oy, yr) in yp.chunks_exact_mut(wo).enumerate() {
         let (r0, r1) = (
             &xp[2 * oy * w..][..2 * wo],
             &xp[(2 * oy + 1) * w..][..2 * wo],
         );
-        let base = (2 * oy * w) as u32;
         for (ox, y) in yr.iter_mut().enumerate() {
-            let (a, b, c, d) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
-            let (mut best, mut at) = (a, 0u32);
-            if takes(b, best) {
-                (best, at) = (b, 1);
-            }
-            if takes(c, best) {
-                (best, at) = (c, w as u32);
-            }
-            if takes(d, best) {
-                (best, at) = (d, w as u32 + 1);
+            let mut best = r0[2 * ox];
+            for v in [r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]] {
+                if takes(v, best) {
+                    best = v;
+                }
             }
             *y = best;
-            if ARG {
-                ap[oy * wo + ox] = base + 2 * ox as u32 + at;
+        }
+    }
+}
+
+/// Outputs per block.
+const L: usize = 8;
+
+/// Which element of a window wins is data, fresh every step in a network, so the choices are
+/// made eight outputs at a time with masks and blends in vector registers: scalar code, even
+/// written with selects, compiled to branches, which ran LeNet's second pool (2×2 on
+/// 16×10×10, batch 64) at 290 µs inside the network, while a benchmark repeating one input
+/// trained the branch predictor down to 85 µs. Each block gathers its windows (any row
+/// length, so 5-wide rows too), then compares lane by lane in the scalar rule's order.
+#[inline(always)]
+fn plane_body<const ARG: bool>(p: &Pool2d, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
+    if !ARG {
+        return values(p, xp, yp);
+    }
+    let (w, wo) = (p.w, p.wo());
+    let outs = yp.len();
+    let (mut oy, mut ox) = (0, 0);
+    let mut k = 0;
+    while k < outs {
+        let cnt = L.min(outs - k);
+        let mut win = [[f32::NEG_INFINITY; L]; 4];
+        let mut base = [0u32; L];
+        for l in 0..cnt {
+            let o = 2 * oy * w + 2 * ox;
+            let (r0, r1) = (&xp[o..o + 2], &xp[o + w..o + w + 2]);
+            (win[0][l], win[1][l], win[2][l], win[3][l]) = (r0[0], r0[1], r1[0], r1[1]);
+            base[l] = o as u32;
+            ox += 1;
+            if ox == wo {
+                (oy, ox) = (oy + 1, 0);
             }
         }
+        // The window's elements in order, each replacing the best so far when greater or
+        // NaN; `off` its offset from the window's first element (0, 1, w, w + 1).
+        let offs = [0u32, 1, w as u32, w as u32 + 1];
+        let (mut best, mut at) = (win[0], [0u32; L]);
+        for (e, &off) in offs.iter().enumerate().skip(1) {
+            let v = &win[e];
+            for l in 0..L {
+                let m = u32::from((v[l] > best[l]) | v[l].is_nan()).wrapping_neg();
+                best[l] = f32::from_bits(v[l].to_bits() & m | best[l].to_bits() & !m);
+                at[l] = off & m | at[l] & !m;
+            }
+        }
+        yp[k..k + cnt].copy_from_slice(&best[..cnt]);
+        if ARG {
+            for (a, (&b, &o)) in ap[k..k + cnt].iter_mut().zip(base.iter().zip(&at)) {
+                *a = b + o;
+            }
+        }
+        k += cnt;
     }
 }
