@@ -37,6 +37,11 @@ use crate::tensor::Slot;
 use plan::Plan;
 use transform::{F2, F4};
 
+/// The micro-kernel the global context runs, whose panels the transforms write.
+fn kind() -> crate::gemm::KernelKind {
+    crate::gemm::Context::global().kernel()
+}
+
 /// The output tile: F(2×2, 3×3) or F(4×4, 3×3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Tile {
@@ -131,11 +136,11 @@ fn forward(
     if let Some(b) = bias {
         assert_eq!(b.len(), g.out, "winograd: bias length");
     }
-    let p = Plan::new(g, tile, n);
+    let (p, k) = (Plan::new(g, tile, n), kind());
     let xs = Slot::dense(g.c * g.h * g.w);
     match tile {
-        Tile::F2 => run::forward::<F2>(g, &p, x, xs, w, false, bias, act, y, ys, beta, scratch),
-        Tile::F4 => run::forward::<F4>(g, &p, x, xs, w, false, bias, act, y, ys, beta, scratch),
+        Tile::F2 => run::forward::<F2>(k, g, &p, x, xs, w, false, bias, act, y, ys, beta, scratch),
+        Tile::F4 => run::forward::<F4>(k, g, &p, x, xs, w, false, bias, act, y, ys, beta, scratch),
     }
 }
 
@@ -223,6 +228,7 @@ fn backward_data(
     let dxs = Slot::dense(g.c * g.h * g.w);
     match tile {
         Tile::F2 => run::forward::<F2>(
+            kind(),
             &gt,
             &p,
             dy,
@@ -237,6 +243,7 @@ fn backward_data(
             scratch,
         ),
         Tile::F4 => run::forward::<F4>(
+            kind(),
             &gt,
             &p,
             dy,

@@ -177,29 +177,10 @@ fn transform_inputs<T: Transform>(
 
 /// `y = act(conv(x, w) + bias + beta·y)` by Winograd: images of `x` at `xs`, of `y` at `ys`.
 /// With `flip`, `w` holds the kernels of the conv whose data gradient `g` is (see
-/// [`simd::weights`]).
+/// [`simd::weights`]). `kind` is the micro-kernel whose panels the transforms write (the
+/// global context's; the tests run every kernel).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward<T: Transform>(
-    g: &Conv2d,
-    p: &Plan,
-    x: &[f32],
-    xs: Slot,
-    w: &[f32],
-    flip: bool,
-    bias: Option<&[f32]>,
-    act: Act,
-    y: &mut [f32],
-    ys: Slot,
-    beta: f32,
-    scratch: &mut [f32],
-) {
-    let kind = Context::global().kernel();
-    forward_on::<T>(kind, g, p, x, xs, w, flip, bias, act, y, ys, beta, scratch);
-}
-
-/// [`forward`] with `kind`'s micro-kernel and its panels (the tests run every kernel).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn forward_on<T: Transform>(
     kind: KernelKind,
     g: &Conv2d,
     p: &Plan,

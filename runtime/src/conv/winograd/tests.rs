@@ -186,10 +186,10 @@ fn every_kernel_reads_the_panels_the_transforms_write() {
                     let (xs, ys) = (Slot::dense(g.c * g.h * g.w), Slot::dense(g.out * p_of(g)));
                     let a = Act::None;
                     match tile {
-                        Tile::F2 => run::forward_on::<F2>(
+                        Tile::F2 => run::forward::<F2>(
                             kind, g, &pl, x, xs, &w, flip, None, a, y, ys, 0.0, s,
                         ),
-                        Tile::F4 => run::forward_on::<F4>(
+                        Tile::F4 => run::forward::<F4>(
                             kind, g, &pl, x, xs, &w, flip, None, a, y, ys, 0.0, s,
                         ),
                     }
