@@ -3,7 +3,7 @@
 //! each plane's windows when planes are small (LeNet's 28×28 took 3 ns per input); this is
 //! one pass over the outputs.
 
-use super::Pool2d;
+use super::{blend, replaces, Pool2d};
 
 /// Whether every window of `p` is a whole 2×2 block of the input.
 pub(super) fn applies(p: &Pool2d) -> bool {
@@ -97,16 +97,14 @@ fn plane_body<const ARG: bool>(p: &Pool2d, xp: &[f32], yp: &mut [f32], ap: &mut 
         for (e, &off) in offs.iter().enumerate().skip(1) {
             let v = &win[e];
             for l in 0..L {
-                let m = u32::from((v[l] > best[l]) | v[l].is_nan()).wrapping_neg();
-                best[l] = f32::from_bits(v[l].to_bits() & m | best[l].to_bits() & !m);
+                let m = replaces(v[l], best[l]);
+                best[l] = blend(m, v[l], best[l]);
                 at[l] = off & m | at[l] & !m;
             }
         }
         yp[k..k + cnt].copy_from_slice(&best[..cnt]);
-        if ARG {
-            for (a, (&b, &o)) in ap[k..k + cnt].iter_mut().zip(base.iter().zip(&at)) {
-                *a = b + o;
-            }
+        for (a, (&b, &o)) in ap[k..k + cnt].iter_mut().zip(base.iter().zip(&at)) {
+            *a = b + o;
         }
         k += cnt;
     }

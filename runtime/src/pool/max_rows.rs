@@ -13,7 +13,7 @@
 //! a value replacing the best so far when greater or NaN, starting from −∞ at the window's
 //! first input element. So values and argmaxes are those of the other kernels exactly.
 
-use super::Pool2d;
+use super::{blend, replaces, Pool2d};
 
 /// Output lanes per block.
 const L: usize = 8;
@@ -188,8 +188,8 @@ fn rows<const ARG: bool, const R: usize>(
                     let v: &[f32; L] = buf[at..at + L].try_into().expect("a block in the slack");
                     let (b, t) = (&mut b[r], &mut t[r]);
                     for l in 0..L {
-                        let m = u32::from((v[l] > b[l]) | v[l].is_nan()).wrapping_neg();
-                        b[l] = f32::from_bits(v[l].to_bits() & m | b[l].to_bits() & !m);
+                        let m = replaces(v[l], b[l]);
+                        b[l] = blend(m, v[l], b[l]);
                         if ARG {
                             t[l] = tap_no & m | t[l] & !m;
                         }

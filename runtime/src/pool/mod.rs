@@ -255,6 +255,20 @@ impl Scratch {
 /// The maximum of one window (rows `y0..y1`, columns `x0..x1` of a plane `w` wide) and its
 /// index in the plane: the first maximum in row-major order, but a NaN wins (the last one),
 /// as in PyTorch's CPU kernel.
+/// All ones where `v` replaces `best` by the scalar rule (greater, or NaN), else zero: the
+/// comparison of every vectorized max kernel, as a mask so that its choices blend values and
+/// indices instead of branching on data.
+#[inline(always)]
+fn replaces(v: f32, best: f32) -> u32 {
+    u32::from((v > best) | v.is_nan()).wrapping_neg()
+}
+
+/// `v` where `m` is all ones, else `best`.
+#[inline(always)]
+fn blend(m: u32, v: f32, best: f32) -> f32 {
+    f32::from_bits(v.to_bits() & m | best.to_bits() & !m)
+}
+
 fn max_window(
     xp: &[f32],
     w: usize,
@@ -416,15 +430,15 @@ fn reduce<const ARG: bool>(
                     &[0; L]
                 };
                 for l in 0..L {
-                    let m = u32::from((v[l] > b[l]) | v[l].is_nan()).wrapping_neg();
-                    b[l] = f32::from_bits(v[l].to_bits() & m | b[l].to_bits() & !m);
+                    let m = replaces(v[l], b[l]);
+                    b[l] = blend(m, v[l], b[l]);
                     i[l] = (c[l] + add) & m | i[l] & !m;
                 }
             } else {
                 for l in 0..w {
                     let v = src[v0 + j + l];
-                    let m = u32::from((v > b[l]) | v.is_nan()).wrapping_neg();
-                    b[l] = f32::from_bits(v.to_bits() & m | b[l].to_bits() & !m);
+                    let m = replaces(v, b[l]);
+                    b[l] = blend(m, v, b[l]);
                     if ARG {
                         i[l] = (at[c0 + j + l] + add) & m | i[l] & !m;
                     }
