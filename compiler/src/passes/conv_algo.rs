@@ -7,8 +7,8 @@
 //!
 //! The model is per layer and per image batch (the network's `train { batch }`, else 8):
 //! im2col costs its multiply-adds; Winograd costs its GEMMs' multiply-adds (`α²` per tile
-//! and channel pair), the transformed weights (`α²·out·c` floats, written, packed and read
-//! once per call whatever the batch), and the tiles transformed in and out
+//! and channel pair), the transformed weights (`α²·out·c` floats, written into the GEMMs'
+//! panels and read once per call whatever the batch), and the tiles transformed in and out
 //! (`α²·(c + out)` floats per tile). The rates are calibrated on
 //! `runtime/examples/winograd_bench.rs`, one thread of the development machine (Zen 4):
 //! at batch 8 F4 ran GoogLeNet's 64→192 @56 and 96→128 @28 1.4–1.6× faster than im2col,
@@ -41,8 +41,11 @@ pub const DEFAULT_BATCH: usize = 8;
 
 /// Multiply-adds per second of the GEMMs, both algorithms (~90 GFLOP/s on one core).
 const MACS_PER_S: f64 = 45e9;
-/// Seconds per transformed-weight float: the weight transform's write, the GEMMs' packing
-/// of it, their re-reading (the 7×7 layers at batch 1, where it is nearly all of the time).
+/// Seconds per transformed-weight float: the weight transform's write into the GEMMs'
+/// panels and their reading (the 7×7 layers at batch 1, where it is nearly all of the time).
+/// Calibrated when the GEMMs still packed the weights themselves; since they read the
+/// transform's panels, `winograd_bench --f2 8` still has 512→512 @7 level or slower than
+/// im2col per training step (57 ms against 57–60), so the rate stands.
 const WEIGHT_S: f64 = 2e-9;
 /// Seconds per tile float transformed, in or out (the 56×56 layers at batch 8).
 const TILE_S: f64 = 1e-9;
