@@ -232,6 +232,28 @@ pub(crate) enum Command {
         #[command(flatten)]
         allow: Allow,
     },
+    /// Write a network's inference graph as an ONNX model (opset 17, a dynamic batch
+    /// dimension `N`): outputs only, batchnorm over its running statistics, no dropout. Layers
+    /// and parameters keep their paths as node and tensor names.
+    Export {
+        /// The `.net` file.
+        file: PathBuf,
+        /// Which network of the file (required when it has more than one).
+        #[arg(long)]
+        network: Option<String>,
+        /// The weights: a checkpoint of `netc train`, or a PyTorch `state_dict` saved with
+        /// safetensors. Without it, the parameters are initialized as the trainer would.
+        #[arg(long, value_name = "W")]
+        weights: Option<PathBuf>,
+        /// The seed of that initialization (default: the network's `train { seed }`, else 1).
+        #[arg(long, conflicts_with = "weights")]
+        seed: Option<u64>,
+        /// The ONNX file to write (replaced atomically if it exists).
+        #[arg(short, long, value_name = "MODEL.onnx")]
+        output: PathBuf,
+        #[command(flatten)]
+        allow: Allow,
+    },
     /// Measure a network's generated code (`netc bench FILE`): per-layer forward and backward
     /// times, images/s for inference and for a training step, peak memory; or the runtime's
     /// kernels (`netc bench gemm`, `netc bench conv`): GFLOP/s and the fraction of peak.
@@ -357,7 +379,9 @@ impl Command {
                 conv_algo,
                 ..
             } => (skip_pass, &allow.allow, *conv_algo),
-            Command::Graph { allow, .. } | Command::Predict { allow, .. } => {
+            Command::Graph { allow, .. }
+            | Command::Predict { allow, .. }
+            | Command::Export { allow, .. } => {
                 (&[], &allow.allow, ConvAlgo::Auto)
             }
             Command::Cache { .. } => (&[], &[], ConvAlgo::Auto),

@@ -33,6 +33,7 @@ mod bench;
 mod cache;
 mod check;
 mod cli;
+mod export;
 mod predict;
 mod run;
 
@@ -197,6 +198,26 @@ fn run(cli: Cli) -> ExitCode {
             no_build,
             ..
         } => build(&file, network.as_deref(), output.as_deref(), no_build),
+        Command::Export {
+            file,
+            network,
+            weights,
+            seed,
+            output,
+            ..
+        } => {
+            let g = &match one_network(&file, network.as_deref()) {
+                Ok(g) => g,
+                Err(code) => return code,
+            };
+            match export::export(g, &file, weights.as_deref(), seed, &output) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("netc: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Run {
             file,
             network,

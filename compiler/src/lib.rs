@@ -9,6 +9,7 @@ pub mod graph;
 pub mod interp;
 pub mod load;
 pub mod lower;
+pub mod onnx;
 pub mod ops;
 pub mod passes;
 pub mod plan;

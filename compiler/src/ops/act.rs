@@ -13,6 +13,8 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
 use super::{object, Op, OpError, OpKind, Reads};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -313,4 +315,85 @@ impl OpKind for Act {
             cx.accumulate_dx(0, bwd),
         )
     }
+
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        onnx_act(self.f, cx);
+        Ok(())
+    }
+}
+
+/// The nodes of activation `f` from `cx.ins[0]` to `cx.y`: ONNX's op where opset 17 has it,
+/// PyTorch's decomposition where it does not (SiLU, Mish, GELU), and `Clip` for the clamps.
+fn onnx_act(f: ActFn, cx: &mut OnnxCx) {
+    let (x, y) = cx.io();
+    let one = |cx: &mut OnnxCx, op: &str, attrs| cx.node(op, &[x.clone()], &[y.clone()], attrs);
+    match f {
+        ActFn::Relu => one(cx, "Relu", vec![]),
+        ActFn::Sigmoid => one(cx, "Sigmoid", vec![]),
+        ActFn::Tanh => one(cx, "Tanh", vec![]),
+        ActFn::LeakyRelu { slope } => {
+            one(cx, "LeakyRelu", vec![onnx::attr_float("alpha", slope as f32)])
+        }
+        ActFn::Elu { alpha } => one(cx, "Elu", vec![onnx::attr_float("alpha", alpha as f32)]),
+        ActFn::Hardswish => one(cx, "HardSwish", vec![]),
+        ActFn::Hardsigmoid => one(
+            cx,
+            "HardSigmoid",
+            vec![
+                onnx::attr_float("alpha", 1.0 / 6.0),
+                onnx::attr_float("beta", 0.5),
+            ],
+        ),
+        ActFn::Relu6 => clip(cx, 0.0, 6.0),
+        ActFn::Hardtanh { min, max } => clip(cx, min as f32, max as f32),
+        ActFn::Silu => {
+            let s = cx.tmp("sigmoid");
+            cx.node("Sigmoid", &[x.clone()], &[s.clone()], vec![]);
+            cx.node("Mul", &[x, s], &[y], vec![]);
+        }
+        ActFn::Mish => {
+            let [sp, t] = ["softplus", "tanh"].map(|l| cx.tmp(l));
+            cx.node("Softplus", &[x.clone()], &[sp.clone()], vec![]);
+            cx.node("Tanh", &[sp], &[t.clone()], vec![]);
+            cx.node("Mul", &[x, t], &[y], vec![]);
+        }
+        ActFn::Gelu { tanh: false } => {
+            // x · ½ (1 + erf(x / √2))
+            let sqrt2 = cx.f32s("sqrt2", &[], &[std::f32::consts::SQRT_2]);
+            let one = cx.f32s("one", &[], &[1.0]);
+            let half = cx.f32s("half", &[], &[0.5]);
+            let t = ["scaled", "erf", "plus_one", "times_x"].map(|l| cx.tmp(l));
+            cx.node("Div", &[x.clone(), sqrt2], &[t[0].clone()], vec![]);
+            cx.node("Erf", &[t[0].clone()], &[t[1].clone()], vec![]);
+            cx.node("Add", &[t[1].clone(), one], &[t[2].clone()], vec![]);
+            cx.node("Mul", &[x, t[2].clone()], &[t[3].clone()], vec![]);
+            cx.node("Mul", &[t[3].clone(), half], &[y], vec![]);
+        }
+        ActFn::Gelu { tanh: true } => {
+            // x · ½ (1 + tanh(√(2/π) (x + 0.044715 x³)))
+            let c = cx.f32s("cubic", &[], &[0.044715]);
+            let k = cx.f32s("sqrt_2_over_pi", &[], &[(2.0 / std::f64::consts::PI).sqrt() as f32]);
+            let one = cx.f32s("one", &[], &[1.0]);
+            let half = cx.f32s("half", &[], &[0.5]);
+            let t = ["square", "cube", "cubic_term", "inner", "scaled", "tanh", "plus_one", "times_x"]
+                .map(|l| cx.tmp(l));
+            cx.node("Mul", &[x.clone(), x.clone()], &[t[0].clone()], vec![]);
+            cx.node("Mul", &[t[0].clone(), x.clone()], &[t[1].clone()], vec![]);
+            cx.node("Mul", &[t[1].clone(), c], &[t[2].clone()], vec![]);
+            cx.node("Add", &[x.clone(), t[2].clone()], &[t[3].clone()], vec![]);
+            cx.node("Mul", &[t[3].clone(), k], &[t[4].clone()], vec![]);
+            cx.node("Tanh", &[t[4].clone()], &[t[5].clone()], vec![]);
+            cx.node("Add", &[t[5].clone(), one], &[t[6].clone()], vec![]);
+            cx.node("Mul", &[x, t[6].clone()], &[t[7].clone()], vec![]);
+            cx.node("Mul", &[t[7].clone(), half], &[y], vec![]);
+        }
+    }
+}
+
+/// `Clip` to `[min, max]` (its bounds are inputs since opset 11).
+fn clip(cx: &mut OnnxCx, min: f32, max: f32) {
+    let (x, y) = cx.io();
+    let lo = cx.f32s("min", &[], &[min]);
+    let hi = cx.f32s("max", &[], &[max]);
+    cx.node("Clip", &[x, lo, hi], &[y], vec![]);
 }

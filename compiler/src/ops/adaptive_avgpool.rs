@@ -12,6 +12,8 @@ use rt::pool::AdaptivePool2d;
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::{checked_shape, expect_image};
 use super::{object, Op, OpError, OpKind, Pair, Reads};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -94,5 +96,45 @@ impl OpKind for AdaptiveAvgPool {
                 quote! { rt::pool::adaptive_avgpool2d_backward(&#geo, n, &#dy, &mut ws.scratch[..len]); },
             ),
         )
+    }
+
+    /// Bins of equal size are an `AveragePool`; PyTorch's uneven bins are a product with
+    /// the matrix of bin weights (ONNX has no adaptive pooling): the planes as rows,
+    /// `[N, C, H·W] × [H·W, oh·ow]`.
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (x, y) = cx.io();
+        let (c, h, w) = (cx.shapes[0][0], cx.shapes[0][1], cx.shapes[0][2]);
+        let [oh, ow] = self.out;
+        if h % oh == 0 && w % ow == 0 {
+            let k = [(h / oh) as i64, (w / ow) as i64];
+            cx.node(
+                "AveragePool",
+                &[x],
+                &[y],
+                vec![onnx::attr_ints("kernel_shape", &k), onnx::attr_ints("strides", &k)],
+            );
+            return Ok(());
+        }
+        let bins = |i: usize, o: usize, d: usize| (i * d / o)..(((i + 1) * d).div_ceil(o));
+        let mut m = vec![0f32; h * w * oh * ow];
+        for i in 0..oh {
+            for j in 0..ow {
+                let (rows, cols) = (bins(i, oh, h), bins(j, ow, w));
+                let n = (rows.len() * cols.len()) as f32;
+                for r in rows {
+                    for s in cols.clone() {
+                        m[(r * w + s) * oh * ow + i * ow + j] = 1.0 / n;
+                    }
+                }
+            }
+        }
+        let planes = cx.i64s("planes", &[0, c as i64, (h * w) as i64]);
+        let to = cx.i64s("shape", &[0, c as i64, oh as i64, ow as i64]);
+        let bins = cx.f32s("bins", &[h * w, oh * ow], &m);
+        let (rows, pooled) = (cx.tmp("rows"), cx.tmp("pooled"));
+        cx.node("Reshape", &[x, planes], &[rows.clone()], vec![]);
+        cx.node("MatMul", &[rows, bins], &[pooled.clone()], vec![]);
+        cx.node("Reshape", &[pooled, to], &[y], vec![]);
+        Ok(())
     }
 }

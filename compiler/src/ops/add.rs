@@ -7,6 +7,7 @@ use netc_runtime as rt;
 
 use super::args::{Arity, OpSpec};
 use super::{Op, OpError, OpKind, Reads};
+use super::OnnxCx;
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -64,5 +65,12 @@ impl OpKind for Add {
             quote! { rt::tensor::add_forward(&[#(&#xs[..]),*], &mut #y); },
             quote! { #(#bwd)* },
         )
+    }
+
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (ins, y) = (cx.ins.clone(), cx.y.clone());
+        let op = if ins.len() == 2 { "Add" } else { "Sum" };
+        cx.node(op, &ins, &[y], vec![]);
+        Ok(())
     }
 }

@@ -13,6 +13,8 @@ use netc_runtime as rt;
 use super::act::ActFn;
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::{channels, object, Op, OpError, OpKind, ParamDecl, Reads, SavedDecl};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -199,5 +201,30 @@ impl OpKind for BatchNorm {
             rt::norm::batchnorm_eval_forward_act(n, #c, #plane, #eps, &#x, &#gw, &#gb, #act, &#rm,
                 &#rv, &mut #y);
         })
+    }
+
+    /// The inference form: ONNX's `BatchNormalization` over the running statistics.
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        if self.act.is_some() {
+            return Err(OpError::new("a fused batchnorm (export reads the unfused graph)"));
+        }
+        let (x, y) = cx.io();
+        let ins = [
+            x,
+            cx.param("weight"),
+            cx.param("bias"),
+            cx.param("running_mean"),
+            cx.param("running_var"),
+        ];
+        cx.node(
+            "BatchNormalization",
+            &ins,
+            &[y],
+            vec![
+                onnx::attr_float("epsilon", self.eps as f32),
+                onnx::attr_float("momentum", 1.0 - self.momentum as f32),
+            ],
+        );
+        Ok(())
     }
 }

@@ -10,6 +10,8 @@ use netc_runtime as rt;
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::expect_image;
 use super::{channels, object, Op, OpError, OpKind, Reads};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -79,5 +81,26 @@ impl OpKind for ChannelShuffle {
                 quote! { rt::tensor::channel_shuffle_backward(n, #c, #groups, #plane, &#dy, &mut ws.scratch[..len]); },
             ),
         )
+    }
+
+    /// ONNX has no channel shuffle: `groups × C/groups` reshaped, transposed and flattened
+    /// back, as PyTorch exports torchvision's.
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (x, y) = cx.io();
+        let s = cx.shapes[0];
+        let g = self.groups as i64;
+        let (c, h, w) = (s[0] as i64, s[1] as i64, s[2] as i64);
+        let split = cx.i64s("split", &[0, g, c / g, h, w]);
+        let back = cx.i64s("shape", &[0, c, h, w]);
+        let (groups, swapped) = (cx.tmp("groups"), cx.tmp("transposed"));
+        cx.node("Reshape", &[x, split], &[groups.clone()], vec![]);
+        cx.node(
+            "Transpose",
+            &[groups],
+            &[swapped.clone()],
+            vec![onnx::attr_ints("perm", &[0, 2, 1, 3, 4])],
+        );
+        cx.node("Reshape", &[swapped, back], &[y], vec![]);
+        Ok(())
     }
 }

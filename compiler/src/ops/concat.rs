@@ -9,6 +9,8 @@ use netc_runtime as rt;
 use super::args::{Arity, OpSpec};
 use super::window::checked_shape;
 use super::{channels, Op, OpError, OpKind, Reads};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -93,5 +95,11 @@ impl OpKind for Concat {
             c0 += c;
         }
         (quote! { #(#fwd)* }, quote! { #(#bwd)* })
+    }
+
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (ins, y) = (cx.ins.clone(), cx.y.clone());
+        cx.node("Concat", &ins, &[y], vec![onnx::attr_int("axis", 1)]);
+        Ok(())
     }
 }

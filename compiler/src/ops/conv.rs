@@ -15,6 +15,9 @@ use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
 use super::fold::Fold;
 use super::window::{expect_image, weights_fit, window_shape, Window};
 use super::{object, pair_str, product, ActFn, Op, OpError, OpKind, Pair, ParamDecl, Reads};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
+use crate::onnx::{ints, pads};
 use crate::codegen::{layer_in_place, Cx};
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -440,6 +443,30 @@ impl OpKind for Conv {
             rt::norm::fold_batchnorm(#eps, &#w, #b, &#gamma, &#beta, &#mean, &#var, wf, bf);
             #conv
         })
+    }
+
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        if self.act.is_some() || self.fold.is_some() || self.residual {
+            return Err(OpError::new("a fused conv (export reads the unfused graph)"));
+        }
+        let (x, y) = cx.io();
+        let mut ins = vec![x, cx.param("weight")];
+        if self.bias {
+            ins.push(cx.param("bias"));
+        }
+        cx.node(
+            "Conv",
+            &ins,
+            &[y],
+            vec![
+                onnx::attr_ints("kernel_shape", &ints(self.k)),
+                onnx::attr_ints("strides", &ints(self.s)),
+                onnx::attr_ints("pads", &pads(self.p)),
+                onnx::attr_ints("dilations", &ints(self.dil)),
+                onnx::attr_int("group", self.groups as i64),
+            ],
+        );
+        Ok(())
     }
 }
 

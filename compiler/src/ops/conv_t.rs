@@ -11,6 +11,9 @@ use netc_runtime as rt;
 use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
 use super::window::{expect_image, weights_fit};
 use super::{object, pair_str, product, Conv, Op, OpError, OpKind, Pair, ParamDecl};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
+use crate::onnx::{ints, pads};
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -297,5 +300,27 @@ impl OpKind for ConvT {
             #data
         };
         (fwd, bwd)
+    }
+
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (x, y) = cx.io();
+        let mut ins = vec![x, cx.param("weight")];
+        if self.bias {
+            ins.push(cx.param("bias"));
+        }
+        cx.node(
+            "ConvTranspose",
+            &ins,
+            &[y],
+            vec![
+                onnx::attr_ints("kernel_shape", &ints(self.k)),
+                onnx::attr_ints("strides", &ints(self.s)),
+                onnx::attr_ints("pads", &pads(self.p)),
+                onnx::attr_ints("output_padding", &ints(self.op)),
+                onnx::attr_ints("dilations", &ints(self.dil)),
+                onnx::attr_int("group", self.groups as i64),
+            ],
+        );
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::{elems, object, Op, OpError, OpKind, Reads, SavedDecl};
+use super::OnnxCx;
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -153,5 +154,11 @@ impl OpKind for Dropout {
     fn emit_infer(&self, cx: &Cx) -> Option<TokenStream> {
         let (x, y) = (cx.x(0), cx.y());
         Some(quote! { #y.copy_from_slice(&#x); })
+    }
+
+    /// The identity at inference: no node.
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        cx.alias();
+        Ok(())
     }
 }

@@ -5,6 +5,8 @@ use quote::quote;
 
 use super::args::{Arity, OpSpec};
 use super::{elems, Op, OpError, OpKind, Reads};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -43,5 +45,11 @@ impl OpKind for Flatten {
     fn emit(&self, cx: &Cx) -> (TokenStream, TokenStream) {
         let (x, y) = (cx.x(0), cx.y());
         (quote! { #y.copy_from_slice(&#x); }, cx.pass_dx(0))
+    }
+
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (x, y) = cx.io();
+        cx.node("Flatten", &[x], &[y], vec![onnx::attr_int("axis", 1)]);
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@ use netc_runtime as rt;
 use super::args::{Arity, OpSpec};
 use super::window::expect_image;
 use super::{Op, OpError, OpKind, Reads};
+use super::OnnxCx;
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -58,5 +59,11 @@ impl OpKind for GlobalAvgPool {
                 quote! { rt::pool::global_avgpool_backward(#plane, &#dy, &mut ws.scratch[..len]); },
             ),
         )
+    }
+
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (x, y) = cx.io();
+        cx.node("GlobalAveragePool", &[x], &[y], vec![]);
+        Ok(())
     }
 }

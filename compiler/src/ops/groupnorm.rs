@@ -10,6 +10,8 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::{channels, object, Op, OpError, OpKind, ParamDecl, SavedDecl};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -143,5 +145,35 @@ impl OpKind for GroupNorm {
             quote! { rt::norm::groupnorm_forward(n, #c, #plane, #groups, #eps, &#x, &#w, &#b, &mut #y, &mut #m, &mut #r); },
             bwd,
         )
+    }
+
+    /// PyTorch's own decomposition (ONNX's `GroupNormalization` came in opset 18 and changed
+    /// meaning in 21): the groups as the channels of an `InstanceNormalization` without
+    /// scale, then γ and β per channel.
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (x, y) = cx.io();
+        let shape = cx.shapes[0];
+        let g = self.groups;
+        let grouped = cx.i64s("grouped", &[0, g as i64, -1]);
+        let back: Vec<i64> = std::iter::once(0).chain(shape.iter().map(|&d| d as i64)).collect();
+        let back = cx.i64s("shape", &back);
+        let ones = cx.f32s("ones", &[g], &vec![1.0; g]);
+        let zeros = cx.f32s("zeros", &[g], &vec![0.0; g]);
+        let mut per_channel = vec![1; shape.len()];
+        per_channel[0] = shape[0];
+        let w = cx.param_as("weight", &per_channel);
+        let b = cx.param_as("bias", &per_channel);
+        let [rows, normed, whole, scaled] = ["groups", "normalized", "ungrouped", "scaled"].map(|l| cx.tmp(l));
+        cx.node("Reshape", &[x, grouped], &[rows.clone()], vec![]);
+        cx.node(
+            "InstanceNormalization",
+            &[rows, ones, zeros],
+            &[normed.clone()],
+            vec![onnx::attr_float("epsilon", self.eps as f32)],
+        );
+        cx.node("Reshape", &[normed, back], &[whole.clone()], vec![]);
+        cx.node("Mul", &[whole, w], &[scaled.clone()], vec![]);
+        cx.node("Add", &[scaled, b], &[y], vec![]);
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@ use quote::quote;
 use serde_json::{json, Map, Value as Json};
 
 use super::{object, OpError, OpKind, Reads};
+use super::OnnxCx;
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -45,5 +46,10 @@ impl OpKind for InputKind {
 
     fn emit(&self, _cx: &Cx) -> (TokenStream, TokenStream) {
         (quote! {}, quote! {})
+    }
+
+    /// A graph input, which the export driver declares.
+    fn onnx(&self, _cx: &mut OnnxCx) -> Result<(), OpError> {
+        Ok(())
     }
 }

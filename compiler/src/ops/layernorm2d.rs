@@ -11,6 +11,8 @@ use netc_runtime as rt;
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::expect_image;
 use super::{channels, object, Op, OpError, OpKind, ParamDecl, SavedDecl};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -124,5 +126,26 @@ impl OpKind for LayerNorm2d {
             quote! { rt::norm::layernorm2d_forward(n, #c, #plane, #eps, &#x, &#w, &#b, &mut #y, &mut #m, &mut #r); },
             bwd,
         )
+    }
+
+    /// ONNX's `LayerNormalization` normalizes trailing axes: the channels are moved last
+    /// and back.
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (x, y) = cx.io();
+        let (last, normed) = (cx.tmp("channels_last"), cx.tmp("normalized"));
+        let (w, b) = (cx.param("weight"), cx.param("bias"));
+        let perm = |p: &[i64]| vec![onnx::attr_ints("perm", p)];
+        cx.node("Transpose", &[x], &[last.clone()], perm(&[0, 2, 3, 1]));
+        cx.node(
+            "LayerNormalization",
+            &[last, w, b],
+            &[normed.clone()],
+            vec![
+                onnx::attr_int("axis", -1),
+                onnx::attr_float("epsilon", self.eps as f32),
+            ],
+        );
+        cx.node("Transpose", &[normed], &[y], perm(&[0, 3, 1, 2]));
+        Ok(())
     }
 }

@@ -10,6 +10,8 @@ use netc_runtime as rt;
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::weights_fit;
 use super::{object, product, ActFn, Op, OpError, OpKind, ParamDecl, Reads};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -138,5 +140,18 @@ impl OpKind for Linear {
                 #data
             },
         )
+    }
+
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        if self.act.is_some() {
+            return Err(OpError::new("a fused linear (export reads the unfused graph)"));
+        }
+        let (x, y) = cx.io();
+        let mut ins = vec![x, cx.param("weight")];
+        if self.bias {
+            ins.push(cx.param("bias"));
+        }
+        cx.node("Gemm", &ins, &[y], vec![onnx::attr_int("transB", 1)]);
+        Ok(())
     }
 }

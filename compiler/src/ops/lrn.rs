@@ -10,6 +10,8 @@ use netc_runtime as rt;
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::expect_image;
 use super::{channels, elems, object, Op, OpError, OpKind, SavedDecl};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -150,5 +152,52 @@ impl OpKind for Lrn {
                     &mut ws.col[..#cp]);
             }
         })
+    }
+
+    /// ONNX's `LRN` sums the same window as PyTorch's when `size` is odd. For an even size
+    /// PyTorch's window has one more channel before than after, ONNX's one more after: the
+    /// mean of squares is then pooled explicitly (channels as the rows of a plane).
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (x, y) = cx.io();
+        if self.size % 2 == 1 {
+            cx.node(
+                "LRN",
+                &[x],
+                &[y],
+                vec![
+                    onnx::attr_int("size", self.size as i64),
+                    onnx::attr_float("alpha", self.alpha as f32),
+                    onnx::attr_float("beta", self.beta as f32),
+                    onnx::attr_float("bias", self.k as f32),
+                ],
+            );
+            return Ok(());
+        }
+        let s = cx.shapes[0];
+        let (c, plane) = (s[0] as i64, (s[1] * s[2]) as i64);
+        let (before, after) = ((self.size / 2) as i64, ((self.size - 1) / 2) as i64);
+        let rows = cx.i64s("rows", &[0, 1, c, plane]);
+        let pads = cx.i64s("pads", &[0, 0, before, 0, 0, 0, after, 0]);
+        let shape = cx.i64s("shape", &[0, c, s[1] as i64, s[2] as i64]);
+        let alpha = cx.f32s("alpha", &[], &[self.alpha as f32]);
+        let k = cx.f32s("k", &[], &[self.k as f32]);
+        let beta = cx.f32s("beta", &[], &[self.beta as f32]);
+        let t = ["squares", "rows_of_squares", "padded", "means", "mean_squares", "scaled", "base", "denominator"]
+            .map(|l| cx.tmp(l));
+        cx.node("Mul", &[x.clone(), x.clone()], &[t[0].clone()], vec![]);
+        cx.node("Reshape", &[t[0].clone(), rows], &[t[1].clone()], vec![]);
+        cx.node("Pad", &[t[1].clone(), pads], &[t[2].clone()], vec![]);
+        cx.node(
+            "AveragePool",
+            &[t[2].clone()],
+            &[t[3].clone()],
+            vec![onnx::attr_ints("kernel_shape", &[self.size as i64, 1])],
+        );
+        cx.node("Reshape", &[t[3].clone(), shape], &[t[4].clone()], vec![]);
+        cx.node("Mul", &[t[4].clone(), alpha], &[t[5].clone()], vec![]);
+        cx.node("Add", &[t[5].clone(), k], &[t[6].clone()], vec![]);
+        cx.node("Pow", &[t[6].clone(), beta], &[t[7].clone()], vec![]);
+        cx.node("Div", &[x, t[7].clone()], &[y], vec![]);
+        Ok(())
     }
 }

@@ -54,6 +54,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::codegen::Cx;
 use crate::graph::Shape;
+pub use crate::onnx::OnnxCx;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
 
 /// Largest accepted size of one dimension or argument.
@@ -273,6 +274,10 @@ pub trait OpKind: std::fmt::Debug {
     fn keeps_at_inference(&self) -> bool {
         true
     }
+
+    /// ONNX: the nodes of its inference form, from `cx.ins` to `cx.y` (see
+    /// [`crate::onnx`]); an op ONNX lacks writes its standard decomposition.
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError>;
 }
 
 /// The ops, each variant the argument struct of its file. Passes match on it to rewrite

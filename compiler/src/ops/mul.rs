@@ -8,6 +8,7 @@ use netc_runtime as rt;
 
 use super::args::{Arity, OpSpec};
 use super::{channels, elems, Op, OpError, OpKind};
+use super::OnnxCx;
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -111,5 +112,12 @@ impl OpKind for Mul {
             quote! { rt::tensor::mul_forward(n, #c, #pa, #pb, &#xa, &#xb, &mut #y); },
             quote! { #da #db },
         )
+    }
+
+    /// ONNX's `Mul` broadcasts a `[N, C, 1, 1]` gate as PyTorch does.
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (ins, y) = (cx.ins.clone(), cx.y.clone());
+        cx.node("Mul", &ins, &[y], vec![]);
+        Ok(())
     }
 }

@@ -11,6 +11,9 @@ use netc_runtime as rt;
 use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
 use super::window::{expect_image, window_shape, Window};
 use super::{elems, object, pair_str, Op, OpError, OpKind, Pair, Reads, SavedDecl};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
+use crate::onnx::{ints, pads};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -210,5 +213,33 @@ impl OpKind for Pool {
         let (geo, tx, t) = (cx.geo(), cx.x(0), cx.y());
         self.max
             .then(|| quote! { rt::pool::maxpool2d_forward_values(&#geo, n, &#tx, &mut #t); })
+    }
+
+    /// Max pooling is ONNX's `MaxPool`. Average pooling counts the padding in its divisor
+    /// but not a ceil-mode window's overhang past it (PyTorch's rule), which ONNX's
+    /// `count_include_pad` cannot say: the padding is made explicit (`Pad` with zeros) and
+    /// the pool counts what it then covers.
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (mut x, y) = cx.io();
+        let mut attrs = vec![
+            onnx::attr_ints("kernel_shape", &ints(self.k)),
+            onnx::attr_ints("strides", &ints(self.s)),
+            onnx::attr_int("ceil_mode", self.ceil as i64),
+        ];
+        if self.max {
+            attrs.push(onnx::attr_ints("pads", &pads(self.p)));
+            cx.node("MaxPool", &[x], &[y], attrs);
+            return Ok(());
+        }
+        if self.p != [0, 0] {
+            let [ph, pw] = self.p.map(|p| p as i64);
+            let amounts = cx.i64s("pads", &[0, 0, ph, pw, 0, 0, ph, pw]);
+            let padded = cx.tmp("padded");
+            cx.node("Pad", &[x, amounts], &[padded.clone()], vec![]);
+            x = padded;
+        }
+        attrs.push(onnx::attr_int("count_include_pad", 0));
+        cx.node("AveragePool", &[x], &[y], attrs);
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::{channels, object, Op, OpError, OpKind, ParamDecl};
+use super::OnnxCx;
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -94,5 +95,12 @@ impl OpKind for Scale {
             quote! { rt::tensor::scale_forward(n, #c, #plane, &#x, &#w, &mut #y); },
             bwd,
         )
+    }
+
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (x, y) = cx.io();
+        let w = cx.param("weight");
+        cx.node("Mul", &[x, w], &[y], vec![]);
+        Ok(())
     }
 }

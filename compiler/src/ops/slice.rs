@@ -9,6 +9,7 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::{channels, object, Op, OpError, OpKind, Reads};
+use super::OnnxCx;
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -96,5 +97,14 @@ impl OpKind for Slice {
                 },
             ),
         )
+    }
+
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (x, y) = cx.io();
+        let starts = cx.i64s("starts", &[self.from as i64]);
+        let ends = cx.i64s("ends", &[self.to as i64]);
+        let axes = cx.i64s("axes", &[1]);
+        cx.node("Slice", &[x, starts, ends, axes], &[y], vec![]);
+        Ok(())
     }
 }

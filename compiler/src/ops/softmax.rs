@@ -7,6 +7,8 @@ use netc_runtime as rt;
 
 use super::args::{Arity, OpSpec};
 use super::{channels, Op, OpError, OpKind, Reads};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -59,5 +61,11 @@ impl OpKind for Softmax {
                 quote! { rt::act::softmax_backward(#c, #plane, &#y, &#dy, &mut ws.scratch[..len]); },
             ),
         )
+    }
+
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (x, y) = cx.io();
+        cx.node("Softmax", &[x], &[y], vec![onnx::attr_int("axis", 1)]);
+        Ok(())
     }
 }

@@ -11,6 +11,8 @@ use rt::upsample::{Upsample2d, UpsampleMode};
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::{checked_shape, expect_image};
 use super::{object, Op, OpError, OpKind, Reads};
+use super::OnnxCx;
+use netc_onnx::build as onnx;
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
@@ -125,5 +127,32 @@ impl OpKind for Upsample {
                 quote! { rt::upsample::upsample2d_backward(&#geo, n, &#dy, &mut ws.scratch[..len]); },
             ),
         )
+    }
+
+    /// `Resize` by the factor: nearest as PyTorch's (`asymmetric` coordinates, `floor`),
+    /// bilinear with `align_corners` or PyTorch's half-pixel centres.
+    fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
+        let (x, y) = cx.io();
+        let s = self.scale as f32;
+        let scales = cx.f32s("scales", &[4], &[1.0, 1.0, s, s]);
+        let attrs = if self.bilinear {
+            let coords = if self.align_corners {
+                "align_corners"
+            } else {
+                "pytorch_half_pixel"
+            };
+            vec![
+                onnx::attr_string("mode", "linear"),
+                onnx::attr_string("coordinate_transformation_mode", coords),
+            ]
+        } else {
+            vec![
+                onnx::attr_string("mode", "nearest"),
+                onnx::attr_string("coordinate_transformation_mode", "asymmetric"),
+                onnx::attr_string("nearest_mode", "floor"),
+            ]
+        };
+        cx.node("Resize", &[x, String::new(), scales], &[y], attrs);
+        Ok(())
     }
 }
