@@ -37,18 +37,18 @@ pub fn model(graph: GraphProto, producer_version: &str) -> ModelProto {
 }
 
 /// A node: `op` of the default domain, reading `inputs` and writing `outputs`.
-pub fn node(
+pub fn node<I: AsRef<str>, O: AsRef<str>>(
     op: &str,
     name: &str,
-    inputs: &[&str],
-    outputs: &[&str],
+    inputs: &[I],
+    outputs: &[O],
     attributes: Vec<AttributeProto>,
 ) -> NodeProto {
     NodeProto {
         op_type: Some(op.into()),
         name: Some(name.into()),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
+        input: inputs.iter().map(|s| s.as_ref().to_string()).collect(),
+        output: outputs.iter().map(|s| s.as_ref().to_string()).collect(),
         attribute: attributes,
         ..Default::default()
     }
