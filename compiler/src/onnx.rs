@@ -243,7 +243,17 @@ pub fn model_bytes(g: &Graph, params: &Params, version: &str) -> Result<Vec<u8>,
             g.name
         )));
     }
-    Ok(export(&pruned, params, version)?.encode_to_vec())
+    let model = export(&pruned, params, version)?;
+    // Protobuf messages end at 2 GiB; ONNX's way past it (tensors in files beside the model)
+    // is not written here.
+    let len = model.encoded_len();
+    if len > i32::MAX as usize {
+        return Err(ExportError(format!(
+            "network `{}` would make an ONNX file of {len} bytes, past protobuf's 2 GiB limit (netc does not write ONNX's external-data form)",
+            g.name
+        )));
+    }
+    Ok(model.encode_to_vec())
 }
 
 /// A value's dimensions with the batch first.
