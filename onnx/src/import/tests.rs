@@ -1,0 +1,1 @@
+//! Unit tests of the importer on hand-built graphs.
