@@ -81,6 +81,9 @@ fn verify(output: &Path, imported: &netc_onnx::import::Imported) -> Result<(), S
     };
     let checked =
         netc_compiler::check_source(&output.display().to_string(), &imported.net, output, None);
+    // The original model's windows are what they are.
+    let mut checked = checked;
+    checked.allow(&["window-drops"]);
     if checked.has_errors() {
         return Err(bug(format!("does not check:\n{}", checked.render())));
     }

@@ -209,7 +209,7 @@ impl Blocks {
             let mut name = base.clone();
             let mut i = 2;
             while used.contains(&name) {
-                name = format!("{base}{i}");
+                name = format!("{base}_{i}");
                 i += 1;
             }
             used.insert(name.clone());

@@ -383,6 +383,7 @@ impl<'a> Em<'a> {
                 let chain = self.seq_chain(&inner, &idx, &sub, path, "x");
                 let mut s = vec![Tok::Text("return ".into())];
                 s.extend(chain);
+                s.push(Tok::Text(";".into()));
                 vec![s]
             }
             _ => self
@@ -490,6 +491,7 @@ impl<'a> Em<'a> {
         names: &mut Names,
     ) -> Vec<(Stmt, Option<usize>)> {
         let items = items.unwrap_or_else(|| self.items(mpath, layers));
+        let here: HashSet<usize> = layers.iter().copied().collect();
         names.values.extend(params.iter().cloned());
         for (_, n) in &params {
             names.taken.insert(n.clone());
@@ -552,7 +554,7 @@ impl<'a> Em<'a> {
             let name = if let Some(s) = seqs[c[0]].as_ref().and(as_names[c[0]].clone()) {
                 Some(s)
             } else if let Some((_, o)) = outs.iter().find(|(v, _)| *v == tail) {
-                if o.is_empty() && self.readers[tail].is_empty() {
+                if o.is_empty() && !self.readers[tail].iter().any(|r| here.contains(r)) {
                     None
                 } else if o.is_empty() {
                     Some(names.fresh("y"))

@@ -58,6 +58,14 @@ pub(crate) enum Val {
     /// A value id (a graph input or a layer's output).
     T(usize),
     C(Const),
+    /// Channel shuffle half done: `x` reshaped to [N, g, C/g, H, W] by node `node`, and
+    /// transposed to [N, C/g, g, H, W] when `transposed`.
+    Shuffle {
+        x: usize,
+        g: i64,
+        transposed: bool,
+        node: String,
+    },
 }
 
 /// The walk's state.
@@ -81,6 +89,10 @@ impl<'m> Cx<'m> {
                 n,
                 &format!("input {i} (`{name}`) is a constant where netc needs a computed tensor"),
             )),
+            Some(Val::Shuffle { node, .. }) => Err(ImportError::node(
+                n,
+                &format!("reads `{name}`, the 5-D reshape of node `{node}`, which is not channel shuffle's (Reshape [N, g, C/g, H, W], Transpose [0, 2, 1, 3, 4], Reshape [N, C, H, W])"),
+            )),
             None if name.is_empty() => Err(ImportError::node(n, &format!("input {i} is missing"))),
             None => Err(ImportError::node(
                 n,
@@ -97,7 +109,7 @@ impl<'m> Cx<'m> {
         };
         match self.vals.get(name) {
             Some(Val::C(c)) => Ok(Some(c)),
-            Some(Val::T(_)) => Err(ImportError::node(
+            Some(Val::T(_)) | Some(Val::Shuffle { .. }) => Err(ImportError::node(
                 n,
                 &format!("input {i} (`{name}`) is computed from the input; netc needs a constant there (an initializer or a Constant)"),
             )),
@@ -204,8 +216,15 @@ pub(crate) fn lower(m: &Model) -> Result<Lowered, ImportError> {
         cx.vals.insert(name.clone(), Val::T(v));
         cx.out.inputs.push((name.clone(), v));
     }
+    // Constants first: a pattern looks ahead at nodes whose constants come later.
+    for n in &m.nodes {
+        if n.op_type() == "Constant" {
+            let c = constant_node(n)?;
+            bind_const(&mut cx, n, c);
+        }
+    }
     for (i, n) in m.nodes.iter().enumerate() {
-        if cx.taken[i] {
+        if cx.taken[i] || n.op_type() == "Constant" {
             continue;
         }
         if n.domain
@@ -220,11 +239,6 @@ pub(crate) fn lower(m: &Model) -> Result<Lowered, ImportError> {
                     n.domain()
                 ),
             ));
-        }
-        if n.op_type() == "Constant" {
-            let c = constant_node(n)?;
-            bind_const(&mut cx, n, c);
-            continue;
         }
         if n.op_type() == "Shape" {
             let v = cx.tensor(n, 0)?;
@@ -259,7 +273,7 @@ pub(crate) fn lower(m: &Model) -> Result<Lowered, ImportError> {
     for name in &m.outputs {
         match cx.vals.get(name) {
             Some(Val::T(v)) => cx.out.outputs.push((name.clone(), *v)),
-            Some(Val::C(_)) => {
+            Some(Val::C(_)) | Some(Val::Shuffle { .. }) => {
                 return Err(ImportError::new(format!(
                     "graph output `{name}` is a constant, not computed from the input"
                 )))
@@ -312,10 +326,7 @@ fn map(cx: &mut Cx, i: usize, n: &NodeProto) -> Result<(), ImportError> {
         "Slice" => tensor_ops::slice(cx, n, &out),
         "Split" => tensor_ops::split(cx, n),
         "ReduceMean" => tensor_ops::reduce_mean(cx, n, &out),
-        "Transpose" => Err(ImportError::node(
-            n,
-            "a Transpose outside the channel shuffle pattern (Reshape [N, g, C/g, H, W], Transpose [0, 2, 1, 3, 4], Reshape [N, C, H, W]); netc keeps tensors in NCHW order",
-        )),
+        "Transpose" => tensor_ops::transpose(cx, n, &out),
         "Pad" => Err(ImportError::node(
             n,
             "netc has no standalone padding; symmetric zero padding belongs in the conv or pool's `pads`",

@@ -32,6 +32,44 @@ fn is_batch(c: &Const, i: usize) -> bool {
 /// `Flatten` (axis 1) and `Reshape`: to `[N, -1]` is flatten, the shuffle pattern is
 /// channel_shuffle, a reshape to the same shape is nothing.
 pub(crate) fn reshape(cx: &mut Cx, _i: usize, n: &NodeProto, out: &str) -> Result<(), ImportError> {
+    if let Some(Val::Shuffle {
+        x,
+        g,
+        transposed: true,
+        ..
+    }) = n.input.first().and_then(|s| cx.vals.get(s)).cloned()
+    {
+        let shape = cx.shape(x).to_vec();
+        let back = cx
+            .konst(n, 1)?
+            .cloned()
+            .ok_or_else(|| ImportError::node(n, "Reshape without a target shape"))?;
+        let ok = shape.len() == 3
+            && back.data.len() == 4
+            && is_batch(&back, 0)
+            && (back.data[1] == shape[0] as f64 || back.data[1] == -1.0)
+            && back.data[2..] == [shape[1] as f64, shape[2] as f64];
+        if !ok {
+            return Err(ImportError::node(
+                n,
+                &format!(
+                    "channel shuffle's last Reshape is to {:?}, not [N, C, H, W]",
+                    back.data
+                ),
+            ));
+        }
+        cx.layer(
+            n,
+            out,
+            "channel_shuffle",
+            vec![("groups", Arg::Int(g))],
+            vec![x],
+            shape,
+            vec![],
+            None,
+        );
+        return Ok(());
+    }
     let x = cx.tensor(n, 0)?;
     let shape = cx.shape(x).to_vec();
     let numel: usize = shape.iter().product();
@@ -109,58 +147,40 @@ pub(crate) fn reshape(cx: &mut Cx, _i: usize, n: &NodeProto, out: &str) -> Resul
     ))
 }
 
-/// The rest of channel shuffle after its first Reshape: the Transpose and the Reshape back.
+/// Channel shuffle's first Reshape: the tensor waits, as [`Val::Shuffle`], for its
+/// Transpose and its Reshape back (whose shapes may be computed by later nodes).
 fn shuffle(
     cx: &mut Cx,
     n: &NodeProto,
     out: &str,
     x: usize,
     g: i64,
-    [c, h, w]: [usize; 3],
+    _chw: [usize; 3],
 ) -> Result<(), ImportError> {
-    let why = |what: &str| {
-        ImportError::node(
-            n,
-            &format!("Reshape to 5 dimensions that is not followed by channel shuffle's {what}"),
-        )
-    };
-    let (jt, t) = cx
-        .sole_consumer(out)
-        .filter(|(_, t)| t.op_type() == "Transpose")
-        .ok_or_else(|| why("Transpose"))?;
-    if ints_attr(t, "perm").as_deref() != Some(&[0, 2, 1, 3, 4]) {
-        return Err(why("Transpose [0, 2, 1, 3, 4]"));
-    }
-    let t_out = t.output.first().cloned().unwrap_or_default();
-    let (jr, r) = cx
-        .sole_consumer(&t_out)
-        .filter(|(_, r)| r.op_type() == "Reshape")
-        .ok_or_else(|| why("second Reshape"))?;
-    let back = match r.input.get(1).and_then(|s| cx.vals.get(s)) {
-        Some(Val::C(c)) => c.clone(),
-        _ => return Err(why("second Reshape to a constant shape")),
-    };
-    let ok = back.data.len() == 4
-        && is_batch(&back, 0)
-        && (back.data[1] == c as f64 || back.data[1] == -1.0)
-        && back.data[2..] == [h as f64, w as f64];
-    if !ok {
-        return Err(why("second Reshape to [N, C, H, W]"));
-    }
-    cx.take(jt);
-    cx.take(jr);
-    let r_out = r.output.first().cloned().unwrap_or_default();
-    cx.layer(
-        n,
-        &r_out,
-        "channel_shuffle",
-        vec![("groups", Arg::Int(g))],
-        vec![x],
-        vec![c, h, w],
-        vec![],
-        None,
+    cx.vals.insert(
+        out.to_string(),
+        Val::Shuffle {
+            x,
+            g,
+            transposed: false,
+            node: n.name().to_string(),
+        },
     );
     Ok(())
+}
+
+/// `Transpose` [0, 2, 1, 3, 4] of channel shuffle's 5-D reshape.
+pub(crate) fn transpose(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportError> {
+    match n.input.first().and_then(|s| cx.vals.get(s)).cloned() {
+        Some(Val::Shuffle { x, g, transposed: false, node }) if ints_attr(n, "perm").as_deref() == Some(&[0, 2, 1, 3, 4]) => {
+            cx.vals.insert(out.to_string(), Val::Shuffle { x, g, transposed: true, node });
+            Ok(())
+        }
+        _ => Err(ImportError::node(
+            n,
+            "a Transpose outside the channel shuffle pattern (Reshape [N, g, C/g, H, W], Transpose [0, 2, 1, 3, 4], Reshape [N, C, H, W]); netc keeps tensors in NCHW order",
+        )),
+    }
 }
 
 /// All inputs of `n` as tensors, checking they have one shape.
@@ -408,12 +428,14 @@ pub(crate) fn slice(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportE
                 to = e as usize;
             }
             Some(_) if whole && st == 1 => {}
-            _ => return Err(ImportError::node(
-                n,
-                &format!(
+            _ => {
+                return Err(ImportError::node(
+                    n,
+                    &format!(
                     "Slice on axis {a} ({s}..{e} by {st}); netc slices channels only, by step 1"
                 ),
-            )),
+                ))
+            }
         }
     }
     slice_layer(cx, n, out, x, from, to);
