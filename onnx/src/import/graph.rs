@@ -47,7 +47,6 @@ impl Const {
 
 /// The parts of a model the importer reads.
 pub(crate) struct Model {
-    pub name: String,
     pub nodes: Vec<NodeProto>,
     pub consts: HashMap<String, Const>,
     /// The graph's inputs (those that are not initializers) and their per-sample shapes.
@@ -63,13 +62,6 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Model, ImportError> {
             "not an ONNX model (the protobuf does not decode: {e})"
         ))
     })?;
-    for op in &model.opset_import {
-        let domain = op.domain();
-        if !(domain.is_empty() || domain == "ai.onnx") && op.version() > 0 {
-            // Other domains are fine as long as no node uses them; nodes are checked by op.
-            continue;
-        }
-    }
     let graph = model
         .graph
         .ok_or_else(|| ImportError::new("the model has no graph".into()))?;
@@ -129,7 +121,6 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Model, ImportError> {
         return Err(ImportError::new("the graph has no output".into()));
     }
     Ok(Model {
-        name: graph.name().to_string(),
         nodes: graph.node,
         consts,
         inputs,
