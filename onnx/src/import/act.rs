@@ -132,8 +132,12 @@ pub(crate) fn act(cx: &mut Cx, _i: usize, n: &NodeProto, out: &str) -> Result<()
 }
 
 /// `Clip(0, 6)` is relu6, `Clip(0, ∞)` relu, other bounds hardtanh.
-fn clip(cx: &Cx, n: &NodeProto) -> Result<(&'static str, Vec<(&'static str, Arg)>), ImportError> {
-    let bound = |i: usize, attr: &str, default: f32| -> Result<Option<f64>, ImportError> {
+/// An op and its arguments.
+type Mapped = (&'static str, Vec<(&'static str, Arg)>);
+
+fn clip(cx: &Cx, n: &NodeProto) -> Result<Mapped, ImportError> {
+    // Opset 11 and later give the bounds as inputs, older opsets as attributes.
+    let bound = |i: usize, attr: &str| -> Result<Option<f64>, ImportError> {
         match cx.konst(n, i)? {
             Some(c) => c
                 .scalar()
@@ -141,17 +145,13 @@ fn clip(cx: &Cx, n: &NodeProto) -> Result<(&'static str, Vec<(&'static str, Arg)
                 .ok_or_else(|| ImportError::node(n, "a Clip bound that is not a scalar")),
             None => Ok(crate::build::attr(n, attr)
                 .and_then(|a| a.f)
-                .map(|v| v as f64)
-                .or({
-                    let _ = default;
-                    None
-                })),
+                .map(|v| v as f64)),
         }
     };
-    let (lo, hi) = (bound(1, "min", f32::MIN)?, bound(2, "max", f32::MAX)?);
+    let (lo, hi) = (bound(1, "min")?, bound(2, "max")?);
     match (lo, hi) {
         (Some(l), Some(h)) if l == 0.0 && h == 6.0 => Ok(("relu6", vec![])),
-        (Some(l), None) if l == 0.0 => Ok(("relu", vec![])),
+        (Some(0.0), None) => Ok(("relu", vec![])),
         (Some(l), Some(h)) if l < h && l.is_finite() && h.is_finite() => {
             Ok(("hardtanh", vec![("min", Arg::Float(l)), ("max", Arg::Float(h))]))
         }

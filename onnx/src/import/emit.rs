@@ -22,23 +22,23 @@ pub(crate) struct Emitted {
 
 /// One unit of a scope: a layer, or a child module's layers.
 #[derive(Clone, Debug)]
-struct Item {
-    seg: Option<String>,
-    layers: Vec<usize>,
-    container: bool,
+pub(super) struct Item {
+    pub(super) seg: Option<String>,
+    pub(super) layers: Vec<usize>,
+    pub(super) container: bool,
     /// Tensor arguments in order (a layer's inputs as it reads them).
-    args: Vec<usize>,
-    output: usize,
+    pub(super) args: Vec<usize>,
+    pub(super) output: usize,
 }
 
-struct Em<'a> {
-    lo: &'a Lowered,
+pub(super) struct Em<'a> {
+    pub(super) lo: &'a Lowered,
     /// Value id → the layers that read it.
-    readers: Vec<Vec<usize>>,
-    outputs: HashSet<usize>,
-    blocks: Blocks,
-    weights: Vec<(String, Vec<usize>, Vec<f32>)>,
-    notes: Vec<String>,
+    pub(super) readers: Vec<Vec<usize>>,
+    pub(super) outputs: HashSet<usize>,
+    pub(super) blocks: Blocks,
+    pub(super) weights: Vec<(String, Vec<usize>, Vec<f32>)>,
+    pub(super) notes: Vec<String>,
 }
 
 /// Emits `lo` as statements and blocks.
@@ -94,13 +94,13 @@ pub(crate) fn emit(lo: &Lowered) -> Emitted {
 
 /// Names of a scope: taken identifiers, and the name of each value defined in it.
 #[derive(Default, Clone)]
-struct Names {
-    taken: HashSet<String>,
-    values: Vec<(usize, String)>,
+pub(super) struct Names {
+    pub(super) taken: HashSet<String>,
+    pub(super) values: Vec<(usize, String)>,
 }
 
 impl Names {
-    fn fresh(&mut self, base: &str) -> String {
+    pub(super) fn fresh(&mut self, base: &str) -> String {
         let mut name = base.to_string();
         let mut i = 2;
         while self.taken.contains(&name) {
@@ -111,7 +111,7 @@ impl Names {
         name
     }
 
-    fn value(&self, v: usize) -> Option<String> {
+    pub(super) fn value(&self, v: usize) -> Option<String> {
         self.values
             .iter()
             .find(|(id, _)| *id == v)
@@ -119,7 +119,7 @@ impl Names {
     }
 }
 
-fn join(prefix: &str, seg: &str) -> String {
+pub(super) fn join(prefix: &str, seg: &str) -> String {
     if prefix.is_empty() {
         seg.to_string()
     } else {
@@ -171,12 +171,12 @@ fn float_text(v: f64) -> String {
 }
 
 impl<'a> Em<'a> {
-    fn layer(&self, i: usize) -> &'a Layer {
+    pub(super) fn layer(&self, i: usize) -> &'a Layer {
         &self.lo.layers[i]
     }
 
     /// Groups `layers` (all under module path `mpath`) into items, in topological order.
-    fn items(&mut self, mpath: &[String], layers: &[usize]) -> Vec<Item> {
+    pub(super) fn items(&mut self, mpath: &[String], layers: &[usize]) -> Vec<Item> {
         let depth = mpath.len();
         let mut items: Vec<Item> = Vec::new();
         for &i in layers {
@@ -272,7 +272,7 @@ impl<'a> Em<'a> {
 
     /// Whether `items` are an `nn.Sequential` on `input`: numbered children, each reading
     /// the one before, only the last read outside.
-    fn sequential(&self, items: &[Item], input: usize) -> Option<Vec<usize>> {
+    pub(super) fn sequential(&self, items: &[Item], input: usize) -> Option<Vec<usize>> {
         let mut idx = Vec::new();
         let mut prev = input;
         for (k, it) in items.iter().enumerate() {
@@ -348,7 +348,13 @@ impl<'a> Em<'a> {
 
     /// An item as one stage at netc path `path`, its tensor arguments (beyond the piped
     /// one, or all for a head) in `tensors`.
-    fn stage(&mut self, it: &Item, mpath: &[String], path: &str, tensors: Vec<String>) -> Stmt {
+    pub(super) fn stage(
+        &mut self,
+        it: &Item,
+        mpath: &[String],
+        path: &str,
+        tensors: Vec<String>,
+    ) -> Stmt {
         if !it.container {
             let i = it.layers[0];
             self.place(i, path);
@@ -438,7 +444,7 @@ impl<'a> Em<'a> {
 
     /// The stages of a sequential scope, from `input` (a name): positions are the
     /// children's numbers, gaps before a layer with weights filled by `dropout(0.0)`.
-    fn seq_chain(
+    pub(super) fn seq_chain(
         &mut self,
         items: &[Item],
         idx: &[usize],
@@ -475,175 +481,6 @@ impl<'a> Em<'a> {
             toks.extend(s);
         }
         toks
-    }
-
-    /// A scope of bindings: `items` (made from `layers` when `None`) in chains, the values
-    /// of `outs` bound to their names (an empty name: the block's `return`).
-    #[allow(clippy::too_many_arguments)]
-    fn named(
-        &mut self,
-        mpath: &[String],
-        prefix: &str,
-        layers: &[usize],
-        params: Vec<(usize, String)>,
-        outs: &[(usize, String)],
-        items: Option<Vec<Item>>,
-        names: &mut Names,
-    ) -> Vec<(Stmt, Option<usize>)> {
-        let items = items.unwrap_or_else(|| self.items(mpath, layers));
-        let here: HashSet<usize> = layers.iter().copied().collect();
-        names.values.extend(params.iter().cloned());
-        for (_, n) in &params {
-            names.taken.insert(n.clone());
-        }
-        // Names for `as` and for sequential children.
-        let mut as_names: Vec<Option<String>> = Vec::new();
-        let mut seqs: Vec<Option<Vec<usize>>> = Vec::new();
-        for it in &items {
-            let weighty = it.container || !self.layer(it.layers[0]).params.is_empty();
-            let seq = match &it.seg {
-                Some(s) if it.container && is_ident(s) && it.args.len() == 1 => {
-                    let inner = self.items(&[mpath, &[s.clone()]].concat(), &it.layers);
-                    self.sequential(&inner, it.args[0]).map(|_| ())
-                }
-                _ => None,
-            };
-            let name = match (&it.seg, weighty) {
-                (Some(s), true) if is_ident(s) && !names.taken.contains(s) => {
-                    names.taken.insert(s.clone());
-                    Some(s.clone())
-                }
-                (Some(_), true) | (None, true) => {
-                    let l = self.layer(it.layers[0]);
-                    let rest = l
-                        .path
-                        .get(mpath.len()..)
-                        .filter(|r| !r.is_empty())
-                        .map(|r| r.join("_"))
-                        .unwrap_or_else(|| l.op.to_string());
-                    Some(names.fresh(&sanitize(&rest)))
-                }
-                _ => None,
-            };
-            seqs.push(seq.map(|_| Vec::new()));
-            as_names.push(name);
-        }
-        // Chains: an item continues the chain before it when it alone reads that chain's
-        // value, through its only tensor argument.
-        let mut chains: Vec<Vec<usize>> = Vec::new();
-        for (k, it) in items.iter().enumerate() {
-            let extend = chains.last().is_some_and(|c| {
-                let tail = &items[*c.last().expect("chains are not empty")];
-                let set: HashSet<usize> = it.layers.iter().copied().collect();
-                seqs[k].is_none()
-                    && seqs[*c.last().expect("not empty")].is_none()
-                    && it.args == [tail.output]
-                    && !self.outputs.contains(&tail.output)
-                    && !outs.iter().any(|(v, _)| *v == tail.output)
-                    && self.readers[tail.output].iter().all(|r| set.contains(r))
-            });
-            match (extend, chains.last_mut()) {
-                (true, Some(c)) => c.push(k),
-                _ => chains.push(vec![k]),
-            }
-        }
-        // Chain names.
-        let mut chain_names: Vec<Option<String>> = Vec::new();
-        for c in &chains {
-            let tail = items[*c.last().expect("not empty")].output;
-            let name = if let Some(s) = seqs[c[0]].as_ref().and(as_names[c[0]].clone()) {
-                Some(s)
-            } else if let Some((_, o)) = outs.iter().find(|(v, _)| *v == tail) {
-                if o.is_empty() && !self.readers[tail].iter().any(|r| here.contains(r)) {
-                    None
-                } else if o.is_empty() {
-                    Some(names.fresh("y"))
-                } else {
-                    Some(names.fresh(o))
-                }
-            } else if prefix.is_empty() && chain_names.is_empty() {
-                Some(names.fresh("stem"))
-            } else if prefix.is_empty() {
-                Some(names.fresh("h"))
-            } else {
-                Some(names.fresh("y"))
-            };
-            if let Some(n) = &name {
-                names.values.push((tail, n.clone()));
-            }
-            chain_names.push(name);
-        }
-        let mut stmts = Vec::new();
-        let mut returned = None;
-        for (c, name) in chains.iter().zip(&chain_names) {
-            let first = &items[c[0]];
-            let bound = name
-                .as_deref()
-                .map(|n| join(prefix, n))
-                .unwrap_or_else(|| prefix.to_string());
-            let mut toks = vec![Tok::Text(match name {
-                Some(n) => format!("{} = ", write_ident(n)),
-                None => "return ".into(),
-            })];
-            let arg_name =
-                |names: &Names, v: usize| names.value(v).unwrap_or_else(|| format!("v{v}"));
-            if let Some(_seq) = &seqs[c[0]] {
-                let sub = [mpath, &[first.seg.clone().expect("a segment")]].concat();
-                let inner = self.items(&sub, &first.layers);
-                let idx = self
-                    .sequential(&inner, first.args[0])
-                    .expect("checked sequential");
-                let input = arg_name(names, first.args[0]);
-                toks.extend(self.seq_chain(&inner, &idx, &sub, &bound, &input));
-            } else {
-                for (pos, &k) in c.iter().enumerate() {
-                    let it = &items[k];
-                    let path = match (&as_names[k], c.len()) {
-                        (Some(a), _) => join(prefix, a),
-                        (None, 1) => bound.clone(),
-                        (None, _) => join(&bound, &pos.to_string()),
-                    };
-                    let single = it.args.len() == 1 && !(it.container && it.args.len() > 1);
-                    let s = if pos == 0 && single {
-                        toks.push(Tok::Text(format!("{} -> ", arg_name(names, it.args[0]))));
-                        self.stage(it, mpath, &path, vec![])
-                    } else if pos == 0 {
-                        let all: Vec<String> =
-                            it.args.iter().map(|&v| arg_name(names, v)).collect();
-                        self.stage(it, mpath, &path, all)
-                    } else {
-                        toks.push(Tok::Text(" -> ".into()));
-                        let rest: Vec<String> =
-                            it.args[1..].iter().map(|&v| arg_name(names, v)).collect();
-                        self.stage(it, mpath, &path, rest)
-                    };
-                    toks.extend(s);
-                    if let Some(a) = &as_names[k] {
-                        toks.push(Tok::Text(format!(" as {}", write_ident(a))));
-                    }
-                }
-            }
-            toks.push(Tok::Text(";".into()));
-            let tail = items[*c.last().expect("not empty")].output;
-            if name.is_none() {
-                returned = Some(toks);
-            } else {
-                stmts.push((toks, Some(tail)));
-            }
-        }
-        if let Some(r) = returned {
-            stmts.push((r, None));
-        } else if let Some((v, o)) = outs.first().filter(|(_, o)| o.is_empty()) {
-            let _ = o;
-            stmts.push((
-                vec![Tok::Text(format!(
-                    "return {};",
-                    names.value(*v).unwrap_or_default()
-                ))],
-                None,
-            ));
-        }
-        stmts
     }
 }
 

@@ -332,7 +332,7 @@ pub(crate) fn resize(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), Import
     };
     let factor = match (scales, sizes) {
         (Some(s), _) if s.data.len() == 4 && s.data[..2] == [1.0, 1.0] && s.data[2] == s.data[3] && s.data[2].fract() == 0.0 && s.data[2] >= 1.0 => s.data[2] as usize,
-        (None, Some(z)) if z.data.len() == 4 && z.data[2] == z.data[3] * h as f64 / w as f64 && z.data[2] as usize % h == 0 && z.data[3] as usize % w == 0 && z.data[2] as usize / h == z.data[3] as usize / w => z.data[2] as usize / h,
+        (None, Some(z)) if z.data.len() == 4 && z.data[2] == z.data[3] * h as f64 / w as f64 && (z.data[2] as usize).is_multiple_of(h) && (z.data[3] as usize).is_multiple_of(w) && z.data[2] as usize / h == z.data[3] as usize / w => z.data[2] as usize / h,
         _ => return Err(ImportError::node(n, "Resize by other than one integer factor on H and W (constant scales [1, 1, s, s] or sizes); netc's upsample scales by an integer")),
     };
     let mode = string_attr(n, "mode", "nearest");
@@ -458,7 +458,7 @@ pub(crate) fn split(cx: &mut Cx, n: &NodeProto) -> Result<(), ImportError> {
             .ints()
             .ok_or_else(|| ImportError::node(n, "split sizes that are not integers"))?,
         (None, Some(s)) => s,
-        (None, None) if parts > 0 && shape[0] % parts == 0 => {
+        (None, None) if parts > 0 && shape[0].is_multiple_of(parts) => {
             vec![(shape[0] / parts) as i64; parts]
         }
         _ => {
