@@ -31,10 +31,11 @@ pub(crate) fn dims(s: &[usize]) -> String {
 fn pair(n: &NodeProto, name: &str, default: i64) -> Result<[i64; 2], ImportError> {
     match ints_attr(n, name).as_deref() {
         None => Ok([default, default]),
-        Some(&[h, w]) if h >= 0 && w >= 0 => Ok([h, w]),
+        // Bounded as the language bounds integers, so that no arithmetic on them overflows.
+        Some(&[h, w]) if (0..=1 << 31).contains(&h) && (0..=1 << 31).contains(&w) => Ok([h, w]),
         Some(v) => Err(ImportError::node(
             n,
-            &format!("`{name}` is {v:?}; netc takes 2-D windows ([h, w], non-negative)"),
+            &format!("`{name}` is {v:?}; netc takes 2-D windows ([h, w], from 0 to 2^31)"),
         )),
     }
 }
@@ -51,7 +52,11 @@ fn pads(
     match auto.as_str() {
         "NOTSET" | "" => match ints_attr(n, "pads").as_deref() {
             None => Ok([0, 0]),
-            Some(&[hb, wb, he, we]) if hb == he && wb == we && hb >= 0 && wb >= 0 => Ok([hb, wb]),
+            Some(&[hb, wb, he, we])
+                if hb == he && wb == we && (0..=1 << 31).contains(&hb) && (0..=1 << 31).contains(&wb) =>
+            {
+                Ok([hb, wb])
+            }
             Some(p) => Err(ImportError::node(
                 n,
                 &format!("asymmetric padding {p:?} ([top, left, bottom, right]); netc pads both sides of an axis alike"),
@@ -128,7 +133,7 @@ pub(crate) fn conv(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportEr
             ),
         ));
     };
-    let groups = int_attr(n, "group", 1);
+    let groups = int_attr(n, "group", 1).clamp(0, 1 << 31);
     if groups < 1 || ci as i64 * groups != c as i64 || co as i64 % groups != 0 {
         return Err(ImportError::node(
             n,
@@ -210,7 +215,7 @@ pub(crate) fn conv_t(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), Import
             ),
         ));
     };
-    let groups = int_attr(n, "group", 1);
+    let groups = int_attr(n, "group", 1).clamp(0, 1 << 31);
     if groups < 1 || ci != c || c as i64 % groups != 0 {
         return Err(ImportError::node(
             n,

@@ -335,6 +335,12 @@ pub(crate) fn resize(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), Import
         (None, Some(z)) if z.data.len() == 4 && z.data[2] == z.data[3] * h as f64 / w as f64 && (z.data[2] as usize).is_multiple_of(h) && (z.data[3] as usize).is_multiple_of(w) && z.data[2] as usize / h == z.data[3] as usize / w => z.data[2] as usize / h,
         _ => return Err(ImportError::node(n, "Resize by other than one integer factor on H and W (constant scales [1, 1, s, s] or sizes); netc's upsample scales by an integer")),
     };
+    if factor > 1 << 12 {
+        return Err(ImportError::node(
+            n,
+            &format!("Resize by {factor}, beyond netc's sizes"),
+        ));
+    }
     let mode = string_attr(n, "mode", "nearest");
     let ct = string_attr(n, "coordinate_transformation_mode", "half_pixel");
     let mut args = vec![("scale", Arg::Int(factor as i64))];
@@ -417,7 +423,7 @@ pub(crate) fn slice(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportE
     let (mut from, mut to) = (0, shape[0]);
     for (((&s, &e), &a), &st) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
         let axis = sample_axis(n, a, shape.len())?;
-        let d = axis.map(|a| shape[a]).unwrap_or(usize::MAX) as i64;
+        let d = axis.map(|a| shape[a] as i64).unwrap_or(i64::MAX);
         let clamp = |v: i64| if v < 0 { (v + d).max(0) } else { v.min(d) };
         let (s, e) = (clamp(s), clamp(e));
         let whole = s == 0 && e >= d;
