@@ -254,6 +254,24 @@ pub(crate) enum Command {
         #[command(flatten)]
         allow: Allow,
     },
+    /// Turn an ONNX model into a `.net` file and its weights (safetensors, under the paths the
+    /// new file gives its layers), checked by compiling the text before anything is written.
+    Import {
+        /// The `.onnx` file.
+        file: PathBuf,
+        /// The `.net` file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The weights to write (default: the output's name with `.safetensors`).
+        #[arg(long, value_name = "FILE")]
+        weights_out: Option<PathBuf>,
+        /// The network's name (default: the ONNX file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace output files that exist.
+        #[arg(long)]
+        force: bool,
+    },
     /// Measure a network's generated code (`netc bench FILE`): per-layer forward and backward
     /// times, images/s for inference and for a training step, peak memory; or the runtime's
     /// kernels (`netc bench gemm`, `netc bench conv`): GFLOP/s and the fraction of peak.
@@ -384,7 +402,7 @@ impl Command {
             | Command::Export { allow, .. } => {
                 (&[], &allow.allow, ConvAlgo::Auto)
             }
-            Command::Cache { .. } => (&[], &[], ConvAlgo::Auto),
+            Command::Cache { .. } | Command::Import { .. } => (&[], &[], ConvAlgo::Auto),
             Command::Emit { skip, allow, .. }
             | Command::Build { skip, allow, .. }
             | Command::Run { skip, allow, .. }

@@ -34,6 +34,7 @@ mod cache;
 mod check;
 mod cli;
 mod export;
+mod import;
 mod predict;
 mod run;
 
@@ -133,6 +134,19 @@ fn run(cli: Cli) -> ExitCode {
             kernel: Some(b), ..
         } => bench::bench(b),
         Command::Cache { action } => cache::command(action.is_some()),
+        Command::Import {
+            file,
+            output,
+            weights_out,
+            name,
+            force,
+        } => import::import(
+            &file,
+            &output,
+            weights_out.as_deref(),
+            name.as_deref(),
+            force,
+        ),
         Command::Predict {
             file,
             network,

@@ -264,7 +264,12 @@ mod tests {
             initializer: vec![w, tensor_i64("shape", &[2], &[-1, 7])],
             input: vec![value_info(
                 "image",
-                &[Dim::Named("N".into()), Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(4)],
+                &[
+                    Dim::Named("N".into()),
+                    Dim::Fixed(1),
+                    Dim::Fixed(4),
+                    Dim::Fixed(4),
+                ],
             )],
             ..Default::default()
         };
@@ -279,7 +284,10 @@ mod tests {
             tensor_values(&g.initializer[0]).unwrap(),
             (vec![2, 1, 1, 1], vec![0.5, -1.25])
         );
-        assert_eq!(tensor_values(&g.initializer[1]).unwrap(), (vec![2], vec![-1.0, 7.0]));
+        assert_eq!(
+            tensor_values(&g.initializer[1]).unwrap(),
+            (vec![2], vec![-1.0, 7.0])
+        );
         assert_eq!(
             dims_of(&g.input[0]).unwrap(),
             vec![

@@ -3,6 +3,7 @@
 //! nodes, value infos, and reading them back.
 
 pub mod build;
+pub mod import;
 
 /// The messages of `onnx.proto` (package `onnx`), as prost generates them.
 #[allow(clippy::all, missing_docs)]
