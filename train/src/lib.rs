@@ -12,13 +12,17 @@ mod ctrl_c;
 mod eval;
 pub mod files;
 mod fit;
+mod freeze;
+mod init_from;
 mod metrics;
+#[cfg(test)]
+mod mock;
 mod plot;
 mod rundir;
 mod settings;
 mod trainer;
 
-pub use config::{Defaults, Flags, Optimizer, Schedule};
+pub use config::{Defaults, Flags, Optimizer, Rename, Schedule};
 pub use eval::{evaluate, Scores};
 pub use trainer::Trainer;
 
