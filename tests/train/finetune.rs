@@ -66,7 +66,7 @@ fn a_new_head_trains_on_a_frozen_trunk() {
             "lenet12: loaded 8 tensors from {}: 8 of 10 parameters\n",
             from.display()
         ),
-        "lenet12: the head `logits` is initialized afresh, because its shapes differ from the file's: `logits.weight` is [10, 84] in the file and [12, 84] in the network; `logits.bias` is [10] in the file and [12] in the network\n",
+        "lenet12: `logits` scores 10 classes in the file and 12 in the network: initialized afresh, as a new classifier head\n",
         "lenet12: ignored: the checkpoint's optimizer state (10 tensors); this run starts its own\n",
         "lenet12: 8 of 10 parameters frozen (60856 values): no optimizer steps or state for them\n",
     ] {

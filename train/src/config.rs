@@ -279,9 +279,9 @@ pub struct Flags {
     /// Fine-tuning: start from the parameters and batchnorm statistics of this safetensors
     /// file (a PyTorch state_dict, a netc checkpoint, or plain weights), matched by name
     /// after --rename; the network's parameters it lacks keep their fresh initialization. A
-    /// shape that differs is an error, except in the network's head (its last convolution or
-    /// linear layer, and what follows it), which is then initialized afresh with a note: a
-    /// classifier for another number of classes
+    /// shape that differs is an error, except in a classifier head for another number of
+    /// classes (a layer whose weight is [CLASSES, ...] here and [K, ...] in the file, the
+    /// rest alike), which is then initialized afresh with a note
     #[arg(long, value_name = "W.safetensors")]
     pub init_from: Option<PathBuf>,
     /// Rewrite the names of --init-from's file before matching: a name starting with FROM

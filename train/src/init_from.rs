@@ -4,10 +4,11 @@
 //! optimizer state and metadata are ignored), or plain weights. What the file lacks keeps
 //! its fresh, seeded initialization; what the network lacks is ignored; both are said.
 //!
-//! A tensor whose shape differs from the network's is refused, with one exception: the
-//! network's head (see [`head`]), which is then initialized afresh, with a note. That is
-//! fine-tuning's common case, a classifier trained for 1000 classes given a `linear(10)`
-//! head, and any other difference is more likely a mistake than a wish.
+//! A tensor whose shape differs from the network's is refused, with one exception: a
+//! classifier head for another number of classes (see [`other_classes`]), which is then
+//! initialized afresh, with a note. That is fine-tuning's common case, a network trained for
+//! 1000 classes given a `linear(10)` head (and its auxiliary heads, if it has any), and any
+//! other difference is more likely a mistake than a wish.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,21 +24,20 @@ fn layer(name: &str) -> &str {
     name.rsplit_once('.').map_or(name, |(l, _)| l)
 }
 
-/// The network's head: its last layer with a drawn weight (the last convolution or linear
-/// layer, in the network's order) and every parameter after it, with the batchnorm
-/// statistics of those layers. Returns the layer's path and the tensors' names (none for a
-/// network without drawn weights).
-pub(crate) fn head<N: Network>() -> Option<(&'static str, Vec<&'static str>)> {
-    let last = N::SHAPES.iter().rposition(|(n, _)| N::drawn(n))?;
-    let at = layer(N::SHAPES[last].0);
-    let first = N::SHAPES.iter().position(|(n, _)| layer(n) == at)?;
-    let params: Vec<&str> = N::SHAPES[first..].iter().map(|(n, _)| *n).collect();
-    let layers: Vec<&str> = params.iter().map(|n| layer(n)).collect();
-    let state = N::STATE_SHAPES
-        .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| layers.contains(&layer(n)));
-    Some((at, params.iter().copied().chain(state).collect()))
+/// The classes of the file's layer when a tensor of shape `theirs` in the file and `ours`
+/// in the network belong to a classifier head for another number of classes: `ours` is
+/// `[classes, ...]`, `theirs` is `[k, ...]` with the same rest and `k` another number (a
+/// linear layer's weight `[classes, in]` and bias `[classes]`, or a 1×1 convolution's
+/// `[classes, in, 1, 1]` before a global pool).
+fn other_classes(ours: &[usize], theirs: &[usize], classes: usize) -> Option<usize> {
+    match (ours.split_first(), theirs.split_first()) {
+        (Some((&c, rest)), Some((&k, file_rest)))
+            if classes > 0 && c == classes && k != c && rest == file_rest =>
+        {
+            Some(k)
+        }
+        _ => None,
+    }
 }
 
 /// Names in a line, a layer at a time: `` `c1.0` (weight, bias), `fc` (weight) ``, the
@@ -75,17 +75,23 @@ pub(crate) fn load<N: Network>(
     state: &mut N::State,
 ) -> Result<Vec<String>, String> {
     let at = |what: String| format!("--init-from {}: {what}", path.display());
+    // A FIFO or a device would block or never end: only a file is read.
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => return Err(at("not a file".into())),
+        Err(e) => return Err(at(format!("cannot read it: {e}"))),
+        Ok(_) => {}
+    }
     let bytes = std::fs::read(path).map_err(|e| at(format!("cannot read it: {e}")))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| {
         at(format!(
             "not a safetensors file ({e})\n  help: save the weights with safetensors (in PyTorch, `safetensors.torch.save_file(model.state_dict(), PATH)`), or give a checkpoint of netc's trainer"
         ))
     })?;
-    // The network's tensors by name: their shapes, and whether each is a parameter.
-    let ours: HashMap<&str, (&[usize], bool)> = N::SHAPES
+    // The network's tensors by name, and whether each is a parameter (or a statistic).
+    let ours: HashMap<&str, bool> = N::SHAPES
         .iter()
-        .map(|(n, s)| (*n, (*s, true)))
-        .chain(N::STATE_SHAPES.iter().map(|(n, s)| (*n, (*s, false))))
+        .map(|(n, _)| (*n, true))
+        .chain(N::STATE_SHAPES.iter().map(|(n, _)| (*n, false)))
         .collect();
     // The file's tensors by the network's name they match after the rules.
     let mut matched: HashMap<&str, &str> = HashMap::new();
@@ -108,32 +114,46 @@ pub(crate) fn load<N: Network>(
             ignored.push(raw.to_string());
         }
     }
-    // Every mistake of the file at once: dtypes, then shapes outside the head.
-    let head = head::<N>();
-    let in_head = |n: &str| head.as_ref().is_some_and(|(_, h)| h.contains(&n));
+    // Every mistake of the file at once: dtypes, then shapes, but for classifier heads.
     let mut errors = Vec::new();
-    let mut head_differs = Vec::new();
+    // Tensors whose shapes differ: name, the words for it, and the file's classes when it
+    // is a classifier head's.
+    let mut differs = Vec::new();
     for (name, shape) in N::SHAPES.iter().chain(N::STATE_SHAPES) {
         let Some(raw) = matched.get(name) else {
             continue;
         };
         let t = file.tensor(raw).expect("a name the file listed");
-        let shown = shown(raw, name);
         if t.dtype() != Dtype::F32 {
             errors.push(format!(
-                "{shown} is {:?}, and the network's tensors are F32",
+                "{} is {:?}, and the network's tensors are F32",
+                shown(raw, name),
                 t.dtype()
             ));
         } else if t.shape() != *shape {
             let what = format!(
-                "{shown} is {:?} in the file and {shape:?} in the network",
+                "{} is {:?} in the file and {shape:?} in the network",
+                shown(raw, name),
                 t.shape()
             );
-            if in_head(name) {
-                head_differs.push(what);
-            } else {
-                errors.push(what);
+            differs.push((*name, what, other_classes(shape, t.shape(), N::CLASSES)));
+        }
+    }
+    // A head is a layer whose every difference is in the number of classes.
+    let not_heads: Vec<&str> = differs
+        .iter()
+        .filter(|d| d.2.is_none())
+        .map(|d| layer(d.0))
+        .collect();
+    let mut heads: Vec<(&str, usize)> = Vec::new();
+    for (name, what, classes) in differs {
+        match classes {
+            Some(k) if !not_heads.contains(&layer(name)) => {
+                if !heads.iter().any(|(l, _)| *l == layer(name)) {
+                    heads.push((layer(name), k));
+                }
             }
+            _ => errors.push(what),
         }
     }
     if !errors.is_empty() {
@@ -141,18 +161,17 @@ pub(crate) fn load<N: Network>(
         let help = if dtype {
             "save the weights as float32 (in PyTorch, `model.float()` before saving)"
         } else {
-            "only the network's head may change shape (it is then initialized afresh); a layer elsewhere whose shape changed must start afresh under a name the file does not have: rename it in the network, or move the file's tensors aside with --rename 'PATH.=old.PATH.'"
+            "only a classifier head may differ, in its number of classes (it is then initialized afresh); a layer whose shape changed otherwise must start afresh under a name the file does not have: rename it in the network, or set the file's tensors aside with --rename 'PATH.=old.PATH.'"
         };
         return Err(at(format!("{}\n  help: {help}", errors.join("; "))));
     }
+    let in_head = |n: &str| heads.iter().any(|(l, _)| *l == layer(n));
+    matched.retain(|n, _| !in_head(n));
     let mut lines = Vec::new();
-    if let (Some((layer, names)), false) = (&head, head_differs.is_empty()) {
-        for n in names {
-            matched.remove(n);
-        }
+    for (head, k) in &heads {
         lines.push(format!(
-            "the head `{layer}` is initialized afresh, because its shapes differ from the file's: {}",
-            head_differs.join("; ")
+            "`{head}` scores {k} classes in the file and {} in the network: initialized afresh, as a new classifier head",
+            N::CLASSES
         ));
     }
     if matched.is_empty() {
@@ -173,9 +192,9 @@ pub(crate) fn load<N: Network>(
     let mut missing = Vec::new();
     let (mut loaded_params, mut loaded_state) = (0, 0);
     for (name, _) in N::SHAPES.iter().chain(N::STATE_SHAPES) {
-        let is_param = ours[name].1;
+        let is_param = ours[name];
         let Some(raw) = matched.get(name) else {
-            if !in_head(name) || head_differs.is_empty() {
+            if !in_head(name) {
                 missing.push(name.to_string());
             }
             continue;
@@ -306,16 +325,6 @@ mod tests {
         r.parse().unwrap()
     }
 
-    #[test]
-    fn the_head_is_the_last_drawn_layer_and_what_follows() {
-        let (layer, names) = head::<Tiny>().unwrap();
-        assert_eq!((layer, names), ("fc", vec!["fc.weight", "fc.bias"]));
-        assert_eq!(
-            (super::layer("c1.0.weight"), super::layer("fc")),
-            ("c1.0", "fc")
-        );
-    }
-
     /// A PyTorch `state_dict` with a prefix, its batch counter and a layer the network does
     /// not have: loaded by name after --rename, the counter unsaid, the extra layer ignored.
     #[test]
@@ -411,15 +420,15 @@ mod tests {
         assert_eq!(p.0[4][0], 70.0);
     }
 
-    /// The head of another size (weights of a 5-class network) is initialized afresh with
-    /// a note; anywhere else, a shape that differs is refused with both shapes.
+    /// A head for another number of classes (weights of a 5-class network) is initialized
+    /// afresh with a note; any other shape that differs is refused with both shapes.
     #[test]
-    fn only_the_head_may_change_shape() {
+    fn only_a_classifier_head_may_change_shape() {
         let path = file("five.safetensors", &tiny("", 5), &[]);
         let (lines, p, _) = run(&path, &[]).unwrap();
         assert_eq!(
             lines[1],
-            "the head `fc` is initialized afresh, because its shapes differ from the file's: `fc.weight` is [5, 8] in the file and [3, 8] in the network; `fc.bias` is [5] in the file and [3] in the network"
+            "`fc` scores 5 classes in the file and 3 in the network: initialized afresh, as a new classifier head"
         );
         assert!(lines[0].contains(": 4 of 6 parameters"), "{lines:?}");
         assert_eq!(lines.len(), 2, "the head is not listed again: {lines:?}");
@@ -427,13 +436,15 @@ mod tests {
         assert_eq!(p.0[5], Tiny::start().0[5]);
         assert_eq!(p.0[0][0], 10.0);
 
-        let mut entries = tiny("", 3);
+        let mut entries = tiny("", 5);
         entries[1] = f32s("c1.0.bias", &[4], 0.0);
         entries[2] = f32s("bn.weight", &[1, 2], 0.0);
+        // A head over other features is not a new head over the same trunk.
+        entries[6] = f32s("fc.weight", &[5, 9], 0.0);
         let path = file("wide.safetensors", &entries, &[]);
         let e = run(&path, &[]).unwrap_err();
         assert!(
-            e.contains(": `c1.0.bias` is [4] in the file and [2] in the network; `bn.weight` is [1, 2] in the file and [2] in the network\n  help: only the network's head may change shape"),
+            e.contains(": `c1.0.bias` is [4] in the file and [2] in the network; `bn.weight` is [1, 2] in the file and [2] in the network; `fc.weight` is [5, 9] in the file and [3, 8] in the network; `fc.bias` is [5] in the file and [3] in the network\n  help: only a classifier head may differ, in its number of classes"),
             "{e}"
         );
     }
@@ -465,6 +476,8 @@ mod tests {
             "{e}"
         );
         std::fs::remove_file(&bad).unwrap();
+        let e = run(&std::env::temp_dir(), &[]).unwrap_err();
+        assert!(e.ends_with(": not a file"), "{e}");
         let e = run(Path::new("/no/such/w.safetensors"), &[]).unwrap_err();
         assert!(
             e.starts_with("--init-from /no/such/w.safetensors: cannot read it: "),
