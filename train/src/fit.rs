@@ -258,6 +258,11 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     };
     // Fine-tuning: the frozen set (a resumed run's own), checked before a file is read.
     let frozen = freeze::frozen::<N>(&settings.freeze)?;
+    // A frozen parameter has no optimizer state, even resumed from an earlier trainer's
+    // checkpoint that did not record a frozen set (`--freeze` then decides it).
+    for (st, _) in run.opt.iter_mut().zip(&frozen).filter(|(_, &f)| f) {
+        *st = Default::default();
+    }
     if let Some(from) = &flags.init_from {
         let lines = init_from::load::<N>(from, &settings.rename, &mut run.params, &mut run.state)?;
         for line in lines {

@@ -285,8 +285,6 @@ mod tests {
 
     /// The file `name` in a temporary folder, of `entries` and `meta`.
     fn file(name: &str, entries: &[Entry], meta: &[(&str, &str)]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("netc-init-from-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         let views: Vec<(&str, TensorView)> = entries
             .iter()
             .map(|(n, d, s, b)| (*n, TensorView::new(*d, s.clone(), b).unwrap()))
@@ -295,7 +293,8 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let path = dir.join(name);
+        let path =
+            std::env::temp_dir().join(format!("netc-init-from-{}-{name}", std::process::id()));
         std::fs::write(&path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
         path
     }
@@ -363,6 +362,7 @@ mod tests {
                 && e.contains("help: --rename FROM=TO"),
             "{e}"
         );
+        std::fs::remove_file(&path).unwrap();
     }
 
     /// Rules apply once, the first whose prefix begins the name, in the order given.
@@ -397,6 +397,7 @@ mod tests {
             e.contains("`a.fc.bias` and `b.fc.bias` both become `fc.bias` after --rename"),
             "{e}"
         );
+        std::fs::remove_file(&path).unwrap();
     }
 
     /// A netc checkpoint: its optimizer state and metadata are ignored, with a note.
@@ -418,6 +419,7 @@ mod tests {
             "ignored: the checkpoint's optimizer state (2 tensors); this run starts its own"
         );
         assert_eq!(p.0[4][0], 70.0);
+        std::fs::remove_file(&path).unwrap();
     }
 
     /// A head for another number of classes (weights of a 5-class network) is initialized
@@ -441,12 +443,14 @@ mod tests {
         entries[2] = f32s("bn.weight", &[1, 2], 0.0);
         // A head over other features is not a new head over the same trunk.
         entries[6] = f32s("fc.weight", &[5, 9], 0.0);
+        std::fs::remove_file(&path).unwrap();
         let path = file("wide.safetensors", &entries, &[]);
         let e = run(&path, &[]).unwrap_err();
         assert!(
             e.contains(": `c1.0.bias` is [4] in the file and [2] in the network; `bn.weight` is [1, 2] in the file and [2] in the network; `fc.weight` is [5, 9] in the file and [3, 8] in the network; `fc.bias` is [5] in the file and [3] in the network\n  help: only a classifier head may differ, in its number of classes"),
             "{e}"
         );
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
@@ -461,6 +465,7 @@ mod tests {
         );
         let mut entries = tiny("", 3);
         entries[3].3[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
+        std::fs::remove_file(&path).unwrap();
         let path = file("nan.safetensors", &entries, &[]);
         let e = run(&path, &[]).unwrap_err();
         assert!(e.contains("`bn.bias` holds NaN at index 1"), "{e}");
@@ -483,5 +488,6 @@ mod tests {
             e.starts_with("--init-from /no/such/w.safetensors: cannot read it: "),
             "{e}"
         );
+        std::fs::remove_file(&path).unwrap();
     }
 }
