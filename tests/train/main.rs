@@ -6,6 +6,7 @@ mod common;
 mod ctrl_c;
 mod dropout;
 mod faults;
+mod finetune;
 
 use common::*;
 use std::process::Command;

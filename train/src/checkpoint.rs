@@ -16,7 +16,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
 use crate::settings::Settings;
-use crate::{files, rt, MidEpoch, Network, Run};
+use crate::{files, freeze, rt, MidEpoch, Network, Run};
 
 /// Epochs and steps past these are no run's: a tampered checkpoint.
 const MAX_EPOCH: u64 = 1 << 32;
@@ -253,16 +253,25 @@ pub fn load<N: Network>(path: &Path) -> Result<Loaded<N>, String> {
     let step = number("step", MAX_STEP)?;
     // Which optimizer state every parameter has after its first step.
     let needs = &["m", "v"][..settings.as_ref().map_or(0, |s| s.optimizer.moments())];
+    // The parameters the run keeps fixed (`--freeze`), which take no steps.
+    let frozen = match &settings {
+        Some(s) => freeze::frozen::<N>(&s.freeze).map_err(corrupt)?,
+        None => vec![false; N::SHAPES.len()],
+    };
     let mut opt = Vec::new();
-    for (name, shape) in N::SHAPES {
+    for ((name, shape), &fixed) in N::SHAPES.iter().zip(&frozen) {
         let len: usize = shape.iter().product();
-        // Every optimizer step updates every parameter.
+        // Every optimizer step updates every parameter but the frozen ones.
         let key = format!("optimizer.step.{name}");
         let st_step = number(&key, step)?;
-        if st_step != step {
-            return Err(corrupt(format!(
-                "`{key}` is {st_step}, but the run has taken {step} steps"
-            )));
+        let want = if fixed { 0 } else { step };
+        if st_step != want {
+            let why = if fixed {
+                "it is frozen".to_string()
+            } else {
+                format!("the run has taken {step} steps")
+            };
+            return Err(corrupt(format!("`{key}` is {st_step}, but {why}")));
         }
         let mut st = rt::optim::OptState {
             step: st_step,
@@ -271,6 +280,11 @@ pub fn load<N: Network>(path: &Path) -> Result<Loaded<N>, String> {
         for (kind, v) in [("m", &mut st.m), ("v", &mut st.v)] {
             let key = format!("optimizer.{kind}.{name}");
             if file.tensor(&key).is_ok() {
+                if fixed {
+                    return Err(corrupt(format!(
+                        "`{key}` is the optimizer state of a frozen parameter"
+                    )));
+                }
                 v.resize(len, 0.0);
                 read(&key, shape, v)?;
                 expected.insert(key);
@@ -356,6 +370,55 @@ fn optional<T: std::str::FromStr + Default>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mock::Tiny;
+
+    /// A run with frozen parameters saves no optimizer state for them and a step count of
+    /// 0, and loads back as it was; the same file read as a run without them is refused.
+    #[test]
+    fn frozen_parameters_round_trip_without_optimizer_state() {
+        let dir = std::env::temp_dir().join(format!("netc-ckpt-frozen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let flags = crate::config::tests::flags(&["--freeze", "c1", "--weight-decay", "0.1"]);
+        let settings = Settings::new(&flags, &Tiny::DEFAULTS).unwrap();
+        let frozen = freeze::frozen::<Tiny>(&settings.freeze).unwrap();
+        let mut run = Run::<Tiny> {
+            params: Tiny::start(),
+            state: Tiny::state(),
+            opt: vec![Default::default(); Tiny::SHAPES.len()],
+            epoch: 1,
+            mid_epoch: None,
+            step: 2,
+            rng: rt::rng::Rng::new(1),
+        };
+        let g = Tiny::start();
+        for _ in 0..2 {
+            freeze::step::<Tiny>(
+                &settings.optimizer,
+                &mut run.params,
+                &g,
+                &mut run.opt,
+                &frozen,
+            );
+        }
+        let path = save::<Tiny>(&run, &settings, &dir).unwrap();
+        let loaded = load::<Tiny>(&path).unwrap();
+        assert_eq!(loaded.run.params, run.params);
+        assert_eq!(loaded.run.opt, run.opt);
+        assert_eq!((loaded.run.opt[0].step, loaded.run.opt[4].step), (0, 2));
+        assert_eq!(loaded.settings, Some(settings.clone()));
+        // The same tensors under a run that froze nothing: the counts disagree.
+        let unfrozen = Settings {
+            freeze: Vec::new(),
+            ..settings
+        };
+        let path = save::<Tiny>(&run, &unfrozen, &dir).unwrap();
+        let e = load::<Tiny>(&path).err().unwrap();
+        assert!(
+            e.contains("`optimizer.step.c1.0.weight` is 0, but the run has taken 2 steps"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn names_count_the_epoch_a_checkpoint_was_written_in() {

@@ -276,6 +276,69 @@ pub struct Flags {
     /// Print nothing but errors
     #[arg(long)]
     pub quiet: bool,
+    /// Fine-tuning: start from the parameters and batchnorm statistics of this safetensors
+    /// file (a PyTorch state_dict, a netc checkpoint, or plain weights), matched by name
+    /// after --rename; the network's parameters it lacks keep their fresh initialization. A
+    /// shape that differs is an error, except in a classifier head for another number of
+    /// classes (a layer whose weight is [CLASSES, ...] here and [K, ...] in the file, the
+    /// rest alike), which is then initialized afresh with a note
+    #[arg(long, value_name = "W.safetensors")]
+    pub init_from: Option<PathBuf>,
+    /// Rewrite the names of --init-from's file before matching: a name starting with FROM
+    /// starts with TO instead ('model.=' strips `model.`, 'fc.=logits.' renames a layer).
+    /// Repeatable; the first rule whose FROM begins a name applies, in the order given
+    #[arg(long, value_name = "FROM=TO")]
+    pub rename: Vec<Rename>,
+    /// Keep the parameters of the layers under this path fixed (`c1` is `c1.0.weight`,
+    /// `c1.0.bias`, ..., not `c10`): no optimizer step, no optimizer state, no weight decay.
+    /// Batchnorm running statistics still update in training, as in PyTorch with
+    /// requires_grad=False. Repeatable; a path matching no parameter is an error
+    #[arg(long, value_name = "PATH")]
+    pub freeze: Vec<String>,
+}
+
+/// One `--rename FROM=TO` rule: a name that starts with `from` starts with `to` instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rename {
+    pub from: String,
+    pub to: String,
+}
+
+impl Rename {
+    /// `name` rewritten by the first of `rules` whose `from` begins it (unchanged if none
+    /// does).
+    pub fn apply(rules: &[Rename], name: &str) -> String {
+        rules
+            .iter()
+            .find_map(|r| {
+                name.strip_prefix(r.from.as_str())
+                    .map(|rest| format!("{}{rest}", r.to))
+            })
+            .unwrap_or_else(|| name.to_string())
+    }
+}
+
+impl FromStr for Rename {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Rename, String> {
+        match s.split_once('=') {
+            Some((from, to)) => Ok(Rename {
+                from: from.into(),
+                to: to.into(),
+            }),
+            None => Err(format!(
+                "`{s}` has no `=`\n  help: --rename takes FROM=TO, a prefix and its replacement: 'model.=' strips `model.`, 'fc.=logits.' renames `fc.weight` to `logits.weight`"
+            )),
+        }
+    }
+}
+
+/// The form `--rename` takes, which parses back to the same rule.
+impl std::fmt::Display for Rename {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.from, self.to)
+    }
 }
 
 impl Flags {
@@ -305,6 +368,17 @@ impl Flags {
             plot: self.plot.or(d.plot),
             eval: self.eval.or(d.eval),
             quiet: self.quiet || d.quiet,
+            init_from: self.init_from.or(d.init_from),
+            rename: if self.rename.is_empty() {
+                d.rename
+            } else {
+                self.rename
+            },
+            freeze: if self.freeze.is_empty() {
+                d.freeze
+            } else {
+                self.freeze
+            },
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::eval::{evaluate, hits, scoring_workspace, scoring_workspace_bytes, Scores};
 use crate::files::say as print_line;
 use crate::settings::Settings;
-use crate::{checkpoint, ctrl_c, files, metrics, plot, rt, rundir};
+use crate::{checkpoint, ctrl_c, files, freeze, init_from, metrics, plot, rt, rundir};
 use crate::{Epoch, Flags, MidEpoch, Network, Run, Trained};
 use rt::data::{Dataset, Source};
 use rt::memory;
@@ -184,6 +184,7 @@ fn report<N: Network>(what: &str, set: &Dataset, sc: Scores) -> String {
 /// Trains `N` as `flags` say; the error is the message for the user.
 pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
     let d = N::DEFAULTS;
+    Settings::check_fine_tuning(flags)?;
     threads(flags)?;
     let paths = Paths::of::<N>(flags);
     if let Some(path) = &flags.eval {
@@ -255,6 +256,22 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
             (run, settings, None)
         }
     };
+    // Fine-tuning: the frozen set (a resumed run's own), checked before a file is read.
+    let frozen = freeze::frozen::<N>(&settings.freeze)?;
+    // A frozen parameter has no optimizer state, even resumed from an earlier trainer's
+    // checkpoint that did not record a frozen set (`--freeze` then decides it).
+    for (st, _) in run.opt.iter_mut().zip(&frozen).filter(|(_, &f)| f) {
+        *st = Default::default();
+    }
+    if let Some(from) = &flags.init_from {
+        let lines = init_from::load::<N>(from, &settings.rename, &mut run.params, &mut run.state)?;
+        for line in lines {
+            say(format!("{}: {line}", N::NAME));
+        }
+    }
+    if let Some(line) = freeze::describe::<N>(&frozen) {
+        say(format!("{}: {line}", N::NAME));
+    }
     let (epochs, batch) = (settings.epochs, settings.batch);
     if run.epoch >= epochs {
         say(format!(
@@ -416,12 +433,7 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
                 let why = format!("the gradient of `{name}` is not finite");
                 return Err(non_finite(epoch, step, &why, last_good.as_deref()));
             }
-            for ((name, _), st) in N::SHAPES.iter().zip(run.opt.iter_mut()) {
-                let grad = N::param(&g, name).expect("every listed gradient exists");
-                let param =
-                    N::param_mut(&mut run.params, name).expect("every listed parameter exists");
-                opt_now.step(param, grad, st);
-            }
+            freeze::step::<N>(&opt_now, &mut run.params, &g, &mut run.opt, &frozen);
             run.step += 1;
             loss_sum += loss as f64;
             let norms: Vec<f64> = layers

@@ -1,10 +1,10 @@
 //! netc-train: the training loop of the binaries `netc build` writes and `netc train` runs.
 //! A generated network plugs in through [`Network`] (its `main.rs` implements it over the
 //! generated module); [`main`] parses the trainer's flags, with the network's `train { }`
-//! section as defaults, loads and checks the data, and trains: seeded initialization,
-//! shuffled minibatches, dropout masks seeded per step, SGD with momentum, and a validation
-//! pass (which never drops) after every epoch, with a progress line now and then and a
-//! summary per epoch.
+//! section as defaults, loads and checks the data, and trains: seeded initialization (or,
+//! fine-tuning, a file's weights by name, some layers frozen), shuffled minibatches, dropout
+//! masks seeded per step, SGD with momentum, and a validation pass (which never drops) after
+//! every epoch, with a progress line now and then and a summary per epoch.
 
 mod checkpoint;
 mod config;
@@ -12,13 +12,17 @@ mod ctrl_c;
 mod eval;
 pub mod files;
 mod fit;
+mod freeze;
+mod init_from;
 mod metrics;
+#[cfg(test)]
+mod mock;
 mod plot;
 mod rundir;
 mod settings;
 mod trainer;
 
-pub use config::{Defaults, Flags, Optimizer, Schedule};
+pub use config::{Defaults, Flags, Optimizer, Rename, Schedule};
 pub use eval::{evaluate, Scores};
 pub use trainer::Trainer;
 

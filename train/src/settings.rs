@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::{rt, Defaults, Flags, Optimizer, Schedule};
+use crate::{rt, Defaults, Flags, Optimizer, Rename, Schedule};
 
 /// The settings that make a run what it is.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,6 +20,14 @@ pub struct Settings {
     pub val_split: f64,
     pub optimizer: Optimizer,
     pub schedule: Schedule,
+    /// The layer paths `--freeze` keeps fixed, sorted, each once: a resumed run keeps the
+    /// frozen set it started with.
+    pub freeze: Vec<String>,
+    /// Where a fine-tuned run's first weights came from (`--init-from`) and the `--rename`
+    /// rules they were matched by: a record, which a resumed run keeps (its checkpoint has
+    /// the weights).
+    pub init_from: Option<String>,
+    pub rename: Vec<Rename>,
 }
 
 /// The metadata key of a setting in a checkpoint.
@@ -40,7 +48,18 @@ impl Settings {
             val_split: flags.val_split.unwrap_or(0.1),
             optimizer: d.optimizer.with(flags)?,
             schedule,
+            freeze: {
+                let mut f = flags.freeze.clone();
+                f.sort();
+                f.dedup();
+                f
+            },
+            init_from: flags.init_from.as_ref().map(|p| p.display().to_string()),
+            rename: flags.rename.clone(),
         };
+        if !s.rename.is_empty() && s.init_from.is_none() {
+            return Err("--rename rewrites the names of --init-from's file, and no --init-from is given\n  help: add --init-from W.safetensors, or drop --rename".into());
+        }
         if s.batch == 0 {
             return Err("--batch must be at least 1".into());
         }
@@ -48,6 +67,19 @@ impl Settings {
             return Err("--epochs must be at least 1\n  help: --eval PATH scores a checkpoint without training".into());
         }
         Ok(s)
+    }
+
+    /// Refuses the fine-tuning flags where they cannot apply: `--init-from` with `--resume`
+    /// (the checkpoint has the run's weights) and with `--eval` (which trains nothing), and
+    /// `--freeze` with `--eval`.
+    pub fn check_fine_tuning(flags: &Flags) -> Result<(), String> {
+        if flags.init_from.is_some() && flags.resume.is_some() {
+            return Err("--init-from starts a new run from a file's weights, and --resume continues a run whose checkpoint has its own\n  help: drop --init-from to resume (the run keeps its --freeze), or drop --resume to start fine-tuning afresh".into());
+        }
+        if flags.eval.is_some() && (flags.init_from.is_some() || !flags.freeze.is_empty()) {
+            return Err("--eval scores a checkpoint and trains nothing, so --init-from and --freeze do not apply\n  help: drop them, or drop --eval to fine-tune".into());
+        }
+        Ok(())
     }
 
     /// The settings of a resumed run: `stored` (its checkpoint's), with `--epochs` from the
@@ -97,6 +129,16 @@ impl Settings {
             stored.schedule.to_string(),
             wanted.schedule.to_string(),
         );
+        let paths = |f: &[String]| match f {
+            [] => "none frozen".to_string(),
+            f => f.join(","),
+        };
+        differs(
+            "--freeze",
+            !flags.freeze.is_empty(),
+            paths(&stored.freeze),
+            paths(&wanted.freeze),
+        );
         let optimizer_flags = flags.optimizer.is_some()
             || flags.lr.is_some()
             || flags.momentum.is_some()
@@ -132,6 +174,20 @@ impl Settings {
         put("seed", self.seed.to_string());
         put("val_split", self.val_split.to_string());
         put("schedule", self.schedule.to_string());
+        // Lists as JSON arrays of strings: a path or a rule may hold any character.
+        let list = |v: Vec<String>| serde_json::Value::from(v).to_string();
+        if !self.freeze.is_empty() {
+            put("freeze", list(self.freeze.clone()));
+        }
+        if let Some(from) = &self.init_from {
+            put("init_from", from.clone());
+        }
+        if !self.rename.is_empty() {
+            put(
+                "rename",
+                list(self.rename.iter().map(|r| r.to_string()).collect()),
+            );
+        }
         match self.optimizer {
             Optimizer::Sgd(o) => {
                 put("optimizer", "sgd".into());
@@ -194,6 +250,20 @@ impl Settings {
             }),
             other => return Err(format!("`{PREFIX}optimizer` is unknown ({other:?})")),
         };
+        // A list absent is empty (a checkpoint of a run without one, or of an earlier
+        // trainer).
+        let list = |k: &str| -> Result<Vec<String>, String> {
+            meta.get(&format!("{PREFIX}{k}"))
+                .map_or(Ok(Vec::new()), |v| {
+                    serde_json::from_str(v)
+                        .map_err(|_| format!("`{PREFIX}{k}` is malformed ({v:?})"))
+                })
+        };
+        let rename = list("rename")?
+            .iter()
+            .map(|r| r.parse::<Rename>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("`{PREFIX}rename` is malformed"))?;
         let s = Settings {
             data: meta.get(&format!("{PREFIX}data")).cloned(),
             epochs: num("epochs", get("epochs")?)?,
@@ -202,6 +272,9 @@ impl Settings {
             val_split: num("val_split", get("val_split")?)?,
             optimizer,
             schedule: get("schedule")?.parse()?,
+            freeze: list("freeze")?,
+            init_from: meta.get(&format!("{PREFIX}init_from")).cloned(),
+            rename,
         };
         if s.batch == 0 || !(0.0..1.0).contains(&s.val_split) {
             return Err(format!(
@@ -246,6 +319,18 @@ mod tests {
                 "0.25",
             ],
             &["--schedule", "cosine", "--batch", "3"],
+            &[
+                "--init-from",
+                "w.safetensors",
+                "--rename",
+                "model.=",
+                "--rename",
+                "a,\"b=c",
+                "--freeze",
+                "f5",
+                "--freeze",
+                "c1",
+            ],
         ] {
             let s = Settings::new(&flags(args), &defaults()).unwrap();
             let mut meta = HashMap::new();
@@ -278,5 +363,52 @@ mod tests {
         assert!(e.contains("sgd(lr=0.1"), "{e}");
         let e = Settings::resumed(started, &flags(&["--val-split", "0.2"]), &d).unwrap_err();
         assert!(e.contains("--val-split 0.2 (the run has 0.1)"), "{e}");
+    }
+
+    /// A resumed run keeps the frozen set it started with, refuses another, and refuses
+    /// --init-from; --rename needs --init-from.
+    #[test]
+    fn a_resumed_run_keeps_its_frozen_set() {
+        let d = defaults();
+        let started = Settings::new(
+            &flags(&[
+                "--init-from",
+                "w.safetensors",
+                "--freeze",
+                "c3",
+                "--freeze",
+                "c1",
+                "--freeze",
+                "c1",
+            ]),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(started.freeze, ["c1", "c3"]);
+        let bare = Settings::resumed(started.clone(), &flags(&[]), &d).unwrap();
+        assert_eq!(bare, started);
+        let same = flags(&["--freeze", "c1", "--freeze", "c3"]);
+        assert_eq!(
+            Settings::resumed(started.clone(), &same, &d).unwrap(),
+            started
+        );
+        let e = Settings::resumed(started.clone(), &flags(&["--freeze", "c1"]), &d).unwrap_err();
+        assert!(e.contains("--freeze c1 (the run has c1,c3)"), "{e}");
+        let plain = Settings::new(&flags(&[]), &d).unwrap();
+        let e = Settings::resumed(plain, &flags(&["--freeze", "c1"]), &d).unwrap_err();
+        assert!(e.contains("--freeze c1 (the run has none frozen)"), "{e}");
+
+        let e = Settings::check_fine_tuning(&flags(&["--init-from", "w.safetensors", "--resume"]))
+            .unwrap_err();
+        assert!(e.starts_with("--init-from starts a new run"), "{e}");
+        let e = Settings::check_fine_tuning(&flags(&["--eval", "c.safetensors", "--freeze", "c1"]))
+            .unwrap_err();
+        assert!(e.starts_with("--eval scores a checkpoint"), "{e}");
+        assert!(Settings::check_fine_tuning(&flags(&["--resume", "--freeze", "c1"])).is_ok());
+        let e = Settings::new(&flags(&["--rename", "a=b"]), &d).unwrap_err();
+        assert!(
+            e.starts_with("--rename rewrites the names of --init-from's file"),
+            "{e}"
+        );
     }
 }

@@ -187,6 +187,29 @@ impl<N: Network> Trainer<N> {
         self
     }
 
+    /// Fine-tuning: the first parameters and batchnorm statistics from a safetensors file,
+    /// by name (`--init-from`).
+    pub fn init_from(mut self, path: impl Into<PathBuf>) -> Self {
+        self.flags.init_from = Some(path.into());
+        self
+    }
+
+    /// A rule of `--rename`: the names of the `init_from` file that start with `from` start
+    /// with `to` instead. Rules apply in the order added; the first that matches wins.
+    pub fn rename(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
+        self.flags.rename.push(crate::Rename {
+            from: from.into(),
+            to: to.into(),
+        });
+        self
+    }
+
+    /// Keep the parameters under the layer path `path` fixed (`--freeze`).
+    pub fn freeze(mut self, path: impl Into<String>) -> Self {
+        self.flags.freeze.push(path.into());
+        self
+    }
+
     /// Print nothing but errors.
     pub fn quiet(mut self, on: bool) -> Self {
         self.flags.quiet = on;
