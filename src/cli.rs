@@ -399,9 +399,7 @@ impl Command {
             } => (skip_pass, &allow.allow, *conv_algo),
             Command::Graph { allow, .. }
             | Command::Predict { allow, .. }
-            | Command::Export { allow, .. } => {
-                (&[], &allow.allow, ConvAlgo::Auto)
-            }
+            | Command::Export { allow, .. } => (&[], &allow.allow, ConvAlgo::Auto),
             Command::Cache { .. } | Command::Import { .. } => (&[], &[], ConvAlgo::Auto),
             Command::Emit { skip, allow, .. }
             | Command::Build { skip, allow, .. }

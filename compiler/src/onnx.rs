@@ -73,7 +73,9 @@ impl OnnxCx<'_> {
 
     fn initializer(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
         if self.out.names.insert(name.to_string()) {
-            self.out.initializers.push(onnx::tensor_f32(name, dims, data));
+            self.out
+                .initializers
+                .push(onnx::tensor_f32(name, dims, data));
         }
         name.to_string()
     }

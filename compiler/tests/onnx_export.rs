@@ -75,7 +75,13 @@ fn params(g: &Graph) -> Params {
                     Init::Const(c) => (f * 0.2 + c as f64) as f32,
                 })
                 .collect();
-            (name, Tensor { shape: d.shape, data })
+            (
+                name,
+                Tensor {
+                    shape: d.shape,
+                    data,
+                },
+            )
         })
         .collect()
 }
@@ -85,7 +91,10 @@ fn feed(g: &Graph) -> Feed {
     let mut feed = Feed::default();
     for (pos, (name, n)) in g.inputs.iter().enumerate() {
         let node = g.node(*n);
-        if !matches!(node.op, netc_compiler::ops::Op::Input(netc_compiler::ops::InputKind::Tensor)) {
+        if !matches!(
+            node.op,
+            netc_compiler::ops::Op::Input(netc_compiler::ops::InputKind::Tensor)
+        ) {
             continue;
         }
         let mut shape = vec![BATCH];
@@ -148,7 +157,11 @@ fn every_example_exports_and_onnxruntime_computes_what_netc_does() {
                 "{} {name}: netc and onnxruntime differ by {dev:e} (outputs up to {scale:e})",
                 g.name
             );
-            eprintln!("{file} {} {name}: deviation {:.1e} of {scale:.1e}", g.name, dev / scale, );
+            eprintln!(
+                "{file} {} {name}: deviation {:.1e} of {scale:.1e}",
+                g.name,
+                dev / scale,
+            );
         }
         checked += 1;
     }
@@ -160,14 +173,22 @@ fn every_example_exports_and_onnxruntime_computes_what_netc_does() {
 fn the_exported_networks_use_every_op() {
     let used: std::collections::BTreeSet<&str> = networks()
         .iter()
-        .flat_map(|(_, g)| g.nodes().into_iter().map(|n| g.node(n).op.name()).collect::<Vec<_>>())
+        .flat_map(|(_, g)| {
+            g.nodes()
+                .into_iter()
+                .map(|n| g.node(n).op.name())
+                .collect::<Vec<_>>()
+        })
         .collect();
     let missing: Vec<&str> = netc_compiler::ops::all()
         .iter()
         .map(|s| s.name)
         .filter(|n| !used.contains(n))
         .collect();
-    assert!(missing.is_empty(), "no exported network uses {missing:?}: add them to ops.net");
+    assert!(
+        missing.is_empty(),
+        "no exported network uses {missing:?}: add them to ops.net"
+    );
 }
 
 /// For the fixture script: every network's model and inputs, written to `$NETC_ONNX_OUT`.
@@ -186,9 +207,16 @@ fn write_models() {
             let bytes: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
             let bin = format!("{}.{name}.f32", g.name);
             std::fs::write(dir.join(&bin), bytes).unwrap();
-            inputs.insert(name.clone(), serde_json::json!({ "shape": t.shape, "file": bin }));
+            inputs.insert(
+                name.clone(),
+                serde_json::json!({ "shape": t.shape, "file": bin }),
+            );
         }
         let manifest = serde_json::json!({ "file": file, "network": g.name, "inputs": inputs });
-        std::fs::write(dir.join(format!("{}.inputs.json", g.name)), manifest.to_string()).unwrap();
+        std::fs::write(
+            dir.join(format!("{}.inputs.json", g.name)),
+            manifest.to_string(),
+        )
+        .unwrap();
     }
 }

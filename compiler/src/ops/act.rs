@@ -12,12 +12,12 @@ use serde_json::{json, Map, Value as Json};
 use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
-use super::{object, Op, OpError, OpKind, Reads};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
+use super::{object, Op, OpError, OpKind, Reads};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use netc_onnx::build as onnx;
 
 /// A pointwise function and its arguments.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -326,14 +326,16 @@ impl OpKind for Act {
 /// PyTorch's decomposition where it does not (SiLU, Mish, GELU), and `Clip` for the clamps.
 fn onnx_act(f: ActFn, cx: &mut OnnxCx) {
     let (x, y) = cx.io();
-    let one = |cx: &mut OnnxCx, op: &str, attrs| cx.node(op, &[x.clone()], &[y.clone()], attrs);
+    let one = |cx: &mut OnnxCx, op: &str, attrs| cx.node(op, &[&x], &[&y], attrs);
     match f {
         ActFn::Relu => one(cx, "Relu", vec![]),
         ActFn::Sigmoid => one(cx, "Sigmoid", vec![]),
         ActFn::Tanh => one(cx, "Tanh", vec![]),
-        ActFn::LeakyRelu { slope } => {
-            one(cx, "LeakyRelu", vec![onnx::attr_float("alpha", slope as f32)])
-        }
+        ActFn::LeakyRelu { slope } => one(
+            cx,
+            "LeakyRelu",
+            vec![onnx::attr_float("alpha", slope as f32)],
+        ),
         ActFn::Elu { alpha } => one(cx, "Elu", vec![onnx::attr_float("alpha", alpha as f32)]),
         ActFn::Hardswish => one(cx, "HardSwish", vec![]),
         ActFn::Hardsigmoid => one(
@@ -348,13 +350,13 @@ fn onnx_act(f: ActFn, cx: &mut OnnxCx) {
         ActFn::Hardtanh { min, max } => clip(cx, min as f32, max as f32),
         ActFn::Silu => {
             let s = cx.tmp("sigmoid");
-            cx.node("Sigmoid", &[x.clone()], &[s.clone()], vec![]);
+            cx.node("Sigmoid", &[&x], &[&s], vec![]);
             cx.node("Mul", &[x, s], &[y], vec![]);
         }
         ActFn::Mish => {
             let [sp, t] = ["softplus", "tanh"].map(|l| cx.tmp(l));
-            cx.node("Softplus", &[x.clone()], &[sp.clone()], vec![]);
-            cx.node("Tanh", &[sp], &[t.clone()], vec![]);
+            cx.node("Softplus", &[&x], &[&sp], vec![]);
+            cx.node("Tanh", &[sp], &[&t], vec![]);
             cx.node("Mul", &[x, t], &[y], vec![]);
         }
         ActFn::Gelu { tanh: false } => {
@@ -363,28 +365,41 @@ fn onnx_act(f: ActFn, cx: &mut OnnxCx) {
             let one = cx.f32s("one", &[], &[1.0]);
             let half = cx.f32s("half", &[], &[0.5]);
             let t = ["scaled", "erf", "plus_one", "times_x"].map(|l| cx.tmp(l));
-            cx.node("Div", &[x.clone(), sqrt2], &[t[0].clone()], vec![]);
-            cx.node("Erf", &[t[0].clone()], &[t[1].clone()], vec![]);
-            cx.node("Add", &[t[1].clone(), one], &[t[2].clone()], vec![]);
-            cx.node("Mul", &[x, t[2].clone()], &[t[3].clone()], vec![]);
+            cx.node("Div", &[x.clone(), sqrt2], &[&t[0]], vec![]);
+            cx.node("Erf", &[&t[0]], &[&t[1]], vec![]);
+            cx.node("Add", &[t[1].clone(), one], &[&t[2]], vec![]);
+            cx.node("Mul", &[x, t[2].clone()], &[&t[3]], vec![]);
             cx.node("Mul", &[t[3].clone(), half], &[y], vec![]);
         }
         ActFn::Gelu { tanh: true } => {
             // x · ½ (1 + tanh(√(2/π) (x + 0.044715 x³)))
             let c = cx.f32s("cubic", &[], &[0.044715]);
-            let k = cx.f32s("sqrt_2_over_pi", &[], &[(2.0 / std::f64::consts::PI).sqrt() as f32]);
+            let k = cx.f32s(
+                "sqrt_2_over_pi",
+                &[],
+                &[(2.0 / std::f64::consts::PI).sqrt() as f32],
+            );
             let one = cx.f32s("one", &[], &[1.0]);
             let half = cx.f32s("half", &[], &[0.5]);
-            let t = ["square", "cube", "cubic_term", "inner", "scaled", "tanh", "plus_one", "times_x"]
-                .map(|l| cx.tmp(l));
-            cx.node("Mul", &[x.clone(), x.clone()], &[t[0].clone()], vec![]);
-            cx.node("Mul", &[t[0].clone(), x.clone()], &[t[1].clone()], vec![]);
-            cx.node("Mul", &[t[1].clone(), c], &[t[2].clone()], vec![]);
-            cx.node("Add", &[x.clone(), t[2].clone()], &[t[3].clone()], vec![]);
-            cx.node("Mul", &[t[3].clone(), k], &[t[4].clone()], vec![]);
-            cx.node("Tanh", &[t[4].clone()], &[t[5].clone()], vec![]);
-            cx.node("Add", &[t[5].clone(), one], &[t[6].clone()], vec![]);
-            cx.node("Mul", &[x, t[6].clone()], &[t[7].clone()], vec![]);
+            let t = [
+                "square",
+                "cube",
+                "cubic_term",
+                "inner",
+                "scaled",
+                "tanh",
+                "plus_one",
+                "times_x",
+            ]
+            .map(|l| cx.tmp(l));
+            cx.node("Mul", &[x.clone(), x.clone()], &[&t[0]], vec![]);
+            cx.node("Mul", &[t[0].clone(), x.clone()], &[&t[1]], vec![]);
+            cx.node("Mul", &[t[1].clone(), c], &[&t[2]], vec![]);
+            cx.node("Add", &[x.clone(), t[2].clone()], &[&t[3]], vec![]);
+            cx.node("Mul", &[t[3].clone(), k], &[&t[4]], vec![]);
+            cx.node("Tanh", &[&t[4]], &[&t[5]], vec![]);
+            cx.node("Add", &[t[5].clone(), one], &[&t[6]], vec![]);
+            cx.node("Mul", &[x, t[6].clone()], &[&t[7]], vec![]);
             cx.node("Mul", &[t[7].clone(), half], &[y], vec![]);
         }
     }

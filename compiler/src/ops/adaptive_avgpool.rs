@@ -11,12 +11,12 @@ use rt::pool::AdaptivePool2d;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::{checked_shape, expect_image};
-use super::{object, Op, OpError, OpKind, Pair, Reads};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
+use super::{object, Op, OpError, OpKind, Pair, Reads};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use netc_onnx::build as onnx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdaptiveAvgPool {
@@ -111,7 +111,10 @@ impl OpKind for AdaptiveAvgPool {
                 "AveragePool",
                 &[x],
                 &[y],
-                vec![onnx::attr_ints("kernel_shape", &k), onnx::attr_ints("strides", &k)],
+                vec![
+                    onnx::attr_ints("kernel_shape", &k),
+                    onnx::attr_ints("strides", &k),
+                ],
             );
             return Ok(());
         }
@@ -132,8 +135,8 @@ impl OpKind for AdaptiveAvgPool {
         let to = cx.i64s("shape", &[0, c as i64, oh as i64, ow as i64]);
         let bins = cx.f32s("bins", &[h * w, oh * ow], &m);
         let (rows, pooled) = (cx.tmp("rows"), cx.tmp("pooled"));
-        cx.node("Reshape", &[x, planes], &[rows.clone()], vec![]);
-        cx.node("MatMul", &[rows, bins], &[pooled.clone()], vec![]);
+        cx.node("Reshape", &[x, planes], &[&rows], vec![]);
+        cx.node("MatMul", &[rows, bins], &[&pooled], vec![]);
         cx.node("Reshape", &[pooled, to], &[y], vec![]);
         Ok(())
     }

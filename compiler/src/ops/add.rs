@@ -6,8 +6,8 @@ use quote::quote;
 use netc_runtime as rt;
 
 use super::args::{Arity, OpSpec};
-use super::{Op, OpError, OpKind, Reads};
 use super::OnnxCx;
+use super::{Op, OpError, OpKind, Reads};
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};

@@ -12,12 +12,12 @@ use netc_runtime as rt;
 
 use super::act::ActFn;
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
-use super::{channels, object, Op, OpError, OpKind, ParamDecl, Reads, SavedDecl};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
+use super::{channels, object, Op, OpError, OpKind, ParamDecl, Reads, SavedDecl};
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use netc_onnx::build as onnx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchNorm {
@@ -206,7 +206,9 @@ impl OpKind for BatchNorm {
     /// The inference form: ONNX's `BatchNormalization` over the running statistics.
     fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
         if self.act.is_some() {
-            return Err(OpError::new("a fused batchnorm (export reads the unfused graph)"));
+            return Err(OpError::new(
+                "a fused batchnorm (export reads the unfused graph)",
+            ));
         }
         let (x, y) = cx.io();
         let ins = [

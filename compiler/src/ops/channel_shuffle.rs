@@ -9,12 +9,12 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::expect_image;
-use super::{channels, object, Op, OpError, OpKind, Reads};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
+use super::{channels, object, Op, OpError, OpKind, Reads};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use netc_onnx::build as onnx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChannelShuffle {
@@ -93,11 +93,11 @@ impl OpKind for ChannelShuffle {
         let split = cx.i64s("split", &[0, g, c / g, h, w]);
         let back = cx.i64s("shape", &[0, c, h, w]);
         let (groups, swapped) = (cx.tmp("groups"), cx.tmp("transposed"));
-        cx.node("Reshape", &[x, split], &[groups.clone()], vec![]);
+        cx.node("Reshape", &[x, split], &[&groups], vec![]);
         cx.node(
             "Transpose",
             &[groups],
-            &[swapped.clone()],
+            &[&swapped],
             vec![onnx::attr_ints("perm", &[0, 2, 1, 3, 4])],
         );
         cx.node("Reshape", &[swapped, back], &[y], vec![]);

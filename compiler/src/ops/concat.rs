@@ -8,12 +8,12 @@ use netc_runtime as rt;
 
 use super::args::{Arity, OpSpec};
 use super::window::checked_shape;
-use super::{channels, Op, OpError, OpKind, Reads};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
+use super::{channels, Op, OpError, OpKind, Reads};
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use netc_onnx::build as onnx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Concat;

@@ -14,13 +14,13 @@ use netc_runtime as rt;
 use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
 use super::fold::Fold;
 use super::window::{expect_image, weights_fit, window_shape, Window};
-use super::{object, pair_str, product, ActFn, Op, OpError, OpKind, Pair, ParamDecl, Reads};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
-use crate::onnx::{ints, pads};
+use super::{object, pair_str, product, ActFn, Op, OpError, OpKind, Pair, ParamDecl, Reads};
 use crate::codegen::{layer_in_place, Cx};
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use crate::onnx::{ints, pads};
+use netc_onnx::build as onnx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv {
@@ -447,7 +447,9 @@ impl OpKind for Conv {
 
     fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
         if self.act.is_some() || self.fold.is_some() || self.residual {
-            return Err(OpError::new("a fused conv (export reads the unfused graph)"));
+            return Err(OpError::new(
+                "a fused conv (export reads the unfused graph)",
+            ));
         }
         let (x, y) = cx.io();
         let mut ins = vec![x, cx.param("weight")];

@@ -10,13 +10,13 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
 use super::window::{expect_image, weights_fit};
-use super::{object, pair_str, product, Conv, Op, OpError, OpKind, Pair, ParamDecl};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
-use crate::onnx::{ints, pads};
+use super::{object, pair_str, product, Conv, Op, OpError, OpKind, Pair, ParamDecl};
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use crate::onnx::{ints, pads};
+use netc_onnx::build as onnx;
 
 /// A transposed convolution; `inverts` names the conv it was made from by `invert(of=..)`.
 #[derive(Clone, Debug, PartialEq)]

@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value as Json};
 use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
-use super::{elems, object, Op, OpError, OpKind, Reads, SavedDecl};
 use super::OnnxCx;
+use super::{elems, object, Op, OpError, OpKind, Reads, SavedDecl};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};

@@ -4,12 +4,12 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::args::{Arity, OpSpec};
-use super::{elems, Op, OpError, OpKind, Reads};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
+use super::{elems, Op, OpError, OpKind, Reads};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use netc_onnx::build as onnx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Flatten;

@@ -7,8 +7,8 @@ use netc_runtime as rt;
 
 use super::args::{Arity, OpSpec};
 use super::window::expect_image;
-use super::{Op, OpError, OpKind, Reads};
 use super::OnnxCx;
+use super::{Op, OpError, OpKind, Reads};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};

@@ -9,12 +9,12 @@ use serde_json::{json, Map, Value as Json};
 use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
-use super::{channels, object, Op, OpError, OpKind, ParamDecl, SavedDecl};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
+use super::{channels, object, Op, OpError, OpKind, ParamDecl, SavedDecl};
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use netc_onnx::build as onnx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroupNorm {
@@ -155,7 +155,9 @@ impl OpKind for GroupNorm {
         let shape = cx.shapes[0];
         let g = self.groups;
         let grouped = cx.i64s("grouped", &[0, g as i64, -1]);
-        let back: Vec<i64> = std::iter::once(0).chain(shape.iter().map(|&d| d as i64)).collect();
+        let back: Vec<i64> = std::iter::once(0)
+            .chain(shape.iter().map(|&d| d as i64))
+            .collect();
         let back = cx.i64s("shape", &back);
         let ones = cx.f32s("ones", &[g], &vec![1.0; g]);
         let zeros = cx.f32s("zeros", &[g], &vec![0.0; g]);
@@ -163,16 +165,17 @@ impl OpKind for GroupNorm {
         per_channel[0] = shape[0];
         let w = cx.param_as("weight", &per_channel);
         let b = cx.param_as("bias", &per_channel);
-        let [rows, normed, whole, scaled] = ["groups", "normalized", "ungrouped", "scaled"].map(|l| cx.tmp(l));
-        cx.node("Reshape", &[x, grouped], &[rows.clone()], vec![]);
+        let [rows, normed, whole, scaled] =
+            ["groups", "normalized", "ungrouped", "scaled"].map(|l| cx.tmp(l));
+        cx.node("Reshape", &[x, grouped], &[&rows], vec![]);
         cx.node(
             "InstanceNormalization",
             &[rows, ones, zeros],
-            &[normed.clone()],
+            &[&normed],
             vec![onnx::attr_float("epsilon", self.eps as f32)],
         );
-        cx.node("Reshape", &[normed, back], &[whole.clone()], vec![]);
-        cx.node("Mul", &[whole, w], &[scaled.clone()], vec![]);
+        cx.node("Reshape", &[normed, back], &[&whole], vec![]);
+        cx.node("Mul", &[whole, w], &[&scaled], vec![]);
         cx.node("Add", &[scaled, b], &[y], vec![]);
         Ok(())
     }

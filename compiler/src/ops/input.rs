@@ -6,8 +6,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use serde_json::{json, Map, Value as Json};
 
-use super::{object, OpError, OpKind, Reads};
 use super::OnnxCx;
+use super::{object, OpError, OpKind, Reads};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};

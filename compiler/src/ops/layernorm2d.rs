@@ -10,12 +10,12 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::expect_image;
-use super::{channels, object, Op, OpError, OpKind, ParamDecl, SavedDecl};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
+use super::{channels, object, Op, OpError, OpKind, ParamDecl, SavedDecl};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use netc_onnx::build as onnx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerNorm2d {
@@ -135,11 +135,11 @@ impl OpKind for LayerNorm2d {
         let (last, normed) = (cx.tmp("channels_last"), cx.tmp("normalized"));
         let (w, b) = (cx.param("weight"), cx.param("bias"));
         let perm = |p: &[i64]| vec![onnx::attr_ints("perm", p)];
-        cx.node("Transpose", &[x], &[last.clone()], perm(&[0, 2, 3, 1]));
+        cx.node("Transpose", &[x], &[&last], perm(&[0, 2, 3, 1]));
         cx.node(
             "LayerNormalization",
             &[last, w, b],
-            &[normed.clone()],
+            &[&normed],
             vec![
                 onnx::attr_int("axis", -1),
                 onnx::attr_float("epsilon", self.eps as f32),

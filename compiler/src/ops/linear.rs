@@ -9,12 +9,12 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::weights_fit;
-use super::{object, product, ActFn, Op, OpError, OpKind, ParamDecl, Reads};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
+use super::{object, product, ActFn, Op, OpError, OpKind, ParamDecl, Reads};
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use netc_onnx::build as onnx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Linear {
@@ -144,7 +144,9 @@ impl OpKind for Linear {
 
     fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
         if self.act.is_some() {
-            return Err(OpError::new("a fused linear (export reads the unfused graph)"));
+            return Err(OpError::new(
+                "a fused linear (export reads the unfused graph)",
+            ));
         }
         let (x, y) = cx.io();
         let mut ins = vec![x, cx.param("weight")];

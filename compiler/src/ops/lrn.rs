@@ -9,12 +9,12 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::expect_image;
-use super::{channels, elems, object, Op, OpError, OpKind, SavedDecl};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
+use super::{channels, elems, object, Op, OpError, OpKind, SavedDecl};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use netc_onnx::build as onnx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lrn {
@@ -182,21 +182,30 @@ impl OpKind for Lrn {
         let alpha = cx.f32s("alpha", &[], &[self.alpha as f32]);
         let k = cx.f32s("k", &[], &[self.k as f32]);
         let beta = cx.f32s("beta", &[], &[self.beta as f32]);
-        let t = ["squares", "rows_of_squares", "padded", "means", "mean_squares", "scaled", "base", "denominator"]
-            .map(|l| cx.tmp(l));
-        cx.node("Mul", &[x.clone(), x.clone()], &[t[0].clone()], vec![]);
-        cx.node("Reshape", &[t[0].clone(), rows], &[t[1].clone()], vec![]);
-        cx.node("Pad", &[t[1].clone(), pads], &[t[2].clone()], vec![]);
+        let t = [
+            "squares",
+            "rows_of_squares",
+            "padded",
+            "means",
+            "mean_squares",
+            "scaled",
+            "base",
+            "denominator",
+        ]
+        .map(|l| cx.tmp(l));
+        cx.node("Mul", &[x.clone(), x.clone()], &[&t[0]], vec![]);
+        cx.node("Reshape", &[t[0].clone(), rows], &[&t[1]], vec![]);
+        cx.node("Pad", &[t[1].clone(), pads], &[&t[2]], vec![]);
         cx.node(
             "AveragePool",
-            &[t[2].clone()],
-            &[t[3].clone()],
+            &[&t[2]],
+            &[&t[3]],
             vec![onnx::attr_ints("kernel_shape", &[self.size as i64, 1])],
         );
-        cx.node("Reshape", &[t[3].clone(), shape], &[t[4].clone()], vec![]);
-        cx.node("Mul", &[t[4].clone(), alpha], &[t[5].clone()], vec![]);
-        cx.node("Add", &[t[5].clone(), k], &[t[6].clone()], vec![]);
-        cx.node("Pow", &[t[6].clone(), beta], &[t[7].clone()], vec![]);
+        cx.node("Reshape", &[t[3].clone(), shape], &[&t[4]], vec![]);
+        cx.node("Mul", &[t[4].clone(), alpha], &[&t[5]], vec![]);
+        cx.node("Add", &[t[5].clone(), k], &[&t[6]], vec![]);
+        cx.node("Pow", &[t[6].clone(), beta], &[&t[7]], vec![]);
         cx.node("Div", &[x, t[7].clone()], &[y], vec![]);
         Ok(())
     }

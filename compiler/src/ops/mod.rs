@@ -54,8 +54,8 @@ use serde_json::{Map, Value as Json};
 
 use crate::codegen::Cx;
 use crate::graph::Shape;
-pub use crate::onnx::OnnxCx;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+pub use crate::onnx::OnnxCx;
 
 /// Largest accepted size of one dimension or argument.
 pub const MAX_DIM: i64 = 1 << 31;

@@ -7,8 +7,8 @@ use quote::quote;
 use netc_runtime as rt;
 
 use super::args::{Arity, OpSpec};
-use super::{channels, elems, Op, OpError, OpKind};
 use super::OnnxCx;
+use super::{channels, elems, Op, OpError, OpKind};
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};

@@ -10,13 +10,13 @@ use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, Param, ParamDefault::*, Reader};
 use super::window::{expect_image, window_shape, Window};
-use super::{elems, object, pair_str, Op, OpError, OpKind, Pair, Reads, SavedDecl};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
-use crate::onnx::{ints, pads};
+use super::{elems, object, pair_str, Op, OpError, OpKind, Pair, Reads, SavedDecl};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use crate::onnx::{ints, pads};
+use netc_onnx::build as onnx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pool {
@@ -235,7 +235,7 @@ impl OpKind for Pool {
             let [ph, pw] = self.p.map(|p| p as i64);
             let amounts = cx.i64s("pads", &[0, 0, ph, pw, 0, 0, ph, pw]);
             let padded = cx.tmp("padded");
-            cx.node("Pad", &[x, amounts], &[padded.clone()], vec![]);
+            cx.node("Pad", &[x, amounts], &[&padded], vec![]);
             x = padded;
         }
         attrs.push(onnx::attr_int("count_include_pad", 0));

@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value as Json};
 use netc_runtime as rt;
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
-use super::{channels, object, Op, OpError, OpKind, ParamDecl};
 use super::OnnxCx;
+use super::{channels, object, Op, OpError, OpKind, ParamDecl};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};

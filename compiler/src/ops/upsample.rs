@@ -10,12 +10,12 @@ use rt::upsample::{Upsample2d, UpsampleMode};
 
 use super::args::{p, Arity, Kind, OpSpec, ParamDefault::*};
 use super::window::{checked_shape, expect_image};
-use super::{object, Op, OpError, OpKind, Reads};
 use super::OnnxCx;
-use netc_onnx::build as onnx;
+use super::{object, Op, OpError, OpKind, Reads};
 use crate::codegen::Cx;
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
+use netc_onnx::build as onnx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Upsample {
