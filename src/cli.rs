@@ -162,6 +162,10 @@ pub(crate) enum Command {
         /// Write the crate but do not build it.
         #[arg(long)]
         no_build: bool,
+        /// Build the trainer with MPI, for `mpirun -np N NAME-train --distributed` (needs
+        /// OpenMPI and libclang: Debian's openmpi-bin, libopenmpi-dev, libclang-dev).
+        #[arg(long)]
+        distributed: bool,
         #[command(flatten)]
         skip: SkipPass,
         #[command(flatten)]
@@ -315,6 +319,10 @@ pub(crate) enum Command {
         /// Which network of the file (required when it has more than one).
         #[arg(long)]
         network: Option<String>,
+        /// Data-parallel training on this machine: N ranks under `mpirun`, each computing
+        /// its share of every batch (a trainer built with MPI; --threads is per rank).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        ranks: Option<u32>,
         #[command(flatten)]
         skip: SkipPass,
         #[command(flatten)]

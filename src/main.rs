@@ -38,6 +38,7 @@ mod graph;
 mod import;
 mod predict;
 mod run;
+mod trainer;
 
 /// The passes `--skip-pass` named, for every command that generates code.
 static SKIP_PASSES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
@@ -164,6 +165,7 @@ fn run(cli: Cli) -> ExitCode {
             file,
             network,
             help,
+            ranks,
             args,
             ..
         } => {
@@ -171,13 +173,16 @@ fn run(cli: Cli) -> ExitCode {
             // netc-train's, known without building anything.
             let asked = help || args.iter().any(|a| a == "--help" || a == "-h");
             match file {
-                Some(file) if !asked => train(&file, network.as_deref(), &args),
+                Some(file) if !asked => trainer::train(&file, network.as_deref(), ranks, &args),
                 _ if asked => {
-                    println!("{}", trainer_help().trim_end());
+                    println!("{}", trainer::trainer_help().trim_end());
                     ExitCode::SUCCESS
                 }
                 _ => {
-                    eprintln!("netc: `netc train` needs a .net file\n\n{}", trainer_help());
+                    eprintln!(
+                        "netc: `netc train` needs a .net file\n\n{}",
+                        trainer::trainer_help()
+                    );
                     ExitCode::from(2)
                 }
             }
@@ -211,8 +216,15 @@ fn run(cli: Cli) -> ExitCode {
             network,
             output,
             no_build,
+            distributed,
             ..
-        } => build(&file, network.as_deref(), output.as_deref(), no_build),
+        } => trainer::build(
+            &file,
+            network.as_deref(),
+            output.as_deref(),
+            no_build,
+            distributed,
+        ),
         Command::Export {
             file,
             network,
@@ -321,156 +333,9 @@ fn emit(file: &Path, network: Option<&str>, output: Option<&Path>) -> ExitCode {
 }
 
 /// Where netc-runtime's sources are: generated crates depend on them by path.
-const RUNTIME_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runtime");
+pub(crate) const RUNTIME_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runtime");
 /// netc-train's sources, which trainers depend on, like [`RUNTIME_DIR`].
-const TRAIN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/train");
-
-/// The trainer's flags as `netc train FILE --help` prints them.
-fn trainer_help() -> String {
-    use clap::CommandFactory;
-    netc_train::Flags::command()
-        .name("netc train")
-        .bin_name("netc train")
-        .override_usage("netc train FILE [--network NAME] [--allow W] [--skip-pass P] [FLAGS]")
-        .about("Builds the network's trainer (cached) and trains it; every flag defaults to the network's `train { }` section.")
-        .render_help()
-        .to_string()
-}
-
-/// `netc train`: builds the network's trainer (cached) and runs it with `args`, passing on
-/// its exit status.
-fn train(file: &Path, network: Option<&str>, args: &[String]) -> ExitCode {
-    let g = &match one_network(file, network) {
-        Ok(g) => g,
-        Err(code) => return code,
-    };
-    let main = match netc_compiler::codegen::emit_trainer(g) {
-        Ok(main) => main,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let deps = format!("netc-train = {{ path = {TRAIN_DIR:?} }}\n");
-    let exe = match cache::cached_crate(
-        g,
-        &file.display().to_string(),
-        RUNTIME_DIR,
-        "train",
-        &main,
-        &deps,
-    ) {
-        Ok(exe) => exe,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // Ctrl-C reaches the trainer too (the terminal signals the whole process group): it
-    // writes a checkpoint and exits, and netc waits for that rather than dying first.
-    let _ = ctrlc::set_handler(|| {});
-    match std::process::Command::new(&exe).args(args).status() {
-        Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
-        Err(e) => {
-            eprintln!("error: cannot run {}: {e}", exe.display());
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn build(file: &Path, network: Option<&str>, output: Option<&Path>, no_build: bool) -> ExitCode {
-    let g = &match one_network(file, network) {
-        Ok(g) => g,
-        Err(code) => return code,
-    };
-    let dir = output
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| cache::cache_dir().join("build").join(&g.name));
-    let written = (|| -> Result<(), String> {
-        if !Path::new(RUNTIME_DIR).join("Cargo.toml").exists() {
-            return Err(format!(
-                "netc-runtime's sources are not at {RUNTIME_DIR}, where this netc was built; the generated crate depends on them"
-            ));
-        }
-        let net =
-            netc_compiler::codegen::emit_with(g, &file.display().to_string(), skipped_passes())?;
-        // The trainer (binary NAME-train) when the network fits it, else a main that times it.
-        let (main, extra) = match netc_compiler::codegen::emit_trainer(g) {
-            Ok(main) => (
-                main,
-                format!(
-                    "netc-train = {{ path = {TRAIN_DIR:?} }}\n\n[[bin]]\nname = \"{}-train\"\npath = \"src/main.rs\"\n",
-                    g.name.replace('_', "-")
-                ),
-            ),
-            Err(why) => {
-                eprintln!("netc: {why}; writing a main that times the network on a random batch instead");
-                (netc_compiler::codegen::emit_main(g)?, String::new())
-            }
-        };
-        let manifest = format!(
-            "# Generated by netc from {}.\n[package]\nname = \"{}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
-             [dependencies]\nnetc-runtime = {{ path = {:?} }}\n{extra}\n\
-             # Not part of any enclosing workspace.\n[workspace]\n",
-            file.display(),
-            g.name.replace('_', "-"),
-            RUNTIME_DIR
-        );
-        let src = dir.join("src");
-        std::fs::create_dir_all(&src)
-            .map_err(|e| format!("cannot create {}: {e}", src.display()))?;
-        for (path, text) in [
-            (dir.join("Cargo.toml"), manifest),
-            (src.join("net.rs"), net),
-            (src.join("main.rs"), main),
-        ] {
-            std::fs::write(&path, text)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        }
-        Ok(())
-    })();
-    if let Err(msg) = written {
-        eprintln!("netc: {msg}");
-        return ExitCode::from(1);
-    }
-    eprintln!(
-        "netc: wrote the crate for `{}` to {}",
-        g.name,
-        dir.display()
-    );
-    if no_build {
-        return ExitCode::SUCCESS;
-    }
-    let start = std::time::Instant::now();
-    // In the cache's target folder, whose dependencies every generated crate shares (a
-    // target folder of its own took 99 s against seconds); the binary is copied beside the
-    // crate.
-    if let Err(e) = cache::cargo_build(&dir, true) {
-        eprintln!("netc: {e}");
-        return ExitCode::from(1);
-    }
-    let bin = match netc_compiler::codegen::trainer_fit(g) {
-        Ok(_) => format!("{}-train", g.name.replace('_', "-")),
-        Err(_) => g.name.replace('_', "-"),
-    };
-    let bin = format!("{bin}{}", std::env::consts::EXE_SUFFIX);
-    let built = cache::target_dir().join("release").join(&bin);
-    let copy = dir.join(&bin);
-    if let Err(e) = std::fs::copy(&built, &copy) {
-        eprintln!(
-            "netc: cannot copy {} to {}: {e}",
-            built.display(),
-            copy.display()
-        );
-        return ExitCode::from(1);
-    }
-    eprintln!(
-        "netc: built {} in {:.1} s",
-        copy.display(),
-        start.elapsed().as_secs_f64()
-    );
-    ExitCode::SUCCESS
-}
+pub(crate) const TRAIN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/train");
 
 #[allow(clippy::too_many_arguments)]
 fn run_cmd(

@@ -295,6 +295,16 @@ pub struct Flags {
     /// requires_grad=False. Repeatable; a path matching no parameter is an error
     #[arg(long, value_name = "PATH")]
     pub freeze: Vec<String>,
+    /// Data-parallel training: run as one rank of `mpirun -np N NAME-train --distributed ...`
+    /// (or `netc train FILE --ranks N`). Each rank computes the gradient of its share of
+    /// every --batch (the global batch) and the gradients are summed; rank 0 writes the
+    /// checkpoints, metrics and charts. --threads is per rank
+    #[arg(long)]
+    pub distributed: bool,
+    /// With --distributed: a rank that hears nothing from the others for this long ends the
+    /// job (a rank died or hangs) [default: 300]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
 }
 
 /// One `--rename FROM=TO` rule: a name that starts with `from` starts with `to` instead.
@@ -379,6 +389,8 @@ impl Flags {
             } else {
                 self.freeze
             },
+            distributed: self.distributed || d.distributed,
+            timeout: self.timeout.or(d.timeout),
         }
     }
 

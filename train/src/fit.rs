@@ -8,6 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::dist::run::{
+    data_fingerprint, mean_state, params_fingerprint, save, score, settings_fingerprint, shard,
+    stop_all,
+};
+use crate::dist::{self, Comm, Reducer};
 use crate::eval::{evaluate, hits, scoring_workspace, scoring_workspace_bytes, Scores};
 use crate::files::say as print_line;
 use crate::settings::Settings;
@@ -188,17 +193,26 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     threads(flags)?;
     let paths = Paths::of::<N>(flags);
     if let Some(path) = &flags.eval {
+        if flags.distributed {
+            return Err("--eval scores a checkpoint in one process: drop --distributed".into());
+        }
         return eval_only::<N>(flags, path);
     }
+    let comm = Comm::init(
+        flags.distributed,
+        std::time::Duration::from_secs(flags.timeout.unwrap_or(300)),
+    )?;
     // Progress, notes and warnings go to stderr; results (epoch summaries, the test set's
-    // scores, where the run's files are) to stdout, so that `> log` keeps them.
+    // scores, where the run's files are) to stdout, so that `> log` keeps them. Over several
+    // ranks, rank 0 speaks for all.
+    let quiet = flags.quiet || !comm.is_root();
     let say = |line: String| {
-        if !flags.quiet {
+        if !quiet {
             print_line(&line)
         }
     };
     let tell = |line: String| {
-        if !flags.quiet {
+        if !quiet {
             files::say_out(&line)
         }
     };
@@ -297,19 +311,26 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     }
     // The run's files: locked, free of another run's checkpoints, and writable, before
     // anything is loaded or computed.
-    let _locks = rundir::lock(&rundir::lock_files(
-        &paths.checkpoints,
-        &paths.metrics,
-        &paths.plots,
-    ))?;
-    if flags.resume.is_none() {
-        if let Some(note) = rundir::fresh(&paths.checkpoints, N::NAME, flags.overwrite)? {
-            say(format!("{}: {note}", N::NAME));
+    // (Rank 0's alone: the others write nothing.)
+    let root = comm.is_root();
+    let _locks = if root {
+        let locks = rundir::lock(&rundir::lock_files(
+            &paths.checkpoints,
+            &paths.metrics,
+            &paths.plots,
+        ))?;
+        if flags.resume.is_none() {
+            if let Some(note) = rundir::fresh(&paths.checkpoints, N::NAME, flags.overwrite)? {
+                say(format!("{}: {note}", N::NAME));
+            }
         }
-    }
-    files::ensure_writable(&paths.checkpoints, "checkpoints")?;
-    files::ensure_writable(files::folder_of(&paths.metrics), "the metrics file")?;
-    files::ensure_writable(&paths.plots, "charts")?;
+        files::ensure_writable(&paths.checkpoints, "checkpoints")?;
+        files::ensure_writable(files::folder_of(&paths.metrics), "the metrics file")?;
+        files::ensure_writable(&paths.plots, "charts")?;
+        Some(locks)
+    } else {
+        None
+    };
 
     // Before anything large is allocated: the data, then the step's buffers.
     let moments = settings.optimizer.moments();
@@ -326,6 +347,31 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         ));
     }
     let steps = train_set.len() / batch;
+    // This rank's share of every global batch, and of the sets it scores.
+    let mine = comm.share(batch);
+    if mine.is_empty() {
+        return Err(format!(
+            "a batch of {batch} images cannot be shared by {} ranks\n  help: --batch is the global batch: make it at least the number of ranks",
+            comm.size()
+        ));
+    }
+    let local = mine.len();
+    let val_share = shard(&val_set, &comm);
+    // Every rank must be training the same network on the same data from the same
+    // parameters with the same settings.
+    if comm.size() > 1 {
+        let at = [(run.epoch as u64).to_le_bytes(), run.step.to_le_bytes()].concat();
+        comm.agree(&[
+            ("the network", N::HASH),
+            ("the settings", settings_fingerprint(&settings, flags)),
+            ("the data", data_fingerprint(&train_set, &val_set)),
+            (
+                "the parameters",
+                params_fingerprint::<N>(&run.params, &run.state),
+            ),
+            ("the step", dist::fingerprint(&[&at])),
+        ])?;
+    }
     // A checkpoint from the middle of an epoch counts its steps in batches of one size over
     // one training set: resuming it any other way would skip other images. (One written at
     // an epoch's last step resumes into that epoch's end: validation and its checkpoint.)
@@ -359,14 +405,23 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     };
     // On resume, the rows of the run so far, up to its checkpoint, stay.
     let resume_at = flags.resume.is_some().then_some((run.epoch, run.step));
-    let (mut metrics, note) =
-        metrics::Metrics::open(&paths.metrics, &layers, resume_at, &mut history_plot)?;
-    if let Some(note) = note {
-        say(format!("{}: {note}", N::NAME));
-    }
+    let mut metrics = if root {
+        let (metrics, note) =
+            metrics::Metrics::open(&paths.metrics, &layers, resume_at, &mut history_plot)?;
+        if let Some(note) = note {
+            say(format!("{}: {note}", N::NAME));
+        }
+        Some(metrics)
+    } else {
+        None
+    };
     let optimizer = settings.optimizer;
+    let ranks = match comm.size() {
+        1 => String::new(),
+        n => format!(" over {n} ranks"),
+    };
     say(format!(
-        "{}: {} training and {} validation images, batch {batch}, {}, {optimizer}",
+        "{}: {} training and {} validation images, batch {batch}{ranks}, {}, {optimizer}",
         N::NAME,
         train_set.len(),
         val_set.len(),
@@ -375,9 +430,10 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     let warn = |e: String| say(format!("{}: warning: {e}", N::NAME));
 
     let mut g = N::params();
-    let mut ws = N::workspace(batch);
+    let mut ws = N::workspace(local);
+    let mut reducer = Reducer::new::<N>(&comm);
     let image_len = train_set.image_len();
-    let (mut images, mut labels) = (vec![0.0f32; batch * image_len], vec![0i64; batch]);
+    let (mut images, mut labels) = (vec![0.0f32; local * image_len], vec![0i64; local]);
     let mut history = Vec::new();
     // The newest checkpoint this run can go back to.
     let mut last_good: Option<PathBuf> = resumed_from;
@@ -388,8 +444,8 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     for epoch in run.epoch + 1..=epochs {
         // Ctrl-C between steps of an epoch is handled after its step; between epochs
         // (during validation, charts, a checkpoint), here.
-        if ctrl_c::pressed() {
-            let path = checkpoint::save::<N>(&run, &settings, &paths.checkpoints)?;
+        if stop_all(&comm, ctrl_c::pressed()) {
+            let path = save::<N>(&comm, &run, &settings, &paths.checkpoints)?;
             let when = match run.epoch {
                 0 => "before epoch 1".to_string(),
                 e => format!("after epoch {e}"),
@@ -412,23 +468,50 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         let (mut loss_sum, mut correct) = (resumed.loss_sum, resumed.correct);
         let mut last_report = Instant::now();
         for step in skip..steps {
-            for (k, &i) in order[step * batch..(step + 1) * batch].iter().enumerate() {
+            let at = step * batch;
+            let part = &order[at + mine.start..at + mine.end];
+            for (k, &i) in part.iter().enumerate() {
                 images[k * image_len..(k + 1) * image_len].copy_from_slice(train_set.image(i));
                 labels[k] = train_set.labels[i];
             }
-            N::set_dropout(&mut ws, Some(dropout_rng(settings.seed, run.step)));
-            let loss = N::forward_train(&run.params, &mut run.state, &mut ws, &images, &labels);
-            if !loss.is_finite() {
+            N::set_dropout(&mut ws, Some(dropout_rng(settings.seed, run.step, &comm)));
+            let mut loss = N::forward_train(&run.params, &mut run.state, &mut ws, &images, &labels);
+            // One process stops at once, with the layer that went wrong; several ranks first
+            // agree on the loss, so that all of them stop.
+            if !loss.is_finite() && comm.size() == 1 {
                 let at = N::first_non_finite(&run.params, &ws)
                     .map(|p| format!(", first produced by {p}"))
                     .unwrap_or_default();
                 let why = format!("the loss is {loss}{at}");
                 return Err(non_finite(epoch, step, &why, last_good.as_deref()));
             }
-            if N::CLASSES > 0 {
-                correct += hits(N::logits(&ws), &labels, N::CLASSES);
-            }
-            N::backward(&run.params, &mut g, &mut ws);
+            let mut hit = if N::CLASSES > 0 {
+                hits(N::logits(&ws), &labels, N::CLASSES)
+            } else {
+                0
+            };
+            reducer.backward::<N>(
+                &comm,
+                &run.params,
+                &mut g,
+                &mut ws,
+                local as f32 / batch as f32,
+            );
+            let stop = ctrl_c::pressed();
+            let stop = if comm.size() > 1 {
+                let mut sums = [loss as f64 * local as f64, hit as f64, stop as u8 as f64];
+                comm.sum(&mut sums);
+                loss = (sums[0] / batch as f64) as f32;
+                hit = sums[1] as usize;
+                if !loss.is_finite() {
+                    let why = format!("the loss is {loss} (summed over the ranks)");
+                    return Err(non_finite(epoch, step, &why, last_good.as_deref()));
+                }
+                sums[2] > 0.0
+            } else {
+                stop
+            };
+            correct += hit;
             if let Some(name) = non_finite_param::<N>(&g) {
                 let why = format!("the gradient of `{name}` is not finite");
                 return Err(non_finite(epoch, step, &why, last_good.as_deref()));
@@ -446,14 +529,17 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
                         .sqrt()
                 })
                 .collect();
-            if let Err(e) = metrics.step(epoch, run.step, lr, loss, &norms) {
+            if let Some(Err(e)) = metrics
+                .as_mut()
+                .map(|m| m.step(epoch, run.step, lr, loss, &norms))
+            {
                 warn(e);
             }
             history_plot.steps.push((run.step, loss as f64));
             if !norms.is_empty() {
                 history_plot.norms.push((run.step, norms));
             }
-            if ctrl_c::pressed() {
+            if stop {
                 if let Some(bar) = &bar {
                     bar.finish_and_clear();
                 }
@@ -472,7 +558,7 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
                     step: run.step,
                     rng: rng_before,
                 };
-                let path = checkpoint::save::<N>(&now, &settings, &paths.checkpoints)?;
+                let path = save::<N>(&comm, &now, &settings, &paths.checkpoints)?;
                 return Err(format!(
                     "interrupted in epoch {epoch} after step {}; checkpoint {}\n  help: --resume continues from it",
                     step + 1,
@@ -528,7 +614,10 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
             }
         };
         let seconds = started.elapsed().as_secs_f64();
-        let val = evaluate::<N>(&run.params, &run.state, &val_set, batch, &mut ws);
+        // Every rank's batchnorm statistics came from its own share of each batch: all take
+        // their mean before scoring and saving.
+        mean_state::<N>(&comm, &mut run.state);
+        let val = score::<N>(&comm, &run.params, &run.state, &val_share, local, &mut ws);
         let e = Epoch {
             epoch,
             train_loss: per_step(loss_sum),
@@ -556,7 +645,7 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
             val.describe(N::CLASSES),
             e.images_per_second
         ));
-        if let Err(e) = metrics.epoch(run.step, lr, &e) {
+        if let Some(Err(e)) = metrics.as_mut().map(|m| m.epoch(run.step, lr, &e)) {
             warn(e);
         }
         run.epoch = epoch;
@@ -570,7 +659,7 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
                 let why = format!("the parameter `{name}` is not finite");
                 return Err(non_finite(epoch, steps - 1, &why, last_good.as_deref()));
             }
-            let path = checkpoint::save::<N>(&run, &settings, &paths.checkpoints)?;
+            let path = save::<N>(&comm, &run, &settings, &paths.checkpoints)?;
             tell(format!("checkpoint {}", path.display()));
             last_good = Some(path);
         }
@@ -582,15 +671,24 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
             e.val_loss,
             e.val_accuracy,
         ));
-        if let Err(e) = plot::write(&paths.plots, N::NAME, &history_plot) {
-            warn(format!("{e}; training goes on"));
+        if root {
+            if let Err(e) = plot::write(&paths.plots, N::NAME, &history_plot) {
+                warn(format!("{e}; training goes on"));
+            }
         }
         history.push(e);
     }
     // Training is over: Ctrl-C stops the process again.
     drop(watch);
     if let Some(test) = &test_set {
-        let sc = evaluate::<N>(&run.params, &run.state, test, batch, &mut ws);
+        let sc = score::<N>(
+            &comm,
+            &run.params,
+            &run.state,
+            &shard(test, &comm),
+            local,
+            &mut ws,
+        );
         tell(report::<N>("test", test, sc));
     }
     tell(format!(
@@ -662,8 +760,14 @@ fn non_finite(epoch: usize, step: usize, what: &str, last_good: Option<&Path>) -
 /// that a resumed run draws the masks an uninterrupted one does, with no generator in its
 /// checkpoint. SplitMix64's finalizer spreads the seed over 64 bits before the step is
 /// mixed in, so that runs of nearby seeds do not share masks a few steps apart, and the
-/// streams differ from the shuffle's and the initialization's (`Rng::new(seed)`).
-fn dropout_rng(seed: u64, step: u64) -> rt::rng::Rng {
+/// streams differ from the shuffle's and the initialization's (`Rng::new(seed)`). Over
+/// several ranks, each rank's stream is its own (the same masks on every rank would tie
+/// their samples' dropping together).
+fn dropout_rng(seed: u64, step: u64, comm: &Comm) -> rt::rng::Rng {
+    let seed = match comm.size() {
+        1 => seed,
+        _ => seed ^ (comm.rank() as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93),
+    };
     let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -9,6 +9,7 @@
 mod checkpoint;
 mod config;
 mod ctrl_c;
+mod dist;
 mod eval;
 pub mod files;
 mod fit;
@@ -84,6 +85,22 @@ pub trait Network {
     ) -> f32;
     /// The gradients of the last `forward_train`, written into `g`.
     fn backward(p: &Self::Params, g: &mut Self::Params, ws: &mut Self::Workspace);
+    /// Every layer's path, as [`Network::backward_observed`] numbers them.
+    const LAYERS: &'static [&'static str] = &[];
+    /// [`Network::backward`], calling `after(k, g)` as soon as the gradients of layer
+    /// `LAYERS[k]`'s parameters are final (last layers first), so that data-parallel training
+    /// can reduce them while earlier layers still compute. By default: after all of them.
+    fn backward_observed(
+        p: &Self::Params,
+        g: &mut Self::Params,
+        ws: &mut Self::Workspace,
+        after: &mut dyn FnMut(usize, &Self::Params),
+    ) {
+        Self::backward(p, g, ws);
+        for k in (0..Self::LAYERS.len()).rev() {
+            after(k, g);
+        }
+    }
     /// An inference pass on a batch.
     fn forward(p: &Self::Params, s: &Self::State, ws: &mut Self::Workspace, images: &[f32]);
     /// The network's objective on a batch, leaving everything training keeps (batchnorm

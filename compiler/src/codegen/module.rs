@@ -179,7 +179,9 @@ pub(super) fn module(
             backward_uses[0] |= bwd_fn.params;
             backward_uses[1] |= bwd_fn.state;
             let args = bwd_fn.args();
-            call.backward = Some(quote! { timed(&mut times, #k, || #bwd(#args)); });
+            // A layer that writes gradients tells `backward_observed`'s caller they are final.
+            let ready = bwd_fn.state.then(|| quote! { ready(&mut after, #k, g); });
+            call.backward = Some(quote! { timed(&mut times, #k, || #bwd(#args)); #ready });
         }
         calls.insert(n, call);
         layer_paths.push(node.path.clone());
@@ -346,6 +348,12 @@ pub(super) fn module(
     let (ip, is) = (name(infer.uses[0], "p"), name(infer.uses[1], "s"));
     let (tp, ts) = (name(train_uses[0], "p"), name(train_uses[1], "s"));
     let (bp, bg) = (name(backward_uses[0], "p"), name(backward_uses[1], "g"));
+    // Only a layer that writes gradients calls `ready`.
+    let after = if backward_uses[1] {
+        quote! { mut after }
+    } else {
+        quote! { _after }
+    };
     // With no layer, nothing is timed.
     let allow = quote! { #[allow(unused_variables, unused_mut)] };
     let quiet = (layer_count == 0).then(|| allow.clone());
@@ -410,12 +418,20 @@ pub(super) fn module(
             /// The gradient of the loss of the last `forward_train` with respect to every
             /// parameter (overwrites `g`).
             pub fn backward(p: &Params, g: &mut Grads, ws: &mut Workspace) {
-                backward_timed(p, g, ws, None)
+                backward_timed(p, g, ws, None, None)
             }
 
-            /// [`backward`], adding each layer's seconds to `times` when given.
+            /// [`backward`], calling `after(k, g)` as soon as the gradients of layer `k`'s
+            /// parameters (`LAYERS[k]`) are final, so that a caller can send them on while the
+            /// layers before it still compute (data-parallel training's allreduce).
+            pub fn backward_observed(p: &Params, g: &mut Grads, ws: &mut Workspace, after: &mut dyn FnMut(usize, &Grads)) {
+                backward_timed(p, g, ws, None, Some(after))
+            }
+
+            /// [`backward`], adding each layer's seconds to `times` when given, and telling
+            /// `after` of the gradients each layer finished.
             #quiet_bwd
-            fn backward_timed(#bp: &Params, #bg: &mut Grads, ws: &mut Workspace, mut times: Option<&mut [f64]>) {
+            fn backward_timed(#bp: &Params, #bg: &mut Grads, ws: &mut Workspace, mut times: Option<&mut [f64]>, #after: Option<&mut dyn FnMut(usize, &Grads)>) {
                 // What backward reads, `forward_train` left; `forward` lays the arena out
                 // otherwise.
                 assert!(ws.layout == Layout::Training, "backward follows forward_train");
@@ -459,13 +475,21 @@ pub(super) fn module(
             bwd: &mut [f64; #layer_count],
         ) -> f32 {
             let loss = forward_train_timed(p, s, ws, x, Some(fwd));
-            backward_timed(p, g, ws, Some(bwd));
+            backward_timed(p, g, ws, Some(bwd), None);
             loss
         }
 
         /// Runs `f`, adding its seconds to `times[k]` when there is a table.
         #[allow(dead_code)]
         #[inline(always)]
+        /// Tells `after`, if any, that layer `k`'s parameter gradients in `g` are final.
+        #[allow(dead_code)]
+        fn ready(after: &mut Option<&mut dyn FnMut(usize, &Grads)>, k: usize, g: &Grads) {
+            if let Some(f) = after {
+                f(k, g);
+            }
+        }
+
         fn timed(times: &mut Option<&mut [f64]>, k: usize, f: impl FnOnce()) {
             match times {
                 Some(t) => {

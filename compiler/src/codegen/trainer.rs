@@ -259,6 +259,12 @@ pub fn network_impl(
                 #module::backward(p, g, ws)
             }
 
+            const LAYERS: &'static [&'static str] = &#module::LAYERS;
+
+            fn backward_observed(p: &#module::Params, g: &mut #module::Params, ws: &mut #module::Workspace, after: &mut dyn FnMut(usize, &#module::Params)) {
+                #module::backward_observed(p, g, ws, after)
+            }
+
             fn forward(p: &#module::Params, s: &#module::State, ws: &mut #module::Workspace, images: &[f32]) {
                 #module::forward(p, s, ws, &#module::Inputs { #infer_inputs })
             }
