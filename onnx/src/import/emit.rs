@@ -152,7 +152,8 @@ fn positional(op: &str, arg: &str) -> bool {
         ("conv" | "conv_t" | "linear", "out")
             | ("dropout", "p")
             | ("slice", "from" | "to")
-            | ("channel_shuffle", "groups")
+            | ("channel_shuffle" | "groupnorm", "groups")
+            | ("adaptive_avgpool", "out")
     )
 }
 

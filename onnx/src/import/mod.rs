@@ -11,7 +11,9 @@ mod graph;
 mod lower;
 mod named;
 mod names;
+mod norms;
 mod ops;
+mod pools;
 mod tensor_ops;
 #[cfg(test)]
 mod tests;

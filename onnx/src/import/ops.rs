@@ -298,6 +298,20 @@ pub(crate) fn conv_t(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), Import
 /// default `count_include_pad=True`).
 pub(crate) fn pool(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportError> {
     let x = cx.tensor(n, 0)?;
+    pool_of(cx, n, n, out, x, None)
+}
+
+/// The pool node `n` on `x` as a layer named by node `first`; `padded`: the zero padding a
+/// `Pad` before it added, which makes an AveragePool that does not count padding
+/// (`count_include_pad=0`) netc's avgpool, which counts it.
+pub(crate) fn pool_of(
+    cx: &mut Cx,
+    first: &NodeProto,
+    n: &NodeProto,
+    out: &str,
+    x: usize,
+    padded: Option<[i64; 2]>,
+) -> Result<(), ImportError> {
     let [c, h, w] = image(cx, n, x)?;
     if n.output.iter().skip(1).any(|o| !o.is_empty()) {
         return Err(ImportError::node(
@@ -314,14 +328,41 @@ pub(crate) fn pool(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportEr
             &format!("dilations {dil:?}; netc's pools are not dilated"),
         ));
     }
-    let p = pads(n, [h, w], k, s, dil)?;
+    let mut p = pads(n, [h, w], k, s, dil)?;
     let ceil = int_attr(n, "ceil_mode", 0) != 0;
+    if let Some(q) = padded {
+        if p != [0, 0] || int_attr(n, "count_include_pad", 0) != 0 {
+            return Err(ImportError::node(
+                n,
+                "an AveragePool after a Pad that pads again or counts its padding; netc's avgpool is one zero padding, counted",
+            ));
+        }
+        // netc's windows are PyTorch's: in ceil mode a last window that starts in the right
+        // padding is dropped; ONNX keeps it when the padding was a Pad (its input is then
+        // all data). Where the two disagree the model is not netc's avgpool.
+        for a in 0..2 {
+            let d = [h, w][a];
+            if window(n, d, k[a], s[a], q[a], 1, ceil)?
+                != window(n, d + 2 * q[a] as usize, k[a], s[a], 0, 1, ceil)?
+            {
+                return Err(ImportError::node(
+                    n,
+                    "in ceil mode its last window starts in the Pad's padding, which netc (as PyTorch) drops and ONNX keeps",
+                ));
+            }
+        }
+        p = q;
+    }
     let op = if n.op_type() == "MaxPool" {
         "maxpool"
     } else {
         "avgpool"
     };
-    if op == "avgpool" && p != [0, 0] && int_attr(n, "count_include_pad", 0) == 0 {
+    if op == "avgpool"
+        && padded.is_none()
+        && p != [0, 0]
+        && int_attr(n, "count_include_pad", 0) == 0
+    {
         return Err(ImportError::node(
             n,
             "average pooling with padding and count_include_pad=0; netc's avgpool counts the padding in its divisor (PyTorch's default count_include_pad=True)",
@@ -345,7 +386,7 @@ pub(crate) fn pool(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportEr
     if ceil {
         args.push(("ceil", Arg::Bool(true)));
     }
-    cx.layer(n, out, op, args, vec![x], vec![c, ho, wo], vec![], None);
+    cx.layer(first, out, op, args, vec![x], vec![c, ho, wo], vec![], None);
     Ok(())
 }
 
