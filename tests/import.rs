@@ -113,7 +113,10 @@ fn mobilenet_imports_depthwise_relu6_and_residuals() {
     let net = round("mobilenet");
     // One block for every Conv2dNormActivation, the depthwise ones with groups = channels.
     assert!(net.contains("groups=g"), "{net}");
-    assert!(net.contains("conv_batchnorm_relu6(48, 3, 1, 1, 48)"), "{net}");
+    assert!(
+        net.contains("conv_batchnorm_relu6(48, 3, 1, 1, 48)"),
+        "{net}"
+    );
 }
 
 #[test]

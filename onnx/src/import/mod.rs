@@ -17,6 +17,8 @@ mod pools;
 mod tensor_ops;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_patterns;
 
 use std::collections::HashSet;
 
