@@ -157,6 +157,32 @@ fn shuffle_split_upsample_softmax_import() {
 }
 
 #[test]
+fn inception_with_pytorch_lrn_imports() {
+    let net = round("inception");
+    for part in [
+        "lrn(size=5, alpha=0.001, k=2.0)",
+        "lrn(size=4)",
+        "i3a = stem -> i3a(8, 12, 6);",
+        "return concat(b1, b2, b3, b4);",
+    ] {
+        assert!(net.contains(part), "{part} in\n{net}");
+    }
+}
+
+#[test]
+fn groupnorm_layernorm2d_and_gelu_tanh_import() {
+    let net = round("norms");
+    for part in [
+        "groupnorm(2) as gn",
+        "layernorm2d as norm",
+        "gelu(approximate=\"tanh\")",
+        "avgpool(k=3, s=2, p=1, ceil=true)",
+    ] {
+        assert!(net.contains(part), "{part} in\n{net}");
+    }
+}
+
+#[test]
 fn a_corrupt_model_is_an_error_and_outputs_are_not_overwritten() {
     let dir = scratch("errors");
     let bad = dir.join("bad.onnx");

@@ -310,8 +310,14 @@ pub(crate) fn fold(n: &NodeProto, ins: &[Option<&Const>]) -> Option<Result<Const
                 return None;
             }
             let rank = c.dims.len() as i64;
-            let starts = all.get(1)?.ints()?;
-            let ends = all.get(2)?.ints()?;
+            // PyTorch writes "to the end" as ±(2^63 - 1), which f64 holds only roughly:
+            // the bounds saturate, as ONNX clamps them anyway.
+            let bound = |c: &Const| -> Option<Vec<i64>> {
+                (c.batch.is_empty() && c.data.iter().all(|v| v.fract() == 0.0))
+                    .then(|| c.data.iter().map(|&v| v as i64).collect())
+            };
+            let starts = bound(all.get(1)?)?;
+            let ends = bound(all.get(2)?)?;
             let axes = match all.get(3) {
                 Some(a) => a.ints()?,
                 None => (0..starts.len() as i64).collect(),
