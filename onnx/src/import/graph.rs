@@ -438,7 +438,7 @@ fn reshaped(dims: &[usize], len: usize, target: &[i64]) -> Option<Vec<usize>> {
     }
     let known = out.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
     if let Some(i) = infer {
-        if known == 0 || len % known != 0 {
+        if known == 0 || !len.is_multiple_of(known) {
             return None;
         }
         out[i] = len / known;

@@ -281,13 +281,10 @@ impl Em<'_> {
             }
             let mut after = Vec::new();
             let (mut tail, mut p) = (items[s].output, last);
-            loop {
-                let Some(cj) = chains
-                    .iter()
-                    .position(|c| c.first().is_some_and(|&u| items[u].args == [tail]))
-                else {
-                    break;
-                };
+            while let Some(cj) = chains
+                .iter()
+                .position(|c| c.first().is_some_and(|&u| items[u].args == [tail]))
+            {
                 let u = chains[cj][0];
                 // An output named as the layer is that layer's binding (`head = x -> conv(..)`).
                 let own_output = outs
