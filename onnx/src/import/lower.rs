@@ -355,7 +355,7 @@ fn map(cx: &mut Cx, i: usize, n: &NodeProto) -> Result<(), ImportError> {
         }
         "Conv" => ops::conv(cx, n, &out),
         "ConvTranspose" => ops::conv_t(cx, n, &out),
-        "MaxPool" | "AveragePool" => ops::pool(cx, n, &out),
+        "MaxPool" | "AveragePool" => pools::pool(cx, n, &out),
         "Pad" => pools::pad_avgpool(cx, n, &out),
         "GlobalAveragePool" => ops::global_avgpool(cx, n, &out),
         "BatchNormalization" => ops::batchnorm(cx, n, &out),

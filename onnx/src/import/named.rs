@@ -1,11 +1,13 @@
 //! A scope of bindings, the form of any module that is not an `nn.Sequential` (and of the
 //! network itself): its items in chains, each chain bound to a name (the module's name for a
-//! sequential child, the graph output's, or a fresh one), layers with weights named by `as`.
+//! sequential child, the graph output's, or a fresh one), layers with weights named by `as`;
+//! and the chains with positions (a sequential module's children, with the layers beside it
+//! that fill its gaps).
 
 use std::collections::HashSet;
 
 use super::blocks::{Stmt, Tok};
-use super::emit::{join, Em, Item, Names, Stage};
+use super::emit::{join, Em, Item, Names};
 use super::names::{is_ident, sanitize, write_ident};
 
 impl Em<'_> {
@@ -316,4 +318,68 @@ impl Em<'_> {
         }
         kept
     }
+
+    /// A chain whose stages have positions (a sequential module's children, and the layers
+    /// beside it that fill its gaps with `as`), read from `head` (one name, piped in, or the
+    /// first stage's tensor arguments). A stage is at `bound.POSITION`, or `scope.NAME` with
+    /// `as NAME`; a gap before a layer with weights is filled by `dropout(0.0)`, and so is the
+    /// position after a lone stage 0 with weights (else the stage would take `bound`).
+    pub(super) fn seq_chain(
+        &mut self,
+        stages: &[Stage],
+        scope: &str,
+        bound: &str,
+        head: &[String],
+    ) -> Stmt {
+        let weighty =
+            |em: &Self, it: &Item| it.layers.iter().any(|&i| !em.layer(i).params.is_empty());
+        let mut toks = Vec::new();
+        if let [one] = head {
+            toks.push(Tok::Text(one.clone()));
+        }
+        let lone = stages.len() == 1 && stages[0].pos == 0 && stages[0].as_name.is_none();
+        let pad_lone = lone && weighty(self, &stages[0].item);
+        let mut next = 0;
+        let filler = |em: &mut Self, toks: &mut Stmt, gap: usize| {
+            em.notes.push(format!("`{}` is not in the ONNX model (an identity at inference: a dropout or nn.Identity); written `dropout(0.0)` to keep the positions of the layers beside it", join(bound, &gap.to_string())));
+            toks.push(Tok::Text(" -> dropout(0.0)".into()));
+        };
+        for (k, st) in stages.iter().enumerate() {
+            if st.pos > next && stages[k..].iter().any(|o| weighty(self, &o.item)) {
+                for gap in next..st.pos {
+                    filler(self, &mut toks, gap);
+                }
+            }
+            next = st.pos + 1;
+            let path = match &st.as_name {
+                Some(a) => join(scope, a),
+                None if lone && !pad_lone => bound.to_string(),
+                None => join(bound, &st.pos.to_string()),
+            };
+            let s = if k == 0 && head.len() != 1 {
+                self.stage(&st.item, &st.mpath, &path, head.to_vec())
+            } else {
+                toks.push(Tok::Text(" -> ".into()));
+                self.stage(&st.item, &st.mpath, &path, vec![])
+            };
+            toks.extend(s);
+            if let Some(a) = &st.as_name {
+                toks.push(Tok::Text(format!(" as {}", write_ident(a))));
+            }
+        }
+        if pad_lone {
+            filler(self, &mut toks, 1);
+        }
+        toks
+    }
+}
+
+/// A stage of a chain with positions: the item, its position, the module path its item's
+/// segment is under, and its `as` name when its path is not the chain's.
+#[derive(Clone)]
+pub(super) struct Stage {
+    pub(super) item: Item,
+    pub(super) pos: usize,
+    pub(super) mpath: Vec<String>,
+    pub(super) as_name: Option<String>,
 }
