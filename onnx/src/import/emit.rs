@@ -19,6 +19,8 @@ pub(crate) struct Emitted {
     pub inputs: Vec<(String, Vec<usize>)>,
     pub weights: Vec<(String, Vec<usize>, Vec<f32>)>,
     pub notes: Vec<String>,
+    /// How many `dropout(0.0)` the text has for layers the model does not.
+    pub fillers: usize,
 }
 
 /// One unit of a scope: a layer, or a child module's layers.
@@ -40,6 +42,7 @@ pub(super) struct Em<'a> {
     pub(super) blocks: Blocks,
     pub(super) weights: Vec<(String, Vec<usize>, Vec<f32>)>,
     pub(super) notes: Vec<String>,
+    pub(super) fillers: usize,
 }
 
 /// Emits `lo` as statements and blocks.
@@ -59,6 +62,7 @@ pub(crate) fn emit(lo: &Lowered) -> Emitted {
         blocks: Blocks::default(),
         weights: Vec::new(),
         notes: Vec::new(),
+        fillers: 0,
     };
     let mut names = Names::default();
     let mut value_names: Vec<(usize, String)> = Vec::new();
@@ -90,6 +94,7 @@ pub(crate) fn emit(lo: &Lowered) -> Emitted {
         inputs,
         weights: em.weights,
         notes: em.notes,
+        fillers: em.fillers,
     }
 }
 

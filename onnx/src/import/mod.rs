@@ -138,6 +138,9 @@ fn print(e: &emit::Emitted, net_name: &str, lo: &lower::Lowered, name: &str) -> 
     if !e.notes.is_empty() {
         out.push_str("// See the notes `netc import` printed about names.\n");
     }
+    if e.fillers > 0 {
+        out.push_str("// `dropout(0.0)` stands for a layer the model does not have (a dropout, the identity at\n// inference, which ONNX leaves out), so that the layers after it keep their positions,\n// their paths and their weights' names.\n");
+    }
     for t in 0..e.blocks.templates.len() {
         let (head, lines) = e.blocks.definition(t);
         let n = e.blocks.count(t);

@@ -341,6 +341,7 @@ impl Em<'_> {
         let pad_lone = lone && weighty(self, &stages[0].item);
         let mut next = 0;
         let filler = |em: &mut Self, toks: &mut Stmt, gap: usize| {
+            em.fillers += 1;
             em.notes.push(format!("`{}` is not in the ONNX model (an identity at inference: a dropout or nn.Identity); written `dropout(0.0)` to keep the positions of the layers beside it", join(bound, &gap.to_string())));
             toks.push(Tok::Text(" -> dropout(0.0)".into()));
         };
