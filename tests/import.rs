@@ -111,7 +111,12 @@ fn lenet_imports() {
 #[test]
 fn mobilenet_imports_depthwise_relu6_and_residuals() {
     let net = round("mobilenet");
-    assert!(net.contains("groups=c"), "{net}");
+    // One block for every Conv2dNormActivation, the depthwise ones with groups = channels.
+    assert!(net.contains("groups=g"), "{net}");
+    assert!(
+        net.contains("conv_batchnorm_relu6(48, 3, 1, 1, 48)"),
+        "{net}"
+    );
 }
 
 #[test]
@@ -124,7 +129,7 @@ fn se_hardswish_silu_gelu_import() {
         "gelu",
         "mul(",
         "ceil=true",
-        "as se",
+        "se = stem -> se;",
     ] {
         assert!(net.contains(op), "{op} in\n{net}");
     }
@@ -148,6 +153,32 @@ fn shuffle_split_upsample_softmax_import() {
         "elu",
     ] {
         assert!(net.contains(op), "{op} in\n{net}");
+    }
+}
+
+#[test]
+fn inception_with_pytorch_lrn_imports() {
+    let net = round("inception");
+    for part in [
+        "lrn(size=5, alpha=0.001, k=2.0)",
+        "lrn(size=4)",
+        "i3a = stem -> i3a(8, 12, 6);",
+        "return concat(b1, b2, b3, b4);",
+    ] {
+        assert!(net.contains(part), "{part} in\n{net}");
+    }
+}
+
+#[test]
+fn groupnorm_layernorm2d_and_gelu_tanh_import() {
+    let net = round("norms");
+    for part in [
+        "groupnorm(2) as gn",
+        "layernorm2d as norm",
+        "gelu(approximate=\"tanh\")",
+        "avgpool(k=3, s=2, p=1, ceil=true)",
+    ] {
+        assert!(net.contains(part), "{part} in\n{net}");
     }
 }
 

@@ -1,6 +1,7 @@
 //! The pointwise activations, and the patterns exporters write for those ONNX (at opset
 //! 17) lacks: `x * Sigmoid(x)` is silu, `x * HardSigmoid(x)` hardswish, `x *
-//! Tanh(Softplus(x))` mish, and `x * (Erf(x / √2) + 1) * 0.5` (PyTorch's GELU) gelu.
+//! Tanh(Softplus(x))` mish, `x * (Erf(x / √2) + 1) * 0.5` (PyTorch's GELU) gelu, and
+//! `x * (Tanh(√(2/π) (x + 0.044715 x³)) + 1) * 0.5` gelu(approximate="tanh").
 
 use crate::build::{float_attr, string_attr};
 use crate::proto::NodeProto;
@@ -10,11 +11,11 @@ use super::ImportError;
 
 /// The node that alone reads `name`, when it is a `op`.
 fn next<'m>(cx: &Cx<'m>, name: &str, op: &str) -> Option<(usize, &'m NodeProto)> {
-    cx.sole_consumer(name).filter(|(_, n)| n.op_type() == op)
+    cx.next(name, op)
 }
 
 /// The input of binary node `n` other than `name`.
-fn other<'n>(n: &'n NodeProto, name: &str) -> Option<&'n str> {
+pub(super) fn other<'n>(n: &'n NodeProto, name: &str) -> Option<&'n str> {
     match n.input.as_slice() {
         [a, b] if a == name => Some(b),
         [a, b] if b == name => Some(a),
@@ -23,14 +24,14 @@ fn other<'n>(n: &'n NodeProto, name: &str) -> Option<&'n str> {
 }
 
 /// The constant scalar tensor `name` holds.
-fn scalar(cx: &Cx, name: &str) -> Option<f64> {
+pub(super) fn scalar(cx: &Cx, name: &str) -> Option<f64> {
     match cx.vals.get(name) {
         Some(Val::C(c)) => c.scalar(),
         _ => None,
     }
 }
 
-fn close(a: f64, b: f64) -> bool {
+pub(super) fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-6 * b.abs().max(1.0)
 }
 
@@ -201,4 +202,67 @@ fn gelu_erf(cx: &mut Cx, n: &NodeProto, x: &str, out: &str) -> Result<String, Im
         cx.take(j);
     }
     Ok(h_out)
+}
+
+/// GELU's tanh form from its `Mul(x, x)`, in the order of netc's export or PyTorch's (each
+/// constant on either side): x², x³, 0.044715 x³, x + that, √(2/π) times it, Tanh, + 1,
+/// times x, times 0.5. `Ok(false)`: the Mul starts no such pattern.
+pub(crate) fn gelu_tanh(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<bool, ImportError> {
+    if n.input.len() != 2 || n.input[0] != n.input[1] {
+        return Ok(false);
+    }
+    let Some(&Val::T(x)) = cx.vals.get(&n.input[0]) else {
+        return Ok(false);
+    };
+    let x_name = n.input[0].clone();
+    // Each step: the op that alone reads the value so far, and what its other input is.
+    enum Other {
+        X,
+        K(f64),
+        None,
+    }
+    let steps = [
+        ("Mul", Other::X),
+        ("Mul", Other::K(0.044715)),
+        ("Add", Other::X),
+        ("Mul", Other::K((2.0 / std::f64::consts::PI).sqrt())),
+        ("Tanh", Other::None),
+        ("Add", Other::K(1.0)),
+        ("Mul", Other::X),
+        ("Mul", Other::K(0.5)),
+    ];
+    let mut at = out.to_string();
+    let mut taken = Vec::new();
+    for (op, want) in steps {
+        let Some((j, m)) = next(cx, &at, op) else {
+            return Ok(false);
+        };
+        let ok = match want {
+            Other::X => other(m, &at) == Some(x_name.as_str()),
+            Other::K(k) => other(m, &at)
+                .and_then(|s| scalar(cx, s))
+                .is_some_and(|v| (v - k).abs() <= 1e-6 * k),
+            Other::None => m.input.len() == 1,
+        };
+        if !ok {
+            return Ok(false);
+        }
+        taken.push(j);
+        at = m.output.first().cloned().unwrap_or_default();
+    }
+    for j in taken {
+        cx.take(j);
+    }
+    let shape = cx.shape(x).to_vec();
+    cx.layer(
+        n,
+        &at,
+        "gelu",
+        vec![("approximate", Arg::Str("tanh"))],
+        vec![x],
+        shape,
+        vec![],
+        None,
+    );
+    Ok(true)
 }

@@ -47,6 +47,14 @@ pub(crate) enum Tok {
     Text(String),
     /// An integer argument, with the name a parameter for it would take.
     Hole(&'static str, HoleVal),
+    /// An optional integer argument: `sep` (`, s=`) and its value, written only where it is
+    /// not `default`.
+    Opt {
+        sep: String,
+        hint: &'static str,
+        val: HoleVal,
+        default: HoleVal,
+    },
     /// A block call: its template, tensor arguments, and the instance's holes (flattened).
     Call {
         tpl: usize,
@@ -94,7 +102,7 @@ fn holes(body: &[Stmt]) -> Vec<HoleVal> {
     let mut out = Vec::new();
     for t in body.iter().flatten() {
         match t {
-            Tok::Hole(_, v) => out.push(v.clone()),
+            Tok::Hole(_, v) | Tok::Opt { val: v, .. } => out.push(v.clone()),
             Tok::Call { holes, .. } => out.extend(holes.iter().cloned()),
             Tok::Text(_) => {}
         }
@@ -109,6 +117,10 @@ fn key(inputs: usize, body: &[Stmt]) -> String {
             match t {
                 Tok::Text(s) => k.push_str(s),
                 Tok::Hole(..) => k.push('?'),
+                Tok::Opt { sep, .. } => {
+                    k.push_str(sep);
+                    k.push('?');
+                }
                 Tok::Call { tpl, tensors, .. } => {
                     k.push_str(&format!("#{tpl}({})", tensors.join(",")))
                 }
@@ -224,7 +236,7 @@ impl Blocks {
         let mut at = 0;
         for tok in self.templates[t].body.iter().flatten() {
             match tok {
-                Tok::Hole(hint, _) => {
+                Tok::Hole(hint, _) | Tok::Opt { hint, .. } => {
                     out.push((at, *hint));
                     at += 1;
                 }
@@ -277,6 +289,14 @@ impl Blocks {
                 Tok::Text(x) => s.push_str(x),
                 Tok::Hole(..) => {
                     s.push_str(&hole(at));
+                    at += 1;
+                }
+                Tok::Opt { sep, default, .. } => {
+                    let v = hole(at);
+                    if v != default.text() {
+                        s.push_str(sep);
+                        s.push_str(&v);
+                    }
                     at += 1;
                 }
                 Tok::Call {

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use super::blocks::{Blocks, HoleVal, Stmt, Tok};
 use super::lower::{Arg, Layer, Lowered};
+use super::named::Stage;
 use super::names::{is_ident, sanitize, write_ident};
 
 /// The text's statements before printing, and what naming found.
@@ -18,6 +19,8 @@ pub(crate) struct Emitted {
     pub inputs: Vec<(String, Vec<usize>)>,
     pub weights: Vec<(String, Vec<usize>, Vec<f32>)>,
     pub notes: Vec<String>,
+    /// How many `dropout(0.0)` the text has for layers the model does not.
+    pub fillers: usize,
 }
 
 /// One unit of a scope: a layer, or a child module's layers.
@@ -39,6 +42,7 @@ pub(super) struct Em<'a> {
     pub(super) blocks: Blocks,
     pub(super) weights: Vec<(String, Vec<usize>, Vec<f32>)>,
     pub(super) notes: Vec<String>,
+    pub(super) fillers: usize,
 }
 
 /// Emits `lo` as statements and blocks.
@@ -58,6 +62,7 @@ pub(crate) fn emit(lo: &Lowered) -> Emitted {
         blocks: Blocks::default(),
         weights: Vec::new(),
         notes: Vec::new(),
+        fillers: 0,
     };
     let mut names = Names::default();
     let mut value_names: Vec<(usize, String)> = Vec::new();
@@ -89,6 +94,7 @@ pub(crate) fn emit(lo: &Lowered) -> Emitted {
         inputs,
         weights: em.weights,
         notes: em.notes,
+        fillers: em.fillers,
     }
 }
 
@@ -145,6 +151,59 @@ fn hint(arg: &str) -> &'static str {
     }
 }
 
+/// The arguments of a layer of `op` in the op's order, with the integer arguments that have
+/// a fixed default added where the layer leaves them out, and that default: block instances
+/// that differ only in writing a stride or not then share one block (`s=s`).
+fn with_defaults(
+    op: &str,
+    args: &[(&'static str, Arg)],
+) -> Vec<(&'static str, Arg, Option<HoleVal>)> {
+    let one = HoleVal::Pair(1, 1);
+    let zero = HoleVal::Pair(0, 0);
+    let order: Vec<(&'static str, Option<HoleVal>)> = match op {
+        "conv" => vec![
+            ("out", None),
+            ("k", None),
+            ("s", Some(one.clone())),
+            ("p", Some(zero)),
+            ("dil", Some(one)),
+            ("groups", Some(HoleVal::Int(1))),
+        ],
+        "conv_t" => vec![
+            ("out", None),
+            ("k", None),
+            ("s", Some(one.clone())),
+            ("p", Some(zero.clone())),
+            ("op", Some(zero)),
+            ("dil", Some(one)),
+            ("groups", Some(HoleVal::Int(1))),
+        ],
+        "maxpool" | "avgpool" => vec![("k", None), ("s", None), ("p", Some(zero))],
+        _ => vec![],
+    };
+    let mut out = Vec::new();
+    for (name, default) in &order {
+        match args.iter().find(|(n, _)| n == name) {
+            Some((_, a)) => out.push((*name, a.clone(), default.clone())),
+            None => {
+                if let Some(d) = default {
+                    let a = match *d {
+                        HoleVal::Int(v) => Arg::Int(v),
+                        HoleVal::Pair(h, w) => Arg::Pair(h, w),
+                    };
+                    out.push((*name, a, Some(d.clone())));
+                }
+            }
+        }
+    }
+    for (name, a) in args {
+        if !order.iter().any(|(n, _)| n == name) {
+            out.push((*name, a.clone(), None));
+        }
+    }
+    out
+}
+
 /// Arguments written by position (the op's first parameters, as people write them).
 fn positional(op: &str, arg: &str) -> bool {
     matches!(
@@ -152,7 +211,8 @@ fn positional(op: &str, arg: &str) -> bool {
         ("conv" | "conv_t" | "linear", "out")
             | ("dropout", "p")
             | ("slice", "from" | "to")
-            | ("channel_shuffle", "groups")
+            | ("channel_shuffle" | "groupnorm", "groups")
+            | ("adaptive_avgpool", "out")
     )
 }
 
@@ -271,13 +331,19 @@ impl<'a> Em<'a> {
     }
 
     /// Whether `items` are an `nn.Sequential` on `input`: numbered children, each reading
-    /// the one before, only the last read outside.
+    /// the one before, only the last read outside. The first may read more tensors than
+    /// `input` (a chain's head: `concat(c, d) -> ...`).
     pub(super) fn sequential(&self, items: &[Item], input: usize) -> Option<Vec<usize>> {
         let mut idx = Vec::new();
         let mut prev = input;
         for (k, it) in items.iter().enumerate() {
             let n: usize = it.seg.as_ref()?.parse().ok()?;
-            if idx.last().is_some_and(|&l| n <= l) || it.args != [prev] {
+            let reads = if k == 0 {
+                it.args.first() == Some(&prev) && !(it.container && it.args.len() > 1)
+            } else {
+                it.args == [prev]
+            };
+            if idx.last().is_some_and(|&l| n <= l) || !reads {
                 return None;
             }
             if k > 0 {
@@ -300,28 +366,45 @@ impl<'a> Em<'a> {
         let l = self.layer(i);
         let mut toks = vec![Tok::Text(l.op.to_string())];
         let mut parts: Vec<Vec<Tok>> = tensors.iter().map(|t| vec![Tok::Text(t.clone())]).collect();
-        for (name, a) in &l.args {
+        // Optional integer arguments, written only where they differ from their default.
+        let mut opts: Vec<Tok> = Vec::new();
+        for (name, a, default) in with_defaults(l.op, &l.args) {
             let mut p = Vec::new();
+            if let (Some(d), Some(h)) = (default, HoleVal::of(&a)) {
+                opts.push(Tok::Opt {
+                    sep: format!(", {name}="),
+                    hint: hint(name),
+                    val: h,
+                    default: d,
+                });
+                continue;
+            }
             if !positional(l.op, name) {
                 p.push(Tok::Text(format!("{name}=")));
             }
-            p.push(match (HoleVal::of(a), a) {
+            p.push(match (HoleVal::of(&a), &a) {
                 (Some(h), _) => Tok::Hole(hint(name), h),
                 (None, Arg::Float(f)) => Tok::Text(float_text(*f)),
                 (None, Arg::Str(s)) => Tok::Text(format!("\"{s}\"")),
                 (None, Arg::Bool(b)) => Tok::Text(b.to_string()),
-                _ => unreachable!("ints are holes"),
+                (None, _) => Tok::Text(String::new()),
             });
+            // An optional argument after a required one keeps the order of the op's
+            // parameters: `bias=false` after `groups`.
+            if !opts.is_empty() {
+                parts.push(std::mem::take(&mut opts));
+            }
             parts.push(p);
         }
-        if !parts.is_empty() {
+        if !parts.is_empty() || !opts.is_empty() {
             toks.push(Tok::Text("(".into()));
             for (k, p) in parts.into_iter().enumerate() {
-                if k > 0 {
+                if k > 0 && !matches!(p.first(), Some(Tok::Opt { .. })) {
                     toks.push(Tok::Text(", ".into()));
                 }
                 toks.extend(p);
             }
+            toks.extend(opts);
             toks.push(Tok::Text(")".into()));
         }
         toks
@@ -385,8 +468,29 @@ impl<'a> Em<'a> {
         let inner = self.items(&sub, &it.layers);
         let hint = self.block_name(&sub, &inner);
         let body: Vec<Stmt> = match self.sequential(&inner, it.args[0]) {
-            Some(idx) if it.args.len() == 1 => {
-                let chain = self.seq_chain(&inner, &idx, &sub, path, "x");
+            Some(idx) => {
+                let stages: Vec<Stage> = inner
+                    .iter()
+                    .zip(&idx)
+                    .map(|(it, &pos)| Stage {
+                        item: it.clone(),
+                        pos,
+                        mpath: sub.clone(),
+                        as_name: None,
+                    })
+                    .collect();
+                let head: Vec<String> = inner[0]
+                    .args
+                    .iter()
+                    .map(|v| {
+                        params
+                            .iter()
+                            .find(|(p, _)| p == v)
+                            .map(|(_, n)| n.clone())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                let chain = self.seq_chain(&stages, path, path, &head);
                 let mut s = vec![Tok::Text("return ".into())];
                 s.extend(chain);
                 s.push(Tok::Text(";".into()));
@@ -440,47 +544,6 @@ impl<'a> Em<'a> {
         } else {
             base
         }
-    }
-
-    /// The stages of a sequential scope, from `input` (a name): positions are the
-    /// children's numbers, gaps before a layer with weights filled by `dropout(0.0)`.
-    pub(super) fn seq_chain(
-        &mut self,
-        items: &[Item],
-        idx: &[usize],
-        mpath: &[String],
-        prefix: &str,
-        input: &str,
-    ) -> Stmt {
-        let mut toks = vec![Tok::Text(input.to_string())];
-        let mut next = 0;
-        let stages = idx.last().map(|l| l + 1).unwrap_or(0);
-        let single = items.len() == 1 && idx == [0];
-        for (it, &n) in items.iter().zip(idx) {
-            let weighty =
-                |em: &Self, it: &Item| it.layers.iter().any(|&i| !em.layer(i).params.is_empty());
-            if n > next
-                && items
-                    .iter()
-                    .skip_while(|o| !std::ptr::eq(*o, it))
-                    .any(|o| weighty(self, o))
-            {
-                for gap in next..n {
-                    self.notes.push(format!("`{}` is not in the ONNX model (an identity at inference: a dropout or nn.Identity); written `dropout(0.0)` to keep the positions after it", join(prefix, &gap.to_string())));
-                    toks.push(Tok::Text(" -> dropout(0.0)".into()));
-                }
-            }
-            next = n + 1;
-            let path = if single || stages == 1 {
-                prefix.to_string()
-            } else {
-                join(prefix, &n.to_string())
-            };
-            toks.push(Tok::Text(" -> ".into()));
-            let s = self.stage(it, mpath, &path, vec![]);
-            toks.extend(s);
-        }
-        toks
     }
 }
 

@@ -185,6 +185,19 @@ pub(crate) fn fold(n: &NodeProto, ins: &[Option<&Const>]) -> Option<Result<Const
     let err = |why: &str| Some(Err(ImportError::node(n, why)));
     match n.op_type() {
         "Identity" | "Cast" => all.first().map(|c| Ok((*c).clone())),
+        "Reshape" if all.len() == 2 => {
+            let c = all.first()?;
+            // A known target gives the dimensions (PyTorch's pads arithmetic reshapes a
+            // vector to [-1, 2] and slices its rows); the data stay in order.
+            let dims = all[1]
+                .ints()
+                .and_then(|t| reshaped(&c.dims, c.data.len(), &t))
+                .unwrap_or_else(|| vec![c.data.len()]);
+            Some(Ok(Const {
+                dims,
+                ..(*c).clone()
+            }))
+        }
         "Unsqueeze" | "Squeeze" | "Flatten" | "Reshape" => {
             let c = all.first()?;
             // Only a vector's shape changes here (a scalar to [1] and back); the data stay.
@@ -240,6 +253,129 @@ pub(crate) fn fold(n: &NodeProto, ins: &[Option<&Const>]) -> Option<Result<Const
             }
             Some(Ok(out))
         }
+        "ConstantOfShape" => {
+            let shape = all.first()?.ints()?;
+            let dims: Vec<usize> = shape
+                .iter()
+                .map(|&d| usize::try_from(d).ok())
+                .collect::<Option<_>>()?;
+            let len = dims
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .filter(|&l| l <= 4096)?;
+            let v = match attr(n, "value").and_then(|a| a.t.as_ref()) {
+                Some(t) => match tensor(t).ok()?.scalar() {
+                    Some(v) => v,
+                    None => return err("ConstantOfShape whose value is not one number"),
+                },
+                None => 0.0,
+            };
+            Some(Ok(Const::new(dims, vec![v; len])))
+        }
+        "Transpose" => {
+            let c = all.first()?;
+            if !c.batch.is_empty() || c.data.len() > 4096 {
+                return None;
+            }
+            let rank = c.dims.len();
+            let perm: Vec<usize> = match ints_attr(n, "perm") {
+                Some(p) => p
+                    .iter()
+                    .map(|&a| usize::try_from(a).ok().filter(|&a| a < rank))
+                    .collect::<Option<_>>()?,
+                None => (0..rank).rev().collect(),
+            };
+            let mut seen = perm.clone();
+            seen.sort_unstable();
+            if seen != (0..rank).collect::<Vec<_>>() {
+                return err("Transpose with a `perm` that is not a permutation of the axes");
+            }
+            let dims: Vec<usize> = perm.iter().map(|&a| c.dims[a]).collect();
+            let strides = strides(&c.dims);
+            let data = (0..c.data.len())
+                .map(|i| {
+                    let at: usize = index(i, &dims)
+                        .iter()
+                        .zip(&perm)
+                        .map(|(&k, &a)| k * strides[a])
+                        .sum();
+                    c.data[at]
+                })
+                .collect();
+            Some(Ok(Const::new(dims, data)))
+        }
+        "Slice" => {
+            let c = all.first()?;
+            if !c.batch.is_empty() || c.data.len() > 4096 || c.dims.is_empty() {
+                return None;
+            }
+            let rank = c.dims.len() as i64;
+            // PyTorch writes "to the end" as ±(2^63 - 1), which f64 holds only roughly:
+            // the bounds saturate, as ONNX clamps them anyway.
+            let bound = |c: &Const| -> Option<Vec<i64>> {
+                (c.batch.is_empty() && c.data.iter().all(|v| v.fract() == 0.0))
+                    .then(|| c.data.iter().map(|&v| v as i64).collect())
+            };
+            let starts = bound(all.get(1)?)?;
+            let ends = bound(all.get(2)?)?;
+            let axes = match all.get(3) {
+                Some(a) => a.ints()?,
+                None => (0..starts.len() as i64).collect(),
+            };
+            let steps = match all.get(4) {
+                Some(s) => s.ints()?,
+                None => vec![1; starts.len()],
+            };
+            if ends.len() != starts.len()
+                || axes.len() != starts.len()
+                || steps.len() != starts.len()
+            {
+                return err("Slice with starts, ends, axes and steps of different lengths");
+            }
+            // Per axis: the indices kept, in order (ONNX's clamping rules).
+            let mut keep: Vec<Vec<usize>> = c.dims.iter().map(|&d| (0..d).collect()).collect();
+            for k in 0..starts.len() {
+                let a = if axes[k] < 0 { axes[k] + rank } else { axes[k] };
+                let (Ok(a), step) = (usize::try_from(a), steps[k]) else {
+                    return err("Slice on an axis the constant does not have");
+                };
+                if a >= c.dims.len() || step == 0 {
+                    return err("Slice on an axis the constant does not have, or by step 0");
+                }
+                let d = c.dims[a] as i64;
+                let norm = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
+                let (s, e) = (norm(starts[k]), norm(ends[k]));
+                let mut idx = Vec::new();
+                if step > 0 {
+                    let (mut i, e) = (s.clamp(0, d), e.clamp(0, d));
+                    while i < e {
+                        idx.push(i as usize);
+                        i += step;
+                    }
+                } else {
+                    let (mut i, e) = (s.clamp(-1, d - 1), e.clamp(-1, d - 1));
+                    while i > e {
+                        idx.push(i as usize);
+                        i += step;
+                    }
+                }
+                keep[a] = idx;
+            }
+            let dims: Vec<usize> = keep.iter().map(Vec::len).collect();
+            let strides = strides(&c.dims);
+            let len: usize = dims.iter().product();
+            let data = (0..len)
+                .map(|i| {
+                    let at: usize = index(i, &dims)
+                        .iter()
+                        .enumerate()
+                        .map(|(a, &k)| keep[a][k] * strides[a])
+                        .sum();
+                    c.data[at]
+                })
+                .collect();
+            Some(Ok(Const::new(dims, data)))
+        }
         "Add" | "Sub" | "Mul" | "Div" => {
             let (a, b) = (all.first()?, all.get(1)?);
             if !a.batch.is_empty() || !b.batch.is_empty() {
@@ -283,6 +419,52 @@ pub(crate) fn fold(n: &NodeProto, ins: &[Option<&Const>]) -> Option<Result<Const
         }
         _ => None,
     }
+}
+
+/// The dimensions a Reshape to `target` gives `len` values of dimensions `dims` (ONNX's
+/// `0` copies, one `-1` is inferred); `None` when they do not fit.
+fn reshaped(dims: &[usize], len: usize, target: &[i64]) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut infer = None;
+    for (i, &t) in target.iter().enumerate() {
+        match t {
+            0 => out.push(*dims.get(i)?),
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                out.push(1);
+            }
+            t => out.push(usize::try_from(t).ok()?),
+        }
+    }
+    let known = out.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    if let Some(i) = infer {
+        if known == 0 || !len.is_multiple_of(known) {
+            return None;
+        }
+        out[i] = len / known;
+    }
+    (out.iter().product::<usize>() == len).then_some(out)
+}
+
+/// Row-major strides of `dims`.
+fn strides(dims: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; dims.len()];
+    for a in (0..dims.len().saturating_sub(1)).rev() {
+        s[a] = s[a + 1] * dims[a + 1];
+    }
+    s
+}
+
+/// The multi-index of flat position `i` in `dims`.
+fn index(mut i: usize, dims: &[usize]) -> Vec<usize> {
+    let mut at = vec![0; dims.len()];
+    for a in (0..dims.len()).rev() {
+        if dims[a] > 0 {
+            at[a] = i % dims[a];
+            i /= dims[a];
+        }
+    }
+    at
 }
 
 /// `Shape` of a tensor of per-sample shape `shape`: the batch, then the shape.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::proto::NodeProto;
 
 use super::graph::{constant_node, fold, shape_of, Const, Model};
-use super::{act, names, ops, tensor_ops, ImportError};
+use super::{act, names, norms, ops, pools, tensor_ops, ImportError};
 
 /// An argument of a layer, as the text will show it.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,6 +73,8 @@ pub(crate) struct Cx<'m> {
     pub nodes: &'m [NodeProto],
     pub vals: HashMap<String, Val>,
     consumers: HashMap<String, Vec<usize>>,
+    /// Tensor name → the node that writes it.
+    producers: HashMap<String, usize>,
     graph_outputs: Vec<String>,
     /// Nodes a pattern has taken (mapped with an earlier node).
     pub taken: Vec<bool>,
@@ -149,6 +151,46 @@ impl<'m> Cx<'m> {
         }
     }
 
+    /// The node that alone reads `name`, when it is a `op`.
+    pub fn next(&self, name: &str, op: &str) -> Option<(usize, &'m NodeProto)> {
+        self.sole_consumer(name).filter(|(_, n)| n.op_type() == op)
+    }
+
+    /// The constant tensor `name` holds, folding now the shape arithmetic that computes it:
+    /// a pattern reads constants (a Reshape's target, a Pad's amounts) whose nodes come
+    /// later in the graph than the pattern's first node. `None`: not a constant, or not one
+    /// that folds (then the pattern does not apply).
+    pub fn eval(&self, name: &str) -> Option<Const> {
+        // Shape arithmetic is a few dozen nodes; the budget bounds a hostile graph's DAG.
+        let mut budget = 4096;
+        self.eval_in(name, &mut budget)
+    }
+
+    fn eval_in(&self, name: &str, budget: &mut usize) -> Option<Const> {
+        match self.vals.get(name) {
+            Some(Val::C(c)) => return Some(c.clone()),
+            Some(_) => return None,
+            None => {}
+        }
+        *budget = budget.checked_sub(1)?;
+        let n = &self.nodes[*self.producers.get(name)?];
+        if n.op_type() == "Shape" {
+            return match self.vals.get(n.input.first()?) {
+                Some(Val::T(v)) => Some(shape_of(self.shape(*v))),
+                _ => None,
+            };
+        }
+        if n.output.first().map(String::as_str) != Some(name) {
+            return None;
+        }
+        let mut ins = Vec::new();
+        for i in &n.input {
+            ins.push(self.eval_in(i, budget)?);
+        }
+        let refs: Vec<Option<&Const>> = ins.iter().map(Some).collect();
+        fold(n, &refs)?.ok()
+    }
+
     /// A new value of `shape`.
     pub fn value(&mut self, shape: Vec<usize>) -> usize {
         self.out.shapes.push(shape);
@@ -171,7 +213,7 @@ impl<'m> Cx<'m> {
         let v = self.value(shape);
         let path = weight_name
             .and_then(names::param_module)
-            .unwrap_or_else(|| names::node_module(n.name()));
+            .unwrap_or_else(|| names::node_path(n));
         self.out.layers.push(Layer {
             op,
             args,
@@ -194,9 +236,13 @@ impl<'m> Cx<'m> {
 /// Maps every node of `m`.
 pub(crate) fn lower(m: &Model) -> Result<Lowered, ImportError> {
     let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut producers: HashMap<String, usize> = HashMap::new();
     for (i, n) in m.nodes.iter().enumerate() {
         for input in &n.input {
             consumers.entry(input.clone()).or_default().push(i);
+        }
+        for o in &n.output {
+            producers.entry(o.clone()).or_insert(i);
         }
     }
     let mut cx = Cx {
@@ -207,6 +253,7 @@ pub(crate) fn lower(m: &Model) -> Result<Lowered, ImportError> {
             .map(|(k, c)| (k.clone(), Val::C(c.clone())))
             .collect(),
         consumers,
+        producers,
         graph_outputs: m.outputs.clone(),
         taken: vec![false; m.nodes.len()],
         out: Lowered::default(),
@@ -308,7 +355,8 @@ fn map(cx: &mut Cx, i: usize, n: &NodeProto) -> Result<(), ImportError> {
         }
         "Conv" => ops::conv(cx, n, &out),
         "ConvTranspose" => ops::conv_t(cx, n, &out),
-        "MaxPool" | "AveragePool" => ops::pool(cx, n, &out),
+        "MaxPool" | "AveragePool" => pools::pool(cx, n, &out),
+        "Pad" => pools::pad_avgpool(cx, n, &out),
         "GlobalAveragePool" => ops::global_avgpool(cx, n, &out),
         "BatchNormalization" => ops::batchnorm(cx, n, &out),
         "LRN" => ops::lrn(cx, n, &out),
@@ -317,20 +365,22 @@ fn map(cx: &mut Cx, i: usize, n: &NodeProto) -> Result<(), ImportError> {
         "Dropout" => ops::dropout(cx, n, &out),
         "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Clip" | "HardSwish" | "HardSigmoid"
         | "Mish" | "Gelu" | "Elu" | "Softplus" | "Div" | "Erf" => act::act(cx, i, n, &out),
+        "Reshape" if norms::groupnorm(cx, n, &out)? || pools::adaptive(cx, n, &out)? => Ok(()),
         "Flatten" | "Reshape" => tensor_ops::reshape(cx, i, n, &out),
         "Concat" => tensor_ops::concat(cx, n, &out),
         "Add" | "Sum" => tensor_ops::add(cx, n, &out),
+        "Mul" if norms::lrn(cx, n, &out)? || act::gelu_tanh(cx, n, &out)? => Ok(()),
         "Mul" => tensor_ops::mul(cx, n, &out),
         "Softmax" => tensor_ops::softmax(cx, n, &out),
         "Resize" | "Upsample" => tensor_ops::resize(cx, n, &out),
         "Slice" => tensor_ops::slice(cx, n, &out),
         "Split" => tensor_ops::split(cx, n),
         "ReduceMean" => tensor_ops::reduce_mean(cx, n, &out),
+        "Transpose" if norms::layernorm2d(cx, n, &out)? => Ok(()),
         "Transpose" => tensor_ops::transpose(cx, n, &out),
-        "Pad" => Err(ImportError::node(
+        op => Err(ImportError::node(
             n,
-            "netc has no standalone padding; symmetric zero padding belongs in the conv or pool's `pads`",
+            &format!("op `{op}` has no counterpart in netc's language"),
         )),
-        op => Err(ImportError::node(n, &format!("op `{op}` has no counterpart in netc's language"))),
     }
 }

@@ -11,10 +11,14 @@ mod graph;
 mod lower;
 mod named;
 mod names;
+mod norms;
 mod ops;
+mod pools;
 mod tensor_ops;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_patterns;
 
 use std::collections::HashSet;
 
@@ -133,6 +137,9 @@ fn print(e: &emit::Emitted, net_name: &str, lo: &lower::Lowered, name: &str) -> 
     );
     if !e.notes.is_empty() {
         out.push_str("// See the notes `netc import` printed about names.\n");
+    }
+    if e.fillers > 0 {
+        out.push_str("// `dropout(0.0)` stands for a layer the model does not have (a dropout, the identity at\n// inference, which ONNX leaves out), so that the layers after it keep their positions,\n// their paths and their weights' names.\n");
     }
     for t in 0..e.blocks.templates.len() {
         let (head, lines) = e.blocks.definition(t);

@@ -61,6 +61,18 @@ pub(crate) fn node_module(name: &str) -> Vec<String> {
     path
 }
 
+/// The module of node `n`: [`node_module`] of its name, or, for a name of one segment that
+/// is also the name of its output (netc's export names a layer's node and its value by the
+/// layer's path: `logits`, `i3a`), that segment.
+pub(crate) fn node_path(n: &crate::proto::NodeProto) -> Vec<String> {
+    let name = n.name();
+    let path = node_module(name);
+    if path.is_empty() && segment(name) && n.output.first().map(String::as_str) == Some(name) {
+        return vec![name.to_string()];
+    }
+    path
+}
+
 /// Whether `s` is an identifier of the language (a keyword counts: it is written raw).
 pub(crate) fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();

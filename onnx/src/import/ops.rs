@@ -1,4 +1,4 @@
-//! The layers with weights or windows: Conv, ConvTranspose, the pools, BatchNormalization,
+//! The layers with weights or windows: Conv, ConvTranspose, GlobalAveragePool, BatchNormalization,
 //! LRN, Gemm and MatMul (+ Add), and Dropout. Each checks what the language can say (square
 //! or `[h, w]` windows, symmetric padding, PyTorch's conventions) and names what it cannot.
 
@@ -10,7 +10,7 @@ use super::lower::{Arg, Cx, Param};
 use super::ImportError;
 
 /// An image's shape, or the error that names the node.
-fn image(cx: &Cx, n: &NodeProto, v: usize) -> Result<[usize; 3], ImportError> {
+pub(super) fn image(cx: &Cx, n: &NodeProto, v: usize) -> Result<[usize; 3], ImportError> {
     match *cx.shape(v) {
         [c, h, w] => Ok([c, h, w]),
         ref s => Err(ImportError::node(
@@ -28,7 +28,7 @@ pub(crate) fn dims(s: &[usize]) -> String {
 }
 
 /// A two-element attribute (`[h, w]`), or `default`.
-fn pair(n: &NodeProto, name: &str, default: i64) -> Result<[i64; 2], ImportError> {
+pub(super) fn pair(n: &NodeProto, name: &str, default: i64) -> Result<[i64; 2], ImportError> {
     match ints_attr(n, name).as_deref() {
         None => Ok([default, default]),
         // Bounded as the language bounds integers, so that no arithmetic on them overflows.
@@ -41,7 +41,7 @@ fn pair(n: &NodeProto, name: &str, default: i64) -> Result<[i64; 2], ImportError
 }
 
 /// The symmetric padding of a window op: `pads` (begin == end on each axis) or `auto_pad`.
-fn pads(
+pub(super) fn pads(
     n: &NodeProto,
     hw: [usize; 2],
     k: [i64; 2],
@@ -84,7 +84,7 @@ fn pads(
 }
 
 /// The window rule of docs/language.md, with PyTorch's ceil mode.
-fn window(
+pub(super) fn window(
     n: &NodeProto,
     d: usize,
     k: i64,
@@ -291,61 +291,6 @@ pub(crate) fn conv_t(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), Import
         params,
         name.as_deref(),
     );
-    Ok(())
-}
-
-/// `MaxPool` → `maxpool`, `AveragePool` → `avgpool` (which counts padding, as PyTorch's
-/// default `count_include_pad=True`).
-pub(crate) fn pool(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportError> {
-    let x = cx.tensor(n, 0)?;
-    let [c, h, w] = image(cx, n, x)?;
-    if n.output.iter().skip(1).any(|o| !o.is_empty()) {
-        return Err(ImportError::node(
-            n,
-            "the pool's indices output is used; netc's maxpool gives values only",
-        ));
-    }
-    let k = pair(n, "kernel_shape", 0)?;
-    let s = pair(n, "strides", 1)?;
-    let dil = pair(n, "dilations", 1)?;
-    if dil != [1, 1] {
-        return Err(ImportError::node(
-            n,
-            &format!("dilations {dil:?}; netc's pools are not dilated"),
-        ));
-    }
-    let p = pads(n, [h, w], k, s, dil)?;
-    let ceil = int_attr(n, "ceil_mode", 0) != 0;
-    let op = if n.op_type() == "MaxPool" {
-        "maxpool"
-    } else {
-        "avgpool"
-    };
-    if op == "avgpool" && p != [0, 0] && int_attr(n, "count_include_pad", 0) == 0 {
-        return Err(ImportError::node(
-            n,
-            "average pooling with padding and count_include_pad=0; netc's avgpool counts the padding in its divisor (PyTorch's default count_include_pad=True)",
-        ));
-    }
-    if 2 * p[0] > k[0] || 2 * p[1] > k[1] {
-        return Err(ImportError::node(
-            n,
-            &format!("padding {p:?} is over half the window {k:?}"),
-        ));
-    }
-    let ho = window(n, h, k[0], s[0], p[0], 1, ceil)?;
-    let wo = window(n, w, k[1], s[1], p[1], 1, ceil)?;
-    let mut args = vec![("k", Arg::Pair(k[0], k[1]))];
-    if s != k {
-        args.push(("s", Arg::Pair(s[0], s[1])));
-    }
-    if p != [0, 0] {
-        args.push(("p", Arg::Pair(p[0], p[1])));
-    }
-    if ceil {
-        args.push(("ceil", Arg::Bool(true)));
-    }
-    cx.layer(n, out, op, args, vec![x], vec![c, ho, wo], vec![], None);
     Ok(())
 }
 

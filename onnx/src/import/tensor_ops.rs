@@ -140,7 +140,7 @@ pub(crate) fn reshape(cx: &mut Cx, _i: usize, n: &NodeProto, out: &str) -> Resul
     Err(ImportError::node(
         n,
         &format!(
-            "Reshape of [N, {}] to {:?}; netc reshapes only to [N, -1] (flatten) and in channel shuffle's Reshape, Transpose [0, 2, 1, 3, 4], Reshape",
+            "Reshape of [N, {}] to {:?}; netc reshapes only to [N, -1] (flatten) and in the patterns of channel shuffle (Reshape, Transpose [0, 2, 1, 3, 4], Reshape), groupnorm (Reshape [N, G, -1], InstanceNormalization, Reshape, Mul, Add), lrn and adaptive_avgpool (Reshape [N, C, H·W], MatMul by the bins, Reshape)",
             dims(&shape),
             t.data
         ),
@@ -178,7 +178,7 @@ pub(crate) fn transpose(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), Imp
         }
         _ => Err(ImportError::node(
             n,
-            "a Transpose outside the channel shuffle pattern (Reshape [N, g, C/g, H, W], Transpose [0, 2, 1, 3, 4], Reshape [N, C, H, W]); netc keeps tensors in NCHW order",
+            "a Transpose outside the channel shuffle pattern (Reshape [N, g, C/g, H, W], Transpose [0, 2, 1, 3, 4], Reshape [N, C, H, W]) and layernorm2d's (Transpose [0, 2, 3, 1], LayerNormalization over the last axis, Transpose [0, 3, 1, 2]); netc keeps tensors in NCHW order",
         )),
     }
 }

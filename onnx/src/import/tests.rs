@@ -8,7 +8,7 @@ use crate::Message;
 use super::import;
 
 /// A model of `nodes` on input `x` [N, 4, 8, 8] with output `y`.
-fn graph(nodes: Vec<NodeProto>, init: Vec<TensorProto>) -> Vec<u8> {
+pub(super) fn graph(nodes: Vec<NodeProto>, init: Vec<TensorProto>) -> Vec<u8> {
     let g = GraphProto {
         name: Some("g".into()),
         node: nodes,
