@@ -64,6 +64,10 @@ struct Thread {
 impl Reducer {
     /// Over several ranks, the buckets of network `N`'s parameters and the summing thread;
     /// for one process, nothing.
+    #[cfg_attr(
+        not(feature = "distributed"),
+        allow(clippy::extra_unused_type_parameters)
+    )]
     pub fn new<N: Network>(comm: &Comm) -> Reducer {
         #[cfg(feature = "distributed")]
         {
