@@ -431,7 +431,7 @@ pub(super) fn module(
             /// [`backward`], adding each layer's seconds to `times` when given, and telling
             /// `after` of the gradients each layer finished.
             #quiet_bwd
-            fn backward_timed(#bp: &Params, #bg: &mut Grads, ws: &mut Workspace, mut times: Option<&mut [f64]>, #after: Option<&mut dyn FnMut(usize, &Grads)>) {
+            fn backward_timed(#bp: &Params, #bg: &mut Grads, ws: &mut Workspace, mut times: Option<&mut [f64]>, #after: Option<Observer<'_>>) {
                 // What backward reads, `forward_train` left; `forward` lays the arena out
                 // otherwise.
                 assert!(ws.layout == Layout::Training, "backward follows forward_train");
@@ -479,17 +479,20 @@ pub(super) fn module(
             loss
         }
 
-        /// Runs `f`, adding its seconds to `times[k]` when there is a table.
-        #[allow(dead_code)]
-        #[inline(always)]
+        /// What `backward_observed` tells of each layer whose gradients are final.
+        type Observer<'a> = &'a mut dyn FnMut(usize, &Grads);
+
         /// Tells `after`, if any, that layer `k`'s parameter gradients in `g` are final.
         #[allow(dead_code)]
-        fn ready(after: &mut Option<&mut dyn FnMut(usize, &Grads)>, k: usize, g: &Grads) {
+        fn ready(after: &mut Option<Observer<'_>>, k: usize, g: &Grads) {
             if let Some(f) = after {
                 f(k, g);
             }
         }
 
+        /// Runs `f`, adding its seconds to `times[k]` when there is a table.
+        #[allow(dead_code)]
+        #[inline(always)]
         fn timed(times: &mut Option<&mut [f64]>, k: usize, f: impl FnOnce()) {
             match times {
                 Some(t) => {
