@@ -5,186 +5,24 @@
 //! validation, a metrics row, a checkpoint and charts, in that order, so that a chart that
 //! cannot be written costs a warning and never the epoch's checkpoint.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::dist::run::{
     data_fingerprint, mean_state, params_fingerprint, save, score, settings_fingerprint, shard,
-    stop_all,
+    stop_all, Fault,
 };
 use crate::dist::{self, Comm, Reducer};
-use crate::eval::{evaluate, hits, scoring_workspace, scoring_workspace_bytes, Scores};
+use crate::eval::hits;
 use crate::files::say as print_line;
+use crate::prepare::{check_memory, data, eval_only, report, source, threads, Paths};
 use crate::settings::Settings;
+use crate::step::{
+    bar_style, count_epochs, dropout_rng, init, non_finite, non_finite_param, progress_bar,
+};
 use crate::{checkpoint, ctrl_c, files, freeze, init_from, metrics, plot, rt, rundir};
 use crate::{Epoch, Flags, MidEpoch, Network, Run, Trained};
-use rt::data::{Dataset, Source};
-use rt::memory;
-
-/// Where a run's files go.
-struct Paths {
-    checkpoints: PathBuf,
-    metrics: PathBuf,
-    plots: PathBuf,
-}
-
-impl Paths {
-    /// Under `--out` (`runs/NAME`) unless given one by one.
-    fn of<N: Network>(flags: &Flags) -> Paths {
-        let out = flags
-            .out
-            .clone()
-            .unwrap_or_else(|| Path::new("runs").join(N::NAME));
-        Paths {
-            checkpoints: flags
-                .checkpoint_dir
-                .clone()
-                .unwrap_or_else(|| out.join("checkpoints")),
-            metrics: flags
-                .metrics
-                .clone()
-                .unwrap_or_else(|| out.join("metrics.csv")),
-            plots: flags.plot.clone().unwrap_or_else(|| out.join("plots")),
-        }
-    }
-}
-
-/// The data of a run's settings: the training set, split into training and validation,
-/// and the source's test set; the notes the readers made are printed by `say`.
-fn data<N: Network>(
-    settings: &Settings,
-    say: &dyn Fn(String),
-) -> Result<(Dataset, Dataset, Option<Dataset>), String> {
-    let source = source::<N>(settings)?;
-    let loaded =
-        rt::data::load(&source, N::INPUT, N::CLASSES, settings.seed).map_err(|e| e.to_string())?;
-    for note in &loaded.notes {
-        say(format!("{}: {note}", N::NAME));
-    }
-    let (train, val) = loaded
-        .train
-        .split(settings.val_split, settings.seed)
-        .map_err(|e| e.to_string())?;
-    Ok((train, val, loaded.test))
-}
-
-/// Where a run's images come from: its `--data`, or the bundled digits for a `[1, 28, 28]`
-/// input. A spec that names no source is refused here, before anything else is touched.
-fn source<N: Network>(settings: &Settings) -> Result<Source, String> {
-    Ok(match &settings.data {
-        Some(spec) => spec.parse::<Source>().map_err(|e| e.to_string())?,
-        None if N::INPUT == [1, 28, 28] => Source::Idx(PathBuf::from(crate::BUNDLED)),
-        None => {
-            return Err(format!(
-                "no --data given, and the bundled digits do not fit the input {:?}\n  help: pass --data idx:DIR, cifar10:DIR, csv:FILE, folder:DIR or synthetic",
-                N::INPUT
-            ))
-        }
-    })
-}
-
-/// Threads for the kernels, as `--threads` asks.
-fn threads(flags: &Flags) -> Result<(), String> {
-    if let Some(t) = flags.threads {
-        if t == 0 {
-            return Err("--threads must be at least 1".into());
-        }
-        rt::gemm::try_set_num_threads(t).map_err(|e| format!("--threads {t}: {e}"))?;
-    }
-    Ok(())
-}
-
-/// The bytes a run at `batch` allocates beside its data: the workspace; the parameters,
-/// their gradients and the optimizer's state (`moments` copies); a checkpoint being written
-/// (its tensors copied, then encoded); and the buffers of a last, smaller batch of each set
-/// scored (`sets`: their sizes). `None` past what can be counted.
-fn run_bytes<N: Network>(batch: usize, moments: usize, sets: &[usize]) -> Option<u64> {
-    let moments = moments as u64;
-    let params: u64 = N::SHAPES
-        .iter()
-        .map(|(_, s)| s.iter().product::<usize>() as u64)
-        .sum();
-    let state: u64 = N::STATE_SHAPES
-        .iter()
-        .map(|(_, s)| s.iter().product::<usize>() as u64)
-        .sum();
-    let step = params.checked_mul(4 * (2 + moments))?;
-    let saved = params
-        .checked_mul(1 + moments)?
-        .checked_add(state)?
-        .checked_mul(4 * 2)?;
-    // Sets are scored one after the other: the largest last batch counts.
-    let tail = sets.iter().map(|&n| n % batch).max().unwrap_or(0);
-    let tail = if tail > 0 {
-        scoring_workspace_bytes::<N>(tail)?
-    } else {
-        0
-    };
-    (N::workspace_bytes(batch)? as u64)
-        .checked_add(step)?
-        .checked_add(saved)?
-        .checked_add(tail as u64)
-}
-
-/// Refuses a batch whose run does not fit in the memory this process may still use (see
-/// [`run_bytes`]).
-fn check_memory<N: Network>(batch: usize, moments: usize, sets: &[usize]) -> Result<(), String> {
-    if let Some(budget) = memory::available() {
-        memory::check_fits(batch, budget, |b| run_bytes::<N>(b, moments, sets))?;
-    }
-    // What the limits allow, the allocator must give too.
-    match run_bytes::<N>(batch, moments, sets) {
-        Some(n) if memory::can_allocate(n) => Ok(()),
-        need => Err(format!(
-            "a training step at batch {batch} needs {}, which the system would not allocate\n  help: lower --batch",
-            need.map_or("more bytes than can be counted".into(), memory::human)
-        )),
-    }
-}
-
-/// `--eval PATH`: scores a checkpoint on the validation set of its run (the run's data,
-/// seed and split, unless the flags name others) and the source's test set.
-fn eval_only<N: Network>(flags: &Flags, path: &Path) -> Result<Trained<N>, String> {
-    let loaded = checkpoint::load::<N>(path)?;
-    let mut settings = Settings::new(flags, &N::DEFAULTS)?;
-    if let Some(s) = loaded.settings {
-        settings = Settings {
-            data: flags.data.clone().or(s.data),
-            batch: flags.batch.unwrap_or(s.batch),
-            seed: flags.seed.unwrap_or(s.seed),
-            val_split: flags.val_split.unwrap_or(s.val_split),
-            ..settings
-        };
-    }
-    let say = |line: String| {
-        if !flags.quiet {
-            print_line(&line)
-        }
-    };
-    check_memory::<N>(settings.batch, 0, &[])?;
-    let (_, val_set, test) = data::<N>(&settings, &say)?;
-    let sizes = [val_set.len(), test.as_ref().map_or(0, Dataset::len)];
-    check_memory::<N>(settings.batch, 0, &sizes)?;
-    let mut ws = scoring_workspace::<N>(settings.batch);
-    let mut sets = vec![("validation", &val_set)];
-    if let Some(test) = &test {
-        sets.push(("test", test));
-    }
-    let run = loaded.run;
-    for (what, set) in sets {
-        let sc = evaluate::<N>(&run.params, &run.state, set, settings.batch, &mut ws);
-        files::say_out(&report::<N>(what, set, sc));
-    }
-    Ok(Trained {
-        params: run.params,
-        state: run.state,
-        epochs: Vec::new(),
-    })
-}
-
-fn report<N: Network>(what: &str, set: &Dataset, sc: Scores) -> String {
-    format!("{what}: {} images, {}", set.len(), sc.describe(N::CLASSES))
-}
+use rt::data::Dataset;
 
 /// Trains `N` as `flags` say; the error is the message for the user.
 pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, String> {
@@ -432,6 +270,7 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
     let mut g = N::params();
     let mut ws = N::workspace(local);
     let mut reducer = Reducer::new::<N>(&comm);
+    let fault = Fault::from_env(&comm)?;
     let image_len = train_set.image_len();
     let (mut images, mut labels) = (vec![0.0f32; local * image_len], vec![0i64; local]);
     let mut history = Vec::new();
@@ -468,6 +307,9 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         let (mut loss_sum, mut correct) = (resumed.loss_sum, resumed.correct);
         let mut last_report = Instant::now();
         for step in skip..steps {
+            if let Some(f) = &fault {
+                f.at(run.step);
+            }
             let at = step * batch;
             let part = &order[at + mine.start..at + mine.end];
             for (k, &i) in part.iter().enumerate() {
@@ -703,87 +545,4 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         state: run.state,
         epochs: history,
     })
-}
-
-fn progress_bar(steps: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(steps as u64);
-    bar.set_style(bar_style(false));
-    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
-    bar
-}
-
-/// The bar's look: before the epoch's first step there is no loss to show, nor a rate to
-/// estimate the time left from.
-fn bar_style(running: bool) -> indicatif::ProgressStyle {
-    let template = if running {
-        "{prefix} [{bar:30}] {pos}/{len} steps, {msg}, ETA {eta}"
-    } else {
-        "{prefix} [{bar:30}] {pos}/{len} steps"
-    };
-    indicatif::ProgressStyle::with_template(template)
-        .expect("a valid template")
-        .progress_chars("=> ")
-}
-
-/// `1 epoch`, `5 epochs`.
-fn count_epochs(n: usize) -> String {
-    match n {
-        1 => "1 epoch".into(),
-        n => format!("{n} epochs"),
-    }
-}
-
-/// The first parameter (or gradient) of `p` holding a non-finite value, by name.
-fn non_finite_param<N: Network>(p: &N::Params) -> Option<&'static str> {
-    N::SHAPES.iter().map(|(name, _)| *name).find(|name| {
-        !N::param(p, name)
-            .expect("listed")
-            .iter()
-            .all(|v| v.is_finite())
-    })
-}
-
-/// The message for a non-finite loss or gradient, pointing at the last good checkpoint.
-fn non_finite(epoch: usize, step: usize, what: &str, last_good: Option<&Path>) -> String {
-    let kept = match last_good {
-        Some(p) => format!("; the last good checkpoint is {}", p.display()),
-        None => "; this run wrote no checkpoint before it".into(),
-    };
-    format!(
-        "epoch {epoch}, step {}: {what}{kept}\n  help: lower --lr (training diverged)",
-        step + 1
-    )
-}
-
-/// The generator of the dropout and stochastic-depth masks of the run's step `step` (its
-/// optimizer steps before this one): a function of the run's seed and the step alone, so
-/// that a resumed run draws the masks an uninterrupted one does, with no generator in its
-/// checkpoint. SplitMix64's finalizer spreads the seed over 64 bits before the step is
-/// mixed in, so that runs of nearby seeds do not share masks a few steps apart, and the
-/// streams differ from the shuffle's and the initialization's (`Rng::new(seed)`). Over
-/// several ranks, each rank's stream is its own (the same masks on every rank would tie
-/// their samples' dropping together).
-fn dropout_rng(seed: u64, step: u64, comm: &Comm) -> rt::rng::Rng {
-    let seed = match comm.size() {
-        1 => seed,
-        _ => seed ^ (comm.rank() as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93),
-    };
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    rt::rng::Rng::new((z ^ (z >> 31)) ^ step)
-}
-
-/// Seeded initialization of fresh parameters (their ops' constants): He or Xavier for the
-/// tensors the network says are drawn (the weights of convolutions and linear layers).
-fn init<N: Network>(p: &mut N::Params, he: bool, rng: &mut rt::rng::Rng) {
-    let kind = if he {
-        rt::init::Init::He
-    } else {
-        rt::init::Init::Xavier
-    };
-    for (name, shape) in N::SHAPES.iter().filter(|(name, _)| N::drawn(name)) {
-        let t = N::param_mut(p, name).expect("every listed parameter exists");
-        rt::init::init_weight(kind, shape, rng, t);
-    }
 }

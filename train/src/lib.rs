@@ -19,8 +19,10 @@ mod metrics;
 #[cfg(test)]
 mod mock;
 mod plot;
+mod prepare;
 mod rundir;
 mod settings;
+mod step;
 mod trainer;
 
 pub use config::{Defaults, Flags, Optimizer, Rename, Schedule};

@@ -130,3 +130,48 @@ pub(crate) fn params_fingerprint<N: Network>(p: &N::Params, s: &N::State) -> u64
     let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
     fingerprint(&refs)
 }
+
+/// A fault to inject, for the tests of a rank that dies or hangs: `NETC_FAULT=RANK:STEP:die`
+/// makes rank RANK abort before global step STEP, `...:hang` makes it stop answering. Read
+/// only over several ranks; anything else in the variable is an error, not ignored.
+pub(crate) struct Fault {
+    step: u64,
+    hang: bool,
+}
+
+impl Fault {
+    pub(crate) fn from_env(comm: &Comm) -> Result<Option<Fault>, String> {
+        if comm.size() == 1 {
+            return Ok(None);
+        }
+        let Ok(v) = std::env::var("NETC_FAULT") else {
+            return Ok(None);
+        };
+        let bad = || format!("NETC_FAULT={v}: expected RANK:STEP:die or RANK:STEP:hang");
+        let parts: Vec<&str> = v.split(':').collect();
+        let [rank, step, what] = parts[..] else {
+            return Err(bad());
+        };
+        let rank: usize = rank.parse().map_err(|_| bad())?;
+        let step: u64 = step.parse().map_err(|_| bad())?;
+        let hang = match what {
+            "die" => false,
+            "hang" => true,
+            _ => return Err(bad()),
+        };
+        Ok((rank == comm.rank()).then_some(Fault { step, hang }))
+    }
+
+    /// Before global step `step` (counted from 1): the fault, if it is this one's.
+    pub(crate) fn at(&self, step: u64) {
+        if step + 1 != self.step {
+            return;
+        }
+        if self.hang {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        std::process::abort();
+    }
+}
