@@ -43,6 +43,29 @@ fn mpirun(n: u32, exe: &Path) -> Result<std::process::Command, String> {
     Ok(c)
 }
 
+/// `--ranks N` (or `--ranks=N`) taken out of the trainer's flags, where clap leaves it when
+/// it follows one of them; the trainer has no such flag.
+fn take_ranks(ranks: Option<u32>, args: &[String]) -> Result<(Option<u32>, Vec<String>), String> {
+    let (mut ranks, mut rest) = (ranks, Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let value = match a.strip_prefix("--ranks") {
+            Some("") => it.next().map(String::as_str),
+            Some(v) if v.starts_with('=') => Some(&v[1..]),
+            _ => {
+                rest.push(a.clone());
+                continue;
+            }
+        };
+        let n = value
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|&n| n >= 1)
+            .ok_or("--ranks takes a number of ranks, 1 or more (`--ranks 2`)")?;
+        ranks = Some(n);
+    }
+    Ok((ranks, rest))
+}
+
 /// Whether this process runs as root (Linux: the real user id in /proc/self/status).
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
@@ -59,7 +82,7 @@ pub(crate) fn trainer_help() -> String {
     netc_train::Flags::command()
         .name("netc train")
         .bin_name("netc train")
-        .override_usage("netc train FILE [--network NAME] [--allow W] [--skip-pass P] [FLAGS]")
+        .override_usage("netc train FILE [--network NAME] [--ranks N] [--allow W] [--skip-pass P] [FLAGS]")
         .about("Builds the network's trainer (cached) and trains it; every flag defaults to the network's `train { }` section.")
         .render_help()
         .to_string()
@@ -73,6 +96,15 @@ pub(crate) fn train(
     ranks: Option<u32>,
     args: &[String],
 ) -> ExitCode {
+    // `--ranks` is netc's wherever it stands: among the trainer's flags too.
+    let (ranks, args) = match take_ranks(ranks, args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let args = &args[..];
     let g = &match one_network(file, network) {
         Ok(g) => g,
         Err(code) => return code,
@@ -116,7 +148,17 @@ pub(crate) fn train(
         None => std::process::Command::new(&exe),
     };
     match command.args(args).status() {
-        Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
+        Ok(status) => {
+            let code = status.code().unwrap_or(1).clamp(0, 255) as u8;
+            // mpirun's own message says which rank failed; a rank's error (bad flags, ranks
+            // that disagree) is said by the trainer. What is left to say is what to do.
+            if let (Some(n), 1 | 3..=129 | 131..) = (ranks, code) {
+                eprintln!(
+                    "netc: the job of {n} ranks ended early (exit status {code}: a rank died, hung or was stopped; see above)\n  help: `--resume` continues from the run's last checkpoint, on any number of ranks"
+                );
+            }
+            ExitCode::from(code)
+        }
         Err(e) => {
             eprintln!("error: cannot run {}: {e}", exe.display());
             ExitCode::FAILURE

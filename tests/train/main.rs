@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod ctrl_c;
+mod distributed;
 mod dropout;
 mod faults;
 mod finetune;
