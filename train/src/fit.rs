@@ -481,8 +481,13 @@ pub(crate) fn run_training<N: Network>(flags: &Flags) -> Result<Trained<N>, Stri
         } else {
             String::new()
         };
+        // Over several ranks: what the gradients' sums cost past backward.
+        let waited = reducer
+            .waited()
+            .map(|ms| format!(" ({ms:.1} ms/step waiting for the gradients' sums)"))
+            .unwrap_or_default();
         tell(format!(
-            "epoch {epoch}/{epochs}: train loss {:.4}{accuracy}; validation {}; {:.0} img/s",
+            "epoch {epoch}/{epochs}: train loss {:.4}{accuracy}; validation {}; {:.0} img/s{waited}",
             e.train_loss,
             val.describe(N::CLASSES),
             e.images_per_second

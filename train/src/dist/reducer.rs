@@ -42,6 +42,10 @@ pub struct Reducer {
     /// Over several ranks: the buckets and the thread that sums them.
     #[cfg(feature = "distributed")]
     plan: Option<Plan>,
+    /// Seconds backward's caller waited for the sums after backward, and the steps, since
+    /// [`Reducer::waited`] last said.
+    waited: f64,
+    steps: usize,
 }
 
 #[cfg(feature = "distributed")]
@@ -73,13 +77,29 @@ impl Reducer {
         {
             Reducer {
                 plan: comm.mpi.as_ref().map(|m| Plan::new::<N>(m, BUCKET_FLOATS)),
+                waited: 0.0,
+                steps: 0,
             }
         }
         #[cfg(not(feature = "distributed"))]
         {
             let _ = comm;
-            Reducer {}
+            Reducer {
+                waited: 0.0,
+                steps: 0,
+            }
         }
+    }
+
+    /// Over several ranks, the milliseconds per step the sums were waited for after backward
+    /// (what the overlap did not hide) since the last call; `None` for one process.
+    pub fn waited(&mut self) -> Option<f64> {
+        if self.steps == 0 {
+            return None;
+        }
+        let ms = 1e3 * self.waited / self.steps as f64;
+        (self.waited, self.steps) = (0.0, 0);
+        Some(ms)
     }
 
     /// Backward of the last `forward_train` into `g`, and over several ranks the sum of every
@@ -95,7 +115,9 @@ impl Reducer {
     ) {
         #[cfg(feature = "distributed")]
         if let (Some(plan), Some(mpi)) = (&mut self.plan, &comm.mpi) {
-            return plan.backward::<N>(mpi, p, g, ws, scale);
+            self.waited += plan.backward::<N>(mpi, p, g, ws, scale);
+            self.steps += 1;
+            return;
         }
         let _ = (scale, comm);
         N::backward(p, g, ws);
@@ -126,7 +148,7 @@ impl Plan {
         g: &mut N::Params,
         ws: &mut N::Workspace,
         scale: f32,
-    ) {
+    ) -> f64 {
         for b in &mut self.buckets {
             b.pending = b.params;
             b.taken.fill(false);
@@ -149,6 +171,7 @@ impl Plan {
             }
         }
         send_ready(&mut self.buckets, &mut next, thread);
+        let start = std::time::Instant::now();
         for _ in 0..self.buckets.len() {
             let job = mpi
                 .waiting(|| thread.done.recv())
@@ -160,6 +183,7 @@ impl Plan {
             }
             self.buckets[job.bucket].buffers = Some((job.send, job.recv));
         }
+        start.elapsed().as_secs_f64()
     }
 }
 
