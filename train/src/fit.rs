@@ -3,7 +3,9 @@
 //! needs checked before it is allocated, then epochs of shuffled minibatches (each step's
 //! dropout masks drawn from a generator of the seed and the step), each ending with
 //! validation, a metrics row, a checkpoint and charts, in that order, so that a chart that
-//! cannot be written costs a warning and never the epoch's checkpoint.
+//! cannot be written costs a warning and never the epoch's checkpoint. Over several ranks
+//! (`--distributed`, see `dist`) each step takes this rank's share of the global batch and
+//! the gradients are summed; one process runs the same code with a `Comm` of one rank.
 
 use std::path::PathBuf;
 use std::time::Instant;
