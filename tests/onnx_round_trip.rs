@@ -9,69 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
-use netc_compiler::interp::{self, Feed, Mode, Params, Tensor};
-use netc_compiler::ops::{Init, InputKind, Op};
+use netc_compiler::interp::{self, Mode, Params};
 use netc_compiler::report::Report;
 use netc_compiler::{check_file, check_source, Graph};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `((7919 i + 31 (i² mod 65521) + 104729 phase) mod 2001 − 1000) / 1000`, as the export's
-/// test makes its weights: values in [−1, 1] of no low rank along any axis.
-fn formula(n: usize, phase: u64) -> impl Iterator<Item = f64> {
-    (0..n as u64).map(move |i| {
-        let k = (7919 * i + 31 * ((i * i) % 65521) + 104729 * phase) % 2001;
-        (k as f64 - 1000.0) / 1000.0
-    })
-}
-
-/// Weights by formula, scaled by He's bound; running variances near 1, other constants
-/// shifted so that no bias, γ or mean is the trivial one.
-fn params(g: &Graph) -> Params {
-    interp::param_decls(g)
-        .into_iter()
-        .enumerate()
-        .map(|(phase, (name, d))| {
-            let n = d.shape.iter().product();
-            let data = formula(n, phase as u64)
-                .map(|f| match d.init {
-                    Init::Random => {
-                        let fan_in: usize = d.shape[1..].iter().product();
-                        (f * (6.0 / fan_in as f64).sqrt()) as f32
-                    }
-                    Init::Const(_) if d.suffix == "running_var" => (f * 0.5 + 1.0) as f32,
-                    Init::Const(c) => (f * 0.2 + c as f64) as f32,
-                })
-                .collect();
-            (
-                name,
-                Tensor {
-                    shape: d.shape,
-                    data,
-                },
-            )
-        })
-        .collect()
-}
-
-/// Two samples of every tensor input.
-fn feed(g: &Graph) -> Feed {
-    let mut feed = Feed::default();
-    for (pos, (name, n)) in g.inputs.iter().enumerate() {
-        let node = g.node(*n);
-        if !matches!(node.op, Op::Input(InputKind::Tensor)) {
-            continue;
-        }
-        let mut shape = vec![2];
-        shape.extend(&node.shape);
-        let data = formula(shape.iter().product(), 9999 + pos as u64)
-            .map(|v| v as f32)
-            .collect();
-        feed.tensors.insert(name.clone(), Tensor { shape, data });
-    }
-    feed
 }
 
 fn checked(name: &str, checked: netc_compiler::Checked) -> Vec<Graph> {
@@ -112,7 +55,7 @@ fn round_trip(file: &str, network: &str) {
         .iter()
         .find(|g| g.name == network)
         .expect("the network");
-    let weights = params(g);
+    let weights = interp::formula_params(g);
     let bytes = netc_compiler::onnx::model_bytes(g, &weights, "test")
         .unwrap_or_else(|e| panic!("{network}: export: {e}"));
     let imported = netc_onnx::import::import(&bytes, network)
@@ -151,7 +94,7 @@ fn round_trip(file: &str, network: &str) {
         .filter(|(n, _)| theirs.iter().any(|(t, _)| t == *n))
         .map(|(n, t)| (n.clone(), t.clone()))
         .collect();
-    let x = feed(g);
+    let x = interp::formula_feed(g, 2);
     let want = interp::forward(g, &mut mine, &x, Mode::Infer).outputs(g);
     let got = interp::forward(h, &mut loaded, &x, Mode::Infer).outputs(h);
     for (name, w) in &want {

@@ -428,3 +428,65 @@ pub fn backward(g: &Graph, params: &Params, f: &Forward) -> Params {
     }
     out
 }
+
+/// `((7919 i + 31 (i² mod 65521) + 104729 phase) mod 2001 − 1000) / 1000`: exact integers
+/// and one division, so that another language (the scripts that make test fixtures) gets
+/// the same values bit for bit; values in [−1, 1] of no low rank along any axis (a sine
+/// linear in `i` would make every weight tensor rank 2).
+pub fn formula(n: usize, phase: u64) -> impl Iterator<Item = f64> {
+    (0..n as u64).map(move |i| {
+        let k = (7919 * i + 31 * ((i * i) % 65521) + 104729 * phase) % 2001;
+        (k as f64 - 1000.0) / 1000.0
+    })
+}
+
+/// Parameters for tests that compare two implementations on one network: drawn weights
+/// `f · sqrt(6 / fan_in)` (He's bound, so that activations keep their scale through deep
+/// networks), running variances `1 + f/2`, every other tensor its initial constant `+ f/5`
+/// (so that no bias, γ or running mean is the trivial one), `f` the [`formula`] with the
+/// tensor's position as its phase.
+pub fn formula_params(g: &Graph) -> Params {
+    param_decls(g)
+        .into_iter()
+        .enumerate()
+        .map(|(phase, (name, d))| {
+            let n = d.shape.iter().product();
+            let data = formula(n, phase as u64)
+                .map(|f| match d.init {
+                    Init::Random => {
+                        let fan_in: usize = d.shape[1..].iter().product();
+                        (f * (6.0 / fan_in as f64).sqrt()) as f32
+                    }
+                    Init::Const(_) if d.suffix == "running_var" => (f * 0.5 + 1.0) as f32,
+                    Init::Const(c) => (f * 0.2 + c as f64) as f32,
+                })
+                .collect();
+            (
+                name,
+                Tensor {
+                    shape: d.shape,
+                    data,
+                },
+            )
+        })
+        .collect()
+}
+
+/// `batch` samples of every tensor input, by the [`formula`] with phase 9999 + the input's
+/// position.
+pub fn formula_feed(g: &Graph, batch: usize) -> Feed {
+    let mut feed = Feed::default();
+    for (pos, (name, n)) in g.inputs.iter().enumerate() {
+        let node = g.node(*n);
+        if !matches!(node.op, Op::Input(InputKind::Tensor)) {
+            continue;
+        }
+        let mut shape = vec![batch];
+        shape.extend(&node.shape);
+        let data = formula(shape.iter().product(), 9999 + pos as u64)
+            .map(|v| v as f32)
+            .collect();
+        feed.tensors.insert(name.clone(), Tensor { shape, data });
+    }
+    feed
+}

@@ -10,8 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use netc_compiler::interp::{self, Feed, Mode, Params, Tensor};
-use netc_compiler::ops::Init;
+use netc_compiler::interp::{self, Mode, Params};
 use netc_compiler::{check_file, Graph};
 use serde_json::Value;
 
@@ -47,66 +46,6 @@ fn networks() -> Vec<(String, Graph)> {
     nets
 }
 
-/// `((7919 i + 31 (i² mod 65521) + 104729 phase) mod 2001 − 1000) / 1000`: exact integers,
-/// one rounding; values in [−1, 1] that are not of low rank along any axis.
-fn formula(n: usize, phase: u64) -> impl Iterator<Item = f64> {
-    (0..n as u64).map(move |i| {
-        let k = (7919 * i + 31 * ((i * i) % 65521) + 104729 * phase) % 2001;
-        (k as f64 - 1000.0) / 1000.0
-    })
-}
-
-/// The parameters: drawn weights `f · sqrt(6 / fan_in)` (He's bound: activations keep their
-/// scale through deep networks), running variances `1 + f/2`, every other tensor its
-/// initial constant `+ f/5` (so that a bias, a γ or a running mean is not the trivial one).
-fn params(g: &Graph) -> Params {
-    interp::param_decls(g)
-        .into_iter()
-        .enumerate()
-        .map(|(phase, (name, d))| {
-            let n = d.shape.iter().product();
-            let data = formula(n, phase as u64)
-                .map(|f| match d.init {
-                    Init::Random => {
-                        let fan_in: usize = d.shape[1..].iter().product();
-                        (f * (6.0 / fan_in as f64).sqrt()) as f32
-                    }
-                    Init::Const(_) if d.suffix == "running_var" => (f * 0.5 + 1.0) as f32,
-                    Init::Const(c) => (f * 0.2 + c as f64) as f32,
-                })
-                .collect();
-            (
-                name,
-                Tensor {
-                    shape: d.shape,
-                    data,
-                },
-            )
-        })
-        .collect()
-}
-
-/// The inputs: `f` with phase 9999 + the input's position, batch first.
-fn feed(g: &Graph) -> Feed {
-    let mut feed = Feed::default();
-    for (pos, (name, n)) in g.inputs.iter().enumerate() {
-        let node = g.node(*n);
-        if !matches!(
-            node.op,
-            netc_compiler::ops::Op::Input(netc_compiler::ops::InputKind::Tensor)
-        ) {
-            continue;
-        }
-        let mut shape = vec![BATCH];
-        shape.extend(&node.shape);
-        let data = formula(shape.iter().product(), 9999 + pos as u64)
-            .map(|v| v as f32)
-            .collect();
-        feed.tensors.insert(name.clone(), Tensor { shape, data });
-    }
-    feed
-}
-
 fn model(g: &Graph, params: &Params) -> Vec<u8> {
     netc_compiler::onnx::model_bytes(g, params, env!("CARGO_PKG_VERSION"))
         .unwrap_or_else(|e| panic!("{}: {e}", g.name))
@@ -129,7 +68,7 @@ fn every_example_exports_and_onnxruntime_computes_what_netc_does() {
         )
         .unwrap();
         assert_eq!(fx["file"], file.as_str(), "{}", g.name);
-        let params = params(&g);
+        let params = interp::formula_params(&g);
         let bytes = model(&g, &params);
         assert_eq!(
             format!("{:016x}", fnv1a64(&bytes)),
@@ -138,7 +77,13 @@ fn every_example_exports_and_onnxruntime_computes_what_netc_does() {
             g.name
         );
         let mut params = params;
-        let outs = interp::forward(&g, &mut params, &feed(&g), Mode::Infer).outputs(&g);
+        let outs = interp::forward(
+            &g,
+            &mut params,
+            &interp::formula_feed(&g, BATCH),
+            Mode::Infer,
+        )
+        .outputs(&g);
         let want = fx["outputs"].as_object().unwrap();
         assert_eq!(want.len(), outs.len(), "{}: outputs", g.name);
         for (name, t) in outs {
@@ -200,8 +145,12 @@ fn write_models() {
     };
     let dir = PathBuf::from(dir);
     for (file, g) in networks() {
-        std::fs::write(dir.join(format!("{}.onnx", g.name)), model(&g, &params(&g))).unwrap();
-        let feed = feed(&g);
+        std::fs::write(
+            dir.join(format!("{}.onnx", g.name)),
+            model(&g, &interp::formula_params(&g)),
+        )
+        .unwrap();
+        let feed = interp::formula_feed(&g, BATCH);
         let mut inputs = serde_json::Map::new();
         for (name, t) in &feed.tensors {
             let bytes: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
