@@ -265,6 +265,34 @@ fn dims(shape: &Shape) -> Vec<Dim> {
         .collect()
 }
 
+/// A `Conv` or `ConvTranspose` node of the layer: its input, `weight` and, with `bias`, its
+/// bias; the window's attributes, and `extra` (a transposed conv's output padding, which
+/// goes after `pads`).
+pub(crate) fn conv_node(
+    cx: &mut OnnxCx,
+    op: &str,
+    bias: bool,
+    [k, s, p, dil]: [[usize; 2]; 4],
+    groups: usize,
+    extra: Vec<AttributeProto>,
+) {
+    let (x, y) = cx.io();
+    let mut ins = vec![x, cx.param("weight")];
+    if bias {
+        ins.push(cx.param("bias"));
+    }
+    let mut attrs = vec![
+        onnx::attr_ints("kernel_shape", &ints(k)),
+        onnx::attr_ints("strides", &ints(s)),
+        onnx::attr_ints("pads", &pads(p)),
+        onnx::attr_ints("dilations", &ints(dil)),
+        onnx::attr_int("group", groups as i64),
+    ];
+    // After the padding it adds to.
+    attrs.splice(3..3, extra);
+    cx.node(op, &ins, &[y], attrs);
+}
+
 /// ONNX's `pads` for symmetric padding `[ph, pw]`: begins, then ends.
 pub(crate) fn pads(p: [usize; 2]) -> Vec<i64> {
     vec![p[0] as i64, p[1] as i64, p[0] as i64, p[1] as i64]

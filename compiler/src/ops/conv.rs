@@ -19,8 +19,7 @@ use super::{object, pair_str, product, ActFn, Op, OpError, OpKind, Pair, ParamDe
 use crate::codegen::{layer_in_place, Cx};
 use crate::graph::Shape;
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
-use crate::onnx::{ints, pads};
-use netc_onnx::build as onnx;
+use crate::onnx::conv_node;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv {
@@ -451,23 +450,8 @@ impl OpKind for Conv {
                 "a fused conv (export reads the unfused graph)",
             ));
         }
-        let (x, y) = cx.io();
-        let mut ins = vec![x, cx.param("weight")];
-        if self.bias {
-            ins.push(cx.param("bias"));
-        }
-        cx.node(
-            "Conv",
-            &ins,
-            &[y],
-            vec![
-                onnx::attr_ints("kernel_shape", &ints(self.k)),
-                onnx::attr_ints("strides", &ints(self.s)),
-                onnx::attr_ints("pads", &pads(self.p)),
-                onnx::attr_ints("dilations", &ints(self.dil)),
-                onnx::attr_int("group", self.groups as i64),
-            ],
-        );
+        let window = [self.k, self.s, self.p, self.dil];
+        conv_node(cx, "Conv", self.bias, window, self.groups, vec![]);
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ use super::{object, pair_str, product, Conv, Op, OpError, OpKind, Pair, ParamDec
 use crate::codegen::Cx;
 use crate::graph::{shape_str, Shape};
 use crate::interp::{Bwd, BwdOut, Fwd, FwdOut};
-use crate::onnx::{ints, pads};
+use crate::onnx::{conv_node, ints};
 use netc_onnx::build as onnx;
 
 /// A transposed convolution; `inverts` names the conv it was made from by `invert(of=..)`.
@@ -303,23 +303,15 @@ impl OpKind for ConvT {
     }
 
     fn onnx(&self, cx: &mut OnnxCx) -> Result<(), OpError> {
-        let (x, y) = cx.io();
-        let mut ins = vec![x, cx.param("weight")];
-        if self.bias {
-            ins.push(cx.param("bias"));
-        }
-        cx.node(
+        let window = [self.k, self.s, self.p, self.dil];
+        let output_padding = vec![onnx::attr_ints("output_padding", &ints(self.op))];
+        conv_node(
+            cx,
             "ConvTranspose",
-            &ins,
-            &[y],
-            vec![
-                onnx::attr_ints("kernel_shape", &ints(self.k)),
-                onnx::attr_ints("strides", &ints(self.s)),
-                onnx::attr_ints("pads", &pads(self.p)),
-                onnx::attr_ints("output_padding", &ints(self.op)),
-                onnx::attr_ints("dilations", &ints(self.dil)),
-                onnx::attr_int("group", self.groups as i64),
-            ],
+            self.bias,
+            window,
+            self.groups,
+            output_padding,
         );
         Ok(())
     }
