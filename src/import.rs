@@ -53,7 +53,7 @@ fn run(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "imported".into());
     let name = name.map(str::to_string).unwrap_or(stem);
-    let imported = netc_onnx::import::import(&bytes, &name)
+    let imported = netc_onnx::import::import(&bytes, &name, &reserved())
         .map_err(|e| format!("cannot import {}: {e}", file.display()))?;
     verify(output, &imported)?;
     write_weights(&weights_out, &imported.weights)?;
@@ -137,4 +137,13 @@ fn write_weights(path: &Path, weights: &[(String, Vec<usize>, Vec<f32>)]) -> Res
     let data = safetensors::serialize(views, None)
         .map_err(|e| format!("cannot encode the weights: {e}"))?;
     netc_train::files::write_atomic(path, &data)
+}
+
+/// The names a block may not take: the language's ops and losses, from the registry.
+pub(crate) fn reserved() -> Vec<&'static str> {
+    netc_compiler::ops::all()
+        .iter()
+        .map(|s| s.name)
+        .chain(netc_compiler::ops::LOSSES.iter().copied())
+        .collect()
 }

@@ -58,7 +58,12 @@ fn round_trip(file: &str, network: &str) {
     let weights = interp::formula_params(g);
     let bytes = netc_compiler::onnx::model_bytes(g, &weights, "test")
         .unwrap_or_else(|e| panic!("{network}: export: {e}"));
-    let imported = netc_onnx::import::import(&bytes, network)
+    let reserved: Vec<&str> = netc_compiler::ops::all()
+        .iter()
+        .map(|s| s.name)
+        .chain(netc_compiler::ops::LOSSES.iter().copied())
+        .collect();
+    let imported = netc_onnx::import::import(&bytes, network, &reserved)
         .unwrap_or_else(|e| panic!("{network}: import: {e}"));
     let back = checked(
         network,

@@ -36,6 +36,8 @@ pub(super) struct Item {
 
 pub(super) struct Em<'a> {
     pub(super) lo: &'a Lowered,
+    /// The language's op and loss names, which a block may not take.
+    pub(super) reserved: &'a [&'a str],
     /// Value id → the layers that read it.
     pub(super) readers: Vec<Vec<usize>>,
     pub(super) outputs: HashSet<usize>,
@@ -45,8 +47,8 @@ pub(super) struct Em<'a> {
     pub(super) fillers: usize,
 }
 
-/// Emits `lo` as statements and blocks.
-pub(crate) fn emit(lo: &Lowered) -> Emitted {
+/// Emits `lo` as statements and blocks, no block named as one of `reserved`.
+pub(crate) fn emit<'a>(lo: &'a Lowered, reserved: &'a [&'a str]) -> Emitted {
     let mut readers = vec![Vec::new(); lo.shapes.len()];
     for (i, l) in lo.layers.iter().enumerate() {
         for &v in &l.inputs {
@@ -57,6 +59,7 @@ pub(crate) fn emit(lo: &Lowered) -> Emitted {
     }
     let mut em = Em {
         lo,
+        reserved,
         readers,
         outputs: lo.outputs.iter().map(|(_, v)| *v).collect(),
         blocks: Blocks::default(),
@@ -539,55 +542,10 @@ impl<'a> Em<'a> {
             .or(parent)
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "unit".into());
-        if netc_ops().contains(&base.as_str()) || super::names::write_ident(&base) != base {
+        if self.reserved.contains(&base.as_str()) || super::names::write_ident(&base) != base {
             format!("{base}_block")
         } else {
             base
         }
     }
-}
-
-/// The language's op names, which a block may not take.
-fn netc_ops() -> &'static [&'static str] {
-    &[
-        "conv",
-        "conv_t",
-        "invert",
-        "maxpool",
-        "avgpool",
-        "global_avgpool",
-        "relu",
-        "sigmoid",
-        "tanh",
-        "leaky_relu",
-        "batchnorm",
-        "lrn",
-        "dropout",
-        "flatten",
-        "linear",
-        "concat",
-        "add",
-        "softmax",
-        "relu6",
-        "hardswish",
-        "hardsigmoid",
-        "silu",
-        "mish",
-        "hardtanh",
-        "gelu",
-        "elu",
-        "mul",
-        "scale",
-        "upsample",
-        "adaptive_avgpool",
-        "layernorm2d",
-        "groupnorm",
-        "channel_shuffle",
-        "slice",
-        "stochastic_depth",
-        "ce",
-        "mse",
-        "l1",
-        "bce",
-    ]
 }

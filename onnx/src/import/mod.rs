@@ -66,13 +66,15 @@ impl std::fmt::Display for ImportError {
 impl std::error::Error for ImportError {}
 
 /// Imports the ONNX model in `bytes` as network `name` (made an identifier if it is not).
-pub fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
+/// `reserved`: the names a block may not take, the language's ops and losses (the
+/// compiler's registry has them; this crate does not depend on the compiler).
+pub fn import(bytes: &[u8], name: &str, reserved: &[&str]) -> Result<Imported, ImportError> {
     let model = graph::read(bytes)?;
     let lowered = lower::lower(&model)?;
     if lowered.layers.is_empty() {
         return Err(ImportError::new("the graph has no layers".into()));
     }
-    let mut e = emit::emit(&lowered);
+    let mut e = emit::emit(&lowered, reserved);
     let net_name = names::sanitize(name);
     let mut reserved: HashSet<String> = HashSet::new();
     reserved.insert(net_name.clone());

@@ -5,7 +5,15 @@ use crate::build::{attr_float, attr_int, attr_ints, model, node, tensor_f32, val
 use crate::proto::{GraphProto, NodeProto, TensorProto};
 use crate::Message;
 
-use super::import;
+use super::{ImportError, Imported};
+
+/// Some of the language's op names, which blocks may not take (the CLI passes them all).
+pub(super) const RESERVED: &[&str] = &["conv", "relu", "batchnorm", "linear", "add"];
+
+/// The importer, with [`RESERVED`].
+pub(super) fn import(bytes: &[u8], name: &str) -> Result<Imported, ImportError> {
+    super::import(bytes, name, RESERVED)
+}
 
 /// A model of `nodes` on input `x` [N, 4, 8, 8] with output `y`.
 pub(super) fn graph(nodes: Vec<NodeProto>, init: Vec<TensorProto>) -> Vec<u8> {

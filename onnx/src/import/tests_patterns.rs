@@ -5,8 +5,7 @@
 use crate::build::{attr_float, attr_int, attr_ints, attr_string, node, tensor_f32, tensor_i64};
 use crate::proto::{NodeProto, TensorProto};
 
-use super::import;
-use super::tests::graph;
+use super::tests::{graph, import};
 
 fn shape(name: &str, v: &[i64]) -> TensorProto {
     tensor_i64(name, &[v.len()], v)
