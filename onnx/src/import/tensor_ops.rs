@@ -195,7 +195,10 @@ fn same_shape_inputs(cx: &Cx, n: &NodeProto) -> Result<(Vec<usize>, Vec<usize>),
         }
         vs.push(cx.tensor(n, i)?);
     }
-    let shape = cx.shape(vs[0]).to_vec();
+    let Some(&v0) = vs.first() else {
+        return Err(ImportError::node(n, "the node has no inputs"));
+    };
+    let shape = cx.shape(v0).to_vec();
     for &v in &vs[1..] {
         if cx.shape(v) != shape {
             return Err(ImportError::node(
@@ -218,13 +221,22 @@ pub(crate) fn add(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportErr
     Ok(())
 }
 
-/// `Concat` on channels → `concat`.
+/// `Concat` on channels → `concat`; a Concat of one input (torchvision's DenseNet writes
+/// `torch.cat([x], 1)`) is the identity, and no layer: the value passes through, and no
+/// path is made that could shift the others.
 pub(crate) fn concat(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportError> {
     let mut vs = Vec::new();
     for i in 0..n.input.len() {
         vs.push(cx.tensor(n, i)?);
     }
-    let first = cx.shape(vs[0]).to_vec();
+    let first = match vs[..] {
+        [] => return Err(ImportError::node(n, "the node has no inputs")),
+        [v] => {
+            cx.vals.insert(out.to_string(), Val::T(v));
+            return Ok(());
+        }
+        [v0, ..] => cx.shape(v0).to_vec(),
+    };
     if sample_axis(n, int_attr(n, "axis", 1), first.len())? != Some(0) {
         return Err(ImportError::node(
             n,
