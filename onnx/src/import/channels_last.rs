@@ -263,18 +263,9 @@ fn mul(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportError> {
             &format!("Mul of a channels-last tensor of {c} channels by a constant of dimensions {:?}; netc's `scale` takes one factor per channel ([C])", f.dims),
         ));
     }
-    let name = n.input.get(k).cloned();
+    let name = tensor_ops::scale_name(cx, &n.input[k]);
     let params: Vec<Param> = vec![("weight", vec![c, 1, 1], f32s(&f))];
-    cx.layer(
-        n,
-        out,
-        "scale",
-        vec![],
-        vec![x],
-        shape,
-        params,
-        name.as_deref(),
-    );
+    cx.layer(n, out, "scale", vec![], vec![x], shape, params, Some(&name));
     reshaped(cx, Reshaped::Scale);
     Ok(())
 }
@@ -289,6 +280,14 @@ fn reshaped(cx: &mut Cx, what: Reshaped) {
 
 /// The notes on the weights the regions reshaped, one per kind.
 pub(crate) fn note(cx: &mut Cx) {
+    if !cx.renamed.is_empty() {
+        let shown = listed(&cx.renamed.iter().map(String::as_str).collect::<Vec<_>>());
+        let many = cx.renamed.len() > 1;
+        cx.notes.push(format!(
+            "{} bare parameter used as a factor per channel is the weight of a `scale` layer of its name here (`P` is `P.weight`): {shown}",
+            if many { "each" } else { "the" },
+        ));
+    }
     for (what, text) in [
         (Reshaped::Linear, "Linear over the channels of a channels-last tensor is a 1×1 conv here: its weight is [out, in, 1, 1] where PyTorch's is [out, in]"),
         (Reshaped::Scale, "factor per channel of a channels-last tensor is a `scale` here: its weight is [C, 1, 1] where PyTorch's is [C]"),
@@ -302,15 +301,20 @@ pub(crate) fn note(cx: &mut Cx) {
         if paths.is_empty() {
             continue;
         }
-        let mut shown: Vec<String> = paths.iter().take(3).map(|p| format!("`{p}`")).collect();
-        if paths.len() > 3 {
-            shown.push(format!("and {} more", paths.len() - 3));
-        }
         let many = paths.len() > 1;
         cx.notes.push(format!(
             "{} {text} (the same numbers; a PyTorch state_dict needs the reshape): {}",
             if many { "each" } else { "the" },
-            shown.join(", ")
+            listed(&paths)
         ));
     }
+}
+
+/// The first three of `paths`, quoted, and how many more.
+fn listed(paths: &[&str]) -> String {
+    let mut shown: Vec<String> = paths.iter().take(3).map(|p| format!("`{p}`")).collect();
+    if paths.len() > 3 {
+        shown.push(format!("and {} more", paths.len() - 3));
+    }
+    shown.join(", ")
 }

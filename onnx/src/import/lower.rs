@@ -96,7 +96,9 @@ pub(crate) struct Cx<'m> {
     pub out: Lowered,
     /// The layers whose weight has another shape than PyTorch's: path, and why.
     pub reshaped: Vec<(String, channels_last::Reshaped)>,
-    /// Notes of the lowering, made from `reshaped` at the end.
+    /// Bare parameters made the weight of a `scale` layer of their name.
+    pub renamed: Vec<String>,
+    /// Notes of the lowering, made from `reshaped` and `renamed` at the end.
     pub notes: Vec<String>,
 }
 
@@ -301,6 +303,7 @@ pub(crate) fn lower(m: &Model) -> Result<Lowered, ImportError> {
         last: None,
         out: Lowered::default(),
         reshaped: Vec::new(),
+        renamed: Vec::new(),
         notes: Vec::new(),
     };
     for (name, shape) in &m.inputs {

@@ -146,7 +146,7 @@ fn print(e: &emit::Emitted, net_name: &str, lo: &lower::Lowered, name: &str) -> 
     }
     if !lo.notes.is_empty() {
         out.push_str(
-            "// See the notes `netc import` printed about weights reshaped from PyTorch's.\n",
+            "// See the notes `netc import` printed about weights that differ from PyTorch's.\n",
         );
     }
     if e.fillers > 0 {

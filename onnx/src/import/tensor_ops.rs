@@ -264,6 +264,21 @@ pub(crate) fn concat(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), Import
     Ok(())
 }
 
+/// The weight name a `scale` layer's factor `name` gives: a module's `weight` as it is, a
+/// bare nn.Parameter (ConvNeXt's `features.1.0.layer_scale`) as the weight of a layer of its
+/// own path (`features.1.0.layer_scale.weight`, noted), not of its module's, whose other
+/// layers the path would collide with.
+pub(crate) fn scale_name(cx: &mut Cx, name: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((_, "weight")) | None => name.to_string(),
+        Some(_) if super::names::param_module(name).is_none() => name.to_string(),
+        Some(_) => {
+            cx.renamed.push(name.to_string());
+            format!("{name}.weight")
+        }
+    }
+}
+
 /// `Mul`: two tensors of one shape, an image by a `[C, 1, 1]` gate (either order), or a
 /// tensor by a constant per-channel factor (`scale`, whose weight it becomes).
 pub(crate) fn mul(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportError> {
@@ -285,7 +300,7 @@ pub(crate) fn mul(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportErr
                 &format!("Mul by a constant of dimensions {:?}; netc's `scale` takes one factor per channel ([C, 1, 1])", c.dims),
             ));
         }
-        let name = n.input[k].clone();
+        let name = scale_name(cx, &n.input[k]);
         let dims = if shape.len() == 3 {
             vec![shape[0], 1, 1]
         } else {

@@ -148,13 +148,19 @@ fn a_factor_per_channel_in_a_channels_last_region_is_scale() {
         Ok(imp) => imp,
         Err(e) => panic!("{}", e.message),
     };
-    assert!(imp.net.contains("-> conv(4, k=1) -> scale"), "{}", imp.net);
+    // A bare parameter (`net.gamma`) is the weight of a `scale` layer of its own path.
+    assert!(imp.net.contains("x -> scale as gamma;"), "{}", imp.net);
+    let gamma = imp.weights.iter().find(|(n, ..)| n == "net.gamma.weight");
+    assert_eq!(
+        gamma.map(|(_, d, v)| (d.as_slice(), v.as_slice())),
+        Some((&[4, 1, 1][..], &[2.0; 4][..]))
+    );
     assert!(
-        imp.weights
+        imp.notes
             .iter()
-            .any(|(n, d, _)| n.starts_with("net.") && d == &[4, 1, 1]),
+            .any(|n| n.starts_with("the factor per channel of a channels-last tensor")),
         "{:?}",
-        imp.weights.iter().map(|w| &w.0).collect::<Vec<_>>()
+        imp.notes
     );
 }
 
