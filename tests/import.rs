@@ -41,6 +41,11 @@ fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
 
 /// Imports fixture `name`, runs it, and compares with PyTorch; returns the `.net` text.
 fn round(name: &str) -> String {
+    round_renamed(name, &|k| k.to_string())
+}
+
+/// [`round`], where the weights' names are PyTorch's state_dict keys given by `rename`.
+fn round_renamed(name: &str, rename: &dyn Fn(&str) -> String) -> String {
     let dir = scratch(name);
     let net = dir.join(format!("{name}.net"));
     let weights = dir.join(format!("{name}.safetensors"));
@@ -80,7 +85,7 @@ fn round(name: &str) -> String {
     );
     // The weights carry PyTorch's state_dict names.
     let keys = std::fs::read_to_string(format!("{FIXTURES}/{name}.keys.txt")).unwrap();
-    let mut keys: Vec<&str> = keys.split_whitespace().collect();
+    let mut keys: Vec<String> = keys.split_whitespace().map(rename).collect();
     keys.sort();
     let names: Vec<String> = tensors(&weights).into_iter().map(|t| t.0).collect();
     assert_eq!(names, keys, "{name}: weight names");
@@ -177,6 +182,26 @@ fn groupnorm_layernorm2d_and_gelu_tanh_import() {
         "layernorm2d as norm",
         "gelu(approximate=\"tanh\")",
         "avgpool(k=3, s=2, p=1, ceil=true)",
+    ] {
+        assert!(net.contains(part), "{part} in\n{net}");
+    }
+}
+
+#[test]
+fn convnext_blocks_run_their_channels_last_mlp_in_nchw() {
+    // A bare nn.Parameter used as a factor per channel is a `scale` layer's weight.
+    let net = round_renamed("convnext", &|k| {
+        if k.ends_with("layer_scale") {
+            format!("{k}.weight")
+        } else {
+            k.to_string()
+        }
+    });
+    for part in [
+        "-> layernorm2d -> conv(4 * c, k=1)",
+        "-> gelu -> conv(c, k=1) -> scale as layer_scale;",
+        "return add(r#block, x);",
+        "x -> layernorm2d -> conv(16, k=2, s=2)",
     ] {
         assert!(net.contains(part), "{part} in\n{net}");
     }

@@ -211,7 +211,7 @@ pub(crate) fn gelu_tanh(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<bool, I
     if n.input.len() != 2 || n.input[0] != n.input[1] {
         return Ok(false);
     }
-    let Some(&Val::T(x)) = cx.vals.get(&n.input[0]) else {
+    let Some(x) = cx.tensor_named(&n.input[0]) else {
         return Ok(false);
     };
     let x_name = n.input[0].clone();

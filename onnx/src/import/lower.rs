@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::proto::NodeProto;
 
 use super::graph::{constant_node, fold, shape_of, Const, Model};
-use super::{act, names, norms, ops, pools, tensor_ops, ImportError};
+use super::{act, channels_last, names, norms, ops, pools, tensor_ops, ImportError};
 
 /// An argument of a layer, as the text will show it.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +50,8 @@ pub(crate) struct Lowered {
     pub inputs: Vec<(String, usize)>,
     /// Graph outputs: name, value id.
     pub outputs: Vec<(String, usize)>,
+    /// What the reader should know about the lowering (weights reshaped from PyTorch's).
+    pub notes: Vec<String>,
 }
 
 /// What a tensor name stands for.
@@ -66,6 +68,14 @@ pub(crate) enum Val {
         transposed: bool,
         node: String,
     },
+    /// Image value `x` (NCHW) read channels-last: the output of Transpose [0, 2, 3, 1] node
+    /// `node`, or of a per-position op inside the region it starts (see [`channels_last`]).
+    ///
+    /// [`channels_last`]: super::channels_last
+    Last {
+        x: usize,
+        node: String,
+    },
 }
 
 /// The walk's state.
@@ -78,25 +88,44 @@ pub(crate) struct Cx<'m> {
     graph_outputs: Vec<String>,
     /// Nodes a pattern has taken (mapped with an earlier node).
     pub taken: Vec<bool>,
+    /// While a per-position op inside a channels-last region is mapped: the region's first
+    /// node. Then [`Cx::tensor`] reads channels-last values (and only those) and
+    /// [`Cx::layer`] writes its output channels-last, so that the activations' mappers serve
+    /// both layouts.
+    pub last: Option<String>,
     pub out: Lowered,
+    /// The layers whose weight has another shape than PyTorch's: path, and why.
+    pub reshaped: Vec<(String, channels_last::Reshaped)>,
+    /// Bare parameters made the weight of a `scale` layer of their name.
+    pub renamed: Vec<String>,
+    /// Notes of the lowering, made from `reshaped` and `renamed` at the end.
+    pub notes: Vec<String>,
 }
 
 impl<'m> Cx<'m> {
     /// The value id of input `i` of `n`, which must be a tensor (not a constant).
     pub fn tensor(&self, n: &NodeProto, i: usize) -> Result<usize, ImportError> {
         let name = n.input.get(i).map(String::as_str).unwrap_or("");
-        match self.vals.get(name) {
-            Some(Val::T(v)) => Ok(*v),
-            Some(Val::C(_)) => Err(ImportError::node(
+        match (self.vals.get(name), &self.last) {
+            (Some(Val::T(v)), None) | (Some(Val::Last { x: v, .. }), Some(_)) => Ok(*v),
+            (Some(Val::T(_)), Some(start)) => Err(ImportError::node(
+                n,
+                &format!("input {i} (`{name}`) is NCHW, and another is channels-last (after node `{start}`); netc combines tensors of one layout"),
+            )),
+            (Some(Val::Last { node, .. }), None) => Err(ImportError::node(
+                n,
+                &format!("reads `{name}`, a channels-last tensor (after node `{node}`); {}", super::channels_last::RULE),
+            )),
+            (Some(Val::C(_)), _) => Err(ImportError::node(
                 n,
                 &format!("input {i} (`{name}`) is a constant where netc needs a computed tensor"),
             )),
-            Some(Val::Shuffle { node, .. }) => Err(ImportError::node(
+            (Some(Val::Shuffle { node, .. }), _) => Err(ImportError::node(
                 n,
                 &format!("reads `{name}`, the 5-D reshape of node `{node}`, which is not channel shuffle's (Reshape [N, g, C/g, H, W], Transpose [0, 2, 1, 3, 4], Reshape [N, C, H, W])"),
             )),
-            None if name.is_empty() => Err(ImportError::node(n, &format!("input {i} is missing"))),
-            None => Err(ImportError::node(
+            (None, _) if name.is_empty() => Err(ImportError::node(n, &format!("input {i} is missing"))),
+            (None, _) => Err(ImportError::node(
                 n,
                 &format!("input `{name}` is not produced by any node, initializer or graph input"),
             )),
@@ -111,7 +140,7 @@ impl<'m> Cx<'m> {
         };
         match self.vals.get(name) {
             Some(Val::C(c)) => Ok(Some(c)),
-            Some(Val::T(_)) | Some(Val::Shuffle { .. }) => Err(ImportError::node(
+            Some(Val::T(_)) | Some(Val::Shuffle { .. }) | Some(Val::Last { .. }) => Err(ImportError::node(
                 n,
                 &format!("input {i} (`{name}`) is computed from the input; netc needs a constant there (an initializer or a Constant)"),
             )),
@@ -223,8 +252,23 @@ impl<'m> Cx<'m> {
             path,
             node: n.name().to_string(),
         });
-        self.vals.insert(out_name.to_string(), Val::T(v));
+        let val = match &self.last {
+            None => Val::T(v),
+            Some(node) => Val::Last {
+                x: v,
+                node: node.clone(),
+            },
+        };
+        self.vals.insert(out_name.to_string(), val);
         v
+    }
+
+    /// The value id tensor `name` holds in the current layout (see [`Cx::last`]).
+    pub fn tensor_named(&self, name: &str) -> Option<usize> {
+        match (self.vals.get(name), &self.last) {
+            (Some(Val::T(v)), None) | (Some(Val::Last { x: v, .. }), Some(_)) => Some(*v),
+            _ => None,
+        }
     }
 
     /// Marks node `i` as mapped by a pattern.
@@ -256,7 +300,11 @@ pub(crate) fn lower(m: &Model) -> Result<Lowered, ImportError> {
         producers,
         graph_outputs: m.outputs.clone(),
         taken: vec![false; m.nodes.len()],
+        last: None,
         out: Lowered::default(),
+        reshaped: Vec::new(),
+        renamed: Vec::new(),
+        notes: Vec::new(),
     };
     for (name, shape) in &m.inputs {
         let v = cx.value(shape.clone());
@@ -325,6 +373,11 @@ pub(crate) fn lower(m: &Model) -> Result<Lowered, ImportError> {
                     "graph output `{name}` is a constant, not computed from the input"
                 )))
             }
+            Some(Val::Last { node, .. }) => {
+                return Err(ImportError::new(format!(
+                    "graph output `{name}` is channels-last (after node `{node}`), with no Transpose [0, 3, 1, 2] back; netc's tensors are NCHW"
+                )))
+            }
             None => {
                 return Err(ImportError::new(format!(
                     "graph output `{name}` is not produced by any node"
@@ -332,6 +385,8 @@ pub(crate) fn lower(m: &Model) -> Result<Lowered, ImportError> {
             }
         }
     }
+    channels_last::note(&mut cx);
+    cx.out.notes = cx.notes;
     Ok(cx.out)
 }
 
@@ -347,6 +402,9 @@ fn map(cx: &mut Cx, i: usize, n: &NodeProto) -> Result<(), ImportError> {
         return Err(ImportError::node(n, "the node has no output"));
     };
     let out = out.clone();
+    if let Some(start) = channels_last::reads_last(cx, n) {
+        return channels_last::map(cx, i, n, &out, start);
+    }
     match n.op_type() {
         "Identity" => {
             let v = cx.tensor(n, 0)?;
@@ -376,7 +434,9 @@ fn map(cx: &mut Cx, i: usize, n: &NodeProto) -> Result<(), ImportError> {
         "Slice" => tensor_ops::slice(cx, n, &out),
         "Split" => tensor_ops::split(cx, n),
         "ReduceMean" => tensor_ops::reduce_mean(cx, n, &out),
-        "Transpose" if norms::layernorm2d(cx, n, &out)? => Ok(()),
+        "Transpose" if norms::layernorm2d(cx, n, &out)? || channels_last::start(cx, n, &out) => {
+            Ok(())
+        }
         "Transpose" => tensor_ops::transpose(cx, n, &out),
         op => Err(ImportError::node(
             n,

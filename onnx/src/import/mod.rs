@@ -6,6 +6,7 @@
 
 mod act;
 mod blocks;
+mod channels_last;
 mod emit;
 mod graph;
 mod lower;
@@ -17,6 +18,8 @@ mod pools;
 mod tensor_ops;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_channels_last;
 #[cfg(test)]
 mod tests_patterns;
 
@@ -80,7 +83,8 @@ pub fn import(bytes: &[u8], name: &str, reserved: &[&str]) -> Result<Imported, I
     reserved.insert(net_name.clone());
     e.blocks.finish(&reserved);
     let net = print(&e, &net_name, &lowered, name);
-    let mut notes = std::mem::take(&mut e.notes);
+    let mut notes = lowered.notes.clone();
+    notes.append(&mut e.notes);
     if net_name != name {
         notes.insert(0, format!("the network is named `{net_name}`"));
     }
@@ -139,6 +143,11 @@ fn print(e: &emit::Emitted, net_name: &str, lo: &lower::Lowered, name: &str) -> 
     );
     if !e.notes.is_empty() {
         out.push_str("// See the notes `netc import` printed about names.\n");
+    }
+    if !lo.notes.is_empty() {
+        out.push_str(
+            "// See the notes `netc import` printed about weights that differ from PyTorch's.\n",
+        );
     }
     if e.fillers > 0 {
         out.push_str("// `dropout(0.0)` stands for a layer the model does not have (a dropout, the identity at\n// inference, which ONNX leaves out), so that the layers after it keep their positions,\n// their paths and their weights' names.\n");

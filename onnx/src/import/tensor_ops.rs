@@ -195,7 +195,10 @@ fn same_shape_inputs(cx: &Cx, n: &NodeProto) -> Result<(Vec<usize>, Vec<usize>),
         }
         vs.push(cx.tensor(n, i)?);
     }
-    let shape = cx.shape(vs[0]).to_vec();
+    let Some(&v0) = vs.first() else {
+        return Err(ImportError::node(n, "the node has no inputs"));
+    };
+    let shape = cx.shape(v0).to_vec();
     for &v in &vs[1..] {
         if cx.shape(v) != shape {
             return Err(ImportError::node(
@@ -218,13 +221,22 @@ pub(crate) fn add(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportErr
     Ok(())
 }
 
-/// `Concat` on channels → `concat`.
+/// `Concat` on channels → `concat`; a Concat of one input (torchvision's DenseNet writes
+/// `torch.cat([x], 1)`) is the identity, and no layer: the value passes through, and no
+/// path is made that could shift the others.
 pub(crate) fn concat(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportError> {
     let mut vs = Vec::new();
     for i in 0..n.input.len() {
         vs.push(cx.tensor(n, i)?);
     }
-    let first = cx.shape(vs[0]).to_vec();
+    let first = match vs[..] {
+        [] => return Err(ImportError::node(n, "the node has no inputs")),
+        [v] => {
+            cx.vals.insert(out.to_string(), Val::T(v));
+            return Ok(());
+        }
+        [v0, ..] => cx.shape(v0).to_vec(),
+    };
     if sample_axis(n, int_attr(n, "axis", 1), first.len())? != Some(0) {
         return Err(ImportError::node(
             n,
@@ -252,6 +264,21 @@ pub(crate) fn concat(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), Import
     Ok(())
 }
 
+/// The weight name a `scale` layer's factor `name` gives: a module's `weight` as it is, a
+/// bare nn.Parameter (ConvNeXt's `features.1.0.layer_scale`) as the weight of a layer of its
+/// own path (`features.1.0.layer_scale.weight`, noted), not of its module's, whose other
+/// layers the path would collide with.
+pub(crate) fn scale_name(cx: &mut Cx, name: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((_, "weight")) | None => name.to_string(),
+        Some(_) if super::names::param_module(name).is_none() => name.to_string(),
+        Some(_) => {
+            cx.renamed.push(name.to_string());
+            format!("{name}.weight")
+        }
+    }
+}
+
 /// `Mul`: two tensors of one shape, an image by a `[C, 1, 1]` gate (either order), or a
 /// tensor by a constant per-channel factor (`scale`, whose weight it becomes).
 pub(crate) fn mul(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportError> {
@@ -273,7 +300,7 @@ pub(crate) fn mul(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportErr
                 &format!("Mul by a constant of dimensions {:?}; netc's `scale` takes one factor per channel ([C, 1, 1])", c.dims),
             ));
         }
-        let name = n.input[k].clone();
+        let name = scale_name(cx, &n.input[k]);
         let dims = if shape.len() == 3 {
             vec![shape[0], 1, 1]
         } else {

@@ -182,3 +182,45 @@ fn corrupt_bytes_are_an_error() {
         assert!(import(bytes, "g").is_err());
     }
 }
+
+#[test]
+fn a_concat_of_one_input_is_no_layer() {
+    // torchvision's DenseNet: `torch.cat([x], 1)` in the first dense layer of each block.
+    let bytes = graph(
+        vec![
+            node(
+                "Concat",
+                "/cat/Concat",
+                &["x"],
+                &["c"],
+                vec![attr_int("axis", 1)],
+            ),
+            node(
+                "Conv",
+                "/conv1/Conv",
+                &["c", "conv1.weight"],
+                &["y"],
+                vec![attr_ints("pads", &[1, 1, 1, 1])],
+            ),
+        ],
+        vec![conv_w()],
+    );
+    let imp = import(&bytes, "g").unwrap();
+    assert!(!imp.net.contains("concat"), "{}", imp.net);
+    assert!(
+        imp.net
+            .contains("y = x -> conv(2, k=3, p=1, bias=false) as conv1;"),
+        "{}",
+        imp.net
+    );
+}
+
+#[test]
+fn a_concat_or_add_of_no_inputs_is_an_error() {
+    for op in ["Concat", "Add", "Sum"] {
+        let none: &[&str] = &[];
+        let bytes = graph(vec![node(op, "n", none, &["y"], vec![])], vec![]);
+        let e = import(&bytes, "g").unwrap_err().message;
+        assert_eq!(e, format!("node `n` ({op}): the node has no inputs"));
+    }
+}
