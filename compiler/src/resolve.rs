@@ -311,9 +311,8 @@ impl<'a, 'u> Body<'a, 'u> {
                         .label(c.callee.span, "nothing flows into this")
                         .help("`repeat` is a stage: `x -> repeat(n, block, ..)`"),
                 );
-                for a in &c.args {
-                    self.expr(&a.value);
-                }
+                // The rest is checked as at a stage, so that it reports nothing more.
+                self.repeat(&chain.head, c);
                 return;
             }
         }

@@ -23,8 +23,14 @@ impl<'p> Lowerer<'p> {
         let r = RepeatCall::split(c);
         let n_arg = r.n?;
         let block = r.block_name()?;
-        if !self.defs.blocks.contains_key(block.name.as_str()) {
-            return None;
+        let block = self.defs.blocks.get(block.name.as_str())?;
+        if r.index.is_some() {
+            // `index=` must name a parameter other than the input (reported by resolution).
+            let name = r.index_name()?;
+            let at = block.params.iter().position(|p| p.name.name == name.name);
+            if !matches!(at, Some(i) if i > 0) {
+                return None;
+            }
         }
         let span = n_arg.value.span;
         match self.count_expr(s, &n_arg.value) {
@@ -46,7 +52,8 @@ impl<'p> Lowerer<'p> {
                         Diagnostic::error(
                             "too-large",
                             format!(
-                                "`repeat({n}, {block}, ..)` expands past the limit of {MAX_STAGES} layer calls"
+                                "`repeat({n}, {}, ..)` expands past the limit of {MAX_STAGES} layer calls",
+                                block.name
                             ),
                         )
                         .label(span, format!("{room} more fit"))
