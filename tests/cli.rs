@@ -458,3 +458,29 @@ fn the_depth_line_says_what_it_counts() {
         "{table}"
     );
 }
+
+#[test]
+fn check_expand_lists_a_repeat_by_its_paths() {
+    let file = temp_file(
+        "repeat.net",
+        "block unit(x, c, k=3) {\n    return x -> conv(c, k=k, p=k / 2) as conv -> relu;\n}\n\
+         network n(x: [3, 8, 8]) {\n    y = x -> unit(4, k=1) -> repeat(2, unit, 4);\n    output y;\n}\n",
+    );
+    let out = netc(&["check", file.to_str().unwrap(), "--expand"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let paths: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|p| p.starts_with("y."))
+        .collect();
+    assert_eq!(
+        paths,
+        ["y.0.conv", "y.0.1", "y.1.conv", "y.1.1", "y.2.conv", "y.2.1"],
+        "{table}"
+    );
+    // Without --expand, the binding's row names its stages, the repeat written out.
+    let out = netc(&["check", file.to_str().unwrap()]);
+    let table = text(&out.stdout);
+    assert!(table.contains("unit → unit → unit"), "{table}");
+}

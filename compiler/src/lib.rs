@@ -13,6 +13,7 @@ pub mod onnx;
 pub mod ops;
 pub mod passes;
 pub mod plan;
+mod repeat;
 pub mod report;
 pub mod resolve;
 pub mod train;

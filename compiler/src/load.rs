@@ -275,6 +275,14 @@ pub struct Defs<'p> {
     pub blocks: HashMap<&'p str, &'p ast::Block>,
 }
 
+impl<'p> Defs<'p> {
+    /// Whether a call of `name` is the built-in `repeat(n, BLOCK, args..)`. A block named
+    /// `repeat` (valid before repetition existed) keeps its meaning and hides it.
+    pub fn is_repeat(&self, name: &str) -> bool {
+        name == "repeat" && !self.blocks.contains_key(name)
+    }
+}
+
 /// Collects blocks and consts of all files; a name defined twice is an error.
 pub fn defs<'p>(prog: &'p Program, diags: &mut Vec<Diagnostic>) -> Defs<'p> {
     let mut consts: HashMap<&str, &ast::Const> = HashMap::new();

@@ -12,6 +12,7 @@ use netc_dsl::{Diagnostic, Span};
 
 use crate::load::Defs;
 use crate::ops;
+use crate::repeat::RepeatCall;
 
 /// What a body declares, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,8 +59,27 @@ fn expr_names(e: &Expr, out: &mut Vec<String>) {
 /// Resolves a block's body.
 pub fn block(defs: &Defs, b: &ast::Block, globals: &mut HashSet<String>) -> Vec<Diagnostic> {
     let mut body = Body::new(defs, globals);
+    let mut first_default: Option<&ast::Param> = None;
     for p in &b.params {
-        body.declare(&p.name, Kind::Param, p.span);
+        body.declare(&p.name.name, Kind::Param, p.name.span);
+        match (&p.default, first_default) {
+            (Some(d), _) => {
+                first_default = first_default.or(Some(p));
+                body.default(b, d);
+            }
+            (None, Some(first)) => body.diags.push(
+                Diagnostic::error(
+                    "default-order",
+                    format!("parameter `{p}` has no default, but comes after `{first}`, which has one"),
+                )
+                .label(p.span, "needs a default")
+                .label(first.span, "the first parameter with a default")
+                .help(format!(
+                    "parameters with defaults come after those without: move `{p}` before `{first}`, or give it a default"
+                )),
+            ),
+            (None, None) => {}
+        }
     }
     for bind in &b.binds {
         body.declare(&bind.name.name, Kind::Bind, bind.name.span);
@@ -73,13 +93,13 @@ pub fn block(defs: &Defs, b: &ast::Block, globals: &mut HashSet<String>) -> Vec<
     }
     body.chain(&b.ret);
     for p in &b.params {
-        if body.unused(&p.name) {
+        if body.unused(&p.name.name) {
             body.diags.push(
                 Diagnostic::warning(
                     "unused",
                     format!("parameter `{p}` of block `{}` is never used", b.name),
                 )
-                .label(p.span, "unused parameter"),
+                .label(p.name.span, "unused parameter"),
             );
         }
     }
@@ -284,6 +304,18 @@ impl<'a, 'u> Body<'a, 'u> {
     }
 
     fn chain(&mut self, chain: &'a Chain) {
+        if let Target::Call(c) = &chain.head.target {
+            if self.defs.is_repeat(&c.callee.name) {
+                self.diags.push(
+                    Diagnostic::error("misplaced-repeat", "`repeat` needs a value piped into it")
+                        .label(c.callee.span, "nothing flows into this")
+                        .help("`repeat` is a stage: `x -> repeat(n, block, ..)`"),
+                );
+                // The rest is checked as at a stage, so that it reports nothing more.
+                self.repeat(&chain.head, c);
+                return;
+            }
+        }
         match &chain.head.target {
             Target::Name(id) => {
                 self.name(id);
@@ -302,7 +334,15 @@ impl<'a, 'u> Body<'a, 'u> {
         }
         for st in &chain.stages {
             match &st.target {
+                Target::Name(id) if self.defs.is_repeat(&id.name) => {
+                    self.diags.push(
+                        Diagnostic::error("repeat", "`repeat` needs a count and a block")
+                            .label(id.span, "nothing to repeat")
+                            .help("`x -> repeat(3, block, args..)` calls `block(args..)` 3 times in a row"),
+                    );
+                }
                 Target::Name(id) => self.callee(id),
+                Target::Call(c) if self.defs.is_repeat(&c.callee.name) => self.repeat(st, c),
                 Target::Call(c) => self.call(c),
             }
         }
@@ -312,6 +352,144 @@ impl<'a, 'u> Body<'a, 'u> {
         self.callee(&c.callee);
         for a in &c.args {
             self.expr(&a.value);
+        }
+    }
+
+    /// A `repeat(n, BLOCK, args.., index=NAME)` stage: what can be known without evaluating
+    /// (that BLOCK is a block, that NAME is one of its parameters); `n` is checked when the
+    /// network is lowered, where its value is known.
+    fn repeat(&mut self, st: &'a ast::Stage, c: &'a ast::Call) {
+        let r = RepeatCall::split(c);
+        if let Some(a) = &st.alias {
+            self.diags.push(
+                Diagnostic::error("misplaced-as", "`as` cannot name a `repeat`: it makes several layers")
+                    .label(a.span, "one name for several layers")
+                    .help("the repeated stages are named by their positions in the chain (`b.0`, `b.1`, ..); use `as` inside the block"),
+            );
+        }
+        for a in r.n.iter().chain(&r.rest) {
+            self.expr(&a.value);
+        }
+        let Some(block_arg) = r.block else {
+            self.diags.push(
+                Diagnostic::error("repeat", "`repeat` needs a count and a block")
+                    .label(c.span, "nothing to repeat")
+                    .help("`x -> repeat(3, block, args..)` calls `block(args..)` 3 times in a row"),
+            );
+            return;
+        };
+        let Some(id) = r.block_name() else {
+            self.diags.push(
+                Diagnostic::error(
+                    "repeat",
+                    "the second argument of `repeat` must be a block's name",
+                )
+                .label(block_arg.value.span, "not a block's name")
+                .help("`repeat(3, block, args..)`: the block's arguments come after its name"),
+            );
+            return;
+        };
+        let Some(block) = self.defs.blocks.get(id.name.as_str()).copied() else {
+            let mut d = Diagnostic::error(
+                "repeat",
+                format!("`repeat` repeats a block, and `{id}` is not one"),
+            );
+            d = if ops::lookup(&id.name).is_some() {
+                d.label(id.span, "a built-in op").help(format!(
+                    "wrap it in a block: `block f(x) {{ return x -> {id}; }}`, and repeat `f`"
+                ))
+            } else {
+                d.label(id.span, "not a block").help(
+                    did_you_mean(&id.name, self.defs.blocks.keys().copied()).unwrap_or_else(|| {
+                        format!("define it: `block {id}(x, ..) {{ return x -> ..; }}`")
+                    }),
+                )
+            };
+            self.diags.push(d);
+            return;
+        };
+        self.globals.insert(block.name.name.clone());
+        let Some(index_arg) = r.index else { return };
+        let Some(index) = r.index_name() else {
+            self.diags.push(
+                Diagnostic::error("repeat", "`index=` must name a parameter of the block")
+                    .label(index_arg.value.span, "not a name")
+                    .help(format!(
+                        "`index=i` passes 0, 1, .. to the parameter `i` of `{id}`"
+                    )),
+            );
+            return;
+        };
+        let params = || block.params.iter().map(|p| p.name.name.as_str());
+        match block.params.iter().position(|p| p.name.name == index.name) {
+            Some(0) => self.diags.push(
+                Diagnostic::error(
+                    "repeat",
+                    format!("`index={index}` names the parameter that receives the piped value"),
+                )
+                .label(index.span, "the block's input")
+                .help(format!("name another parameter of `{id}`")),
+            ),
+            Some(_) => {}
+            None => self.diags.push(
+                Diagnostic::error(
+                    "repeat",
+                    format!("block `{id}` has no parameter `{index}` to take the index"),
+                )
+                .label(index.span, "not a parameter")
+                .help(
+                    did_you_mean(&index.name, params().skip(1)).unwrap_or_else(|| {
+                        format!(
+                            "its parameters are {}",
+                            params()
+                                .map(|p| format!("`{}`", source_name(p)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }),
+                ),
+            ),
+        }
+    }
+
+    /// A default value: a constant expression, of consts only, so that it means the same in
+    /// every call (it cannot see the block's other parameters).
+    fn default(&mut self, b: &'a ast::Block, e: &'a Expr) {
+        match &e.kind {
+            ExprKind::Chain(c) => {
+                let Some(id) = e.as_name() else {
+                    self.diags.push(
+                        Diagnostic::error("not-constant", "a default must be a constant")
+                            .label(c.span, "layers cannot appear here")
+                            .help("a default is a number, string, bool, list or const"),
+                    );
+                    return;
+                };
+                if self.defs.consts.contains_key(id.name.as_str()) {
+                    self.globals.insert(id.name.clone());
+                    return;
+                }
+                let mut d = Diagnostic::error(
+                    "not-constant",
+                    format!("a default may refer only to consts, and `{id}` is not one"),
+                )
+                .label(id.span, "not a const");
+                d = if b.params.iter().any(|p| p.name.name == id.name) {
+                    d.help(format!(
+                        "defaults cannot use the block's parameters; pass `{id}` at the call instead"
+                    ))
+                } else {
+                    d.maybe_help(did_you_mean(&id.name, self.defs.consts.keys().copied()))
+                };
+                self.diags.push(d);
+            }
+            ExprKind::List(items) => items.iter().for_each(|i| self.default(b, i)),
+            ExprKind::Binary(_, x, y) => {
+                self.default(b, x);
+                self.default(b, y);
+            }
+            ExprKind::Neg(x) => self.default(b, x),
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Str(_) | ExprKind::Bool(_) => {}
         }
     }
 

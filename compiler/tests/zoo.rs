@@ -11,7 +11,7 @@
 //!
 //! The networks that use the zoo's new ops (relu6, hardswish, silu, gelu, mul, scale,
 //! layernorm2d, channel_shuffle, slice, stochastic_depth, bce, ...) fail here until those
-//! ops exist; resnet18, resnet50 and squeezenet1_1 use only the original ops.
+//! ops exist; resnet18, resnet50, resnet152 and squeezenet1_1 use only the original ops.
 //!
 //! Each zoo file checks in well under a second with a release `netc check` (a few
 //! milliseconds when this was written); that is a property to keep, not a timed assertion
@@ -439,6 +439,7 @@ zoo!(
     efficientnet_b0,
     mobilenet_v2,
     mobilenet_v3_small,
+    resnet152,
     resnet18,
     resnet50,
     shufflenet_v2_x1_0,

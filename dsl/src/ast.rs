@@ -73,10 +73,25 @@ pub struct Const {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Block {
     pub name: Ident,
-    pub params: Vec<Ident>,
+    pub params: Vec<Param>,
     pub binds: Vec<Bind>,
     pub ret: Chain,
     pub span: Span,
+}
+
+/// A block parameter, `c` or `k=3`: a parameter with a default may be left out of a call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: Ident,
+    pub default: Option<Expr>,
+    pub span: Span,
+}
+
+/// The parameter's name as source spells it.
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.name.fmt(f)
+    }
 }
 
 /// `network NAME(inputs) { statements }`

@@ -109,7 +109,7 @@ impl Cx {
             .next()
             .unwrap()
             .into_inner()
-            .map(|p| self.ident(p))
+            .map(|p| self.param(p))
             .collect();
         let mut binds = Vec::new();
         let mut ret = None;
@@ -128,6 +128,18 @@ impl Cx {
             params,
             binds,
             ret: ret.expect("the grammar requires a return"),
+            span,
+        }
+    }
+
+    fn param(&self, pair: Pair<Rule>) -> Param {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = self.ident(inner.next().unwrap());
+        let default = inner.next().map(|e| self.expr(e));
+        Param {
+            name,
+            default,
             span,
         }
     }

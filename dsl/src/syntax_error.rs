@@ -293,6 +293,7 @@ fn rule_prose(rule: Rule) -> Option<&'static str> {
         Rule::call => "a call",
         Rule::stage => "an op or block",
         Rule::arg | Rule::arg_name => "an argument",
+        Rule::param => "a parameter",
         Rule::bind => "a binding `name = ...;`",
         Rule::kw_use => "`use`",
         Rule::kw_const => "`const`",

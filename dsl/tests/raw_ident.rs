@@ -44,7 +44,12 @@ fn idents(file: &File) -> Vec<&Ident> {
             }
             Item::Block(b) => {
                 out.push(&b.name);
-                out.extend(&b.params);
+                for p in &b.params {
+                    out.push(&p.name);
+                    if let Some(d) = &p.default {
+                        expr(d, &mut out);
+                    }
+                }
                 for bind in &b.binds {
                     out.push(&bind.name);
                     chain(&bind.chain, &mut out);

@@ -1,37 +1,11 @@
-//! Chains, op calls and block instances: `a -> f(args)` applied stage by stage, arguments
-//! bound to an op's parameters or a block's, each layer named and its shape inferred as it
-//! is made.
+//! Op calls and block instances: one stage of a chain, its arguments bound to an op's
+//! parameters or a block's, each layer named and its shape inferred as it is made.
 
 use netc_dsl::ast::source_name;
 
 use super::*;
 
 impl<'p> Lowerer<'p> {
-    /// Evaluates a chain bound to the path `base` in scope `s`.
-    pub(super) fn chain(&mut self, s: usize, chain: &'p Chain, base: &str) -> Value {
-        let head_is_call = matches!(chain.head.target, Target::Call(_));
-        let count = chain.stages.len() + usize::from(head_is_call);
-        let path_of = |l: &Self, i: usize, st: &'p ast::Stage| match &st.alias {
-            Some(a) => join(&l.scopes[s].prefix, &a.name),
-            None if count == 1 => base.to_string(),
-            None => format!("{base}.{i}"),
-        };
-        let mut cur = match &chain.head.target {
-            Target::Name(id) => self.lookup(s, &id.name),
-            Target::Call(_) => {
-                let path = path_of(self, 0, &chain.head);
-                self.stage(s, &chain.head, None, path)
-            }
-        };
-        let mut cur_span = chain.head.span;
-        for (j, st) in chain.stages.iter().enumerate() {
-            let path = path_of(self, j + usize::from(head_is_call), st);
-            cur = self.stage(s, st, Some((cur, cur_span)), path);
-            cur_span = cur_span.to(st.span);
-        }
-        cur
-    }
-
     /// Applies one stage to the piped value (if any); the result is named `path`.
     pub(super) fn stage(
         &mut self,
@@ -40,20 +14,7 @@ impl<'p> Lowerer<'p> {
         piped: Option<(Value, Span)>,
         path: String,
     ) -> Value {
-        self.stages += 1;
-        if self.stages > MAX_STAGES {
-            if self.stages == MAX_STAGES + 1 {
-                self.error(
-                    Diagnostic::error(
-                        "too-large",
-                        format!("the network expands to more than {MAX_STAGES} layer calls"),
-                    )
-                    .label(st.span, "the limit was reached here")
-                    .help(
-                        "blocks that call other blocks several times multiply: check the nesting",
-                    ),
-                );
-            }
+        if !self.count_stage(st.span) {
             return Value::Poison;
         }
         let (callee, args): (&ast::Ident, &'p [ast::Arg]) = match &st.target {
@@ -77,11 +38,11 @@ impl<'p> Lowerer<'p> {
                 (Some(spec), _) if spec.arity == Arity::One && pos > 0 => {
                     spec.params.get(pos - 1).map(|p| p.name)
                 }
-                (_, Some(block)) => block.params.get(pos).map(|p| p.name.as_str()),
+                (_, Some(block)) => block.params.get(pos).map(|p| p.name.name.as_str()),
                 _ => None,
             }
         };
-        vals.extend(self.args(s, args, &path, first, &param_of));
+        vals.extend(self.args(s, args.iter(), &path, first, &param_of));
         let v = if let Some(spec) = spec {
             self.op(spec, st.span, vals, &path, first == 0)
         } else if let Some(block) = block {
@@ -103,13 +64,13 @@ impl<'p> Lowerer<'p> {
     pub(super) fn args(
         &mut self,
         s: usize,
-        args: &'p [ast::Arg],
+        args: impl IntoIterator<Item = &'p ast::Arg>,
         path: &str,
         first: usize,
         param_of: &dyn Fn(usize) -> Option<&'p str>,
     ) -> Vec<ArgVal<'p>> {
         let mut pos = first;
-        args.iter()
+        args.into_iter()
             .map(|a| {
                 let base = match &a.name {
                     Some(n) => format!("{path}.{}", n.name),
@@ -490,83 +451,9 @@ impl<'p> Lowerer<'p> {
                 .label(callee.span, ""),
             );
         }
-        // Bind arguments to parameters: positional in order, then by name.
-        let mut values: HashMap<String, Value> = HashMap::new();
-        let mut given: HashMap<&str, Span> = HashMap::new();
-        let mut positional = 0;
-        for a in &args {
-            let param = match a.name {
-                None => {
-                    let Some(p) = block.params.get(positional) else {
-                        return self.error(
-                            Diagnostic::error(
-                                "too-many-arguments",
-                                format!(
-                                    "block `{}` takes {} arguments",
-                                    block.name,
-                                    block.params.len()
-                                ),
-                            )
-                            .label(a.span, "extra argument")
-                            .help(format!("its parameters are {}", block_params(block))),
-                        );
-                    };
-                    positional += 1;
-                    p
-                }
-                Some(id) => match block.params.iter().find(|p| p.name == id.name) {
-                    Some(p) => p,
-                    None => {
-                        let help =
-                            did_you_mean(&id.name, block.params.iter().map(|p| p.name.as_str()))
-                                .unwrap_or_else(|| {
-                                    format!("its parameters are {}", block_params(block))
-                                });
-                        return self.error(
-                            Diagnostic::error(
-                                "unknown-argument",
-                                format!("block `{}` has no parameter `{id}`", block.name),
-                            )
-                            .label(id.span, "unknown parameter")
-                            .help(help),
-                        );
-                    }
-                },
-            };
-            if let Some(&first) = given.get(param.name.as_str()) {
-                return self.error(
-                    Diagnostic::error("duplicate", format!("parameter `{param}` is given twice"))
-                        .label(a.span, "given again here")
-                        .label(first, "first given here"),
-                );
-            }
-            given.insert(&param.name, a.span);
-            values.insert(param.name.clone(), a.value.clone());
-        }
-        let missing: Vec<&str> = block
-            .params
-            .iter()
-            .filter(|p| !values.contains_key(&p.name))
-            .map(|p| p.name.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return self.error(
-                Diagnostic::error(
-                    "missing-argument",
-                    format!(
-                        "block `{}` needs {}",
-                        block.name,
-                        missing
-                            .iter()
-                            .map(|m| format!("`{}`", source_name(m)))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-                .label(span, "missing arguments")
-                .help(format!("its parameters are {}", block_params(block))),
-            );
-        }
+        let Some(values) = self.bind_block_args(block, span, args) else {
+            return Value::Poison;
+        };
 
         let parent = self.scopes.last().and_then(|s| s.instance);
         self.graph.instances.push(Instance {
@@ -608,14 +495,6 @@ fn param_list(spec: &OpSpec) -> String {
             ops::ParamDefault::Required => format!("`{}`", p.name),
             _ => format!("`{}=`", p.name),
         })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn block_params(b: &ast::Block) -> String {
-    b.params
-        .iter()
-        .map(|p| format!("`{p}`"))
         .collect::<Vec<_>>()
         .join(", ")
 }

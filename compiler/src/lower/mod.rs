@@ -8,9 +8,14 @@
 //! needs itself is a cycle and an error. Every binding is evaluated, used or not, so every
 //! line is checked.
 
+mod block_args;
 mod call;
+mod chain;
+
+use chain::stage_names;
 mod expr;
 mod loss;
+mod repeat;
 
 use std::collections::{HashMap, HashSet};
 
@@ -132,6 +137,8 @@ struct Lowerer<'p> {
     stages: usize,
     /// Loss terms lowered so far (over every `loss` line), for their paths.
     loss_terms: usize,
+    /// The count of each `repeat` stage evaluated, by its span, for the report's rows.
+    repeat_counts: HashMap<Span, usize>,
 }
 
 /// An argument after evaluation.
@@ -181,6 +188,7 @@ impl<'p> Lowerer<'p> {
             warned: HashSet::new(),
             stages: 0,
             loss_terms: 0,
+            repeat_counts: HashMap::new(),
         }
     }
 
@@ -233,7 +241,7 @@ impl<'p> Lowerer<'p> {
                 self.graph.rows.push(Row {
                     name: b.name.name.clone(),
                     span: b.span,
-                    stages: stage_names(&b.chain),
+                    stages: Vec::new(),
                     output: None,
                 });
             }
@@ -243,7 +251,9 @@ impl<'p> Lowerer<'p> {
             self.force_unique(0, i);
         }
         for (i, row) in self.graph.rows.iter_mut().enumerate() {
-            let name = &self.scopes[0].binds[i].name.name;
+            let bind = self.scopes[0].binds[i];
+            row.stages = stage_names(self.defs, &bind.chain, &self.repeat_counts);
+            let name = &bind.name.name;
             if let Some(Value::Tensor(n)) = self.scopes[0].values.get(name) {
                 row.output = Some(*n);
             }
@@ -537,15 +547,4 @@ fn add_bind<'p>(scope: &mut Scope<'p>, b: &'p ast::Bind) {
             scope.alias_of.insert(name, i);
         }
     }
-}
-
-/// The op or block name of each stage of a chain (the head only when it is a call).
-fn stage_names(chain: &Chain) -> Vec<String> {
-    let head = match &chain.head.target {
-        Target::Call(c) => Some(c.callee.name.clone()),
-        Target::Name(_) => None,
-    };
-    head.into_iter()
-        .chain(chain.stages.iter().map(|s| s.target.ident().name.clone()))
-        .collect()
 }

@@ -68,6 +68,23 @@ pub mod inline {
         heads!(1 + 2);
     }
 
+    /// Block parameter defaults, calls by name and `repeat` inside `network!`: `r.0` to
+    /// `r.2` are three `cna` instances, the last two with widths 8 and 16 by their index.
+    pub mod repeated {
+        netc::network! {
+            block cna(x, c, k=3, s=1, i=0) {
+                return x -> conv(c * (i + 1), k=k, s=s, p=k / 2) -> relu;
+            }
+
+            network repeated(image: [1, 8, 8], label: class(2)) {
+                r = image -> cna(4, s=2) -> repeat(2, cna, 8, k=1, index=i);
+                logits = r -> flatten -> linear(2);
+                loss ce(logits, label);
+                output logits;
+            }
+        }
+    }
+
     /// `examples/lenet.net`'s text, inline (module `lenet` inside `text`).
     pub mod text {
         netc::network! {

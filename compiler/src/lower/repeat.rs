@@ -1,0 +1,138 @@
+//! `repeat(n, BLOCK, args.., index=NAME)`: `n` calls of `BLOCK(args..)` in a row, the `k`-th
+//! (from 0) given `NAME = k`. Each call is made exactly as the written-out stage would be
+//! (the same paths, argument names and checks), so a repeat and its expansion lower to the
+//! same graph. `n` is checked against the stage budget before anything is expanded, so a
+//! huge count is an error at the call, not a long wait.
+
+use crate::repeat::RepeatCall;
+
+use super::*;
+
+impl<'p> Lowerer<'p> {
+    /// The call, if the stage is a `repeat`.
+    pub(super) fn repeat_of(&self, st: &'p ast::Stage) -> Option<&'p ast::Call> {
+        match &st.target {
+            Target::Call(c) if self.defs.is_repeat(&c.callee.name) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// How many times a `repeat` calls its block, or `None` after an error (a problem with
+    /// the block or `index=` was reported by resolution).
+    pub(super) fn repeat_count(&mut self, s: usize, c: &'p ast::Call) -> Option<usize> {
+        let r = RepeatCall::split(c);
+        let n_arg = r.n?;
+        let block = r.block_name()?;
+        let block = self.defs.blocks.get(block.name.as_str())?;
+        if r.index.is_some() {
+            // `index=` must name a parameter other than the input (reported by resolution).
+            let name = r.index_name()?;
+            let at = block.params.iter().position(|p| p.name.name == name.name);
+            if !matches!(at, Some(i) if i > 0) {
+                return None;
+            }
+        }
+        let span = n_arg.value.span;
+        match self.count_expr(s, &n_arg.value) {
+            Value::Int(n) if n < 1 => {
+                self.error(
+                    Diagnostic::error(
+                        "repeat",
+                        format!("`repeat` needs a count of at least 1, found {n}"),
+                    )
+                    .label(span, "fewer than one")
+                    .help("to repeat nothing, leave the stage out"),
+                );
+                None
+            }
+            Value::Int(n) => {
+                let room = MAX_STAGES.saturating_sub(self.stages);
+                if n as u64 > room as u64 {
+                    self.error(
+                        Diagnostic::error(
+                            "too-large",
+                            format!(
+                                "`repeat({n}, {}, ..)` expands past the limit of {MAX_STAGES} layer calls",
+                                block.name
+                            ),
+                        )
+                        .label(span, format!("{room} more fit"))
+                        .help("see \"Limits\" in docs/language.md"),
+                    );
+                    return None;
+                }
+                Some(n as usize)
+            }
+            Value::Poison => None,
+            other => {
+                self.error(
+                    Diagnostic::error(
+                        "not-constant",
+                        format!(
+                            "`repeat` needs a whole number of times, found {}",
+                            other.describe()
+                        ),
+                    )
+                    .label(span, "not an integer")
+                    .help("the count is a constant expression: a number, a const, or a parameter of the enclosing block"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The value of a count: numbers, consts and the scope's parameters, with arithmetic. A
+    /// chain that is more than a name would make layers, so it is refused before it does.
+    fn count_expr(&mut self, s: usize, e: &'p Expr) -> Value {
+        match &e.kind {
+            ExprKind::Chain(c) => match e.as_name() {
+                Some(id) => self.lookup(s, &id.name),
+                None => self.error(
+                    Diagnostic::error("not-constant", "expected a constant value here")
+                        .label(c.span, "layers cannot appear here"),
+                ),
+            },
+            _ => self.expr_with(e, &mut |l, e| l.count_expr(s, e)),
+        }
+    }
+
+    /// The `k`-th call of a repeat's block, on the piped value, named `path`.
+    pub(super) fn repeat_stage(
+        &mut self,
+        s: usize,
+        st: &'p ast::Stage,
+        c: &'p ast::Call,
+        k: usize,
+        piped: (Value, Span),
+        path: String,
+    ) -> Value {
+        if !self.count_stage(st.span) {
+            return Value::Poison;
+        }
+        let r = RepeatCall::split(c);
+        let Some(id) = r.block_name() else {
+            return Value::Poison;
+        };
+        let Some(block) = self.defs.blocks.get(id.name.as_str()).copied() else {
+            return Value::Poison;
+        };
+        let mut vals = vec![ArgVal {
+            name: None,
+            value: piped.0,
+            span: piped.1,
+        }];
+        let param_of = |pos: usize| block.params.get(pos).map(|p| p.name.name.as_str());
+        vals.extend(self.args(s, r.rest.iter().copied(), &path, 1, &param_of));
+        if let Some(index) = r.index {
+            let Some(name) = r.index_name() else {
+                return Value::Poison; // reported by resolution
+            };
+            vals.push(ArgVal {
+                name: Some(name),
+                value: Value::Int(k as i64),
+                span: index.span,
+            });
+        }
+        self.instantiate(block, id, st.span, vals, &path)
+    }
+}
