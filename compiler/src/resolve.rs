@@ -12,7 +12,7 @@ use netc_dsl::{Diagnostic, Span};
 
 use crate::load::Defs;
 use crate::ops;
-use crate::repeat::RepeatCall;
+use crate::repeat::{valid_prefix, RepeatCall};
 
 /// What a body declares, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -359,17 +359,18 @@ impl<'a, 'u> Body<'a, 'u> {
     /// (that BLOCK is a block, that NAME is one of its parameters); `n` is checked when the
     /// network is lowered, where its value is known.
     fn repeat(&mut self, st: &'a ast::Stage, c: &'a ast::Call) {
-        let r = RepeatCall::split(c);
+        let r = RepeatCall::split(c, self.defs);
         if let Some(a) = &st.alias {
             self.diags.push(
                 Diagnostic::error("misplaced-as", "`as` cannot name a `repeat`: it makes several layers")
                     .label(a.span, "one name for several layers")
-                    .help("the repeated stages are named by their positions in the chain (`b.0`, `b.1`, ..); use `as` inside the block"),
+                    .help("the repeated stages are named by their positions in the chain (`b.0`, `b.1`, ..), or `prefix=\"name\"` names them `name0`, `name1`, ..; use `as` inside the block"),
             );
         }
-        for a in r.n.iter().chain(&r.rest) {
+        for a in r.n.iter().chain(&r.rest).chain(&r.start) {
             self.expr(&a.value);
         }
+        self.repeat_names(&r);
         let Some(block_arg) = r.block else {
             self.diags.push(
                 Diagnostic::error("repeat", "`repeat` needs a count and a block")
@@ -449,6 +450,41 @@ impl<'a, 'u> Body<'a, 'u> {
                     }),
                 ),
             ),
+        }
+    }
+
+    /// `prefix="NAME"` and `start=K`: the prefix is a string that begins a name; `start`
+    /// numbers the prefix's names, so it needs one (its value is checked when lowering).
+    fn repeat_names(&mut self, r: &RepeatCall<'a>) {
+        if let Some(p) = r.prefix {
+            match &p.value.kind {
+                ExprKind::Str(s) if valid_prefix(s) => {}
+                ExprKind::Str(s) => self.diags.push(
+                    Diagnostic::error(
+                        "repeat",
+                        format!("`prefix=\"{s}\"` does not begin a name"),
+                    )
+                    .label(p.value.span, "not a name's beginning")
+                    .help("a prefix is a letter or `_`, then letters, digits and `_`: `prefix=\"denselayer\"` names `denselayer0`, `denselayer1`, .."),
+                ),
+                _ => self.diags.push(
+                    Diagnostic::error("repeat", "`prefix=` takes a string")
+                        .label(p.value.span, "not a string")
+                        .help("write the prefix in quotes: `prefix=\"layer\"` names `layer0`, `layer1`, .."),
+                ),
+            }
+        }
+        if let (Some(k), None) = (r.start, r.prefix) {
+            self.diags.push(
+                Diagnostic::error(
+                    "repeat",
+                    "`start=` numbers the names `prefix=` gives, and there is no `prefix=`",
+                )
+                .label(k.span, "nothing to number")
+                .help(
+                    "add `prefix=\"name\"`: `prefix=\"name\", start=1` names `name1`, `name2`, ..",
+                ),
+            );
         }
     }
 

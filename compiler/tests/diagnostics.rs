@@ -131,6 +131,12 @@ errors! {
     repeat_index_input: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, index=x);\n    output y;\n}}\n");
     repeat_index_and_argument: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, s=1, index=s);\n    output y;\n}}\n");
     repeat_too_many: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(1000000, cna, 8);\n    output y;\n}}\n");
+    repeat_prefix_not_a_name: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, prefix=\"2nd\");\n    output y;\n}}\n");
+    repeat_prefix_not_a_string: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, prefix=layer);\n    output y;\n}}\n");
+    repeat_start_without_prefix: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, start=1);\n    output y;\n}}\n");
+    repeat_start_negative: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, prefix=\"layer\", start=0 - 1);\n    output y;\n}}\n");
+    repeat_start_not_integer: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, prefix=\"layer\", start=1.5);\n    output y;\n}}\n");
+    repeat_prefix_collides: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> cna(8) as layer1 -> repeat(2, cna, 8, prefix=\"layer\");\n    output y;\n}}\n");
     repeat_at_head: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = repeat(2, cna, x, 8);\n    output y;\n}}\n");
     repeat_bare: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat;\n    output y;\n}}\n");
     repeat_named_with_as: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8) as body;\n    output y;\n}}\n");

@@ -113,6 +113,59 @@ network n(x: [3, 8, 8]) {
 }
 
 #[test]
+fn prefix_and_start_name_the_repetitions_in_the_scope_as_torchvision_densenet() {
+    let checked = check(
+        "block dense_layer(x, g) {
+    new = x -> batchnorm as norm1 -> relu -> conv(g, k=3, p=1, bias=false) as conv1;
+    return concat(x, new);
+}
+block dense_block(x, n) {
+    return x -> repeat(n, dense_layer, 4, prefix=\"denselayer\", start=1);
+}
+network n(x: [8, 8, 8]) {
+    a = x -> repeat(2, dense_layer, 4, prefix=\"layer\");
+    b = a -> conv(8, k=1) -> dense_block(3) as denseblock1;
+    output b;
+}",
+    );
+    let p = paths(&checked.graphs[0]);
+    for want in [
+        "layer0.norm1",
+        "layer1.conv1",
+        "b.0",
+        "denseblock1.denselayer1.norm1",
+        "denseblock1.denselayer3.conv1",
+    ] {
+        assert!(p.iter().any(|p| p == want), "no {want} in {p:?}");
+    }
+    assert!(
+        !p.iter()
+            .any(|p| p.contains("denselayer0") || p.contains("denselayer4")),
+        "{p:?}"
+    );
+    let g = &checked.graphs[0];
+    // The third layer's input is 8 + 4 + 4 channels.
+    let norm = g
+        .find("denseblock1.denselayer3.norm1")
+        .expect("the third norm");
+    assert_eq!(g.node(norm).shape, vec![16, 8, 8]);
+}
+
+#[test]
+fn a_block_parameter_named_prefix_keeps_its_argument() {
+    let checked = check(
+        "block unit(x, prefix, start=1) { return x -> conv(prefix * start, k=1); }
+network n(x: [3, 8, 8]) {
+    a = x -> repeat(2, unit, prefix=4, start=2);
+    output a;
+}",
+    );
+    let g = &checked.graphs[0];
+    assert_eq!(paths(g), ["x", "a.0", "a.1"]);
+    assert_eq!(g.node(g.find("a.1").unwrap()).shape, vec![8, 8, 8]);
+}
+
+#[test]
 fn defaults_fill_parameters_left_out_and_names_pick_any() {
     let checked = check(
         "const wide = 16;

@@ -1,22 +1,24 @@
 //! Chains: `a -> f(args) -> g` applied stage by stage, each stage named by its position in
 //! the chain (docs/language.md "Names"). A `repeat(n, ..)` stage takes the next `n`
-//! positions, so the paths are those of the same chain with the `n` calls written out.
+//! positions, so the paths are those of the same chain with the `n` calls written out (or,
+//! with `prefix=`, the calls are named as `as` would name them).
 
+use super::repeat::Expansion;
 use super::*;
 
 /// What one stage of a chain stands for once `repeat` counts are known.
 enum Width<'p> {
     /// An op or block call: one position.
     One,
-    /// `repeat(n, ..)`: `n` positions (`None` after an error in `n`: one poisoned position).
-    Repeat(&'p ast::Call, Option<usize>),
+    /// `repeat(n, ..)`: `n` positions (`None` after an error in it: one poisoned position).
+    Repeat(&'p ast::Call, Option<Expansion<'p>>),
 }
 
 impl Width<'_> {
     fn positions(&self) -> usize {
         match self {
             Width::One | Width::Repeat(_, None) => 1,
-            Width::Repeat(_, Some(n)) => *n,
+            Width::Repeat(_, Some(e)) => e.n,
         }
     }
 }
@@ -30,11 +32,11 @@ impl<'p> Lowerer<'p> {
             .iter()
             .map(|st| match self.repeat_of(st) {
                 Some(c) => {
-                    let n = self.repeat_count(s, c);
-                    if let Some(n) = n {
-                        self.repeat_counts.insert(st.span, n);
+                    let e = self.repeat_expansion(s, c);
+                    if let Some(e) = &e {
+                        self.repeat_counts.insert(st.span, e.n);
                     }
-                    Width::Repeat(c, n)
+                    Width::Repeat(c, e)
                 }
                 None => Width::One,
             })
@@ -61,13 +63,17 @@ impl<'p> Lowerer<'p> {
                     cur = self.stage(s, st, Some((cur, cur_span)), path);
                 }
                 Width::Repeat(_, None) => cur = Value::Poison,
-                Width::Repeat(c, Some(n)) => {
-                    for k in 0..*n {
-                        // `as` on a repeat is an error (resolution): positions name them.
-                        let path = if count == 1 {
-                            base.to_string()
-                        } else {
-                            format!("{base}.{}", pos + k)
+                Width::Repeat(c, Some(e)) => {
+                    for k in 0..e.n {
+                        // `as` on a repeat is an error (resolution): `prefix=` or positions
+                        // name them.
+                        let path = match e.names {
+                            Some((prefix, start)) => join(
+                                &self.scopes[s].prefix,
+                                &format!("{prefix}{}", i128::from(start) + k as i128),
+                            ),
+                            None if count == 1 => base.to_string(),
+                            None => format!("{base}.{}", pos + k),
                         };
                         cur = self.repeat_stage(s, st, c, k, (cur, cur_span), path);
                         if self.stages > MAX_STAGES {
@@ -115,7 +121,7 @@ pub(super) fn stage_names(
     for st in &chain.stages {
         match (&st.target, repeats.get(&st.span)) {
             (Target::Call(c), Some(&n)) if defs.is_repeat(&c.callee.name) => {
-                let block = crate::repeat::RepeatCall::split(c)
+                let block = crate::repeat::RepeatCall::split(c, defs)
                     .block_name()
                     .map_or_else(|| c.callee.name.clone(), |b| b.name.clone());
                 names.extend(std::iter::repeat_n(block, n));

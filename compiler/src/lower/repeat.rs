@@ -8,6 +8,13 @@ use crate::repeat::RepeatCall;
 
 use super::*;
 
+/// How a `repeat` expands: `n` calls, named by chain position or by `prefix=` and `start=`.
+pub(super) struct Expansion<'p> {
+    pub n: usize,
+    /// `prefix="NAME", start=K`: the calls are `NAME{K}`, `NAME{K+1}`, .. in the scope.
+    pub names: Option<(&'p str, i64)>,
+}
+
 impl<'p> Lowerer<'p> {
     /// The call, if the stage is a `repeat`.
     pub(super) fn repeat_of(&self, st: &'p ast::Stage) -> Option<&'p ast::Call> {
@@ -17,10 +24,62 @@ impl<'p> Lowerer<'p> {
         }
     }
 
+    /// How a `repeat` expands, or `None` after an error.
+    pub(super) fn repeat_expansion(&mut self, s: usize, c: &'p ast::Call) -> Option<Expansion<'p>> {
+        let n = self.repeat_count(s, c);
+        let names = self.repeat_names(s, c);
+        Some(Expansion {
+            n: n?,
+            names: names?,
+        })
+    }
+
+    /// `prefix=` and `start=`: `Some(None)` without a prefix, `None` after an error (a prefix
+    /// that is not a name's beginning was reported by resolution).
+    fn repeat_names(&mut self, s: usize, c: &'p ast::Call) -> Option<Option<(&'p str, i64)>> {
+        let r = RepeatCall::split(c, self.defs);
+        let Some(p) = r.prefix else {
+            return Some(None);
+        };
+        let ExprKind::Str(prefix) = &p.value.kind else {
+            return None;
+        };
+        let Some(k) = r.start else {
+            return Some(Some((prefix, 0)));
+        };
+        let span = k.value.span;
+        match self.count_expr(s, &k.value) {
+            Value::Int(k) if k >= 0 => Some(Some((prefix, k))),
+            Value::Int(k) => {
+                self.error(
+                    Diagnostic::error(
+                        "repeat",
+                        format!("`start=` numbers the names from 0 up, found {k}"),
+                    )
+                    .label(span, "negative")
+                    .help(format!("`start=0` names `{prefix}0`, `{prefix}1`, ..")),
+                );
+                None
+            }
+            Value::Poison => None,
+            other => {
+                self.error(
+                    Diagnostic::error(
+                        "not-constant",
+                        format!("`start=` needs a whole number, found {}", other.describe()),
+                    )
+                    .label(span, "not an integer")
+                    .help("the start is a constant expression: a number, a const, or a parameter of the enclosing block"),
+                );
+                None
+            }
+        }
+    }
+
     /// How many times a `repeat` calls its block, or `None` after an error (a problem with
     /// the block or `index=` was reported by resolution).
-    pub(super) fn repeat_count(&mut self, s: usize, c: &'p ast::Call) -> Option<usize> {
-        let r = RepeatCall::split(c);
+    fn repeat_count(&mut self, s: usize, c: &'p ast::Call) -> Option<usize> {
+        let r = RepeatCall::split(c, self.defs);
         let n_arg = r.n?;
         let block = r.block_name()?;
         let block = self.defs.blocks.get(block.name.as_str())?;
@@ -109,7 +168,7 @@ impl<'p> Lowerer<'p> {
         if !self.count_stage(st.span) {
             return Value::Poison;
         }
-        let r = RepeatCall::split(c);
+        let r = RepeatCall::split(c, self.defs);
         let Some(id) = r.block_name() else {
             return Value::Poison;
         };
