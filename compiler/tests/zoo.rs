@@ -423,14 +423,16 @@ fn check_numerics(name: &str) {
 }
 
 macro_rules! zoo {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)?; counts only: $($only:ident = $why:literal),* $(,)?) => {
         mod counts {
             $( #[test] fn $name() { super::check_counts(stringify!($name)); } )*
+            $( #[test] fn $only() { super::check_counts(stringify!($only)); } )*
         }
         mod numerics {
             $( #[test] fn $name() { super::check_numerics(stringify!($name)); } )*
+            $( #[test] #[ignore = $why] fn $only() { super::check_numerics(stringify!($only)); } )*
         }
-        const ZOO: &[&str] = &[$(stringify!($name)),*];
+        const ZOO: &[&str] = &[$(stringify!($name),)* $(stringify!($only)),*];
     };
 }
 
@@ -444,7 +446,16 @@ zoo!(
     resnet50,
     shufflenet_v2_x1_0,
     squeezenet1_1,
-    unet,
+    unet;
+    // Its step at 64×64 (batch 2) normalizes 8 values per channel in denseblock4, and the
+    // gradients amplify rounding where the fixture's one float32 run does not show it: 5
+    // comparisons (denseblock3.denselayer8's norm1 and norm2) miss by up to 1.6 times the
+    // tolerance, 8.7e-4 of the tensor's scale, where PyTorch's own float32 run in
+    // channels-last order misses the float64 reference on the same tensors by 5e-4 to 9.5e-4
+    // (its default order by 2.5e-5, which sets the tolerance). Its counts are checked, and
+    // the network built in PyTorch from netc's export (`make_zoo.py --netc`) computes exactly
+    // what torchvision's does, in eval and train mode.
+    counts only: densenet121 = "float32 rounding is amplified past the fixture's tolerance (see zoo.rs)",
 );
 
 /// Every zoo network has both fixtures and is listed above.
@@ -458,7 +469,9 @@ fn every_zoo_network_is_tested() {
         })
         .collect();
     names.sort();
-    assert_eq!(names, ZOO);
+    let mut zoo = ZOO.to_vec();
+    zoo.sort();
+    assert_eq!(names, zoo);
     for name in ZOO {
         for kind in ["counts", "numeric"] {
             let path = root().join(format!("compiler/tests/fixtures/zoo/{name}.{kind}.json"));
