@@ -170,15 +170,9 @@ pub(crate) fn conv(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), ImportEr
         }
     }
     let mut args = vec![("out", Arg::Int(co as i64)), ("k", Arg::Pair(k[0], k[1]))];
-    if s != [1, 1] {
-        args.push(("s", Arg::Pair(s[0], s[1])));
-    }
-    if p != [0, 0] {
-        args.push(("p", Arg::Pair(p[0], p[1])));
-    }
-    if dil != [1, 1] {
-        args.push(("dil", Arg::Pair(dil[0], dil[1])));
-    }
+    pair_arg(&mut args, "s", s, [1, 1]);
+    pair_arg(&mut args, "p", p, [0, 0]);
+    pair_arg(&mut args, "dil", dil, [1, 1]);
     if groups != 1 {
         args.push(("groups", Arg::Int(groups)));
     }
@@ -251,18 +245,10 @@ pub(crate) fn conv_t(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), Import
     }
     let bias = cx.konst(n, 2)?.cloned();
     let mut args = vec![("out", Arg::Int(co as i64)), ("k", Arg::Pair(k[0], k[1]))];
-    if s != [1, 1] {
-        args.push(("s", Arg::Pair(s[0], s[1])));
-    }
-    if p != [0, 0] {
-        args.push(("p", Arg::Pair(p[0], p[1])));
-    }
-    if op != [0, 0] {
-        args.push(("op", Arg::Pair(op[0], op[1])));
-    }
-    if dil != [1, 1] {
-        args.push(("dil", Arg::Pair(dil[0], dil[1])));
-    }
+    pair_arg(&mut args, "s", s, [1, 1]);
+    pair_arg(&mut args, "p", p, [0, 0]);
+    pair_arg(&mut args, "op", op, [0, 0]);
+    pair_arg(&mut args, "dil", dil, [1, 1]);
     if groups != 1 {
         args.push(("groups", Arg::Int(groups)));
     }
@@ -531,4 +517,17 @@ pub(crate) fn dropout(cx: &mut Cx, n: &NodeProto, out: &str) -> Result<(), Impor
         None,
     );
     Ok(())
+}
+
+/// `name=[h, w]` among a layer's arguments, unless it is the op's default (the text leaves
+/// defaults out, as a person would).
+pub(super) fn pair_arg(
+    args: &mut Vec<(&'static str, Arg)>,
+    name: &'static str,
+    v: [i64; 2],
+    default: [i64; 2],
+) {
+    if v != default {
+        args.push((name, Arg::Pair(v[0], v[1])));
+    }
 }

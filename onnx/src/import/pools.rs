@@ -99,12 +99,8 @@ pub(crate) fn pool_of(
     let ho = window(n, h, k[0], s[0], p[0], 1, ceil)?;
     let wo = window(n, w, k[1], s[1], p[1], 1, ceil)?;
     let mut args = vec![("k", Arg::Pair(k[0], k[1]))];
-    if s != k {
-        args.push(("s", Arg::Pair(s[0], s[1])));
-    }
-    if p != [0, 0] {
-        args.push(("p", Arg::Pair(p[0], p[1])));
-    }
+    super::ops::pair_arg(&mut args, "s", s, k);
+    super::ops::pair_arg(&mut args, "p", p, [0, 0]);
     if ceil {
         args.push(("ceil", Arg::Bool(true)));
     }
