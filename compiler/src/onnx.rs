@@ -42,7 +42,7 @@ struct Builder {
     names: BTreeSet<String>,
 }
 
-impl OnnxCx<'_> {
+impl<'a> OnnxCx<'a> {
     /// The layer's parameter `PATH.suffix` as an initializer of its own shape; its name.
     pub fn param(&mut self, suffix: &str) -> String {
         let name = format!("{}.{suffix}", self.path);
@@ -64,11 +64,11 @@ impl OnnxCx<'_> {
         self.initializer(&name, dims, &t.data)
     }
 
-    fn tensor(&self, name: &str) -> crate::interp::Tensor {
+    /// The parameter `name`, borrowed from the caller's (not copied: a ResNet-152 is 240 MB).
+    fn tensor(&self, name: &str) -> &'a crate::interp::Tensor {
         self.params
             .get(name)
             .unwrap_or_else(|| panic!("export: no parameter `{name}` (checked by the caller)"))
-            .clone()
     }
 
     fn initializer(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {

@@ -30,7 +30,6 @@ struct Slot {
 #[derive(Default)]
 struct Bucket {
     len: usize,
-    params: usize,
     pending: usize,
     /// Which of its parameters this step has copied in.
     taken: Vec<bool>,
@@ -150,7 +149,7 @@ impl Plan {
         scale: f32,
     ) -> f64 {
         for b in &mut self.buckets {
-            b.pending = b.params;
+            b.pending = b.taken.len();
             b.taken.fill(false);
         }
         let mut next = 0;
@@ -266,10 +265,10 @@ fn buckets<N: Network>(bucket_floats: usize) -> (Vec<Vec<Slot>>, Vec<Slot>, Vec<
             param: i,
             bucket: b,
             offset: buckets[b].len,
-            index: buckets[b].params,
+            index: buckets[b].taken.len(),
         };
         buckets[b].len += len;
-        buckets[b].params += 1;
+        buckets[b].taken.push(false);
         slots.push(slot);
         if let Some(l) = layer_of(N::SHAPES[i].0) {
             layers[l].push(slot);
@@ -277,7 +276,6 @@ fn buckets<N: Network>(bucket_floats: usize) -> (Vec<Vec<Slot>>, Vec<Slot>, Vec<
     }
     for b in &mut buckets {
         b.buffers = Some((vec![0.0; b.len], vec![0.0; b.len]));
-        b.taken = vec![false; b.params];
     }
     (layers, slots, buckets)
 }
