@@ -15,6 +15,7 @@ mod first_fit;
 mod memplan;
 pub mod run;
 pub mod schedule;
+pub mod shards;
 mod summary;
 pub mod threads;
 
@@ -376,6 +377,8 @@ pub struct Program {
 pub struct Plan {
     pub train: Program,
     pub infer: Program,
+    /// How batches are cut into shards run each on a thread.
+    pub shards: shards::Shards,
 }
 
 /// The plan of `g` (a checked graph) with the passes in `skip` left out.
@@ -403,6 +406,7 @@ pub fn plan(g: &Graph, skip: &[&str]) -> Result<Plan, Diagnostic> {
             graph: infer,
             ws: infer_ws,
         },
+        shards: shards::shards(g),
     })
 }
 

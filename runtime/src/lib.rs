@@ -27,5 +27,6 @@ pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod rng;
+pub mod shard;
 pub mod tensor;
 pub mod upsample;

@@ -270,47 +270,70 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
             let mut s = net::State::new();
             #(#buffers)*
             let x = net::Inputs { #(#fields)* };
-            let mut ws = net::Workspace::new(batch);
             let mut g = net::Grads::new();
             let sgd = rt::optim::Sgd { lr: 0.001, momentum: 0.9, weight_decay: 0.0, nesterov: false };
             let mut opt = vec![rt::optim::OptState::default(); net::Params::SHAPES.len()];
-            let mut step = |p: &mut net::Params, s: &mut net::State, g: &mut net::Grads, ws: &mut net::Workspace,
-                            fwd: &mut [f64; net::LAYERS.len()], bwd: &mut [f64; net::LAYERS.len()]| {
-                net::train_step_timed(p, s, g, ws, &x, fwd, bwd);
+            let mut update = |p: &mut net::Params, g: &net::Grads| {
                 for (k, (name, _)) in net::Params::SHAPES.iter().enumerate() {
                     sgd.step(p.get_mut(name).expect("listed"), g.get(name).expect("listed"), &mut opt[k]);
                 }
             };
-            let (mut fwd, mut bwd) = ([0.0f64; net::LAYERS.len()], [0.0f64; net::LAYERS.len()]);
-            let mut infer_ws = net::Workspace::for_inference(batch);
+            // What the trainer runs: the batch in shards (one where a layer mixes images).
+            let mut ws = net::Sharded::new(batch);
+            let mut infer_ws = net::Sharded::for_inference(batch);
             // Warm-up: first touches of every buffer, the thread pool, the caches.
-            step(&mut p, &mut s, &mut g, &mut ws, &mut fwd, &mut bwd);
-            net::forward(&p, &s, &mut infer_ws, &x);
-            let (mut fwd, mut bwd) = ([0.0f64; net::LAYERS.len()], [0.0f64; net::LAYERS.len()]);
+            ws.forward_train(&p, &mut s, &x);
+            ws.backward(&p, &mut g);
+            update(&mut p, &g);
+            infer_ws.forward(&p, &s, &x);
             let mut train = Vec::new();
             for _ in 0..steps {
                 let t = std::time::Instant::now();
-                step(&mut p, &mut s, &mut g, &mut ws, &mut fwd, &mut bwd);
+                ws.forward_train(&p, &mut s, &x);
+                ws.backward(&p, &mut g);
+                update(&mut p, &g);
                 train.push(t.elapsed().as_secs_f64());
             }
             let mut infer = Vec::new();
             for _ in 0..steps {
                 let t = std::time::Instant::now();
-                net::forward(&p, &s, &mut infer_ws, &x);
+                infer_ws.forward(&p, &s, &x);
                 infer.push(t.elapsed().as_secs_f64());
             }
-            // Each inference layer's time, from runs of their own (the timer's reads would
-            // otherwise be in the figure above).
-            let mut inf = [0.0f64; net::INFER_LAYERS.len()];
+            let (train_shards, infer_shards) = (ws.shards(), infer_ws.shards());
+            let (peak_ws, infer_peak_ws) = (ws.bytes(), infer_ws.bytes());
+            drop((ws, infer_ws));
+            // Each layer's time, in one workspace for the whole batch, from runs of their
+            // own (the timer's reads would otherwise be in the figures above); the steps'
+            // totals are the figures without shards.
+            let mut ws = net::Workspace::new(batch);
+            let (mut fwd, mut bwd) = ([0.0f64; net::LAYERS.len()], [0.0f64; net::LAYERS.len()]);
+            net::train_step_timed(&p, &mut s, &mut g, &mut ws, &x, &mut fwd, &mut bwd);
+            let (mut fwd, mut bwd) = ([0.0f64; net::LAYERS.len()], [0.0f64; net::LAYERS.len()]);
+            let mut train_whole = Vec::new();
             for _ in 0..steps {
+                let t = std::time::Instant::now();
+                net::train_step_timed(&p, &mut s, &mut g, &mut ws, &x, &mut fwd, &mut bwd);
+                update(&mut p, &g);
+                train_whole.push(t.elapsed().as_secs_f64());
+            }
+            drop(ws);
+            let mut infer_ws = net::Workspace::for_inference(batch);
+            net::forward(&p, &s, &mut infer_ws, &x);
+            let mut inf = [0.0f64; net::INFER_LAYERS.len()];
+            let mut infer_whole = Vec::new();
+            for _ in 0..steps {
+                let t = std::time::Instant::now();
                 net::forward_timed(&p, &s, &mut infer_ws, &x, &mut inf);
+                infer_whole.push(t.elapsed().as_secs_f64());
             }
             let (train, infer) = (median(train), median(infer));
+            let (train_whole, infer_whole) = (median(train_whole), median(infer_whole));
             let params: usize = net::Params::SHAPES.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
             // Workspace, parameters, gradients and momenta; inference's workspace and
             // parameters.
-            let peak = ws.bytes() + 3 * 4 * params;
-            let infer_peak = infer_ws.bytes() + 4 * params;
+            let peak = peak_ws + 3 * 4 * params;
+            let infer_peak = infer_peak_ws + 4 * params;
             let gflops = 6.0 * #train_macs as f64 * batch as f64 / train / 1e9;
             let per = |v: f64| v / steps as f64 * 1e3;
             if json {
@@ -325,8 +348,9 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
                     .map(|(k, l)| format!("{{\"path\":\"{l}\",\"ms\":{:.4}}}", per(inf[k])))
                     .collect();
                 println!(
-                    "{{\"network\":\"{}\",\"batch\":{batch},\"threads\":{},\"infer_img_s\":{:.3},\"train_img_s\":{:.3},\"train_gflops\":{:.2},\"peak_fraction\":{:.4},\"peak_bytes\":{peak},\"infer_peak_bytes\":{infer_peak},\"layers\":[{}],\"infer_layers\":[{}]}}",
-                    net::NAME, rt::gemm::num_threads(), batch as f64 / infer, batch as f64 / train, gflops,
+                    "{{\"network\":\"{}\",\"batch\":{batch},\"threads\":{},\"infer_img_s\":{:.3},\"train_img_s\":{:.3},\"train_shards\":{train_shards},\"infer_shards\":{infer_shards},\"infer_unsharded_img_s\":{:.3},\"train_unsharded_img_s\":{:.3},\"train_gflops\":{:.2},\"peak_fraction\":{:.4},\"peak_bytes\":{peak},\"infer_peak_bytes\":{infer_peak},\"layers\":[{}],\"infer_layers\":[{}]}}",
+                    net::NAME, rt::gemm::num_threads(), batch as f64 / infer, batch as f64 / train,
+                    batch as f64 / infer_whole, batch as f64 / train_whole, gflops,
                     gflops / (rt::gemm::PEAK_GFLOPS_PER_CORE * rt::gemm::num_threads() as f64), layers.join(","),
                     infer_layers.join(",")
                 );
@@ -341,8 +365,9 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
                     println!("{l:<28} {:>10.3}", per(inf[k]));
                 }
                 println!(
-                    "{}: batch {batch}, {} threads: inference {:.1} img/s, training {:.1} img/s ({:.1} GFLOP/s, {:.0}% of peak), peak memory {:.1} MiB (inference {:.1} MiB)",
-                    net::NAME, rt::gemm::num_threads(), batch as f64 / infer, batch as f64 / train, gflops,
+                    "{}: batch {batch}, {} threads: inference {:.1} img/s in {infer_shards} shard(s) ({:.1} unsharded), training {:.1} img/s in {train_shards} shard(s) ({:.1} unsharded; {:.1} GFLOP/s, {:.0}% of peak), peak memory {:.1} MiB (inference {:.1} MiB)",
+                    net::NAME, rt::gemm::num_threads(), batch as f64 / infer, batch as f64 / infer_whole,
+                    batch as f64 / train, batch as f64 / train_whole, gflops,
                     100.0 * gflops / (rt::gemm::PEAK_GFLOPS_PER_CORE * rt::gemm::num_threads() as f64),
                     peak as f64 / (1 << 20) as f64, infer_peak as f64 / (1 << 20) as f64
                 );

@@ -23,6 +23,7 @@ mod layer;
 mod losses;
 mod mains;
 mod module;
+mod shards;
 mod tensors;
 mod trainer;
 mod workspace;

@@ -538,6 +538,7 @@ pub(super) fn module(
             Some(&ws.arena[at * ws.batch..(at + len) * ws.batch])
         }
     }))?;
+    out.push(Item::whole(super::shards::sharded(whole)?))?;
     Ok(())
 }
 

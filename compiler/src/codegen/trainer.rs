@@ -198,7 +198,7 @@ pub fn network_impl(
         impl #krate::Network for Net {
             type Params = #module::Params;
             type State = #module::State;
-            type Workspace = #module::Workspace;
+            type Workspace = #module::Sharded;
             const NAME: &'static str = #module::NAME;
             const INPUT: [usize; 3] = [#c, #h, #w];
             const CLASSES: usize = #classes;
@@ -223,20 +223,22 @@ pub fn network_impl(
                 #module::State::new()
             }
 
-            fn workspace(batch: usize) -> #module::Workspace {
-                #module::Workspace::new(batch)
+            // The batch cut into shards, each run on a thread of its own (`netc check
+            // --plan`): one shard, the plain workspace, where a layer mixes the images.
+            fn workspace(batch: usize) -> #module::Sharded {
+                #module::Sharded::new(batch)
             }
 
             fn workspace_bytes(batch: usize) -> Option<usize> {
-                #module::workspace_bytes(batch)
+                #module::Sharded::training_bytes(batch)
             }
 
-            fn inference_workspace(batch: usize) -> #module::Workspace {
-                #module::Workspace::for_inference(batch)
+            fn inference_workspace(batch: usize) -> #module::Sharded {
+                #module::Sharded::for_inference(batch)
             }
 
             fn inference_workspace_bytes(batch: usize) -> Option<usize> {
-                #module::inference_workspace_bytes(batch)
+                #module::Sharded::inference_bytes(batch)
             }
 
             fn param_mut<'p>(p: &'p mut #module::Params, name: &str) -> Option<&'p mut [f32]> {
@@ -247,40 +249,40 @@ pub fn network_impl(
                 p.get(name)
             }
 
-            fn set_dropout(ws: &mut #module::Workspace, rng: Option<#krate::rt::rng::Rng>) {
+            fn set_dropout(ws: &mut #module::Sharded, rng: Option<#krate::rt::rng::Rng>) {
                 ws.dropout = rng;
             }
 
-            fn forward_train(p: &#module::Params, s: &mut #module::State, ws: &mut #module::Workspace, images: &[f32], labels: &[i64]) -> f32 {
-                #module::forward_train(p, s, ws, &#module::Inputs { #train_inputs })
+            fn forward_train(p: &#module::Params, s: &mut #module::State, ws: &mut #module::Sharded, images: &[f32], labels: &[i64]) -> f32 {
+                ws.forward_train(p, s, &#module::Inputs { #train_inputs })
             }
 
-            fn backward(p: &#module::Params, g: &mut #module::Params, ws: &mut #module::Workspace) {
-                #module::backward(p, g, ws)
+            fn backward(p: &#module::Params, g: &mut #module::Params, ws: &mut #module::Sharded) {
+                ws.backward(p, g)
             }
 
             const LAYERS: &'static [&'static str] = &#module::LAYERS;
 
-            fn backward_observed(p: &#module::Params, g: &mut #module::Params, ws: &mut #module::Workspace, after: &mut dyn FnMut(usize, &#module::Params)) {
-                #module::backward_observed(p, g, ws, after)
+            fn backward_observed(p: &#module::Params, g: &mut #module::Params, ws: &mut #module::Sharded, after: &mut dyn FnMut(usize, &#module::Params)) {
+                ws.backward_observed(p, g, after)
             }
 
-            fn forward(p: &#module::Params, s: &#module::State, ws: &mut #module::Workspace, images: &[f32]) {
-                #module::forward(p, s, ws, &#module::Inputs { #infer_inputs })
+            fn forward(p: &#module::Params, s: &#module::State, ws: &mut #module::Sharded, images: &[f32]) {
+                ws.forward(p, s, &#module::Inputs { #infer_inputs })
             }
 
-            fn loss(p: &#module::Params, s: &#module::State, ws: &mut #module::Workspace, images: &[f32], labels: &[i64]) -> f32 {
+            fn loss(p: &#module::Params, s: &#module::State, ws: &mut #module::Sharded, images: &[f32], labels: &[i64]) -> f32 {
                 // A training-mode pass on a copy of the batchnorm statistics, which it would
                 // otherwise update, and without the dropout generator, which would drop.
                 let mut s = s.clone();
                 let rng = ws.dropout.take();
-                let loss = #module::forward_train(p, &mut s, ws, &#module::Inputs { #train_inputs });
+                let loss = ws.forward_train(p, &mut s, &#module::Inputs { #train_inputs });
                 ws.dropout = rng;
                 loss
             }
 
-            fn logits(ws: &#module::Workspace) -> &[f32] {
-                #module::#output(ws)
+            fn logits(ws: &#module::Sharded) -> &[f32] {
+                ws.#output()
             }
 
             fn drawn(name: &str) -> bool {
@@ -295,12 +297,12 @@ pub fn network_impl(
                 s.get(name)
             }
 
-            fn first_non_finite(p: &#module::Params, ws: &#module::Workspace) -> Option<String> {
+            fn first_non_finite(p: &#module::Params, ws: &#module::Sharded) -> Option<String> {
                 // In forward order, each layer's parameters before its output: a layer whose
                 // weights went non-finite is named, not the activation after it that shares
                 // its buffer.
                 let bad = |v: &[f32]| v.iter().any(|x| !x.is_finite());
-                if #module::activation(ws, #image_name).is_some_and(bad) {
+                if ws.activations(#image_name).any(bad) {
                     return Some(format!("the input `{}`", #image_name));
                 }
                 // Each layer's parameters, by its path, found once.
@@ -316,7 +318,7 @@ pub fn network_impl(
                             return Some(format!("`{layer}` (its parameter `{name}`)"));
                         }
                     }
-                    if #module::activation(ws, layer).is_some_and(bad) {
+                    if ws.activations(layer).any(bad) {
                         return Some(format!("`{layer}`"));
                     }
                 }

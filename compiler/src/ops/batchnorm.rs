@@ -73,6 +73,10 @@ impl OpKind for BatchNorm {
         object(json!({ "eps": self.eps, "momentum": self.momentum }))
     }
 
+    fn mixes_images_in_training(&self) -> bool {
+        true
+    }
+
     fn saved(&self, ins: &[&Shape], _y: &Shape) -> Vec<SavedDecl> {
         let c = ins[0][0];
         let fixed = |letter| SavedDecl {

@@ -233,6 +233,13 @@ pub trait OpKind: std::fmt::Debug {
         false
     }
 
+    /// Whether its training forward mixes the images of a batch (batchnorm's statistics
+    /// are the batch's): a batch cut into shards would compute something else, so the
+    /// training step of a network with such a layer is never sharded (`plan::shards`).
+    fn mixes_images_in_training(&self) -> bool {
+        false
+    }
+
     /// What backward reads.
     fn reads(&self) -> Reads {
         Reads {

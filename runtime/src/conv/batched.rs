@@ -215,16 +215,6 @@ impl BSource for Images<'_> {
     }
 }
 
-/// `min(max(v, 0), hi)` with NaN passed through, the identity without `hi` (the GEMM
-/// epilogue's activation).
-fn clamp(v: f32, hi: Option<f32>) -> f32 {
-    match hi {
-        Some(_) if v < 0.0 => 0.0,
-        Some(hi) if v > hi => hi,
-        _ => v,
-    }
-}
-
 /// Fills image `xi`'s B into `room` as `kind` says.
 fn prepare(g: &Conv2d, kind: &Kind, xi: &[f32], room: &mut [f32]) {
     match kind {
@@ -282,18 +272,29 @@ pub(super) fn forward(
     assert!(beta == 0.0 || beta == 1.0, "conv: beta {beta}");
     let (k, p, room) = (g.col_rows(), g.ho() * g.wo(), kind.room(g));
     let (xlen, ylen) = (g.c * g.h * g.w, g.out * p);
-    // Overwriting, the GEMM's epilogue adds the bias and applies the activation; adding to
-    // `y`, the scatter does, after the sum.
-    let epi = match (bias, beta == 0.0) {
-        (Some(b), true) => Epilogue::bias_per_row(b).act(act),
-        (None, true) => Epilogue::NONE.act(act),
-        (_, false) => Epilogue::NONE,
+    // The GEMM's epilogue adds the bias and applies the activation. Adding to `y`, the
+    // GEMM starts from `y`'s values gathered into its C, as the GEMM of one image does
+    // with `y` itself: `y` joins the sum before its first block of `k` (KC), so a sum
+    // added after the whole product would round otherwise, and an image's outputs would
+    // depend on how many images share its GEMM (a batch cut into shards must compute the
+    // same bits).
+    let epi = match bias {
+        Some(b) => Epilogue::bias_per_row(b).act(act),
+        None => Epilogue::NONE.act(act),
     };
-    let hi = act.clamp_hi();
     for i0 in (0..n).step_by(nb) {
         let m = nb.min(n - i0);
         let (rooms, rest) = col.split_at_mut(nb * room);
         let cbuf = &mut rest[..g.out * m * p];
+        let mp = m * p;
+        if beta != 0.0 {
+            for ii in 0..m {
+                let yi = &y[ys.image(i0 + ii, ylen)];
+                for (o, row) in yi.chunks_exact(p).enumerate() {
+                    cbuf[o * mp + ii * p..o * mp + (ii + 1) * p].copy_from_slice(row);
+                }
+            }
+        }
         for (ii, r) in rooms.chunks_exact_mut(room.max(1)).take(m).enumerate() {
             prepare(g, &kind, &x[xs.image(i0 + ii, xlen)], r);
         }
@@ -309,7 +310,6 @@ pub(super) fn forward(
             p,
             transposed: false,
         };
-        let mp = m * p;
         sgemm_source(
             g.out,
             mp,
@@ -319,7 +319,7 @@ pub(super) fn forward(
             k as isize,
             1,
             &b,
-            0.0,
+            beta,
             cbuf,
             mp as isize,
             epi,
@@ -327,17 +327,7 @@ pub(super) fn forward(
         for ii in 0..m {
             let yi = &mut y[ys.image(i0 + ii, ylen)];
             for (o, row) in yi.chunks_exact_mut(p).enumerate() {
-                let src = &cbuf[o * mp + ii * p..o * mp + (ii + 1) * p];
-                if beta == 0.0 {
-                    row.copy_from_slice(src);
-                    continue;
-                }
-                // As the GEMM's epilogue orders it: the product, plus y, plus the bias,
-                // then the clamp.
-                let b = bias.map_or(0.0, |b| b[o]);
-                for (v, &s) in row.iter_mut().zip(src) {
-                    *v = clamp(s + *v + b, hi);
-                }
+                row.copy_from_slice(&cbuf[o * mp + ii * p..o * mp + (ii + 1) * p]);
             }
         }
     }

@@ -406,6 +406,64 @@ fn batched_small_maps_equal_image_by_image() {
     }
 }
 
+/// An image's forward outputs are the same bits whatever images share its call: a batch
+/// cut into shards (`crate::shard`) relies on it. With a residual summed in the epilogue and
+/// a reduction longer than the GEMM's KC (64 channels × 3×3 = 576), the batched path once
+/// added the residual after the whole product, where the GEMM of one image adds it before
+/// the first block of `k`: 188 of 1024 outputs differed in their last bits.
+#[test]
+fn an_image_computes_the_same_bits_in_any_batch() {
+    let sq = Conv2d::square;
+    let geometries = [
+        sq(64, 4, 4, 64, 3, 1, 1),   // batched, k = 576
+        sq(64, 16, 16, 32, 3, 1, 1), // batched (256 pixels), k = 576
+        sq(32, 17, 17, 8, 3, 1, 1),  // per image, implicit
+        sq(300, 7, 7, 16, 1, 1, 0),  // pointwise, k = 300
+        sq(40, 9, 9, 24, 3, 2, 1),   // stride 2, stored
+        Conv2d {
+            groups: 12,
+            ..sq(12, 9, 9, 12, 3, 1, 1) // direct
+        },
+    ];
+    let fill = |len: usize, m: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * m) % 31) as f32 / 8.0 - 1.9)
+            .collect()
+    };
+    for g in geometries {
+        let (n, p) = (3, g.ho() * g.wo());
+        let (xs, per) = (g.c * g.h * g.w, g.out * p);
+        let (x, w, b) = (fill(n * xs, 7), fill(g.weight_len(), 5), fill(g.out, 3));
+        let r = fill(n * per, 11);
+        let mut col = vec![0.0; g.col_len()];
+        for residual in [false, true] {
+            let call = |n: usize, x: &[f32], y: &mut [f32], col: &mut [f32]| {
+                let ys = Slot::dense(per);
+                if residual {
+                    conv2d_forward_slot_act_acc(&g, n, x, &w, Some(&b), Act::Relu, y, ys, col);
+                } else {
+                    conv2d_forward_slot_act(&g, n, x, &w, Some(&b), Act::Relu, y, ys, col);
+                }
+            };
+            let mut all = r.clone();
+            call(n, &x, &mut all, &mut col);
+            for i in 0..n {
+                let mut one = r[i * per..(i + 1) * per].to_vec();
+                call(1, &x[i * xs..(i + 1) * xs], &mut one, &mut col);
+                let differ = one
+                    .iter()
+                    .zip(&all[i * per..(i + 1) * per])
+                    .filter(|(u, v)| u.to_bits() != v.to_bits())
+                    .count();
+                assert_eq!(
+                    differ, 0,
+                    "{g:?}, residual {residual}, image {i}: {differ} of {per} differ"
+                );
+            }
+        }
+    }
+}
+
 /// A residual added and activated in the convolution's epilogue
 /// (`conv2d_forward_slot_act_acc`) equals the convolution, then the sum, then the clamp, on
 /// every path: per image (implicit, stored, pointwise), batched, and direct.

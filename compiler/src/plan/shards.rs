@@ -1,0 +1,52 @@
+//! shards: how a batch is cut by images into shards, each run through the whole network on
+//! one thread (`rt::shard`, the generated `Sharded` workspace). Splitting each layer over
+//! the threads pays the pool's wake-ups in every kernel and leaves small layers on one
+//! thread (`threads`); shards share nothing but the parameters.
+//!
+//! Inference computes every image on its own, so it is cut into a shard per thread whenever
+//! each gets [`INFER_SHARD_IMAGES`]: the outputs are the same bits. A training step is cut
+//! only when no layer mixes the images of a batch (`OpKind::mixes_images_in_training`:
+//! batchnorm, whose statistics would become each shard's), into shards of at least
+//! [`TRAIN_SHARD_IMAGES`] whose gradients are summed in a fixed order; the number of shards
+//! depends on the batch alone, so a step computes the same bits on any number of threads
+//! (not the same as one unsharded batch: the sums over images are grouped otherwise).
+
+use crate::graph::Graph;
+
+/// The fewest images of a training shard. LeNet's step on one thread ran 13.2k img/s at
+/// batch 16, 13.6k at 32 and 64 (`netc bench examples/lenet.net --threads 1`): past 16 a
+/// shard's GEMMs are wide enough, and a batch of 32 already splits for two threads.
+pub const TRAIN_SHARD_IMAGES: usize = 16;
+
+/// The fewest images of an inference shard.
+pub const INFER_SHARD_IMAGES: usize = 1;
+
+/// How a program's batches are sharded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shards {
+    /// The fewest images of a training shard; 0: training is never sharded.
+    pub train_images: usize,
+    /// The fewest images of an inference shard.
+    pub infer_images: usize,
+    /// The first layer that mixes the images of a batch in training, by path.
+    pub mixing: Option<String>,
+}
+
+/// The sharding of the network `g` (the checked graph).
+pub fn shards(g: &Graph) -> Shards {
+    let mixing = g
+        .training_nodes()
+        .into_iter()
+        .map(|n| g.node(n))
+        .find(|node| node.op.kind().mixes_images_in_training())
+        .map(|node| node.path.clone());
+    Shards {
+        train_images: if mixing.is_some() {
+            0
+        } else {
+            TRAIN_SHARD_IMAGES
+        },
+        infer_images: INFER_SHARD_IMAGES,
+        mixing,
+    }
+}
