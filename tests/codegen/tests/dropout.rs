@@ -143,13 +143,35 @@ fn a_training_step_with_a_generator_drops_and_without_one_keeps_every_value() {
     // `d` is still in the arena after the step (the next layer's backward reads it); the
     // values before the dropping layers are not (nothing reads them back), so they come from
     // the interpreter drawing the same masks, which (b) shows the generated code draws.
-    let act = |ws: &drop::Workspace, path: &str| drop::activation(ws, path).unwrap().to_vec();
+    // The trainer's workspace is cut into shards (no batchnorm here), each drawing from a
+    // generator of its own: the values are gathered shard by shard, in batch order.
+    let act = |ws: &drop::Sharded, path: &str| -> Vec<f32> {
+        ws.activations(path).flatten().copied().collect()
+    };
+    // The trainer cuts the batch into shards, and shard `k` draws from a generator seeded
+    // by the step's `k`-th draw: the interpreter runs each shard's images with that one.
+    let shards = netc::rt::shard::ranges(batch, ws.shards());
+    assert!(shards.len() > 1, "a batch of {batch} is cut into shards");
     let interpreted = |rng: Option<Rng>| {
         let mut rng = rng;
-        let mut params = c.params.clone();
-        let f = interp::forward_dropping(&c.graph, &mut params, &c.feed, Mode::Train, rng.as_mut());
-        let value = |path: &str| f.value(c.graph.find(path).unwrap()).to_vec();
-        (value("fc"), value("branch"), value("sd"))
+        let (mut fc, mut branch, mut sd) = (Vec::new(), Vec::new(), Vec::new());
+        for r in &shards {
+            let mut feed = Feed::default();
+            let image = &c.feed.tensors["image"];
+            let per = image.data.len() / batch;
+            let mut part = Tensor::zeros(&[r.len(), 1, 28, 28]);
+            part.data.copy_from_slice(&image.data[r.start * per..r.end * per]);
+            feed.tensors.insert("image".into(), part);
+            feed.labels.insert("label".into(), c.feed.labels["label"][r.clone()].to_vec());
+            let mut shard_rng = rng.as_mut().map(|g| Rng::new(g.next_u64()));
+            let mut params = c.params.clone();
+            let f = interp::forward_dropping(&c.graph, &mut params, &feed, Mode::Train, shard_rng.as_mut());
+            let value = |path: &str| f.value(c.graph.find(path).unwrap()).to_vec();
+            fc.extend(value("fc"));
+            branch.extend(value("branch"));
+            sd.extend(value("sd"));
+        }
+        (fc, branch, sd)
     };
     let (fc, branch, sd) = interpreted(Some(Rng::new(11)));
     let d = act(&ws, "d");

@@ -132,9 +132,9 @@ fn macro_rules_arguments_doc_comments_and_the_scored_head() {
             .for_each(|(i, v)| *v = ((i + k) % 5) as f32 / 10.0 - 0.2);
     }
     let images = vec![0.5f32; 16];
-    let mut ws = m::Workspace::new(1);
+    let mut ws = m::Sharded::new(1);
     <m::Net as Network>::forward(&p, &m::State::new(), &mut ws, &images);
-    assert_eq!(<m::Net as Network>::logits(&ws), m::output_main(&ws));
-    assert_ne!(m::output_main(&ws), m::output_aux(&ws));
+    assert_eq!(<m::Net as Network>::logits(&ws), ws.output_main());
+    assert_ne!(ws.output_main(), ws.output_aux());
     let _ = t::inline::from_macro_rules::flat::Net;
 }
