@@ -140,9 +140,9 @@ fn googlenet_round_trips_with_its_outputs() {
     round_trip("examples/googlenet.net", "googlenet");
 }
 
-/// The zoo at 224×224, all of it with outputs (the interpreter's convolutions are the
-/// runtime's, optimized even in a debug build); ConvNeXt, the slowest, in a test of its own
-/// so that the two share the cores.
+/// The zoo at its own sizes (224×224, Inception v3 299×299), all of it with outputs (the
+/// interpreter's convolutions are the runtime's, optimized even in a debug build); ConvNeXt
+/// and Inception v3, the slowest, in tests of their own so that the tests share the cores.
 #[test]
 fn the_zoo_round_trips_with_its_outputs() {
     let dir = root().join("examples/zoo");
@@ -153,7 +153,8 @@ fn the_zoo_round_trips_with_its_outputs() {
         .collect();
     files.sort();
     assert!(files.len() >= 9, "{files:?}");
-    for f in files.iter().filter(|f| *f != "convnext_tiny.net") {
+    let own_test = ["convnext_tiny.net", "inception_v3.net"];
+    for f in files.iter().filter(|f| !own_test.contains(&f.as_str())) {
         let net = f.trim_end_matches(".net");
         round_trip(&format!("examples/zoo/{f}"), net);
     }
@@ -162,4 +163,9 @@ fn the_zoo_round_trips_with_its_outputs() {
 #[test]
 fn convnext_round_trips_with_its_outputs() {
     round_trip("examples/zoo/convnext_tiny.net", "convnext_tiny");
+}
+
+#[test]
+fn inception_round_trips_with_its_outputs() {
+    round_trip("examples/zoo/inception_v3.net", "inception_v3");
 }
