@@ -11,10 +11,6 @@
 //!   give PyTorch's loss, output, running statistics and gradients (as summaries: see
 //!   `assert_summary`).
 //!
-//! The networks that use the zoo's new ops (relu6, hardswish, silu, gelu, mul, scale,
-//! layernorm2d, channel_shuffle, slice, stochastic_depth, bce, ...) fail here until those
-//! ops exist; resnet18, resnet50, resnet152 and squeezenet1_1 use only the original ops.
-//!
 //! Each zoo file checks in well under a second with a release `netc check` (a few
 //! milliseconds when this was written); that is a property to keep, not a timed assertion
 //! here, where the debug build and a busy machine would make it flaky.
