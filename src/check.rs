@@ -138,7 +138,7 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
          \x20   scratch          {}: im2col and folded conv weights\n\
          \x20   batchnorms       {} folded into the conv before them\n\
          \x20   adds             {} in the epilogue of the conv before them\n\
-         {}{}",
+         {}{}{}",
         s.gemm_layers,
         s.gemm_layers_before,
         s.relus_fused,
@@ -162,7 +162,29 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
         folded,
         adds,
         threads(s),
+        shards(s),
         conv_algos(s),
+    )
+}
+
+/// How the trainer and `netc bench` cut a batch into shards, each run on a thread of its
+/// own (`plan::shards`).
+fn shards(s: &netc_compiler::plan::Summary) -> String {
+    let sh = &s.shards;
+    let training = match (&sh.mixing, s.train_shards) {
+        (Some(path), _) => format!("never cut (`{path}` mixes the images of a batch)"),
+        (None, 1) => format!(
+            "one shard at batch {} (shards of {} images or more)",
+            s.batch, sh.train_images
+        ),
+        (None, n) => format!(
+            "{n} shards at batch {} (of {} images or more; the same bits on any thread count)",
+            s.batch, sh.train_images
+        ),
+    };
+    format!(
+        "  shards             inference: one per thread, the same bits as the whole batch\n\
+         \x20   training         {training}\n"
     )
 }
 

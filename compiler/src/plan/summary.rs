@@ -57,6 +57,10 @@ pub struct Summary {
     pub pin: crate::passes::conv_algo::Pin,
     /// The layers on the calling thread alone at the batch asked for (`plan::threads`).
     pub threads: ThreadCounts,
+    /// How batches are cut into shards (`plan::shards`), and the training step's shards at
+    /// the batch asked for.
+    pub shards: super::shards::Shards,
+    pub train_shards: usize,
 }
 
 /// Layer steps that run on the calling thread alone at a batch (below their crossover,
@@ -255,5 +259,7 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
         model_batch,
         pin: g.conv_algo,
         threads,
+        train_shards: netc_runtime::shard::train_shards(batch, plan.shards.train_images),
+        shards: plan.shards,
     })
 }

@@ -160,12 +160,20 @@ fn a_training_step_with_a_generator_drops_and_without_one_keeps_every_value() {
             let image = &c.feed.tensors["image"];
             let per = image.data.len() / batch;
             let mut part = Tensor::zeros(&[r.len(), 1, 28, 28]);
-            part.data.copy_from_slice(&image.data[r.start * per..r.end * per]);
+            part.data
+                .copy_from_slice(&image.data[r.start * per..r.end * per]);
             feed.tensors.insert("image".into(), part);
-            feed.labels.insert("label".into(), c.feed.labels["label"][r.clone()].to_vec());
+            feed.labels
+                .insert("label".into(), c.feed.labels["label"][r.clone()].to_vec());
             let mut shard_rng = rng.as_mut().map(|g| Rng::new(g.next_u64()));
             let mut params = c.params.clone();
-            let f = interp::forward_dropping(&c.graph, &mut params, &feed, Mode::Train, shard_rng.as_mut());
+            let f = interp::forward_dropping(
+                &c.graph,
+                &mut params,
+                &feed,
+                Mode::Train,
+                shard_rng.as_mut(),
+            );
             let value = |path: &str| f.value(c.graph.find(path).unwrap()).to_vec();
             fc.extend(value("fc"));
             branch.extend(value("branch"));
