@@ -256,3 +256,32 @@ fn batchnorm_keeps_the_batch_whole() {
     assert_eq!(loss.to_bits(), want.to_bits());
     assert!(s1 == s2, "the running statistics");
 }
+
+/// The trainer's memory check reads `Sharded::training_bytes` before it allocates: it is
+/// what `Sharded::new` holds, shards' gradients and gathered outputs included; likewise for
+/// inference.
+#[test]
+fn the_bytes_said_beforehand_are_the_bytes_held() {
+    for batch in [1, 15, 16, 32, 33, 64, 200] {
+        let ws = t::lenet::Sharded::new(batch);
+        assert_eq!(
+            t::lenet::Sharded::training_bytes(batch),
+            Some(ws.bytes()),
+            "batch {batch}"
+        );
+        let ws = t::resnet_mini::Sharded::new(batch);
+        assert_eq!(
+            t::resnet_mini::Sharded::training_bytes(batch),
+            Some(ws.bytes())
+        );
+        on_two_threads(|| {
+            let ws = t::lenet::Sharded::for_inference(batch);
+            assert_eq!(t::lenet::Sharded::inference_bytes(batch), Some(ws.bytes()));
+        });
+    }
+    assert_eq!(
+        t::lenet::Sharded::new(200).shards(),
+        8,
+        "at most rt::shard::MAX_SHARDS"
+    );
+}
