@@ -3,6 +3,14 @@
 
 use super::*;
 
+/// `len` values repeating every `period` steps of `m`: `((i·m) mod period)/scale - shift`,
+/// varied and exact in float32.
+fn pattern(len: usize, m: usize, period: usize, scale: f32, shift: f32) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * m) % period) as f32 / scale - shift)
+        .collect()
+}
+
 /// A conv that writes (and reads its gradient from) a channel slice of a wider buffer
 /// computes exactly what the dense calls do, and leaves the rest of the buffer alone.
 #[test]
@@ -16,11 +24,7 @@ fn slots_equal_dense_calls() {
         let (n, p) = (3, g.ho() * g.wo());
         let (c0, wide) = (2, g.out + 5);
         let ys = Slot::channels(c0, wide, p);
-        let fill = |len: usize, m: usize| -> Vec<f32> {
-            (0..len)
-                .map(|i| ((i * m) % 17) as f32 / 4.0 - 2.0)
-                .collect()
-        };
+        let fill = |len: usize, m: usize| pattern(len, m, 17, 4.0, 2.0);
         let x = fill(n * g.c * g.h * g.w, 7);
         let w = fill(g.weight_len(), 5);
         let b = fill(g.out, 3);
@@ -361,11 +365,7 @@ fn batched_small_maps_equal_image_by_image() {
         sq(6, 8, 8, 4, 1, 2, 0), // 1×1 stride 2
         sq(2, 5, 5, 3, 5, 1, 2), // 5×5
     ];
-    let fill = |len: usize, m: usize| -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * m) % 19) as f32 / 8.0 - 1.1)
-            .collect()
-    };
+    let fill = |len: usize, m: usize| pattern(len, m, 19, 8.0, 1.1);
     for g in geometries {
         assert!(g.col_len() > g.col_len_one(), "{g:?} is not batched");
         for n in [2, 3, 11] {
@@ -425,11 +425,7 @@ fn an_image_computes_the_same_bits_in_any_batch() {
             ..sq(12, 9, 9, 12, 3, 1, 1) // direct
         },
     ];
-    let fill = |len: usize, m: usize| -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * m) % 31) as f32 / 8.0 - 1.9)
-            .collect()
-    };
+    let fill = |len: usize, m: usize| pattern(len, m, 31, 8.0, 1.9);
     for g in geometries {
         let (n, p) = (3, g.ho() * g.wo());
         let (xs, per) = (g.c * g.h * g.w, g.out * p);
@@ -481,11 +477,7 @@ fn residual_in_the_epilogue_equals_conv_then_add_then_clamp() {
             ..sq(6, 9, 9, 6, 3, 1, 1) // direct
         },
     ];
-    let fill = |len: usize, m: usize| -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * m) % 29) as f32 / 4.0 - 3.5)
-            .collect()
-    };
+    let fill = |len: usize, m: usize| pattern(len, m, 29, 4.0, 3.5);
     for g in geometries {
         let (n, p) = (3, g.ho() * g.wo());
         let ys = Slot::channels(2, g.out + 4, p);
