@@ -84,19 +84,35 @@ pub fn run<T: Send, R: Send>(parts: &mut [T], f: impl Fn(usize, &mut T) -> R + S
     })
 }
 
-/// `dst = w[0]·dst + Σ_k w[k+1]·rest[k]`, element by element in that order: the mean of
-/// the shards' gradients, each weighted by its share of the batch.
+/// `dst = w[0]·dst + Σ_k w[k+1]·rest[k]`: the mean of the shards' gradients, each weighted
+/// by its share of the batch, summed element by element as a balanced tree in shard order
+/// (`((t0 + t1) + (t2 + t3))`). The tree is the sum data-parallel ranks make: two ranks of
+/// two shards each sum their pairs (each scaled by a power of two, which is exact), then
+/// the allreduce sums the ranks, so one process of four shards and two ranks of two compute
+/// the same bits (`tests/train/distributed.rs`); a sum in a row would round otherwise.
 pub fn combine(dst: &mut [f32], w: &[f32], rest: &[&[f32]]) {
     assert_eq!(w.len(), rest.len() + 1, "combine: a weight per part");
+    assert!(w.len() <= MAX_SHARDS, "combine: at most {MAX_SHARDS} parts");
     for r in rest {
         assert_eq!(r.len(), dst.len(), "combine: part lengths");
     }
+    let mut t = [0.0f32; MAX_SHARDS];
     for (i, d) in dst.iter_mut().enumerate() {
-        let mut v = w[0] * *d;
-        for (r, &wk) in rest.iter().zip(&w[1..]) {
-            v += wk * r[i];
+        t[0] = w[0] * *d;
+        for (k, (r, &wk)) in rest.iter().zip(&w[1..]).enumerate() {
+            t[k + 1] = wk * r[i];
         }
-        *d = v;
+        let mut n = w.len();
+        while n > 1 {
+            for j in 0..n / 2 {
+                t[j] = t[2 * j] + t[2 * j + 1];
+            }
+            if n % 2 == 1 {
+                t[n / 2] = t[n - 1];
+            }
+            n = n.div_ceil(2);
+        }
+        *d = t[0];
     }
 }
 
@@ -156,5 +172,36 @@ mod tests {
         let mut d = vec![2.0f32, 4.0];
         combine(&mut d, &[0.5, 0.25, 0.25], &[&[4.0, 8.0], &[0.0, 4.0]]);
         assert_eq!(d, vec![2.0, 5.0]);
+    }
+
+    /// Four quarters summed as a tree are two halves of two, each halved again, summed:
+    /// the bits of two data-parallel ranks of two shards each.
+    #[test]
+    fn four_shards_sum_as_two_ranks_of_two() {
+        let mut r = crate::rng::Rng::new(3);
+        let g: Vec<Vec<f32>> = (0..4)
+            .map(|_| (0..1000).map(|_| r.uniform(-1.0, 1.0)).collect())
+            .collect();
+        let mut one = g[0].clone();
+        combine(&mut one, &[0.25; 4], &[&g[1], &g[2], &g[3]]);
+        let rank = |a: &[f32], b: &[f32]| {
+            let mut h = a.to_vec();
+            combine(&mut h, &[0.5, 0.5], &[b]);
+            h.iter().map(|v| v * 0.5).collect::<Vec<f32>>()
+        };
+        let (r0, r1) = (rank(&g[0], &g[1]), rank(&g[2], &g[3]));
+        let two: Vec<f32> = r0.iter().zip(&r1).map(|(a, b)| a + b).collect();
+        assert!(one
+            .iter()
+            .zip(&two)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        // In a row, the sum rounds otherwise somewhere.
+        let row: Vec<f32> = (0..1000)
+            .map(|i| ((0.25 * g[0][i] + 0.25 * g[1][i]) + 0.25 * g[2][i]) + 0.25 * g[3][i])
+            .collect();
+        assert!(row
+            .iter()
+            .zip(&two)
+            .any(|(a, b)| a.to_bits() != b.to_bits()));
     }
 }
