@@ -59,10 +59,15 @@ impl Signature {
     pub(super) fn function(&self, doc: &str, name: &Ident, body: &TokenStream) -> TokenStream {
         let batch = uses_ident(body, "n").then(|| quote! { let n = ws.batch; });
         // Below its crossover the layer is faster on the calling thread alone.
-        let threads = (self.crossover > 1).then(|| {
-            let b = proc_macro2::Literal::usize_unsuffixed(self.crossover);
-            quote! { let _threads = rt::gemm::one_thread_if(ws.batch < #b); }
-        });
+        let threads = match self.crossover {
+            0 | 1 => None,
+            // A kernel that never splits (`plan::threads`, `Work::Serial`).
+            usize::MAX => Some(quote! { let _threads = rt::gemm::one_thread(); }),
+            b => {
+                let b = proc_macro2::Literal::usize_unsuffixed(b);
+                Some(quote! { let _threads = rt::gemm::one_thread_if(ws.batch < #b); })
+            }
+        };
         let mut params = Vec::new();
         if self.params {
             params.push(quote! { p: &Params });

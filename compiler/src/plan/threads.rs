@@ -110,6 +110,10 @@ enum Work {
     Direct(u64, f64),
     /// Elements read and written.
     Memory(u64),
+    /// A layer whose kernel never splits over threads: an ungrouped conv on the direct
+    /// kernels, which split over groups (LeNet's 1→6 first conv). On one thread at every
+    /// batch: a crossover of `usize::MAX`.
+    Serial,
 }
 
 /// Every layer's crossover among `nodes` of `g` (a graph after its codegen passes).
@@ -134,6 +138,12 @@ pub fn crossover(g: &Graph, n: NodeIndex) -> Crossover {
         }
         Work::Direct(w, _) => (w, DIRECT_FORWARD_MACS, DIRECT_BACKWARD_MACS),
         Work::Memory(w) => (w, MEMORY_FORWARD_ELEMS, MEMORY_BACKWARD_ELEMS),
+        Work::Serial => {
+            return Crossover {
+                forward: usize::MAX,
+                backward: usize::MAX,
+            }
+        }
     };
     let batch = |crossover: u64| {
         usize::try_from(crossover.div_ceil(work.max(1)))
@@ -162,6 +172,9 @@ fn work(g: &Graph, n: NodeIndex) -> Work {
     match &g.node(n).op {
         _ if macs == 0 => Work::Memory(moved),
         Op::Linear(_) => Work::Linear(macs),
+        Op::Conv(c) if netc_runtime::conv::is_direct(&c.geometry(shapes[0])) && c.groups == 1 => {
+            Work::Serial
+        }
         Op::Conv(c) if netc_runtime::conv::is_direct(&c.geometry(shapes[0])) => {
             let planes = (shapes[0][0] + c.out) as f64;
             Work::Direct(macs, moved as f64 * DIRECT_ELEM_S + planes * DIRECT_PLANE_S)
