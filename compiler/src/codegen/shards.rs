@@ -138,9 +138,8 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
             /// Bytes held: every shard's workspace, the shards' gradients and the gathered
             /// outputs.
             pub fn bytes(&self) -> usize {
-                let params: usize = Params::SHAPES.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
                 self.parts().map(Workspace::bytes).sum::<usize>()
-                    + 4 * params * self.grads.len()
+                    + 4 * Sharded::param_count() * self.grads.len()
                     + 4 * self.gathered.iter().map(Vec::len).sum::<usize>()
             }
 
@@ -163,12 +162,16 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
                     total = total.checked_add(each(r.len())?)?;
                 }
                 if ranges.len() > 1 {
-                    let params: usize = Params::SHAPES.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
-                    let grads = if training { params * (ranges.len() - 1) } else { 0 };
+                    let grads = if training { Sharded::param_count() * (ranges.len() - 1) } else { 0 };
                     let outputs = OUTPUT_LENS.iter().sum::<usize>().checked_mul(batch)?;
                     total = total.checked_add(grads.checked_add(outputs)?.checked_mul(4)?)?;
                 }
                 Some(total)
+            }
+
+            /// Values of every parameter (each shard after the first keeps its gradients).
+            fn param_count() -> usize {
+                Params::SHAPES.iter().map(|(_, s)| s.iter().product::<usize>()).sum()
             }
 
             /// [`forward`] over the shards.

@@ -204,8 +204,9 @@ fn a_training_step_in_shards_is_the_whole_batch_step() {
     assert!(g == g2, "the gradients on one thread and two");
 }
 
-/// Dropout draws in every shard, from generators the step's seeds: the same masks on one
-/// thread and two, and no shard left undropped.
+/// Dropout draws in the shards, from generators the step's generator seeds: the same masks
+/// on one thread and two, and another loss than without a generator. (`dropout.rs` checks
+/// each shard's masks against the interpreter's.)
 #[test]
 fn dropout_draws_in_every_shard() {
     let (p, s) = params!(dropout);
