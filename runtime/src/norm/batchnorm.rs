@@ -15,6 +15,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::{Act, Context};
+use crate::shard::Peers;
 
 /// Below this many elements a call stays on the calling thread.
 const PARALLEL_MIN: usize = 1 << 15;
@@ -120,6 +121,47 @@ pub fn batchnorm_train_forward_act(
     mean: &mut [f32],
     rstd: &mut [f32],
 ) {
+    batchnorm_train_forward_shard(
+        None,
+        n,
+        c,
+        plane,
+        eps,
+        momentum,
+        x,
+        gamma,
+        beta,
+        act,
+        running_mean,
+        running_var,
+        y,
+        mean,
+        rstd,
+    );
+}
+
+/// [`batchnorm_train_forward_act`] on one shard of a batch (`x` holds its `n` images) whose
+/// statistics are the whole batch's: the shards exchange their partial sums through
+/// `peers` and each combines them in shard order, so every shard normalizes by the same
+/// mean and deviation and updates the running statistics alike. `None`: the batch is whole.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_train_forward_shard(
+    peers: Option<&Peers>,
+    n: usize,
+    c: usize,
+    plane: usize,
+    eps: f32,
+    momentum: f32,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    act: Act,
+    running_mean: &mut [f32],
+    running_var: &mut [f32],
+    y: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+) {
     check(n, c, plane, x.len(), y.len(), gamma.len(), beta.len());
     assert!(
         running_mean.len() == c && running_var.len() == c && mean.len() == c && rstd.len() == c
@@ -127,15 +169,9 @@ pub fn batchnorm_train_forward_act(
     if n * plane == 0 {
         return; // nothing to normalize; the running statistics stay as they are (PyTorch)
     }
-    assert!(
-        n * plane > 1,
-        "batchnorm: training needs more than one value per channel (PyTorch refuses it too)"
-    );
-    let m = (n * plane) as f64;
-    // (mean, biased variance) of each channel, in one pass: with `k` the channel's first
-    // value, `Σ(x-k)` and `Σ(x-k)²` in f64 keep the variance exact to rounding even when the
-    // mean is far from zero.
-    let stats = per_channel(c, x.len(), |ch| {
+    // Each channel's `(k, Σ(x-k), Σ(x-k)²)` in one pass, `k` its first value: in f64 the
+    // shifted sums keep the variance exact to rounding even when the mean is far from zero.
+    let sums = per_channel(c, x.len(), |ch| {
         let k = x[ch * plane] as f64;
         let (mut s, mut s2) = (0.0f64, 0.0f64);
         for p in planes(x, c, plane, ch) {
@@ -145,9 +181,27 @@ pub fn batchnorm_train_forward_act(
                 s2 += d * d;
             }
         }
-        let d = s / m;
-        (k + d, (s2 / m - d * d).max(0.0))
+        [k, s, s2]
     });
+    let local = (n * plane) as f64;
+    // (mean, biased variance) of each channel, and the values they are over.
+    let (stats, m) = match peers {
+        None => {
+            let stats = sums
+                .iter()
+                .map(|&[k, s, s2]| {
+                    let d = s / local;
+                    (k + d, (s2 / local - d * d).max(0.0))
+                })
+                .collect::<Vec<_>>();
+            (stats, local)
+        }
+        Some(peers) => whole_batch_stats(peers, &sums, local),
+    };
+    assert!(
+        m > 1.0,
+        "batchnorm: training needs more than one value per channel (PyTorch refuses it too)"
+    );
     let mut coef = Vec::with_capacity(c);
     for (ch, &(mu, var)) in stats.iter().enumerate() {
         let r = 1.0 / (var + eps as f64).sqrt();
@@ -160,6 +214,38 @@ pub fn batchnorm_train_forward_act(
         coef.push(affine(mu, r, gamma[ch], beta[ch]));
     }
     normalize(x, &coef, act, c, plane, y);
+}
+
+/// Each channel's mean and biased variance over every shard of the batch, from each
+/// shard's `(k, Σ(x-k), Σ(x-k)²)` over its `local` values per channel, combined in shard
+/// order (so alike in every shard): with `μ` the batch's mean and `d = μ - k`,
+/// `Σ(x-μ)² = Σ(x-k)² - 2d·Σ(x-k) + count·d²` per shard. Returns them and the batch's
+/// values per channel.
+fn whole_batch_stats(peers: &Peers, sums: &[[f64; 3]], local: f64) -> (Vec<(f64, f64)>, f64) {
+    let mut mine: Vec<f64> = sums.iter().flatten().copied().collect();
+    mine.push(local);
+    let all = peers.all_gather(&mine);
+    let count = |shard: &[f64]| shard[shard.len() - 1];
+    let m: f64 = all.iter().map(|a| count(a)).sum();
+    let stats = (0..sums.len())
+        .map(|ch| {
+            let total: f64 = all
+                .iter()
+                .map(|a| count(a) * a[3 * ch] + a[3 * ch + 1])
+                .sum();
+            let mu = total / m;
+            let sq: f64 = all
+                .iter()
+                .map(|a| {
+                    let (k, s, s2) = (a[3 * ch], a[3 * ch + 1], a[3 * ch + 2]);
+                    let d = mu - k;
+                    s2 - 2.0 * d * s + count(a) * d * d
+                })
+                .sum();
+            (mu, (sq / m).max(0.0))
+        })
+        .collect();
+    (stats, m)
 }
 
 /// `y = act(scale·x + shift)` per channel.
@@ -254,6 +340,34 @@ pub fn batchnorm_train_backward_act(
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) {
+    batchnorm_train_backward_shard(
+        None, n, c, plane, x, y, act, gamma, mean, rstd, dy, dx, dgamma, dbeta,
+    );
+}
+
+/// The gradient of [`batchnorm_train_forward_shard`] on one shard: `dy` is this shard's
+/// gradient, scaled as its own loss (the shards' gradients are summed weighted by their
+/// share `w` of the batch, `shard::combine`). `dgamma` and `dbeta` are this shard's, so
+/// scaled too; `dx` needs the whole batch's `Σ dy'` and `Σ dy'·x̂`, which the shards
+/// exchange: `dx = γr/M·(M·dy' - (Σ_k w_k·dβ_k + x̂·Σ_k w_k·dγ_k) / w)`, `M` the batch's
+/// values per channel. With one shard (`w = 1`) it is the formula of a whole batch.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_train_backward_shard(
+    peers: Option<&Peers>,
+    n: usize,
+    c: usize,
+    plane: usize,
+    x: &[f32],
+    y: &[f32],
+    act: Act,
+    gamma: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
     check(n, c, plane, x.len(), dy.len(), gamma.len(), dgamma.len());
     assert!(dx.len() == x.len() && dbeta.len() == c && mean.len() == c && rstd.len() == c);
     let hi = act.clamp_hi();
@@ -298,13 +412,37 @@ pub fn batchnorm_train_backward_act(
     });
     // dx = γr/m·(m·dy' - dβ - x̂·dγ) in f64: where a channel has few values (a 1×1 map at
     // batch 2) its dx is all cancellation, and f32 would leave only rounding noise.
+    for (ch, &(db, dxs)) in sums.iter().enumerate() {
+        dbeta[ch] = db as f32;
+        dgamma[ch] = (dxs * rstd[ch] as f64) as f32;
+    }
+    // The whole batch's sums, in this shard's scale, and its values per channel.
+    let (sums, m) = match peers {
+        None => (sums, m),
+        Some(peers) => {
+            let mut mine: Vec<f64> = sums.iter().flat_map(|&(db, dxs)| [db, dxs]).collect();
+            mine.push(m);
+            let all = peers.all_gather(&mine);
+            let own = peers.weight(peers.index());
+            let whole = (0..c)
+                .map(|ch| {
+                    let sum = |at: usize| {
+                        all.iter()
+                            .enumerate()
+                            .map(|(k, a)| peers.weight(k) * a[2 * ch + at])
+                            .sum::<f64>()
+                            / own
+                    };
+                    (sum(0), sum(1))
+                })
+                .collect();
+            (whole, all.iter().map(|a| a[2 * c]).sum())
+        }
+    };
     let mut k = Vec::with_capacity(c);
     for (ch, &(db, dxs)) in sums.iter().enumerate() {
         let (r, gm) = (rstd[ch] as f64, gamma[ch] as f64);
-        let dg = dxs * r;
-        dbeta[ch] = db as f32;
-        dgamma[ch] = dg as f32;
-        k.push((db, dg, gm * r / m));
+        k.push((db, dxs * r, gm * r / m));
     }
     per_plane(dx, c, plane, |ch, at, dp| {
         let (db, dg, kk) = k[ch];

@@ -14,6 +14,10 @@
 //! runtime's threads, and summing their gradients in a fixed order, so that a given number
 //! of shards computes the same bits on any number of threads.
 
+mod peers;
+
+pub use peers::{Group, Peers};
+
 use std::ops::Range;
 
 use rayon::prelude::*;

@@ -1,0 +1,254 @@
+//! Shards that run together: a layer that mixes the images of a batch (batchnorm in
+//! training) needs statistics over the whole batch, not each shard's. The shards of such a
+//! network run at once, one per thread ([`Group::run`]), and meet at that layer
+//! ([`Peers::all_gather`]): each deposits its partial sums, waits for the others, and reads
+//! every shard's in shard order, so every shard combines the same numbers in the same order
+//! and computes the same bits.
+//!
+//! A shard that panics poisons the group: the others, waiting for it, panic too instead of
+//! waiting forever, and the panic reaches the caller of [`Group::run`].
+
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use crate::gemm::{one_thread, Context};
+
+/// What the shards of a group share.
+#[derive(Debug)]
+struct Exchange {
+    /// Each shard's share of the batch.
+    weights: Vec<f64>,
+    /// Each shard's last deposit.
+    slots: Vec<Mutex<Vec<f64>>>,
+    /// The barrier's state.
+    meet: Mutex<Meet>,
+    wake: Condvar,
+}
+
+/// A barrier that a panicking shard can break.
+#[derive(Debug, Default)]
+struct Meet {
+    /// Shards arrived in this generation.
+    arrived: usize,
+    /// Generations completed (so that a waiter knows its own has passed).
+    generation: u64,
+    /// A shard panicked: nobody waits any longer.
+    poisoned: bool,
+}
+
+impl Exchange {
+    /// Waits until every shard has arrived.
+    fn wait(&self) {
+        let n = self.slots.len();
+        let mut m = self.meet.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(!m.poisoned, "another shard of this batch panicked");
+        m.arrived += 1;
+        if m.arrived == n {
+            m.arrived = 0;
+            m.generation += 1;
+            self.wake.notify_all();
+            return;
+        }
+        let mine = m.generation;
+        while m.generation == mine && !m.poisoned {
+            m = self.wake.wait(m).unwrap_or_else(PoisonError::into_inner);
+        }
+        assert!(!m.poisoned, "another shard of this batch panicked");
+    }
+
+    fn poison(&self) {
+        let mut m = self.meet.lock().unwrap_or_else(PoisonError::into_inner);
+        m.poisoned = true;
+        self.wake.notify_all();
+    }
+}
+
+/// The shards of one batch, which run together.
+#[derive(Clone, Debug)]
+pub struct Group {
+    exchange: Arc<Exchange>,
+}
+
+/// One shard's handle on its group: what a layer that mixes the images calls.
+#[derive(Clone, Debug)]
+pub struct Peers {
+    index: usize,
+    exchange: Arc<Exchange>,
+}
+
+impl Group {
+    /// A group of shards with these shares of the batch (`shard::weights`).
+    pub fn new(weights: &[f32]) -> Group {
+        Group {
+            exchange: Arc::new(Exchange {
+                weights: weights.iter().map(|&w| w as f64).collect(),
+                slots: weights.iter().map(|_| Mutex::new(Vec::new())).collect(),
+                meet: Mutex::new(Meet::default()),
+                wake: Condvar::new(),
+            }),
+        }
+    }
+
+    /// How many shards the group has.
+    pub fn len(&self) -> usize {
+        self.exchange.slots.len()
+    }
+
+    /// Whether the group has no shards.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Shard `k`'s handle.
+    pub fn peer(&self, k: usize) -> Peers {
+        assert!(k < self.len(), "shard {k} of {}", self.len());
+        Peers {
+            index: k,
+            exchange: self.exchange.clone(),
+        }
+    }
+
+    /// Runs `f(k, parts[k])` for every shard at once, each on a thread of the runtime's
+    /// context alone (its kernels do not wake the pool). The shards wait for one another,
+    /// so each needs a thread: the context must have a thread per shard.
+    pub fn run<T: Send, R: Send>(
+        &self,
+        parts: &mut [T],
+        f: impl Fn(usize, &mut T) -> R + Sync,
+    ) -> Vec<R> {
+        assert_eq!(parts.len(), self.len(), "a part per shard");
+        if let [part] = parts {
+            return vec![f(0, part)];
+        }
+        let ctx = Context::global();
+        assert!(
+            ctx.threads() >= parts.len(),
+            "{} shards that run together need as many threads, and there are {}",
+            parts.len(),
+            ctx.threads()
+        );
+        let slots: Vec<Mutex<Option<&mut T>>> =
+            parts.iter_mut().map(|p| Mutex::new(Some(p))).collect();
+        let results: Vec<Mutex<Option<R>>> = slots.iter().map(|_| Mutex::new(None)).collect();
+        ctx.install(|| {
+            // One call per thread of the pool: shard k runs on the thread of index k.
+            rayon::broadcast(|b| {
+                let k = b.index();
+                let Some(slot) = slots.get(k) else {
+                    return;
+                };
+                let part = slot
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+                    .expect("each shard runs once");
+                let _alone = one_thread();
+                let guard = PoisonOnPanic(&self.exchange);
+                let r = f(k, part);
+                std::mem::forget(guard);
+                *results[k].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
+            })
+        });
+        results
+            .into_iter()
+            .map(|r| {
+                r.into_inner()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .expect("every shard ran")
+            })
+            .collect()
+    }
+}
+
+/// Poisons the group when dropped, that is, when its shard unwinds.
+struct PoisonOnPanic<'a>(&'a Exchange);
+
+impl Drop for PoisonOnPanic<'_> {
+    fn drop(&mut self) {
+        self.0.poison();
+    }
+}
+
+impl Peers {
+    /// This shard's place in the batch.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// How many shards the batch has.
+    pub fn len(&self) -> usize {
+        self.exchange.slots.len()
+    }
+
+    /// Whether the batch has no shards (never: a handle belongs to one).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Shard `k`'s share of the batch.
+    pub fn weight(&self, k: usize) -> f64 {
+        self.exchange.weights[k]
+    }
+
+    /// Deposits `mine`, waits for every shard, and returns every shard's deposit in shard
+    /// order (the same in every shard). Every shard must call it the same number of times.
+    pub fn all_gather(&self, mine: &[f64]) -> Vec<Vec<f64>> {
+        let x = &*self.exchange;
+        {
+            let mut slot = x.slots[self.index]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            slot.clear();
+            slot.extend_from_slice(mine);
+        }
+        x.wait();
+        let all = x
+            .slots
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).clone())
+            .collect();
+        // Nobody deposits again until everybody has read.
+        x.wait();
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::Context;
+
+    #[test]
+    fn every_shard_reads_every_deposit_in_order() {
+        if Context::global().threads() < 2 {
+            return; // the group needs a thread per shard
+        }
+        let group = Group::new(&[0.5, 0.5]);
+        let mut parts = vec![group.peer(0), group.peer(1)];
+        let sums = group.run(&mut parts, |k, p| {
+            let mut seen = Vec::new();
+            for round in 0..50 {
+                let all = p.all_gather(&[(10 * k + round) as f64]);
+                seen.push(all.iter().map(|v| v[0]).collect::<Vec<_>>());
+            }
+            seen
+        });
+        assert_eq!(sums[0], sums[1]);
+        assert_eq!(sums[0][7], vec![7.0, 17.0]);
+    }
+
+    #[test]
+    fn a_panicking_shard_fails_the_run_instead_of_hanging() {
+        if Context::global().threads() < 2 {
+            return;
+        }
+        let group = Group::new(&[0.5, 0.5]);
+        let mut parts = vec![group.peer(0), group.peer(1)];
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            group.run(&mut parts, |k, p| {
+                assert!(k == 0, "shard 1 fails before the exchange");
+                p.all_gather(&[1.0]);
+            })
+        }));
+        assert!(r.is_err());
+    }
+}
