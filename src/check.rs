@@ -172,7 +172,11 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
 fn shards(s: &netc_compiler::plan::Summary) -> String {
     let sh = &s.shards;
     let training = match (&sh.mixing, s.train_shards) {
-        (Some(path), _) => format!("never cut (`{path}` mixes the images of a batch)"),
+        (Some(path), n) => format!(
+            "{n} shard(s) at batch {}, one per thread (of {} images or more), run together: \
+             `{path}` and the others that mix the images exchange their sums",
+            s.batch, sh.train_images
+        ),
         (None, 1) => format!(
             "one shard at batch {} (shards of {} images or more)",
             s.batch, sh.train_images

@@ -53,16 +53,21 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
         });
     }
     let (train_images, infer_images) = (plan.shards.train_images, plan.shards.infer_images);
-    let train_doc = match &plan.shards.mixing {
+    let together = plan.shards.together;
+    let together_doc = match &plan.shards.mixing {
         Some(path) => format!(
-            " The fewest images of a training shard: 0, never sharded (`{path}` mixes the \
-             images of a batch)."
+            " Whether training's shards run together, one per thread: `{path}` mixes the \
+             images of a batch, and the shards exchange its sums."
         ),
-        None => " The fewest images of a training shard.".to_string(),
+        None => " Whether training's shards run together: no, no layer mixes the images of a \
+                  batch, and a batch is cut by its size alone."
+            .to_string(),
     };
     Ok(quote! {
-        #[doc = #train_doc]
+        /// The fewest images of a training shard.
         pub const TRAIN_SHARD_IMAGES: usize = #train_images;
+        #[doc = #together_doc]
+        pub const TRAIN_SHARDS_TOGETHER: bool = #together;
         /// The fewest images of an inference shard (one shard per thread).
         pub const INFER_SHARD_IMAGES: usize = #infer_images;
         /// Values per sample of each output, in the order of the accessors.
@@ -70,8 +75,9 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
 
         /// A batch cut by images into shards, each run through the whole network on one
         /// thread with a `Workspace` of its own (`netc check --plan`, "shards"). Inference
-        /// gets a shard per thread and computes the bits one workspace does; a training
-        /// step is cut by its batch alone (never where a layer mixes the images), and its
+        /// gets a shard per thread and computes the bits one workspace does. A training
+        /// step is cut by its batch alone, or, where a layer mixes the images (batchnorm),
+        /// into a shard per thread that run together and exchange that layer's sums; its
         /// loss and gradients are the shards', weighted by their images.
         pub struct Sharded {
             /// Images per batch.
@@ -85,12 +91,15 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
             /// The generator of dropout masks, as `Workspace::dropout`: with several
             /// shards, each draws from a generator seeded by it in shard order.
             pub dropout: Option<rt::rng::Rng>,
+            /// The shards of a training step that run together (`TRAIN_SHARDS_TOGETHER`,
+            /// several shards).
+            group: Option<rt::shard::Group>,
         }
 
         impl Sharded {
             /// Buffers for training steps on batches of `batch` (and inference).
             pub fn new(batch: usize) -> Sharded {
-                Sharded::with(batch, rt::shard::train_shards(batch, TRAIN_SHARD_IMAGES), Workspace::new)
+                Sharded::with(batch, train_shards(batch), Workspace::new)
             }
 
             /// Buffers for inference alone on batches of `batch`: a shard per thread.
@@ -99,7 +108,7 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
             }
 
             fn with(batch: usize, shards: usize, make: fn(usize) -> Workspace) -> Sharded {
-                let parts: Vec<_> = rt::shard::ranges(batch, shards)
+                let mut parts: Vec<_> = rt::shard::ranges(batch, shards)
                     .into_iter()
                     .map(|r| {
                         let ws = make(r.len());
@@ -108,6 +117,14 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
                     .collect();
                 let several = parts.len() > 1;
                 let training = parts[0].1.training;
+                let group = (TRAIN_SHARDS_TOGETHER && several && training).then(|| {
+                    let ranges: Vec<_> = parts.iter().map(|(r, _)| r.clone()).collect();
+                    let group = rt::shard::Group::new(&rt::shard::weights(&ranges, batch));
+                    for (k, (_, ws)) in parts.iter_mut().enumerate() {
+                        ws.peers = Some(group.peer(k));
+                    }
+                    group
+                });
                 Sharded {
                     batch,
                     grads: if several && training {
@@ -122,6 +139,7 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
                     },
                     parts,
                     dropout: None,
+                    group,
                 }
             }
 
@@ -145,8 +163,7 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
 
             /// Bytes `Sharded::new(batch)` allocates, or `None` when they overflow.
             pub fn training_bytes(batch: usize) -> Option<usize> {
-                let shards = rt::shard::train_shards(batch, TRAIN_SHARD_IMAGES);
-                Sharded::bytes_for(batch, shards, workspace_bytes, true)
+                Sharded::bytes_for(batch, train_shards(batch), workspace_bytes, true)
             }
 
             /// Bytes `Sharded::for_inference(batch)` allocates, or `None` when they overflow.
@@ -194,12 +211,28 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
                 for (_, ws) in &mut self.parts {
                     ws.dropout = self.dropout.as_mut().map(|r| rt::rng::Rng::new(r.next_u64()));
                 }
-                // No layer mixes the images (or there would be one shard): the state is
-                // only read, and each shard reads its own copy.
-                let s: &State = s;
-                let losses = rt::shard::run(&mut self.parts, |_, (r, ws)| {
-                    forward_train(p, &mut s.clone(), ws, &shard_inputs(x, r))
-                });
+                let losses = match &self.group {
+                    // Every shard computes the whole batch's batchnorm statistics, and so the
+                    // same running statistics: the first shard updates `s`, the others
+                    // copies.
+                    Some(group) => {
+                        let mut copies: Vec<State> = (1..self.parts.len()).map(|_| s.clone()).collect();
+                        let mut jobs: Vec<_> = self
+                            .parts
+                            .iter_mut()
+                            .zip(std::iter::once(s).chain(copies.iter_mut()))
+                            .collect();
+                        group.run(&mut jobs, |_, ((r, ws), s)| forward_train(p, s, ws, &shard_inputs(x, r)))
+                    }
+                    // No layer mixes the images: the state is only read, and each shard
+                    // reads its own copy.
+                    None => {
+                        let s: &State = s;
+                        rt::shard::run(&mut self.parts, |_, (r, ws)| {
+                            forward_train(p, &mut s.clone(), ws, &shard_inputs(x, r))
+                        })
+                    }
+                };
                 self.gather();
                 let w = self.weights();
                 losses.iter().zip(&w).map(|(&l, &w)| l as f64 * w as f64).sum::<f64>() as f32
@@ -218,7 +251,10 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
                     .map(|(_, ws)| ws)
                     .zip(std::iter::once(&mut *g).chain(self.grads.iter_mut()))
                     .collect();
-                rt::shard::run(&mut jobs, |_, (ws, gk)| backward(p, gk, ws));
+                match &self.group {
+                    Some(group) => group.run(&mut jobs, |_, (ws, gk)| backward(p, gk, ws)),
+                    None => rt::shard::run(&mut jobs, |_, (ws, gk)| backward(p, gk, ws)),
+                };
                 let mut rest: Vec<_> = self.grads.iter().map(Params::iter).collect();
                 for (_, d) in g.iter_mut() {
                     let parts: Vec<&[f32]> = rest
@@ -257,6 +293,15 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
             /// Copies each shard's outputs into `gathered`.
             fn gather(&mut self) {
                 #(#gathers)*
+            }
+        }
+
+        /// How many shards `Sharded::new(batch)` cuts a training batch into.
+        fn train_shards(batch: usize) -> usize {
+            if TRAIN_SHARDS_TOGETHER {
+                rt::shard::together_shards(batch, TRAIN_SHARD_IMAGES)
+            } else {
+                rt::shard::train_shards(batch, TRAIN_SHARD_IMAGES)
             }
         }
 

@@ -89,6 +89,10 @@ pub(super) fn workspace(plan: &Plan, out: &mut Sink) -> Result<(), String> {
                 /// `None` keeps every value (the deterministic gradients of `netc run
                 /// --grads`); the trainer seeds it for every step.
                 pub dropout: Option<rt::rng::Rng>,
+                /// This workspace's shard among those that run a batch together
+                /// (`Sharded`), through which batchnorm reads the whole batch's
+                /// statistics; `None`: the batch is whole.
+                pub peers: Option<rt::shard::Peers>,
             }
         }
     }))?;
@@ -141,6 +145,7 @@ pub(super) fn workspace(plan: &Plan, out: &mut Sink) -> Result<(), String> {
                             scratch: #scratch,
                             #fold
                             dropout: None,
+                            peers: None,
                         }
                     }
 
@@ -159,6 +164,7 @@ pub(super) fn workspace(plan: &Plan, out: &mut Sink) -> Result<(), String> {
                             scratch: #infer_scratch,
                             #infer_fold
                             dropout: None,
+                            peers: None,
                         }
                     }
 

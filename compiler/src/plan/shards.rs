@@ -4,12 +4,15 @@
 //! thread (`threads`); shards share nothing but the parameters.
 //!
 //! Inference computes every image on its own, so it is cut into a shard per thread whenever
-//! each gets [`INFER_SHARD_IMAGES`]: the outputs are the same bits. A training step is cut
-//! only when no layer mixes the images of a batch (`OpKind::mixes_images_in_training`:
-//! batchnorm, whose statistics would become each shard's), into shards of at least
-//! [`TRAIN_SHARD_IMAGES`] whose gradients are summed in a fixed order; the number of shards
-//! depends on the batch alone, so a step computes the same bits on any number of threads
-//! (not the same as one unsharded batch: the sums over images are grouped otherwise).
+//! each gets [`INFER_SHARD_IMAGES`]: the outputs are the same bits. A training step where no
+//! layer mixes the images of a batch is cut into shards of at least [`TRAIN_SHARD_IMAGES`]
+//! whose gradients are summed in a fixed order; the number of shards depends on the batch
+//! alone, so a step computes the same bits on any number of threads (not the same as one
+//! unsharded batch: the sums over images are grouped otherwise). Where a layer mixes the
+//! images (`OpKind::mixes_images_in_training`: batchnorm), the shards run together, one per
+//! thread of at least [`TOGETHER_SHARD_IMAGES`], and exchange that layer's sums
+//! (`rt::shard::Group`): its statistics stay the whole batch's, and one thread computes the
+//! bits of the whole batch.
 
 use crate::graph::Graph;
 
@@ -18,14 +21,22 @@ use crate::graph::Graph;
 /// shard's GEMMs are wide enough, and a batch of 32 already splits for two threads.
 pub const TRAIN_SHARD_IMAGES: usize = 16;
 
+/// The fewest images of a training shard that runs together with the others. ResNet-50 and
+/// MobileNetV2 at batch 8 on two threads train faster in two shards of 4 than in one batch
+/// split layer by layer (`netc bench`, which prints both).
+pub const TOGETHER_SHARD_IMAGES: usize = 4;
+
 /// The fewest images of an inference shard.
 pub const INFER_SHARD_IMAGES: usize = 1;
 
 /// How a program's batches are sharded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shards {
-    /// The fewest images of a training shard; 0: training is never sharded.
+    /// The fewest images of a training shard.
     pub train_images: usize,
+    /// Whether training's shards run together, one per thread, exchanging the sums of the
+    /// layers that mix the images; else they are cut by the batch alone.
+    pub together: bool,
     /// The fewest images of an inference shard.
     pub infer_images: usize,
     /// The first layer that mixes the images of a batch in training, by path.
@@ -42,10 +53,11 @@ pub fn shards(g: &Graph) -> Shards {
         .map(|node| node.path.clone());
     Shards {
         train_images: if mixing.is_some() {
-            0
+            TOGETHER_SHARD_IMAGES
         } else {
             TRAIN_SHARD_IMAGES
         },
+        together: mixing.is_some(),
         infer_images: INFER_SHARD_IMAGES,
         mixing,
     }

@@ -52,6 +52,19 @@ pub fn train_shards(batch: usize, min_images: usize) -> usize {
 /// image on its own (batchnorm on its running statistics), and every kernel sums an output
 /// in an order that does not depend on the other images, so the shards change no bits.
 pub fn infer_shards(batch: usize, min_images: usize) -> usize {
+    per_thread(batch, min_images)
+}
+
+/// How many shards a training batch of `batch` is cut into when its shards run together
+/// ([`Group`]: a layer mixes the images, and its statistics are exchanged): one per thread
+/// of the runtime's context, when every shard gets at least `min_images`. One thread, one
+/// shard: the step of the whole batch, to the bit.
+pub fn together_shards(batch: usize, min_images: usize) -> usize {
+    per_thread(batch, min_images)
+}
+
+/// A shard per thread of the runtime's context, each of at least `min_images` (0: one).
+fn per_thread(batch: usize, min_images: usize) -> usize {
     if min_images == 0 {
         return 1;
     }
