@@ -224,7 +224,7 @@ pub fn network_impl(
             }
 
             // The batch cut into shards, each run on a thread of its own (`netc check
-            // --plan`): one shard, the plain workspace, where a layer mixes the images.
+            // --plan`); where a layer mixes the images, they run together.
             fn workspace(batch: usize) -> #module::Sharded {
                 #module::Sharded::new(batch)
             }

@@ -234,8 +234,9 @@ pub trait OpKind: std::fmt::Debug {
     }
 
     /// Whether its training forward mixes the images of a batch (batchnorm's statistics
-    /// are the batch's): a batch cut into shards would compute something else, so the
-    /// training step of a network with such a layer is never sharded (`plan::shards`).
+    /// are the batch's): shards computing them each alone would compute something else,
+    /// so the training shards of a network with such a layer run together and exchange
+    /// its sums (`plan::shards`, `rt::shard::Group`).
     fn mixes_images_in_training(&self) -> bool {
         false
     }

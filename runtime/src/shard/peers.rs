@@ -109,7 +109,9 @@ impl Group {
 
     /// Runs `f(k, parts[k])` for every shard at once, each on a thread of the runtime's
     /// context alone (its kernels do not wake the pool). The shards wait for one another,
-    /// so each needs a thread: the context must have a thread per shard.
+    /// so each needs a thread: where the context has fewer than the shards (the runtime's
+    /// threads were set lower after the shards were cut), each runs on a thread started
+    /// for it instead.
     pub fn run<T: Send, R: Send>(
         &self,
         parts: &mut [T],
@@ -120,12 +122,28 @@ impl Group {
             return vec![f(0, part)];
         }
         let ctx = Context::global();
-        assert!(
-            ctx.threads() >= parts.len(),
-            "{} shards that run together need as many threads, and there are {}",
-            parts.len(),
-            ctx.threads()
-        );
+        if ctx.threads() < parts.len() {
+            let f = &f;
+            return std::thread::scope(|scope| {
+                let running: Vec<_> = parts
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(k, part)| {
+                        scope.spawn(move || {
+                            let _alone = one_thread();
+                            let guard = PoisonOnPanic(&self.exchange);
+                            let r = f(k, part);
+                            std::mem::forget(guard);
+                            r
+                        })
+                    })
+                    .collect();
+                running
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            });
+        }
         let slots: Vec<Mutex<Option<&mut T>>> =
             parts.iter_mut().map(|p| Mutex::new(Some(p))).collect();
         let results: Vec<Mutex<Option<R>>> = slots.iter().map(|_| Mutex::new(None)).collect();
@@ -234,6 +252,19 @@ mod tests {
         });
         assert_eq!(sums[0], sums[1]);
         assert_eq!(sums[0][7], vec![7.0, 17.0]);
+    }
+
+    /// With fewer threads than shards (here, one), each shard gets a thread of its own.
+    #[test]
+    fn shards_run_together_on_fewer_threads_too() {
+        let group = Group::new(&[0.25; 4]);
+        let mut parts: Vec<_> = (0..4).map(|k| group.peer(k)).collect();
+        let sums = crate::gemm::serial(|| {
+            group.run(&mut parts, |k, p| {
+                p.all_gather(&[k as f64]).iter().map(|v| v[0]).sum::<f64>()
+            })
+        });
+        assert_eq!(sums, vec![6.0; 4]);
     }
 
     #[test]

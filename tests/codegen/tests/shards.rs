@@ -7,8 +7,8 @@
 //! - a training step cut into shards (networks without batchnorm) gives the loss and
 //!   gradients of the whole batch, within rounding, and the same bits on one thread and two;
 //!   dropout draws in every shard;
-//! - a network with batchnorm is never cut for training, and its one shard is the plain
-//!   workspace to the bit.
+//! - a network with batchnorm trains in shards that run together and exchange its sums: the
+//!   whole batch's step within rounding, and on one thread the plain workspace to the bit.
 
 use netc::rt;
 use netc_codegen_tests as t;
@@ -235,11 +235,14 @@ fn dropout_draws_in_every_shard() {
     assert_ne!(kept.to_bits(), loss.to_bits(), "dropout dropped nothing");
 }
 
-/// A network with batchnorm (its statistics are the batch's) is one shard for training,
-/// which is the plain workspace to the bit, running statistics included.
+/// A network with batchnorm trains in a shard per thread that run together: batchnorm's
+/// statistics are the whole batch's, so the loss, outputs, gradients and running statistics
+/// are the whole batch's within rounding; on one thread it is one shard, the plain
+/// workspace to the bit.
 #[test]
-fn batchnorm_keeps_the_batch_whole() {
-    assert_eq!(t::every_op::TRAIN_SHARD_IMAGES, 0);
+fn batchnorm_shards_run_together() {
+    assert!(t::resnet_mini::TRAIN_SHARDS_TOGETHER);
+    assert!(!t::lenet::TRAIN_SHARDS_TOGETHER);
     assert_eq!(t::lenet::TRAIN_SHARD_IMAGES, 16);
     let (p, s) = params!(resnet_mini);
     let image = values(32 * 3 * 32 * 32, 9);
@@ -248,14 +251,41 @@ fn batchnorm_keeps_the_batch_whole() {
         image: &image,
         label: &label,
     };
-    let mut ws = t::resnet_mini::Sharded::new(32);
-    assert_eq!(ws.shards(), 1);
-    let (mut s1, mut s2) = (s.clone(), s.clone());
-    let loss = ws.forward_train(&p, &mut s1, &x);
+    let mut want_s = s.clone();
     let mut one = t::resnet_mini::Workspace::new(32);
-    let want = t::resnet_mini::forward_train(&p, &mut s2, &mut one, &x);
-    assert_eq!(loss.to_bits(), want.to_bits());
-    assert!(s1 == s2, "the running statistics");
+    let want_loss = t::resnet_mini::forward_train(&p, &mut want_s, &mut one, &x);
+    let want_logits = t::resnet_mini::output_logits(&one).to_vec();
+    let mut want = t::resnet_mini::Grads::new();
+    t::resnet_mini::backward(&p, &mut want, &mut one);
+
+    let step = |shards: usize| {
+        let mut ws = t::resnet_mini::Sharded::new(32);
+        assert_eq!(ws.shards(), shards);
+        let mut s1 = s.clone();
+        let loss = ws.forward_train(&p, &mut s1, &x);
+        let logits = ws.output_logits().to_vec();
+        let mut g = t::resnet_mini::Grads::new();
+        ws.backward(&p, &mut g);
+        (loss, logits, g, s1)
+    };
+    let (loss, logits, g, s1) = rt::gemm::serial(|| step(1));
+    assert_eq!(loss.to_bits(), want_loss.to_bits());
+    assert!(g == want, "one shard's gradients");
+    assert!(s1 == want_s, "one shard's running statistics");
+
+    let (loss, logits2, g, s2) = on_two_threads(|| step(2));
+    assert!(
+        (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
+        "loss {loss} in shards, {want_loss} whole"
+    );
+    assert_eq!(logits, want_logits);
+    close("logits", &logits2, &want_logits, 1e-4);
+    for (name, _) in t::resnet_mini::Params::SHAPES {
+        close(name, g.get(name).unwrap(), want.get(name).unwrap(), 1e-4);
+    }
+    for (name, _) in t::resnet_mini::State::SHAPES {
+        close(name, s2.get(name).unwrap(), want_s.get(name).unwrap(), 1e-5);
+    }
 }
 
 /// The trainer's memory check reads `Sharded::training_bytes` before it allocates: it is
