@@ -340,3 +340,33 @@ fn check_plan_counts_the_layers_on_one_thread() {
         assert!(alone > 0 && alone * 10 < all, "{dir}: {t}");
     }
 }
+
+/// `check --plan` says how training cuts a batch into shards: LeNet by its batch alone;
+/// a network with batchnorm into a shard per thread that run together.
+#[test]
+fn check_plan_says_how_training_is_sharded() {
+    let training = |file: &str, batch: &str| -> String {
+        let out = netc(&["check", file, "--plan", "--batch", batch]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let table = text(&out.stdout);
+        let at = table
+            .find("  shards ")
+            .unwrap_or_else(|| panic!("no shards line in:\n{table}"));
+        table[at..]
+            .lines()
+            .nth(1)
+            .expect("the training line follows")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        training("examples/lenet.net", "64"),
+        "training         4 shards at batch 64 (of 16 images or more; the same bits on any \
+         thread count)"
+    );
+    let bn = training("compiler/tests/fixtures/torch_shapes/resnet_mini.net", "8");
+    assert!(
+        bn.contains("at batch 8, one per thread (of 4 images or more), run together: `"),
+        "{bn}"
+    );
+}
