@@ -34,13 +34,14 @@ fn main() {
     for act in [Act::None, Act::Relu6] {
         let f = time(|| {
             norm::batchnorm_train_forward_act(
-                n, c, plane, 1e-5, 0.1, &x, &gamma, &beta, act, &mut rm, &mut rv, &mut y,
+                None, n, c, plane, 1e-5, 0.1, &x, &gamma, &beta, act, &mut rm, &mut rv, &mut y,
                 &mut mean, &mut rstd,
             )
         });
         let b = time(|| {
             norm::batchnorm_train_backward_act(
-                n, c, plane, &x, &y, act, &gamma, &mean, &rstd, &dy, &mut dx, &mut dg, &mut db,
+                None, n, c, plane, &x, &y, act, &gamma, &mean, &rstd, &dy, &mut dx, &mut dg,
+                &mut db,
             )
         });
         let gb = |ms: f64, passes: f64| passes * 4.0 * len as f64 / ms / 1e6;

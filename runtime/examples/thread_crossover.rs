@@ -295,6 +295,7 @@ fn batchnorms(backward: bool) -> Vec<Case> {
                 let (x, gamma) = (x.clone(), gamma.clone());
                 move |y: &mut [f32], mean: &mut [f32], rstd: &mut [f32]| {
                     batchnorm_train_forward_act(
+                        None,
                         n,
                         c,
                         plane,
@@ -317,6 +318,7 @@ fn batchnorms(backward: bool) -> Vec<Case> {
             let run: Box<dyn FnMut()> = if backward {
                 Box::new(move || {
                     batchnorm_train_backward_act(
+                        None,
                         n,
                         c,
                         plane,

@@ -35,7 +35,7 @@ fn fused_activation_equals_batchnorm_then_activation() {
         let (mut rm2, mut rv2, mut mean2, mut rstd2) = stats();
         let mut ya = vec![0.0; x.len()];
         batchnorm_train_forward_act(
-            n, c, plane, 1e-5, 0.1, &x, &gamma, &beta, act, &mut rm2, &mut rv2, &mut ya,
+            None, n, c, plane, 1e-5, 0.1, &x, &gamma, &beta, act, &mut rm2, &mut rv2, &mut ya,
             &mut mean2, &mut rstd2,
         );
         assert!(ya.contains(&0.0), "{act:?} never clamps at 0");
@@ -66,7 +66,8 @@ fn fused_activation_equals_batchnorm_then_activation() {
         );
         let (mut dxa, mut dga, mut dba) = grads();
         batchnorm_train_backward_act(
-            n, c, plane, &x, &ya, act, &gamma, &mean, &rstd, &dy, &mut dxa, &mut dga, &mut dba,
+            None, n, c, plane, &x, &ya, act, &gamma, &mean, &rstd, &dy, &mut dxa, &mut dga,
+            &mut dba,
         );
         assert_eq!(dga, dg, "{act:?} dgamma");
         assert_eq!(dba, db, "{act:?} dbeta");

@@ -34,13 +34,38 @@ fn step(
     let (mut rm, mut rv) = (vec![0.5; c], vec![2.0; c]);
     let (mut mean, mut rstd) = (vec![0.0; c], vec![0.0; c]);
     let mut y = vec![0.0; x.len()];
-    batchnorm_train_forward_shard(
-        peers, n, c, plane, 1e-5, 0.1, x, gamma, beta, Act::Relu, &mut rm, &mut rv, &mut y,
-        &mut mean, &mut rstd,
+    batchnorm_train_forward_act(
+        peers,
+        n,
+        c,
+        plane,
+        1e-5,
+        0.1,
+        x,
+        gamma,
+        beta,
+        Act::Relu,
+        &mut rm,
+        &mut rv,
+        &mut y,
+        &mut mean,
+        &mut rstd,
     );
     let (mut dx, mut dgamma, mut dbeta) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
-    batchnorm_train_backward_shard(
-        peers, n, c, plane, x, &y, Act::Relu, gamma, &mean, &rstd, dy, &mut dx, &mut dgamma,
+    batchnorm_train_backward_act(
+        peers,
+        n,
+        c,
+        plane,
+        x,
+        &y,
+        Act::Relu,
+        gamma,
+        &mean,
+        &rstd,
+        dy,
+        &mut dx,
+        &mut dgamma,
         &mut dbeta,
     );
     rm.extend(rv);
@@ -76,8 +101,20 @@ fn shards_against_whole(shards: usize, x: &[f32], dy: &[f32], n: usize, c: usize
     let mut parts: Vec<_> = ranges.iter().cloned().enumerate().collect();
     let outs = group.run(&mut parts, |k, (_, r)| {
         let xs = &x[r.start * per..r.end * per];
-        let dys: Vec<f32> = dy[r.start * per..r.end * per].iter().map(|&g| g / w[k]).collect();
-        step(Some(&group.peer(k)), r.len(), c, plane, xs, &dys, &gamma, &beta)
+        let dys: Vec<f32> = dy[r.start * per..r.end * per]
+            .iter()
+            .map(|&g| g / w[k])
+            .collect();
+        step(
+            Some(&group.peer(k)),
+            r.len(),
+            c,
+            plane,
+            xs,
+            &dys,
+            &gamma,
+            &beta,
+        )
     });
     let y: Vec<f32> = outs.iter().flat_map(|o| o.y.clone()).collect();
     close("y", &y, &whole.y, 1e-5);

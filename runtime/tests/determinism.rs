@@ -166,6 +166,7 @@ fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
             (vec![0.0; c], vec![1.0; c], vec![0.0; c], vec![0.0; c]);
         let mut y = vec![0.0; x.len()];
         batchnorm_train_forward_act(
+            None,
             n,
             c,
             plane,
@@ -183,6 +184,7 @@ fn conv_and_activations_are_bitwise_equal_on_1_and_2_threads() {
         );
         let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
         batchnorm_train_backward_act(
+            None,
             n,
             c,
             plane,

@@ -171,7 +171,7 @@ impl OpKind for BatchNorm {
         let (x, y, dy) = (cx.x(0), cx.y(), cx.dy());
         let act = ActFn::epilogue_tokens(self.act);
         let fwd = quote! {
-            rt::norm::batchnorm_train_forward_shard(ws.peers.as_ref(), n, #c, #plane, #eps,
+            rt::norm::batchnorm_train_forward_act(ws.peers.as_ref(), n, #c, #plane, #eps,
                 #mom, &#x, &#gw, &#gb, #act, &mut #rm, &mut #rv, &mut #y, &mut #m, &mut #r);
         };
         // Without an activation the output is not read (nor kept for backward).
@@ -183,7 +183,7 @@ impl OpKind for BatchNorm {
         let bwd = cx.scratch_dx(
             0,
             quote! {
-            rt::norm::batchnorm_train_backward_shard(ws.peers.as_ref(), n, #c, #plane, &#x,
+            rt::norm::batchnorm_train_backward_act(ws.peers.as_ref(), n, #c, #plane, &#x,
                 #out, #act, &#gw, &#m, &#r, &#dy, &mut ws.scratch[..len], &mut #dgw, &mut #dgb);
             },
         );

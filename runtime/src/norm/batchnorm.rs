@@ -86,6 +86,7 @@ pub fn batchnorm_train_forward(
     rstd: &mut [f32],
 ) {
     batchnorm_train_forward_act(
+        None,
         n,
         c,
         plane,
@@ -103,49 +104,13 @@ pub fn batchnorm_train_forward(
     );
 }
 
-/// [`batchnorm_train_forward`] followed by `act` in the same pass.
-#[allow(clippy::too_many_arguments)]
-pub fn batchnorm_train_forward_act(
-    n: usize,
-    c: usize,
-    plane: usize,
-    eps: f32,
-    momentum: f32,
-    x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    act: Act,
-    running_mean: &mut [f32],
-    running_var: &mut [f32],
-    y: &mut [f32],
-    mean: &mut [f32],
-    rstd: &mut [f32],
-) {
-    batchnorm_train_forward_shard(
-        None,
-        n,
-        c,
-        plane,
-        eps,
-        momentum,
-        x,
-        gamma,
-        beta,
-        act,
-        running_mean,
-        running_var,
-        y,
-        mean,
-        rstd,
-    );
-}
-
-/// [`batchnorm_train_forward_act`] on one shard of a batch (`x` holds its `n` images) whose
+/// [`batchnorm_train_forward`] followed by `act` in the same pass, on the whole batch
+/// (`peers` `None`) or on one shard of it (`x` holds the shard's `n` images) whose
 /// statistics are the whole batch's: the shards exchange their partial sums through
 /// `peers` and each combines them in shard order, so every shard normalizes by the same
-/// mean and deviation and updates the running statistics alike. `None`: the batch is whole.
+/// mean and deviation and updates the running statistics alike.
 #[allow(clippy::too_many_arguments)]
-pub fn batchnorm_train_forward_shard(
+pub fn batchnorm_train_forward_act(
     peers: Option<&Peers>,
     n: usize,
     c: usize,
@@ -305,6 +270,7 @@ pub fn batchnorm_train_backward(
     dbeta: &mut [f32],
 ) {
     batchnorm_train_backward_act(
+        None,
         n,
         c,
         plane,
@@ -323,36 +289,14 @@ pub fn batchnorm_train_backward(
 
 /// The gradient of [`batchnorm_train_forward_act`]: `dy` is taken through the activation's
 /// mask, read from the forward's output `y` (PyTorch's ReLU: where `y > 0`; ReLU6: where
-/// `0 < y < 6`). Without an activation `y` is not read and may be empty.
-#[allow(clippy::too_many_arguments)]
-pub fn batchnorm_train_backward_act(
-    n: usize,
-    c: usize,
-    plane: usize,
-    x: &[f32],
-    y: &[f32],
-    act: Act,
-    gamma: &[f32],
-    mean: &[f32],
-    rstd: &[f32],
-    dy: &[f32],
-    dx: &mut [f32],
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
-) {
-    batchnorm_train_backward_shard(
-        None, n, c, plane, x, y, act, gamma, mean, rstd, dy, dx, dgamma, dbeta,
-    );
-}
-
-/// The gradient of [`batchnorm_train_forward_shard`] on one shard: `dy` is this shard's
-/// gradient, scaled as its own loss (the shards' gradients are summed weighted by their
-/// share `w` of the batch, `shard::combine`). `dgamma` and `dbeta` are this shard's, so
-/// scaled too; `dx` needs the whole batch's `Σ dy'` and `Σ dy'·x̂`, which the shards
+/// `0 < y < 6`); without an activation `y` is not read and may be empty. On one shard
+/// (`peers`), `dy` is this shard's gradient, scaled as its own loss (the shards'
+/// gradients are summed weighted by their share `w` of the batch, `shard::combine`).
+/// `dgamma` and `dbeta` are this shard's, so scaled too; `dx` needs the whole batch's `Σ dy'` and `Σ dy'·x̂`, which the shards
 /// exchange: `dx = γr/M·(M·dy' - (Σ_k w_k·dβ_k + x̂·Σ_k w_k·dγ_k) / w)`, `M` the batch's
 /// values per channel. With one shard (`w = 1`) it is the formula of a whole batch.
 #[allow(clippy::too_many_arguments)]
-pub fn batchnorm_train_backward_shard(
+pub fn batchnorm_train_backward_act(
     peers: Option<&Peers>,
     n: usize,
     c: usize,

@@ -13,8 +13,7 @@ mod layernorm2d;
 
 pub use batchnorm::{
     batchnorm_eval_forward, batchnorm_eval_forward_act, batchnorm_train_backward,
-    batchnorm_train_backward_act, batchnorm_train_backward_shard, batchnorm_train_forward,
-    batchnorm_train_forward_act, batchnorm_train_forward_shard,
+    batchnorm_train_backward_act, batchnorm_train_forward, batchnorm_train_forward_act,
 };
 pub use fold::fold_batchnorm;
 pub use groupnorm::{groupnorm_backward, groupnorm_forward};
