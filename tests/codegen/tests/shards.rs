@@ -241,8 +241,10 @@ fn dropout_draws_in_every_shard() {
 /// workspace to the bit.
 #[test]
 fn batchnorm_shards_run_together() {
-    assert!(t::resnet_mini::TRAIN_SHARDS_TOGETHER);
-    assert!(!t::lenet::TRAIN_SHARDS_TOGETHER);
+    const {
+        assert!(t::resnet_mini::TRAIN_SHARDS_TOGETHER);
+        assert!(!t::lenet::TRAIN_SHARDS_TOGETHER);
+    }
     assert_eq!(t::lenet::TRAIN_SHARD_IMAGES, 16);
     let (p, s) = params!(resnet_mini);
     let image = values(32 * 3 * 32 * 32, 9);
