@@ -172,8 +172,13 @@ fn plan_table(s: &netc_compiler::plan::Summary) -> String {
 fn shards(s: &netc_compiler::plan::Summary) -> String {
     let sh = &s.shards;
     let training = match (&sh.mixing, s.train_shards) {
+        (Some(path), 1) => format!(
+            "one shard at batch {} (the whole batch; with more threads, one per thread of {} \
+             images or more, run together: `{path}` mixes the images)",
+            s.batch, sh.train_images
+        ),
         (Some(path), n) => format!(
-            "{n} shard(s) at batch {}, one per thread (of {} images or more), run together: \
+            "{n} shards at batch {}, one per thread (of {} images or more), run together: \
              `{path}` and the others that mix the images exchange their sums",
             s.batch, sh.train_images
         ),

@@ -4,7 +4,7 @@
 //! whole batch computes, to rounding; and a batch whose shards each hold a value far from
 //! the others' must still get the batch's variance, not the shards'.
 
-use netc_runtime::gemm::{Act, Context};
+use netc_runtime::gemm::Act;
 use netc_runtime::norm::*;
 use netc_runtime::rng::Rng;
 use netc_runtime::shard::{self, Group};
@@ -140,9 +140,6 @@ fn shards_against_whole(shards: usize, x: &[f32], dy: &[f32], n: usize, c: usize
 
 #[test]
 fn two_shards_compute_the_whole_batch() {
-    if Context::global().threads() < 2 {
-        return; // shards that run together need a thread each
-    }
     let mut rng = Rng::new(4);
     let (n, c, plane) = (6, 5, 49);
     let x: Vec<f32> = (0..n * c * plane).map(|_| rng.uniform(-2.0, 3.0)).collect();
@@ -154,9 +151,6 @@ fn two_shards_compute_the_whole_batch() {
 /// comes almost all from between the shards, which shard-local statistics would miss.
 #[test]
 fn shards_far_apart_get_the_batch_variance() {
-    if Context::global().threads() < 2 {
-        return;
-    }
     let mut rng = Rng::new(8);
     let (n, c, plane) = (4, 3, 16);
     let per = c * plane;
@@ -165,4 +159,17 @@ fn shards_far_apart_get_the_batch_variance() {
         .collect();
     let dy: Vec<f32> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
     shards_against_whole(2, &x, &dy, n, c, plane);
+}
+
+/// Three shards of 2, 2 and 3 images (weights that are not powers of two), a mean far from
+/// zero.
+#[test]
+fn uneven_shards_compute_the_whole_batch() {
+    let mut rng = Rng::new(6);
+    let (n, c, plane) = (7, 4, 25);
+    let x: Vec<f32> = (0..n * c * plane)
+        .map(|_| rng.uniform(45.0, 55.0))
+        .collect();
+    let dy: Vec<f32> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    shards_against_whole(3, &x, &dy, n, c, plane);
 }

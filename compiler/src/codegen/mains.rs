@@ -278,7 +278,7 @@ pub fn emit_bench(g: &Graph, train_macs: u64) -> Result<String, String> {
                     sgd.step(p.get_mut(name).expect("listed"), g.get(name).expect("listed"), &mut opt[k]);
                 }
             };
-            // What the trainer runs: the batch in shards (one where a layer mixes images).
+            // What the trainer runs: the batch in shards (`netc check --plan`).
             let mut ws = net::Sharded::new(batch);
             let mut infer_ws = net::Sharded::for_inference(batch);
             // Warm-up: first touches of every buffer, the thread pool, the caches.

@@ -1,6 +1,7 @@
 //! The generated `Sharded` workspace: a batch cut by images into shards (`plan::shards`),
 //! each with a `Workspace` of its own and run through the whole network on one thread
-//! (`rt::shard::run`). Its passes are methods with the free functions' contracts: the loss
+//! (`rt::shard::run`; `rt::shard::Group::run` where batchnorm's shards run together and
+//! exchange its sums). Its passes are methods with the free functions' contracts: the loss
 //! is the shards' losses weighted by their images, the gradients likewise (summed in shard
 //! order), and the outputs are gathered batch first. With one shard it is the workspace
 //! itself, to the bit. The trainer and `netc bench` run in it; `netc run` and the tests

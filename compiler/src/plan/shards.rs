@@ -1,7 +1,8 @@
 //! shards: how a batch is cut by images into shards, each run through the whole network on
 //! one thread (`rt::shard`, the generated `Sharded` workspace). Splitting each layer over
 //! the threads pays the pool's wake-ups in every kernel and leaves small layers on one
-//! thread (`threads`); shards share nothing but the parameters.
+//! thread (`threads`); shards share the parameters, and nothing else but the sums of the
+//! layers that mix the images.
 //!
 //! Inference computes every image on its own, so it is cut into a shard per thread whenever
 //! each gets [`INFER_SHARD_IMAGES`]: the outputs are the same bits. A training step where no

@@ -132,6 +132,9 @@ pub fn batchnorm_train_forward_act(
         running_mean.len() == c && running_var.len() == c && mean.len() == c && rstd.len() == c
     );
     if n * plane == 0 {
+        // An empty shard would leave the others waiting at the exchange: its panic stops
+        // them (`shard::Group::run`). (`Sharded` never makes one.)
+        assert!(peers.is_none(), "batchnorm: a shard without values");
         return; // nothing to normalize; the running statistics stay as they are (PyTorch)
     }
     // Each channel's `(k, Σ(x-k), Σ(x-k)²)` in one pass, `k` its first value: in f64 the
@@ -354,8 +357,7 @@ pub fn batchnorm_train_backward_act(
         }
         (db.iter().sum::<f64>(), dxs.iter().sum::<f64>())
     });
-    // dx = γr/m·(m·dy' - dβ - x̂·dγ) in f64: where a channel has few values (a 1×1 map at
-    // batch 2) its dx is all cancellation, and f32 would leave only rounding noise.
+    // This shard's dβ and dγ.
     for (ch, &(db, dxs)) in sums.iter().enumerate() {
         dbeta[ch] = db as f32;
         dgamma[ch] = (dxs * rstd[ch] as f64) as f32;
@@ -383,6 +385,8 @@ pub fn batchnorm_train_backward_act(
             (whole, all.iter().map(|a| a[2 * c]).sum())
         }
     };
+    // dx = γr/m·(m·dy' - dβ - x̂·dγ) in f64: where a channel has few values (a 1×1 map at
+    // batch 2) its dx is all cancellation, and f32 would leave only rounding noise.
     let mut k = Vec::with_capacity(c);
     for (ch, &(db, dxs)) in sums.iter().enumerate() {
         let (r, gm) = (rstd[ch] as f64, gamma[ch] as f64);

@@ -4,14 +4,16 @@
 //! 8) pays the pool's wake-ups in each of its kernels, and a second thread can make it
 //! slower than one (`plan::threads` keeps such layers on one thread, which then leaves the
 //! other idle). Two halves of the batch, each run through the whole network on a thread of
-//! its own, share nothing but the parameters: on this 2-core machine two one-thread LeNet
+//! its own, share only the parameters (and, where a layer mixes the images, that layer's
+//! sums: [`Group`]): on this 2-core machine two one-thread LeNet
 //! steps at batch 32 ran 27.3k img/s together against 13.6k for one at batch 64, and
 //! ResNet-50's inference at batch 4 twice over 25.5 img/s against 23.6 for batch 8 split
 //! layer by layer.
 //!
 //! The generated code keeps a workspace per shard (`Sharded`); this module holds what does
 //! not depend on the network: where each shard's images are, running the shards on the
-//! runtime's threads, and summing their gradients in a fixed order, so that a given number
+//! runtime's threads ([`run`]; [`Group::run`] for shards that run together and exchange a
+//! batchnorm's sums), and summing their gradients in a fixed order, so that a given number
 //! of shards computes the same bits on any number of threads.
 
 mod peers;

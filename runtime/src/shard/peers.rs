@@ -6,8 +6,9 @@
 //! and computes the same bits.
 //!
 //! A shard that panics poisons the group: the others, waiting for it, panic too instead of
-//! waiting forever, and the panic reaches the caller of [`Group::run`].
+//! waiting forever, and the first panic reaches the caller of [`Group::run`].
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use crate::gemm::{one_thread, Context};
@@ -33,6 +34,8 @@ struct Meet {
     generation: u64,
     /// A shard panicked: nobody waits any longer.
     poisoned: bool,
+    /// The first shard that panicked (or whose thread would not start).
+    first: Option<usize>,
 }
 
 impl Exchange {
@@ -55,9 +58,11 @@ impl Exchange {
         assert!(!m.poisoned, "another shard of this batch panicked");
     }
 
-    fn poison(&self) {
+    /// Shard `k` panicked: every waiter, now and later, panics too.
+    fn poison(&self, k: usize) {
         let mut m = self.meet.lock().unwrap_or_else(PoisonError::into_inner);
         m.poisoned = true;
+        m.first.get_or_insert(k);
         self.wake.notify_all();
     }
 }
@@ -111,7 +116,9 @@ impl Group {
     /// context alone (its kernels do not wake the pool). The shards wait for one another,
     /// so each needs a thread: where the context has fewer than the shards (the runtime's
     /// threads were set lower after the shards were cut), each runs on a thread started
-    /// for it instead.
+    /// for it instead. A shard that panics stops the others at their next exchange, and its
+    /// panic, the first, is the one that reaches the caller; the group is ready for another
+    /// run afterwards.
     pub fn run<T: Send, R: Send>(
         &self,
         parts: &mut [T],
@@ -121,70 +128,85 @@ impl Group {
         if let [part] = parts {
             return vec![f(0, part)];
         }
+        *self
+            .exchange
+            .meet
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Meet::default();
+        let outcomes: Vec<Mutex<Option<Outcome<R>>>> =
+            parts.iter().map(|_| Mutex::new(None)).collect();
+        // Shard k on the calling thread alone, its panic caught and the group poisoned.
+        let shard = |k: usize, part: &mut T| {
+            let _alone = one_thread();
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| f(k, part)));
+            if outcome.is_err() {
+                self.exchange.poison(k);
+            }
+            *outcomes[k].lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+        };
         let ctx = Context::global();
         if ctx.threads() < parts.len() {
-            let f = &f;
-            return std::thread::scope(|scope| {
-                let running: Vec<_> = parts
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(k, part)| {
-                        scope.spawn(move || {
-                            let _alone = one_thread();
-                            let guard = PoisonOnPanic(&self.exchange);
-                            let r = f(k, part);
-                            std::mem::forget(guard);
-                            r
-                        })
-                    })
-                    .collect();
-                running
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect()
+            let started = std::thread::scope(|scope| {
+                let mut running = Vec::with_capacity(parts.len());
+                for (k, part) in parts.iter_mut().enumerate() {
+                    let shard = &shard;
+                    match std::thread::Builder::new().spawn_scoped(scope, move || shard(k, part)) {
+                        Ok(h) => running.push(h),
+                        // The shards started would wait for this one forever.
+                        Err(e) => {
+                            self.exchange.poison(k);
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(())
+            });
+            if let Err(e) = started {
+                panic!("a thread for a shard of the batch: {e}");
+            }
+        } else {
+            let slots: Vec<Mutex<Option<&mut T>>> =
+                parts.iter_mut().map(|p| Mutex::new(Some(p))).collect();
+            ctx.install(|| {
+                // One call per thread of the pool: shard k runs on the thread of index k.
+                rayon::broadcast(|b| {
+                    let k = b.index();
+                    let Some(slot) = slots.get(k) else {
+                        return;
+                    };
+                    let part = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                    shard(k, part.expect("each shard runs once"));
+                })
             });
         }
-        let slots: Vec<Mutex<Option<&mut T>>> =
-            parts.iter_mut().map(|p| Mutex::new(Some(p))).collect();
-        let results: Vec<Mutex<Option<R>>> = slots.iter().map(|_| Mutex::new(None)).collect();
-        ctx.install(|| {
-            // One call per thread of the pool: shard k runs on the thread of index k.
-            rayon::broadcast(|b| {
-                let k = b.index();
-                let Some(slot) = slots.get(k) else {
-                    return;
-                };
-                let part = slot
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take()
-                    .expect("each shard runs once");
-                let _alone = one_thread();
-                let guard = PoisonOnPanic(&self.exchange);
-                let r = f(k, part);
-                std::mem::forget(guard);
-                *results[k].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
-            })
-        });
-        results
+        let first = self
+            .exchange
+            .meet
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .first;
+        let mut outcomes: Vec<Outcome<R>> = outcomes
             .into_iter()
-            .map(|r| {
-                r.into_inner()
+            .map(|o| {
+                o.into_inner()
                     .unwrap_or_else(PoisonError::into_inner)
                     .expect("every shard ran")
             })
+            .collect();
+        if let Some(k) = first {
+            if let Err(panic) = outcomes.swap_remove(k) {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             .collect()
     }
 }
 
-/// Poisons the group when dropped, that is, when its shard unwinds.
-struct PoisonOnPanic<'a>(&'a Exchange);
-
-impl Drop for PoisonOnPanic<'_> {
-    fn drop(&mut self) {
-        self.0.poison();
-    }
-}
+/// What a shard returned, or its panic.
+type Outcome<R> = std::thread::Result<R>;
 
 impl Peers {
     /// This shard's place in the batch.
@@ -233,13 +255,10 @@ impl Peers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gemm::Context;
 
+    /// On the pool (two threads or more) or on threads of their own (one).
     #[test]
     fn every_shard_reads_every_deposit_in_order() {
-        if Context::global().threads() < 2 {
-            return; // the group needs a thread per shard
-        }
         let group = Group::new(&[0.5, 0.5]);
         let mut parts = vec![group.peer(0), group.peer(1)];
         let sums = group.run(&mut parts, |k, p| {
@@ -267,19 +286,29 @@ mod tests {
         assert_eq!(sums, vec![6.0; 4]);
     }
 
+    /// The panic that reaches the caller is the failing shard's, not the one of a shard
+    /// stopped while it waited; and the group runs again afterwards.
     #[test]
-    fn a_panicking_shard_fails_the_run_instead_of_hanging() {
-        if Context::global().threads() < 2 {
-            return;
-        }
+    fn a_panicking_shard_fails_the_run_with_its_own_panic() {
         let group = Group::new(&[0.5, 0.5]);
         let mut parts = vec![group.peer(0), group.peer(1)];
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            group.run(&mut parts, |k, p| {
-                assert!(k == 0, "shard 1 fails before the exchange");
-                p.all_gather(&[1.0]);
-            })
-        }));
-        assert!(r.is_err());
+        for alone in [false, true] {
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let _one = crate::gemm::one_thread_if(alone);
+                group.run(&mut parts, |k, p| {
+                    assert!(k == 0, "shard 1 fails before the exchange");
+                    p.all_gather(&[1.0]);
+                })
+            }));
+            let panic = r.expect_err("the run fails");
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            assert_eq!(message, "shard 1 fails before the exchange");
+            let sums = group.run(&mut parts, |k, p| p.all_gather(&[k as f64])[1][0]);
+            assert_eq!(sums, vec![1.0, 1.0], "the group after a failed run");
+        }
     }
 }
