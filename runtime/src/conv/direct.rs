@@ -481,3 +481,26 @@ fn group_weight_body<const FMA: bool>(t: &[f32], at: &[usize], dyw: &[f32], dwj:
         *d += dot::<FMA>(dyw, &t[a..a + dyw.len()]);
     }
 }
+
+#[cfg(test)]
+mod deal_tests {
+    /// Every length and step: every step-th element, in order, and nothing written past
+    /// them.
+    #[test]
+    fn dealing_takes_every_step_th_element() {
+        let x: Vec<f32> = (0..80).map(|i| i as f32).collect();
+        for step in [1, 2, 3] {
+            for len in 0..x.len() {
+                let k = len.div_ceil(step);
+                let mut out = vec![-1.0f32; k + 3];
+                super::deal(&x[..len], step, &mut out);
+                let want: Vec<f32> = (0..k).map(|q| (q * step) as f32).collect();
+                assert_eq!(&out[..k], &want[..], "step {step}, length {len}");
+                assert!(
+                    out[k..].iter().all(|&v| v == -1.0),
+                    "step {step}, length {len}"
+                );
+            }
+        }
+    }
+}
