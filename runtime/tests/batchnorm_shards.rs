@@ -86,13 +86,14 @@ fn close(what: &str, a: &[f32], b: &[f32], tol: f32) {
     }
 }
 
-/// The batch in `shards` shards against the whole batch: a shard's `dy` is the batch's
-/// divided by its share (the gradient of its own mean loss).
-fn shards_against_whole(shards: usize, x: &[f32], dy: &[f32], n: usize, c: usize, plane: usize) {
+/// The batch `x` in `shards` shards against the whole batch, with a random `dy`: a shard's
+/// `dy` is the batch's divided by its share (the gradient of its own mean loss).
+fn shards_against_whole(shards: usize, x: &[f32], n: usize, c: usize, plane: usize) {
     let mut rng = Rng::new(9);
+    let dy: Vec<f32> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
     let gamma: Vec<f32> = (0..c).map(|_| rng.uniform(0.5, 2.0)).collect();
     let beta: Vec<f32> = (0..c).map(|_| rng.uniform(-0.5, 0.5)).collect();
-    let whole = step(None, n, c, plane, x, dy, &gamma, &beta);
+    let whole = step(None, n, c, plane, x, &dy, &gamma, &beta);
 
     let ranges = shard::ranges(n, shards);
     let w = shard::weights(&ranges, n);
@@ -143,8 +144,7 @@ fn two_shards_compute_the_whole_batch() {
     let mut rng = Rng::new(4);
     let (n, c, plane) = (6, 5, 49);
     let x: Vec<f32> = (0..n * c * plane).map(|_| rng.uniform(-2.0, 3.0)).collect();
-    let dy: Vec<f32> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
-    shards_against_whole(2, &x, &dy, n, c, plane);
+    shards_against_whole(2, &x, n, c, plane);
 }
 
 /// Each shard's images are nearly constant, and the shards far apart: the batch's variance
@@ -157,8 +157,7 @@ fn shards_far_apart_get_the_batch_variance() {
     let x: Vec<f32> = (0..n * per)
         .map(|i| if i < 2 * per { 100.0 } else { 300.0 } + rng.uniform(-0.01, 0.01))
         .collect();
-    let dy: Vec<f32> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
-    shards_against_whole(2, &x, &dy, n, c, plane);
+    shards_against_whole(2, &x, n, c, plane);
 }
 
 /// Three shards of 2, 2 and 3 images (weights that are not powers of two), a mean far from
@@ -170,6 +169,5 @@ fn uneven_shards_compute_the_whole_batch() {
     let x: Vec<f32> = (0..n * c * plane)
         .map(|_| rng.uniform(45.0, 55.0))
         .collect();
-    let dy: Vec<f32> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
-    shards_against_whole(3, &x, &dy, n, c, plane);
+    shards_against_whole(3, &x, n, c, plane);
 }

@@ -299,11 +299,7 @@ pub(super) fn sharded(plan: &Plan) -> Result<TokenStream, String> {
 
         /// How many shards `Sharded::new(batch)` cuts a training batch into.
         fn train_shards(batch: usize) -> usize {
-            if TRAIN_SHARDS_TOGETHER {
-                rt::shard::together_shards(batch, TRAIN_SHARD_IMAGES)
-            } else {
-                rt::shard::train_shards(batch, TRAIN_SHARD_IMAGES)
-            }
+            rt::shard::train_shards(batch, TRAIN_SHARD_IMAGES, TRAIN_SHARDS_TOGETHER)
         }
 
         /// The inputs of shard `r`'s images.

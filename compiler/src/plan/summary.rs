@@ -259,11 +259,11 @@ pub fn summary(g: &Graph, skip: &[&str], batch: usize) -> Result<Summary, Diagno
         model_batch,
         pin: g.conv_algo,
         threads,
-        train_shards: if plan.shards.together {
-            netc_runtime::shard::together_shards(batch, plan.shards.train_images)
-        } else {
-            netc_runtime::shard::train_shards(batch, plan.shards.train_images)
-        },
+        train_shards: netc_runtime::shard::train_shards(
+            batch,
+            plan.shards.train_images,
+            plan.shards.together,
+        ),
         shards: plan.shards,
     })
 }

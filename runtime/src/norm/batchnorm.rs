@@ -295,8 +295,8 @@ pub fn batchnorm_train_backward(
 /// `0 < y < 6`); without an activation `y` is not read and may be empty. On one shard
 /// (`peers`), `dy` is this shard's gradient, scaled as its own loss (the shards'
 /// gradients are summed weighted by their share `w` of the batch, `shard::combine`).
-/// `dgamma` and `dbeta` are this shard's, so scaled too; `dx` needs the whole batch's `Σ dy'` and `Σ dy'·x̂`, which the shards
-/// exchange: `dx = γr/M·(M·dy' - (Σ_k w_k·dβ_k + x̂·Σ_k w_k·dγ_k) / w)`, `M` the batch's
+/// `dgamma` and `dbeta` are this shard's, so scaled too; `dx` needs the whole batch's
+/// `Σ dy'` and `Σ dy'·x̂`, which the shards exchange: `dx = γr/M·(M·dy' - (Σ_k w_k·dβ_k + x̂·Σ_k w_k·dγ_k) / w)`, `M` the batch's
 /// values per channel. With one shard (`w = 1`) it is the formula of a whole batch.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_train_backward_act(

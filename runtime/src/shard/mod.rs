@@ -38,15 +38,16 @@ pub fn ranges(batch: usize, shards: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// How many shards a training batch of `batch` is cut into when each must hold at least
-/// `min_images` (0: the network cannot be sharded; one shard). It depends on the batch
-/// alone, never on the threads, so that training computes the same bits on any number of
-/// threads.
-pub fn train_shards(batch: usize, min_images: usize) -> usize {
-    if min_images == 0 {
-        return 1;
+/// How many shards a training batch of `batch` is cut into, each of at least `min_images`.
+/// Shards that run `together` ([`Group`]: a layer mixes the images, and its sums are
+/// exchanged) are one per thread of the runtime's context, so one thread is the whole
+/// batch's step to the bit. Otherwise the count depends on the batch alone, never on the
+/// threads, so that training computes the same bits on any number of threads.
+pub fn train_shards(batch: usize, min_images: usize, together: bool) -> usize {
+    if together {
+        return per_thread(batch, min_images);
     }
-    (batch / min_images).clamp(1, MAX_SHARDS)
+    (batch / min_images.max(1)).clamp(1, MAX_SHARDS)
 }
 
 /// How many shards an inference batch of `batch` is cut into: one per thread of the
@@ -57,21 +58,10 @@ pub fn infer_shards(batch: usize, min_images: usize) -> usize {
     per_thread(batch, min_images)
 }
 
-/// How many shards a training batch of `batch` is cut into when its shards run together
-/// ([`Group`]: a layer mixes the images, and its statistics are exchanged): one per thread
-/// of the runtime's context, when every shard gets at least `min_images`. One thread, one
-/// shard: the step of the whole batch, to the bit.
-pub fn together_shards(batch: usize, min_images: usize) -> usize {
-    per_thread(batch, min_images)
-}
-
-/// A shard per thread of the runtime's context, each of at least `min_images` (0: one).
+/// A shard per thread of the runtime's context, each of at least `min_images`.
 fn per_thread(batch: usize, min_images: usize) -> usize {
-    if min_images == 0 {
-        return 1;
-    }
     let threads = Context::global().threads();
-    threads.min(batch / min_images).clamp(1, MAX_SHARDS)
+    threads.min(batch / min_images.max(1)).clamp(1, MAX_SHARDS)
 }
 
 /// `&v[r.start·per .. r.end·per]`: shard `r`'s part of a batch-first buffer of `per`
@@ -158,11 +148,12 @@ mod tests {
 
     #[test]
     fn training_shards_depend_on_the_batch_alone() {
-        assert_eq!(train_shards(64, 0), 1);
-        assert_eq!(train_shards(64, 16), 4);
-        assert_eq!(train_shards(31, 16), 1);
-        assert_eq!(train_shards(32, 16), 2);
-        assert_eq!(train_shards(100_000, 16), MAX_SHARDS);
+        assert_eq!(train_shards(64, 16, false), 4);
+        assert_eq!(train_shards(31, 16, false), 1);
+        assert_eq!(train_shards(32, 16, false), 2);
+        assert_eq!(train_shards(100_000, 16, false), MAX_SHARDS);
+        // Together, a shard per thread: one on one thread, whatever the batch.
+        assert_eq!(crate::gemm::serial(|| train_shards(64, 4, true)), 1);
     }
 
     #[test]

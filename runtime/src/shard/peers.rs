@@ -94,13 +94,8 @@ impl Group {
     }
 
     /// How many shards the group has.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.exchange.slots.len()
-    }
-
-    /// Whether the group has no shards.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Shard `k`'s handle.
@@ -212,16 +207,6 @@ impl Peers {
     /// This shard's place in the batch.
     pub fn index(&self) -> usize {
         self.index
-    }
-
-    /// How many shards the batch has.
-    pub fn len(&self) -> usize {
-        self.exchange.slots.len()
-    }
-
-    /// Whether the batch has no shards (never: a handle belongs to one).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Shard `k`'s share of the batch.
