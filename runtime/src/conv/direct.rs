@@ -182,6 +182,7 @@ macro_rules! dispatch {
     };
 }
 
+mod channels;
 mod rows;
 
 use rows::{output_plane, Out};
@@ -316,6 +317,25 @@ fn dot<const FMA: bool>(x: &[f32], y: &[f32]) -> f32 {
 /// `y = act(conv(x, w) + bias + beta·y)` at `ys` of `y`, `beta` 0 or 1.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
+    g: &Conv2d,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    y: &mut [f32],
+    ys: Slot,
+    beta: f32,
+) {
+    if channels::applies(g) {
+        return channels::forward(g, n, x, w, bias, act, y, ys, beta);
+    }
+    planes(g, n, x, w, bias, act, y, ys, beta);
+}
+
+/// [`forward`] plane by plane, vectorized along the output rows (`rows.rs`).
+#[allow(clippy::too_many_arguments)]
+fn planes(
     g: &Conv2d,
     n: usize,
     x: &[f32],
