@@ -162,10 +162,20 @@ pub(crate) fn bench(b: Bench) -> ExitCode {
             k,
             s,
             p,
+            groups,
             threads,
             format,
         } => {
-            let g = netc_runtime::conv::Conv2d::square(c, h, w, out, k, s, p);
+            let g = netc_runtime::conv::Conv2d {
+                groups,
+                ..netc_runtime::conv::Conv2d::square(c, h, w, out, k, s, p)
+            };
+            if groups == 0 || c % groups != 0 || out % groups != 0 {
+                eprintln!(
+                    "netc: --groups {groups} does not divide {c} input and {out} output channels"
+                );
+                return ExitCode::from(2);
+            }
             if batch == 0
                 || c == 0
                 || out == 0
@@ -188,7 +198,7 @@ pub(crate) fn bench(b: Bench) -> ExitCode {
                 let rows: Vec<_> = results
                     .iter()
                     .map(|r| {
-                        json!({"batch": batch, "c": c, "h": h, "w": w, "out": out, "k": k, "s": s, "p": p,
+                        json!({"batch": batch, "c": c, "h": h, "w": w, "out": out, "k": k, "s": s, "p": p, "groups": groups,
                                "threads": r.threads, "kernel": kernel, "macs": r.macs,
                                "forward_seconds": r.forward, "forward_gflops": r.forward_gflops(),
                                "forward_peak_fraction": r.peak_fraction(r.forward_gflops()),
@@ -203,7 +213,8 @@ pub(crate) fn bench(b: Bench) -> ExitCode {
                 );
             } else {
                 println!(
-                    "conv {c}→{out}, {k}×{k}/{s} pad {p}, on {batch}×{c}×{h}×{w}: {:.2} GMAC forward; kernel {kernel}",
+                    "conv {c}→{out}, {k}×{k}/{s} pad {p}{}, on {batch}×{c}×{h}×{w}: {:.2} GMAC forward; kernel {kernel}",
+                    if groups > 1 { format!(", {groups} groups") } else { String::new() },
                     results.first().map_or(0.0, |r| r.macs as f64 / 1e9)
                 );
                 println!(

@@ -367,6 +367,10 @@ pub(crate) enum Bench {
         s: usize,
         /// Zero padding on each side.
         p: usize,
+        /// Channels split into this many groups (C and OUT both divisible; C = OUT = G is a
+        /// depthwise conv).
+        #[arg(long, default_value_t = 1)]
+        groups: usize,
         /// Threads (repeat for several); default: 1, then every CPU.
         #[arg(long)]
         threads: Vec<usize>,

@@ -58,6 +58,28 @@ fn bench_commands_report_gflops_and_peak() {
         Some(2),
         "a window larger than its input is bad usage"
     );
+
+    // A depthwise conv: its MACs are a sixteenth of the dense conv's.
+    let args = ["bench", "conv", "2", "16", "7", "7", "16", "3", "1", "1"];
+    let depthwise = netc(&[&args[..], &["--groups", "16", "--threads", "1"]].concat());
+    assert!(depthwise.status.success(), "{}", text(&depthwise.stderr));
+    let table = text(&depthwise.stdout);
+    assert!(
+        table.contains("3×3/1 pad 1, 16 groups, on 2×16×7×7: 0.00 GMAC"),
+        "{table}"
+    );
+    let json = netc(
+        &[
+            &args[..],
+            &["--groups", "16", "--threads", "1", "--format", "json"],
+        ]
+        .concat(),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v[0]["macs"].as_u64(), Some(2 * 16 * 49 * 9));
+    let out = netc(&[&args[..], &["--groups", "3"]].concat());
+    assert_eq!(out.status.code(), Some(2), "groups that divide no channels");
+    assert!(text(&out.stderr).contains("--groups 3 does not divide 16"));
 }
 
 #[test]
