@@ -113,6 +113,7 @@ errors! {
     duplicate_path: &format!("{NET}\n    y = x -> conv(8, k=3) as c -> relu -> conv(8, k=3) as c;\n    output y;\n}}\n");
     duplicate_block: "block b(x) { return x -> relu; }\nblock b(x) { return x -> tanh; }\n";
     block_named_like_op: "block conv(x) { return x -> relu; }\n";
+    block_named_like_loss: "block l1(x) { return x -> relu; }\n";
     block_missing_argument: &format!("block unit(x, c) {{\n    return x -> conv(c, k=3, p=1);\n}}\n{NET}\n    y = x -> unit;\n    output y;\n}}\n");
     block_unknown_parameter: &format!("block unit(x, c) {{\n    return x -> conv(c, k=3, p=1);\n}}\n{NET}\n    y = x -> unit(chans=8);\n    output y;\n}}\n");
     default_before_required: "block cna(x, k=3, c) { return x -> conv(c, k=k); }\n";
