@@ -370,6 +370,19 @@ impl<'a, 'u> Body<'a, 'u> {
         for a in r.n.iter().chain(&r.rest).chain(&r.start) {
             self.expr(&a.value);
         }
+        for &(again, first) in &r.again {
+            let (Some(name), Some(first)) = (&again.name, &first.name) else {
+                continue; // only named arguments are repetition's own
+            };
+            self.diags.push(
+                Diagnostic::error("duplicate", format!("`{name}=` is given twice"))
+                    .label(name.span, "given again here")
+                    .label(first.span, "first given here")
+                    .help(format!(
+                        "`{name}=` belongs to `repeat` and takes one value: remove one of them"
+                    )),
+            );
+        }
         self.repeat_names(&r);
         let Some(block_arg) = r.block else {
             self.diags.push(

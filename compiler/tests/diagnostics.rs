@@ -143,6 +143,9 @@ errors! {
     repeat_named_with_as: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8) as body;\n    output y;\n}}\n");
     repeat_without_block: &format!("{NET}\n    y = x -> repeat(2);\n    output y;\n}}\n");
     repeat_block_not_a_name: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna(8));\n    output y;\n}}\n");
+    repeat_index_twice: &format!("block u(x, c, i=0) {{\n    return x -> conv(c * (i + 1), k=3, p=1);\n}}\n{NET}\n    y = x -> repeat(2, u, 8, index=i, index=i);\n    output y;\n}}\n");
+    repeat_prefix_twice: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, prefix=\"a\", prefix=\"b\");\n    output y;\n}}\n");
+    repeat_start_twice: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, prefix=\"a\", start=1, start=1);\n    output y;\n}}\n");
     error_inside_block: &format!("block unit(x, c) {{\n    y = x -> conv(c, k=3) -> linear(c);\n    return y;\n}}\n{NET}\n    a = x -> unit(8);\n    output a;\n}}\n");
     label_as_tensor: &format!("{NET_L}\n    y = label -> relu;\n    output y;\n}}\n");
     ce_shape: &format!("{NET_L}\n    y = x -> flatten -> linear(12);\n    loss ce(y, label);\n    output y;\n}}\n");
