@@ -37,8 +37,13 @@ pub(crate) const START: &str = "start";
 
 impl<'a> RepeatCall<'a> {
     pub fn split(call: &'a Call, defs: &Defs<'_>) -> RepeatCall<'a> {
-        let block = call
-            .args
+        RepeatCall::split_args(&call.args.iter().collect::<Vec<_>>(), defs)
+    }
+
+    /// [`RepeatCall::split`] of a call's arguments (without one that should have been piped
+    /// in, for a `repeat` at a chain's head).
+    pub fn split_args(args: &[&'a Arg], defs: &Defs<'_>) -> RepeatCall<'a> {
+        let block = args
             .iter()
             .filter(|a| a.name.is_none())
             .nth(1)
@@ -56,7 +61,7 @@ impl<'a> RepeatCall<'a> {
             again: Vec::new(),
         };
         let mut again = Vec::new();
-        for a in &call.args {
+        for &a in args {
             let slot = match &a.name {
                 Some(id) if id.name == INDEX => Some(&mut r.index),
                 Some(id) if id.name == PREFIX && own(PREFIX) => Some(&mut r.prefix),

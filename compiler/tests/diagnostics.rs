@@ -139,6 +139,9 @@ errors! {
     repeat_start_not_integer: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, prefix=\"layer\", start=1.5);\n    output y;\n}}\n");
     repeat_prefix_collides: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> cna(8) as layer1 -> repeat(2, cna, 8, prefix=\"layer\");\n    output y;\n}}\n");
     repeat_at_head: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = repeat(2, cna, x, 8);\n    output y;\n}}\n");
+    repeat_at_head_value_first: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = repeat(x, 2, cna, 8);\n    output y;\n}}\n");
+    repeat_hidden_by_a_block: &format!("block repeat(x, n, c) {{\n    return x -> conv(c, k=1);\n}}\nblock cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8);\n    output y;\n}}\n");
+    block_used_as_value: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = add(x, cna);\n    output y;\n}}\n");
     repeat_bare: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat;\n    output y;\n}}\n");
     repeat_named_with_as: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8) as body;\n    output y;\n}}\n");
     repeat_without_block: &format!("{NET}\n    y = x -> repeat(2);\n    output y;\n}}\n");
