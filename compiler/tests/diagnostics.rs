@@ -146,6 +146,8 @@ errors! {
     repeat_named_with_as: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8) as body;\n    output y;\n}}\n");
     repeat_without_block: &format!("{NET}\n    y = x -> repeat(2);\n    output y;\n}}\n");
     repeat_block_not_a_name: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna(8));\n    output y;\n}}\n");
+    repeat_error_in_repetition: &format!("block shrink(x, c) {{\n    return x -> conv(c, k=3) -> relu;\n}}\n{NET}\n    y = x -> repeat(20, shrink, 8);\n    output y;\n}}\n");
+    repeat_count_through_parameter: &format!("block u(x, c) {{\n    return x -> conv(c, k=1);\n}}\nblock stage(x, n, c) {{\n    return x -> repeat(n, u, c);\n}}\n{NET}\n    a = x -> stage(2, 8);\n    b = x -> stage(2.5, 8);\n    output a, b;\n}}\n");
     repeat_index_twice: &format!("block u(x, c, i=0) {{\n    return x -> conv(c * (i + 1), k=3, p=1);\n}}\n{NET}\n    y = x -> repeat(2, u, 8, index=i, index=i);\n    output y;\n}}\n");
     repeat_prefix_twice: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, prefix=\"a\", prefix=\"b\");\n    output y;\n}}\n");
     repeat_start_twice: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, prefix=\"a\", start=1, start=1);\n    output y;\n}}\n");

@@ -75,7 +75,7 @@ impl<'p> Lowerer<'p> {
                             None if count == 1 => base.to_string(),
                             None => format!("{base}.{}", pos + k),
                         };
-                        cur = self.repeat_stage(s, st, c, k, (cur, cur_span), path);
+                        cur = self.repeat_stage(s, st, c, (k, e.n), (cur, cur_span), path);
                         if self.stages > MAX_STAGES {
                             break; // reported once, where the limit was reached
                         }

@@ -139,7 +139,14 @@ struct Lowerer<'p> {
     loss_terms: usize,
     /// The count of each `repeat` stage evaluated, by its span, for the report's rows.
     repeat_counts: HashMap<Span, usize>,
+    /// The block calls being expanded, outermost first: where each was called, and how to
+    /// say so ("in this call of `unit`", "in repetition 7 of 8"). An error inside a block
+    /// names them, since the body alone does not say which call went wrong.
+    sites: Vec<(Span, String)>,
 }
+
+/// How many enclosing calls an error names; deeper ones are counted in a note.
+const MAX_SITES: usize = 4;
 
 /// An argument after evaluation.
 #[derive(Clone, Debug)]
@@ -189,10 +196,21 @@ impl<'p> Lowerer<'p> {
             stages: 0,
             loss_terms: 0,
             repeat_counts: HashMap::new(),
+            sites: Vec::new(),
         }
     }
 
-    fn error(&mut self, d: Diagnostic) -> Value {
+    /// Reports an error, naming the block calls it happened in.
+    fn error(&mut self, mut d: Diagnostic) -> Value {
+        for (span, what) in self.sites.iter().rev().take(MAX_SITES) {
+            d = d.label(*span, what.clone());
+        }
+        if self.sites.len() > MAX_SITES {
+            d = d.note(format!(
+                "and {} more enclosing calls",
+                self.sites.len() - MAX_SITES
+            ));
+        }
         self.diags.push(d);
         Value::Poison
     }

@@ -155,13 +155,13 @@ impl<'p> Lowerer<'p> {
         }
     }
 
-    /// The `k`-th call of a repeat's block, on the piped value, named `path`.
+    /// The `k`-th of the `n` calls of a repeat's block, on the piped value, named `path`.
     pub(super) fn repeat_stage(
         &mut self,
         s: usize,
         st: &'p ast::Stage,
         c: &'p ast::Call,
-        k: usize,
+        (k, n): (usize, usize),
         piped: (Value, Span),
         path: String,
     ) -> Value {
@@ -192,6 +192,7 @@ impl<'p> Lowerer<'p> {
                 span: index.span,
             });
         }
-        self.instantiate(block, id, st.span, vals, &path)
+        let site = format!("in repetition {} of {n}", k + 1);
+        self.instantiate(block, id, (st.span, site), vals, &path)
     }
 }
