@@ -472,6 +472,7 @@ impl<'p> Lowerer<'p> {
             state: Vec::new(),
             is_network: false,
             dups: HashSet::new(),
+            repeated: HashMap::new(),
         };
         for b in &block.binds {
             add_bind(&mut scope, b);

@@ -108,6 +108,8 @@ struct Scope<'p> {
     is_network: bool,
     /// Names declared twice (reported by resolution): their layers' paths clash too.
     dups: HashSet<String>,
+    /// The names `prefix=` gave repetitions here, with the span of the `prefix=` value.
+    repeated: HashMap<String, Span>,
 }
 
 enum ConstState {
@@ -235,6 +237,7 @@ impl<'p> Lowerer<'p> {
             state: Vec::new(),
             is_network: true,
             dups: HashSet::new(),
+            repeated: HashMap::new(),
         };
         for input in &net.inputs {
             let (op, shape) = self.input_type(input);
