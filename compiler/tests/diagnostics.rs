@@ -153,6 +153,9 @@ errors! {
     repeat_prefix_is_an_input: "block cna(x, c) { return x -> conv(c, k=1); }\nnetwork n(layer0: [3, 8, 8]) {\n    y = layer0 -> repeat(2, cna, 8, prefix=\"layer\");\n    output y;\n}\n";
     repeat_prefix_twice_in_a_chain: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, prefix=\"b\") -> repeat(2, cna, 8, prefix=\"b\");\n    output y;\n}}\n");
     repeat_prefix_clash_in_a_block: &format!("block cna(x, c) {{\n    return x -> conv(c, k=1);\n}}\nblock stage(x) {{\n    a = x -> conv(8, k=1) as l2;\n    return a -> repeat(3, cna, 8, prefix=\"l\");\n}}\n{NET}\n    y = x -> stage;\n    output y;\n}}\n");
+    repeat_past_the_limit: &format!("block unit(x, c) {{\n    return x -> conv(c, k=1) -> relu;\n}}\n{NET}\n    y = x -> repeat(200000, unit, 2);\n    output y;\n}}\n");
+    repeat_nested_past_the_limit: &format!("block a(x) {{ return x -> relu; }}\nblock b(x) {{ return x -> repeat(1000, a); }}\nblock c(x) {{ return x -> repeat(1000, b); }}\n{NET}\n    y = x -> relu -> repeat(1000, c);\n    output y;\n}}\n");
+    repeat_of_itself_reported_once: &format!("block u(x, c) {{ return x -> repeat(2, u, c); }}\n{NET}\n    y = x -> repeat(3, u, 8);\n    output y;\n}}\n");
     repeat_index_twice: &format!("block u(x, c, i=0) {{\n    return x -> conv(c * (i + 1), k=3, p=1);\n}}\n{NET}\n    y = x -> repeat(2, u, 8, index=i, index=i);\n    output y;\n}}\n");
     repeat_prefix_twice: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, prefix=\"a\", prefix=\"b\");\n    output y;\n}}\n");
     repeat_start_twice: &format!("block cna(x, c, k=3, s=1) {{\n    return x -> conv(c, k=k, s=s, p=k / 2) -> relu;\n}}\n{NET}\n    y = x -> repeat(2, cna, 8, prefix=\"a\", start=1, start=1);\n    output y;\n}}\n");

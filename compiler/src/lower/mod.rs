@@ -145,6 +145,26 @@ struct Lowerer<'p> {
     /// say so ("in this call of `unit`", "in repetition 7 of 8"). An error inside a block
     /// names them, since the body alone does not say which call went wrong.
     sites: Vec<(Span, String)>,
+    /// Errors inside blocks already given (span, message): one in a block's body that every
+    /// call makes (a recursive call, in each of 1000 repetitions) is reported at the first.
+    sited: HashSet<(Span, String)>,
+    /// The `repeat`s being expanded, outermost first, for the error at the stage limit.
+    repeats: Vec<RepeatFrame>,
+}
+
+/// A `repeat` being expanded: which repetition, and the stages counted so far.
+struct RepeatFrame {
+    /// The count's span, where an expansion past the stage limit is reported.
+    at: Span,
+    block: String,
+    n: usize,
+    /// The repetition being made (from 0).
+    k: usize,
+    /// [`Lowerer::stages`] before the first repetition and before repetition `k`.
+    before: usize,
+    before_k: usize,
+    /// How many [`Lowerer::sites`] enclose the repeat.
+    sites: usize,
 }
 
 /// How many enclosing calls an error names; deeper ones are counted in a note.
@@ -199,18 +219,32 @@ impl<'p> Lowerer<'p> {
             loss_terms: 0,
             repeat_counts: HashMap::new(),
             sites: Vec::new(),
+            sited: HashSet::new(),
+            repeats: Vec::new(),
         }
     }
 
     /// Reports an error, naming the block calls it happened in.
-    fn error(&mut self, mut d: Diagnostic) -> Value {
-        for (span, what) in self.sites.iter().rev().take(MAX_SITES) {
+    fn error(&mut self, d: Diagnostic) -> Value {
+        self.error_within(d, self.sites.len())
+    }
+
+    /// Reports an error, naming the outermost `depth` block calls being expanded.
+    fn error_within(&mut self, mut d: Diagnostic, depth: usize) -> Value {
+        if depth > 0 {
+            let key = (d.span().unwrap_or_default(), d.message.clone());
+            if !self.sited.insert(key) {
+                return Value::Poison;
+            }
+        }
+        let sites = &self.sites[..depth];
+        for (span, what) in sites.iter().rev().take(MAX_SITES) {
             d = d.label(*span, what.clone());
         }
-        if self.sites.len() > MAX_SITES {
+        if sites.len() > MAX_SITES {
             d = d.note(format!(
                 "and {} more enclosing calls",
-                self.sites.len() - MAX_SITES
+                sites.len() - MAX_SITES
             ));
         }
         self.diags.push(d);

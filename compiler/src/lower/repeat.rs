@@ -13,6 +13,8 @@ use super::*;
 /// How a `repeat` expands: `n` calls, named by chain position or by `prefix=` and `start=`.
 pub(super) struct Expansion<'p> {
     pub n: usize,
+    /// The count's span.
+    pub at: Span,
     /// `prefix="NAME", start=K`: the calls are `NAME{K}`, `NAME{K+1}`, .. in the scope.
     pub names: Option<(&'p str, i64)>,
 }
@@ -46,7 +48,8 @@ impl<'p> Lowerer<'p> {
                 return None;
             }
         }
-        Some(Expansion { n, names })
+        let at = RepeatCall::split(c, self.defs).n?.value.span;
+        Some(Expansion { n, at, names })
     }
 
     /// Whether the names `prefix{start}`, `prefix{start + 1}`, .. of `n` repetitions are free
