@@ -304,15 +304,24 @@ pub fn defs<'p>(prog: &'p Program, diags: &mut Vec<Diagnostic>) -> Defs<'p> {
                     }
                 }
                 Item::Block(b) => {
-                    if crate::ops::lookup(&b.name.name).is_some()
-                        || crate::ops::LOSSES.contains(&b.name.name.as_str())
-                    {
+                    let builtin = if crate::ops::lookup(&b.name.name).is_some() {
+                        Some("op")
+                    } else if crate::ops::LOSSES.contains(&b.name.name.as_str()) {
+                        Some("loss")
+                    } else {
+                        None
+                    };
+                    if let Some(what) = builtin {
                         diags.push(
                             Diagnostic::error(
                                 "duplicate",
-                                format!("block `{}` has the name of a built-in op", b.name.name),
+                                format!("block `{}` has the name of a built-in {what}", b.name.name),
                             )
-                            .label(b.name.span, "choose another name"),
+                            .label(b.name.span, "choose another name")
+                            .help(format!(
+                                "a block cannot hide a built-in op or loss: rename it, e.g. `{}_block`",
+                                b.name.name
+                            )),
                         );
                     } else if let Some(first) = blocks.get(b.name.name.as_str()) {
                         diags.push(twice(&b.name.name, b.name.span, first.name.span, "block"));

@@ -23,6 +23,9 @@ pub(crate) struct RepeatCall<'a> {
     pub start: Option<&'a Arg>,
     /// The arguments of each call of the block, in the order written.
     pub rest: Vec<&'a Arg>,
+    /// Repetition's own arguments given again (`index=i, index=i`): each later one with the
+    /// first. They go nowhere; resolution reports them.
+    pub again: Vec<(&'a Arg, &'a Arg)>,
 }
 
 /// The name of the argument that passes the index.
@@ -34,8 +37,13 @@ pub(crate) const START: &str = "start";
 
 impl<'a> RepeatCall<'a> {
     pub fn split(call: &'a Call, defs: &Defs<'_>) -> RepeatCall<'a> {
-        let block = call
-            .args
+        RepeatCall::split_args(&call.args.iter().collect::<Vec<_>>(), defs)
+    }
+
+    /// [`RepeatCall::split`] of a call's arguments (without one that should have been piped
+    /// in, for a `repeat` at a chain's head).
+    pub fn split_args(args: &[&'a Arg], defs: &Defs<'_>) -> RepeatCall<'a> {
+        let block = args
             .iter()
             .filter(|a| a.name.is_none())
             .nth(1)
@@ -50,21 +58,30 @@ impl<'a> RepeatCall<'a> {
             prefix: None,
             start: None,
             rest: Vec::new(),
+            again: Vec::new(),
         };
-        for a in &call.args {
+        let mut again = Vec::new();
+        for &a in args {
+            let slot = match &a.name {
+                Some(id) if id.name == INDEX => Some(&mut r.index),
+                Some(id) if id.name == PREFIX && own(PREFIX) => Some(&mut r.prefix),
+                Some(id) if id.name == START && own(START) => Some(&mut r.start),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                match *slot {
+                    Some(first) => again.push((a, first)),
+                    None => *slot = Some(a),
+                }
+                continue;
+            }
             match &a.name {
-                Some(id) if id.name == INDEX && r.index.is_none() => r.index = Some(a),
-                Some(id) if id.name == PREFIX && r.prefix.is_none() && own(PREFIX) => {
-                    r.prefix = Some(a)
-                }
-                Some(id) if id.name == START && r.start.is_none() && own(START) => {
-                    r.start = Some(a)
-                }
                 None if r.n.is_none() => r.n = Some(a),
                 None if r.block.is_none() => r.block = Some(a),
                 _ => r.rest.push(a),
             }
         }
+        r.again = again;
         r
     }
 

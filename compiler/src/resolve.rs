@@ -194,6 +194,19 @@ pub fn network(defs: &Defs, n: &ast::Network, globals: &mut HashSet<String>) -> 
     body.diags
 }
 
+/// The hint for a block's name where a value was expected.
+fn block_not_a_value(b: &ast::Block) -> String {
+    let call = if b.params.len() > 1 {
+        format!("{}(..)", b.name)
+    } else {
+        b.name.to_string()
+    };
+    format!(
+        "`{}` is a block, not a value: apply it to a value with `x -> {call}`",
+        b.name
+    )
+}
+
 fn unknown_loss(callee: &ast::Ident) -> Diagnostic {
     Diagnostic::error("unknown-loss", format!("unknown loss `{callee}`"))
         .label(callee.span, "not a loss")
@@ -251,12 +264,13 @@ impl<'a, 'u> Body<'a, 'u> {
         }
         let mut d = Diagnostic::error("undefined", format!("undefined name `{id}`"))
             .label(id.span, "not defined here");
-        let is_op =
-            ops::lookup(&id.name).is_some() || self.defs.blocks.contains_key(id.name.as_str());
-        if is_op {
+        if ops::lookup(&id.name).is_some() {
             d = d.help(format!(
                 "`{id}` is an op: apply it to a value with `x -> {id}`"
             ));
+        } else if let Some(b) = self.defs.blocks.get(id.name.as_str()) {
+            self.globals.insert(id.name.clone()); // misused, but not unused
+            d = d.help(block_not_a_value(b));
         } else {
             let candidates = self
                 .declared
@@ -306,13 +320,28 @@ impl<'a, 'u> Body<'a, 'u> {
     fn chain(&mut self, chain: &'a Chain) {
         if let Target::Call(c) = &chain.head.target {
             if self.defs.is_repeat(&c.callee.name) {
-                self.diags.push(
+                // `repeat(x, 3, u)`: a value passed first, as to an op, was meant to be piped.
+                let piped = c.args.first().filter(|a| a.name.is_none()).and_then(|a| {
+                    let id = a.value.as_name()?;
+                    self.declared.contains_key(id.name.as_str()).then_some(id)
+                });
+                let mut d =
                     Diagnostic::error("misplaced-repeat", "`repeat` needs a value piped into it")
-                        .label(c.callee.span, "nothing flows into this")
-                        .help("`repeat` is a stage: `x -> repeat(n, block, ..)`"),
-                );
+                        .label(c.callee.span, "nothing flows into this");
+                let mut args: Vec<&'a ast::Arg> = c.args.iter().collect();
+                d = match piped {
+                    Some(id) => {
+                        self.name(id);
+                        args.remove(0);
+                        d.label(id.span, "a value passed as an argument").help(format!(
+                            "`repeat` is a stage: pipe `{id}` into it and leave it out of the arguments: `{id} -> repeat(n, block, ..)`"
+                        ))
+                    }
+                    None => d.help("`repeat` is a stage: `x -> repeat(n, block, ..)`"),
+                };
+                self.diags.push(d);
                 // The rest is checked as at a stage, so that it reports nothing more.
-                self.repeat(&chain.head, c);
+                self.repeat(&chain.head, c, RepeatCall::split_args(&args, self.defs));
                 return;
             }
         }
@@ -342,7 +371,9 @@ impl<'a, 'u> Body<'a, 'u> {
                     );
                 }
                 Target::Name(id) => self.callee(id),
-                Target::Call(c) if self.defs.is_repeat(&c.callee.name) => self.repeat(st, c),
+                Target::Call(c) if self.defs.is_repeat(&c.callee.name) => {
+                    self.repeat(st, c, RepeatCall::split(c, self.defs))
+                }
                 Target::Call(c) => self.call(c),
             }
         }
@@ -350,16 +381,47 @@ impl<'a, 'u> Body<'a, 'u> {
 
     fn call(&mut self, c: &'a ast::Call) {
         self.callee(&c.callee);
+        // A block named `repeat` hides repetition: `repeat(3, u, 8)` passes the block `u` to
+        // it as a value, which deserves more than "undefined name".
+        let hiding = match self.defs.blocks.get(c.callee.name.as_str()) {
+            Some(b) if c.callee.name == "repeat" => Some(*b),
+            _ => None,
+        };
         for a in &c.args {
-            self.expr(&a.value);
+            let block = a
+                .value
+                .as_name()
+                .filter(|id| self.is_block_only(id))
+                .and_then(|id| Some((id, self.defs.blocks.get(id.name.as_str())?)));
+            match (hiding, block) {
+                (Some(repeat), Some((id, _))) => {
+                    self.globals.insert(id.name.clone());
+                    self.diags.push(
+                        Diagnostic::error("undefined", format!("undefined name `{id}`"))
+                            .label(id.span, "a block, not a value")
+                            .label(repeat.name.span, "this block `repeat` hides repetition")
+                            .help(format!(
+                                "`repeat(..)` calls the block named `repeat`, which takes `{id}` as a value; to repeat `{id}`, rename that block"
+                            )),
+                    );
+                }
+                _ => self.expr(&a.value),
+            }
         }
+    }
+
+    /// Whether `id` names a block and nothing that is a value here.
+    fn is_block_only(&self, id: &ast::Ident) -> bool {
+        let name = id.name.as_str();
+        self.defs.blocks.contains_key(name)
+            && !self.declared.contains_key(name)
+            && !self.defs.consts.contains_key(name)
     }
 
     /// A `repeat(n, BLOCK, args.., index=NAME)` stage: what can be known without evaluating
     /// (that BLOCK is a block, that NAME is one of its parameters); `n` is checked when the
     /// network is lowered, where its value is known.
-    fn repeat(&mut self, st: &'a ast::Stage, c: &'a ast::Call) {
-        let r = RepeatCall::split(c, self.defs);
+    fn repeat(&mut self, st: &'a ast::Stage, c: &'a ast::Call, r: RepeatCall<'a>) {
         if let Some(a) = &st.alias {
             self.diags.push(
                 Diagnostic::error("misplaced-as", "`as` cannot name a `repeat`: it makes several layers")
@@ -369,6 +431,19 @@ impl<'a, 'u> Body<'a, 'u> {
         }
         for a in r.n.iter().chain(&r.rest).chain(&r.start) {
             self.expr(&a.value);
+        }
+        for &(again, first) in &r.again {
+            let (Some(name), Some(first)) = (&again.name, &first.name) else {
+                continue; // only named arguments are repetition's own
+            };
+            self.diags.push(
+                Diagnostic::error("duplicate", format!("`{name}=` is given twice"))
+                    .label(name.span, "given again here")
+                    .label(first.span, "first given here")
+                    .help(format!(
+                        "`{name}=` belongs to `repeat` and takes one value: remove one of them"
+                    )),
+            );
         }
         self.repeat_names(&r);
         let Some(block_arg) = r.block else {

@@ -563,3 +563,38 @@ fn every_net_error_example_fails() {
         .collect();
     assert_none(problems);
 }
+
+/// The text under the `## NAME` heading, up to the next `## `.
+fn section(doc: &str, name: &str) -> String {
+    let head = format!("## {name}");
+    let mut lines = doc.lines().skip_while(|l| *l != head).skip(1);
+    lines
+        .by_ref()
+        .take_while(|l| !l.starts_with("## "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn not_in_netc_lists_nothing_the_language_has() {
+    let doc = doc();
+    let missing = section(&doc, "Not in netc");
+    assert!(!missing.is_empty(), "no \"Not in netc\" section");
+    // Each of these is a section of the reference, and a feature the compiler accepts.
+    let features = [
+        (
+            "Defaults and calls by name",
+            "block f(x, c=3)",
+            "default values",
+        ),
+        ("Repetition", "repeat(", "repetition"),
+    ];
+    let problems = features
+        .iter()
+        .filter(|(_, code, _)| missing.contains(code))
+        .map(|(title, code, what)| {
+            format!("\"Not in netc\" lists {what} (`{code}`), which \"{title}\" documents")
+        })
+        .collect();
+    assert_none(problems);
+}

@@ -152,6 +152,25 @@ network n(x: [8, 8, 8]) {
 }
 
 #[test]
+fn a_prefix_names_repetitions_per_scope() {
+    // The same prefix in the network and in two instances of a block, and a prefix that
+    // another continues (`b` gives `b0`, `b1`; `b1x` gives `b1x0`): no two layers clash.
+    let checked = check(
+        "block unit(x) { return x -> conv(4, k=1); }
+block pair(x) { return x -> repeat(2, unit, prefix=\"b\"); }
+network n(x: [4, 8, 8]) {
+    a = x -> repeat(2, unit, prefix=\"b\") -> pair as p1 -> pair as p2;
+    c = a -> repeat(1, unit, prefix=\"b1x\") -> repeat(1, unit, prefix=\"b\", start=2);
+    output c;
+}",
+    );
+    assert_eq!(
+        paths(&checked.graphs[0]),
+        ["x", "b0", "b1", "p1.b0", "p1.b1", "p2.b0", "p2.b1", "b1x0", "b2"]
+    );
+}
+
+#[test]
 fn a_block_parameter_named_prefix_keeps_its_argument() {
     let checked = check(
         "block unit(x, prefix, start=1) { return x -> conv(prefix * start, k=1); }

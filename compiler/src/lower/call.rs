@@ -46,7 +46,8 @@ impl<'p> Lowerer<'p> {
         let v = if let Some(spec) = spec {
             self.op(spec, st.span, vals, &path, first == 0)
         } else if let Some(block) = block {
-            self.instantiate(block, callee, st.span, vals, &path)
+            let site = format!("in this call of `{}`", source_name(&block.name.name));
+            self.instantiate(block, callee, (st.span, site), vals, &path)
         } else {
             Value::Poison // unknown op or a loss used as a layer: reported by resolve
         };
@@ -421,7 +422,7 @@ impl<'p> Lowerer<'p> {
         &mut self,
         block: &'p ast::Block,
         callee: &ast::Ident,
-        span: Span,
+        (span, site): (Span, String),
         args: Vec<ArgVal<'p>>,
         path: &str,
     ) -> Value {
@@ -471,17 +472,20 @@ impl<'p> Lowerer<'p> {
             state: Vec::new(),
             is_network: false,
             dups: HashSet::new(),
+            repeated: HashMap::new(),
         };
         for b in &block.binds {
             add_bind(&mut scope, b);
         }
         self.scopes.push(scope);
         self.instances.push(name);
+        self.sites.push((span, site));
         let s = self.scopes.len() - 1;
         for i in 0..block.binds.len() {
             self.force_unique(s, i);
         }
         let v = self.chain(s, &block.ret, path);
+        self.sites.pop();
         self.instances.pop();
         self.scopes.pop();
         v

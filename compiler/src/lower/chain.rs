@@ -64,7 +64,22 @@ impl<'p> Lowerer<'p> {
                 }
                 Width::Repeat(_, None) => cur = Value::Poison,
                 Width::Repeat(c, Some(e)) => {
+                    let block = crate::repeat::RepeatCall::split(c, self.defs)
+                        .block_name()
+                        .map_or_else(String::new, |b| b.name.clone());
+                    self.repeats.push(RepeatFrame {
+                        at: e.at,
+                        block,
+                        n: e.n,
+                        k: 0,
+                        before: self.stages,
+                        before_k: self.stages,
+                        sites: self.sites.len(),
+                    });
                     for k in 0..e.n {
+                        if let Some(f) = self.repeats.last_mut() {
+                            (f.k, f.before_k) = (k, self.stages);
+                        }
                         // `as` on a repeat is an error (resolution): `prefix=` or positions
                         // name them.
                         let path = match e.names {
@@ -75,11 +90,12 @@ impl<'p> Lowerer<'p> {
                             None if count == 1 => base.to_string(),
                             None => format!("{base}.{}", pos + k),
                         };
-                        cur = self.repeat_stage(s, st, c, k, (cur, cur_span), path);
+                        cur = self.repeat_stage(s, st, c, (k, e.n), (cur, cur_span), path);
                         if self.stages > MAX_STAGES {
                             break; // reported once, where the limit was reached
                         }
                     }
+                    self.repeats.pop();
                 }
             }
             pos += width.positions();
@@ -92,7 +108,7 @@ impl<'p> Lowerer<'p> {
     /// the limit.
     pub(super) fn count_stage(&mut self, span: Span) -> bool {
         self.stages += 1;
-        if self.stages == MAX_STAGES + 1 {
+        if self.stages == MAX_STAGES + 1 && !self.repeat_past_limit() {
             self.error(
                 Diagnostic::error(
                     "too-large",
@@ -103,6 +119,53 @@ impl<'p> Lowerer<'p> {
             );
         }
         self.stages <= MAX_STAGES
+    }
+}
+
+impl Lowerer<'_> {
+    /// At the stage limit, reports the `repeat` whose repetitions pushed past it, if one did:
+    /// the outermost one that has made a whole repetition, whose count times that
+    /// repetition's layer calls does not fit (an inner one only repeats within one of its
+    /// repetitions). `false` when no repeat has made a whole repetition.
+    fn repeat_past_limit(&mut self) -> bool {
+        let Some(f) = self.repeats.iter().find(|f| f.k > 0) else {
+            return false;
+        };
+        let made = f.before_k - f.before;
+        let each = made.div_ceil(f.k);
+        let total = (f.n as u128) * (each as u128);
+        let calls = if made % f.k == 0 {
+            format!(
+                "each repetition of `{}` makes {each} layer calls (its call and {} in its body): {} × {each} = {total}",
+                f.block,
+                each - 1,
+                f.n
+            )
+        } else {
+            format!(
+                "its first {} repetitions made {made} layer calls, about {each} each: about {total} for {}",
+                f.k, f.n
+            )
+        };
+        let left = match f.before {
+            0 => String::new(),
+            b => format!(" after the {b} made before it"),
+        };
+        let d = Diagnostic::error(
+            "too-large",
+            format!(
+                "`repeat({}, {}, ..)` expands past the limit of {MAX_STAGES} layer calls",
+                f.n, f.block
+            ),
+        )
+        .label(f.at, format!("{} repetitions of {each} layer calls", f.n))
+        .help(format!(
+            "{calls}, and {} fit{left}; repeat fewer times, or make the block smaller",
+            MAX_STAGES - f.before,
+        ));
+        let depth = f.sites;
+        self.error_within(d, depth);
+        true
     }
 }
 

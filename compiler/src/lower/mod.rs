@@ -108,6 +108,8 @@ struct Scope<'p> {
     is_network: bool,
     /// Names declared twice (reported by resolution): their layers' paths clash too.
     dups: HashSet<String>,
+    /// The names `prefix=` gave repetitions here, with the span of the `prefix=` value.
+    repeated: HashMap<String, Span>,
 }
 
 enum ConstState {
@@ -139,7 +141,34 @@ struct Lowerer<'p> {
     loss_terms: usize,
     /// The count of each `repeat` stage evaluated, by its span, for the report's rows.
     repeat_counts: HashMap<Span, usize>,
+    /// The block calls being expanded, outermost first: where each was called, and how to
+    /// say so ("in this call of `unit`", "in repetition 7 of 8"). An error inside a block
+    /// names them, since the body alone does not say which call went wrong.
+    sites: Vec<(Span, String)>,
+    /// Errors inside blocks already given (span, message): one in a block's body that every
+    /// call makes (a recursive call, in each of 1000 repetitions) is reported at the first.
+    sited: HashSet<(Span, String)>,
+    /// The `repeat`s being expanded, outermost first, for the error at the stage limit.
+    repeats: Vec<RepeatFrame>,
 }
+
+/// A `repeat` being expanded: which repetition, and the stages counted so far.
+struct RepeatFrame {
+    /// The count's span, where an expansion past the stage limit is reported.
+    at: Span,
+    block: String,
+    n: usize,
+    /// The repetition being made (from 0).
+    k: usize,
+    /// [`Lowerer::stages`] before the first repetition and before repetition `k`.
+    before: usize,
+    before_k: usize,
+    /// How many [`Lowerer::sites`] enclose the repeat.
+    sites: usize,
+}
+
+/// How many enclosing calls an error names; deeper ones are counted in a note.
+const MAX_SITES: usize = 4;
 
 /// An argument after evaluation.
 #[derive(Clone, Debug)]
@@ -189,10 +218,35 @@ impl<'p> Lowerer<'p> {
             stages: 0,
             loss_terms: 0,
             repeat_counts: HashMap::new(),
+            sites: Vec::new(),
+            sited: HashSet::new(),
+            repeats: Vec::new(),
         }
     }
 
+    /// Reports an error, naming the block calls it happened in.
     fn error(&mut self, d: Diagnostic) -> Value {
+        self.error_within(d, self.sites.len())
+    }
+
+    /// Reports an error, naming the outermost `depth` block calls being expanded.
+    fn error_within(&mut self, mut d: Diagnostic, depth: usize) -> Value {
+        if depth > 0 {
+            let key = (d.span().unwrap_or_default(), d.message.clone());
+            if !self.sited.insert(key) {
+                return Value::Poison;
+            }
+        }
+        let sites = &self.sites[..depth];
+        for (span, what) in sites.iter().rev().take(MAX_SITES) {
+            d = d.label(*span, what.clone());
+        }
+        if sites.len() > MAX_SITES {
+            d = d.note(format!(
+                "and {} more enclosing calls",
+                sites.len() - MAX_SITES
+            ));
+        }
         self.diags.push(d);
         Value::Poison
     }
@@ -217,6 +271,7 @@ impl<'p> Lowerer<'p> {
             state: Vec::new(),
             is_network: true,
             dups: HashSet::new(),
+            repeated: HashMap::new(),
         };
         for input in &net.inputs {
             let (op, shape) = self.input_type(input);

@@ -4,6 +4,8 @@
 //! same graph. `n` is checked against the stage budget before anything is expanded, so a
 //! huge count is an error at the call, not a long wait.
 
+use netc_dsl::ast::source_name;
+
 use crate::repeat::RepeatCall;
 
 use super::*;
@@ -11,8 +13,20 @@ use super::*;
 /// How a `repeat` expands: `n` calls, named by chain position or by `prefix=` and `start=`.
 pub(super) struct Expansion<'p> {
     pub n: usize,
+    /// The count's span.
+    pub at: Span,
     /// `prefix="NAME", start=K`: the calls are `NAME{K}`, `NAME{K+1}`, .. in the scope.
     pub names: Option<(&'p str, i64)>,
+}
+
+/// What already has a name that `prefix=` would give a repetition, and where it is named.
+#[derive(Clone, Copy)]
+enum Taken {
+    Binding(Span),
+    Alias(Span),
+    Input(Span),
+    /// A repetition named by another `repeat` of the scope, at its `prefix=` value.
+    Repetition(Span),
 }
 
 impl<'p> Lowerer<'p> {
@@ -28,10 +42,101 @@ impl<'p> Lowerer<'p> {
     pub(super) fn repeat_expansion(&mut self, s: usize, c: &'p ast::Call) -> Option<Expansion<'p>> {
         let n = self.repeat_count(s, c);
         let names = self.repeat_names(s, c);
-        Some(Expansion {
-            n: n?,
-            names: names?,
-        })
+        let (n, names) = (n?, names?);
+        if let (Some((prefix, start)), Some(p)) = (names, RepeatCall::split(c, self.defs).prefix) {
+            if !self.repeat_names_free(s, p.value.span, prefix, start, n) {
+                return None;
+            }
+        }
+        let at = RepeatCall::split(c, self.defs).n?.value.span;
+        Some(Expansion { n, at, names })
+    }
+
+    /// Whether the names `prefix{start}`, `prefix{start + 1}`, .. of `n` repetitions are free
+    /// in scope `s`: no binding, `as` name, input or other repetition of the scope has one
+    /// (it would be a second layer at that path). Reports the first that is taken, at the
+    /// `prefix=` value (`at`), and keeps the names of free ones for the repeats after it.
+    fn repeat_names_free(
+        &mut self,
+        s: usize,
+        at: Span,
+        prefix: &str,
+        start: i64,
+        n: usize,
+    ) -> bool {
+        let mut names = Vec::with_capacity(n);
+        for k in 0..n {
+            let name = format!("{prefix}{}", i128::from(start) + k as i128);
+            let Some(taken) = self.layer_named(s, &name) else {
+                names.push(name);
+                continue;
+            };
+            let shown = source_name(&name);
+            let (what, span, label) = match taken {
+                Taken::Binding(span) => (
+                    "is already the name of a binding",
+                    span,
+                    format!("the binding `{shown}`"),
+                ),
+                Taken::Alias(span) => (
+                    "is already the name `as` gives a layer",
+                    span,
+                    format!("`as {shown}` names a layer here"),
+                ),
+                Taken::Input(span) => (
+                    "is already the name of an input",
+                    span,
+                    format!("the input `{shown}`"),
+                ),
+                Taken::Repetition(span) => (
+                    "an earlier `prefix=` gives a repetition too",
+                    span,
+                    format!("also names `{shown}`"),
+                ),
+            };
+            let rename = match taken {
+                Taken::Repetition(_) => String::new(),
+                _ => format!(", or rename `{shown}`"),
+            };
+            self.error(
+                Diagnostic::error(
+                    "duplicate-path",
+                    format!("`prefix=\"{prefix}\"` names a repetition `{shown}`, which {what}"),
+                )
+                .label(at, format!("names repetition {} `{shown}`", k + 1))
+                .label(span, label)
+                .help(format!(
+                    "`prefix=` names the repetitions in the scope, as `as` names a layer: choose another prefix{rename}"
+                )),
+            );
+            return false;
+        }
+        let repeated = &mut self.scopes[s].repeated;
+        repeated.extend(names.into_iter().map(|name| (name, at)));
+        true
+    }
+
+    /// What in scope `s` has the name `name` and a layer at its path, if anything.
+    fn layer_named(&self, s: usize, name: &str) -> Option<Taken> {
+        let scope = &self.scopes[s];
+        if let Some(&i) = scope.bind_of.get(name) {
+            return Some(Taken::Binding(scope.binds[i].name.span));
+        }
+        if let Some(&i) = scope.alias_of.get(name) {
+            let aliases = scope.binds[i].chain.aliases();
+            return aliases
+                .iter()
+                .find(|a| a.name == name)
+                .map(|a| Taken::Alias(a.span));
+        }
+        if let Some(&span) = scope.repeated.get(name) {
+            return Some(Taken::Repetition(span));
+        }
+        // A block's parameters are values without a path: only the network's are layers.
+        if scope.is_network && scope.values.contains_key(name) {
+            return self.paths.get(name).map(|&span| Taken::Input(span));
+        }
+        None
     }
 
     /// `prefix=` and `start=`: `Some(None)` without a prefix, `None` after an error (a prefix
@@ -155,13 +260,13 @@ impl<'p> Lowerer<'p> {
         }
     }
 
-    /// The `k`-th call of a repeat's block, on the piped value, named `path`.
+    /// The `k`-th of the `n` calls of a repeat's block, on the piped value, named `path`.
     pub(super) fn repeat_stage(
         &mut self,
         s: usize,
         st: &'p ast::Stage,
         c: &'p ast::Call,
-        k: usize,
+        (k, n): (usize, usize),
         piped: (Value, Span),
         path: String,
     ) -> Value {
@@ -192,6 +297,7 @@ impl<'p> Lowerer<'p> {
                 span: index.span,
             });
         }
-        self.instantiate(block, id, st.span, vals, &path)
+        let site = format!("in repetition {} of {n}", k + 1);
+        self.instantiate(block, id, (st.span, site), vals, &path)
     }
 }
