@@ -328,7 +328,8 @@ pub(crate) fn forward(
     beta: f32,
 ) {
     if channels::applies(g) {
-        return channels::forward(g, n, x, w, bias, act, y, ys, beta);
+        let xs = Slot::dense(g.c * g.h * g.w);
+        return channels::forward(g, n, x, xs, w, bias, act, y, ys, beta);
     }
     planes(g, n, x, w, bias, act, y, ys, beta);
 }
@@ -386,6 +387,23 @@ type PhaseTaps = (Vec<usize>, Vec<(usize, usize)>);
 /// zero outside the map: `dP[s][f] = Σ_{o, k in s} w[o, k]·dyw[o][f - within(k)]`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_data(
+    g: &Conv2d,
+    n: usize,
+    w: &[f32],
+    dy: &[f32],
+    dys: Slot,
+    dx: &mut [f32],
+    beta: f32,
+) {
+    if channels::applies(g) {
+        return channels::backward_data(g, n, w, dy, dys, dx, beta);
+    }
+    planes_backward_data(g, n, w, dy, dys, dx, beta);
+}
+
+/// [`backward_data`] plane by plane.
+#[allow(clippy::too_many_arguments)]
+fn planes_backward_data(
     g: &Conv2d,
     n: usize,
     w: &[f32],
@@ -461,6 +479,14 @@ pub(crate) fn backward_weight(
     dys: Slot,
     dw: &mut [f32],
 ) {
+    if channels::applies(g) {
+        return channels::backward_weight(g, n, x, dy, dys, dw);
+    }
+    planes_backward_weight(g, n, x, dy, dys, dw);
+}
+
+/// [`backward_weight`] plane by plane.
+fn planes_backward_weight(g: &Conv2d, n: usize, x: &[f32], dy: &[f32], dys: Slot, dw: &mut [f32]) {
     let (p, og, cg, taps) = (g.ho() * g.wo(), g.og(), g.cg(), g.kh * g.kw);
     let (xs, plane) = (g.c * g.h * g.w, g.h * g.w);
     let ph = Phases::new(g);

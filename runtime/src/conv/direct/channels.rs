@@ -27,15 +27,15 @@ const P: usize = 8;
 /// The largest input plane taken: eight channels of it, padded, are the scratch of each
 /// thread (MobileNetV2's 112×112 maps take 416 KB). Against the row kernels, one thread, a
 /// batch of 8: 2.2–2.6× on 7×7 maps, 1.2–1.4× on 14×14, level to 1.4× on 28×28 to 112×112
-/// (5×5 kernels gain most), 1.4–2.9× at stride 2 (`channels_bench` in the closing note of
-/// issue 15's sixth round).
+/// (5×5 kernels gain most), 1.4–2.9× at stride 2; forward and backward, 1.2–2.0× (`netc
+/// bench conv 8 C H W C 3 S 1 --groups C --threads 1`).
 const MAX_PLANE: usize = 128 * 128;
 
 /// Whether `g` is computed here: a depthwise conv (one input and one output per group) of
 /// whole blocks of eight channels on a map of at most [`MAX_PLANE`] pixels, on a CPU with
 /// AVX2 and FMA.
 pub(super) fn applies(g: &Conv2d) -> bool {
-    g.groups == g.c && g.out == g.c && g.c % L == 0 && g.h * g.w <= MAX_PLANE && available()
+    g.groups == g.c && g.out == g.c && g.c.is_multiple_of(L) && g.h * g.w <= MAX_PLANE && available()
 }
 
 fn available() -> bool {
@@ -80,12 +80,13 @@ impl Layout {
 }
 
 /// `y = act(conv(x, w) + bias + beta·y)` at `ys` of `y`, `beta` 0 or 1, as
-/// `direct::forward` (the caller checked [`applies`]).
+/// `direct::forward` (the caller checked [`applies`]); image `i` of `x` at `xs`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
     g: &Conv2d,
     n: usize,
     x: &[f32],
+    xs: Slot,
     w: &[f32],
     bias: Option<&[f32]>,
     act: Act,
@@ -98,17 +99,10 @@ pub(super) fn forward(
     let lay = Layout::new(g);
     let macs = g.out * p * taps;
     // The weights of each block of eight channels as one vector per tap, once per call.
-    let mut wt = vec![0.0f32; g.c * taps];
-    for (blk, wt) in wt.chunks_exact_mut(L * taps).enumerate() {
-        for k in 0..taps {
-            for l in 0..L {
-                wt[L * k + l] = w[(blk * L + l) * taps + k];
-            }
-        }
-    }
+    let wt = by_tap(w, g.c, taps);
     let hi = act.clamp_hi();
     for i in 0..n {
-        let xi = &x[i * g.c * plane..(i + 1) * g.c * plane];
+        let xi = &x[xs.image(i, g.c * plane)];
         let yi = &mut y[ys.image(i, g.out * p)];
         for_each(yi, L * p, macs, |blk, yb| {
             let c0 = blk * L;
@@ -130,6 +124,19 @@ pub(super) fn forward(
             })
         });
     }
+}
+
+/// The weights `w` (`c × taps`) of each block of eight channels as one vector per tap.
+fn by_tap(w: &[f32], c: usize, taps: usize) -> Vec<f32> {
+    let mut wt = vec![0.0f32; c * taps];
+    for (blk, wt) in wt.chunks_exact_mut(L * taps).enumerate() {
+        for k in 0..taps {
+            for l in 0..L {
+                wt[L * k + l] = w[(blk * L + l) * taps + k];
+            }
+        }
+    }
+    wt
 }
 
 /// A vector of eight floats from `s[at..]`.
@@ -185,27 +192,15 @@ fn transpose(r: [__m256; 8]) -> [__m256; 8] {
     ]
 }
 
-/// Channels `c0..c0 + 8` of one image: planes `xb` (8 × h × w) and weights `wt` (taps × 8)
-/// into output planes `yb` (8 × ho × wo), through scratch `s`.
+/// Planes `xb` (8 × h × w) as one zero-padded plane of 8-channel pixels, `Layout::padded`
+/// of them from a 32-byte boundary of `s` (a vector across two cache lines costs two
+/// loads), which it returns.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-fn block(
-    g: &Conv2d,
-    lay: &Layout,
-    xb: &[f32],
-    wt: &[f32],
-    bias: Option<&[f32]>,
-    hi: Option<f32>,
-    beta: f32,
-    yb: &mut [f32],
-    s: &mut [f32],
-) {
-    let (plane, taps, wp) = (g.h * g.w, g.kh * g.kw, lay.wp);
-    // Pixels on 32-byte boundaries: a vector across two cache lines costs two loads.
+fn pad_pixels<'s>(g: &Conv2d, lay: &Layout, xb: &[f32], s: &'s mut [f32]) -> &'s mut [f32] {
+    let (plane, wp, hp) = (g.h * g.w, lay.wp, g.h + 2 * g.ph);
     let skip = s.as_ptr().align_offset(32).min(L);
     let tp = &mut s[skip..skip + L * lay.padded];
-    let hp = g.h + 2 * g.ph;
     // The padding: every padded pixel the interior does not overwrite, and the room after.
     let zero = _mm256_setzero_ps();
     for r in 0..hp {
@@ -231,6 +226,28 @@ fn block(
             tp[L * lay.pos[q] + l] = xb[l * plane + q];
         }
     }
+    tp
+}
+
+/// Channels `c0..c0 + 8` of one image: planes `xb` (8 × h × w) and weights `wt` (taps × 8)
+/// into output planes `yb` (8 × ho × wo), through scratch `s`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+fn block(
+    g: &Conv2d,
+    lay: &Layout,
+    xb: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    hi: Option<f32>,
+    beta: f32,
+    yb: &mut [f32],
+    s: &mut [f32],
+) {
+    let (taps, wp, hp) = (g.kh * g.kw, lay.wp, g.h + 2 * g.ph);
+    let tp = pad_pixels(g, lay, xb, s);
+    let zero = _mm256_setzero_ps();
     // Sums, P = 8 pixels of a row at a time, turned back into eight channels' rows and
     // stored with the epilogue; a row's last block stores only the pixels it has.
     let (ho, wo) = (g.ho(), g.wo());
@@ -299,144 +316,9 @@ fn block(
     }
 }
 
+mod backward;
+
+pub(super) use backward::{backward_data, backward_weight};
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Values of every sign and scale, zeros (and negative zeros) among them, from a
-    /// fixed generator.
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                match s % 11 {
-                    0 => 0.0,
-                    1 => -0.0,
-                    _ => ((s >> 11) % 2001) as f32 / 1000.0 - 1.0,
-                }
-            })
-            .collect()
-    }
-
-    /// Every geometry, epilogue and slot here gives the row kernels' outputs to the bit.
-    #[test]
-    fn channels_in_vectors_give_the_row_kernels_bits() {
-        if !available() {
-            return;
-        }
-        let mut cases = 0;
-        for (c, h, w) in [
-            (8, 7, 7),
-            (16, 14, 14),
-            (8, 5, 9),
-            (24, 3, 2),
-            (8, 1, 1),
-            (8, 28, 28),
-        ] {
-            for (k, s, p, d) in [
-                (3, 1, 1, 1),
-                (3, 2, 1, 1),
-                (5, 1, 2, 1),
-                (5, 2, 2, 1),
-                (3, 1, 0, 1),
-                (3, 1, 2, 2),
-                (1, 1, 0, 1),
-                (3, 2, 0, 1),
-            ] {
-                if h + 2 * p < d * (k - 1) + 1 || w + 2 * p < d * (k - 1) + 1 {
-                    continue;
-                }
-                let g = Conv2d {
-                    c,
-                    h,
-                    w,
-                    out: c,
-                    kh: k,
-                    kw: k,
-                    sh: s,
-                    sw: s,
-                    ph: p,
-                    pw: p,
-                    dh: d,
-                    dw: d,
-                    groups: c,
-                };
-                assert!(applies(&g));
-                let n = 2;
-                let pl = g.ho() * g.wo();
-                let x = values(n * c * h * w, cases);
-                let wts = values(c * k * k, cases + 1);
-                let b = values(c, cases + 2);
-                for act in [Act::None, Act::Relu, Act::Relu6] {
-                    for beta in [0.0, 1.0] {
-                        for bias in [None, Some(&b[..])] {
-                            // The outputs at channel 3 of a wider tensor, as into a concat.
-                            let ys = Slot::channels(3, c + 5, pl);
-                            let y0 = values(n * (c + 5) * pl, cases + 3);
-                            let (mut want, mut got) = (y0.clone(), y0);
-                            super::super::planes(&g, n, &x, &wts, bias, act, &mut want, ys, beta);
-                            forward(&g, n, &x, &wts, bias, act, &mut got, ys, beta);
-                            let bits =
-                                |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                            assert_eq!(
-                                bits(&got),
-                                bits(&want),
-                                "{g:?} {act:?} beta {beta} bias {}",
-                                bias.is_some()
-                            );
-                            cases += 1;
-                        }
-                    }
-                }
-            }
-        }
-        assert!(cases > 400, "{cases} cases");
-    }
-
-    /// A NaN in the input reaches the outputs it feeds, through the clamp, as in the row
-    /// kernels.
-    #[test]
-    fn a_nan_passes_the_clamp() {
-        if !available() {
-            return;
-        }
-        let g = Conv2d {
-            c: 8,
-            h: 4,
-            w: 4,
-            out: 8,
-            kh: 3,
-            kw: 3,
-            sh: 1,
-            sw: 1,
-            ph: 1,
-            pw: 1,
-            dh: 1,
-            dw: 1,
-            groups: 8,
-        };
-        let mut x = values(8 * 16, 5);
-        x[2 * 16 + 5] = f32::NAN;
-        let wts = values(8 * 9, 6);
-        let mut y = vec![0.0; 8 * 16];
-        forward(
-            &g,
-            1,
-            &x,
-            &wts,
-            None,
-            Act::Relu6,
-            &mut y,
-            Slot::dense(8 * 16),
-            0.0,
-        );
-        let nans: Vec<usize> = (0..y.len()).filter(|&i| y[i].is_nan()).collect();
-        assert!(
-            !nans.is_empty() && nans.iter().all(|&i| i / 16 == 2),
-            "{nans:?}"
-        );
-    }
-}
+mod tests;
