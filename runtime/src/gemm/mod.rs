@@ -43,7 +43,7 @@
 //! depend on m, n, the thread count or where a tile sits, so results are bitwise identical
 //! for any number of threads.
 
-mod avx2;
+pub(crate) mod avx2;
 mod bench;
 mod context;
 mod generic;

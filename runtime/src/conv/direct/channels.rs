@@ -16,6 +16,9 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+#[cfg(target_arch = "x86_64")]
+pub(super) use crate::gemm::avx2::transpose8 as transpose;
+
 use super::{for_each, with_scratch, Conv2d};
 use crate::gemm::Act;
 use crate::tensor::Slot;
@@ -35,7 +38,11 @@ const MAX_PLANE: usize = 128 * 128;
 /// whole blocks of eight channels on a map of at most [`MAX_PLANE`] pixels, on a CPU with
 /// AVX2 and FMA.
 pub(super) fn applies(g: &Conv2d) -> bool {
-    g.groups == g.c && g.out == g.c && g.c.is_multiple_of(L) && g.h * g.w <= MAX_PLANE && available()
+    g.groups == g.c
+        && g.out == g.c
+        && g.c.is_multiple_of(L)
+        && g.h * g.w <= MAX_PLANE
+        && available()
 }
 
 fn available() -> bool {
@@ -157,39 +164,6 @@ fn store(s: &mut [f32], at: usize, v: __m256) {
     let s = &mut s[at..at + L];
     // SAFETY: `s` holds the eight floats written (checked by the slicing above).
     unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
-}
-
-/// The 8×8 transpose of `r` (row `j` of the result is column `j` of `r`).
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn transpose(r: [__m256; 8]) -> [__m256; 8] {
-    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-    [
-        _mm256_permute2f128_ps::<0x20>(u0, u4),
-        _mm256_permute2f128_ps::<0x20>(u1, u5),
-        _mm256_permute2f128_ps::<0x20>(u2, u6),
-        _mm256_permute2f128_ps::<0x20>(u3, u7),
-        _mm256_permute2f128_ps::<0x31>(u0, u4),
-        _mm256_permute2f128_ps::<0x31>(u1, u5),
-        _mm256_permute2f128_ps::<0x31>(u2, u6),
-        _mm256_permute2f128_ps::<0x31>(u3, u7),
-    ]
 }
 
 /// Planes `xb` (8 × h × w) as one zero-padded plane of 8-channel pixels, `Layout::padded`
