@@ -11,6 +11,11 @@
 //!   give PyTorch's loss, output, running statistics and gradients (as summaries: see
 //!   `assert_summary`).
 //!
+//! - held out: seven torchvision networks outside the zoo (ResNet-101, ResNeXt-50, Wide
+//!   ResNet-50, DenseNet-169 and -201, VGG-16-BN, MobileNetV3-Large), written with `repeat`
+//!   and defaults in `fixtures/heldout/` after the language had them, against the same
+//!   counts (`make_zoo.py --heldout`).
+//!
 //! Each zoo file checks in well under a second with a release `netc check` (a few
 //! milliseconds when this was written); that is a property to keep, not a timed assertion
 //! here, where the debug build and a busy machine would make it flaky.
@@ -70,8 +75,29 @@ fn check_zoo_file(name: &str) -> Checked {
 // --- counts ---------------------------------------------------------------------------------
 
 fn check_counts(name: &str) {
-    let fx = fixture(name, "counts");
-    let checked = check_zoo_file(name);
+    check_counts_of(name, &fixture(name, "counts"), check_zoo_file(name));
+}
+
+/// Issue 18's held-out networks (`fixtures/heldout/`: torchvision networks outside the zoo,
+/// written with `repeat` and defaults): the same counts and paths as torchvision.
+fn check_heldout(name: &str) {
+    let dir = root().join("compiler/tests/fixtures/heldout");
+    let fx: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(format!("{name}.counts.json"))).unwrap(),
+    )
+    .unwrap();
+    let checked = check_file(&dir.join(format!("{name}.net")), None);
+    assert!(!checked.has_errors(), "{name}.net:\n{}", checked.render());
+    assert_eq!(
+        checked.warnings().count(),
+        0,
+        "{name}.net:\n{}",
+        checked.render()
+    );
+    check_counts_of(name, &fx, checked);
+}
+
+fn check_counts_of(name: &str, fx: &Value, checked: Checked) {
     let g = &checked.graphs[0];
     let report = Report::new(g);
     let input = &report.inputs[0];
@@ -445,6 +471,23 @@ macro_rules! zoo {
         }
         const ZOO: &[&str] = &[$(stringify!($name)),*];
     };
+}
+
+mod heldout {
+    macro_rules! heldout {
+        ($($name:ident),* $(,)?) => {
+            $( #[test] fn $name() { super::check_heldout(stringify!($name)); } )*
+        };
+    }
+    heldout!(
+        densenet169,
+        densenet201,
+        mobilenet_v3_large,
+        resnet101,
+        resnext50_32x4d,
+        vgg16_bn,
+        wide_resnet50_2,
+    );
 }
 
 zoo!(
