@@ -601,7 +601,8 @@ fn every_memory_plan_checks() {
             paths.push(path);
         }
     }
-    assert!(paths.len() > 200, "the random networks are there");
+    // build.rs makes 176 random networks.
+    assert!(paths.len() > 4 + 150, "the random networks are there");
     for path in &paths {
         let checked = netc_compiler::check_file(path, None);
         assert!(!checked.has_errors(), "{}", checked.render());
