@@ -42,18 +42,7 @@ pub(super) fn applies(g: &Conv2d) -> bool {
         && g.out == g.c
         && g.c.is_multiple_of(L)
         && g.h * g.w <= MAX_PLANE
-        && available()
-}
-
-fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+        && crate::gemm::avx2::is_available()
 }
 
 /// Where things lie in a block's scratch, in floats, and the padded place of every input
@@ -166,15 +155,39 @@ fn store(s: &mut [f32], at: usize, v: __m256) {
     unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
 }
 
+/// `len` floats of `s` from a 32-byte boundary: a vector across two cache lines costs two
+/// loads. (Scratch has `L` floats of room for it.)
+fn aligned(s: &mut [f32], len: usize) -> &mut [f32] {
+    let skip = s.as_ptr().align_offset(32).min(L);
+    &mut s[skip..skip + len]
+}
+
+/// Pixel `q` of eight planes `src` (each `plane` long) as one 8-channel pixel at `L·at(q)`
+/// of `dst`, eight pixels at a time through a transpose.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn to_pixels(src: &[f32], plane: usize, at: impl Fn(usize) -> usize, dst: &mut [f32]) {
+    let full = plane / L * L;
+    for q in (0..full).step_by(L) {
+        let rows = std::array::from_fn(|l| load(src, l * plane + q));
+        for (j, v) in transpose(rows).into_iter().enumerate() {
+            store(dst, L * at(q + j), v);
+        }
+    }
+    for q in full..plane {
+        for l in 0..L {
+            dst[L * at(q) + l] = src[l * plane + q];
+        }
+    }
+}
+
 /// Planes `xb` (8 × h × w) as one zero-padded plane of 8-channel pixels, `Layout::padded`
-/// of them from a 32-byte boundary of `s` (a vector across two cache lines costs two
-/// loads), which it returns.
+/// of them, aligned in `s`; returns them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn pad_pixels<'s>(g: &Conv2d, lay: &Layout, xb: &[f32], s: &'s mut [f32]) -> &'s mut [f32] {
-    let (plane, wp, hp) = (g.h * g.w, lay.wp, g.h + 2 * g.ph);
-    let skip = s.as_ptr().align_offset(32).min(L);
-    let tp = &mut s[skip..skip + L * lay.padded];
+    let (wp, hp) = (lay.wp, g.h + 2 * g.ph);
+    let tp = aligned(s, L * lay.padded);
     // The padding: every padded pixel the interior does not overwrite, and the room after.
     let zero = _mm256_setzero_ps();
     for r in 0..hp {
@@ -187,19 +200,7 @@ fn pad_pixels<'s>(g: &Conv2d, lay: &Layout, xb: &[f32], s: &'s mut [f32]) -> &'s
     for q in hp * wp..lay.padded {
         store(tp, L * q, zero);
     }
-    // The interior, eight pixels of the eight planes at a time.
-    let full = plane / L * L;
-    for q in (0..full).step_by(L) {
-        let rows = std::array::from_fn(|l| load(xb, l * plane + q));
-        for (j, v) in transpose(rows).into_iter().enumerate() {
-            store(tp, L * lay.pos[q + j], v);
-        }
-    }
-    for q in full..plane {
-        for l in 0..L {
-            tp[L * lay.pos[q] + l] = xb[l * plane + q];
-        }
-    }
+    to_pixels(xb, g.h * g.w, |q| lay.pos[q], tp);
     tp
 }
 

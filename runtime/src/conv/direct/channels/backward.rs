@@ -7,9 +7,9 @@
 use std::arch::x86_64::*;
 
 use super::super::{for_each, with_scratch, Conv2d};
-use super::{applies, by_tap, forward, Layout, L};
+use super::{aligned, applies, by_tap, forward, Layout, L};
 #[cfg(target_arch = "x86_64")]
-use super::{load, pad_pixels, store, transpose};
+use super::{load, pad_pixels, store, to_pixels, transpose};
 use crate::gemm::Act;
 use crate::tensor::Slot;
 
@@ -140,7 +140,8 @@ fn weight_block(
     let (ho, wo, wp) = (g.ho(), g.wo(), lay.wp);
     let p = ho * wo;
     let tp = pad_pixels(g, lay, xb, tp);
-    let dyt = to_pixels(dyb, p, dyt);
+    let dyt = aligned(dyt, L * p);
+    to_pixels(dyb, p, |q| q, dyt);
     // Taps nine at a time (a 3×3 kernel's, all in registers: a fixed count, so that the
     // compiler unrolls them), each summed over the image's pixels in order, then added to
     // the total. A last group of fewer than nine repeats tap 0 and drops those sums.
@@ -175,28 +176,6 @@ fn weight_block(
     }
 }
 
-/// Planes `src` (8 × `p`) as `p` 8-channel pixels from a 32-byte boundary of `s`, which it
-/// returns.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn to_pixels<'s>(src: &[f32], p: usize, s: &'s mut [f32]) -> &'s mut [f32] {
-    let skip = s.as_ptr().align_offset(32).min(L);
-    let dst = &mut s[skip..skip + L * p];
-    let full = p / L * L;
-    for q in (0..full).step_by(L) {
-        let rows = std::array::from_fn(|l| load(src, l * p + q));
-        for (j, v) in transpose(rows).into_iter().enumerate() {
-            store(dst, L * (q + j), v);
-        }
-    }
-    for q in full..p {
-        for l in 0..L {
-            dst[L * q + l] = src[l * p + q];
-        }
-    }
-    dst
-}
-
 /// One image's data gradient of channels `c0..c0 + 8`: output gradients `dyb` (8 × ho ×
 /// wo) scattered through weights `wt` (taps × 8) onto zero-padded pixels `tp`, whose
 /// interior then goes into planes `dxb` (8 × h × w) as `dx = beta·dx + ∂L/∂x`.
@@ -215,9 +194,9 @@ fn scatter_block(
 ) {
     let (ho, wo, wp, taps) = (g.ho(), g.wo(), lay.wp, g.kh * g.kw);
     let (plane, p) = (g.h * g.w, ho * wo);
-    let dyt = to_pixels(dyb, p, dyt);
-    let skip = tp.as_ptr().align_offset(32).min(L);
-    let tp = &mut tp[skip..skip + L * lay.padded];
+    let dyt = aligned(dyt, L * p);
+    to_pixels(dyb, p, |q| q, dyt);
+    let tp = aligned(tp, L * lay.padded);
     let zero = _mm256_setzero_ps();
     for q in 0..lay.padded {
         store(tp, L * q, zero);

@@ -70,7 +70,7 @@ fn geometries() -> Vec<Conv2d> {
 /// Every geometry, epilogue and slot here gives the row kernels' outputs to the bit.
 #[test]
 fn channels_in_vectors_give_the_row_kernels_bits() {
-    if !available() {
+    if !crate::gemm::avx2::is_available() {
         return;
     }
     let mut cases = 0;
@@ -121,7 +121,7 @@ fn channels_in_vectors_give_the_row_kernels_bits() {
 /// kernels.
 #[test]
 fn a_nan_passes_the_clamp() {
-    if !available() {
+    if !crate::gemm::avx2::is_available() {
         return;
     }
     let g = Conv2d {
@@ -167,7 +167,7 @@ fn a_nan_passes_the_clamp() {
 /// output gradients at a slot.
 #[test]
 fn gradients_agree_with_the_row_kernels() {
-    if !available() {
+    if !crate::gemm::avx2::is_available() {
         return;
     }
     let close = |got: &[f32], want: &[f32], what: &str| {
